@@ -1,0 +1,3 @@
+from cifar_sweeps.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""Command line: train / run / resume / stop / leaderboard / serve / predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cifar_sweeps.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    over = {}
+    if getattr(args, "data", None):
+        over["data"] = args.data
+    if getattr(args, "results_dir", None):
+        over["results_dir"] = args.results_dir
+    if getattr(args, "store_url", None):
+        over["store_url"] = args.store_url
+    return Settings(**over)
+
+
+def _store(settings: Settings):
+    from cifar_sweeps.store import get_store
+
+    return get_store(settings.resolved_store_url())
+
+
+# ---------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cifar_sweeps.data import load_splits
+    from cifar_sweeps.train import TrainConfig, Trainer
+
+    settings = _settings(args)
+    fields = TrainConfig.model_fields
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    splits = load_splits(settings.data, settings.cache_dir, args.val_fraction, args.split_seed)
+    if args.train_subset:
+        from cifar_sweeps.data import Splits
+
+        n = args.train_subset
+        splits = Splits(splits.x_train[:n], splits.y_train[:n], splits.x_val, splits.y_val,
+                        splits.x_test, splits.y_test)
+    trainer = Trainer(cfg, splits)
+    print(f"train {cfg.model} on {trainer.device}: {splits.sizes}", flush=True)
+
+    def on_epoch(m, _t):
+        print(f"epoch {m.epoch:3d}/{cfg.epochs}  train_loss {m.train_loss:.4f}  train_acc {m.train_acc:.4f}  "
+              f"val_loss {m.val_loss:.4f}  val_acc {m.val_acc:.4f}  lr {m.lr:.4g}  "
+              f"{m.seconds:.1f}s  {m.images_per_s:.0f} img/s", flush=True)
+
+    result = trainer.run(on_epoch)
+    print(f"best val_acc {result.best_val_acc:.4f} at epoch {result.best_epoch}; "
+          f"test_acc {result.test_acc:.4f}", flush=True)
+    if args.save:
+        import torch
+
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(trainer.best_model_file(), args.save)
+        print(f"saved best model to {args.save}")
+    return 0
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def _resolve_spec_path(spec: str) -> Path:
+    p = Path(spec)
+    if p.exists():
+        return p
+    preset = Path(__file__).resolve().parent.parent / "search_spaces" / f"{spec}.json"
+    return preset if preset.exists() else p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cifar_sweeps.spec import load_spec_file
+    from cifar_sweeps.sweep import run_sweep
+
+    settings = _settings(args)
+    spec = load_spec_file(_resolve_spec_path(args.spec), settings)
+    update = {}
+    if args.name:
+        update["name"] = args.name
+    if args.num_samples:
+        update["num_samples"] = args.num_samples
+    if update:
+        from cifar_sweeps.spec import parse_spec
+
+        spec = parse_spec({**spec.model_dump(mode="json"), **update}, settings)
+    store = _store(settings)
+    sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id)
+    _print_leaderboard(store, sweep_id, 10, False)
+    sweep = store.get_sweep(sweep_id)
+    return 0 if sweep.status in ("succeeded", "stopped") else 1
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from cifar_sweeps.sweep import resume_sweep
+
+    settings = _settings(args)
+    store = _store(settings)
+    resume_sweep(args.sweep_id, settings, store, retry_errored=not args.no_retry_errored)
+    _print_leaderboard(store, args.sweep_id, 10, False)
+    return 0 if store.get_sweep(args.sweep_id).status in ("succeeded", "stopped") else 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from cifar_sweeps.jobs import stop_sweep
+
+    settings = _settings(args)
+    status = stop_sweep(_store(settings), args.sweep_id)
+    print(f"sweep {args.sweep_id}: {status}")
+    return 0
+
+
+def _fmt(x, spec=".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, model: str | None = None) -> None:
+    rows, total = store.leaderboard(sweep_id=sweep_id, model=model, limit=top)
+    if as_json:
+        print(json.dumps({"items": [
+            {"trial_id": t.id, "sweep_id": t.sweep_id, "model": t.model, "config": t.config, "val_acc": t.val_acc,
+             "test_acc": t.test_acc, "epochs": t.epochs, "status": t.status} for t in rows], "total": total}, indent=2))
+        return
+    print(f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  {'status':<13} config")
+    for i, t in enumerate(rows, 1):
+        cfg = {k: v for k, v in t.config.items() if k != "model"}
+        short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
+        print(f"{i:>4}  {t.id:<28} {t.model:<14} {_fmt(t.val_acc):>7} {_fmt(t.test_acc):>8} {t.epochs:>6}  "
+              f"{t.status:<13} {short}")
+    print(f"({len(rows)} of {total} trials)")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _print_leaderboard(_store(settings), args.sweep, args.top, args.json, args.model)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cifar_sweeps.api import serve
+
+    return serve(_settings(args), args.host, args.port, submit=args.submit)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cifar_sweeps.data import CLASSES
+    from cifar_sweeps.loader import MEAN, STD
+    from cifar_sweeps.train import load_model_file
+
+    model = load_model_file(args.model_file)
+    for f in args.images:
+        img = np.asarray(Image.open(f).convert("RGB").resize((32, 32)), np.float32) / 255
+        x = torch.from_numpy((img - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).permute(2, 0, 1)
+        with torch.no_grad():
+            p = torch.softmax(model(x[None]), 1)[0]
+        k = int(p.argmax())
+        print(f"{f}: {CLASSES[k]} ({p[k]:.3f})")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="data source (default: CIFAR_SWEEPS_DATA or torchvision download)")
+    p.add_argument("--results-dir", help="results folder (default: CIFAR_SWEEPS_RESULTS_DIR or ./results)")
+    p.add_argument("--store-url", help="SQLAlchemy URL of the store (default: SQLite under results)")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from cifar_sweeps.models import ACTIVATIONS, MODEL_NAMES
+    from cifar_sweeps.train import OPTIMIZERS, SCHEDULERS
+
+    p.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES)
+    p.add_argument("--activation", choices=list(ACTIVATIONS))
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--scheduler", choices=SCHEDULERS)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", dest="weight_decay", type=float)
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
+    p.add_argument("--crop-padding", dest="crop_padding", type=int)
+    p.add_argument("--cutout", type=int)
+    p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.2)
+    p.add_argument("--split-seed", dest="split_seed", type=int, default=0)
+    p.add_argument("--train-subset", dest="train_subset", type=int)
+    p.add_argument("--save", help="write the best model file here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cifar-sweeps", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="one training run, no Ray")
+    _common(p)
+    _train_args(p)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("run", help="run a sweep spec to the end (also as a Ray job)")
+    p.add_argument("spec", help="a spec JSON file, or the name of a preset in search_spaces/")
+    _common(p)
+    p.add_argument("--name")
+    p.add_argument("--num-samples", type=int)
+    p.add_argument("--sweep-id", help="use this sweep row (created by the API)")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("resume", help="continue an interrupted or stopped sweep")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.add_argument("--no-retry-errored", action="store_true", help="leave errored trials as they are")
+    p.set_defaults(fn=cmd_resume)
+
+    p = sub.add_parser("stop", help="stop a running sweep; results are kept")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.set_defaults(fn=cmd_stop)
+
+    p = sub.add_parser("leaderboard", help="best trials across sweeps, or of one")
+    _common(p)
+    p.add_argument("--sweep")
+    p.add_argument("--model")
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_leaderboard)
+
+    p = sub.add_parser("serve", help="the HTTP API and leaderboard page")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--submit", help="a spec (file or preset name) to submit once the service is up")
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("predict", help="classify images with a downloaded model file")
+    p.add_argument("model_file")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(fn=cmd_predict)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cifar_sweeps.data import DataSourceError
+    from cifar_sweeps.spec import SpecError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (SpecError, DataSourceError, FileNotFoundError, ValueError) as e:
+        print(f"cifar-sweeps {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

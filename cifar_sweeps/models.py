@@ -1,0 +1,228 @@
+"""The model zoo: every architecture the report names, plus two fast CIFAR nets.
+
+Activation and dropout apply to the non-convolutional (fully connected) layers only, as in
+the report; convolutional layers keep ReLU (report nets) or GELU (fast net).
+
+Choices where the report leaves a detail open (widths are the Linear layers' sizes, input
+3*32*32 = 3072):
+- mlp: the course default, 3072-512-512-10.
+- relu_layer_div2: halve until the next halving would pass 10: 3072-1536-...-12-10.
+- relu_layer_div4: quarter likewise: 3072-768-192-48-12-10.
+- relu_div4_div2: alternate /4 and /2: 3072-768-384-96-48-12-10.
+- relu_6_layer_divrand: six Linear layers, arbitrary sizes: 3072-1000-600-250-100-40-10.
+- relu_4_layer_divrand: four Linear layers, arbitrary sizes: 3072-900-300-60-10.
+- default_conv: the PyTorch tutorial net (conv 6@5x5, pool, conv 16@5x5, pool, 400-120-84-10).
+- simple_cnn: conv 32@3x3 p1, pool, conv 64@3x3 p1, pool, 4096-512-10 (the report's 64*8*8
+  input to its FC layers implies the second pooling).
+- simple_cnn_arq_2 / simple_cnn_arq_4: the same convs, FC halving / quartering 4096 -> 10.
+- resnet50: torchvision ResNet-50 on 32x32 input (the report did not resize), fc head
+  2048-1024-256-64-16-10; ImageNet weights only with pretrained=True.
+- resnet18: the CIFAR ResNet-18 (3x3 stem, no max-pool), 512-10 head.
+- airbench: a small fast net after KellerJordan/cifar10-airbench: three conv-pool-BN-GELU
+  blocks (64, 256, 256 channels), global max-pool, a scaled bias-free linear head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+}
+
+IN_FEATURES = 3 * 32 * 32
+
+
+class ModelError(ValueError):
+    """An unknown model or activation, or pretrained weights that can't be had."""
+
+
+def fc_stack(widths: Sequence[int], activation: str, dropout: float) -> nn.Sequential:
+    """Linear layers through `widths`, with activation and dropout between them (not after
+    the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def divide_widths(start: int, divisors: Sequence[int], end: int = 10) -> list[int]:
+    """start, start/d0, start/d0/d1, ... cycling divisors while the next width stays > end."""
+    widths = [start]
+    i = 0
+    while widths[-1] // divisors[i % len(divisors)] > end:
+        widths.append(widths[-1] // divisors[i % len(divisors)])
+        i += 1
+    return widths + [end]
+
+
+MLP_WIDTHS: dict[str, list[int]] = {
+    "mlp": [IN_FEATURES, 512, 512, 10],
+    "relu_layer_div2": divide_widths(IN_FEATURES, [2]),
+    "relu_layer_div4": divide_widths(IN_FEATURES, [4]),
+    "relu_div4_div2": divide_widths(IN_FEATURES, [4, 2]),
+    "relu_6_layer_divrand": [IN_FEATURES, 1000, 600, 250, 100, 40, 10],
+    "relu_4_layer_divrand": [IN_FEATURES, 900, 300, 60, 10],
+}
+
+SIMPLE_CNN_FC: dict[str, list[int]] = {
+    "simple_cnn": [64 * 8 * 8, 512, 10],
+    "simple_cnn_arq_2": divide_widths(64 * 8 * 8, [2]),
+    "simple_cnn_arq_4": divide_widths(64 * 8 * 8, [4]),
+}
+
+
+class MLP(nn.Module):
+    def __init__(self, widths: Sequence[int], activation: str, dropout: float):
+        super().__init__()
+        self.fc = fc_stack(widths, activation, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1))
+
+
+class ConvThenFC(nn.Module):
+    def __init__(self, features: nn.Module, widths: Sequence[int], activation: str, dropout: float):
+        super().__init__()
+        self.features = features
+        self.fc = fc_stack(widths, activation, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.features(x), 1))
+
+
+def default_conv_features() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+    )
+
+
+def simple_cnn_features() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    )
+
+
+def resnet50(activation: str, dropout: float, pretrained: bool) -> nn.Module:
+    import torchvision
+
+    net = torchvision.models.resnet50(weights=None)
+    if pretrained:
+        weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+        try:
+            net.load_state_dict(weights.get_state_dict(progress=False))
+        except Exception as e:
+            raise ModelError(
+                f"resnet50 ImageNet weights could not be loaded ({e}); put {weights.url} "
+                f"under {torch.hub.get_dir()}/checkpoints/ or set pretrained to false"
+            ) from e
+    net.fc = fc_stack([net.fc.in_features, 1024, 256, 64, 16, 10], activation, dropout)
+    return net
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, activation: str, dropout: float):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        layers, c = [], 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [BasicBlock(c, width, stride), BasicBlock(width, width, 1)]
+            c = width
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(512, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
+
+
+class AirbenchNet(nn.Module):
+    """Three conv groups, each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU."""
+
+    def __init__(self, activation: str, dropout: float, widths: Sequence[int] = (64, 256, 256)):
+        super().__init__()
+        layers: list[nn.Module] = _conv_bn(3, 32)
+        c = 32
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                       nn.BatchNorm2d(w), nn.GELU(), *_conv_bn(w, w)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Linear(c, 10, bias=False)
+        self.scale = 1 / 9  # airbench's logit temperature: keeps early logits small
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.amax(self.features(x), dim=(2, 3))
+        return self.head(self.drop(x)) * self.scale
+
+
+def _builders() -> dict[str, Callable[[str, float, bool], nn.Module]]:
+    b: dict[str, Callable[[str, float, bool], nn.Module]] = {}
+    for name, widths in MLP_WIDTHS.items():
+        b[name] = lambda a, d, p, w=widths: MLP(w, a, d)
+    b["default_conv"] = lambda a, d, p: ConvThenFC(default_conv_features(), [400, 120, 84, 10], a, d)
+    for name, widths in SIMPLE_CNN_FC.items():
+        b[name] = lambda a, d, p, w=widths: ConvThenFC(simple_cnn_features(), w, a, d)
+    b["resnet50"] = resnet50
+    b["resnet18"] = lambda a, d, p: ResNet18(a, d)
+    b["airbench"] = lambda a, d, p: AirbenchNet(a, d)
+    return b
+
+
+BUILDERS = _builders()
+MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
+PRETRAINABLE = frozenset({"resnet50"})
+
+
+def build_model(
+    name: str, activation: str = "relu", dropout: float = 0.0, pretrained: bool = False
+) -> nn.Module:
+    if name not in BUILDERS:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    if activation not in ACTIVATIONS:
+        raise ModelError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
+    if not 0.0 <= dropout < 1.0:
+        raise ModelError(f"dropout must be in [0, 1), got {dropout}")
+    if pretrained and name not in PRETRAINABLE:
+        raise ModelError(f"model {name!r} has no pretrained weights; only {sorted(PRETRAINABLE)}")
+    return BUILDERS[name](activation, dropout, pretrained)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,42 @@
+"""The one settings class: environment variables with prefix CIFAR_SWEEPS_, flags beat them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIFAR_SWEEPS_", extra="ignore")
+
+    # Data source: "torchvision" (download), a cifar-10-batches-py folder or archive,
+    # an image-folder folder or tar archive, or "synthetic:N".
+    data: str = "torchvision"
+    results_dir: Path = Path("results")
+    # Any SQLAlchemy URL; empty means a SQLite file under results_dir.
+    store_url: str = ""
+    api_token: str = ""
+    # Limits that keep one request from taking the cluster (checked before anything runs).
+    max_num_samples: int = Field(default=1000, gt=0)
+    max_epochs: int = Field(default=500, gt=0)
+    max_concurrent_trials: int = Field(default=64, gt=0)
+    max_running_sweeps: int = Field(default=4, gt=0)
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    dashboard_url: str = "http://127.0.0.1:8265"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.results_dir / "cache"
+
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.results_dir / 'cifar_sweeps.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,365 @@
+"""The sweep spec: one pydantic schema for search_spaces/*.json and for POST /sweeps.
+
+Parameter distributions use HyperOpt's vocabulary (uniform, loguniform, quniform,
+qloguniform, randint, choice). A choice whose values are objects is a conditional
+sub-space: the chosen object's keys join the trial config (e.g. an optimizer with its own
+learning-rate range). Every name and every range is checked against the training config
+before anything runs, so a bad spec fails in milliseconds with the field it names.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cifar_sweeps.train import TrainConfig
+
+PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
+# Keys of the trial config that the sweep runner sets itself, not the user.
+RESERVED = {"device", "threads", "seed"}
+# fail_at_epoch: a fault-injection hook (the trial raises once after that epoch) for
+# testing retries end to end; see trainable.py.
+ADAPTER_FIELDS = {"fail_at_epoch"}
+TRAIN_FIELDS = (set(TrainConfig.model_fields) - RESERVED) | ADAPTER_FIELDS
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SpecError(ValueError):
+    """A sweep spec that can't run; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Range(_Strict):
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class _PositiveRange(_Range):
+    @model_validator(mode="after")
+    def _positive(self):
+        if self.low <= 0:
+            raise ValueError(f"low must be > 0 for a log scale, got {self.low}")
+        return self
+
+
+class Uniform(_Range):
+    type: Literal["uniform"]
+
+
+class LogUniform(_PositiveRange):
+    type: Literal["loguniform"]
+
+
+class QUniform(_Range):
+    type: Literal["quniform"]
+    q: float = Field(gt=0)
+
+
+class QLogUniform(_PositiveRange):
+    type: Literal["qloguniform"]
+    q: float = Field(gt=0)
+
+
+class RandInt(_Strict):
+    """Integers in [low, high) (high exclusive, as numpy and hyperopt)."""
+
+    type: Literal["randint"]
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Choice(_Strict):
+    type: Literal["choice"]
+    values: list[Any] = Field(min_length=1, max_length=1000)
+
+    @field_validator("values")
+    @classmethod
+    def _sub_spaces(cls, values: list[Any]) -> list[Any]:
+        return [_parse_sub_space(v) if isinstance(v, dict) else v for v in values]
+
+
+Param = Annotated[
+    Uniform | LogUniform | QUniform | QLogUniform | RandInt | Choice, Field(discriminator="type")
+]
+
+
+def _is_param(v: Any) -> bool:
+    return isinstance(v, dict) and v.get("type") in PARAM_TYPES or isinstance(v, BaseModel)
+
+
+def _parse_sub_space(obj: dict[str, Any]) -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(Param)
+    return {k: adapter.validate_python(v) if _is_param(v) else v for k, v in obj.items()}
+
+
+class SearchConfig(_Strict):
+    algorithm: Literal["hyperopt", "random"] = "hyperopt"
+    seed: int | None = 0
+    n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+
+
+class SchedulerConfig(_Strict):
+    type: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1)  # epochs every trial gets before it can be stopped
+    reduction_factor: float = Field(3.0, gt=1.0)
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0, le=256)
+    gpu: float = Field(0.0, ge=0, le=64)  # fractions share one GPU between trials
+
+
+class DataConfig(_Strict):
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    split_seed: int = 0
+    train_subset: int | None = Field(None, ge=10)  # use only the first N training images
+
+
+class SweepSpec(_Strict):
+    name: str = "sweep"
+    description: str = Field("", max_length=2000)
+    metric: Literal["val_acc", "val_loss"] = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(10, ge=1)
+    max_concurrent_trials: int = Field(4, ge=1)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    resources_per_trial: Resources = Field(default_factory=Resources)
+    data: DataConfig = Field(default_factory=DataConfig)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Param] = Field(default_factory=dict)
+    keep_checkpoints: int = Field(2, ge=1, le=100)  # best k by val_acc per trial
+    max_failures: int = Field(2, ge=0, le=100)  # retries of a failed trial, from its checkpoint
+    checkpoint_every: int = Field(1, ge=1)  # epochs; a new best and the last epoch always are
+    wandb: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("name must be 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.metric == "val_acc") != (self.mode == "max"):
+            raise ValueError(f"mode {self.mode!r} does not fit metric {self.metric!r} (val_acc: max, val_loss: min)")
+        _check_names(self)
+        _check_values(self)
+        _check_points(self)
+        return self
+
+    # -------------------------------------------------------- derived facts
+
+    def max_epochs(self) -> int:
+        """The longest a trial can train: ASHA's max_t, and the limit checked on submit."""
+        return int(max(_values_of(self.fixed.get("epochs"), self.params.get("epochs"), TrainConfig().epochs)))
+
+
+def _sub_spaces(spec: SweepSpec):
+    for name, p in spec.params.items():
+        if isinstance(p, Choice):
+            for i, v in enumerate(p.values):
+                if isinstance(v, dict):
+                    yield f"params.{name}.values[{i}]", v
+
+
+def _check_names(spec: SweepSpec) -> None:
+    for key in spec.fixed:
+        if key not in TRAIN_FIELDS:
+            raise ValueError(f"fixed.{key}: unknown parameter; known: {', '.join(sorted(TRAIN_FIELDS))}")
+    for key, p in spec.params.items():
+        sub = isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values)
+        if not sub and key not in TRAIN_FIELDS:
+            raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(TRAIN_FIELDS))}")
+        if key in spec.fixed:
+            raise ValueError(f"params.{key}: both fixed and searched; keep one")
+    for where, sub in _sub_spaces(spec):
+        for key in sub:
+            if key not in TRAIN_FIELDS:
+                raise ValueError(f"{where}.{key}: unknown parameter")
+            if key in spec.fixed or key in spec.params:
+                raise ValueError(f"{where}.{key}: also set in fixed or params; keep one")
+
+
+def _candidates(p: Any) -> list[Any]:
+    """Values that bound what a parameter can take: its ends, or every choice."""
+    if isinstance(p, (Uniform, LogUniform)):
+        return [p.low, p.high]
+    if isinstance(p, (QUniform, QLogUniform)):
+        lo = round(p.low / p.q) * p.q
+        hi = round(p.high / p.q) * p.q
+        return [_as_int(max(lo, p.q if isinstance(p, QLogUniform) else lo)), _as_int(hi)]
+    if isinstance(p, RandInt):
+        return [p.low, p.high - 1]
+    if isinstance(p, Choice):
+        return [v for v in p.values if not isinstance(v, dict)]
+    return [p]
+
+
+def _as_int(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def _values_of(*items: Any) -> list[float]:
+    out: list[float] = []
+    for it in items:
+        if it is None:
+            continue
+        out += [float(v) for v in _candidates(it) if isinstance(v, (int, float))]
+    return out or [0]
+
+
+def _check_field(field: str, value: Any, where: str) -> None:
+    if field in ADAPTER_FIELDS:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{where}: {field} must be an int >= 1, got {value!r}")
+        return
+    try:
+        TrainConfig.model_validate({field: value})
+    except ValidationError as e:
+        msg = "; ".join(err["msg"] for err in e.errors())
+        raise ValueError(f"{where}: {value!r} is not a valid {field}: {msg}") from None
+
+
+def _check_values(spec: SweepSpec) -> None:
+    for key, v in spec.fixed.items():
+        _check_field(key, v, f"fixed.{key}")
+    for key, p in spec.params.items():
+        if key in TRAIN_FIELDS:
+            for v in _candidates(p):
+                _check_field(key, v, f"params.{key}")
+    for where, sub in _sub_spaces(spec):
+        for key, v in sub.items():
+            for c in _candidates(v):
+                _check_field(key, c, f"{where}.{key}")
+
+
+def _check_points(spec: SweepSpec) -> None:
+    for i, point in enumerate(spec.search.points_to_evaluate):
+        missing = set(spec.params) - set(point)
+        extra = set(point) - set(spec.params)
+        if missing or extra:
+            raise ValueError(
+                f"search.points_to_evaluate[{i}]: must name exactly the searched params "
+                f"{sorted(spec.params)} (missing {sorted(missing)}, extra {sorted(extra)})"
+            )
+        for key, v in point.items():
+            if key in TRAIN_FIELDS:
+                _check_field(key, v, f"search.points_to_evaluate[{i}].{key}")
+
+
+# ------------------------------------------------------------ limits and parsing
+
+
+def check_limits(spec: SweepSpec, max_num_samples: int, max_epochs: int, max_concurrent: int) -> None:
+    """Sizes past the configured limits are refused before anything runs."""
+    if spec.num_samples > max_num_samples:
+        raise SpecError(f"num_samples: {spec.num_samples} is over the limit of {max_num_samples}")
+    if spec.max_epochs() > max_epochs:
+        raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {max_epochs}")
+    if spec.max_concurrent_trials > max_concurrent:
+        raise SpecError(
+            f"max_concurrent_trials: {spec.max_concurrent_trials} is over the limit of {max_concurrent}"
+        )
+
+
+def format_validation_error(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-after"))
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc and not msg.startswith(loc) else msg)
+    return "; ".join(parts)
+
+
+def parse_spec(raw: dict[str, Any] | str | bytes, settings=None) -> SweepSpec:
+    """JSON text or a dict -> SweepSpec, or SpecError naming the field."""
+    try:
+        spec = (
+            SweepSpec.model_validate_json(raw) if isinstance(raw, (str, bytes))
+            else SweepSpec.model_validate(raw)
+        )
+    except ValidationError as e:
+        raise SpecError(format_validation_error(e)) from None
+    if settings is not None:
+        check_limits(spec, settings.max_num_samples, settings.max_epochs, settings.max_concurrent_trials)
+    return spec
+
+
+def load_spec_file(path, settings=None) -> SweepSpec:
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file {str(p)!r} does not exist")
+    return parse_spec(p.read_text(), settings)
+
+
+# ------------------------------------------------------------ to HyperOpt
+
+
+def _to_hp(label: str, p: Any):
+    from hyperopt import hp
+    from hyperopt.pyll import scope
+
+    if not isinstance(p, BaseModel):
+        return p
+    if isinstance(p, Uniform):
+        return hp.uniform(label, p.low, p.high)
+    if isinstance(p, LogUniform):
+        return hp.loguniform(label, math.log(p.low), math.log(p.high))
+    if isinstance(p, (QUniform, QLogUniform)):
+        node = (hp.quniform(label, p.low, p.high, p.q) if isinstance(p, QUniform)
+                else hp.qloguniform(label, math.log(p.low), math.log(p.high), p.q))
+        integral = all(float(x).is_integer() for x in (p.low, p.high, p.q))
+        return scope.int(node) if integral else node
+    if isinstance(p, RandInt):
+        return scope.int(hp.randint(label, p.low, p.high))
+    options = [
+        {k: _to_hp(f"{label}/{i}/{k}", v) for k, v in opt.items()} if isinstance(opt, dict) else opt
+        for i, opt in enumerate(p.values)
+    ]
+    return hp.choice(label, options)
+
+
+def to_hyperopt_space(spec: SweepSpec) -> dict[str, Any]:
+    """A native HyperOpt space: fixed values as constants, params as hp nodes."""
+    space: dict[str, Any] = dict(spec.fixed)
+    for name, p in spec.params.items():
+        space[name] = _to_hp(name, p)
+    return space
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Merge the chosen object of a conditional choice into the top level."""
+    flat: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict) and k not in TRAIN_FIELDS:
+            flat.update(flatten_config(v))
+        else:
+            flat[k] = v
+    return flat

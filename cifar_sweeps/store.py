@@ -1,0 +1,289 @@
+"""The SQL store: sweeps, trials, per-epoch metrics, and the leaderboard query.
+
+SQLAlchemy 2 on any URL; SQLite by default (WAL, so the API reads while a driver writes).
+The sweep's driver writes through `StoreCallback` (in sweep.py); the API and CLI read.
+Every write is one short transaction, so a killed writer leaves no half-written sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+SWEEP_STATUSES = ("queued", "running", "succeeded", "failed", "stopped", "interrupted")
+ACTIVE = ("queued", "running")
+TRIAL_STATUSES = ("pending", "running", "terminated", "early_stopped", "errored")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def new_sweep_id() -> str:
+    return "sw-" + secrets.token_hex(5)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    data_source: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ray_job_id: Mapped[str | None] = mapped_column(String(128))
+    code_version: Mapped[str] = mapped_column(String(64), default="")
+    experiment_path: Mapped[str | None] = mapped_column(String(2048))
+    driver_host: Mapped[str | None] = mapped_column(String(256))
+    driver_pid: Mapped[int | None] = mapped_column(Integer)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)  # "<sweep id>-<tune trial id>"
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    tune_trial_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64), index=True, default="")
+    config: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    val_acc: Mapped[float | None] = mapped_column(Float, index=True)  # best over epochs
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    test_acc: Mapped[float | None] = mapped_column(Float)  # of the best-validation weights
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)  # epochs run
+    epochs_budget: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    checkpoint_path: Mapped[str | None] = mapped_column(String(2048))  # best model file
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Epoch(Base):
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("trial_id", "epoch"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float] = mapped_column(Float)
+    train_acc: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float] = mapped_column(Float)
+    val_acc: Mapped[float] = mapped_column(Float)
+    lr: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    images_per_s: Mapped[float] = mapped_column(Float)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writing driver
+        cur.execute("PRAGMA busy_timeout=30000")  # ms; concurrent drivers wait, not fail
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+class Store:
+    """All reads and writes of the SQL store."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            self._ensure_sqlite_dir(url)
+            self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        Base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @staticmethod
+    def _ensure_sqlite_dir(url: str) -> None:
+        from pathlib import Path
+
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as s, s.begin():
+            yield s
+
+    def ping(self) -> None:
+        with self.engine.connect() as c:
+            c.execute(select(1))
+
+    # ------------------------------------------------------------ sweeps
+
+    def create_sweep(self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None,
+                     status: str = "queued") -> Sweep:
+        sweep = Sweep(id=sweep_id or new_sweep_id(), name=spec.get("name", "sweep"), spec=spec,
+                      status=status, data_source=data_source, code_version=code_version)
+        with self.session() as s:
+            s.add(sweep)
+        return sweep
+
+    def get_sweep(self, sweep_id: str) -> Sweep | None:
+        with self.sessions() as s:
+            return s.get(Sweep, sweep_id)
+
+    def update_sweep(self, sweep_id: str, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values))
+
+    def set_status(self, sweep_id: str, status: str, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status}
+        if status == "running":
+            values["started_at"] = utcnow()
+            values["finished_at"] = None
+            values["error"] = None
+        elif status not in ACTIVE:
+            values["finished_at"] = utcnow()
+        if error is not None:
+            values["error"] = error[-4000:]
+        self.update_sweep(sweep_id, **values)
+
+    def list_sweeps(self, limit: int = 50, offset: int = 0, status: str | None = None) -> tuple[list[Sweep], int]:
+        q = select(Sweep)
+        if status:
+            q = q.where(Sweep.status == status)
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            rows = s.scalars(q.order_by(Sweep.created_at.desc(), Sweep.id).limit(limit).offset(offset)).all()
+        return list(rows), int(total or 0)
+
+    def count_sweeps(self, statuses: tuple[str, ...]) -> int:
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count()).where(Sweep.status.in_(statuses))) or 0)
+
+    def stop_requested(self, sweep_id: str) -> bool:
+        with self.sessions() as s:
+            return bool(s.scalar(select(Sweep.stop_requested).where(Sweep.id == sweep_id)))
+
+    def trial_counts(self, sweep_id: str) -> dict[str, int]:
+        with self.sessions() as s:
+            rows = s.execute(select(Trial.status, func.count()).where(Trial.sweep_id == sweep_id)
+                             .group_by(Trial.status)).all()
+        return {status: int(n) for status, n in rows}
+
+    # ------------------------------------------------------------ trials (driver writes)
+
+    def trial_started(self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None) -> str:
+        tid = f"{sweep_id}-{tune_trial_id}"
+        with self.session() as s:
+            t = s.get(Trial, tid)
+            if t is None:
+                s.add(Trial(id=tid, sweep_id=sweep_id, tune_trial_id=tune_trial_id,
+                            model=str(config.get("model", "")), config=config, status="running",
+                            epochs_budget=epochs_budget))
+            else:  # a retried or resumed trial: same row, running again
+                t.status, t.error, t.finished_at = "running", None, None
+        return tid
+
+    def trial_epoch(self, trial_id: str, m: dict[str, Any]) -> None:
+        """Record one epoch's metrics; idempotent, so a replayed epoch (after a restore) is
+        written once."""
+        fields = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
+        with self.session() as s:
+            t = s.get(Trial, trial_id)
+            if t is None:
+                return
+            epoch = int(m["epoch"])
+            row = s.scalar(select(Epoch).where(Epoch.trial_id == trial_id, Epoch.epoch == epoch))
+            if row is None:
+                s.add(Epoch(trial_id=trial_id, epoch=epoch, **{k: float(m[k]) for k in fields}))
+            else:
+                for k in fields:
+                    setattr(row, k, float(m[k]))
+            t.epochs = max(t.epochs, epoch)
+            t.seconds = float(m.get("time_total_s", t.seconds))
+            if t.val_acc is None or m["val_acc"] > t.val_acc:
+                t.val_acc, t.val_loss, t.best_epoch = float(m["val_acc"]), float(m["val_loss"]), epoch
+            if m.get("test_acc") is not None:
+                t.test_acc = float(m["test_acc"])
+
+    def trial_checkpoint(self, trial_id: str, path: str) -> None:
+        with self.session() as s:
+            s.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
+
+    def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
+        with self.session() as s:
+            s.execute(update(Trial).where(Trial.id == trial_id).values(
+                status=status, error=error[-8000:] if error else None, finished_at=utcnow()))
+
+    def mark_running_trials(self, sweep_id: str, status: str) -> None:
+        with self.session() as s:
+            s.execute(update(Trial).where(Trial.sweep_id == sweep_id, Trial.status == "running")
+                      .values(status=status, finished_at=utcnow()))
+
+    # ------------------------------------------------------------ reads
+
+    def get_trial(self, trial_id: str) -> Trial | None:
+        with self.sessions() as s:
+            return s.get(Trial, trial_id)
+
+    def epochs(self, trial_id: str) -> list[Epoch]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Epoch).where(Epoch.trial_id == trial_id).order_by(Epoch.epoch)))
+
+    def trials(self, sweep_id: str) -> list[Trial]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.started_at)))
+
+    def leaderboard(self, sweep_id: str | None = None, model: str | None = None, limit: int = 50,
+                    offset: int = 0) -> tuple[list[Trial], int]:
+        """Trials by best val_acc, best first (trials with no epoch yet last)."""
+        q = select(Trial)
+        if sweep_id:
+            q = q.where(Trial.sweep_id == sweep_id)
+        if model:
+            q = q.where(Trial.model == model)
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            order = (Trial.val_acc.is_(None), Trial.val_acc.desc(), Trial.id)
+            rows = s.scalars(q.order_by(*order).limit(limit).offset(offset)).all()
+        return list(rows), int(total or 0)
+
+    def best_trial(self, sweep_id: str) -> Trial | None:
+        rows, _ = self.leaderboard(sweep_id=sweep_id, limit=1)
+        return rows[0] if rows and rows[0].val_acc is not None else None
+
+
+@lru_cache(maxsize=8)
+def get_store(url: str) -> Store:
+    """One Store (one connection pool) per URL per process."""
+    return Store(url)

@@ -1,0 +1,360 @@
+"""SweepSpec -> tune.Tuner, run and resume; the driver's store callback and stop signal.
+
+The driver loads the data once and hands it to every trial through the Ray object store
+(tune.with_parameters), so trials on a node share one read-only copy of the arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback, Stopper
+
+from cifar_sweeps import __version__
+from cifar_sweeps.data import Splits, load_splits
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec import SweepSpec, flatten_config, to_hyperopt_space
+from cifar_sweeps.store import Store, get_store
+
+TERMINAL_TRIAL = {"terminated", "early_stopped", "errored"}
+
+
+class SweepError(RuntimeError):
+    """A sweep that can't start (no GPUs for a GPU spec, unknown sweep, nothing to resume)."""
+
+
+# ---------------------------------------------------------------- Ray runtime
+
+
+def init_ray(address: str | None = None) -> None:
+    """Connect to RAY_ADDRESS (or `address`) when set; otherwise start a local runtime."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    ray.init(address=address, include_dashboard=None, log_to_driver=True,
+             logging_level="WARNING", configure_logging=True)
+
+
+def check_resources(spec: SweepSpec) -> None:
+    import ray
+
+    have = ray.cluster_resources()
+    r = spec.resources_per_trial
+    if r.gpu > 0 and have.get("GPU", 0) <= 0:
+        raise SweepError(
+            f"resources_per_trial.gpu is {r.gpu} but the Ray cluster has no GPU; set it to 0 "
+            "to run on CPUs, or point RAY_ADDRESS at a cluster with GPUs"
+        )
+    if r.gpu > have.get("GPU", 0) and have.get("GPU", 0) > 0:
+        raise SweepError(f"resources_per_trial.gpu is {r.gpu} but the cluster has {have['GPU']:g} GPUs")
+    if r.cpu > have.get("CPU", 0):
+        raise SweepError(f"resources_per_trial.cpu is {r.cpu:g} but the cluster has {have.get('CPU', 0):g} CPUs")
+
+
+# ---------------------------------------------------------------- Tune pieces
+
+
+def make_search(spec: SweepSpec):
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    s = spec.search
+    n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
+    return HyperOptSearch(
+        space=to_hyperopt_space(spec), metric=spec.metric, mode=spec.mode,
+        points_to_evaluate=[{**spec.fixed, **p} for p in s.points_to_evaluate] or None,
+        n_initial_points=n_initial, random_state_seed=s.seed,
+    )
+
+
+def make_scheduler(spec: SweepSpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if spec.scheduler.type == "fifo":
+        return FIFOScheduler()
+    max_t = spec.max_epochs()
+    return ASHAScheduler(
+        time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=max_t,
+        grace_period=min(spec.scheduler.grace_period, max_t),
+        reduction_factor=spec.scheduler.reduction_factor,
+    )
+
+
+def make_trainable(spec: SweepSpec, splits: Splits):
+    from ray import tune
+
+    from cifar_sweeps.trainable import train_trial
+
+    r = spec.resources_per_trial
+    fn = tune.with_parameters(train_trial, splits=splits, cpus_per_trial=r.cpu)
+    return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
+
+
+def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str) -> list:
+    callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
+    if spec.wandb or os.environ.get("CIFAR_SWEEPS_WANDB", "").lower() in ("1", "true", "on"):
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        if not os.environ.get("WANDB_API_KEY"):
+            os.environ.setdefault("WANDB_MODE", "offline")  # no account needed
+        callbacks.append(WandbLoggerCallback(
+            project=os.environ.get("WANDB_PROJECT", "cifar-sweeps"), group=sweep_id,
+            log_config=True,
+        ))
+    return callbacks
+
+
+def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings):
+    from ray import tune
+
+    return tune.RunConfig(
+        name=sweep_id,
+        storage_path=str(storage_root(settings)),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=spec.keep_checkpoints, checkpoint_score_attribute="val_acc",
+            checkpoint_score_order="max",
+        ),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        callbacks=make_callbacks(spec, store, sweep_id),
+        stop=StoreStopper(store.url, sweep_id),
+        verbose=1,
+    )
+
+
+def storage_root(settings: Settings) -> Path | str:
+    root = os.environ.get("CIFAR_SWEEPS_STORAGE_PATH")
+    if root and "://" in root:
+        return root
+    return Path(root or settings.results_dir / "ray").resolve()
+
+
+def trial_name(trial) -> str:
+    """Short, stable names (Tune's default folds the whole config into the folder name)."""
+    return f"trial_{trial.trial_id}"
+
+
+def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings):
+    from ray import tune
+
+    return tune.Tuner(
+        make_trainable(spec, splits),
+        tune_config=tune.TuneConfig(
+            search_alg=make_search(spec), scheduler=make_scheduler(spec),
+            num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+        ),
+        run_config=run_config(spec, store, sweep_id, settings),
+    )
+
+
+# ---------------------------------------------------------------- driver-side callbacks
+
+
+def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flatten_config(config).items() if k != "checkpoint_every"}
+
+
+class StoreStopper(Stopper):
+    """Stops every trial when `stop` was asked for in the store (CLI or API), checked at
+    most every 2 s so a sweep's hot loop does not hammer the database. Holds the store's
+    URL, not a connection, so Tune can pickle it with the experiment state."""
+
+    def __init__(self, store_url: str, sweep_id: str, every_s: float = 2.0):
+        self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
+        self._last = 0.0
+        self._stop = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return self.stop_all()
+
+    def stop_all(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and now - self._last > self.every_s:
+            self._last = now
+            self._stop = get_store(self.store_url).stop_requested(self.sweep_id)
+        return self._stop
+
+    def __getstate__(self):
+        return {**self.__dict__, "_stop": False, "_last": 0.0}
+
+
+def _error_text(trial) -> str:
+    try:
+        if trial.error_file and Path(trial.error_file).exists():
+            return Path(trial.error_file).read_text()[-8000:]
+    except Exception:
+        pass
+    err = trial.get_error() if hasattr(trial, "get_error") else None
+    return str(err) if err else "trial failed"
+
+
+class StoreCallback(Callback):
+    """Writes trials and per-epoch metrics to the store as they happen (in the driver).
+    Holds the store's URL, not a connection, so it pickles with the experiment state and
+    reconnects after a resume."""
+
+    def __init__(self, store_url: str, sweep_id: str, max_t: int):
+        self.store_url, self.sweep_id, self.max_t = store_url, sweep_id, max_t
+
+    @property
+    def store(self) -> Store:
+        return get_store(self.store_url)
+
+    def _id(self, trial) -> str:
+        return f"{self.sweep_id}-{trial.trial_id}"
+
+    def _budget(self, trial) -> int:
+        return int(_trial_config(trial.config).get("epochs", self.max_t))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.store.trial_started(self.sweep_id, trial.trial_id, _trial_config(trial.config),
+                                 self._budget(trial))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "val_acc" in result:
+            self.store.trial_epoch(self._id(trial), result)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.store.trial_checkpoint(self._id(trial), f"{checkpoint.path}/model.pt")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        done = int((trial.last_result or {}).get("epoch", 0)) >= self._budget(trial)
+        self.store.trial_finished(self._id(trial), "terminated" if done else "early_stopped")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.store.trial_finished(self._id(trial), "errored", _error_text(trial))
+
+
+# ---------------------------------------------------------------- run / resume
+
+
+def code_version() -> str:
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent).stdout.strip()
+    except Exception:
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def _load_data(spec: SweepSpec, source: str, settings: Settings) -> Splits:
+    t0 = time.perf_counter()
+    splits = load_splits(source, settings.cache_dir, spec.data.val_fraction, spec.data.split_seed)
+    if spec.data.train_subset and spec.data.train_subset < len(splits.y_train):
+        n = spec.data.train_subset
+        splits = Splits(splits.x_train[:n], splits.y_train[:n], splits.x_val, splits.y_val,
+                        splits.x_test, splits.y_test)
+    print(f"data {source}: {splits.sizes} loaded in {time.perf_counter() - t0:.1f}s", flush=True)
+    return splits
+
+
+def _claim_driver(store: Store, sweep_id: str, experiment_path: str) -> None:
+    store.update_sweep(sweep_id, driver_host=socket.gethostname(), driver_pid=os.getpid(),
+                       experiment_path=experiment_path, stop_requested=False)
+    store.set_status(sweep_id, "running")
+
+
+def _finish(store: Store, sweep_id: str, results) -> str:
+    """Final sweep status from Tune's results and a possible stop request."""
+    if store.stop_requested(sweep_id):
+        status = "stopped"
+        store.mark_running_trials(sweep_id, "early_stopped")
+    else:
+        errors = [r.error for r in results if r.error is not None]
+        status = "failed" if errors and len(errors) == len(results) else "succeeded"
+    store.set_status(sweep_id, status)
+    return status
+
+
+def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str,
+              sweep_id: str | None = None) -> str:
+    """Run a sweep to the end in this process (the driver); returns the sweep id."""
+    sweep = store.get_sweep(sweep_id) if sweep_id else None
+    if sweep is None:
+        sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id)
+    sweep_id = sweep.id
+    try:
+        init_ray()
+        check_resources(spec)
+        splits = _load_data(spec, data_source, settings)
+        tuner = build_tuner(spec, splits, store, sweep_id, settings)
+        _claim_driver(store, sweep_id, _experiment_path(settings, sweep_id))
+        results = tuner.fit()
+    except BaseException as e:
+        store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
+        raise
+    print(f"sweep {sweep_id}: {_finish(store, sweep_id, results)}", flush=True)
+    return sweep_id
+
+
+def _experiment_path(settings: Settings, sweep_id: str) -> str:
+    root = storage_root(settings)
+    return f"{root}/{sweep_id}" if isinstance(root, str) else str(root / sweep_id)
+
+
+def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored: bool = True) -> str:
+    """Continue an interrupted or stopped sweep: finished trials stay finished, unfinished
+    ones continue from their last checkpoint, the searcher keeps its history."""
+    from ray import tune
+
+    from cifar_sweeps.spec import parse_spec
+
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise SweepError(f"no sweep {sweep_id!r} in the store")
+    path = sweep.experiment_path or _experiment_path(settings, sweep_id)
+    if not tune.Tuner.can_restore(path):
+        raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")
+    spec = parse_spec(sweep.spec)
+    try:
+        init_ray()
+        splits = _load_data(spec, sweep.data_source, settings)
+        tuner = tune.Tuner.restore(path, trainable=make_trainable(spec, splits), resume_unfinished=True,
+                                   resume_errored=retry_errored, param_space=None)
+        _claim_driver(store, sweep_id, path)
+        results = tuner.fit()
+    except BaseException as e:
+        store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
+        raise
+    print(f"sweep {sweep_id}: {_finish(store, sweep_id, results)}", flush=True)
+    return sweep_id
+
+
+def refresh_interrupted(store: Store, sweep) -> str:
+    """A sweep marked running whose driver on this host is gone is `interrupted`."""
+    if sweep.status != "running" or sweep.driver_host != socket.gethostname() or not sweep.driver_pid:
+        return sweep.status
+    if sweep.ray_job_id:  # the job path is judged by the Ray Jobs API (jobs.py)
+        return sweep.status
+    if _pid_alive(sweep.driver_pid):
+        return sweep.status
+    store.set_status(sweep.id, "interrupted")
+    store.mark_running_trials(sweep.id, "errored")
+    return "interrupted"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed child not yet reaped) is not a live driver.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

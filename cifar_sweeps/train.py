@@ -1,0 +1,326 @@
+"""The training loop, pure PyTorch and unaware of Ray.
+
+`Trainer(cfg, splits).run(on_epoch)` trains for cfg.epochs epochs and calls `on_epoch` with
+the epoch's metrics after each one. Its whole state (model, optimizer, scheduler, epoch,
+RNGs, best weights, history) round-trips through `state_dict()` / `load_state_dict()`, so
+a run restored from a checkpoint continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import nn
+
+from cifar_sweeps.data import Splits
+from cifar_sweeps.loader import Augment, DeviceSplit
+from cifar_sweeps.models import ACTIVATIONS, MODEL_NAMES, build_model
+
+OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
+SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle"]
+OPTIMIZERS: tuple[str, ...] = OptimizerName.__args__  # type: ignore[attr-defined]
+SCHEDULERS: tuple[str, ...] = SchedulerName.__args__  # type: ignore[attr-defined]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite (usually a learning rate too high)."""
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines one training run; the defaults are the report's course code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "simple_cnn"
+    activation: str = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pretrained: bool = False
+    optimizer: OptimizerName = "sgd"
+    lr: float = Field(0.02, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    scheduler: SchedulerName = "none"
+    gamma: float = Field(0.95, gt=0.0, le=1.0)  # exponential / step decay factor per epoch/step
+    step_size: int = Field(10, gt=0)  # epochs between step-scheduler decays
+    batch_size: int = Field(32, gt=0, le=65536)
+    epochs: int = Field(10, gt=0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    flip: bool = True
+    crop_padding: int = Field(0, ge=0, le=16)
+    cutout: int = Field(0, ge=0, le=32)
+    tta: bool = False  # evaluate on image + its mirror, averaging logits
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available
+    amp: bool = True  # bf16 autocast on CUDA
+    channels_last: bool = True  # on CUDA
+    threads: int | None = Field(None, gt=0)  # torch intra-op threads on CPU
+    eval_batch_size: int = Field(1024, gt=0)
+    test_on_best: bool = True  # evaluate test each time val improves (so test_acc is of the best)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v not in MODEL_NAMES:
+            raise ValueError(f"unknown model {v!r}; known: {', '.join(MODEL_NAMES)}")
+        return v
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: str) -> str:
+        if v not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {v!r}; known: {', '.join(ACTIVATIONS)}")
+        return v
+
+    @property
+    def augment(self) -> Augment:
+        return Augment(self.flip, self.crop_padding, self.cutout)
+
+
+class EpochMetrics(BaseModel):
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    seconds: float  # wall time of the epoch, training and evaluation
+    images_per_s: float  # training images per second of the training phase
+    best_val_acc: float
+    best_epoch: int
+    test_acc: float | None = None  # of the best-validation weights so far
+
+
+class FitResult(BaseModel):
+    best_val_acc: float
+    best_epoch: int
+    test_acc: float | None
+    epochs_run: int
+    history: list[EpochMetrics]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """Returns (scheduler, steps_per_batch): onecycle steps every batch, the rest per epoch."""
+    s = cfg.scheduler
+    if s == "none":
+        return None, False
+    if s == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma), False
+    if s == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma), False
+    if s == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs), False
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
+    ), True
+
+
+class Trainer:
+    """One training run over device-resident splits."""
+
+    def __init__(self, cfg: TrainConfig, splits: Splits, device: torch.device | None = None):
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.device)
+        if cfg.threads and self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.cuda = self.device.type == "cuda"
+        self.memory_format = torch.channels_last if (self.cuda and cfg.channels_last) else torch.contiguous_format
+        self.model = build_model(cfg.model, cfg.activation, cfg.dropout, cfg.pretrained)
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.train = DeviceSplit(splits.x_train, splits.y_train, self.device)
+        self.val = DeviceSplit(splits.x_val, splits.y_val, self.device)
+        self.test = DeviceSplit(splits.x_test, splits.y_test, self.device)
+        self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
+        self.opt = make_optimizer(cfg, self.model.parameters())
+        self.sched, self.sched_per_batch = make_scheduler(cfg, self.opt, self.steps_per_epoch)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.epoch = 0
+        self.best_val_acc = -1.0
+        self.best_epoch = 0
+        self.best_test_acc: float | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[EpochMetrics] = []
+
+    # ------------------------------------------------------------ one epoch
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.amp)
+
+    def train_epoch(self) -> tuple[float, float, float]:
+        """Returns (mean loss, accuracy, images/s) over the whole epoch."""
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        t0 = time.perf_counter()
+        batches = self.train.batches(self.cfg.batch_size, self.generator, self.cfg.augment,
+                                     memory_format=self.memory_format)
+        for step, (x, y) in enumerate(batches):
+            with self._autocast():
+                out = self.model(x)
+                loss = self.loss_fn(out, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            if self.sched_per_batch:
+                self.sched.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+            # One host sync every 50 steps: catches a diverged run early without stalling the GPU.
+            if step % 50 == 49 and not torch.isfinite(loss_sum):
+                self._raise_non_finite()
+        if not torch.isfinite(loss_sum):
+            self._raise_non_finite()
+        if self.sched is not None and not self.sched_per_batch:
+            self.sched.step()
+        if self.cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        return loss_sum.item() / seen, correct.item() / seen, seen / max(seconds, 1e-9)
+
+    def _raise_non_finite(self) -> None:
+        raise NonFiniteLossError(
+            f"training loss became NaN or infinite in epoch {self.epoch + 1} "
+            f"(model {self.cfg.model}, optimizer {self.cfg.optimizer}, lr {self.cfg.lr}); "
+            "try a lower learning rate"
+        )
+
+    @torch.no_grad()
+    def evaluate(self, split: DeviceSplit) -> tuple[float, float]:
+        """(mean loss, accuracy) without augmentation; with TTA, logits of image + mirror."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for x, y in split.batches(self.cfg.eval_batch_size, memory_format=self.memory_format):
+            with self._autocast():
+                out = self.model(x).float()
+                if self.cfg.tta:
+                    out = (out + self.model(x.flip(3)).float()) / 2
+            loss_sum += nn.functional.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+        return loss_sum.item() / len(split), correct.item() / len(split)
+
+    # ------------------------------------------------------------ the run
+
+    def step_epoch(self) -> EpochMetrics:
+        t0 = time.perf_counter()
+        lr = self.opt.param_groups[0]["lr"]
+        train_loss, train_acc, ips = self.train_epoch()
+        val_loss, val_acc = self.evaluate(self.val)
+        self.epoch += 1
+        if val_acc > self.best_val_acc:
+            self.best_val_acc, self.best_epoch = val_acc, self.epoch
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            if self.cfg.test_on_best:
+                self.best_test_acc = self.evaluate(self.test)[1]
+        m = EpochMetrics(
+            epoch=self.epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+            val_acc=val_acc, lr=lr, seconds=time.perf_counter() - t0, images_per_s=ips,
+            best_val_acc=self.best_val_acc, best_epoch=self.best_epoch, test_acc=self.best_test_acc,
+        )
+        self.history.append(m)
+        return m
+
+    def run(self, on_epoch: Callable[[EpochMetrics, Trainer], None] | None = None) -> FitResult:
+        while self.epoch < self.cfg.epochs:
+            m = self.step_epoch()
+            if on_epoch is not None:
+                on_epoch(m, self)
+        if self.best_test_acc is None and self.best_state is not None:
+            self.best_test_acc = self.test_best()
+        return FitResult(
+            best_val_acc=self.best_val_acc, best_epoch=self.best_epoch, test_acc=self.best_test_acc,
+            epochs_run=self.epoch, history=self.history,
+        )
+
+    def test_best(self) -> float:
+        """Test accuracy of the best-validation weights (the current weights stay in place)."""
+        current = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(self.best_state)
+        try:
+            return self.evaluate(self.test)[1]
+        finally:
+            self.model.load_state_dict(current)
+
+    # ------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.model_dump(),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict() if self.sched is not None else None,
+            "epoch": self.epoch,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "best_test_acc": self.best_test_acc,
+            "best_state": self.best_state,
+            "history": [m.model_dump() for m in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None and state["scheduler"] is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        self.epoch = state["epoch"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.best_val_acc = state["best_val_acc"]
+        self.best_epoch = state["best_epoch"]
+        self.best_test_acc = state["best_test_acc"]
+        self.best_state = state["best_state"]
+        self.history = [EpochMetrics(**m) for m in state["history"]]
+
+    def best_model_file(self) -> dict[str, Any]:
+        """What a user downloads: the best weights and what is needed to rebuild the model."""
+        return {
+            "model": self.cfg.model, "activation": self.cfg.activation, "dropout": self.cfg.dropout,
+            "state_dict": self.best_state, "val_acc": self.best_val_acc, "epoch": self.best_epoch,
+            "test_acc": self.best_test_acc,
+        }
+
+
+def load_model_file(path) -> nn.Module:
+    """Rebuild a model from a file written by `best_model_file` (weights_only: no pickled code)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(blob["model"], blob["activation"], blob["dropout"])
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def fit(cfg: TrainConfig, splits: Splits, on_epoch=None) -> FitResult:
+    return Trainer(cfg, splits).run(on_epoch)

@@ -1,0 +1,105 @@
+"""The Ray Tune adapter around the training loop: report, checkpoint, restore.
+
+Each epoch becomes one `tune.report(metrics, checkpoint=...)`. A checkpoint holds the
+trainer's full state (state.pt: resume continues at the next epoch with the same RNG
+streams) and the best-validation weights so far (model.pt: what the leaderboard serves).
+Because model.pt always holds the best weights so far, the latest checkpoint (which Ray
+always keeps) is enough to serve the best model, whatever ASHA stops.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cifar_sweeps.data import Splits
+from cifar_sweeps.spec import flatten_config
+from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
+
+STATE_FILE = "state.pt"
+MODEL_FILE = "model.pt"
+# Keys of a trial config that steer the adapter, not the training loop.
+ADAPTER_KEYS = ("checkpoint_every", "fail_at_epoch")
+
+
+def trial_train_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """Split a Tune trial config into the TrainConfig and the adapter's own options."""
+    flat = flatten_config(config)
+    extra = {k: flat.pop(k) for k in ADAPTER_KEYS if k in flat}
+    return TrainConfig(**flat), extra
+
+
+def should_checkpoint(m: EpochMetrics, every: int, epochs: int) -> bool:
+    return m.epoch % every == 0 or m.epoch == epochs or m.best_epoch == m.epoch
+
+
+def report_metrics(m: EpochMetrics) -> dict[str, Any]:
+    out = m.model_dump()
+    if out["test_acc"] is None:
+        out.pop("test_acc")
+    return out
+
+
+def _report(m: EpochMetrics, trainer: Trainer, every: int) -> None:
+    from ray import tune
+
+    metrics = report_metrics(m)
+    if not should_checkpoint(m, every, trainer.cfg.epochs):
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(trainer.state_dict(), Path(d, STATE_FILE))
+        torch.save(trainer.best_model_file(), Path(d, MODEL_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _restore(trainer: Trainer) -> None:
+    from ray import tune
+
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return
+    with ckpt.as_directory() as d:
+        trainer.load_state_dict(torch.load(Path(d, STATE_FILE), map_location="cpu", weights_only=False))
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the fail_at_epoch test hook, once per trial, to exercise retries."""
+
+
+def _fault_hook(extra: dict[str, Any], trial_dir: str):
+    """fail_at_epoch=k makes the trial raise once, right after epoch k is reported; a marker
+    file in the trial folder keeps the retry from failing again."""
+    k = extra.get("fail_at_epoch")
+    marker = Path(trial_dir, "injected_fault_done")
+
+    def hook(m: EpochMetrics) -> None:
+        if k is not None and m.epoch == k and not marker.exists():
+            marker.write_text(str(k))
+            raise InjectedFault(f"injected fault after epoch {k}")
+
+    return hook
+
+
+def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 1.0) -> None:
+    """The function trainable: one trial of a sweep."""
+    from ray import tune
+
+    cfg, extra = trial_train_config(config)
+    threads = max(1, int(cpus_per_trial))
+    cfg = cfg.model_copy(update={"threads": threads})
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    trainer = Trainer(cfg, splits)
+    _restore(trainer)
+    every = int(extra.get("checkpoint_every", 1))
+    fault = _fault_hook(extra, tune.get_context().get_trial_dir())
+
+    def on_epoch(m: EpochMetrics, t: Trainer) -> None:
+        _report(m, t, every)
+        fault(m)
+
+    trainer.run(on_epoch)
