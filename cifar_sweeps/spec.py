@@ -115,7 +115,9 @@ def _parse_sub_space(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class SearchConfig(_Strict):
-    algorithm: Literal["hyperopt", "random"] = "hyperopt"
+    # hyperopt: TPE after n_initial_points random trials; random: hyperopt's random draws;
+    # grid: every combination of the choice params (the report's ladders), num_samples times.
+    algorithm: Literal["hyperopt", "random", "grid"] = "hyperopt"
     seed: int | None = 0
     n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
@@ -170,13 +172,23 @@ class SweepSpec(_Strict):
         _check_names(self)
         _check_values(self)
         _check_points(self)
+        if self.search.algorithm == "grid":
+            for key, p in self.params.items():
+                if not isinstance(p, Choice):
+                    raise ValueError(f"params.{key}: a grid search takes only choice params, got {p.type}")
         return self
+
+    def total_trials(self) -> int:
+        if self.search.algorithm != "grid":
+            return self.num_samples
+        return self.num_samples * math.prod(len(p.values) for p in self.params.values())
 
     # -------------------------------------------------------- derived facts
 
     def max_epochs(self) -> int:
         """The longest a trial can train: ASHA's max_t, and the limit checked on submit."""
-        return int(max(_values_of(self.fixed.get("epochs"), self.params.get("epochs"), TrainConfig().epochs)))
+        given = [x for x in (self.fixed.get("epochs"), self.params.get("epochs")) if x is not None]
+        return int(max(_values_of(*given))) if given else TrainConfig().epochs
 
 
 def _sub_spaces(spec: SweepSpec):
@@ -277,8 +289,8 @@ def _check_points(spec: SweepSpec) -> None:
 
 def check_limits(spec: SweepSpec, max_num_samples: int, max_epochs: int, max_concurrent: int) -> None:
     """Sizes past the configured limits are refused before anything runs."""
-    if spec.num_samples > max_num_samples:
-        raise SpecError(f"num_samples: {spec.num_samples} is over the limit of {max_num_samples}")
+    if spec.total_trials() > max_num_samples:
+        raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of {max_num_samples}")
     if spec.max_epochs() > max_epochs:
         raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {max_epochs}")
     if spec.max_concurrent_trials > max_concurrent:
@@ -363,3 +375,13 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[k] = v
     return flat
+
+
+def to_grid_space(spec: SweepSpec) -> dict[str, Any]:
+    """A Tune param space for the grid algorithm: fixed values plus grid_search axes."""
+    from ray import tune
+
+    space: dict[str, Any] = dict(spec.fixed)
+    for name, p in spec.params.items():
+        space[name] = tune.grid_search(list(p.values))
+    return space

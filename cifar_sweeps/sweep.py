@@ -18,7 +18,7 @@ from ray.tune import Callback, Stopper
 from cifar_sweeps import __version__
 from cifar_sweeps.data import Splits, load_splits
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import SweepSpec, flatten_config, to_hyperopt_space
+from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space, to_hyperopt_space
 from cifar_sweeps.store import Store, get_store
 
 TERMINAL_TRIAL = {"terminated", "early_stopped", "errored"}
@@ -65,6 +65,8 @@ def make_search(spec: SweepSpec):
     from ray.tune.search.hyperopt import HyperOptSearch
 
     s = spec.search
+    if s.algorithm == "grid":
+        return None  # Tune's own variant generator walks the grid in param_space
     n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
     return HyperOptSearch(
         space=to_hyperopt_space(spec), metric=spec.metric, mode=spec.mode,
@@ -92,7 +94,8 @@ def make_trainable(spec: SweepSpec, splits: Splits):
     from cifar_sweeps.trainable import train_trial
 
     r = spec.resources_per_trial
-    fn = tune.with_parameters(train_trial, splits=splits, cpus_per_trial=r.cpu)
+    fn = tune.with_parameters(train_trial, splits=splits, cpus_per_trial=r.cpu,
+                              checkpoint_every=spec.checkpoint_every)
     return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
 
 
@@ -144,6 +147,7 @@ def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
 
     return tune.Tuner(
         make_trainable(spec, splits),
+        param_space=to_grid_space(spec) if spec.search.algorithm == "grid" else None,
         tune_config=tune.TuneConfig(
             search_alg=make_search(spec), scheduler=make_scheduler(spec),
             num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
@@ -157,7 +161,7 @@ def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
 
 
 def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flatten_config(config).items() if k != "checkpoint_every"}
+    return flatten_config(config)
 
 
 class StoreStopper(Stopper):

@@ -23,7 +23,7 @@ from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
 # Keys of a trial config that steer the adapter, not the training loop.
-ADAPTER_KEYS = ("checkpoint_every", "fail_at_epoch")
+ADAPTER_KEYS = ("fail_at_epoch",)
 
 
 def trial_train_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
@@ -85,8 +85,9 @@ def _fault_hook(extra: dict[str, Any], trial_dir: str):
     return hook
 
 
-def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 1.0) -> None:
-    """The function trainable: one trial of a sweep."""
+def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 1.0,
+                checkpoint_every: int = 1) -> None:
+    """The function trainable: one trial of a sweep. Torch threads = the trial's CPUs."""
     from ray import tune
 
     cfg, extra = trial_train_config(config)
@@ -95,11 +96,10 @@ def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     trainer = Trainer(cfg, splits)
     _restore(trainer)
-    every = int(extra.get("checkpoint_every", 1))
     fault = _fault_hook(extra, tune.get_context().get_trial_dir())
 
     def on_epoch(m: EpochMetrics, t: Trainer) -> None:
-        _report(m, t, every)
+        _report(m, t, checkpoint_every)
         fault(m)
 
     trainer.run(on_epoch)

@@ -1,0 +1,41 @@
+"""Helpers shared by the benchmark scripts: data location, medians, table printing."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
+
+
+def default_data() -> str:
+    env = os.environ.get("CIFAR10_ARCHIVE")
+    if env and Path(env).exists():
+        return env
+    return str(DEFAULT_ARCHIVE) if DEFAULT_ARCHIVE.exists() else "synthetic:5000"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CIFAR_SWEEPS_RESULTS_DIR", ROOT / "results")) / "cache"
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for r in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def _fmt(c: object) -> str:
+    if isinstance(c, float):
+        return f"{c:,.2f}" if abs(c) < 100 else f"{c:,.0f}"
+    return str(c)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up (venv, install, headless Chromium for the page test) and runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian's chromium for the browser test..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: chromium could not be installed; the browser test will be skipped"
+fi
+# The real CIFAR-10 archive, when it lies beside the checkout (offline machines).
+if [ -z "${CIFAR10_ARCHIVE:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.xz ]; then
+  export CIFAR10_ARCHIVE=$(cd ../shared/data && pwd)/cifar10-jpeg.tar.xz
+fi
+export RAY_USAGE_STATS_ENABLED=0
+.venv/bin/ruff check cifar_sweeps tests benchmarks
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from cifar_sweeps.data import split_train_val, synthetic
+
+torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
+
+
+@pytest.fixture(scope="session")
+def tiny_splits():
+    return split_train_val(synthetic(600, 200, seed=0), 0.2, seed=0)
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    d = tmp_path / "results"
+    monkeypatch.setenv("CIFAR_SWEEPS_RESULTS_DIR", str(d))
+    monkeypatch.delenv("CIFAR_SWEEPS_STORE_URL", raising=False)
+    return d
+
+
+def real_archive() -> str | None:
+    path = os.environ.get("CIFAR10_ARCHIVE")
+    return path if path and os.path.exists(path) else None
+
+
+# Ray 2.60 reads an auth token from ~/.ray/auth_token or the environment when token auth is
+# on; the tests run their own clusters without it, so a stale token from elsewhere can't
+# make `ray job submit` fail.
+os.environ["RAY_AUTH_MODE"] = "disabled"
+os.environ.pop("RAY_AUTH_TOKEN", None)
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ.pop("RAY_ADDRESS", None)

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_sweeps.data import (
+    CLASSES, Cifar, DataSourceError, load_cifar, load_splits, split_train_val, synthetic,
+)
+from tests.conftest import real_archive
+
+PER_CLASS_TRAIN, PER_CLASS_TEST = 3, 2
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(10), n)
+    # A flat colour per image, so lossless PNG round-trips exactly and labels are checkable.
+    x = np.broadcast_to((y * 25)[:, None, None, None], (len(y), 32, 32, 3)).astype(np.uint8).copy()
+    x[:, 0, 0, 0] = rng.integers(0, 255, len(y))
+    return x, y
+
+
+def _write_batches(folder: Path) -> Cifar:
+    folder.mkdir(parents=True)
+    xtr, ytr = _images(PER_CLASS_TRAIN * 5, 0)
+    xte, yte = _images(PER_CLASS_TEST, 1)
+    chunks = np.array_split(np.arange(len(ytr)), 5)
+    for i, idx in enumerate(chunks, 1):
+        blob = {b"data": xtr[idx].transpose(0, 3, 1, 2).reshape(len(idx), -1), b"labels": ytr[idx].tolist()}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(blob))
+    blob = {b"data": xte.transpose(0, 3, 1, 2).reshape(len(yte), -1), b"labels": yte.tolist()}
+    (folder / "test_batch").write_bytes(pickle.dumps(blob))
+    return Cifar(xtr, ytr, xte, yte)
+
+
+def _write_image_folder(root: Path) -> Cifar:
+    xtr, ytr = _images(PER_CLASS_TRAIN, 2)
+    xte, yte = _images(PER_CLASS_TEST, 3)
+    for split, xs, ys in (("train", xtr, ytr), ("test", xte, yte)):
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            d = root / split / CLASSES[y]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x).save(d / f"{i:04d}.png")
+    return Cifar(xtr, ytr, xte, yte)
+
+
+def _tar(src: Path, dest: Path, mode: str, arcname: str) -> Path:
+    with tarfile.open(dest, mode) as tf:
+        tf.add(src, arcname=arcname)
+    return dest
+
+
+def _same_multiset(a: Cifar, b: Cifar) -> None:
+    """Same images with the same labels (order may differ between sources)."""
+    for xa, ya, xb, yb in ((a.x_train, a.y_train, b.x_train, b.y_train), (a.x_test, a.y_test, b.x_test, b.y_test)):
+        assert xa.shape == xb.shape and xa.dtype == np.uint8
+        key = lambda x, y: sorted(zip(x[:, 0, 0, 0].tolist(), y.tolist(), strict=True))  # noqa: E731
+        assert key(xa, ya) == key(xb, yb)
+
+
+def test_batches_folder(tmp_path):
+    want = _write_batches(tmp_path / "cifar-10-batches-py")
+    got = load_cifar(str(tmp_path / "cifar-10-batches-py"))
+    np.testing.assert_array_equal(got.x_train, want.x_train)
+    np.testing.assert_array_equal(got.y_test, want.y_test)
+    # The parent folder works too, as torchvision's root does.
+    np.testing.assert_array_equal(load_cifar(str(tmp_path)).x_test, want.x_test)
+
+
+def test_batches_archive(tmp_path):
+    want = _write_batches(tmp_path / "src" / "cifar-10-batches-py")
+    arch = _tar(tmp_path / "src" / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz", "w:gz",
+                "cifar-10-batches-py")
+    got = load_cifar(str(arch))
+    np.testing.assert_array_equal(got.x_train, want.x_train)
+    np.testing.assert_array_equal(got.y_train, want.y_train)
+
+
+def test_image_folder(tmp_path):
+    want = _write_image_folder(tmp_path / "imgs")
+    _same_multiset(load_cifar(str(tmp_path / "imgs")), want)
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tar.xz", "w:xz")])
+def test_image_folder_archives(tmp_path, suffix, mode):
+    want = _write_image_folder(tmp_path / "imgs")
+    arch = _tar(tmp_path / "imgs", tmp_path / f"cifar{suffix}", mode, "cifar10")
+    _same_multiset(load_cifar(str(arch)), want)
+
+
+def test_synthetic_shapes_and_balance():
+    d = load_cifar("synthetic:500")
+    assert d.x_train.shape == (500, 32, 32, 3) and d.x_train.dtype == np.uint8
+    assert d.x_test.shape == (100, 32, 32, 3)
+    assert np.bincount(d.y_train).tolist() == [50] * 10
+
+
+def test_cache_makes_second_load_fast(tmp_path):
+    _write_image_folder(tmp_path / "imgs")
+    arch = _tar(tmp_path / "imgs", tmp_path / "c.tar.xz", "w:xz", "c")
+    cache = tmp_path / "cache"
+    first = load_cifar(str(arch), cache)
+    assert len(list(cache.glob("*.npz"))) == 1
+    arch.write_bytes(b"")  # same path, new content: a new cache key, so the cache is not trusted
+    with pytest.raises(DataSourceError):
+        load_cifar(str(arch), cache)
+    second_arch = _tar(tmp_path / "imgs", tmp_path / "d.tar.xz", "w:xz", "c")
+    t0 = time.perf_counter()
+    a = load_cifar(str(second_arch), cache)
+    b = load_cifar(str(second_arch), cache)  # served from the cache
+    assert time.perf_counter() - t0 < 60
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    _same_multiset(first, b)
+
+
+def test_corrupt_archive(tmp_path):
+    _write_image_folder(tmp_path / "imgs")
+    good = _tar(tmp_path / "imgs", tmp_path / "good.tar.gz", "w:gz", "c").read_bytes()
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataSourceError, match="corrupt|truncated|not a readable"):
+        load_cifar(str(bad))
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar archive" * 100)
+    with pytest.raises(DataSourceError, match="tar"):
+        load_cifar(str(junk))
+
+
+def test_corrupt_image(tmp_path):
+    _write_image_folder(tmp_path / "imgs")
+    next((tmp_path / "imgs" / "train" / "cat").glob("*.png")).write_bytes(b"not a png")
+    with pytest.raises(DataSourceError, match="corrupt"):
+        load_cifar(str(tmp_path / "imgs"))
+
+
+def test_wrong_layout(tmp_path):
+    (tmp_path / "flat").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "flat" / "a.png")
+    with pytest.raises(DataSourceError, match="train/<class>"):
+        load_cifar(str(tmp_path / "flat"))
+    root = tmp_path / "three"
+    for c in ("a", "b", "c"):
+        for split in ("train", "test"):
+            (root / split / c).mkdir(parents=True)
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / split / c / "0.png")
+    with pytest.raises(DataSourceError, match="expected 10 class folders"):
+        load_cifar(str(root))
+
+
+def test_wrong_image_size(tmp_path):
+    _write_image_folder(tmp_path / "imgs")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "imgs" / "train" / "cat" / "big.png")
+    with pytest.raises(DataSourceError, match="32x32"):
+        load_cifar(str(tmp_path / "imgs"))
+
+
+def test_missing_source(tmp_path):
+    with pytest.raises(DataSourceError, match="does not exist"):
+        load_cifar(str(tmp_path / "nope.tar.xz"))
+    with pytest.raises(DataSourceError, match="synthetic"):
+        load_cifar("synthetic:abc")
+
+
+def test_split_is_stratified_disjoint_and_deterministic():
+    d = synthetic(1000, 100)
+    s = split_train_val(d, 0.2, seed=3)
+    assert len(s.y_val) == 200 and len(s.y_train) == 800
+    assert np.bincount(s.y_val).tolist() == [20] * 10
+    assert np.bincount(s.y_train).tolist() == [80] * 10
+    # No image in both splits (rows are distinct with probability ~1 in synthetic data).
+    tr = {x.tobytes() for x in s.x_train}
+    assert not any(x.tobytes() in tr for x in s.x_val)
+    s2 = split_train_val(d, 0.2, seed=3)
+    np.testing.assert_array_equal(s.x_val, s2.x_val)
+    s3 = split_train_val(d, 0.2, seed=4)
+    assert not np.array_equal(s.y_val, s3.y_val) or not np.array_equal(s.x_val, s3.x_val)
+    np.testing.assert_array_equal(s.x_test, d.x_test)  # test untouched
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(real_archive() is None, reason="CIFAR10_ARCHIVE not set")
+def test_real_archive(tmp_path):
+    cache = tmp_path / "cache"
+    d = load_cifar(real_archive(), cache, progress=False)
+    assert d.x_train.shape == (50000, 32, 32, 3) and d.x_test.shape == (10000, 32, 32, 3)
+    assert np.bincount(d.y_train).tolist() == [5000] * 10
+    assert np.bincount(d.y_test).tolist() == [1000] * 10
+    mean = d.x_train.reshape(-1, 3).mean(0) / 255
+    np.testing.assert_allclose(mean, (0.4914, 0.4822, 0.4465), atol=0.01)
+    s = load_splits(real_archive(), cache, 0.2, 0)
+    assert s.sizes == {"train": 40000, "val": 10000, "test": 10000}

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hyperopt.pyll.stochastic import sample
+
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec import SpecError, flatten_config, load_spec_file, parse_spec, to_hyperopt_space
+
+PRESETS = sorted(Path(__file__).resolve().parent.parent.joinpath("search_spaces").glob("*.json"))
+REPORT_TPE = {
+    "name": "report-tpe",
+    "fixed": {"model": "resnet50", "activation": "elu", "optimizer": "adadelta"},
+    "params": {
+        "lr": {"type": "uniform", "low": 0.001, "high": 0.1},
+        "batch_size": {"type": "choice", "values": [32, 64, 128]},
+        "epochs": {"type": "quniform", "low": 10, "high": 100, "q": 5},
+    },
+}
+
+
+def test_there_are_presets():
+    names = {p.stem for p in PRESETS}
+    assert {"quickstart", "report-tpe", "report-mlp", "report-cnn", "report-activations",
+            "report-optimizers", "report-dropout", "gpu-airbench"} <= names
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_every_preset_loads(path):
+    spec = load_spec_file(path, Settings())
+    assert spec.total_trials() >= 1 and spec.max_epochs() >= 1
+
+
+def test_samples_have_the_right_types():
+    spec = parse_spec(REPORT_TPE)
+    space = to_hyperopt_space(spec)
+    for _ in range(20):
+        cfg = sample(space)
+        assert isinstance(cfg["epochs"], int) and 10 <= cfg["epochs"] <= 100 and cfg["epochs"] % 5 == 0
+        assert cfg["batch_size"] in (32, 64, 128) and isinstance(cfg["batch_size"], int)
+        assert isinstance(cfg["lr"], float) and 0.001 <= cfg["lr"] <= 0.1
+        assert cfg["model"] == "resnet50"
+
+
+def test_conditional_sub_space():
+    spec = parse_spec({"fixed": {"model": "mlp"}, "params": {"opt": {"type": "choice", "values": [
+        {"optimizer": "sgd", "lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+        {"optimizer": "adadelta", "lr": {"type": "uniform", "low": 0.5, "high": 1.0}},
+    ]}}})
+    seen = set()
+    for _ in range(30):
+        cfg = flatten_config(sample(to_hyperopt_space(spec)))
+        seen.add(cfg["optimizer"])
+        lo, hi = (0.001, 0.1) if cfg["optimizer"] == "sgd" else (0.5, 1.0)
+        assert lo <= cfg["lr"] <= hi and "opt" not in cfg
+    assert seen == {"sgd", "adadelta"}
+
+
+def _with(**kw):
+    return {**REPORT_TPE, **kw}
+
+
+BAD_SPECS = [
+    ("unknown param type", _with(params={"lr": {"type": "gauss", "low": 0, "high": 1}}), "params.lr"),
+    ("unknown model", _with(fixed={"model": "vgg"}), "fixed.model"),
+    ("unknown model in choice", _with(fixed={}, params={"model": {"type": "choice", "values": ["mlp", "nope"]}}),
+     "params.model"),
+    ("unknown optimizer", _with(fixed={"model": "mlp", "optimizer": "lbfgs"}), "fixed.optimizer"),
+    ("unknown activation", _with(fixed={"model": "mlp", "activation": "tanhh"}), "fixed.activation"),
+    ("low >= high", _with(params={"lr": {"type": "uniform", "low": 0.1, "high": 0.01}}), "params.lr"),
+    ("negative learning rate", _with(params={"lr": {"type": "uniform", "low": -0.1, "high": 0.1}}), "params.lr"),
+    ("loguniform low <= 0", _with(params={"lr": {"type": "loguniform", "low": 0, "high": 0.1}}), "params.lr"),
+    ("empty choice", _with(params={"batch_size": {"type": "choice", "values": []}}), "params.batch_size"),
+    ("fixed and searched", _with(fixed={"model": "mlp", "lr": 0.1}), "params.lr"),
+    ("unknown top-level key", _with(foo=1), "foo"),
+    ("unknown parameter", _with(fixed={"model": "mlp", "learning_rate": 0.1}), "fixed.learning_rate"),
+    ("num_samples zero", _with(num_samples=0), "num_samples"),
+    ("negative batch size", _with(params={"batch_size": {"type": "choice", "values": [-32, 64]}}), "params.batch_size"),
+    ("dropout >= 1", _with(fixed={"model": "mlp", "dropout": 1.5}), "fixed.dropout"),
+    ("mode does not fit metric", _with(metric="val_acc", mode="min"), "mode"),
+    ("bad name", _with(name="../../etc/passwd"), "name"),
+    ("zero concurrency", _with(max_concurrent_trials=0), "max_concurrent_trials"),
+    ("negative gpu", _with(resources_per_trial={"cpu": 1, "gpu": -1}), "resources_per_trial.gpu"),
+    ("unknown scheduler", _with(scheduler={"type": "pbt"}), "scheduler.type"),
+    ("grid with a range", _with(search={"algorithm": "grid"}), "params.lr"),
+    ("point missing a param", _with(search={"points_to_evaluate": [{"lr": 0.05}]}), "points_to_evaluate"),
+    ("quniform q <= 0", _with(params={"epochs": {"type": "quniform", "low": 10, "high": 100, "q": 0}}), "q"),
+    ("randint wrong order", _with(params={"epochs": {"type": "randint", "low": 10, "high": 5}}), "params.epochs"),
+    ("NaN bound", _with(params={"lr": {"type": "uniform", "low": float("nan"), "high": 0.1}}), "params.lr"),
+]
+
+
+@pytest.mark.parametrize("what,raw,field", BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
+def test_bad_specs_are_rejected_naming_the_field(what, raw, field):
+    with pytest.raises(SpecError) as e:
+        parse_spec(raw)
+    assert field in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("raw,field", [
+    (_with(num_samples=5000), "num_samples"),
+    (_with(params={**REPORT_TPE["params"], "epochs": {"type": "quniform", "low": 10, "high": 5000, "q": 5}}),
+     "epochs"),
+    (_with(max_concurrent_trials=1000), "max_concurrent_trials"),
+])
+def test_limits(raw, field):
+    with pytest.raises(SpecError, match=field):
+        parse_spec(raw, Settings(max_num_samples=1000, max_epochs=500, max_concurrent_trials=64))
+
+
+def test_malformed_json_and_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="JSON|json"):
+        parse_spec("{not json")
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec_file(tmp_path / "nope.json")

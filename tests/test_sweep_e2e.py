@@ -1,0 +1,170 @@
+"""End-to-end sweeps on a real Ray head (`ray start --head`), real HyperOpt, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cifar_sweeps.store import Store
+from cifar_sweeps.train import load_model_file
+from tests.ray_helpers import VENV_BIN, RayHead
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    head = RayHead(tmp_path_factory.mktemp("ray")).start()
+    yield head
+    head.stop()
+
+
+def _env(head: RayHead, results: Path) -> dict[str, str]:
+    env = head.env()
+    env.update(RAY_ADDRESS=head.address, CIFAR_SWEEPS_RESULTS_DIR=str(results), PYTHONUNBUFFERED="1")
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    return env
+
+
+def _write_spec(tmp: Path, **over) -> Path:
+    spec = {
+        "name": "e2e", "num_samples": 6, "max_concurrent_trials": 2,
+        "search": {"algorithm": "hyperopt", "seed": 1, "n_initial_points": 3},
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        "fixed": {"model": "mlp", "epochs": 4, "batch_size": 64},
+        "params": {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1}},
+    }
+    spec.update(over)
+    path = tmp / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def _cli(args: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "cifar-sweeps"), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def _store(results: Path) -> Store:
+    return Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
+
+
+def _result_epochs(trial_dir: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (trial_dir / "result.json").read_text().splitlines() if line]
+
+
+def test_hyperopt_asha_sweep(ray_head, tmp_path):
+    results = tmp_path / "results"
+    p = _cli(["run", str(_write_spec(tmp_path)), "--data", "synthetic:1000"], _env(ray_head, results))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "rank" in p.stdout and "val_acc" in p.stdout  # the final leaderboard is printed
+    store = _store(results)
+    (sweep,), _ = store.list_sweeps()
+    assert sweep.status == "succeeded"
+    trials = store.trials(sweep.id)
+    assert len(trials) == 6
+    for t in trials:
+        assert isinstance(t.config["lr"], float) and isinstance(t.config["epochs"], int)
+        assert isinstance(t.config["batch_size"], int) and t.config["model"] == "mlp"
+        assert t.status in ("terminated", "early_stopped")
+        assert t.test_acc is not None and 0 <= t.test_acc <= 1
+        assert t.checkpoint_path and Path(t.checkpoint_path).is_file()
+        model = load_model_file(t.checkpoint_path)
+        assert sum(p.numel() for p in model.parameters()) > 0
+        assert len(store.epochs(t.id)) == t.epochs
+    assert any(t.epochs < 4 and t.status == "early_stopped" for t in trials)  # ASHA stopped one
+    board, total = store.leaderboard(sweep_id=sweep.id)
+    assert total == 6
+    accs = [t.val_acc for t in board]
+    assert accs == sorted(accs, reverse=True)
+
+
+def test_retry_continues_from_checkpoint(ray_head, tmp_path):
+    results = tmp_path / "results"
+    spec = _write_spec(tmp_path, num_samples=1, scheduler={"type": "fifo"}, max_failures=2,
+                       fixed={"model": "mlp", "epochs": 4, "batch_size": 64, "fail_at_epoch": 2},
+                       params={"lr": {"type": "choice", "values": [0.01]}})
+    p = _cli(["run", str(spec), "--data", "synthetic:500"], _env(ray_head, results))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    store = _store(results)
+    (sweep,), _ = store.list_sweeps()
+    (trial,) = store.trials(sweep.id)
+    trial_dir = Path(sweep.experiment_path) / f"trial_{trial.tune_trial_id}"
+    assert (trial_dir / "injected_fault_done").read_text() == "2"  # the fault did happen
+    # After the failure at epoch 2 the retry restored epoch 2's checkpoint and went on at 3.
+    assert _result_epochs(trial_dir) == [1, 2, 3, 4]
+    assert trial.status == "terminated" and trial.epochs == 4
+
+
+def test_sigkill_driver_then_resume(ray_head, tmp_path):
+    results = tmp_path / "results"
+    spec = _write_spec(tmp_path, num_samples=4, max_concurrent_trials=1, scheduler={"type": "fifo"},
+                       fixed={"model": "simple_cnn", "epochs": 3, "batch_size": 32},
+                       params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}})
+    env = _env(ray_head, results)
+    driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
+                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = _store(results)
+    deadline = time.time() + 300
+    sweep_id, finished_before = None, {}
+    while time.time() < deadline:
+        rows, _ = store.list_sweeps()
+        if rows:
+            sweep_id = rows[0].id
+            trials = store.trials(sweep_id)
+            finished_before = {t.id: t.finished_at for t in trials if t.status == "terminated"}
+            running = [t for t in trials if t.status == "running" and t.epochs >= 1]
+            if finished_before and running:
+                break
+        time.sleep(0.5)
+    assert finished_before, "no trial finished before the deadline"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+
+    p = _cli(["leaderboard", "--sweep", sweep_id], env)  # reads mark the dead driver's sweep
+    assert p.returncode == 0
+    from cifar_sweeps.sweep import refresh_interrupted
+
+    assert refresh_interrupted(store, store.get_sweep(sweep_id)) == "interrupted"
+    kept = {t.id for t in store.trials(sweep_id) if t.val_acc is not None}
+
+    p = _cli(["resume", sweep_id], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    sweep = store.get_sweep(sweep_id)
+    assert sweep.status == "succeeded"
+    trials = store.trials(sweep_id)
+    assert len(trials) == 4
+    assert kept <= {t.id for t in trials}  # nothing recorded before the kill was lost
+    for t in trials:
+        assert t.status == "terminated" and t.epochs == 3
+        epochs = _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
+        assert epochs.count(1) == 1, f"{t.id} trained from scratch again: {epochs}"
+        if t.id in finished_before:
+            assert t.finished_at == finished_before[t.id]  # finished trials were not run again
+
+
+def test_ray_job_submit(ray_head, tmp_path):
+    results = tmp_path / "results"
+    env = _env(ray_head, results)
+    spec = _write_spec(tmp_path, num_samples=2, fixed={"model": "mlp", "epochs": 2, "batch_size": 64})
+    p = subprocess.run(
+        [str(VENV_BIN / "ray"), "job", "submit", "--address", ray_head.dashboard_url, "--working-dir", str(REPO),
+         "--", "cifar-sweeps", "run", str(spec), "--data", "synthetic:500", "--results-dir", str(results)],
+        env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "SUCCEEDED" in p.stdout
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(ray_head.dashboard_url)
+    jobs = [j for j in client.list_jobs() if j.entrypoint and "cifar-sweeps run" in j.entrypoint]
+    assert jobs and jobs[-1].status == JobStatus.SUCCEEDED
+    store = _store(results)
+    (sweep,), _ = store.list_sweeps()
+    assert sweep.status == "succeeded" and len(store.trials(sweep.id)) == 2

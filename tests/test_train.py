@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cifar_sweeps.train import (
+    OPTIMIZERS, SCHEDULERS, NonFiniteLossError, TrainConfig, Trainer, fit, load_model_file,
+)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(model="mlp", epochs=2, batch_size=32, lr=0.01, seed=0, threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+def test_every_optimizer(tiny_splits, opt):
+    lr = {"adadelta": 1.0, "adagrad": 0.05}.get(opt, 0.01 if opt == "sgd" else 0.001)
+    r = fit(_cfg(optimizer=opt, lr=lr, epochs=2), tiny_splits)
+    assert r.epochs_run == 2 and r.best_val_acc > 0.3
+
+
+@pytest.mark.parametrize("sched", SCHEDULERS)
+def test_every_scheduler(tiny_splits, sched):
+    r = fit(_cfg(scheduler=sched, epochs=3, gamma=0.5, step_size=1), tiny_splits)
+    lrs = [h.lr for h in r.history]
+    if sched == "none":
+        assert lrs == [0.01] * 3
+    elif sched in ("exponential", "step"):
+        assert lrs == pytest.approx([0.01, 0.005, 0.0025])
+    else:
+        assert lrs[0] != lrs[-1]
+
+
+def test_learns_well_above_chance(tiny_splits):
+    r = fit(_cfg(model="simple_cnn", epochs=4, batch_size=32, lr=0.01), tiny_splits)
+    assert r.best_val_acc > 0.5 and r.test_acc is not None and r.test_acc > 0.5
+    h = r.history[-1]
+    # Whole-epoch train metrics: accuracy is a multiple of 1/len(train) (not of one batch).
+    assert 0 <= h.train_acc <= 1 and h.train_loss > 0 and h.images_per_s > 0
+
+
+def test_metrics_per_epoch(tiny_splits):
+    seen = []
+    fit(_cfg(epochs=2), tiny_splits, lambda m, t: seen.append(m))
+    assert [m.epoch for m in seen] == [1, 2]
+    for m in seen:
+        assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"} <= set(m.model_dump())
+
+
+def test_save_restore_continue_matches_uninterrupted(tiny_splits, tmp_path):
+    cfg = _cfg(model="simple_cnn", epochs=4, dropout=0.3, crop_padding=2, cutout=4, scheduler="cosine")
+    full = Trainer(cfg, tiny_splits).run()
+
+    first = Trainer(cfg, tiny_splits)
+    first.step_epoch()
+    first.step_epoch()
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    del first
+    torch.manual_seed(1234)  # the process RNG moves on; restore must bring it back
+    resumed = Trainer(cfg, tiny_splits)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    rest = resumed.run()
+    assert [h.val_acc for h in rest.history] == [h.val_acc for h in full.history]
+    assert [h.train_loss for h in rest.history] == pytest.approx([h.train_loss for h in full.history], rel=1e-6)
+    assert rest.test_acc == full.test_acc
+
+
+def test_nan_loss_stops_with_specific_error(tiny_splits):
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite"):
+        fit(_cfg(model="mlp", optimizer="sgd", lr=1e6, epochs=3), tiny_splits)
+
+
+def test_best_model_file_loads(tiny_splits, tmp_path):
+    t = Trainer(_cfg(epochs=2), tiny_splits)
+    t.run()
+    torch.save(t.best_model_file(), tmp_path / "m.pt")
+    model = load_model_file(tmp_path / "m.pt")
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="greater than 0"):
+        TrainConfig(lr=-0.1)
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainConfig(model="nope")
