@@ -159,7 +159,6 @@ def test_ray_job_submit(ray_head, tmp_path):
          "--", "cifar-sweeps", "run", str(spec), "--data", "synthetic:500", "--results-dir", str(results)],
         env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "SUCCEEDED" in p.stdout
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(ray_head.dashboard_url)
