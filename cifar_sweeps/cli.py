@@ -75,12 +75,27 @@ def _resolve_spec_path(spec: str) -> Path:
     return preset if preset.exists() else p
 
 
+def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
+    """The spec file named on the command line, or the stored spec of --sweep-id (the path
+    the API takes: only the id travels to the cluster)."""
+    from cifar_sweeps.spec import SpecError, load_spec_file, parse_spec
+
+    if args.spec:
+        return load_spec_file(_resolve_spec_path(args.spec), settings)
+    if not args.sweep_id:
+        raise SpecError("give a spec file (or preset name), or --sweep-id of a stored sweep")
+    sweep = store.get_sweep(args.sweep_id)
+    if sweep is None:
+        raise SpecError(f"no sweep {args.sweep_id!r} in the store at {store.url}")
+    return parse_spec(sweep.spec, settings)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from cifar_sweeps.spec import load_spec_file
     from cifar_sweeps.sweep import run_sweep
 
     settings = _settings(args)
-    spec = load_spec_file(_resolve_spec_path(args.spec), settings)
+    store = _store(settings)
+    spec = _spec_for_run(args, settings, store)
     update = {}
     if args.name:
         update["name"] = args.name
@@ -90,7 +105,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from cifar_sweeps.spec import parse_spec
 
         spec = parse_spec({**spec.model_dump(mode="json"), **update}, settings)
-    store = _store(settings)
     sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id)
     _print_leaderboard(store, sweep_id, 10, False)
     sweep = store.get_sweep(sweep_id)
@@ -215,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("run", help="run a sweep spec to the end (also as a Ray job)")
-    p.add_argument("spec", help="a spec JSON file, or the name of a preset in search_spaces/")
+    p.add_argument("spec", nargs="?", help="a spec JSON file, or the name of a preset in search_spaces/")
     _common(p)
     p.add_argument("--name")
     p.add_argument("--num-samples", type=int)

@@ -253,7 +253,7 @@ def _check_field(field: str, value: Any, where: str) -> None:
     try:
         TrainConfig.model_validate({field: value})
     except ValidationError as e:
-        msg = "; ".join(err["msg"] for err in e.errors())
+        msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise ValueError(f"{where}: {value!r} is not a valid {field}: {msg}") from None
 
 

@@ -177,6 +177,19 @@ class Store:
             values["error"] = error[-4000:]
         self.update_sweep(sweep_id, **values)
 
+    def delete_sweep(self, sweep_id: str) -> None:
+        with self.session() as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is not None:
+                s.delete(sweep)
+
+    def next_queued(self) -> Sweep | None:
+        """The oldest queued sweep not yet submitted (first in, first out)."""
+        with self.sessions() as s:
+            return s.scalars(select(Sweep).where(Sweep.status == "queued", Sweep.ray_job_id.is_(None),
+                                                 Sweep.stop_requested.is_(False))
+                             .order_by(Sweep.created_at, Sweep.id).limit(1)).first()
+
     def list_sweeps(self, limit: int = 50, offset: int = 0, status: str | None = None) -> tuple[list[Sweep], int]:
         q = select(Sweep)
         if status:
@@ -277,6 +290,12 @@ class Store:
             order = (Trial.val_acc.is_(None), Trial.val_acc.desc(), Trial.id)
             rows = s.scalars(q.order_by(*order).limit(limit).offset(offset)).all()
         return list(rows), int(total or 0)
+
+    def sweep_names(self, ids: set[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            return dict(s.execute(select(Sweep.id, Sweep.name).where(Sweep.id.in_(ids))).all())
 
     def best_trial(self, sweep_id: str) -> Trial | None:
         rows, _ = self.leaderboard(sweep_id=sweep_id, limit=1)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import pickle
 import tarfile
 import time
@@ -11,7 +10,13 @@ import pytest
 from PIL import Image
 
 from cifar_sweeps.data import (
-    CLASSES, Cifar, DataSourceError, load_cifar, load_splits, split_train_val, synthetic,
+    CLASSES,
+    Cifar,
+    DataSourceError,
+    load_cifar,
+    load_splits,
+    split_train_val,
+    synthetic,
 )
 from tests.conftest import real_archive
 

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from cifar_sweeps.train import (
-    OPTIMIZERS, SCHEDULERS, NonFiniteLossError, TrainConfig, Trainer, fit, load_model_file,
+    OPTIMIZERS,
+    SCHEDULERS,
+    NonFiniteLossError,
+    TrainConfig,
+    Trainer,
+    fit,
+    load_model_file,
 )
 
 

@@ -1,0 +1,223 @@
+"""Ray Jobs: submit, stop and follow sweeps; start (and stop) a local Ray head when no
+cluster is set.
+
+A sweep submitted through the API runs as the Ray job `cifar-sweeps run --sweep-id ID`:
+the same entry point as the terminal path. The driver reads its spec from the store, so
+nothing but the sweep id has to travel to the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.store import ACTIVE, Store, Sweep
+
+# Ray job status -> what it means for a sweep the driver has not finished itself.
+TERMINAL_JOB = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+class RayUnavailable(RuntimeError):
+    """The Ray cluster (its dashboard / Jobs API) can't be reached."""
+
+
+def dashboard_url(settings: Settings) -> str:
+    """The Jobs API address: RAY_ADDRESS when it is an http(s) URL, else the setting."""
+    addr = os.environ.get("RAY_ADDRESS", "")
+    if addr.startswith(("http://", "https://")):
+        return addr.rstrip("/")
+    return settings.dashboard_url.rstrip("/")
+
+
+def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/version", timeout=timeout_s) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+class LocalHead:
+    """`ray start --head` on loopback when no cluster is set and none is running; stopped
+    on exit only if this process started it."""
+
+    def __init__(self, dashboard: str):
+        self.dashboard = dashboard
+        self.started = False
+
+    def ensure(self, timeout_s: float = 120) -> None:
+        if dashboard_up(self.dashboard):
+            return
+        port = self.dashboard.rsplit(":", 1)[-1]
+        ray = shutil.which("ray", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+        if ray is None:
+            raise RayUnavailable("the `ray` command is not installed")
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # job drivers find cifar-sweeps
+        cmd = [ray, "start", "--head", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}",
+               "--include-dashboard=true", "--disable-usage-stats"]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+        if p.returncode != 0:
+            raise RayUnavailable(f"`ray start --head` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")
+        self.started = True
+        deadline = time.time() + timeout_s
+        while not dashboard_up(self.dashboard):
+            if time.time() > deadline:
+                raise RayUnavailable(f"the Ray dashboard did not come up at {self.dashboard}")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.started:
+            ray = shutil.which("ray", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+            subprocess.run([ray or "ray", "stop"], capture_output=True, timeout=120)
+            self.started = False
+
+
+class Jobs:
+    """Submits sweeps as Ray jobs and keeps the store's sweep status in step with them."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings, self.store = settings, store
+        self.url = dashboard_url(settings)
+        self._client = None
+        self._lock = threading.Lock()  # one submitter at a time: the running-sweeps cap holds
+
+    # ------------------------------------------------------------ Ray client
+
+    def client(self):
+        from ray.job_submission import JobSubmissionClient
+
+        if self._client is None:
+            if not dashboard_up(self.url):
+                raise RayUnavailable(f"the Ray cluster's Jobs API at {self.url} is not reachable")
+            try:
+                self._client = JobSubmissionClient(self.url)
+            except Exception as e:
+                raise RayUnavailable(f"the Ray cluster's Jobs API at {self.url} is not reachable ({e})") from e
+        return self._client
+
+    def reachable(self) -> bool:
+        return dashboard_up(self.url)
+
+    def _runtime_env(self) -> dict:
+        env = {
+            "CIFAR_SWEEPS_STORE_URL": self.settings.resolved_store_url(),
+            "CIFAR_SWEEPS_RESULTS_DIR": str(Path(self.settings.results_dir).resolve()),
+            "CIFAR_SWEEPS_DATA": self.settings.data,
+            "PYTHONUNBUFFERED": "1",
+        }
+        for key in ("CIFAR_SWEEPS_STORAGE_PATH", "CIFAR_SWEEPS_WANDB", "WANDB_MODE", "WANDB_PROJECT",
+                    "WANDB_API_KEY"):
+            if os.environ.get(key):
+                env[key] = os.environ[key]
+        return {"env_vars": env}
+
+    def _submit(self, sweep_id: str, verb: str) -> str:
+        entry = f"cifar-sweeps run --sweep-id {sweep_id}" if verb == "run" else f"cifar-sweeps resume {sweep_id}"
+        try:
+            return self.client().submit_job(entrypoint=entry, runtime_env=self._runtime_env(),
+                                            metadata={"cifar_sweeps_sweep": sweep_id})
+        except RayUnavailable:
+            raise
+        except Exception as e:
+            self._client = None
+            raise RayUnavailable(f"submitting to the Ray Jobs API at {self.url} failed: {e}") from e
+
+    def running_count(self) -> int:
+        with self.store.sessions() as s:
+            from sqlalchemy import func, select
+
+            return int(s.scalar(select(func.count()).where(
+                Sweep.status.in_(ACTIVE), Sweep.ray_job_id.is_not(None))) or 0)
+
+    # ------------------------------------------------------------ verbs
+
+    def create(self, spec: dict, code_version: str) -> Sweep:
+        """Store a sweep and submit it, or leave it queued when the running cap is reached.
+        Raises RayUnavailable (and stores nothing) when the cluster can't be reached."""
+        self.client()
+        sweep = self.store.create_sweep(spec, self.settings.data, code_version)
+        try:
+            self.drain()
+        except RayUnavailable:
+            self.store.delete_sweep(sweep.id)  # nothing half-stored: the user can submit again
+            raise
+        return self.store.get_sweep(sweep.id)
+
+    def drain(self) -> int:
+        """Submit queued sweeps while fewer than max_running_sweeps are running."""
+        submitted = 0
+        with self._lock:
+            while self.running_count() < self.settings.max_running_sweeps:
+                nxt = self.store.next_queued()
+                if nxt is None:
+                    break
+                verb = "resume" if nxt.experiment_path else "run"
+                job_id = self._submit(nxt.id, verb)
+                self.store.update_sweep(nxt.id, ray_job_id=job_id)
+                submitted += 1
+        return submitted
+
+    def resume(self, sweep: Sweep) -> Sweep:
+        self.client()
+        self.store.update_sweep(sweep.id, status="queued", ray_job_id=None, stop_requested=False,
+                                finished_at=None, error=None)
+        self.drain()
+        return self.store.get_sweep(sweep.id)
+
+    def stop(self, sweep: Sweep) -> Sweep:
+        return self.store.get_sweep(stop_sweep(self.store, sweep.id, self))
+
+    # ------------------------------------------------------------ status
+
+    def sync(self, sweep: Sweep) -> Sweep:
+        """Correct a sweep whose job ended without the driver saying so (killed, crashed)."""
+        if sweep.status not in ACTIVE or not sweep.ray_job_id:
+            return sweep
+        try:
+            info = self.client().get_job_info(sweep.ray_job_id)
+        except RayUnavailable:
+            return sweep
+        except Exception:
+            return sweep
+        status = str(getattr(info.status, "value", info.status))
+        if status not in TERMINAL_JOB:
+            return sweep
+        fresh = self.store.get_sweep(sweep.id)  # the driver may have just written its end
+        if fresh.status not in ACTIVE:
+            return fresh
+        new = {"STOPPED": "stopped", "SUCCEEDED": "succeeded"}.get(status)
+        if new is None:  # FAILED: a sweep that had started can be resumed
+            new = "interrupted" if fresh.started_at else "failed"
+        self.store.set_status(sweep.id, new, error=(info.message or "")[-2000:] if status == "FAILED" else None)
+        if new in ("interrupted", "stopped"):
+            self.store.mark_running_trials(sweep.id, "errored" if new == "interrupted" else "early_stopped")
+        return self.store.get_sweep(sweep.id)
+
+    def sync_all(self) -> None:
+        rows, _ = self.store.list_sweeps(limit=1000, status="running")
+        queued, _ = self.store.list_sweeps(limit=1000, status="queued")
+        for sweep in rows + queued:
+            self.sync(sweep)
+
+
+def stop_sweep(store: Store, sweep_id: str, jobs: Jobs | None = None) -> str:
+    """Ask a sweep to stop: the driver's stopper ends every trial and keeps the results.
+    A sweep still waiting in the queue is stopped at once."""
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise KeyError(sweep_id)
+    if sweep.status not in ACTIVE:
+        return sweep.status
+    store.update_sweep(sweep_id, stop_requested=True)
+    if sweep.status == "queued" and not sweep.ray_job_id:
+        store.set_status(sweep_id, "stopped")
+        return "stopped"
+    return "stopping"

@@ -1,0 +1,124 @@
+"""Response models of the HTTP API: the one schema of every JSON the API returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Links(BaseModel):
+    self: str
+    leaderboard: str
+    ray_dashboard: str | None = None
+
+
+class BestTrial(BaseModel):
+    trial_id: str
+    val_acc: float | None
+    test_acc: float | None
+
+
+class SweepOut(_Out):
+    id: str
+    name: str
+    status: str
+    ray_job_id: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    code_version: str
+    data_source: str
+    error: str | None
+    spec: dict[str, Any]
+    trial_counts: dict[str, int] = {}
+    best_trial: BestTrial | None = None
+    links: Links | None = None
+
+
+class SweepList(BaseModel):
+    items: list[SweepOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class LeaderboardItem(BaseModel):
+    rank: int
+    trial_id: str
+    sweep_id: str
+    sweep_name: str | None = None
+    model: str
+    config: dict[str, Any]
+    val_acc: float | None
+    val_loss: float | None
+    test_acc: float | None
+    best_epoch: int | None
+    epochs: int
+    epochs_budget: int | None
+    status: str
+    seconds: float
+    checkpoint_url: str | None
+
+
+class Leaderboard(BaseModel):
+    items: list[LeaderboardItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class EpochOut(_Out):
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+class TrialOut(_Out):
+    id: str
+    sweep_id: str
+    tune_trial_id: str
+    model: str
+    config: dict[str, Any]
+    status: str
+    val_acc: float | None
+    val_loss: float | None
+    test_acc: float | None
+    best_epoch: int | None
+    epochs: int
+    epochs_budget: int | None
+    seconds: float
+    error: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    checkpoint_url: str | None = None
+    curves: list[EpochOut] = []
+
+
+class SearchSpaceInfo(BaseModel):
+    name: str
+    description: str
+    trials: int
+    url: str
+
+
+class SearchSpaceList(BaseModel):
+    items: list[SearchSpaceInfo]
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    ray: str
+    ray_dashboard: str
+    version: str

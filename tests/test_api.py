@@ -1,0 +1,158 @@
+"""API behaviour that needs no Ray: validation, auth, limits, reads (TestClient, real SQLite)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cifar_sweeps.api import check_bind, create_app
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.store import get_store
+
+GOOD = {"name": "t", "num_samples": 2, "fixed": {"model": "mlp", "epochs": 2},
+        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+
+
+class FakeJobs:
+    """Stands in for the Ray cluster only where a test is about the API itself; the
+    end-to-end tests use a real Ray head."""
+
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, store, up=True):
+        self.store, self.up, self.created = store, up, []
+
+    def reachable(self):
+        return self.up
+
+    def create(self, spec, version):
+        from cifar_sweeps.jobs import RayUnavailable
+
+        if not self.up:
+            raise RayUnavailable("Ray is down")
+        sweep = self.store.create_sweep(spec, "synthetic:100", version)
+        self.created.append(sweep.id)
+        return sweep
+
+    def sync(self, sweep):
+        return sweep
+
+
+@pytest.fixture
+def setup(tmp_path):
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", max_body_bytes=100_000,
+                        max_num_samples=50)
+    store = get_store(settings.resolved_store_url())
+    jobs = FakeJobs(store)
+    return TestClient(create_app(settings, jobs)), store, jobs
+
+
+AUTH = {"Authorization": "Bearer s3cret-token"}
+
+
+def _count(store):
+    return store.list_sweeps()[1]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({**GOOD, "fixed": {"model": "vgg"}}, "fixed.model"),
+    ({**GOOD, "params": {"lr": {"type": "uniform", "low": -1, "high": 0.1}}}, "params.lr"),
+    ({**GOOD, "num_samples": 10_000}, "num_samples"),
+    ({**GOOD, "bogus": 1}, "bogus"),
+    ({**GOOD, "params": {"lr": {"type": "choice", "values": []}}}, "params.lr"),
+])
+def test_bad_specs_422_naming_the_field(setup, body, field):
+    client, store, _ = setup
+    r = client.post("/sweeps", json=body, headers=AUTH)
+    assert r.status_code == 422 and field in r.json()["detail"], r.json()
+    assert _count(store) == 0
+
+
+def test_malformed_json_422(setup):
+    client, store, _ = setup
+    r = client.post("/sweeps", content=b"{not json", headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 422 and _count(store) == 0
+
+
+def test_unknown_ids_404(setup):
+    client, _, _ = setup
+    for url in ("/sweeps/sw-nope", "/trials/nope", "/trials/nope/checkpoint", "/search-spaces/nope"):
+        r = client.get(url)
+        assert r.status_code == 404 and "nope" in r.json()["detail"]
+    for url in ("/sweeps/sw-nope/stop", "/sweeps/sw-nope/resume"):
+        assert client.post(url, headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"},
+                                     {"Authorization": "Basic s3cret-token"}])
+def test_token_required_for_mutations(setup, headers):
+    client, store, _ = setup
+    r = client.post("/sweeps", json=GOOD, headers=headers)
+    assert r.status_code == 401 and "s3cret" not in r.text
+    assert _count(store) == 0
+    sweep = store.create_sweep(GOOD, "synthetic:100", "t")
+    for verb in ("stop", "resume"):
+        assert client.post(f"/sweeps/{sweep.id}/{verb}", headers=headers).status_code == 401
+    assert store.get_sweep(sweep.id).status == "queued" and not store.get_sweep(sweep.id).stop_requested
+
+
+def test_create_with_token(setup):
+    client, store, jobs = setup
+    r = client.post("/sweeps", json=GOOD, headers=AUTH)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "queued" and body["id"] == jobs.created[0]
+    assert client.get(f"/sweeps/{body['id']}").json()["spec"]["fixed"]["model"] == "mlp"
+
+
+def test_oversized_body_413(setup):
+    client, store, _ = setup
+    big = {**GOOD, "description": "x" * 200_000}
+    r = client.post("/sweeps", json=big, headers=AUTH)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert _count(store) == 0
+
+
+def test_ray_down_503_nothing_stored(tmp_path):
+    settings = Settings(results_dir=tmp_path)
+    store = get_store(settings.resolved_store_url())
+    client = TestClient(create_app(settings, FakeJobs(store, up=False)))
+    r = client.post("/sweeps", json=GOOD)
+    assert r.status_code == 503 and "Ray" in r.json()["detail"]
+    assert _count(store) == 0
+
+
+def test_ray_down_503_with_real_jobs_client(tmp_path):
+    """The real Jobs class against a port where nothing listens."""
+    settings = Settings(results_dir=tmp_path, dashboard_url="http://127.0.0.1:9")
+    client = TestClient(create_app(settings))
+    r = client.post("/sweeps", json=GOOD)
+    assert r.status_code == 503 and "not reachable" in r.json()["detail"]
+    assert client.get("/sweeps").json()["total"] == 0
+    assert client.get("/health").json()["ray"] == "unreachable"
+
+
+def test_reads(setup):
+    client, store, _ = setup
+    assert client.get("/health").json()["store"] == "ok"
+    names = [s["name"] for s in client.get("/search-spaces").json()["items"]]
+    assert "quickstart" in names and "report-tpe" in names
+    assert client.get("/search-spaces/report-tpe").json()["fixed"]["model"] == "resnet50"
+    assert client.get("/leaderboard").json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert client.get("/leaderboard?limit=0").status_code == 422
+    assert client.get("/sweeps?offset=-1").status_code == 422
+    assert client.get("/").headers["content-type"].startswith("text/html")
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_non_loopback_bind_refused_without_token():
+    with pytest.raises(SystemExit, match="token"):
+        check_bind("0.0.0.0", Settings(api_token=""))
+    check_bind("0.0.0.0", Settings(api_token="x"))
+    check_bind("127.0.0.1", Settings(api_token=""))
+    p = subprocess.run([sys.executable, "-m", "cifar_sweeps", "serve", "--host", "0.0.0.0", "--port", "1"],
+                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert p.returncode != 0 and "token" in p.stderr
