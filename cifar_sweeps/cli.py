@@ -141,7 +141,8 @@ def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, mod
             {"trial_id": t.id, "sweep_id": t.sweep_id, "model": t.model, "config": t.config, "val_acc": t.val_acc,
              "test_acc": t.test_acc, "epochs": t.epochs, "status": t.status} for t in rows], "total": total}, indent=2))
         return
-    print(f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  {'status':<13} config")
+    print(f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  "
+          f"{'status':<13} config")
     for i, t in enumerate(rows, 1):
         cfg = {k: v for k, v in t.config.items() if k != "model"}
         short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())

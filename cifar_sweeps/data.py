@@ -132,7 +132,7 @@ def _parse_synthetic(source: str) -> int:
     try:
         n = int(source.split(":", 1)[1])
     except ValueError:
-        raise DataSourceError(f"synthetic source must be 'synthetic:N' with an int N, got {source!r}")
+        raise DataSourceError(f"synthetic source must be 'synthetic:N' with an int N, got {source!r}") from None
     if n < 10:
         raise DataSourceError(f"synthetic:N needs N >= 10 (one image per class), got {n}")
     return n
@@ -212,7 +212,7 @@ def _split_class_path(parts: tuple[str, ...]) -> tuple[str, str] | None:
 
 def _from_tar(path: Path, progress: bool) -> Cifar:
     try:
-        tf = tarfile.open(path, "r:*")
+        tf = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the `with tf` below)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataSourceError(f"{path} is not a readable tar archive ({e})") from e
     batches: dict[str, bytes] = {}

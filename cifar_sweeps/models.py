@@ -48,7 +48,7 @@ def fc_stack(widths: Sequence[int], activation: str, dropout: float) -> nn.Seque
     """Linear layers through `widths`, with activation and dropout between them (not after
     the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
         layers.append(nn.Linear(a, b))
         if i < len(widths) - 2:
             layers.append(ACTIVATIONS[activation]())

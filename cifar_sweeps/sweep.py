@@ -38,6 +38,8 @@ def init_ray(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address.startswith(("http://", "https://")):
+        address = "auto"  # a Jobs API URL names the cluster's dashboard, not its GCS
     ray.init(address=address, include_dashboard=None, log_to_driver=True,
              logging_level="WARNING", configure_logging=True)
 

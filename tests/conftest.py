@@ -5,6 +5,8 @@ import os
 import pytest
 import torch
 
+from tests.ray_helpers import RayHead
+
 from cifar_sweeps.data import split_train_val, synthetic
 
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
@@ -35,3 +37,11 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ.pop("RAY_AUTH_TOKEN", None)
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.pop("RAY_ADDRESS", None)
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """One real Ray head (`ray start --head`) for every end-to-end test of the session."""
+    head = RayHead(tmp_path_factory.mktemp("ray")).start()
+    yield head
+    head.stop()

@@ -65,3 +65,13 @@ class RayHead:
 
     def stop(self) -> None:
         subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def cli_env(head: RayHead, results: Path, **extra: str) -> dict[str, str]:
+    """Environment of a cifar-sweeps process that talks to `head` and keeps its results in
+    `results`."""
+    env = head.env()
+    env.update(RAY_ADDRESS=head.address, CIFAR_SWEEPS_RESULTS_DIR=str(results), PYTHONUNBUFFERED="1")
+    env.pop("CIFAR_SWEEPS_STORE_URL", None)
+    env.update(extra)
+    return env

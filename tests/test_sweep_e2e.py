@@ -13,24 +13,14 @@ import pytest
 
 from cifar_sweeps.store import Store
 from cifar_sweeps.train import load_model_file
-from tests.ray_helpers import VENV_BIN, RayHead
+from tests.ray_helpers import VENV_BIN, RayHead, cli_env
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    head = RayHead(tmp_path_factory.mktemp("ray")).start()
-    yield head
-    head.stop()
-
-
 def _env(head: RayHead, results: Path) -> dict[str, str]:
-    env = head.env()
-    env.update(RAY_ADDRESS=head.address, CIFAR_SWEEPS_RESULTS_DIR=str(results), PYTHONUNBUFFERED="1")
-    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    return env
+    return cli_env(head, results)
 
 
 def _write_spec(tmp: Path, **over) -> Path:

@@ -51,7 +51,8 @@ def test_metrics_per_epoch(tiny_splits):
     fit(_cfg(epochs=2), tiny_splits, lambda m, t: seen.append(m))
     assert [m.epoch for m in seen] == [1, 2]
     for m in seen:
-        assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"} <= set(m.model_dump())
+        keys = {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"}
+        assert keys <= set(m.model_dump())
 
 
 def test_save_restore_continue_matches_uninterrupted(tiny_splits, tmp_path):

@@ -1,0 +1,124 @@
+"""The service end to end: a real uvicorn server on a free port, a real Ray head, real
+Ray jobs running `cifar-sweeps run`, and the page in real headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cifar_sweeps.train import load_model_file
+from tests.ray_helpers import VENV_BIN, cli_env, free_port
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+SPEC = {
+    "name": "svc-e2e", "num_samples": 4, "max_concurrent_trials": 2,
+    "search": {"algorithm": "hyperopt", "seed": 2, "n_initial_points": 2},
+    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    "fixed": {"model": "simple_cnn", "epochs": 3, "batch_size": 64},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}},
+}
+
+
+@pytest.fixture(scope="module")
+def service(ray_head, tmp_path_factory):
+    results = tmp_path_factory.mktemp("svc") / "results"
+    port = free_port()
+    env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:1500")
+    log = open(results.parent / "serve.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)], env=env, cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the service did not come up: " + (results.parent / "serve.log").read_text()[-3000:])
+    yield base, results, ray_head
+    proc.terminate()
+    proc.wait(30)
+    log.close()
+
+
+def _wait_status(base: str, sweep_id: str, timeout_s: float = 400) -> list[str]:
+    seen: list[str] = []
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        status = httpx.get(f"{base}/sweeps/{sweep_id}", timeout=10).json()["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status not in ("queued", "running"):
+            return seen
+        time.sleep(0.25)
+    return seen
+
+
+def test_post_sweep_runs_as_ray_job(service, tmp_path):
+    base, results, head = service
+    r = httpx.post(f"{base}/sweeps", json=SPEC, timeout=30)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "queued" and body["ray_job_id"]
+    seen = ["queued", *_wait_status(base, body["id"])]
+    assert seen[-1] == "succeeded", seen
+    assert "running" in seen and seen.index("queued") < seen.index("running")
+
+    board = httpx.get(f"{base}/leaderboard", params={"sweep_id": body["id"]}).json()
+    assert board["total"] == 4
+    accs = [t["val_acc"] for t in board["items"]]
+    assert accs == sorted(accs, reverse=True)
+    best = board["items"][0]
+    assert best["test_acc"] is not None and best["checkpoint_url"]
+    model_file = tmp_path / "best.pt"
+    model_file.write_bytes(httpx.get(best["checkpoint_url"], timeout=30).content)
+    model = load_model_file(model_file)
+    assert type(model).__name__ == "ConvThenFC"
+
+    trial = httpx.get(f"{base}/trials/{best['trial_id']}").json()
+    assert len(trial["curves"]) == trial["epochs"] >= 1
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(head.dashboard_url)
+    deadline = time.time() + 60  # the driver writes "succeeded" just before its process exits
+    while client.get_job_status(body["ray_job_id"]) == JobStatus.RUNNING and time.time() < deadline:
+        time.sleep(0.5)
+    job = client.get_job_info(body["ray_job_id"])
+    assert job.status == JobStatus.SUCCEEDED and body["id"] in job.entrypoint
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_page_in_headless_chromium(service, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    base, _, _ = service
+    total = httpx.get(f"{base}/leaderboard").json()["total"]
+    assert total > 0, "run after a sweep has finished"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(base)
+        page.wait_for_selector("#board tbody tr")
+        page.wait_for_selector("#chart-acc path.curve")
+        rows = page.locator("#board tbody tr").count()
+        assert rows == min(total, 200)
+        accs = [float(x) for x in page.locator("#board tbody td.val-acc").all_inner_texts()]
+        assert accs == sorted(accs, reverse=True)
+        d = page.locator("#chart-acc path.curve").first.get_attribute("d")
+        assert d.startswith("M") and d.count("L") >= 1  # a drawn line of at least two epochs
+        page.locator("#board th[data-key=model]").click()  # sorting works in the page
+        page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
