@@ -39,11 +39,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     splits = load_splits(settings.data, settings.cache_dir, args.val_fraction, args.split_seed)
     if args.train_subset:
-        from cifar_sweeps.data import Splits
+        from cifar_sweeps.data import train_subset
 
-        n = args.train_subset
-        splits = Splits(splits.x_train[:n], splits.y_train[:n], splits.x_val, splits.y_val,
-                        splits.x_test, splits.y_test)
+        splits = train_subset(splits, args.train_subset, args.split_seed)
     trainer = Trainer(cfg, splits)
     print(f"train {cfg.model} on {trainer.device}: {splits.sizes}", flush=True)
 

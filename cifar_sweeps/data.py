@@ -84,15 +84,25 @@ def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0) -> Sp
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     idx = np.arange(len(data.y_train))
+    # The shuffled order is kept: any prefix of a split is a random sample of it (sources
+    # such as image folders list the images class by class).
     tr, va = train_test_split(
         idx, test_size=val_fraction, stratify=data.y_train, random_state=seed
     )
-    tr.sort()
-    va.sort()
     return Splits(
         data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va],
         data.x_test, data.y_test,
     )
+
+
+def train_subset(s: Splits, n: int | None, seed: int = 0) -> Splits:
+    """The same splits with only n training images, stratified by class."""
+    from sklearn.model_selection import train_test_split
+
+    if not n or n >= len(s.y_train):
+        return s
+    idx, _ = train_test_split(np.arange(len(s.y_train)), train_size=n, stratify=s.y_train, random_state=seed)
+    return Splits(s.x_train[idx], s.y_train[idx], s.x_val, s.y_val, s.x_test, s.y_test)
 
 
 def load_splits(

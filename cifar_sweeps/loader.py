@@ -89,8 +89,9 @@ def apply_augment(x: torch.Tensor, aug: Augment, g: torch.Generator | None) -> t
     (a CPU generator, so a saved generator state replays the same augmentations)."""
     n = x.shape[0]
     if aug.flip:
-        mask = (torch.rand(n, generator=g) < 0.5).to(x.device).view(n, 1, 1, 1)
-        x = torch.where(mask, x.flip(3), x)
+        # Flip only the chosen half, in place: half the memory traffic of torch.where.
+        idx = torch.nonzero(torch.rand(n, generator=g) < 0.5).squeeze(1).to(x.device)
+        x[idx] = x[idx].flip(3)
     if aug.crop_padding > 0:
         x = random_crop(x, aug.crop_padding, g)
     if aug.cutout > 0:

@@ -16,7 +16,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 
 from cifar_sweeps import __version__
-from cifar_sweeps.data import Splits, load_splits
+from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space, to_hyperopt_space
 from cifar_sweeps.store import Store, get_store
@@ -254,10 +254,7 @@ def code_version() -> str:
 def _load_data(spec: SweepSpec, source: str, settings: Settings) -> Splits:
     t0 = time.perf_counter()
     splits = load_splits(source, settings.cache_dir, spec.data.val_fraction, spec.data.split_seed)
-    if spec.data.train_subset and spec.data.train_subset < len(splits.y_train):
-        n = spec.data.train_subset
-        splits = Splits(splits.x_train[:n], splits.y_train[:n], splits.x_val, splits.y_val,
-                        splits.x_test, splits.y_test)
+    splits = train_subset(splits, spec.data.train_subset, spec.data.split_seed)
     print(f"data {source}: {splits.sizes} loaded in {time.perf_counter() - t0:.1f}s", flush=True)
     return splits
 

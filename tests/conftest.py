@@ -5,9 +5,8 @@ import os
 import pytest
 import torch
 
-from tests.ray_helpers import RayHead
-
 from cifar_sweeps.data import split_train_val, synthetic
+from tests.ray_helpers import RayHead
 
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
 

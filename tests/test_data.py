@@ -201,3 +201,17 @@ def test_real_archive(tmp_path):
     np.testing.assert_allclose(mean, (0.4914, 0.4822, 0.4465), atol=0.01)
     s = load_splits(real_archive(), cache, 0.2, 0)
     assert s.sizes == {"train": 40000, "val": 10000, "test": 10000}
+
+
+def test_train_subset_is_stratified():
+    from cifar_sweeps.data import train_subset
+
+    # Class-by-class order, as image folders list their files.
+    d = synthetic(1000, 100)
+    order = np.argsort(d.y_train, kind="stable")
+    sorted_data = type(d)(d.x_train[order], d.y_train[order], d.x_test, d.y_test)
+    s = split_train_val(sorted_data, 0.2, 0)
+    assert len(set(s.y_train[:100].tolist())) == 10  # any prefix of a split mixes the classes
+    sub = train_subset(s, 200, 0)
+    assert np.bincount(sub.y_train).tolist() == [20] * 10
+    assert len(sub.y_val) == len(s.y_val)
