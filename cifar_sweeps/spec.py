@@ -157,6 +157,7 @@ class SweepSpec(_Strict):
     max_failures: int = Field(2, ge=0, le=100)  # retries of a failed trial, from its checkpoint
     checkpoint_every: int = Field(1, ge=1)  # epochs; a new best and the last epoch always are
     wandb: bool = False
+    time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
 
     @field_validator("name")
     @classmethod

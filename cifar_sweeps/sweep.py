@@ -154,6 +154,7 @@ def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
             search_alg=make_search(spec), scheduler=make_scheduler(spec),
             num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+            time_budget_s=spec.time_budget_s,
         ),
         run_config=run_config(spec, store, sweep_id, settings),
     )
