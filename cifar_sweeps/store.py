@@ -39,7 +39,7 @@ TRIAL_STATUSES = ("pending", "running", "terminated", "early_stopped", "errored"
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def new_sweep_id() -> str:

@@ -44,3 +44,15 @@ def ray_head(tmp_path_factory):
     head = RayHead(tmp_path_factory.mktemp("ray")).start()
     yield head
     head.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a private port and data folder (skipped if absent)."""
+    from tests.pg_helpers import PrivatePostgres, pg_bin
+
+    if pg_bin() is None:
+        pytest.skip("Debian's postgresql is not installed")
+    pg = PrivatePostgres().start()
+    yield pg
+    pg.stop()
