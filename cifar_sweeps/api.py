@@ -151,6 +151,34 @@ def _sync_once(state: AppState) -> None:
         state.jobs.drain()
 
 
+def _reject_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if dups:
+        raise ValueError(f"duplicated key(s) {', '.join(repr(k) for k in dups)}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def _strict_json(request: Request) -> None:
+    """JSON bodies must be plain JSON: no duplicated keys (which would silently keep the
+    last), no NaN or Infinity, and not nested past a sane depth."""
+    raw = await request.body()
+    if not raw:
+        return
+    if raw.count(b"[") + raw.count(b"{") > 10_000:
+        raise HTTPException(422, "request body is nested too deeply")
+    try:
+        json.loads(raw, object_pairs_hook=_reject_pairs, parse_constant=_reject_constant)
+    except RecursionError:
+        raise HTTPException(422, "request body is nested too deeply") from None
+    except ValueError as e:
+        raise HTTPException(422, f"invalid JSON body: {e}") from None
+
+
 def _require_token(request: Request) -> None:
     token = request.app.state.s.settings.api_token
     if not token:
@@ -164,6 +192,8 @@ def _require_token(request: Request) -> None:
 
 
 Auth = Depends(_require_token)
+StrictJSON = Depends(_strict_json)
+MAX_OFFSET = 10**9
 SweepId = Annotated[str, Query(pattern=ID_PATTERN)]
 
 
@@ -203,7 +233,8 @@ def _presets() -> dict[str, Path]:
 def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thin routes)
     from cifar_sweeps.sweep import code_version, refresh_interrupted
 
-    @app.post("/sweeps", status_code=201, response_model=SweepOut, dependencies=[Auth], tags=["sweeps"])
+    @app.post("/sweeps", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
+              tags=["sweeps"])
     def create_sweep(spec: SweepSpec, request: Request) -> SweepOut:
         s = state.settings
         try:
@@ -217,7 +248,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
         return _sweep_out(state, sweep, request)
 
     @app.get("/sweeps", response_model=SweepList, tags=["sweeps"])
-    def list_sweeps(request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    def list_sweeps(request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET),
                     status: str | None = Query(None, pattern=r"^[a-z]{1,16}$")) -> SweepList:
         rows, total = state.store.list_sweeps(limit, offset, status)
         return SweepList(items=[_sweep_out(state, r, request) for r in rows], total=total, limit=limit,
@@ -255,7 +286,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
     @app.get("/leaderboard", response_model=Leaderboard, tags=["leaderboard"])
     def leaderboard(request: Request, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
                     model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
-                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> Leaderboard:
+                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Leaderboard:
         rows, total = state.store.leaderboard(sweep_id, model, limit, offset)
         names = state.store.sweep_names({t.sweep_id for t in rows})
         items = [LeaderboardItem(

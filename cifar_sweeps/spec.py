@@ -22,7 +22,7 @@ PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "c
 RESERVED = {"device", "threads", "seed"}
 # fail_at_epoch: a fault-injection hook (the trial raises once after that epoch) for
 # testing retries end to end; see trainable.py.
-ADAPTER_FIELDS = {"fail_at_epoch"}
+ADAPTER_FIELDS = {"fail_at_epoch", "fault"}
 TRAIN_FIELDS = (set(TrainConfig.model_fields) - RESERVED) | ADAPTER_FIELDS
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -247,6 +247,10 @@ def _values_of(*items: Any) -> list[float]:
 
 
 def _check_field(field: str, value: Any, where: str) -> None:
+    if field == "fault":
+        if value not in ("raise", "oom"):
+            raise ValueError(f"{where}: fault must be 'raise' or 'oom', got {value!r}")
+        return
     if field in ADAPTER_FIELDS:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{where}: {field} must be an int >= 1, got {value!r}")

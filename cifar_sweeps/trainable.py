@@ -23,7 +23,7 @@ from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
 # Keys of a trial config that steer the adapter, not the training loop.
-ADAPTER_KEYS = ("fail_at_epoch",)
+ADAPTER_KEYS = ("fail_at_epoch", "fault")
 
 
 def trial_train_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
@@ -72,14 +72,18 @@ class InjectedFault(RuntimeError):
 
 
 def _fault_hook(extra: dict[str, Any], trial_dir: str):
-    """fail_at_epoch=k makes the trial raise once, right after epoch k is reported; a marker
+    """fail_at_epoch=k makes the trial fail once, right after epoch k is reported, with
+    `fault` "raise" (a plain error) or "oom" (torch's CUDA out-of-memory error); a marker
     file in the trial folder keeps the retry from failing again."""
     k = extra.get("fail_at_epoch")
+    kind = extra.get("fault", "raise")
     marker = Path(trial_dir, "injected_fault_done")
 
     def hook(m: EpochMetrics) -> None:
         if k is not None and m.epoch == k and not marker.exists():
             marker.write_text(str(k))
+            if kind == "oom":
+                raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (injected after epoch {k})")
             raise InjectedFault(f"injected fault after epoch {k}")
 
     return hook

@@ -122,3 +122,42 @@ def test_page_in_headless_chromium(service, tmp_path):
         page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
         browser.close()
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+
+
+def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
+    """The store on PostgreSQL, Tune results on a second folder: the sweep shows up in
+    GET /leaderboard and its checkpoints download from that folder."""
+    results, storage = tmp_path / "results", tmp_path / "shared-storage"
+    url = postgres.new_database("svc_e2e")
+    port = free_port()
+    env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:600",
+                  CIFAR_SWEEPS_STORE_URL=url, CIFAR_SWEEPS_STORAGE_PATH=str(storage))
+    proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        spec = {**SPEC, "name": "pg-e2e", "num_samples": 2, "fixed": {"model": "mlp", "epochs": 2, "batch_size": 64}}
+        r = httpx.post(f"{base}/sweeps", json=spec, timeout=30)
+        assert r.status_code == 201, r.text
+        seen = _wait_status(base, r.json()["id"])
+        assert seen[-1] == "succeeded", seen
+        board = httpx.get(f"{base}/leaderboard").json()
+        assert board["total"] == 2
+        from cifar_sweeps.store import Store
+
+        for item in board["items"]:
+            trial = Store(url).get_trial(item["trial_id"])
+            assert trial.checkpoint_path.startswith(str(storage))
+            blob = httpx.get(item["checkpoint_url"], timeout=30)
+            assert blob.status_code == 200 and len(blob.content) > 1000
+        assert not (results / "ray").exists()  # nothing went to the default folder
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -157,3 +157,54 @@ def test_ray_job_submit(ray_head, tmp_path):
     store = _store(results)
     (sweep,), _ = store.list_sweeps()
     assert sweep.status == "succeeded" and len(store.trials(sweep.id)) == 2
+
+
+def test_wandb_offline_logs_every_epoch(ray_head, tmp_path):
+    from tests.wandb_reader import history
+
+    results = tmp_path / "results"
+    spec = _write_spec(tmp_path, num_samples=1, max_concurrent_trials=2, wandb=True, scheduler={"type": "fifo"},
+                       search={"algorithm": "grid"}, fixed={"model": "mlp", "epochs": 3, "batch_size": 64},
+                       params={"lr": {"type": "choice", "values": [0.01, 0.03]}})
+    env = _env(ray_head, results)
+    env.pop("WANDB_API_KEY", None)
+    env.update(WANDB_SILENT="true", WANDB_MODE="offline")
+    p = _cli(["run", str(spec), "--data", "synthetic:400"], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    store = _store(results)
+    (sweep,), _ = store.list_sweeps()
+    trials = store.trials(sweep.id)
+    assert len(trials) == 2
+    for t in trials:
+        runs = list((Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}" / "wandb").glob("offline-run-*/*.wandb"))
+        assert len(runs) == 1, f"no offline W&B run for {t.id}"
+        steps = [r for r in history(runs[0]) if "val_acc" in r]
+        assert [r["epoch"] for r in steps] == [1, 2, 3]
+        assert {"train_loss", "train_acc", "val_loss", "lr"} <= set(steps[-1])
+
+
+def test_trial_faults_are_recorded_and_the_sweep_goes_on(ray_head, tmp_path):
+    """A trial that raises, one whose loss goes NaN and one out of GPU memory (torch's OOM
+    error, injected) are each recorded as errored with their error text; the rest finish."""
+    results = tmp_path / "results"
+    spec = _write_spec(tmp_path, num_samples=1, max_concurrent_trials=2, max_failures=0, scheduler={"type": "fifo"},
+                       search={"algorithm": "grid"}, fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
+                       params={"case": {"type": "choice", "values": [
+                           {"lr": 0.01, "fail_at_epoch": 1, "fault": "raise"},
+                           {"lr": 0.01, "fail_at_epoch": 1, "fault": "oom"},
+                           {"lr": 1.0e6},
+                           {"lr": 0.01}]}})
+    p = _cli(["run", str(spec), "--data", "synthetic:400"], _env(ray_head, results))
+    store = _store(results)
+    (sweep,), _ = store.list_sweeps()
+    assert sweep.status == "succeeded", p.stdout[-2000:] + p.stderr[-2000:]
+    by_case = {}
+    for t in store.trials(sweep.id):
+        key = t.config.get("fault") or ("nan" if t.config["lr"] > 1 else "ok")
+        by_case[key] = t
+    assert set(by_case) == {"raise", "oom", "nan", "ok"}
+    assert by_case["ok"].status == "terminated" and by_case["ok"].epochs == 2
+    assert by_case["raise"].status == "errored" and "InjectedFault" in by_case["raise"].error
+    assert by_case["oom"].status == "errored" and "OutOfMemoryError" in by_case["oom"].error
+    assert by_case["nan"].status == "errored" and "NonFiniteLossError" in by_case["nan"].error
+    assert by_case["raise"].epochs == 1  # what it reported before failing is kept

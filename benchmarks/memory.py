@@ -1,0 +1,117 @@
+"""Peak memory of the sweep driver and of each trial process, for 1 and for N concurrent
+trials on the full data set. The data set (about 180 MB of uint8 arrays) goes through
+Ray's object store once and every trial maps it read-only, so a trial's private memory
+(USS) must not grow by the data set's size, and N trials must not cost N copies.
+
+    python benchmarks/memory.py --concurrency 1 4
+
+RSS counts the shared object-store pages a process maps; USS counts only its own pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import cache_dir, default_data, print_table  # noqa: E402
+from cifar_sweeps.data import load_splits  # noqa: E402
+
+MB = 1024 * 1024
+
+
+class Sampler:
+    """Polls the driver and every Ray trial process (title `ray::...train...`) every 0.2 s."""
+
+    def __init__(self):
+        self.driver = {"rss": 0, "uss": 0}
+        self.trials: dict[int, dict[str, int]] = {}
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        me = psutil.Process(os.getpid()).memory_full_info()
+        self.driver["rss"] = max(self.driver["rss"], me.rss)
+        self.driver["uss"] = max(self.driver["uss"], me.uss)
+        for p in psutil.process_iter(["pid", "name", "cmdline"]):
+            title = " ".join(p.info["cmdline"] or []) or p.info["name"] or ""
+            if "ray::" not in title or "train" not in title.lower():
+                continue
+            try:
+                m = p.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rec = self.trials.setdefault(p.pid, {"rss": 0, "uss": 0})
+            rec["rss"], rec["uss"] = max(rec["rss"], m.rss), max(rec["uss"], m.uss)
+
+    def __enter__(self):
+        def loop():
+            while not self._stop.wait(0.2):
+                self._sample()
+
+        threading.Thread(target=loop, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+
+def run(splits, concurrency: int, args) -> dict:
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.store import Store
+    from cifar_sweeps.sweep import build_tuner
+
+    spec = parse_spec({"name": f"mem-{concurrency}", "num_samples": 1, "max_concurrent_trials": concurrency,
+                       "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
+                       "resources_per_trial": {"cpu": 1}, "fixed": {"model": args.model, "epochs": 1,
+                                                                     "batch_size": 256},
+                       "params": {"lr": {"type": "choice", "values": [0.01 * (i + 1) for i in range(concurrency)]}}})
+    with tempfile.TemporaryDirectory() as d, Sampler() as sampler:
+        settings = Settings(results_dir=Path(d))
+        store = Store(settings.resolved_store_url())
+        sweep = store.create_sweep(spec.model_dump(mode="json"), "bench", "bench")
+        tuner = build_tuner(spec, splits, store, sweep.id, settings)
+        tuner._local_tuner._run_config.verbose = 0
+        tuner.fit()
+        time.sleep(0.5)
+    return {"driver": sampler.driver, "trials": list(sampler.trials.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=default_data())
+    ap.add_argument("--model", default="mlp")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    args = ap.parse_args(argv)
+
+    import ray
+
+    splits = load_splits(args.data, cache_dir())
+    data_mb = sum(a.nbytes for a in (splits.x_train, splits.x_val, splits.x_test)) / MB
+    ray.init(num_cpus=max(args.concurrency), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    rows = []
+    for c in args.concurrency:
+        r = run(splits, c, args)
+        trials = r["trials"]
+        uss = [t["uss"] / MB for t in trials] or [0.0]
+        rss = [t["rss"] / MB for t in trials] or [0.0]
+        rows.append([c, len(trials), r["driver"]["rss"] / MB, max(rss), max(uss), sum(uss), data_mb])
+        print(f"  {c} concurrent: {r}", flush=True)
+    ray.shutdown()
+    print()
+    print_table(["concurrent", "trial procs", "driver RSS MB", "trial RSS MB (max)", "trial USS MB (max)",
+                 "trials USS MB (sum)", "data set MB"], rows)
+    print("target: trial USS well below the data set size (it is shared, not copied)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
