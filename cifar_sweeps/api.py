@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cifar_sweeps import __version__
 from cifar_sweeps.jobs import Jobs, LocalHead, RayUnavailable
@@ -36,6 +37,7 @@ from cifar_sweeps.schemas import (
     SweepList,
     SweepOut,
     TrialOut,
+    error_responses,
 )
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SpecError, SweepSpec, check_limits, load_spec_file
@@ -129,10 +131,29 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         text, errors = _validation_message(exc)
         return JSONResponse({"detail": text, "errors": errors}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow lists one route's methods; a path can have several routes.
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.scope)))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     _routes(app, state)
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
+
+
+def _allowed_methods(app: FastAPI, scope) -> set[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"}) if hasattr(route, "methods") else (Match.NONE, None)
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return methods
 
 
 async def _sync_loop(state: AppState) -> None:
@@ -234,7 +255,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
     from cifar_sweeps.sweep import code_version, refresh_interrupted
 
     @app.post("/sweeps", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
-              tags=["sweeps"])
+              tags=["sweeps"], responses=error_responses(400, 401, 413, 422, 503))
     def create_sweep(spec: SweepSpec, request: Request) -> SweepOut:
         s = state.settings
         try:
@@ -247,14 +268,14 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
             raise HTTPException(503, f"{e}; nothing was stored, submit again once Ray is up") from None
         return _sweep_out(state, sweep, request)
 
-    @app.get("/sweeps", response_model=SweepList, tags=["sweeps"])
+    @app.get("/sweeps", response_model=SweepList, tags=["sweeps"], responses=error_responses(422))
     def list_sweeps(request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET),
                     status: str | None = Query(None, pattern=r"^[a-z]{1,16}$")) -> SweepList:
         rows, total = state.store.list_sweeps(limit, offset, status)
         return SweepList(items=[_sweep_out(state, r, request) for r in rows], total=total, limit=limit,
                          offset=offset)
 
-    @app.get("/sweeps/{sweep_id}", response_model=SweepOut, tags=["sweeps"])
+    @app.get("/sweeps/{sweep_id}", response_model=SweepOut, tags=["sweeps"], responses=error_responses(404))
     def get_sweep(sweep_id: str, request: Request) -> SweepOut:
         sweep = _get_sweep(state, sweep_id)
         sweep = state.jobs.sync(sweep)
@@ -263,14 +284,16 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
             sweep = _get_sweep(state, sweep_id)
         return _sweep_out(state, sweep, request)
 
-    @app.post("/sweeps/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth], tags=["sweeps"])
+    @app.post("/sweeps/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth], tags=["sweeps"],
+              responses=error_responses(401, 404, 409))
     def stop(sweep_id: str, request: Request) -> SweepOut:
         sweep = _get_sweep(state, sweep_id)
         if sweep.status not in ("queued", "running"):
             raise HTTPException(409, f"sweep {sweep_id} is {sweep.status}, not queued or running")
         return _sweep_out(state, state.jobs.stop(sweep), request)
 
-    @app.post("/sweeps/{sweep_id}/resume", response_model=SweepOut, dependencies=[Auth], tags=["sweeps"])
+    @app.post("/sweeps/{sweep_id}/resume", response_model=SweepOut, dependencies=[Auth], tags=["sweeps"],
+              responses=error_responses(401, 404, 409, 503))
     def resume(sweep_id: str, request: Request) -> SweepOut:
         sweep = state.jobs.sync(_get_sweep(state, sweep_id))
         if sweep.status not in ("interrupted", "stopped", "failed"):
@@ -283,7 +306,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
         except RayUnavailable as e:
             raise HTTPException(503, str(e)) from None
 
-    @app.get("/leaderboard", response_model=Leaderboard, tags=["leaderboard"])
+    @app.get("/leaderboard", response_model=Leaderboard, tags=["leaderboard"], responses=error_responses(422))
     def leaderboard(request: Request, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
                     model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
                     limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Leaderboard:
@@ -297,7 +320,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
         ) for i, t in enumerate(rows)]
         return Leaderboard(items=items, total=total, limit=limit, offset=offset)
 
-    @app.get("/trials/{trial_id}", response_model=TrialOut, tags=["trials"])
+    @app.get("/trials/{trial_id}", response_model=TrialOut, tags=["trials"], responses=error_responses(404))
     def get_trial(trial_id: str, request: Request) -> TrialOut:
         t = _get_trial(state, trial_id)
         out = TrialOut.model_validate(t)
@@ -305,7 +328,9 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
         out.curves = [EpochOut.model_validate(e) for e in state.store.epochs(trial_id)]
         return out
 
-    @app.get("/trials/{trial_id}/checkpoint", tags=["trials"], response_class=FileResponse)
+    @app.get("/trials/{trial_id}/checkpoint", tags=["trials"], response_class=FileResponse,
+             responses={200: {"content": {"application/octet-stream": {}}, "description": "The best model file"},
+                        **error_responses(404)})
     def checkpoint(trial_id: str):
         t = _get_trial(state, trial_id)
         if not t.checkpoint_path:
@@ -326,14 +351,15 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
                                          url=f"{str(request.base_url).rstrip('/')}/search-spaces/{name}"))
         return SearchSpaceList(items=items)
 
-    @app.get("/search-spaces/{name}", tags=["search spaces"])
+    @app.get("/search-spaces/{name}", tags=["search spaces"], responses=error_responses(404))
     def search_space(name: str) -> dict[str, Any]:
         path = _presets().get(name)
         if path is None:
             raise HTTPException(404, f"no search space {name!r}; see GET /search-spaces")
         return json.loads(path.read_text())
 
-    @app.get("/health", response_model=Health, tags=["service"])
+    @app.get("/health", response_model=Health, tags=["service"],
+             responses={503: {"model": Health, "description": "The store is unreachable"}})
     def health() -> JSONResponse:
         try:
             state.store.ping()

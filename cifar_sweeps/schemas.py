@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+# The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
+UtcTime = Annotated[dt.datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=dt.UTC))]
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer."""
+    text = {400: "Malformed request", 401: "Missing or wrong API token", 404: "Not found",
+            409: "Not allowed in the sweep's current status", 413: "Request body too large",
+            422: "Invalid input (the message names the field)", 503: "Ray cluster unreachable"}
+    return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
 
 class Links(BaseModel):
@@ -29,9 +45,9 @@ class SweepOut(_Out):
     name: str
     status: str
     ray_job_id: str | None
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_at: UtcTime
+    started_at: UtcTime | None
+    finished_at: UtcTime | None
     code_version: str
     data_source: str
     error: str | None
@@ -99,8 +115,8 @@ class TrialOut(_Out):
     epochs_budget: int | None
     seconds: float
     error: str | None
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
+    started_at: UtcTime
+    finished_at: UtcTime | None
     checkpoint_url: str | None = None
     curves: list[EpochOut] = []
 

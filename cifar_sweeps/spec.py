@@ -32,7 +32,8 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: 0 is not a bool and "3" is not a number; unknown keys are errors.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Range(_Strict):

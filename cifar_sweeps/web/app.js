@@ -35,7 +35,7 @@ async function loadSweeps() {
     tr.append(el("td", { class: `status-${s.status}` }, s.status));
     const counts = Object.entries(s.trial_counts).map(([k, v]) => `${v} ${k}`).join(", ");
     tr.append(el("td", {}, counts || "-"), el("td", { class: "num" }, fmt(s.best_trial && s.best_trial.val_acc)));
-    tr.append(el("td", {}, new Date(s.created_at + "Z").toLocaleString()));
+    tr.append(el("td", {}, new Date(s.created_at).toLocaleString()));
     const job = el("td");
     if (s.links && s.links.ray_dashboard) {
       const a = el("a", { href: s.links.ray_dashboard, target: "_blank" }, s.ray_job_id);
