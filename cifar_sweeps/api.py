@@ -19,11 +19,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cifar_sweeps import __version__
+from cifar_sweeps.cache import ResponseCache
 from cifar_sweeps.jobs import Jobs, LocalHead, RayUnavailable
 from cifar_sweeps.schemas import (
     BestTrial,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app = FastAPI(title="cifar-sweeps", version=__version__, lifespan=lifespan,
                   description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.")
     app.state.s = state
+    app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -229,6 +231,12 @@ def _sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     return out
 
 
+def _json(model) -> Response:
+    """A response model already built and validated here, serialized once (FastAPI would
+    validate and encode it again: half the cost of the leaderboard's hot path)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def _checkpoint_url(request: Request, t: Trial) -> str | None:
     return f"{str(request.base_url).rstrip('/')}/trials/{t.id}/checkpoint" if t.checkpoint_path else None
 
@@ -272,17 +280,20 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
     def list_sweeps(request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET),
                     status: str | None = Query(None, pattern=r"^[a-z]{1,16}$")) -> SweepList:
         rows, total = state.store.list_sweeps(limit, offset, status)
-        return SweepList(items=[_sweep_out(state, r, request) for r in rows], total=total, limit=limit,
-                         offset=offset)
+        return _json(SweepList(items=[_sweep_out(state, r, request) for r in rows], total=total, limit=limit,
+                         offset=offset))
 
     @app.get("/sweeps/{sweep_id}", response_model=SweepOut, tags=["sweeps"], responses=error_responses(404))
-    def get_sweep(sweep_id: str, request: Request) -> SweepOut:
+    async def get_sweep(sweep_id: str, request: Request) -> SweepOut:
+        # Reads of the local store take about a millisecond: done on the event loop, they
+        # skip the thread pool's hand-offs. Only an active sweep asks Ray (in a thread).
         sweep = _get_sweep(state, sweep_id)
-        sweep = state.jobs.sync(sweep)
+        if sweep.status in ("queued", "running"):
+            sweep = await asyncio.to_thread(state.jobs.sync, sweep)
         if sweep.status == "running" and not sweep.ray_job_id:
             refresh_interrupted(state.store, sweep)
             sweep = _get_sweep(state, sweep_id)
-        return _sweep_out(state, sweep, request)
+        return _json(_sweep_out(state, sweep, request))
 
     @app.post("/sweeps/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth], tags=["sweeps"],
               responses=error_responses(401, 404, 409))
@@ -307,7 +318,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
             raise HTTPException(503, str(e)) from None
 
     @app.get("/leaderboard", response_model=Leaderboard, tags=["leaderboard"], responses=error_responses(422))
-    def leaderboard(request: Request, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
+    async def leaderboard(request: Request, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
                     model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
                     limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Leaderboard:
         rows, total = state.store.leaderboard(sweep_id, model, limit, offset)
@@ -318,7 +329,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
             best_epoch=t.best_epoch, epochs=t.epochs, epochs_budget=t.epochs_budget, status=t.status,
             seconds=t.seconds, checkpoint_url=_checkpoint_url(request, t),
         ) for i, t in enumerate(rows)]
-        return Leaderboard(items=items, total=total, limit=limit, offset=offset)
+        return _json(Leaderboard(items=items, total=total, limit=limit, offset=offset))
 
     @app.get("/trials/{trial_id}", response_model=TrialOut, tags=["trials"], responses=error_responses(404))
     def get_trial(trial_id: str, request: Request) -> TrialOut:

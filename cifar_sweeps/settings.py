@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_running_sweeps: int = Field(default=4, gt=0)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     dashboard_url: str = "http://127.0.0.1:8265"
+    # Seconds a GET /leaderboard or /sweeps answer is reused for identical requests (0: off).
+    cache_ttl_s: float = Field(default=1.0, ge=0)
 
     @property
     def cache_dir(self) -> Path:

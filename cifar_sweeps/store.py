@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -71,6 +73,12 @@ class Sweep(Base):
 
 class Trial(Base):
     __tablename__ = "trials"
+    # The leaderboard's orders: best first, across sweeps, within one, or for one model.
+    __table_args__ = (
+        Index("ix_trials_rank", text("val_acc DESC"), "id"),
+        Index("ix_trials_sweep_rank", "sweep_id", text("val_acc DESC"), "id"),
+        Index("ix_trials_model_rank", "model", text("val_acc DESC"), "id"),
+    )
     id: Mapped[str] = mapped_column(String(96), primary_key=True)  # "<sweep id>-<tune trial id>"
     sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
     tune_trial_id: Mapped[str] = mapped_column(String(64))
@@ -287,7 +295,7 @@ class Store:
             q = q.where(Trial.model == model)
         with self.sessions() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
-            order = (Trial.val_acc.is_(None), Trial.val_acc.desc(), Trial.id)
+            order = (Trial.val_acc.desc().nulls_last(), Trial.id)
             rows = s.scalars(q.order_by(*order).limit(limit).offset(offset)).all()
         return list(rows), int(total or 0)
 
@@ -298,8 +306,10 @@ class Store:
             return dict(s.execute(select(Sweep.id, Sweep.name).where(Sweep.id.in_(ids))).all())
 
     def best_trial(self, sweep_id: str) -> Trial | None:
-        rows, _ = self.leaderboard(sweep_id=sweep_id, limit=1)
-        return rows[0] if rows and rows[0].val_acc is not None else None
+        q = (select(Trial).where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
+             .order_by(Trial.val_acc.desc(), Trial.id).limit(1))
+        with self.sessions() as s:
+            return s.scalars(q).first()
 
 
 @lru_cache(maxsize=8)
