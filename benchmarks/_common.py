@@ -39,3 +39,26 @@ def _fmt(c: object) -> str:
     if isinstance(c, float):
         return f"{c:,.2f}" if abs(c) < 100 else f"{c:,.0f}"
     return str(c)
+
+
+def fit_sweep(spec, splits, callbacks: list | None = None):
+    """Run a sweep spec on `splits` through the project's Tuner, with a throwaway store and
+    results folder; returns (trials from the store, wall seconds of tuner.fit)."""
+    import tempfile
+    import time
+
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.store import Store
+    from cifar_sweeps.sweep import build_tuner
+
+    with tempfile.TemporaryDirectory() as d:
+        settings = Settings(results_dir=Path(d))
+        store = Store(settings.resolved_store_url())
+        sweep = store.create_sweep(spec.model_dump(mode="json"), "bench", "bench")
+        t0 = time.perf_counter()
+        tuner = build_tuner(spec, splits, store, sweep.id, settings)
+        tuner._local_tuner._run_config.callbacks.extend(callbacks or [])
+        tuner._local_tuner._run_config.verbose = 0
+        tuner.fit()
+        wall = time.perf_counter() - t0
+        return store.trials(sweep.id), wall

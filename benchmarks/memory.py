@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, fit_sweep, print_table  # noqa: E402
 from cifar_sweeps.data import load_splits  # noqa: E402
 
 MB = 1024 * 1024
@@ -64,23 +63,15 @@ class Sampler:
 
 
 def run(splits, concurrency: int, args) -> dict:
-    from cifar_sweeps.settings import Settings
     from cifar_sweeps.spec import parse_spec
-    from cifar_sweeps.store import Store
-    from cifar_sweeps.sweep import build_tuner
 
     spec = parse_spec({"name": f"mem-{concurrency}", "num_samples": 1, "max_concurrent_trials": concurrency,
                        "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
                        "resources_per_trial": {"cpu": 1}, "fixed": {"model": args.model, "epochs": 1,
                                                                      "batch_size": 256},
                        "params": {"lr": {"type": "choice", "values": [0.01 * (i + 1) for i in range(concurrency)]}}})
-    with tempfile.TemporaryDirectory() as d, Sampler() as sampler:
-        settings = Settings(results_dir=Path(d))
-        store = Store(settings.resolved_store_url())
-        sweep = store.create_sweep(spec.model_dump(mode="json"), "bench", "bench")
-        tuner = build_tuner(spec, splits, store, sweep.id, settings)
-        tuner._local_tuner._run_config.verbose = 0
-        tuner.fit()
+    with Sampler() as sampler:
+        fit_sweep(spec, splits)
         time.sleep(0.5)
     return {"driver": sampler.driver, "trials": list(sampler.trials.values())}
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, median, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits, train_subset  # noqa: E402
 
 
@@ -44,23 +42,10 @@ def make_spec(args, seed: int, asha: bool):
 
 
 def run_one(spec, splits: Splits) -> dict:
-    from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store import Store
-    from cifar_sweeps.sweep import build_tuner
-
-    with tempfile.TemporaryDirectory() as d:
-        settings = Settings(results_dir=Path(d))
-        store = Store(settings.resolved_store_url())
-        sweep = store.create_sweep(spec.model_dump(mode="json"), "bench", "bench")
-        t0 = time.perf_counter()
-        tuner = build_tuner(spec, splits, store, sweep.id, settings)
-        tuner._local_tuner._run_config.verbose = 0
-        tuner.fit()
-        wall = time.perf_counter() - t0
-        trials = store.trials(sweep.id)
-        best = max(trials, key=lambda t: t.val_acc or 0)
-        return {"epochs": sum(t.epochs for t in trials), "wall": wall, "best_val": best.val_acc,
-                "best_test": best.test_acc}
+    trials, wall = fit_sweep(spec, splits)
+    best = max(trials, key=lambda t: t.val_acc or 0)
+    return {"epochs": sum(t.epochs for t in trials), "wall": wall, "best_val": best.val_acc,
+            "best_test": best.test_acc}
 
 
 def main(argv: list[str] | None = None) -> int:

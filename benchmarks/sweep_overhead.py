@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, median, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits  # noqa: E402
 
 
@@ -55,10 +54,7 @@ def run_bare(base: dict, lrs: list[float], splits: Splits, concurrency: int, thr
 def run_tune(base: dict, lrs: list[float], splits: Splits, concurrency: int, threads: int) -> tuple[float, float]:
     from ray.tune import Callback
 
-    from cifar_sweeps.settings import Settings
     from cifar_sweeps.spec import parse_spec
-    from cifar_sweeps.store import Store
-    from cifar_sweeps.sweep import build_tuner
 
     class FirstResult(Callback):
         first: float | None = None
@@ -71,16 +67,8 @@ def run_tune(base: dict, lrs: list[float], splits: Splits, concurrency: int, thr
                        "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
                        "resources_per_trial": {"cpu": threads}, "fixed": base,
                        "params": {"lr": {"type": "choice", "values": lrs}}})
-    with tempfile.TemporaryDirectory() as d:
-        settings = Settings(results_dir=Path(d))
-        store = Store(settings.resolved_store_url())
-        sweep = store.create_sweep(spec.model_dump(mode="json"), "bench", "bench")
-        t0 = time.perf_counter()
-        tuner = build_tuner(spec, splits, store, sweep.id, settings)
-        tuner._local_tuner._run_config.callbacks.append(FirstResult())
-        tuner._local_tuner._run_config.verbose = 0
-        tuner.fit()
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _, wall = fit_sweep(spec, splits, [FirstResult()])
     return wall, (FirstResult.first or t0) - t0
 
 

@@ -201,6 +201,15 @@ def _error_text(trial) -> str:
     return str(err) if err else "trial failed"
 
 
+def checkpoint_uri(checkpoint) -> str:
+    """Where the checkpoint's model file is: a local path, or scheme://path on a pyarrow
+    filesystem (Tune's checkpoint.path drops the scheme)."""
+    fs = getattr(checkpoint, "filesystem", None)
+    kind = getattr(fs, "type_name", "local") if fs is not None else "local"
+    path = f"{checkpoint.path}/model.pt"
+    return path if kind == "local" else f"{kind}://{path}"
+
+
 class StoreCallback(Callback):
     """Writes trials and per-epoch metrics to the store as they happen (in the driver).
     Holds the store's URL, not a connection, so it pickles with the experiment state and
@@ -228,7 +237,7 @@ class StoreCallback(Callback):
             self.store.trial_epoch(self._id(trial), result)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        self.store.trial_checkpoint(self._id(trial), f"{checkpoint.path}/model.pt")
+        self.store.trial_checkpoint(self._id(trial), checkpoint_uri(checkpoint))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         done = int((trial.last_result or {}).get("epoch", 0)) >= self._budget(trial)
@@ -284,13 +293,22 @@ def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: st
     sweep = store.get_sweep(sweep_id) if sweep_id else None
     if sweep is None:
         sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id)
-    sweep_id = sweep.id
-    try:
-        init_ray()
+
+    def make_tuner():
         check_resources(spec)
         splits = _load_data(spec, data_source, settings)
-        tuner = build_tuner(spec, splits, store, sweep_id, settings)
-        _claim_driver(store, sweep_id, _experiment_path(settings, sweep_id))
+        return build_tuner(spec, splits, store, sweep.id, settings)
+
+    return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuner)
+
+
+def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner) -> str:
+    """Run a Tuner as this sweep's driver: claim it, fit, and record how it ended (any
+    error, Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
+    try:
+        init_ray()
+        tuner = make_tuner()
+        _claim_driver(store, sweep_id, experiment_path)
         results = tuner.fit()
     except BaseException as e:
         store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
@@ -318,18 +336,13 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     if not tune.Tuner.can_restore(path):
         raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")
     spec = parse_spec(sweep.spec)
-    try:
-        init_ray()
+
+    def make_tuner():
         splits = _load_data(spec, sweep.data_source, settings)
-        tuner = tune.Tuner.restore(path, trainable=make_trainable(spec, splits), resume_unfinished=True,
-                                   resume_errored=retry_errored, param_space=None)
-        _claim_driver(store, sweep_id, path)
-        results = tuner.fit()
-    except BaseException as e:
-        store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
-        raise
-    print(f"sweep {sweep_id}: {_finish(store, sweep_id, results)}", flush=True)
-    return sweep_id
+        return tune.Tuner.restore(path, trainable=make_trainable(spec, splits), resume_unfinished=True,
+                                  resume_errored=retry_errored, param_space=None)
+
+    return _drive(store, sweep_id, path, make_tuner)
 
 
 def refresh_interrupted(store: Store, sweep) -> str:

@@ -1,0 +1,143 @@
+"""Faults in the service's real processes: a killed job driver resumed through the API, the
+API restarted mid-sweep, 20 concurrent submissions through a queue with a running cap."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cifar_sweeps.store import Store
+from tests.ray_helpers import VENV_BIN, cli_env, free_port
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    def __init__(self, head, results: Path, **env):
+        self.port = free_port()
+        self.env = cli_env(head, results, RAY_ADDRESS=head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:1200", **env)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.store = Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
+        self.proc = None
+
+    def start(self) -> Service:
+        self.proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port)],
+                                     env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                httpx.get(f"{self.base}/sweeps?limit=1", timeout=2)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError("the service did not come up")
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def status(self, sweep_id: str) -> str:
+        return httpx.get(f"{self.base}/sweeps/{sweep_id}", timeout=10).json()["status"]
+
+    def wait(self, sweep_id: str, until: set[str], timeout_s: float = 400) -> str:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            s = self.status(sweep_id)
+            if s in until:
+                return s
+            time.sleep(0.5)
+        return s
+
+
+def _spec(name: str, n: int = 3, epochs: int = 3, model: str = "simple_cnn") -> dict:
+    return {"name": name, "num_samples": n, "max_concurrent_trials": 1, "scheduler": {"type": "fifo"},
+            "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 2},
+            "fixed": {"model": model, "epochs": epochs, "batch_size": 32},
+            "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}}}
+
+
+def test_killed_job_driver_is_interrupted_then_resumed_through_the_api(ray_head, tmp_path):
+    svc = Service(ray_head, tmp_path / "results").start()
+    try:
+        sweep_id = httpx.post(f"{svc.base}/sweeps", json=_spec("kill-me"), timeout=30).json()["id"]
+        deadline = time.time() + 300
+        while time.time() < deadline:  # wait for one finished trial and one under way
+            trials = svc.store.trials(sweep_id)
+            done = {t.id: t.finished_at for t in trials if t.status == "terminated"}
+            if done and any(t.status == "running" and t.epochs >= 1 for t in trials):
+                break
+            time.sleep(0.5)
+        assert done, "no trial finished in time"
+        kept = {t.id: t.val_acc for t in svc.store.trials(sweep_id) if t.val_acc is not None}
+        os.kill(svc.store.get_sweep(sweep_id).driver_pid, signal.SIGKILL)
+        assert svc.wait(sweep_id, {"interrupted", "failed", "succeeded"}) == "interrupted"
+        assert svc.store.leaderboard(sweep_id=sweep_id)[1] >= len(kept)  # nothing lost
+
+        r = httpx.post(f"{svc.base}/sweeps/{sweep_id}/resume", timeout=30)
+        assert r.status_code == 200, r.text
+        assert svc.wait(sweep_id, {"succeeded", "failed", "interrupted"}) == "succeeded"
+        trials = svc.store.trials(sweep_id)
+        assert len(trials) == 3 and all(t.status == "terminated" and t.epochs == 3 for t in trials)
+        for tid, finished in done.items():
+            assert svc.store.get_trial(tid).finished_at == finished  # not trained again
+        for tid, acc in kept.items():
+            assert svc.store.get_trial(tid).val_acc >= acc
+    finally:
+        svc.stop()
+
+
+def test_api_restart_mid_sweep_keeps_the_status(ray_head, tmp_path):
+    results = tmp_path / "results"
+    svc = Service(ray_head, results).start()
+    sweep_id = httpx.post(f"{svc.base}/sweeps", json=_spec("restart", n=2, epochs=2), timeout=30).json()["id"]
+    assert svc.wait(sweep_id, {"running"}, 120) == "running"
+    svc.stop(signal.SIGKILL)  # the API dies; the sweep (a Ray job) goes on without it
+    time.sleep(2)
+    svc2 = Service(ray_head, results).start()
+    try:
+        assert svc2.status(sweep_id) in ("running", "succeeded")
+        assert svc2.wait(sweep_id, {"succeeded", "failed", "interrupted"}) == "succeeded"
+        assert httpx.get(f"{svc2.base}/leaderboard", params={"sweep_id": sweep_id}).json()["total"] == 2
+    finally:
+        svc2.stop()
+
+
+def test_twenty_concurrent_posts_queue_under_the_running_cap(ray_head, tmp_path):
+    import concurrent.futures as cf
+
+    svc = Service(ray_head, tmp_path / "results", CIFAR_SWEEPS_MAX_RUNNING_SWEEPS="2").start()
+    try:
+        def post(i: int):
+            spec = {**_spec(f"burst-{i}", n=1, epochs=1, model="mlp"), "description": f"lr-{i}"}
+            return httpx.post(f"{svc.base}/sweeps", json=spec, timeout=60)
+
+        with cf.ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(post, range(20)))
+        assert [r.status_code for r in answers] == [201] * 20
+        ids = [r.json()["id"] for r in answers]
+        assert len(set(ids)) == 20
+        rows, total = svc.store.list_sweeps(limit=100)
+        assert total == 20
+        for r in answers:  # each stored with its own spec
+            body = r.json()
+            assert svc.store.get_sweep(body["id"]).spec["description"] == body["spec"]["description"]
+        peak, deadline = 0, time.time() + 900
+        while time.time() < deadline:
+            rows, _ = svc.store.list_sweeps(limit=100)
+            active = [s for s in rows if s.status == "running" or (s.status == "queued" and s.ray_job_id)]
+            peak = max(peak, len(active))
+            if all(s.status not in ("queued", "running") for s in rows):
+                break
+            time.sleep(0.2)
+        assert peak <= 2, f"{peak} sweeps ran at once with a cap of 2"
+        assert sorted(s.status for s in rows) == ["succeeded"] * 20  # the queue drained
+    finally:
+        svc.stop()
