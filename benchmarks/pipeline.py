@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import cache_dir, default_data, median, print_table  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits  # noqa: E402
 from cifar_sweeps.models import build_model  # noqa: E402
-from cifar_sweeps.train import TrainConfig, Trainer  # noqa: E402
+from cifar_sweeps.train import TrainConfig, Trainer, memory_format_for  # noqa: E402
 
 
 class ReportDataset(torch.utils.data.Dataset):
@@ -83,10 +83,13 @@ def time_project(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, threads
 
 
 def time_compute(model_name: str, x: np.ndarray, y: np.ndarray, bs: int) -> float:
+    """Pure compute in the layout the project's loop uses for this model (so b/c is the
+    cost of the input pipeline alone)."""
+    fmt = memory_format_for(TrainConfig(model=model_name))
     xs = ((torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255) - 0.5) / 0.5
-    xs = xs.contiguous()
+    xs = xs.contiguous(memory_format=fmt)
     ys = torch.from_numpy(y)
-    model = build_model(model_name).train()
+    model = build_model(model_name).to(memory_format=fmt).train()
     step = _step_fn(model)
     t0 = time.perf_counter()
     for i in range(0, len(ys), bs):
