@@ -37,9 +37,15 @@ def dashboard_url(settings: Settings) -> str:
 
 
 def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the dashboard answers at all: with Ray's token authentication on, an
+    unauthenticated probe gets 401, which still means the cluster is up."""
+    import urllib.error
+
     try:
         with urllib.request.urlopen(f"{url}/api/version", timeout=timeout_s) as r:
             return r.status == 200
+    except urllib.error.HTTPError as e:
+        return e.code in (401, 403)
     except Exception:
         return False
 
