@@ -21,7 +21,7 @@ SMOKE = {
                           "--eval-images", "50", "--repeats", "1", "--model", "mlp"],
     "search_efficiency.py": ["--data", "synthetic:300", "--seeds", "0", "--num-samples", "3", "--train-images", "100",
                              "--eval-images", "50", "--min-epochs", "2", "--max-epochs", "4", "--model", "mlp"],
-    "memory.py": ["--data", "synthetic:300", "--concurrency", "1", "2"],
+    "memory.py": ["--data", "synthetic:300", "--baseline-data", "synthetic:100", "--concurrency", "1", "2"],
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
     "gpu_sweep.py": ["--smoke"],
 }
