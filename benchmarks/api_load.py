@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=20, help="concurrent POST /sweeps (0: skip; needs Ray)")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--dashboard-port", type=int, default=8766)
+    ap.add_argument("--gcs-port", type=int, default=6390)
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="cifar-sweeps-load-"))
@@ -142,13 +143,11 @@ def main(argv: list[str] | None = None) -> int:
                CIFAR_SWEEPS_DATA="synthetic:200", CIFAR_SWEEPS_MAX_RUNNING_SWEEPS="1", RAY_AUTH_MODE="disabled",
                RAY_ADDRESS=f"http://127.0.0.1:{args.dashboard_port}", RAY_USAGE_STATS_ENABLED="0",
                PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    head = False
+    head = None
     if args.posts:
-        subprocess.run([str(VENV_BIN / "ray"), "start", "--head", "--port=0", "--num-cpus=1", "--num-gpus=0",
-                        "--dashboard-host=127.0.0.1", f"--dashboard-port={args.dashboard_port}",
-                        "--include-dashboard=true", "--disable-usage-stats"], env=env, check=True,
-                       capture_output=True)
-        head = True
+        from cifar_sweeps.jobs import start_head
+
+        head = start_head(args.dashboard_port, port=args.gcs_port, num_cpus=1, env=env)
     server = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(args.port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{args.port}"
@@ -185,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(30)
         if head:
-            subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], capture_output=True, env=env)
+            from cifar_sweeps.jobs import stop_head
+
+            stop_head(head)
     return 0
 
 

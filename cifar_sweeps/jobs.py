@@ -8,6 +8,7 @@ nothing but the sweep id has to travel to the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -49,29 +50,65 @@ def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
+def _ray_cli() -> str:
+    ray = shutil.which("ray", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if ray is None:
+        raise RayUnavailable("the `ray` command is not installed")
+    return ray
+
+
+def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, env: dict | None = None,
+               timeout_s: float = 120) -> str:
+    """`ray start --head` on loopback with a temp folder of its own; returns that folder,
+    which names this cluster's processes for `stop_head`."""
+    import tempfile
+
+    temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: Ray's socket paths have a length cap
+    env = dict(env or os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # job drivers find cifar-sweeps
+    cmd = [_ray_cli(), "start", "--head", f"--port={port or 6379}", f"--temp-dir={temp_dir}",
+           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
+           "--disable-usage-stats"] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if p.returncode != 0:
+        raise RayUnavailable(f"`ray start --head` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")
+    return temp_dir
+
+
+def stop_head(temp_dir: str, grace_s: float = 10) -> None:
+    """Stop only the Ray processes of the head started with `temp_dir` (`ray stop` would
+    stop every Ray cluster on the machine)."""
+    import psutil
+
+    procs = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(temp_dir in part for part in p.info["cmdline"] or []):
+                procs.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 class LocalHead:
-    """`ray start --head` on loopback when no cluster is set and none is running; stopped
-    on exit only if this process started it."""
+    """A local Ray head on loopback when no cluster is set and none is running; stopped on
+    exit only if this process started it (and only that head)."""
 
     def __init__(self, dashboard: str):
         self.dashboard = dashboard
-        self.started = False
+        self.temp_dir: str | None = None
 
     def ensure(self, timeout_s: float = 120) -> None:
         if dashboard_up(self.dashboard):
             return
-        port = self.dashboard.rsplit(":", 1)[-1]
-        ray = shutil.which("ray", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-        if ray is None:
-            raise RayUnavailable("the `ray` command is not installed")
-        env = dict(os.environ)
-        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # job drivers find cifar-sweeps
-        cmd = [ray, "start", "--head", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}",
-               "--include-dashboard=true", "--disable-usage-stats"]
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        if p.returncode != 0:
-            raise RayUnavailable(f"`ray start --head` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")
-        self.started = True
+        self.temp_dir = start_head(int(self.dashboard.rsplit(":", 1)[-1]), timeout_s=timeout_s)
         deadline = time.time() + timeout_s
         while not dashboard_up(self.dashboard):
             if time.time() > deadline:
@@ -79,10 +116,9 @@ class LocalHead:
             time.sleep(1)
 
     def stop(self) -> None:
-        if self.started:
-            ray = shutil.which("ray", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-            subprocess.run([ray or "ray", "stop"], capture_output=True, timeout=120)
-            self.started = False
+        if self.temp_dir:
+            stop_head(self.temp_dir)
+            self.temp_dir = None
 
 
 class Jobs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,10 +34,9 @@ class RayHead:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start(self) -> RayHead:
-        cmd = [str(VENV_BIN / "ray"), "start", "--head", f"--port={self.port}", f"--num-cpus={self.num_cpus}",
-               "--num-gpus=0", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-               f"--dashboard-port={self.dashboard_port}", "--disable-usage-stats"]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120, env=self.env())
+        from cifar_sweeps.jobs import start_head
+
+        self.temp_dir = start_head(self.dashboard_port, self.port, self.num_cpus, env=self.env())
         self._wait_dashboard()
         return self
 
@@ -64,7 +62,9 @@ class RayHead:
         raise RuntimeError("Ray dashboard did not come up")
 
     def stop(self) -> None:
-        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
+        from cifar_sweeps.jobs import stop_head
+
+        stop_head(self.temp_dir)
 
 
 def cli_env(head: RayHead, results: Path, **extra: str) -> dict[str, str]:

@@ -31,7 +31,7 @@ SMOKE = {
 def test_benchmark_runs(script, tmp_path):
     args = list(SMOKE[script])
     if script == "api_load.py":
-        args += ["--port", str(free_port()), "--dashboard-port", str(free_port())]
+        args += ["--port", str(free_port()), "--dashboard-port", str(free_port()), "--gcs-port", str(free_port())]
     if script == "gpu_sweep.py":
         args += ["--results-dir", str(tmp_path / "gpu")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
