@@ -308,6 +308,11 @@ def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: st
 def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner) -> str:
     """Run a Tuner as this sweep's driver: claim it, fit, and record how it ended (any
     error, Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
+    # Tune snapshots the experiment (which trials exist, which finished) every 10 s by
+    # default; a driver killed in between would, on resume, rerun a trial that had finished
+    # and forget one that had started. Half a second bounds that window; the snapshot of a
+    # sweep of a few dozen trials takes milliseconds.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0.5")
     try:
         init_ray()
         tuner = make_tuner()

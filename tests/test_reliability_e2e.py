@@ -76,6 +76,7 @@ def test_killed_job_driver_is_interrupted_then_resumed_through_the_api(ray_head,
                 break
             time.sleep(0.5)
         assert done, "no trial finished in time"
+        time.sleep(1.5)  # past Tune's experiment snapshot period (0.5 s)
         kept = {t.id: t.val_acc for t in svc.store.trials(sweep_id) if t.val_acc is not None}
         os.kill(svc.store.get_sweep(sweep_id).driver_pid, signal.SIGKILL)
         assert svc.wait(sweep_id, {"interrupted", "failed", "succeeded"}) == "interrupted"
