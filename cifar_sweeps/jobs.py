@@ -57,6 +57,14 @@ def _ray_cli() -> str:
     return ray
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, env: dict | None = None,
                timeout_s: float = 120) -> str:
     """`ray start --head` on loopback with a temp folder of its own; returns that folder,
@@ -66,9 +74,14 @@ def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, 
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: Ray's socket paths have a length cap
     env = dict(env or os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # job drivers find cifar-sweeps
+    # The agents' ports default to fixed numbers: free ones let a second cluster (a test's,
+    # a benchmark's) start beside another without its job agent failing to bind.
+    agents = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                      "metrics-export-port", "runtime-env-agent-port",
+                                                      "ray-client-server-port")]
     cmd = [_ray_cli(), "start", "--head", f"--port={port or 6379}", f"--temp-dir={temp_dir}",
            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
-           "--disable-usage-stats"] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+           "--disable-usage-stats", *agents] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     if p.returncode != 0:
         raise RayUnavailable(f"`ray start --head` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")
