@@ -106,11 +106,12 @@ def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str) -> list:
     if spec.wandb or os.environ.get("CIFAR_SWEEPS_WANDB", "").lower() in ("1", "true", "on"):
         from ray.air.integrations.wandb import WandbLoggerCallback
 
-        if not os.environ.get("WANDB_API_KEY"):
-            os.environ.setdefault("WANDB_MODE", "offline")  # no account needed
+        # Offline (no account needed) unless a key is given. Passed to wandb.init itself:
+        # the logging actors run on cluster workers, which don't see this process's env.
+        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
         callbacks.append(WandbLoggerCallback(
             project=os.environ.get("WANDB_PROJECT", "cifar-sweeps"), group=sweep_id,
-            log_config=True,
+            log_config=True, mode=mode,
         ))
     return callbacks
 
