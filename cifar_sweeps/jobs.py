@@ -36,6 +36,27 @@ def dashboard_url(settings: Settings) -> str:
     return settings.dashboard_url.rstrip("/")
 
 
+def needs_token(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the dashboard refuses an unauthenticated request (Ray token auth is on)."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(f"{url}/api/version", timeout=timeout_s):
+            return False
+    except urllib.error.HTTPError as e:
+        return e.code == 401
+    except Exception:
+        return False
+
+
+def use_token_auth_if_needed(url: str) -> None:
+    """Ray's clients send the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+    ~/.ray/auth_token) only in token mode; turn it on when the cluster asks for one and the
+    user has not chosen a mode."""
+    if os.environ.get("RAY_AUTH_MODE") is None and needs_token(url):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
     """Whether the dashboard answers at all: with Ray's token authentication on, an
     unauthenticated probe gets 401, which still means the cluster is up."""
@@ -151,6 +172,7 @@ class Jobs:
         if self._client is None:
             if not dashboard_up(self.url):
                 raise RayUnavailable(f"the Ray cluster's Jobs API at {self.url} is not reachable")
+            use_token_auth_if_needed(self.url)
             try:
                 self._client = JobSubmissionClient(self.url)
             except Exception as e:
