@@ -121,10 +121,15 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         task = asyncio.create_task(_sync_loop(state))
         yield
         task.cancel()
+        # Here, not after uvicorn returns: uvicorn re-raises SIGTERM/SIGINT once it has shut
+        # down, so code after server.run() never runs on Ctrl-C.
+        for hook in app.state.shutdown_hooks:
+            await asyncio.to_thread(hook)
 
     app = FastAPI(title="cifar-sweeps", version=__version__, lifespan=lifespan,
                   description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.")
     app.state.s = state
+    app.state.shutdown_hooks = []
     app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
@@ -442,6 +447,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit:
         print(f"starting a local Ray head (dashboard {head.dashboard}) unless one is running...", flush=True)
         head.ensure()
     app = create_app(settings)
+    if head is not None:
+        app.state.shutdown_hooks.append(head.stop)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     if submit:
         threading.Thread(target=_submit_when_up, args=(server, app, submit, host, port), daemon=True).start()

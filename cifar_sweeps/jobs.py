@@ -117,7 +117,7 @@ def stop_head(temp_dir: str, grace_s: float = 10) -> None:
     procs = []
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if any(temp_dir in part for part in p.info["cmdline"] or []):
+            if p.pid != os.getpid() and any(temp_dir in part for part in p.info["cmdline"] or []):
                 procs.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
