@@ -438,14 +438,16 @@ def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None) -> int:
     import uvicorn
 
+    from cifar_sweeps.jobs import dashboard_url, use_token_auth_if_needed
+
     check_bind(host, settings)
     head = None
     if not os.environ.get("RAY_ADDRESS"):
-        from cifar_sweeps.jobs import dashboard_url
-
         head = LocalHead(dashboard_url(settings))
         print(f"starting a local Ray head (dashboard {head.dashboard}) unless one is running...", flush=True)
         head.ensure()
+    # Before Ray is imported (create_app imports it): Ray reads its auth mode once, at import.
+    use_token_auth_if_needed(dashboard_url(settings))
     app = create_app(settings)
     if head is not None:
         app.state.shutdown_hooks.append(head.stop)

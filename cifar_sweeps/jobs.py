@@ -52,7 +52,7 @@ def needs_token(url: str, timeout_s: float = 2.0) -> bool:
 def use_token_auth_if_needed(url: str) -> None:
     """Ray's clients send the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
     ~/.ray/auth_token) only in token mode; turn it on when the cluster asks for one and the
-    user has not chosen a mode."""
+    user has not chosen a mode. Ray reads the mode when it is imported: call this first."""
     if os.environ.get("RAY_AUTH_MODE") is None and needs_token(url):
         os.environ["RAY_AUTH_MODE"] = "token"
 
