@@ -261,8 +261,13 @@ class Jobs:
             info = self.client().get_job_info(sweep.ray_job_id)
         except RayUnavailable:
             return sweep
-        except Exception:
-            return sweep
+        except Exception as e:
+            if "404" not in str(e) and "does not exist" not in str(e):
+                return sweep
+            # The cluster does not know the job (it was restarted): the driver is gone.
+            new = "interrupted" if sweep.started_at else "failed"
+            self.store.set_status(sweep.id, new, error=f"Ray job {sweep.ray_job_id} is unknown to the cluster")
+            return self.store.get_sweep(sweep.id)
         status = str(getattr(info.status, "value", info.status))
         if status not in TERMINAL_JOB:
             return sweep
