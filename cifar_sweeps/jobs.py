@@ -121,6 +121,11 @@ def stop_head(temp_dir: str, grace_s: float = 10) -> None:
                 procs.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
+    # Workers (their titles are `ray::...`) and the job drivers they spawned are children of
+    # the raylet: stop them too, or a driver outlives its cluster.
+    for p in list(procs):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs += [c for c in p.children(recursive=True) if c not in procs and c.pid != os.getpid()]
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
