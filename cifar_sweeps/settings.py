@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     dashboard_url: str = "http://127.0.0.1:8265"
     # Seconds a GET /leaderboard or /sweeps answer is reused for identical requests (0: off).
     cache_ttl_s: float = Field(default=1.0, ge=0)
+
+    @field_validator("data")
+    @classmethod
+    def _absolute_data_path(cls, v: str) -> str:
+        """A relative local path becomes absolute: Ray job drivers run in another folder."""
+        if not v.startswith(("torchvision", "synthetic:")) and Path(v).expanduser().exists():
+            return str(Path(v).expanduser().resolve())
+        return v
 
     @property
     def cache_dir(self) -> Path:

@@ -156,3 +156,11 @@ def test_non_loopback_bind_refused_without_token():
     p = subprocess.run([sys.executable, "-m", "cifar_sweeps", "serve", "--host", "0.0.0.0", "--port", "1"],
                        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert p.returncode != 0 and "token" in p.stderr
+
+
+def test_relative_data_path_becomes_absolute(tmp_path, monkeypatch):
+    (tmp_path / "d.tar.xz").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert Settings(data="d.tar.xz").data == str(tmp_path / "d.tar.xz")
+    assert Settings(data="synthetic:10").data == "synthetic:10"
+    assert Settings(data="torchvision").data == "torchvision"
