@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space, to_hyperopt_space
 from cifar_sweeps.store import Store, get_store
-
-TERMINAL_TRIAL = {"terminated", "early_stopped", "errored"}
 
 
 class SweepError(RuntimeError):
@@ -381,6 +378,3 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return True
 
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
