@@ -31,6 +31,15 @@ def service(ray_head, tmp_path_factory):
     port = free_port()
     env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:1500")
     log = open(results.parent / "serve.log", "w")  # noqa: SIM115 (closed below)
+    proc, base = _serve(env, port, log)
+    yield base, results, ray_head
+    proc.terminate()
+    proc.wait(30)
+    log.close()
+
+
+def _serve(env: dict, port: int, log=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
+    """`cifar-sweeps serve` on `port`, returned once /health answers 200."""
     proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)], env=env, cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -38,16 +47,11 @@ def service(ray_head, tmp_path_factory):
     while time.time() < deadline:
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
+                return proc, base
         except httpx.HTTPError:
             time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("the service did not come up: " + (results.parent / "serve.log").read_text()[-3000:])
-    yield base, results, ray_head
-    proc.terminate()
-    proc.wait(30)
-    log.close()
+    proc.kill()
+    pytest.fail("the service did not come up within 60 s")
 
 
 def _wait_status(base: str, sweep_id: str, timeout_s: float = 400) -> list[str]:
@@ -132,17 +136,8 @@ def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
     port = free_port()
     env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:600",
                   CIFAR_SWEEPS_STORE_URL=url, CIFAR_SWEEPS_STORAGE_PATH=str(storage))
-    proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = _serve(env, port)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
         spec = {**SPEC, "name": "pg-e2e", "num_samples": 2, "fixed": {"model": "mlp", "epochs": 2, "batch_size": 64}}
         r = httpx.post(f"{base}/sweeps", json=spec, timeout=30)
         assert r.status_code == 201, r.text
