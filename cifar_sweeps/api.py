@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cifar_sweeps import __version__
@@ -146,10 +147,23 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
             headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.scope)))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(DBAPIError)
+    async def _on_store_error(request: Request, exc: DBAPIError):
+        return JSONResponse(*_store_error(exc))
+
     _routes(app, state)
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
+
+
+def _store_error(exc: DBAPIError) -> tuple[dict[str, str], int]:
+    """A store that can't be written or reached: a clear message (the driver's own words,
+    never the SQL or its parameters), and the transaction was rolled back."""
+    cause = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+    full = any(w in cause.lower() for w in ("readonly", "read-only", "disk is full", "no space"))
+    return {"detail": f"the store can't {'be written' if full else 'be reached'}: {cause}; "
+                      "nothing was changed"}, 507 if full else 503
 
 
 def _allowed_methods(app: FastAPI, scope) -> set[str]:
@@ -265,16 +279,25 @@ def _presets() -> dict[str, Path]:
 
 
 def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thin routes)
-    from cifar_sweeps.sweep import code_version, refresh_interrupted
+    from cifar_sweeps.storage import StorageError
+    from cifar_sweeps.sweep import check_results_writable, code_version, refresh_interrupted
+
+    def writable_results() -> None:
+        try:
+            check_results_writable(state.settings)
+        except StorageError as e:
+            # 507 Insufficient Storage: the server can't store what the sweep will write.
+            raise HTTPException(507, f"{e}; nothing was stored") from None
 
     @app.post("/sweeps", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
-              tags=["sweeps"], responses=error_responses(400, 401, 413, 422, 503))
+              tags=["sweeps"], responses=error_responses(400, 401, 413, 422, 503, 507))
     def create_sweep(spec: SweepSpec, request: Request) -> SweepOut:
         s = state.settings
         try:
             check_limits(spec, s.max_num_samples, s.max_epochs, s.max_concurrent_trials)
         except SpecError as e:
             raise HTTPException(422, str(e)) from None
+        writable_results()
         try:
             sweep = state.jobs.create(spec.model_dump(mode="json"), code_version())
         except RayUnavailable as e:
@@ -309,7 +332,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
         return _sweep_out(state, state.jobs.stop(sweep), request)
 
     @app.post("/sweeps/{sweep_id}/resume", response_model=SweepOut, dependencies=[Auth], tags=["sweeps"],
-              responses=error_responses(401, 404, 409, 503))
+              responses=error_responses(401, 404, 409, 503, 507))
     def resume(sweep_id: str, request: Request) -> SweepOut:
         sweep = state.jobs.sync(_get_sweep(state, sweep_id))
         if sweep.status not in ("interrupted", "stopped", "failed"):
@@ -317,6 +340,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
                                      "failed sweeps can be resumed")
         if not sweep.experiment_path:
             raise HTTPException(409, f"sweep {sweep_id} never started, so there is nothing to resume")
+        writable_results()
         try:
             return _sweep_out(state, state.jobs.resume(sweep), request)
         except RayUnavailable as e:
@@ -441,6 +465,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit:
     from cifar_sweeps.jobs import dashboard_url, use_token_auth_if_needed
 
     check_bind(host, settings)
+    get_store(settings.resolved_store_url())  # a store that can't be opened: say so before Ray starts
     head = None
     if not os.environ.get("RAY_ADDRESS"):
         head = LocalHead(dashboard_url(settings))

@@ -21,9 +21,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**over)
 
 
-def _store(settings: Settings):
+def _store(settings: Settings, writes: bool = False):
     from cifar_sweeps.store import get_store
 
+    if writes and not settings.store_url:
+        from cifar_sweeps.storage import check_writable
+
+        # The SQLite file lives in the results folder: say so plainly if it can't be
+        # written (sweep.py checks the free space, and records a failure in the store).
+        check_writable(settings.results_dir, 0)
     return get_store(settings.resolved_store_url())
 
 
@@ -92,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cifar_sweeps.sweep import run_sweep
 
     settings = _settings(args)
-    store = _store(settings)
+    store = _store(settings, writes=True)
     spec = _spec_for_run(args, settings, store)
     update = {}
     if args.name:
@@ -113,7 +119,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from cifar_sweeps.sweep import resume_sweep
 
     settings = _settings(args)
-    store = _store(settings)
+    store = _store(settings, writes=True)
     resume_sweep(args.sweep_id, settings, store, retry_errored=not args.no_retry_errored)
     _print_leaderboard(store, args.sweep_id, 10, False)
     return 0 if store.get_sweep(args.sweep_id).status in ("succeeded", "stopped") else 1
@@ -268,16 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _fail(args: argparse.Namespace, e: Exception, code: int) -> int:
+    print(f"cifar-sweeps {args.command}: error: {e}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     from cifar_sweeps.data import DataSourceError
     from cifar_sweeps.spec import SpecError
+    from cifar_sweeps.storage import StorageError
+    from cifar_sweeps.store import StoreUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except (SpecError, DataSourceError, FileNotFoundError, ValueError) as e:
-        print(f"cifar-sweeps {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(args, e, 2)
+    except (StorageError, StoreUnavailable) as e:
+        return _fail(args, e, 1)
+    except RuntimeError as e:
+        from cifar_sweeps.sweep import SweepError  # imports Ray: only on this error path
+
+        if isinstance(e, SweepError):
+            return _fail(args, e, 1)
+        raise
     except KeyboardInterrupt:
         return 130
 

@@ -254,7 +254,8 @@ class Jobs:
         return self.store.get_sweep(sweep.id)
 
     def stop(self, sweep: Sweep) -> Sweep:
-        return self.store.get_sweep(stop_sweep(self.store, sweep.id, self))
+        stop_sweep(self.store, sweep.id)
+        return self.store.get_sweep(sweep.id)
 
     # ------------------------------------------------------------ status
 
@@ -294,7 +295,7 @@ class Jobs:
             self.sync(sweep)
 
 
-def stop_sweep(store: Store, sweep_id: str, jobs: Jobs | None = None) -> str:
+def stop_sweep(store: Store, sweep_id: str) -> str:
     """Ask a sweep to stop: the driver's stopper ends every trial and keeps the results.
     A sweep still waiting in the queue is stopped at once."""
     sweep = store.get_sweep(sweep_id)

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     dashboard_url: str = "http://127.0.0.1:8265"
     # Seconds a GET /leaderboard or /sweeps answer is reused for identical requests (0: off).
     cache_ttl_s: float = Field(default=1.0, ge=0)
+    # Free space (MiB) the results folder must have before a sweep starts: checkpoints and
+    # Tune's state are written throughout, and a disk that fills mid-sweep loses trials.
+    min_free_mb: float = Field(default=200, ge=0)
 
     @field_validator("data")
     @classmethod

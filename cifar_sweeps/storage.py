@@ -1,14 +1,60 @@
-"""Reading checkpoint files from where Tune put them: a local path (or NFS mount) or a
-pyarrow filesystem URI (s3://, gs://, ...)."""
+"""Where results live: the writability check run before a sweep starts, and reading
+checkpoint files from where Tune put them: a local path (or NFS mount) or a pyarrow
+filesystem URI (s3://, gs://, ...)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi.responses import FileResponse, Response
+if TYPE_CHECKING:
+    from fastapi.responses import Response
+
+
+class StorageError(RuntimeError):
+    """A results folder that can't take a sweep's files: read-only, full, or not a folder."""
+
+
+def check_writable(path: str | Path, min_free_mb: float) -> None:
+    """Fails fast, naming the folder and the cause, where Tune would otherwise fail late
+    (a trial's checkpoint, the experiment state) after hours of training: the folder is
+    created if missing, a probe file is written, flushed to disk and removed, and the
+    free space must be at least `min_free_mb` (MiB). URIs (s3://...) are not probed."""
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return
+    folder = Path(str(path).removeprefix("file://"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{uuid.uuid4().hex}"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * 4096)  # one block: an empty file would fit on a full disk
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as e:
+        raise StorageError(f"results folder {folder} can't be written: {_cause(e)}") from None
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < min_free_mb:
+        raise StorageError(f"results folder {folder} is full: {free_mb:.0f} MiB free, a sweep "
+                           f"needs at least {min_free_mb:g} MiB (CIFAR_SWEEPS_MIN_FREE_MB)")
+
+
+def _cause(e: OSError) -> str:
+    return {errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied", errno.ENOSPC: "no space left on the device",
+            errno.EDQUOT: "the disk quota is used up", errno.ENOTDIR: "a file is in the way of the folder",
+            errno.EEXIST: "a file is in the way of the folder"}.get(e.errno, e.strerror or str(e))
 
 
 def open_checkpoint(path: str, filename: str) -> Response:
+    from fastapi.responses import FileResponse, Response
+
     if "://" not in path or path.startswith("file://"):
         local = Path(path.removeprefix("file://"))
         if not local.is_file():

@@ -32,6 +32,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -124,6 +125,10 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.close()
 
 
+class StoreUnavailable(RuntimeError):
+    """The store can't be opened: a wrong URL, a server that is down, a read-only disk."""
+
+
 class Store:
     """All reads and writes of the SQL store."""
 
@@ -135,7 +140,12 @@ class Store:
             _sqlite_pragmas(self.engine)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except exc.DBAPIError as e:
+            where = self.engine.url.render_as_string(hide_password=True)
+            cause = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+            raise StoreUnavailable(f"the store {where} can't be opened: {cause}") from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @staticmethod

@@ -137,6 +137,14 @@ def storage_root(settings: Settings) -> Path | str:
     return Path(root or settings.results_dir / "ray").resolve()
 
 
+def check_results_writable(settings: Settings) -> None:
+    """The results folder (store, data cache) and Tune's storage can take a sweep's files."""
+    from cifar_sweeps.storage import check_writable
+
+    for folder in dict.fromkeys([str(settings.results_dir.resolve()), str(storage_root(settings))]):
+        check_writable(folder, settings.min_free_mb)
+
+
 def trial_name(trial) -> str:
     """Short, stable names (Tune's default folds the whole config into the folder name)."""
     return f"trial_{trial.trial_id}"
@@ -300,10 +308,10 @@ def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: st
         splits = _load_data(spec, data_source, settings)
         return build_tuner(spec, splits, store, sweep.id, settings)
 
-    return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuner)
+    return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuner, settings)
 
 
-def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner) -> str:
+def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settings: Settings) -> str:
     """Run a Tuner as this sweep's driver: claim it, fit, and record how it ended (any
     error, Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
     # Tune snapshots the experiment (which trials exist, which finished) every 10 s by
@@ -312,6 +320,7 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner) -> str
     # sweep of a few dozen trials takes milliseconds.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0.5")
     try:
+        check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
         tuner = make_tuner()
         _claim_driver(store, sweep_id, experiment_path)
@@ -348,7 +357,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
         return tune.Tuner.restore(path, trainable=make_trainable(spec, splits), resume_unfinished=True,
                                   resume_errored=retry_errored, param_space=None)
 
-    return _drive(store, sweep_id, path, make_tuner)
+    return _drive(store, sweep_id, path, make_tuner, settings)
 
 
 def refresh_interrupted(store: Store, sweep) -> str:

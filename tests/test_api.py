@@ -40,6 +40,11 @@ class FakeJobs:
     def sync(self, sweep):
         return sweep
 
+    def stop(self, sweep):  # the real one: it only writes the store
+        from cifar_sweeps.jobs import Jobs
+
+        return Jobs.stop(self, sweep)
+
 
 @pytest.fixture
 def setup(tmp_path):
@@ -84,6 +89,17 @@ def test_unknown_ids_404(setup):
         assert r.status_code == 404 and "nope" in r.json()["detail"]
     for url in ("/sweeps/sw-nope/stop", "/sweeps/sw-nope/resume"):
         assert client.post(url, headers=AUTH).status_code == 404
+
+
+def test_stop_a_queued_sweep(setup):
+    """A sweep still in the queue stops at once; stopping it again is a 409 naming its status."""
+    client, store, _ = setup
+    sweep_id = client.post("/sweeps", json=GOOD, headers=AUTH).json()["id"]
+    r = client.post(f"/sweeps/{sweep_id}/stop", headers=AUTH)
+    assert r.status_code == 200 and r.json()["id"] == sweep_id and r.json()["status"] == "stopped"
+    assert store.get_sweep(sweep_id).stop_requested
+    r = client.post(f"/sweeps/{sweep_id}/stop", headers=AUTH)
+    assert r.status_code == 409 and "is stopped" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"},
