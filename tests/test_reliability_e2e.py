@@ -26,10 +26,13 @@ class Service:
         self.base = f"http://127.0.0.1:{self.port}"
         self.store = Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
         self.proc = None
+        self.log = results.parent / f"serve-{self.port}.log"
 
     def start(self) -> Service:
-        self.proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port)],
-                                     env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:  # the child keeps its own handle
+            self.proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port)],
+                                         env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -142,3 +145,47 @@ def test_twenty_concurrent_posts_queue_under_the_running_cap(ray_head, tmp_path)
         assert sorted(s.status for s in rows) == ["succeeded"] * 20  # the queue drained
     finally:
         svc.stop()
+
+
+def test_token_guards_mutations_and_never_leaks(ray_head, tmp_path):
+    """With a token: every mutating route refuses a missing or wrong one (401, nothing
+    changes), the right one starts and stops a real sweep, and the token is in none of
+    the service's log, the Ray job's entrypoint, runtime env and logs, or any answer."""
+    from ray.job_submission import JobSubmissionClient
+
+    token = "tok-Zq8V3nX5-never-logged"
+    svc = Service(ray_head, tmp_path / "results", CIFAR_SWEEPS_API_TOKEN=token).start()
+    answers: list[str] = []
+    try:
+        good = {"Authorization": f"Bearer {token}"}
+        for bad in ({}, {"Authorization": f"Bearer {token}x"}, {"Authorization": token},
+                    {"Authorization": f"Basic {token}"}, {"Authorization": f"Bearer {token[:-1]}"}):
+            for path in ("/sweeps", "/sweeps/sw-0000000000/stop", "/sweeps/sw-0000000000/resume"):
+                r = httpx.post(f"{svc.base}{path}", json=_spec("nope"), headers=bad, timeout=30)
+                answers.append(r.text)
+                assert r.status_code == 401, (path, bad, r.text)
+        assert svc.store.list_sweeps()[1] == 0
+        r = httpx.post(f"{svc.base}/sweeps", json=_spec("guarded", n=2, epochs=30), headers=good, timeout=30)
+        assert r.status_code == 201, r.text
+        sweep = r.json()
+        assert svc.wait(sweep["id"], {"running"}, 120) == "running"
+        for bad in ({}, {"Authorization": "Bearer wrong"}):
+            assert httpx.post(f"{svc.base}/sweeps/{sweep['id']}/stop", headers=bad).status_code == 401
+        time.sleep(3)
+        assert svc.status(sweep["id"]) == "running"  # the refused stops changed nothing
+        r = httpx.post(f"{svc.base}/sweeps/{sweep['id']}/stop", headers=good, timeout=30)
+        assert r.status_code == 200, r.text
+        assert svc.wait(sweep["id"], {"stopped", "succeeded", "failed"}, 180) == "stopped"
+        for path in ("/sweeps", f"/sweeps/{sweep['id']}", "/leaderboard", "/health", "/openapi.json"):
+            answers.append(httpx.get(f"{svc.base}{path}", timeout=30).text)
+    finally:
+        svc.stop()
+    jobs = JobSubmissionClient(ray_head.dashboard_url)
+    info = jobs.get_job_info(sweep["ray_job_id"])
+    texts = {"service log": svc.log.read_text(), "job logs": jobs.get_job_logs(sweep["ray_job_id"]),
+             "job entrypoint": info.entrypoint, "job runtime env": str(info.runtime_env),
+             "answers": "\n".join(answers)}
+    assert "POST /sweeps HTTP/1.1\" 401" in texts["service log"]  # the log was really captured
+    assert f"sweep {sweep['id']}: stopped" in texts["job logs"]
+    for where, text in texts.items():
+        assert token not in text and token[4:] not in text, f"the token leaked into the {where}"
