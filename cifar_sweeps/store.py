@@ -27,12 +27,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    exc,
     func,
     select,
     text,
     update,
 )
-from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 

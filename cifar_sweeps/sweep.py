@@ -19,6 +19,7 @@ from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space, to_hyperopt_space
 from cifar_sweeps.store import Store, get_store
+from cifar_sweeps.tracking import wandb_callback, wandb_enabled
 
 
 class SweepError(RuntimeError):
@@ -100,16 +101,8 @@ def make_trainable(spec: SweepSpec, splits: Splits):
 
 def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str) -> list:
     callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
-    if spec.wandb or os.environ.get("CIFAR_SWEEPS_WANDB", "").lower() in ("1", "true", "on"):
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
-        # Offline (no account needed) unless a key is given. Passed to wandb.init itself:
-        # the logging actors run on cluster workers, which don't see this process's env.
-        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-        callbacks.append(WandbLoggerCallback(
-            project=os.environ.get("WANDB_PROJECT", "cifar-sweeps"), group=sweep_id,
-            log_config=True, mode=mode,
-        ))
+    if wandb_enabled(spec.wandb):
+        callbacks.append(wandb_callback(group=sweep_id))
     return callbacks
 
 
