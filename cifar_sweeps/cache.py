@@ -1,49 +1,122 @@
 """A short-lived cache of GET responses for the read-heavy routes (leaderboard, sweeps).
 
-Many clients polling the same views (the page refreshes every 5 s) get the same bytes for
-`ttl_s` seconds, served without touching the database or the thread pool. Any mutating
-request through this process clears it; writes by sweep drivers show up within ttl_s.
+Many clients polling the same views (the page refreshes every 5 s) get the same bytes,
+served without touching the database or the thread pool:
+- fresh for `ttl_s` seconds;
+- then, for another `ttl_s`, served stale while one background request refreshes it (a
+  client never waits for the database on a hot view: no latency spike at expiry);
+- a view that nobody has in cache is computed once however many clients ask at the same
+  moment (the others wait for that answer);
+- any mutating request through this process clears it. Writes by sweep drivers show up
+  within 2 * ttl_s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from dataclasses import dataclass
 
 CACHED_PREFIXES = ("/leaderboard", "/sweeps")
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: float  # time.monotonic() when computed
+    headers: list
+    body: bytes
 
 
 class ResponseCache:
     def __init__(self, app, ttl_s: float, max_entries: int = 2048):
         self.app, self.ttl_s, self.max_entries = app, ttl_s, max_entries
-        self.entries: dict[bytes, tuple[float, int, list, bytes]] = {}
+        self.entries: dict[bytes, Entry] = {}
+        self.inflight: dict[bytes, asyncio.Future] = {}
+        self.generation = 0  # bumped by every mutation: answers computed before it are dropped
+        self._tasks: set[asyncio.Task] = set()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.ttl_s <= 0:
             return await self.app(scope, receive, send)
         if scope["method"] != "GET":
             self.entries.clear()  # a mutation through this process: no stale reads after it
+            self.inflight.clear()
+            self.generation += 1
             return await self.app(scope, receive, send)
         if not scope["path"].startswith(CACHED_PREFIXES):
             return await self.app(scope, receive, send)
         key = scope["path"].encode() + b"?" + scope.get("query_string", b"")
-        hit = self.entries.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self.ttl_s:
-            _, status, headers, body = hit
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        captured: dict = {"body": []}
+        entry = self.entries.get(key)
+        age = time.monotonic() - entry.at if entry else None
+        if entry is not None and age < self.ttl_s:
+            return await _send(entry, send)
+        if entry is not None and age < 2 * self.ttl_s:
+            if key not in self.inflight:
+                self._refresh_in_background(key, scope)
+            return await _send(entry, send)
+        if key in self.inflight:  # someone is computing this view right now: share it
+            entry = await asyncio.shield(self.inflight[key])
+            if entry is not None:
+                return await _send(entry, send)
+        await self._compute(key, self._begin(key), scope, receive, send)
+
+    def _begin(self, key: bytes) -> asyncio.Future:
+        """Marks the view as being computed (synchronously: no second computation can
+        start between this and the app call)."""
+        future = asyncio.get_running_loop().create_future()
+        self.inflight[key] = future
+        return future
+
+    async def _compute(self, key: bytes, future: asyncio.Future, scope, receive, send) -> None:
+        """Runs the app for this request, passing its answer through, and keeps a 200."""
+        generation, at = self.generation, time.monotonic()
+        status, headers, body = 0, [], []
 
         async def capture(message):
+            nonlocal status, headers
             if message["type"] == "http.response.start":
-                captured["status"], captured["headers"] = message["status"], message.get("headers", [])
+                status, headers = message["status"], message.get("headers", [])
             elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
+                body.append(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, capture)
-        if captured.get("status") == 200:
-            if len(self.entries) >= self.max_entries:
-                self.entries.clear()
-            self.entries[key] = (now, 200, captured["headers"], b"".join(captured["body"]))
+        entry = None
+        try:
+            await self.app(scope, receive, capture)
+            if status == 200:
+                entry = Entry(at, headers, b"".join(body))
+                if generation == self.generation:
+                    self._store(key, entry)
+        finally:
+            if self.inflight.get(key) is future:
+                del self.inflight[key]
+            if not future.done():
+                future.set_result(entry)
+
+    def _store(self, key: bytes, entry: Entry) -> None:
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        self.entries[key] = entry
+
+    def _refresh_in_background(self, key: bytes, scope) -> None:
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(_message):
+            pass
+
+        future = self._begin(key)
+
+        async def run():
+            with contextlib.suppress(Exception):  # a failed refresh leaves the entry to expire
+                await self._compute(key, future, dict(scope), receive, discard)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _send(entry: Entry, send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+    await send({"type": "http.response.body", "body": entry.body})

@@ -1,0 +1,100 @@
+"""The GET response cache: fresh hits, stale-while-refreshing, one computation per view
+under a burst, and mutations that leave no stale read behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from cifar_sweeps.cache import ResponseCache
+
+
+class CountingApp:
+    """An ASGI app whose answer is its call count, taking `delay_s` to compute."""
+
+    def __init__(self, delay_s: float = 0.0, status: int = 200):
+        self.calls, self.delay_s, self.status = 0, delay_s, status
+
+    async def __call__(self, scope, receive, send):
+        self.calls += 1
+        n = self.calls
+        await asyncio.sleep(self.delay_s)
+        await send({"type": "http.response.start", "status": self.status, "headers": []})
+        await send({"type": "http.response.body", "body": str(n).encode()})
+
+
+async def get(cache: ResponseCache, path: str = "/leaderboard", query: bytes = b"", method: str = "GET") -> bytes:
+    out: list[bytes] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.body":
+            out.append(message["body"])
+
+    await cache({"type": "http", "method": method, "path": path, "query_string": query}, receive, send)
+    return b"".join(out)
+
+
+def test_fresh_hits_and_keys():
+    async def main():
+        app = CountingApp()
+        cache = ResponseCache(app, ttl_s=60)
+        assert [await get(cache) for _ in range(5)] == [b"1"] * 5
+        assert await get(cache, query=b"model=mlp") == b"2"  # another view, another entry
+        assert await get(cache, path="/trials/x") == b"3"  # not a cached route
+        assert await get(cache, path="/trials/x") == b"4"
+        assert app.calls == 4
+
+    asyncio.run(main())
+
+
+def test_burst_of_misses_computes_once():
+    async def main():
+        app = CountingApp(delay_s=0.2)
+        cache = ResponseCache(app, ttl_s=60)
+        answers = await asyncio.gather(*(get(cache) for _ in range(50)))
+        assert set(answers) == {b"1"} and app.calls == 1
+
+    asyncio.run(main())
+
+
+def test_stale_is_served_while_one_refresh_runs():
+    async def main():
+        app = CountingApp(delay_s=0.3)
+        cache = ResponseCache(app, ttl_s=0.5)
+        assert await get(cache) == b"1"
+        await asyncio.sleep(0.6)  # stale now, within the second ttl
+        t0 = time.monotonic()
+        answers = await asyncio.gather(*(get(cache) for _ in range(20)))
+        assert set(answers) == {b"1"} and time.monotonic() - t0 < 0.2  # nobody waited for the refresh
+        await asyncio.sleep(0.4)
+        assert app.calls == 2 and await get(cache) == b"2"  # one refresh, now served fresh
+        await asyncio.sleep(1.1)  # past 2 * ttl: too old to serve, computed again
+        assert await get(cache) == b"3"
+
+    asyncio.run(main())
+
+
+def test_mutation_clears_and_drops_answers_computed_before_it():
+    async def main():
+        app = CountingApp(delay_s=0.2)
+        cache = ResponseCache(app, ttl_s=60)
+        slow = asyncio.create_task(get(cache))  # computing from the state before the POST
+        await asyncio.sleep(0.05)
+        await get(cache, path="/sweeps", method="POST")
+        after = await get(cache)  # must not share the pre-POST computation
+        assert await slow == b"1" and after == b"3"
+        assert await get(cache) == b"3" and app.calls == 3  # the post-POST answer is the one kept
+
+    asyncio.run(main())
+
+
+def test_errors_are_not_cached():
+    async def main():
+        app = CountingApp(status=404)
+        cache = ResponseCache(app, ttl_s=60)
+        assert [await get(cache) for _ in range(3)] == [b"1", b"2", b"3"]
+
+    asyncio.run(main())
