@@ -1,5 +1,6 @@
 """API load: a store of 10,000 trials over 100 sweeps; 50 concurrent clients on
-GET /leaderboard and GET /sweeps/{id} for 20 s against a real uvicorn server; then 20
+GET /leaderboard and GET /sweeps/{id} for 20 s against a real uvicorn server, once with
+the store idle and once while epoch rows are committed (as running sweeps do); then 20
 concurrent POST /sweeps against a real Ray head (none lost, none duplicated).
 
     python benchmarks/api_load.py --clients 50 --seconds 20 --posts 20
@@ -56,6 +57,38 @@ def seed_store(url: str, n_sweeps: int, per_sweep: int, epochs: int) -> list[str
         s.execute(Trial.__table__.insert(), trials)
         s.execute(Epoch.__table__.insert(), rows)
     return [sw["id"] for sw in sweeps]
+
+
+class Writer:
+    """Commits one epoch row `hz` times a second (a running sweep's drivers) in a thread,
+    so cached answers keep going out of date during the load."""
+
+    def __init__(self, url: str, sweep_ids: list[str], per_sweep: int, hz: float):
+        import threading
+
+        self.url, self.sweep_ids, self.per_sweep, self.hz = url, sweep_ids, per_sweep, hz
+        self.done, self.thread = threading.Event(), threading.Thread(target=self.run, daemon=True)
+        self.writes = 0
+
+    def run(self) -> None:
+        store, rng = Store(self.url), random.Random(1)
+        while not self.done.wait(1 / self.hz):
+            tid = f"{rng.choice(self.sweep_ids)}-{rng.randrange(self.per_sweep):08x}"
+            acc = rng.random()
+            store.trial_epoch(tid, {"epoch": 100 + self.writes, "train_loss": 1.0, "train_acc": acc,
+                                    "val_loss": 1 - acc, "val_acc": acc, "lr": 0.1, "seconds": 1.0,
+                                    "images_per_s": 1000.0})
+            self.writes += 1
+
+    def __enter__(self) -> Writer:
+        if self.hz > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -127,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=5, help="epoch rows per trial")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--writes-per-s", type=float, default=2.0,
+                    help="second phase: epoch rows committed per second meanwhile, as running sweeps do (0: skip)")
     ap.add_argument("--posts", type=int, default=20, help="concurrent POST /sweeps (0: skip; needs Ray)")
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--dashboard-port", type=int, default=8766)
@@ -154,17 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_up(f"{base}/health" if not head else f"{base}/sweeps?limit=1")
         asyncio.run(load(base, sweep_ids, 5, 2))  # warm-up
-        stats = asyncio.run(load(base, sweep_ids, args.clients, args.seconds))
         rows = []
-        for key, s in stats.items():
-            lat = [x * 1000 for x in s["lat"]]
-            rows.append([key, len(lat), len(lat) / args.seconds, percentile(lat, 50), percentile(lat, 99), s["err"]])
-        all_lat = [x * 1000 for s in stats.values() for x in s["lat"]]
-        rows.append(["all", len(all_lat), len(all_lat) / args.seconds, percentile(all_lat, 50),
-                     percentile(all_lat, 99), sum(s["err"] for s in stats.values())])
+        for phase, hz in [("store idle", 0.0)] + ([(f"store written {args.writes_per_s:g}/s", args.writes_per_s)]
+                                                  if args.writes_per_s else []):
+            with Writer(url, sweep_ids, args.trials_per_sweep, hz):
+                stats = asyncio.run(load(base, sweep_ids, args.clients, args.seconds))
+            for key, st in stats.items():
+                lat = [x * 1000 for x in st["lat"]]
+                rows.append([phase, key, len(lat), len(lat) / args.seconds, percentile(lat, 50),
+                             percentile(lat, 99), st["err"]])
+            all_lat = [x * 1000 for st in stats.values() for x in st["lat"]]
+            rows.append([phase, "all", len(all_lat), len(all_lat) / args.seconds, percentile(all_lat, 50),
+                         percentile(all_lat, 99), sum(st["err"] for st in stats.values())])
         print()
-        print(f"{args.clients} concurrent clients for {args.seconds:g} s")
-        print_table(["route", "requests", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+        print(f"{args.clients} concurrent clients for {args.seconds:g} s per phase")
+        print_table(["phase", "route", "requests", "req/s", "p50 ms", "p99 ms", "errors"], rows)
         print("target: p99 < 50 ms with 0 errors on a 2-core machine")
         if args.posts:
             answers = asyncio.run(posts(base, args.posts))

@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
                   description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.")
     app.state.s = state
     app.state.shutdown_hooks = []
-    app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s)
+    app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s, version=store.data_version)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -240,9 +240,9 @@ SweepId = Annotated[str, Query(pattern=ID_PATTERN)]
 
 
 def _sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
-    best = state.store.best_trial(sweep.id)
+    counts, best = state.store.sweep_summary(sweep.id)
     out = SweepOut.model_validate(sweep)
-    out.trial_counts = state.store.trial_counts(sweep.id)
+    out.trial_counts = counts
     out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
     base = str(request.base_url).rstrip("/")
     out.links = Links(self=f"{base}/sweeps/{sweep.id}", leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
@@ -350,8 +350,7 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
     async def leaderboard(request: Request, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
                     model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
                     limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Leaderboard:
-        rows, total = state.store.leaderboard(sweep_id, model, limit, offset)
-        names = state.store.sweep_names({t.sweep_id for t in rows})
+        rows, total, names = state.store.leaderboard_page(sweep_id, model, limit, offset)
         items = [LeaderboardItem(
             rank=offset + i + 1, trial_id=t.id, sweep_id=t.sweep_id, sweep_name=names.get(t.sweep_id),
             model=t.model, config=t.config, val_acc=t.val_acc, val_loss=t.val_loss, test_acc=t.test_acc,

@@ -3,8 +3,10 @@
 Many clients polling the same views (the page refreshes every 5 s) get the same bytes,
 served without touching the database or the thread pool:
 - fresh for `ttl_s` seconds;
-- then, for another `ttl_s`, served stale while one background request refreshes it (a
-  client never waits for the database on a hot view: no latency spike at expiry);
+- then, for another `ttl_s`, served stale while one background task refreshes it (a
+  client never waits for the database on a hot view: no latency spike at expiry). The
+  refresh first asks the store for its data version (one cheap query): if nothing was
+  committed since the answer was computed, the answer is simply fresh again;
 - a view that nobody has in cache is computed once however many clients ask at the same
   moment (the others wait for that answer);
 - any mutating request through this process clears it. Writes by sweep drivers show up
@@ -16,21 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 CACHED_PREFIXES = ("/leaderboard", "/sweeps")
 
 
 @dataclass(frozen=True)
 class Entry:
-    at: float  # time.monotonic() when computed
+    at: float  # time.monotonic() when computed (or last found unchanged)
     headers: list
     body: bytes
+    version: str | None  # the store's data version it was computed from
 
 
 class ResponseCache:
-    def __init__(self, app, ttl_s: float, max_entries: int = 2048):
-        self.app, self.ttl_s, self.max_entries = app, ttl_s, max_entries
+    def __init__(self, app, ttl_s: float, max_entries: int = 2048,
+                 version: Callable[[], str | None] = lambda: None):
+        self.app, self.ttl_s, self.max_entries, self.version = app, ttl_s, max_entries, version
         self.entries: dict[bytes, Entry] = {}
         self.inflight: dict[bytes, asyncio.Future] = {}
         self.generation = 0  # bumped by every mutation: answers computed before it are dropped
@@ -53,7 +58,7 @@ class ResponseCache:
             return await _send(entry, send)
         if entry is not None and age < 2 * self.ttl_s:
             if key not in self.inflight:
-                self._refresh_in_background(key, scope)
+                self._refresh_in_background(key, scope, entry)
             return await _send(entry, send)
         if key in self.inflight:  # someone is computing this view right now: share it
             entry = await asyncio.shield(self.inflight[key])
@@ -71,6 +76,7 @@ class ResponseCache:
     async def _compute(self, key: bytes, future: asyncio.Future, scope, receive, send) -> None:
         """Runs the app for this request, passing its answer through, and keeps a 200."""
         generation, at = self.generation, time.monotonic()
+        version = await asyncio.to_thread(self.version)  # before: a commit during the app call counts
         status, headers, body = 0, [], []
 
         async def capture(message):
@@ -85,7 +91,7 @@ class ResponseCache:
         try:
             await self.app(scope, receive, capture)
             if status == 200:
-                entry = Entry(at, headers, b"".join(body))
+                entry = Entry(at, headers, b"".join(body), version)
                 if generation == self.generation:
                     self._store(key, entry)
         finally:
@@ -94,12 +100,24 @@ class ResponseCache:
             if not future.done():
                 future.set_result(entry)
 
+    async def _unchanged(self, key: bytes, future: asyncio.Future, stale: Entry) -> bool:
+        """Makes the stale entry fresh again if the store has not changed since."""
+        generation, at = self.generation, time.monotonic()
+        if stale.version is None or await asyncio.to_thread(self.version) != stale.version:
+            return False
+        if generation == self.generation and self.entries.get(key) is stale:
+            self.entries[key] = replace(stale, at=at)
+        if self.inflight.get(key) is future:
+            del self.inflight[key]
+        future.set_result(self.entries.get(key))
+        return True
+
     def _store(self, key: bytes, entry: Entry) -> None:
         if len(self.entries) >= self.max_entries:
             self.entries.clear()
         self.entries[key] = entry
 
-    def _refresh_in_background(self, key: bytes, scope) -> None:
+    def _refresh_in_background(self, key: bytes, scope, stale: Entry) -> None:
         async def receive():
             return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -110,6 +128,8 @@ class ResponseCache:
 
         async def run():
             with contextlib.suppress(Exception):  # a failed refresh leaves the entry to expire
+                if await self._unchanged(key, future, stale):
+                    return
                 await self._compute(key, future, dict(scope), receive, discard)
 
         task = asyncio.get_running_loop().create_task(run())

@@ -7,6 +7,7 @@ The driver loads the data once and hands it to every trial through the Ray objec
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -118,9 +119,16 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=make_callbacks(spec, store, sweep_id),
-        stop=StoreStopper(store.url, sweep_id),
+        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings)),
         verbose=1,
     )
+
+
+def _disk_watch(settings: Settings) -> dict[str, Any]:
+    """A running sweep stops when its local results disk falls under half the free space a
+    sweep needs to start: room for the checkpoints already being written."""
+    root = storage_root(settings)
+    return {} if isinstance(root, str) else {"storage": str(root), "min_free_mb": settings.min_free_mb / 2}
 
 
 def storage_root(settings: Settings) -> Path | str:
@@ -170,12 +178,15 @@ def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreStopper(Stopper):
-    """Stops every trial when `stop` was asked for in the store (CLI or API), checked at
-    most every 2 s so a sweep's hot loop does not hammer the database. Holds the store's
-    URL, not a connection, so Tune can pickle it with the experiment state."""
+    """Stops every trial when `stop` was asked for in the store (CLI or API), or when the
+    results disk runs low, checked at most every 2 s so a sweep's hot loop does not hammer
+    the database. Holds the store's URL, not a connection, so Tune can pickle it with the
+    experiment state."""
 
-    def __init__(self, store_url: str, sweep_id: str, every_s: float = 2.0):
+    def __init__(self, store_url: str, sweep_id: str, every_s: float = 2.0, storage: str | None = None,
+                 min_free_mb: float = 0.0):
         self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
+        self.storage, self.min_free_mb = storage, min_free_mb
         self._last = 0.0
         self._stop = False
 
@@ -186,8 +197,24 @@ class StoreStopper(Stopper):
         now = time.monotonic()
         if not self._stop and now - self._last > self.every_s:
             self._last = now
-            self._stop = get_store(self.store_url).stop_requested(self.sweep_id)
+            self._stop = get_store(self.store_url).stop_requested(self.sweep_id) or self._disk_low()
         return self._stop
+
+    def _disk_low(self) -> bool:
+        """A disk that fills mid-sweep would fail every trial at its next checkpoint: stop
+        the sweep first, resumable, and say why."""
+        if not self.storage or self.min_free_mb <= 0:
+            return False
+        try:
+            free_mb = shutil.disk_usage(self.storage).free / 2**20
+        except OSError:
+            return False
+        if free_mb >= self.min_free_mb:
+            return False
+        get_store(self.store_url).update_sweep(self.sweep_id, stop_requested=True, error=(
+            f"stopped: the results folder {self.storage} is down to {free_mb:.0f} MiB free (under "
+            f"{self.min_free_mb:g} MiB); free some space, then resume the sweep"))
+        return True
 
     def __getstate__(self):
         return {**self.__dict__, "_stop": False, "_last": 0.0}
@@ -321,7 +348,9 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
     except BaseException as e:
         store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
         raise
-    print(f"sweep {sweep_id}: {_finish(store, sweep_id, results)}", flush=True)
+    status = _finish(store, sweep_id, results)
+    error = store.get_sweep(sweep_id).error
+    print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
     return sweep_id
 
 

@@ -98,3 +98,22 @@ def test_errors_are_not_cached():
         assert [await get(cache) for _ in range(3)] == [b"1", b"2", b"3"]
 
     asyncio.run(main())
+
+
+def test_unchanged_store_makes_a_stale_answer_fresh_without_recomputing():
+    async def main():
+        app, version = CountingApp(), ["v1"]
+        cache = ResponseCache(app, ttl_s=0.3, version=lambda: version[0])
+        assert await get(cache) == b"1"
+        for _ in range(3):  # stale three times over, the store unchanged: revalidated, not recomputed
+            await asyncio.sleep(0.35)
+            assert await get(cache) == b"1"
+            await asyncio.sleep(0.05)
+        assert app.calls == 1
+        version[0] = "v2"  # a commit by a sweep driver
+        await asyncio.sleep(0.35)
+        assert await get(cache) == b"1"  # served stale while the refresh runs
+        await asyncio.sleep(0.05)
+        assert await get(cache) == b"2" and app.calls == 2
+
+    asyncio.run(main())

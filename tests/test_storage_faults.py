@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,10 +43,10 @@ def tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def _fill(folder: Path) -> None:
-    """Writes until the file system has no block left (ENOSPC)."""
+def _fill(folder: Path, leave_mb: float = 0) -> None:
+    """Writes until the file system has only `leave_mb` MiB (or no block) left."""
     with open(folder / "ballast", "wb") as f, contextlib.suppress(OSError):
-        while True:
+        while shutil.disk_usage(folder).free > leave_mb * 2**20 + 65536 or not leave_mb:
             f.write(b"\0" * 65536)
             f.flush()
             os.fsync(f.fileno())
@@ -216,3 +217,63 @@ def test_cli_run_with_tune_storage_full_records_why(full_dir, tmp_path):
     assert total == 1 and sweep.status == "failed"
     assert sweep.error.startswith("StorageError: results folder") and str(full_dir) in sweep.error
     assert json.dumps(sweep.spec)  # the spec is kept: it can be submitted again as it was
+
+
+# ---------------------------------------------------------------- a disk that fills mid-sweep
+
+
+@pytest.mark.slow
+def test_disk_filling_mid_sweep_stops_it_resumable(ray_head, tmp_path):
+    """Tune's storage fills while a sweep runs: the sweep stops on its own within seconds
+    (no trial dies on a failed checkpoint, no hang), says why, keeps every result, and
+    resumes to the end once space is freed."""
+    from tests.ray_helpers import VENV_BIN, cli_env
+
+    results = tmp_path / "results"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "name": "disk", "num_samples": 2, "max_concurrent_trials": 1, "scheduler": {"type": "fifo"},
+        "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 2},
+        "fixed": {"model": "default_conv", "epochs": 40, "batch_size": 64},
+        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}}}))
+    with tmpfs(tmp_path / "storage", 64 * 1024) as storage:
+        # 64 MiB disk, 40 MiB needed to start: the watch stops a sweep under 20 MiB free.
+        env = cli_env(ray_head, results, CIFAR_SWEEPS_STORAGE_PATH=str(storage), CIFAR_SWEEPS_MIN_FREE_MB="40")
+        cmd = [str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:600"]
+        driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        store = _wait_for_epochs(results, 2, driver)
+        _fill(storage, leave_mb=10)
+        out, _ = driver.communicate(timeout=CLI_TIMEOUT_S)  # a hang fails here
+        (sweep,), _ = store.list_sweeps()
+        assert sweep.status == "stopped", out[-3000:]
+        assert "is down to" in sweep.error and "resume the sweep" in sweep.error
+        assert f"sweep {sweep.id}: stopped (stopped: the results folder {storage}" in out
+        before = {t.id: (t.epochs, t.val_acc) for t in store.trials(sweep.id)}
+        assert before and max(e for e, _ in before.values()) >= 2
+        assert all(t.status != "errored" for t in store.trials(sweep.id))
+
+        (storage / "ballast").unlink()
+        r = subprocess.run([str(VENV_BIN / "cifar-sweeps"), "resume", sweep.id], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        sweep = store.get_sweep(sweep.id)
+        assert sweep.status == "succeeded" and sweep.error is None
+        after = {t.id: (t.epochs, t.val_acc) for t in store.trials(sweep.id)}
+        assert len(after) == 2 and all(after[k] == v for k, v in before.items())  # kept as they were
+
+
+def _wait_for_epochs(results: Path, n: int, driver: subprocess.Popen, timeout_s: float = 180):
+    from cifar_sweeps.store import Store
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        assert driver.poll() is None, driver.stdout.read()[-3000:]
+        if (results / "cifar_sweeps.db").exists():
+            store = Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
+            sweeps, _ = store.list_sweeps()
+            if sweeps and any(t.epochs >= n for t in store.trials(sweeps[0].id)):
+                return store
+        time.sleep(0.5)
+    driver.kill()
+    pytest.fail(f"no trial reached epoch {n} within {timeout_s} s")

@@ -67,6 +67,11 @@ def test_trials_epochs_and_leaderboard(store):
     assert [r.tune_trial_id for r in page] == ["t1", "t4"] and total == 4
     assert store.best_trial(a.id).tune_trial_id == "t2"
     assert store.trial_counts(b.id) == {"terminated": 1, "running": 1}
+    counts, best = store.sweep_summary(a.id)
+    assert counts == store.trial_counts(a.id) and best.id == store.best_trial(a.id).id
+    page, total, names = store.leaderboard_page(limit=2)
+    assert [r.tune_trial_id for r in page] == ["t2", "t3"] and total == 4
+    assert names == {a.id: "a", b.id: "b"}
     store.mark_running_trials(b.id, "errored")
     assert store.trial_counts(b.id) == {"terminated": 1, "errored": 1}
 
@@ -120,3 +125,18 @@ def test_two_concurrent_drivers_and_api_reads(store):
         assert len(trials) == n_trials and len({t.id for t in trials}) == n_trials
         assert all(len(store.epochs(t.id)) == n_epochs and t.status == "terminated" for t in trials)
     assert store.leaderboard()[1] == 2 * n_trials
+
+
+def test_data_version_moves_on_every_commit(store):
+    """The GET cache revalidates by it: a commit by another process (a sweep driver) must
+    change it, a read must not."""
+    other = Store(store.url)
+    v0 = store.data_version()
+    assert v0 is not None
+    store.list_sweeps()
+    assert store.data_version() == v0
+    other.create_sweep({"name": "x"}, "synthetic:1", "v")
+    v1 = store.data_version()
+    assert v1 != v0
+    store.create_sweep({"name": "y"}, "synthetic:1", "v")
+    assert store.data_version() not in (v0, v1)
