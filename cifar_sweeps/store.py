@@ -304,7 +304,7 @@ class Store:
     def mark_running_trials(self, sweep_id: str, status: str) -> None:
         with self.session() as s:
             s.execute(update(Trial).where(Trial.sweep_id == sweep_id, Trial.status == "running")
-                      .values(status=status, finished_at=utcnow()))
+                      .values(status=status, finished_at=None if status == "pending" else utcnow()))
 
     # ------------------------------------------------------------ reads
 

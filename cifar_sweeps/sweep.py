@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import time
 from pathlib import Path
@@ -177,6 +178,10 @@ def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
     return flatten_config(config)
 
 
+# How a sweep interrupted for lack of disk space says so (its `error` starts with this).
+DISK_LOW = "interrupted: the results folder"
+
+
 class StoreStopper(Stopper):
     """Stops every trial when `stop` was asked for in the store (CLI or API), or when the
     results disk runs low, checked at most every 2 s so a sweep's hot loop does not hammer
@@ -188,7 +193,7 @@ class StoreStopper(Stopper):
         self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
         self.storage, self.min_free_mb = storage, min_free_mb
         self._last = 0.0
-        self._stop = False
+        self._stop = self._interrupted = False
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return self.stop_all()
@@ -197,13 +202,15 @@ class StoreStopper(Stopper):
         now = time.monotonic()
         if not self._stop and now - self._last > self.every_s:
             self._last = now
-            self._stop = get_store(self.store_url).stop_requested(self.sweep_id) or self._disk_low()
+            self._stop = get_store(self.store_url).stop_requested(self.sweep_id)
+            self._disk_low()
         return self._stop
 
     def _disk_low(self) -> bool:
-        """A disk that fills mid-sweep would fail every trial at its next checkpoint: stop
-        the sweep first, resumable, and say why."""
-        if not self.storage or self.min_free_mb <= 0:
+        """A disk that fills mid-sweep would fail every trial at its next checkpoint: say
+        why in the store and interrupt the sweep the way Ctrl-C does (Tune saves its state
+        and ends the run), so that `resume` continues it once space is freed."""
+        if self._interrupted or not self.storage or self.min_free_mb <= 0:
             return False
         try:
             free_mb = shutil.disk_usage(self.storage).free / 2**20
@@ -211,13 +218,15 @@ class StoreStopper(Stopper):
             return False
         if free_mb >= self.min_free_mb:
             return False
-        get_store(self.store_url).update_sweep(self.sweep_id, stop_requested=True, error=(
-            f"stopped: the results folder {self.storage} is down to {free_mb:.0f} MiB free (under "
-            f"{self.min_free_mb:g} MiB); free some space, then resume the sweep"))
-        return True
+        self._interrupted = True
+        get_store(self.store_url).update_sweep(self.sweep_id, error=(
+            f"{DISK_LOW} {self.storage} is down to {free_mb:.0f} MiB free (under {self.min_free_mb:g} MiB); "
+            "free some space, then resume the sweep"))
+        signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
+        return False
 
     def __getstate__(self):
-        return {**self.__dict__, "_stop": False, "_last": 0.0}
+        return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False}
 
 
 def _error_text(trial) -> str:
@@ -306,7 +315,11 @@ def _claim_driver(store: Store, sweep_id: str, experiment_path: str) -> None:
 
 def _finish(store: Store, sweep_id: str, results) -> str:
     """Final sweep status from Tune's results and a possible stop request."""
-    if store.stop_requested(sweep_id):
+    error = store.get_sweep(sweep_id).error or ""
+    if error.startswith(DISK_LOW):
+        status = "interrupted"
+        store.mark_running_trials(sweep_id, "pending")  # they continue from their checkpoints
+    elif store.stop_requested(sweep_id):
         status = "stopped"
         store.mark_running_trials(sweep_id, "early_stopped")
     else:
