@@ -189,3 +189,29 @@ def test_token_guards_mutations_and_never_leaks(ray_head, tmp_path):
     assert f"sweep {sweep['id']}: stopped" in texts["job logs"]
     for where, text in texts.items():
         assert token not in text and token[4:] not in text, f"the token leaked into the {where}"
+
+
+def test_ray_head_down_then_up_the_same_sweep_submits(tmp_path):
+    """The service's Ray head is down: POST /sweeps answers 503 naming the Jobs API, and
+    nothing is stored; once the head is up, the same request is accepted and runs."""
+    from tests.ray_helpers import RayHead
+
+    head = RayHead(tmp_path / "ray", num_cpus=1)  # not started yet
+    svc = Service(head, tmp_path / "results").start()
+    started = False
+    try:
+        spec = _spec("later", n=1, epochs=1, model="mlp")
+        r = httpx.post(f"{svc.base}/sweeps", json=spec, timeout=60)
+        assert r.status_code == 503, r.text
+        assert head.dashboard_url in r.json()["detail"] and "nothing was stored" in r.json()["detail"]
+        assert svc.store.list_sweeps()[1] == 0
+        head.start()
+        started = True
+        r = httpx.post(f"{svc.base}/sweeps", json=spec, timeout=60)
+        assert r.status_code == 201, r.text
+        assert svc.wait(r.json()["id"], {"succeeded", "failed", "interrupted"}, 300) == "succeeded"
+        assert svc.store.list_sweeps()[1] == 1
+    finally:
+        svc.stop()
+        if started:
+            head.stop()
