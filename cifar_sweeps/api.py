@@ -43,7 +43,7 @@ from cifar_sweeps.schemas import (
 )
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SpecError, SweepSpec, check_limits, load_spec_file
-from cifar_sweeps.store import Store, Sweep, Trial, get_store
+from cifar_sweeps.store import Store, Sweep, Trial, db_error_cause, get_store
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -160,7 +160,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
 def _store_error(exc: DBAPIError) -> tuple[dict[str, str], int]:
     """A store that can't be written or reached: a clear message (the driver's own words,
     never the SQL or its parameters), and the transaction was rolled back."""
-    cause = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+    cause = db_error_cause(exc)
     full = any(w in cause.lower() for w in ("readonly", "read-only", "disk is full", "no space"))
     return {"detail": f"the store can't {'be written' if full else 'be reached'}: {cause}; "
                       "nothing was changed"}, 507 if full else 503

@@ -95,10 +95,7 @@ class ResponseCache:
                 if generation == self.generation:
                     self._store(key, entry)
         finally:
-            if self.inflight.get(key) is future:
-                del self.inflight[key]
-            if not future.done():
-                future.set_result(entry)
+            self._release(key, future, entry)
 
     async def _unchanged(self, key: bytes, future: asyncio.Future, stale: Entry) -> bool:
         """Makes the stale entry fresh again if the store has not changed since."""
@@ -107,10 +104,15 @@ class ResponseCache:
             return False
         if generation == self.generation and self.entries.get(key) is stale:
             self.entries[key] = replace(stale, at=at)
+        self._release(key, future, self.entries.get(key))
+        return True
+
+    def _release(self, key: bytes, future: asyncio.Future, entry: Entry | None) -> None:
+        """The view is no longer being computed; its waiters get `entry` (None: compute)."""
         if self.inflight.get(key) is future:
             del self.inflight[key]
-        future.set_result(self.entries.get(key))
-        return True
+        if not future.done():
+            future.set_result(entry)
 
     def _store(self, key: bytes, entry: Entry) -> None:
         if len(self.entries) >= self.max_entries:

@@ -126,6 +126,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.close()
 
 
+def db_error_cause(e: exc.DBAPIError) -> str:
+    """The database driver's own first line (never the SQL or its parameters)."""
+    return str(e.orig).strip().splitlines()[0][:300] if e.orig else type(e).__name__
+
+
 class StoreUnavailable(RuntimeError):
     """The store can't be opened: a wrong URL, a server that is down, a read-only disk."""
 
@@ -145,8 +150,7 @@ class Store:
             Base.metadata.create_all(self.engine)
         except exc.DBAPIError as e:
             where = self.engine.url.render_as_string(hide_password=True)
-            cause = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
-            raise StoreUnavailable(f"the store {where} can't be opened: {cause}") from None
+            raise StoreUnavailable(f"the store {where} can't be opened: {db_error_cause(e)}") from None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._version_conn = None
         self._version_lock = threading.Lock()
@@ -250,12 +254,6 @@ class Store:
         with self.sessions() as s:
             return bool(s.scalar(select(Sweep.stop_requested).where(Sweep.id == sweep_id)))
 
-    def trial_counts(self, sweep_id: str) -> dict[str, int]:
-        with self.sessions() as s:
-            rows = s.execute(select(Trial.status, func.count()).where(Trial.sweep_id == sweep_id)
-                             .group_by(Trial.status)).all()
-        return {status: int(n) for status, n in rows}
-
     # ------------------------------------------------------------ trials (driver writes)
 
     def trial_started(self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None) -> str:
@@ -351,12 +349,6 @@ class Store:
             best = s.scalars(select(Trial).where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
                              .order_by(Trial.val_acc.desc(), Trial.id).limit(1)).first()
         return {status: int(n) for status, n in counts}, best
-
-    def best_trial(self, sweep_id: str) -> Trial | None:
-        q = (select(Trial).where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
-             .order_by(Trial.val_acc.desc(), Trial.id).limit(1))
-        with self.sessions() as s:
-            return s.scalars(q).first()
 
 
 @lru_cache(maxsize=8)

@@ -206,24 +206,23 @@ class StoreStopper(Stopper):
             self._disk_low()
         return self._stop
 
-    def _disk_low(self) -> bool:
+    def _disk_low(self) -> None:
         """A disk that fills mid-sweep would fail every trial at its next checkpoint: say
         why in the store and interrupt the sweep the way Ctrl-C does (Tune saves its state
         and ends the run), so that `resume` continues it once space is freed."""
         if self._interrupted or not self.storage or self.min_free_mb <= 0:
-            return False
+            return
         try:
             free_mb = shutil.disk_usage(self.storage).free / 2**20
         except OSError:
-            return False
+            return
         if free_mb >= self.min_free_mb:
-            return False
+            return
         self._interrupted = True
         get_store(self.store_url).update_sweep(self.sweep_id, error=(
             f"{DISK_LOW} {self.storage} is down to {free_mb:.0f} MiB free (under {self.min_free_mb:g} MiB); "
             "free some space, then resume the sweep"))
         signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
-        return False
 
     def __getstate__(self):
         return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False}
@@ -313,20 +312,20 @@ def _claim_driver(store: Store, sweep_id: str, experiment_path: str) -> None:
     store.set_status(sweep_id, "running")
 
 
-def _finish(store: Store, sweep_id: str, results) -> str:
-    """Final sweep status from Tune's results and a possible stop request."""
-    error = store.get_sweep(sweep_id).error or ""
-    if error.startswith(DISK_LOW):
+def _finish(store: Store, sweep_id: str, results) -> tuple[str, str | None]:
+    """Final sweep status from Tune's results and a possible stop request; and its error."""
+    sweep = store.get_sweep(sweep_id)
+    if (sweep.error or "").startswith(DISK_LOW):
         status = "interrupted"
         store.mark_running_trials(sweep_id, "pending")  # they continue from their checkpoints
-    elif store.stop_requested(sweep_id):
+    elif sweep.stop_requested:
         status = "stopped"
         store.mark_running_trials(sweep_id, "early_stopped")
     else:
         errors = [r.error for r in results if r.error is not None]
         status = "failed" if errors and len(errors) == len(results) else "succeeded"
     store.set_status(sweep_id, status)
-    return status
+    return status, sweep.error
 
 
 def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str,
@@ -361,8 +360,7 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
     except BaseException as e:
         store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
         raise
-    status = _finish(store, sweep_id, results)
-    error = store.get_sweep(sweep_id).error
+    status, error = _finish(store, sweep_id, results)
     print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
     return sweep_id
 
