@@ -44,6 +44,7 @@ from cifar_sweeps.schemas import (
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SpecError, SweepSpec, check_limits, load_spec_file
 from cifar_sweeps.store import Store, Sweep, Trial, db_error_cause, get_store
+from cifar_sweeps.weights import WeightsError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
@@ -274,6 +275,19 @@ def _get_trial(state: AppState, trial_id: str) -> Trial:
     return t
 
 
+def check_local_weights(spec: SweepSpec, state: AppState) -> None:
+    """On a cluster on this machine (the service's own local head) the driver reads the same
+    weights folder as this process: weights it would not find are a 422 now, not a failed
+    sweep later. A remote cluster's driver checks its own folder before any trial starts."""
+    from urllib.parse import urlparse
+
+    from cifar_sweeps.spec import needs_pretrained
+    from cifar_sweeps.weights import check_staged
+
+    if is_loopback(urlparse(state.jobs.url).hostname or ""):
+        check_staged(needs_pretrained(spec), state.settings.weights_dir)
+
+
 def _presets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SEARCH_SPACES_DIR.glob("*.json"))}
 
@@ -295,7 +309,8 @@ def _routes(app: FastAPI, state: AppState) -> None:  # noqa: C901 (a list of thi
         s = state.settings
         try:
             check_limits(spec, s.max_num_samples, s.max_epochs, s.max_concurrent_trials)
-        except SpecError as e:
+            check_local_weights(spec, state)
+        except (SpecError, WeightsError) as e:
             raise HTTPException(422, str(e)) from None
         writable_results()
         try:

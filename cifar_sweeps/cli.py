@@ -1,4 +1,4 @@
-"""Command line: train / run / resume / stop / leaderboard / serve / predict."""
+"""Command line: train / run / resume / stop / leaderboard / serve / predict / weights."""
 
 from __future__ import annotations
 
@@ -48,8 +48,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         from cifar_sweeps.data import train_subset
 
         splits = train_subset(splits, args.train_subset, args.split_seed)
-    trainer = Trainer(cfg, splits)
-    print(f"train {cfg.model} on {trainer.device}: {splits.sizes}", flush=True)
+    pretrained = None
+    if cfg.pretrained:
+        from cifar_sweeps.weights import load_staged
+
+        pretrained = load_staged(cfg.model, settings.weights_dir)
+    trainer = Trainer(cfg, splits, pretrained_state=pretrained)
+    print(f"train {cfg.model} on {trainer.device}: {splits.sizes}, normalize {cfg.normalize}", flush=True)
 
     def on_epoch(m, _t):
         print(f"epoch {m.epoch:3d}/{cfg.epochs}  train_loss {m.train_loss:.4f}  train_acc {m.train_acc:.4f}  "
@@ -94,7 +99,32 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
     return parse_spec(sweep.spec, settings)
 
 
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`--set a.b=VALUE` edits: VALUE is JSON (a bare word is a string), dotted keys reach into
+    nested objects, e.g. `fixed.epochs=15` or `resources_per_trial.gpu=0`."""
+    from cifar_sweeps.spec import SpecError
+
+    raw = json.loads(json.dumps(raw))
+    for item in overrides:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. fixed.epochs=15")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SpecError(f"--set {item!r}: {part} is not an object")
+        node[last] = value
+    return raw
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from cifar_sweeps.spec import parse_spec
     from cifar_sweeps.sweep import run_sweep
 
     settings = _settings(args)
@@ -105,10 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         update["name"] = args.name
     if args.num_samples:
         update["num_samples"] = args.num_samples
-    if update:
-        from cifar_sweeps.spec import parse_spec
-
-        spec = parse_spec({**spec.model_dump(mode="json"), **update}, settings)
+    if update or args.set:
+        spec = parse_spec(apply_overrides({**spec.model_dump(mode="json", exclude_unset=True), **update},
+                                          args.set or []), settings)
     sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id)
     _print_leaderboard(store, sweep_id, 10, False)
     sweep = store.get_sweep(sweep_id)
@@ -168,22 +197,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
     from PIL import Image
 
     from cifar_sweeps.data import CLASSES
-    from cifar_sweeps.loader import MEAN, STD
-    from cifar_sweeps.train import load_model_file
+    from cifar_sweeps.loader import normalize_image
+    from cifar_sweeps.train import load_model_blob
 
-    model = load_model_file(args.model_file)
+    model, normalize = load_model_blob(args.model_file)  # the trial's own input statistics
     for f in args.images:
-        img = np.asarray(Image.open(f).convert("RGB").resize((32, 32)), np.float32) / 255
-        x = torch.from_numpy((img - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).permute(2, 0, 1)
+        x = normalize_image(Image.open(f).convert("RGB").resize((32, 32)), normalize)
         with torch.no_grad():
             p = torch.softmax(model(x[None]), 1)[0]
         k = int(p.argmax())
         print(f"{f}: {CLASSES[k]} ({p[k]:.3f})")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from cifar_sweeps import weights as w
+
+    d = _settings(args).weights_dir
+    if args.action == "fetch":
+        staged = [w.fetch_weights(args.model, d)]
+    elif args.action == "import":
+        staged = [w.import_weights(args.model, args.file, d)]
+    else:
+        staged = w.list_weights(d)
+        if not staged:
+            print(f"no weights staged in {d}; stage them with `cifar-sweeps weights fetch resnet50` "
+                  "or `cifar-sweeps weights import resnet50 FILE`")
+            return 0
+    for s in staged:
+        print(f"{s.name:<10} {s.size_mb:7.1f} MiB  backbone sha256 {s.backbone_sha256[:16]}  {s.path}")
     return 0
 
 
@@ -216,6 +262,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cutout", type=int)
     p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
     p.add_argument("--seed", type=int)
+    p.add_argument("--normalize", choices=["cifar", "report", "imagenet"],
+                   help="input statistics: cifar (default), report (0.5, 0.5), imagenet")
+    p.add_argument("--pretrained", action="store_true", default=None,
+                   help="start resnet50 from the staged ImageNet weights (see `weights`)")
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.2)
@@ -239,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--num-samples", type=int)
     p.add_argument("--sweep-id", help="use this sweep row (created by the API)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="edit the spec, e.g. --set fixed.epochs=15 --set resources_per_trial.gpu=0 (repeatable)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted or stopped sweep")
@@ -266,6 +318,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--submit", help="a spec (file or preset name) to submit once the service is up")
     p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("weights", help="stage pretrained weights: fetch (download), import (offline), list")
+    wsub = p.add_subparsers(dest="action", required=True)
+    q = wsub.add_parser("fetch", help="download through torchvision, hash-checked")
+    q.add_argument("model", help="resnet50")
+    q = wsub.add_parser("import", help="stage a file, for clusters without internet")
+    q.add_argument("model", help="resnet50")
+    q.add_argument("file", help="an ImageNet state dict file (e.g. resnet50-0676ba61.pth)")
+    q = wsub.add_parser("list", help="what is staged")
+    for q in wsub.choices.values():
+        _common(q)
+        q.set_defaults(fn=cmd_weights)
 
     p = sub.add_parser("predict", help="classify images with a downloaded model file")
     p.add_argument("model_file")

@@ -192,6 +192,7 @@ class Jobs:
             "CIFAR_SWEEPS_STORE_URL": self.settings.resolved_store_url(),
             "CIFAR_SWEEPS_RESULTS_DIR": str(Path(self.settings.results_dir).resolve()),
             "CIFAR_SWEEPS_DATA": self.settings.data,
+            "CIFAR_SWEEPS_WEIGHTS_DIR": str(self.settings.weights_dir),
             "PYTHONUNBUFFERED": "1",
         }
         for key in ("CIFAR_SWEEPS_STORAGE_PATH", "CIFAR_SWEEPS_WANDB", "WANDB_MODE", "WANDB_PROJECT",

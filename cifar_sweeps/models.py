@@ -16,7 +16,8 @@ Choices where the report leaves a detail open (widths are the Linear layers' siz
   input to its FC layers implies the second pooling).
 - simple_cnn_arq_2 / simple_cnn_arq_4: the same convs, FC halving / quartering 4096 -> 10.
 - resnet50: torchvision ResNet-50 on 32x32 input (the report did not resize), fc head
-  2048-1024-256-64-16-10; ImageNet weights only with pretrained=True.
+  2048-1024-256-64-16-10; with pretrained=True the backbone starts from ImageNet weights
+  that the caller staged and loaded (weights.py).
 - resnet18: the CIFAR ResNet-18 (3x3 stem, no max-pool), 512-10 head.
 - airbench: a small fast net after KellerJordan/cifar10-airbench: three conv-pool-BN-GELU
   blocks (64, 256, 256 channels), global max-pool, a scaled bias-free linear head.
@@ -116,21 +117,34 @@ def simple_cnn_features() -> nn.Sequential:
     )
 
 
-def resnet50(activation: str, dropout: float, pretrained: bool) -> nn.Module:
+STAGE_HINT = ("stage them with `cifar-sweeps weights fetch resnet50` (downloads) or "
+              "`cifar-sweeps weights import resnet50 FILE` (offline)")
+
+
+def resnet50(activation: str, dropout: float, pretrained_state: dict[str, torch.Tensor] | None) -> nn.Module:
+    """torchvision's ResNet-50; with `pretrained_state` (its ImageNet state dict, 1000-way fc
+    included) the backbone starts from those exact tensors. The head is always new."""
     import torchvision
 
     net = torchvision.models.resnet50(weights=None)
-    if pretrained:
-        weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-        try:
-            net.load_state_dict(weights.get_state_dict(progress=False))
-        except Exception as e:
-            raise ModelError(
-                f"resnet50 ImageNet weights could not be loaded ({e}); put {weights.url} "
-                f"under {torch.hub.get_dir()}/checkpoints/ or set pretrained to false"
-            ) from e
+    if pretrained_state is not None:
+        net.load_state_dict(pretrained_state)
     net.fc = fc_stack([net.fc.in_features, 1024, 256, 64, 16, 10], activation, dropout)
     return net
+
+
+def backbone_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over a state dict's backbone tensors (every entry but the classifier head
+    `fc.`), in key order: names the weights a pretrained model started from, equally for an
+    ImageNet file (1000-way fc) and a model with the report's head."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(state.items()):
+        if not k.startswith("fc."):
+            h.update(k.encode())
+            h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 class BasicBlock(nn.Module):
@@ -199,7 +213,7 @@ def _builders() -> dict[str, Callable[[str, float, bool], nn.Module]]:
     b["default_conv"] = lambda a, d, p: ConvThenFC(default_conv_features(), [400, 120, 84, 10], a, d)
     for name, widths in SIMPLE_CNN_FC.items():
         b[name] = lambda a, d, p, w=widths: ConvThenFC(simple_cnn_features(), w, a, d)
-    b["resnet50"] = resnet50
+    b["resnet50"] = lambda a, d, p: resnet50(a, d, None)  # pretrained: see build_model
     b["resnet18"] = lambda a, d, p: ResNet18(a, d)
     b["airbench"] = lambda a, d, p: AirbenchNet(a, d)
     return b
@@ -211,8 +225,11 @@ PRETRAINABLE = frozenset({"resnet50"})
 
 
 def build_model(
-    name: str, activation: str = "relu", dropout: float = 0.0, pretrained: bool = False
+    name: str, activation: str = "relu", dropout: float = 0.0, pretrained: bool = False,
+    pretrained_state: dict[str, torch.Tensor] | None = None,
 ) -> nn.Module:
+    """`pretrained_state` is required with `pretrained`: the caller loads the staged weights
+    once (weights.py), so building a model never touches the network or the disk."""
     if name not in BUILDERS:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     if activation not in ACTIVATIONS:
@@ -221,6 +238,10 @@ def build_model(
         raise ModelError(f"dropout must be in [0, 1), got {dropout}")
     if pretrained and name not in PRETRAINABLE:
         raise ModelError(f"model {name!r} has no pretrained weights; only {sorted(PRETRAINABLE)}")
+    if pretrained and pretrained_state is None:
+        raise ModelError(f"model {name!r} with pretrained: true needs its ImageNet weights; {STAGE_HINT}")
+    if name == "resnet50":
+        return resnet50(activation, dropout, pretrained_state if pretrained else None)
     return BUILDERS[name](activation, dropout, pretrained)
 
 

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Free space (MiB) the results folder must have before a sweep starts: checkpoints and
     # Tune's state are written throughout, and a disk that fills mid-sweep loses trials.
     min_free_mb: float = Field(default=200, ge=0)
+    # Where pretrained weights are staged (`cifar-sweeps weights fetch|import|list`).
+    weights_dir: Path = Path("~/.cache/cifar-sweeps/weights")
 
     @field_validator("data")
     @classmethod
@@ -39,6 +41,11 @@ class Settings(BaseSettings):
         if not v.startswith(("torchvision", "synthetic:")) and Path(v).expanduser().exists():
             return str(Path(v).expanduser().resolve())
         return v
+
+    @field_validator("weights_dir")
+    @classmethod
+    def _absolute_weights_dir(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
 
     @property
     def cache_dir(self) -> Path:

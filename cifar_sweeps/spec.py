@@ -9,7 +9,9 @@ before anything runs, so a bad spec fails in milliseconds with the field it name
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import re
 from typing import Annotated, Any, Literal
 
@@ -18,8 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cifar_sweeps.train import TrainConfig
 
 PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
-# Keys of the trial config that the sweep runner sets itself, not the user.
-RESERVED = {"device", "threads", "seed"}
+# Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
+# user's: a choice of seeds repeats one config.)
+RESERVED = {"device", "threads"}
+# Metrics a spec can rank and search by, and the direction each is optimized in.
+# best_val_acc is the best epoch's val_acc so far: what the report's objective returned.
+METRIC_MODES = {"val_acc": "max", "best_val_acc": "max", "val_loss": "min"}
+# How many random draws of a hyperopt/random space the submit-time check builds.
+CHECK_DRAWS = 32
+# At most this many grid points / choice branches are expanded by that check.
+CHECK_MAX_POINTS = 2048
 # fail_at_epoch: a fault-injection hook (the trial raises once after that epoch) for
 # testing retries end to end; see trainable.py.
 ADAPTER_FIELDS = {"fail_at_epoch", "fault"}
@@ -144,7 +154,7 @@ class DataConfig(_Strict):
 class SweepSpec(_Strict):
     name: str = "sweep"
     description: str = Field("", max_length=2000)
-    metric: Literal["val_acc", "val_loss"] = "val_acc"
+    metric: Literal["val_acc", "best_val_acc", "val_loss"] = "val_acc"
     mode: Literal["max", "min"] = "max"
     num_samples: int = Field(10, ge=1)
     max_concurrent_trials: int = Field(4, ge=1)
@@ -169,8 +179,9 @@ class SweepSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if (self.metric == "val_acc") != (self.mode == "max"):
-            raise ValueError(f"mode {self.mode!r} does not fit metric {self.metric!r} (val_acc: max, val_loss: min)")
+        if METRIC_MODES[self.metric] != self.mode:
+            modes = ", ".join(f"{k}: {v}" for k, v in METRIC_MODES.items())
+            raise ValueError(f"mode {self.mode!r} does not fit metric {self.metric!r} ({modes})")
         _check_names(self)
         _check_values(self)
         _check_points(self)
@@ -178,6 +189,12 @@ class SweepSpec(_Strict):
             for key, p in self.params.items():
                 if not isinstance(p, Choice):
                     raise ValueError(f"params.{key}: a grid search takes only choice params, got {p.type}")
+        elif not self.params:
+            raise ValueError(
+                f"params: empty, so a {self.search.algorithm} search has nothing to search and would train "
+                "one config num_samples times; add a searched param, use `cifar-sweeps train` for a single "
+                'run, or search a choice of seeds ("seed": {"type": "choice", "values": [0, 1, 2]}) for repeats')
+        check_expanded(self)
         return self
 
     def total_trials(self) -> int:
@@ -194,11 +211,12 @@ class SweepSpec(_Strict):
 
 
 def _sub_spaces(spec: SweepSpec):
+    """(where, object, the choice's own name) for each object value of a choice param."""
     for name, p in spec.params.items():
         if isinstance(p, Choice):
             for i, v in enumerate(p.values):
                 if isinstance(v, dict):
-                    yield f"params.{name}.values[{i}]", v
+                    yield f"params.{name}.values[{i}]", v, name
 
 
 def _check_names(spec: SweepSpec) -> None:
@@ -211,11 +229,13 @@ def _check_names(spec: SweepSpec) -> None:
             raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(TRAIN_FIELDS))}")
         if key in spec.fixed:
             raise ValueError(f"params.{key}: both fixed and searched; keep one")
-    for where, sub in _sub_spaces(spec):
+    for where, sub, owner in _sub_spaces(spec):
         for key in sub:
             if key not in TRAIN_FIELDS:
                 raise ValueError(f"{where}.{key}: unknown parameter")
-            if key in spec.fixed or key in spec.params:
+            # An object may set its own choice's field: {"model": "resnet50", "pretrained": true}
+            # as one value of params.model.
+            if key != owner and (key in spec.fixed or key in spec.params):
                 raise ValueError(f"{where}.{key}: also set in fixed or params; keep one")
 
 
@@ -270,7 +290,7 @@ def _check_values(spec: SweepSpec) -> None:
         if key in TRAIN_FIELDS:
             for v in _candidates(p):
                 _check_field(key, v, f"params.{key}")
-    for where, sub in _sub_spaces(spec):
+    for where, sub, _ in _sub_spaces(spec):
         for key, v in sub.items():
             for c in _candidates(v):
                 _check_field(key, c, f"{where}.{key}")
@@ -288,6 +308,96 @@ def _check_points(spec: SweepSpec) -> None:
         for key, v in point.items():
             if key in TRAIN_FIELDS:
                 _check_field(key, v, f"search.points_to_evaluate[{i}].{key}")
+
+
+# ------------------------------------------------------------ the expanded space
+
+# A point of the space: the trial config, and for each key the spec field that set it.
+Point = tuple[dict[str, Any], dict[str, str]]
+
+
+def _settings_of(name: str, p: Any, where: str) -> list[Point]:
+    """Representative settings of one param: every choice branch (an object's own params
+    expanded), and the ends of a range."""
+    if not isinstance(p, Choice):
+        return [({name: c}, {name: where}) for c in _candidates(p)]
+    out: list[Point] = []
+    for i, v in enumerate(p.values):
+        loc = f"{where}.values[{i}]"
+        if not isinstance(v, dict):
+            out.append(({name: v}, {name: loc}))
+            continue
+        parts = [_settings_of(k, sv, f"{loc}.{k}") if isinstance(sv, BaseModel) else [({k: sv}, {k: f"{loc}.{k}"})]
+                 for k, sv in v.items()]
+        out += [_merge(combo) for combo in itertools.product(*parts)]
+    return out
+
+
+def _merge(points) -> Point:
+    cfg: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for c, w in points:
+        cfg.update(c)
+        where.update(w)
+    return cfg, where
+
+
+def expand_space(spec: SweepSpec, draws: int = CHECK_DRAWS) -> list[Point]:
+    """Trial configs that cover the space cheaply (no data, no weights): every grid point and
+    choice branch with ranges at their ends (at most CHECK_MAX_POINTS), plus `draws` random
+    draws of the HyperOpt space."""
+    base: Point = (dict(spec.fixed), {k: f"fixed.{k}" for k in spec.fixed})
+    axes = [_settings_of(name, p, f"params.{name}") for name, p in spec.params.items()]
+    points = [_merge([base, *combo]) for combo in itertools.islice(itertools.product(*axes), CHECK_MAX_POINTS)]
+    if spec.search.algorithm != "grid" and spec.params and draws:
+        from hyperopt.pyll.stochastic import sample
+
+        space, rng = to_hyperopt_space(spec), random.Random(0)
+        origin = {k: w for _, where in points for k, w in where.items()}
+        for _ in range(draws):
+            import numpy as np
+
+            cfg = flatten_config(sample(space, rng=np.random.default_rng(rng.randrange(2**32))))
+            points.append((cfg, {k: origin.get(k, f"params.{k}") for k in cfg}))
+    return points
+
+
+def _check_point(spec: SweepSpec, cfg: dict[str, Any], where: dict[str, str]) -> None:
+    """What no single field shows: combinations that would fail inside a trial."""
+    from cifar_sweeps.models import PRETRAINABLE
+
+    model = cfg.get("model", TrainConfig.model_fields["model"].default)
+    if cfg.get("pretrained") and model not in PRETRAINABLE:
+        raise ValueError(
+            f"{where.get('pretrained', 'pretrained')}: pretrained is true, but model {model!r} "
+            f"({where.get('model', 'the default model')}) has no pretrained weights; only "
+            f"{', '.join(sorted(PRETRAINABLE))} has. In a grid of models, pair it with its model: "
+            '{"model": "resnet50", "pretrained": true}')
+    n_train = spec.data.train_subset
+    batch = cfg.get("batch_size", TrainConfig.model_fields["batch_size"].default)
+    if n_train is not None and batch > n_train:
+        raise ValueError(f"{where.get('batch_size', 'batch_size')}: batch size {batch} is larger than the "
+                         f"training subset of {n_train} images (data.train_subset)")
+
+
+def check_expanded(spec: SweepSpec) -> None:
+    """Every expanded trial config builds a valid TrainConfig and a valid combination: what
+    would otherwise fail trial by trial, after retries, fails at submit, naming its field."""
+    for cfg, where in expand_space(spec):
+        train_cfg = {k: v for k, v in cfg.items() if k not in ADAPTER_FIELDS}
+        try:
+            TrainConfig.model_validate(train_cfg)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where.get(key, key)}: {train_cfg.get(key)!r} is not a valid {key}: {msg}") from None
+        _check_point(spec, cfg, where)
+
+
+def needs_pretrained(spec: SweepSpec) -> set[str]:
+    """The models whose ImageNet weights some trial of this sweep starts from."""
+    return {cfg.get("model", "simple_cnn") for cfg, _ in expand_space(spec, draws=0) if cfg.get("pretrained")}
 
 
 # ------------------------------------------------------------ limits and parsing
@@ -376,7 +486,9 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
     """Merge the chosen object of a conditional choice into the top level."""
     flat: dict[str, Any] = {}
     for k, v in config.items():
-        if isinstance(v, dict) and k not in TRAIN_FIELDS:
+        # No training field takes an object: an object is always a chosen sub-space, also
+        # under a field's own name ({"model": "resnet50", "pretrained": true} of params.model).
+        if isinstance(v, dict):
             flat.update(flatten_config(v))
         else:
             flat[k] = v

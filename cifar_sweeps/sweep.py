@@ -90,14 +90,14 @@ def make_scheduler(spec: SweepSpec):
     )
 
 
-def make_trainable(spec: SweepSpec, splits: Splits):
+def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None):
     from ray import tune
 
     from cifar_sweeps.trainable import train_trial
 
     r = spec.resources_per_trial
     fn = tune.with_parameters(train_trial, splits=splits, cpus_per_trial=r.cpu,
-                              checkpoint_every=spec.checkpoint_every)
+                              checkpoint_every=spec.checkpoint_every, weights=weights or {})
     return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
 
 
@@ -152,11 +152,12 @@ def trial_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings):
+def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings,
+                weights: dict | None = None):
     from ray import tune
 
     return tune.Tuner(
-        make_trainable(spec, splits),
+        make_trainable(spec, splits, weights),
         param_space=to_grid_space(spec) if spec.search.algorithm == "grid" else None,
         tune_config=tune.TuneConfig(
             search_alg=make_search(spec), scheduler=make_scheduler(spec),
@@ -298,6 +299,22 @@ def code_version() -> str:
     return f"{__version__}+{sha}" if sha else __version__
 
 
+def load_weights(spec: SweepSpec, settings: Settings) -> dict:
+    """The pretrained weights the sweep's trials start from, loaded once here (a sweep that
+    needs weights the driver can't find fails before any trial starts, saying how to stage them)."""
+    from cifar_sweeps.spec import needs_pretrained
+    from cifar_sweeps.weights import load_for
+
+    models = needs_pretrained(spec)
+    if not models:
+        return {}
+    t0 = time.perf_counter()
+    weights = load_for(models, settings.weights_dir)
+    print(f"pretrained weights {', '.join(weights)} loaded from {settings.weights_dir} "
+          f"in {time.perf_counter() - t0:.1f}s", flush=True)
+    return weights
+
+
 def _load_data(spec: SweepSpec, source: str, settings: Settings) -> Splits:
     t0 = time.perf_counter()
     splits = load_splits(source, settings.cache_dir, spec.data.val_fraction, spec.data.split_seed)
@@ -337,8 +354,9 @@ def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: st
 
     def make_tuner():
         check_resources(spec)
+        weights = load_weights(spec, settings)
         splits = _load_data(spec, data_source, settings)
-        return build_tuner(spec, splits, store, sweep.id, settings)
+        return build_tuner(spec, splits, store, sweep.id, settings, weights)
 
     return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuner, settings)
 
@@ -386,8 +404,9 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     spec = parse_spec(sweep.spec)
 
     def make_tuner():
+        weights = load_weights(spec, settings)
         splits = _load_data(spec, sweep.data_source, settings)
-        return tune.Tuner.restore(path, trainable=make_trainable(spec, splits), resume_unfinished=True,
+        return tune.Tuner.restore(path, trainable=make_trainable(spec, splits, weights), resume_unfinished=True,
                                   resume_errored=retry_errored, param_space=None)
 
     return _drive(store, sweep_id, path, make_tuner, settings)

@@ -20,10 +20,11 @@ from torch import nn
 
 from cifar_sweeps.data import Splits
 from cifar_sweeps.loader import Augment, DeviceSplit
-from cifar_sweeps.models import ACTIVATIONS, MLP_WIDTHS, MODEL_NAMES, build_model
+from cifar_sweeps.models import ACTIVATIONS, MLP_WIDTHS, MODEL_NAMES, backbone_sha256, build_model
 
 OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
 SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle"]
+NormalizeName = Literal["cifar", "report", "imagenet"]  # see loader.NORMALIZATIONS
 OPTIMIZERS: tuple[str, ...] = OptimizerName.__args__  # type: ignore[attr-defined]
 SCHEDULERS: tuple[str, ...] = SchedulerName.__args__  # type: ignore[attr-defined]
 
@@ -40,7 +41,8 @@ class TrainConfig(BaseModel):
     model: str = "simple_cnn"
     activation: str = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    pretrained: bool = False
+    pretrained: bool = False  # ImageNet weights for the backbone (resnet50; see weights.py)
+    normalize: NormalizeName = "cifar"  # input statistics; the report used "report" (0.5, 0.5)
     optimizer: OptimizerName = "sgd"
     lr: float = Field(0.02, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
@@ -152,7 +154,10 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch
 class Trainer:
     """One training run over device-resident splits."""
 
-    def __init__(self, cfg: TrainConfig, splits: Splits, device: torch.device | None = None):
+    def __init__(self, cfg: TrainConfig, splits: Splits, device: torch.device | None = None,
+                 pretrained_state: dict[str, torch.Tensor] | None = None):
+        """`pretrained_state`: the backbone's ImageNet weights when cfg.pretrained (handed in by
+        the caller, who loaded them once: trials never download or read weight files)."""
         self.cfg = cfg
         self.device = device or resolve_device(cfg.device)
         if cfg.threads and self.device.type == "cpu":
@@ -160,11 +165,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.cuda = self.device.type == "cuda"
         self.memory_format = memory_format_for(cfg)
-        self.model = build_model(cfg.model, cfg.activation, cfg.dropout, cfg.pretrained)
+        self.model = build_model(cfg.model, cfg.activation, cfg.dropout, cfg.pretrained, pretrained_state)
+        # Which weights the backbone started from (sha256 of its tensors; None: random init).
+        self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
         self.model.to(self.device, memory_format=self.memory_format)
-        self.train = DeviceSplit(splits.x_train, splits.y_train, self.device)
-        self.val = DeviceSplit(splits.x_val, splits.y_val, self.device)
-        self.test = DeviceSplit(splits.x_test, splits.y_test, self.device)
+        self.train = DeviceSplit(splits.x_train, splits.y_train, self.device, cfg.normalize)
+        self.val = DeviceSplit(splits.x_val, splits.y_val, self.device, cfg.normalize)
+        self.test = DeviceSplit(splits.x_test, splits.y_test, self.device, cfg.normalize)
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         self.opt = make_optimizer(cfg, self.model.parameters())
         self.sched, self.sched_per_batch = make_scheduler(cfg, self.opt, self.steps_per_epoch)
@@ -318,6 +325,7 @@ class Trainer:
         """What a user downloads: the best weights and what is needed to rebuild the model."""
         return {
             "model": self.cfg.model, "activation": self.cfg.activation, "dropout": self.cfg.dropout,
+            "normalize": self.cfg.normalize, "init_weights": self.init_weights,
             "state_dict": self.best_state, "val_acc": self.best_val_acc, "epoch": self.best_epoch,
             "test_acc": self.best_test_acc,
         }
@@ -325,10 +333,20 @@ class Trainer:
 
 def load_model_file(path) -> nn.Module:
     """Rebuild a model from a file written by `best_model_file` (weights_only: no pickled code)."""
+    return load_model_blob(path)[0]
+
+
+def load_model_blob(path) -> tuple[nn.Module, str]:
+    """The model of a model file and the input normalization it was trained with (files
+    written before normalization was a parameter used CIFAR statistics)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(blob["model"], blob["activation"], blob["dropout"])
     model.load_state_dict(blob["state_dict"])
-    return model.eval()
+    return model.eval(), blob.get("normalize") or "cifar"
+
+
+def backbone_digest(model: nn.Module) -> str:
+    return backbone_sha256(model.state_dict())
 
 
 def fit(cfg: TrainConfig, splits: Splits, on_epoch=None) -> FitResult:

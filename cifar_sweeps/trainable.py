@@ -90,15 +90,18 @@ def _fault_hook(extra: dict[str, Any], trial_dir: str):
 
 
 def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 1.0,
-                checkpoint_every: int = 1) -> None:
-    """The function trainable: one trial of a sweep. Torch threads = the trial's CPUs."""
+                checkpoint_every: int = 1, weights: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
+    """The function trainable: one trial of a sweep. Torch threads = the trial's CPUs.
+    `weights`: pretrained state dicts by model name, loaded once by the driver and shared
+    through the object store like `splits`."""
     from ray import tune
 
     cfg, extra = trial_train_config(config)
     threads = max(1, int(cpus_per_trial))
     cfg = cfg.model_copy(update={"threads": threads})
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    trainer = Trainer(cfg, splits)
+    pretrained = (weights or {}).get(cfg.model) if cfg.pretrained else None
+    trainer = Trainer(cfg, splits, pretrained_state=pretrained)
     _restore(trainer)
     fault = _fault_hook(extra, tune.get_context().get_trial_dir())
 
