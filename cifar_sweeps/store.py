@@ -1,6 +1,7 @@
 """The SQL store: sweeps, trials, per-epoch metrics, and the leaderboard query.
 
 SQLAlchemy 2 on any URL; SQLite by default (WAL, so the API reads while a driver writes).
+The schema is Alembic's (migrations/): opening a store upgrades it in place.
 The sweep's driver writes through `StoreCallback` (in sweep.py); the API and CLI read.
 Every write is one short transaction, so a killed writer leaves no half-written sweep.
 """
@@ -71,6 +72,7 @@ class Sweep(Base):
     driver_pid: Mapped[int | None] = mapped_column(Integer)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(32))  # lifecycle.Reason: why it ended so
 
 
 class Trial(Base):
@@ -147,7 +149,9 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         try:
-            Base.metadata.create_all(self.engine)
+            from cifar_sweeps.migrations import upgrade
+
+            upgrade(self.engine)  # in place, under a lock: see migrations/__init__.py
         except exc.DBAPIError as e:
             where = self.engine.url.render_as_string(hide_password=True)
             raise StoreUnavailable(f"the store {where} can't be opened: {db_error_cause(e)}") from None
