@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from cifar_sweeps.errors import CifarSweepsError, SpecError
+from cifar_sweeps.lifecycle import ENDED_WELL
 from cifar_sweeps.settings import Settings
 
 
@@ -76,21 +78,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- sweeps
 
 
-def _resolve_spec_path(spec: str) -> Path:
-    p = Path(spec)
-    if p.exists():
-        return p
-    preset = Path(__file__).resolve().parent.parent / "search_spaces" / f"{spec}.json"
-    return preset if preset.exists() else p
-
-
 def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
     """The spec file named on the command line, or the stored spec of --sweep-id (the path
     the API takes: only the id travels to the cluster)."""
-    from cifar_sweeps.spec import SpecError, load_spec_file, parse_spec
+    from cifar_sweeps.spec import load_spec_file, parse_spec
 
     if args.spec:
-        return load_spec_file(_resolve_spec_path(args.spec), settings)
+        return load_spec_file(args.spec, settings)
     if not args.sweep_id:
         raise SpecError("give a spec file (or preset name), or --sweep-id of a stored sweep")
     sweep = store.get_sweep(args.sweep_id)
@@ -102,8 +96,6 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """`--set a.b=VALUE` edits: VALUE is JSON (a bare word is a string), dotted keys reach into
     nested objects, e.g. `fixed.epochs=15` or `resources_per_trial.gpu=0`."""
-    from cifar_sweeps.spec import SpecError
-
     raw = json.loads(json.dumps(raw))
     for item in overrides:
         key, eq, text = item.partition("=")
@@ -140,8 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                           args.set or []), settings)
     sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id)
     _print_leaderboard(store, sweep_id, 10, False)
-    sweep = store.get_sweep(sweep_id)
-    return 0 if sweep.status in ("succeeded", "stopped") else 1
+    return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -151,14 +142,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = _store(settings, writes=True)
     resume_sweep(args.sweep_id, settings, store, retry_errored=not args.no_retry_errored)
     _print_leaderboard(store, args.sweep_id, 10, False)
-    return 0 if store.get_sweep(args.sweep_id).status in ("succeeded", "stopped") else 1
+    return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from cifar_sweeps.jobs import stop_sweep
+    from cifar_sweeps.lifecycle import request_stop
 
     settings = _settings(args)
-    status = stop_sweep(_store(settings), args.sweep_id)
+    try:
+        status = request_stop(_store(settings), args.sweep_id)
+    except KeyError:
+        raise SpecError(f"no sweep {args.sweep_id!r} in the store") from None
     print(f"sweep {args.sweep_id}: {status}")
     return 0
 
@@ -243,8 +237,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.models import ACTIVATIONS, MODEL_NAMES
-    from cifar_sweeps.train import OPTIMIZERS, SCHEDULERS
+    from cifar_sweeps.config import ACTIVATIONS, MODEL_NAMES, OPTIMIZERS, SCHEDULERS
 
     p.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES)
     p.add_argument("--activation", choices=list(ACTIVATIONS))
@@ -344,24 +337,13 @@ def _fail(args: argparse.Namespace, e: Exception, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cifar_sweeps.data import DataSourceError
-    from cifar_sweeps.spec import SpecError
-    from cifar_sweeps.storage import StorageError
-    from cifar_sweeps.store import StoreUnavailable
-
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (SpecError, DataSourceError, FileNotFoundError, ValueError) as e:
+    except CifarSweepsError as e:  # each error knows its exit code (errors.py)
+        return _fail(args, e, e.exit_code)
+    except (FileNotFoundError, ValueError) as e:
         return _fail(args, e, 2)
-    except (StorageError, StoreUnavailable) as e:
-        return _fail(args, e, 1)
-    except RuntimeError as e:
-        from cifar_sweeps.sweep import SweepError  # imports Ray: only on this error path
-
-        if isinstance(e, SweepError):
-            return _fail(args, e, 1)
-        raise
     except KeyboardInterrupt:
         return 130
 

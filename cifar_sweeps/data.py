@@ -18,16 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_sweeps.errors import DataSourceError
+
 CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
-
-
-class DataSourceError(ValueError):
-    """A data source that is missing, corrupt or not laid out as expected."""
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,11 @@ import threading
 import time
 from pathlib import Path
 
+from cifar_sweeps import lifecycle
+from cifar_sweeps.errors import RayUnavailable
+from cifar_sweeps.lifecycle import ACTIVE, SweepStatus
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import ACTIVE, Store, Sweep
-
-# Ray job status -> what it means for a sweep the driver has not finished itself.
-TERMINAL_JOB = {"SUCCEEDED", "FAILED", "STOPPED"}
-
-
-class RayUnavailable(RuntimeError):
-    """The Ray cluster (its dashboard / Jobs API) can't be reached."""
+from cifar_sweeps.store import Store, Sweep
 
 
 def dashboard_url(settings: Settings) -> str:
@@ -39,6 +35,7 @@ def dashboard_url(settings: Settings) -> str:
 def needs_token(url: str, timeout_s: float = 2.0) -> bool:
     """Whether the dashboard refuses an unauthenticated request (Ray token auth is on)."""
     import urllib.error
+    import urllib.request
 
     try:
         with urllib.request.urlopen(f"{url}/api/version", timeout=timeout_s):
@@ -61,6 +58,7 @@ def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
     """Whether the dashboard answers at all: with Ray's token authentication on, an
     unauthenticated probe gets 401, which still means the cluster is up."""
     import urllib.error
+    import urllib.request
 
     try:
         with urllib.request.urlopen(f"{url}/api/version", timeout=timeout_s) as r:
@@ -195,8 +193,11 @@ class Jobs:
             "CIFAR_SWEEPS_WEIGHTS_DIR": str(self.settings.weights_dir),
             "PYTHONUNBUFFERED": "1",
         }
-        for key in ("CIFAR_SWEEPS_STORAGE_PATH", "CIFAR_SWEEPS_WANDB", "WANDB_MODE", "WANDB_PROJECT",
-                    "WANDB_API_KEY"):
+        s = self.settings
+        env |= {k: v for k, v in {"CIFAR_SWEEPS_STORAGE_PATH": s.storage_path, "CIFAR_SWEEPS_WANDB": s.wandb and "1",
+                                  "CIFAR_SWEEPS_TEST_HOOKS": s.test_hooks and "1"}.items() if v}
+        # W&B's own variables travel as they are: the driver's W&B client reads them.
+        for key in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_API_KEY"):
             if os.environ.get(key):
                 env[key] = os.environ[key]
         return {"env_vars": env}
@@ -217,7 +218,7 @@ class Jobs:
             from sqlalchemy import func, select
 
             return int(s.scalar(select(func.count()).where(
-                Sweep.status.in_(ACTIVE), Sweep.ray_job_id.is_not(None))) or 0)
+                Sweep.status.in_(sorted(ACTIVE)), Sweep.ray_job_id.is_not(None))) or 0)
 
     # ------------------------------------------------------------ verbs
 
@@ -249,19 +250,19 @@ class Jobs:
 
     def resume(self, sweep: Sweep) -> Sweep:
         self.client()
-        self.store.update_sweep(sweep.id, status="queued", ray_job_id=None, stop_requested=False,
-                                finished_at=None, error=None)
+        lifecycle.requeue(self.store, sweep.id)
         self.drain()
         return self.store.get_sweep(sweep.id)
 
     def stop(self, sweep: Sweep) -> Sweep:
-        stop_sweep(self.store, sweep.id)
+        lifecycle.request_stop(self.store, sweep.id)
         return self.store.get_sweep(sweep.id)
 
     # ------------------------------------------------------------ status
 
     def sync(self, sweep: Sweep) -> Sweep:
-        """Correct a sweep whose job ended without the driver saying so (killed, crashed)."""
+        """Correct a sweep whose job ended without the driver saying so (killed, crashed):
+        the lifecycle reconciles it with the job's state."""
         if sweep.status not in ACTIVE or not sweep.ray_job_id:
             return sweep
         try:
@@ -271,41 +272,40 @@ class Jobs:
         except Exception as e:
             if "404" not in str(e) and "does not exist" not in str(e):
                 return sweep
-            # The cluster does not know the job (it was restarted): the driver is gone.
-            new = "interrupted" if sweep.started_at else "failed"
-            self.store.set_status(sweep.id, new, error=f"Ray job {sweep.ray_job_id} is unknown to the cluster")
-            return self.store.get_sweep(sweep.id)
-        status = str(getattr(info.status, "value", info.status))
-        if status not in TERMINAL_JOB:
-            return sweep
+            info = None  # the cluster does not know the job (it was restarted)
+        status = None if info is None else str(getattr(info.status, "value", info.status))
+        message = "" if info is None else (info.message or "")[-2000:]
         fresh = self.store.get_sweep(sweep.id)  # the driver may have just written its end
-        if fresh.status not in ACTIVE:
-            return fresh
-        new = {"STOPPED": "stopped", "SUCCEEDED": "succeeded"}.get(status)
-        if new is None:  # FAILED: a sweep that had started can be resumed
-            new = "interrupted" if fresh.started_at else "failed"
-        self.store.set_status(sweep.id, new, error=(info.message or "")[-2000:] if status == "FAILED" else None)
-        if new in ("interrupted", "stopped"):
-            self.store.mark_running_trials(sweep.id, "errored" if new == "interrupted" else "early_stopped")
+        lifecycle.reconcile(self.store, fresh, status, message)
         return self.store.get_sweep(sweep.id)
 
     def sync_all(self) -> None:
-        rows, _ = self.store.list_sweeps(limit=1000, status="running")
-        queued, _ = self.store.list_sweeps(limit=1000, status="queued")
+        rows, _ = self.store.list_sweeps(limit=1000, status=SweepStatus.RUNNING)
+        queued, _ = self.store.list_sweeps(limit=1000, status=SweepStatus.QUEUED)
         for sweep in rows + queued:
             self.sync(sweep)
 
 
-def stop_sweep(store: Store, sweep_id: str) -> str:
-    """Ask a sweep to stop: the driver's stopper ends every trial and keeps the results.
-    A sweep still waiting in the queue is stopped at once."""
-    sweep = store.get_sweep(sweep_id)
-    if sweep is None:
-        raise KeyError(sweep_id)
-    if sweep.status not in ACTIVE:
+def follow_local_driver(store: Store, sweep: Sweep) -> str:
+    """A sweep run from a terminal on this host (no Ray job) whose driver process is gone is
+    interrupted; the job path is judged by the Ray Jobs API (`Jobs.sync`)."""
+    import socket
+
+    if sweep.ray_job_id or sweep.driver_host != socket.gethostname() or not sweep.driver_pid:
         return sweep.status
-    store.update_sweep(sweep_id, stop_requested=True)
-    if sweep.status == "queued" and not sweep.ray_job_id:
-        store.set_status(sweep_id, "stopped")
-        return "stopped"
-    return "stopping"
+    return lifecycle.driver_gone(store, sweep, _pid_alive(sweep.driver_pid))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed child not yet reaped) is not a live driver.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -30,6 +30,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from cifar_sweeps.config import ACTIVATIONS as ACTIVATION_NAMES
+from cifar_sweeps.config import MODEL_NAMES, PRETRAINABLE, STAGE_HINT  # noqa: F401 (re-exported)
+from cifar_sweeps.errors import ModelError
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -39,10 +43,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 IN_FEATURES = 3 * 32 * 32
-
-
-class ModelError(ValueError):
-    """An unknown model or activation, or pretrained weights that can't be had."""
 
 
 def fc_stack(widths: Sequence[int], activation: str, dropout: float) -> nn.Sequential:
@@ -115,10 +115,6 @@ def simple_cnn_features() -> nn.Sequential:
         nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
     )
-
-
-STAGE_HINT = ("stage them with `cifar-sweeps weights fetch resnet50` (downloads) or "
-              "`cifar-sweeps weights import resnet50 FILE` (offline)")
 
 
 def resnet50(activation: str, dropout: float, pretrained_state: dict[str, torch.Tensor] | None) -> nn.Module:
@@ -220,8 +216,7 @@ def _builders() -> dict[str, Callable[[str, float, bool], nn.Module]]:
 
 
 BUILDERS = _builders()
-MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
-PRETRAINABLE = frozenset({"resnet50"})
+assert tuple(BUILDERS) == MODEL_NAMES and tuple(ACTIVATIONS) == ACTIVATION_NAMES, "config.py names the zoo"
 
 
 def build_model(

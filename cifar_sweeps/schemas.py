@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from cifar_sweeps.lifecycle import Reason, SweepStatus, TrialStatus
+
 # The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
 UtcTime = Annotated[dt.datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=dt.UTC))]
 
@@ -44,7 +46,8 @@ class BestTrial(BaseModel):
 class SweepOut(_Out):
     id: str
     name: str
-    status: str
+    status: SweepStatus
+    reason: Reason | None = None  # why it was interrupted or failed
     ray_job_id: str | None
     created_at: UtcTime
     started_at: UtcTime | None
@@ -78,7 +81,7 @@ class LeaderboardItem(BaseModel):
     best_epoch: int | None
     epochs: int
     epochs_budget: int | None
-    status: str
+    status: TrialStatus
     seconds: float
     checkpoint_url: str | None
 
@@ -107,7 +110,7 @@ class TrialOut(_Out):
     tune_trial_id: str
     model: str
     config: dict[str, Any]
-    status: str
+    status: TrialStatus
     val_acc: float | None
     val_loss: float | None
     test_acc: float | None

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     min_free_mb: float = Field(default=200, ge=0)
     # Where pretrained weights are staged (`cifar-sweeps weights fetch|import|list`).
     weights_dir: Path = Path("~/.cache/cifar-sweeps/weights")
+    # Where Tune writes trials and checkpoints: a path (shared by all nodes of a cluster) or
+    # a URI such as s3://bucket/prefix; empty means <results_dir>/ray.
+    storage_path: str = ""
+    # Log every sweep to W&B (offline without WANDB_API_KEY), as if each spec said "wandb": true.
+    wandb: bool = False
+    # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
+    # keys like any other. The test suite turns it on; never set it in production.
+    test_hooks: bool = False
 
     @field_validator("data")
     @classmethod
@@ -50,6 +58,12 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.results_dir / "cache"
+
+    def storage_root(self) -> Path | str:
+        """Tune's storage: a URI as given, or an absolute local path."""
+        if "://" in self.storage_path:
+            return self.storage_path
+        return Path(self.storage_path or self.results_dir / "ray").resolve()
 
     def resolved_store_url(self) -> str:
         if self.store_url:

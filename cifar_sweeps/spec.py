@@ -13,11 +13,13 @@ import itertools
 import math
 import random
 import re
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cifar_sweeps.train import TrainConfig
+from cifar_sweeps.config import PRETRAINABLE, TrainConfig
+from cifar_sweeps.errors import SpecError
 
 PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
@@ -30,15 +32,18 @@ METRIC_MODES = {"val_acc": "max", "best_val_acc": "max", "val_loss": "min"}
 CHECK_DRAWS = 32
 # At most this many grid points / choice branches are expanded by that check.
 CHECK_MAX_POINTS = 2048
-# fail_at_epoch: a fault-injection hook (the trial raises once after that epoch) for
-# testing retries end to end; see trainable.py.
+# Test-only fault injection (trainable.py): fail_at_epoch makes a trial raise once after that
+# epoch, `fault` says how. Known keys only while TEST_HOOKS is on (Settings.test_hooks, which
+# parse_spec and the API set for the validation they run); otherwise unknown like any other.
 ADAPTER_FIELDS = {"fail_at_epoch", "fault"}
-TRAIN_FIELDS = (set(TrainConfig.model_fields) - RESERVED) | ADAPTER_FIELDS
+TEST_HOOKS: ContextVar[bool] = ContextVar("cifar_sweeps_test_hooks", default=False)
+CONFIG_FIELDS = set(TrainConfig.model_fields) - RESERVED
+
+
+def train_fields() -> set[str]:
+    """The keys a trial config may have (with the test hooks when they are on)."""
+    return CONFIG_FIELDS | ADAPTER_FIELDS if TEST_HOOKS.get() else CONFIG_FIELDS
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class SpecError(ValueError):
-    """A sweep spec that can't run; the message names the field."""
 
 
 class _Strict(BaseModel):
@@ -221,17 +226,17 @@ def _sub_spaces(spec: SweepSpec):
 
 def _check_names(spec: SweepSpec) -> None:
     for key in spec.fixed:
-        if key not in TRAIN_FIELDS:
-            raise ValueError(f"fixed.{key}: unknown parameter; known: {', '.join(sorted(TRAIN_FIELDS))}")
+        if key not in train_fields():
+            raise ValueError(f"fixed.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
     for key, p in spec.params.items():
         sub = isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values)
-        if not sub and key not in TRAIN_FIELDS:
-            raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(TRAIN_FIELDS))}")
+        if not sub and key not in train_fields():
+            raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
         if key in spec.fixed:
             raise ValueError(f"params.{key}: both fixed and searched; keep one")
     for where, sub, owner in _sub_spaces(spec):
         for key in sub:
-            if key not in TRAIN_FIELDS:
+            if key not in train_fields():
                 raise ValueError(f"{where}.{key}: unknown parameter")
             # An object may set its own choice's field: {"model": "resnet50", "pretrained": true}
             # as one value of params.model.
@@ -287,7 +292,7 @@ def _check_values(spec: SweepSpec) -> None:
     for key, v in spec.fixed.items():
         _check_field(key, v, f"fixed.{key}")
     for key, p in spec.params.items():
-        if key in TRAIN_FIELDS:
+        if key in train_fields():
             for v in _candidates(p):
                 _check_field(key, v, f"params.{key}")
     for where, sub, _ in _sub_spaces(spec):
@@ -306,7 +311,7 @@ def _check_points(spec: SweepSpec) -> None:
                 f"{sorted(spec.params)} (missing {sorted(missing)}, extra {sorted(extra)})"
             )
         for key, v in point.items():
-            if key in TRAIN_FIELDS:
+            if key in train_fields():
                 _check_field(key, v, f"search.points_to_evaluate[{i}].{key}")
 
 
@@ -364,8 +369,6 @@ def expand_space(spec: SweepSpec, draws: int = CHECK_DRAWS) -> list[Point]:
 
 def _check_point(spec: SweepSpec, cfg: dict[str, Any], where: dict[str, str]) -> None:
     """What no single field shows: combinations that would fail inside a trial."""
-    from cifar_sweeps.models import PRETRAINABLE
-
     model = cfg.get("model", TrainConfig.model_fields["model"].default)
     if cfg.get("pretrained") and model not in PRETRAINABLE:
         raise ValueError(
@@ -403,16 +406,15 @@ def needs_pretrained(spec: SweepSpec) -> set[str]:
 # ------------------------------------------------------------ limits and parsing
 
 
-def check_limits(spec: SweepSpec, max_num_samples: int, max_epochs: int, max_concurrent: int) -> None:
-    """Sizes past the configured limits are refused before anything runs."""
-    if spec.total_trials() > max_num_samples:
-        raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of {max_num_samples}")
-    if spec.max_epochs() > max_epochs:
-        raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {max_epochs}")
-    if spec.max_concurrent_trials > max_concurrent:
-        raise SpecError(
-            f"max_concurrent_trials: {spec.max_concurrent_trials} is over the limit of {max_concurrent}"
-        )
+def check_limits(spec: SweepSpec, settings) -> None:
+    """Sizes past the configured limits (Settings.max_*) are refused before anything runs."""
+    if spec.total_trials() > settings.max_num_samples:
+        raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of {settings.max_num_samples}")
+    if spec.max_epochs() > settings.max_epochs:
+        raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {settings.max_epochs}")
+    if spec.max_concurrent_trials > settings.max_concurrent_trials:
+        raise SpecError(f"max_concurrent_trials: {spec.max_concurrent_trials} is over the limit of "
+                        f"{settings.max_concurrent_trials}")
 
 
 def format_validation_error(e: ValidationError) -> str:
@@ -425,7 +427,9 @@ def format_validation_error(e: ValidationError) -> str:
 
 
 def parse_spec(raw: dict[str, Any] | str | bytes, settings=None) -> SweepSpec:
-    """JSON text or a dict -> SweepSpec, or SpecError naming the field."""
+    """JSON text or a dict -> SweepSpec, or SpecError naming the field. With `settings`, its
+    limits apply and its test_hooks switch says whether the fault-injection keys are known."""
+    token = TEST_HOOKS.set(bool(settings is not None and settings.test_hooks))
     try:
         spec = (
             SweepSpec.model_validate_json(raw) if isinstance(raw, (str, bytes))
@@ -433,18 +437,18 @@ def parse_spec(raw: dict[str, Any] | str | bytes, settings=None) -> SweepSpec:
         )
     except ValidationError as e:
         raise SpecError(format_validation_error(e)) from None
+    finally:
+        TEST_HOOKS.reset(token)
     if settings is not None:
-        check_limits(spec, settings.max_num_samples, settings.max_epochs, settings.max_concurrent_trials)
+        check_limits(spec, settings)
     return spec
 
 
 def load_spec_file(path, settings=None) -> SweepSpec:
-    from pathlib import Path
+    """A spec file, or a preset by name (presets.py)."""
+    from cifar_sweeps.presets import spec_text
 
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"spec file {str(p)!r} does not exist")
-    return parse_spec(p.read_text(), settings)
+    return parse_spec(spec_text(str(path)), settings)
 
 
 # ------------------------------------------------------------ to HyperOpt

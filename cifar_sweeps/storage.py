@@ -11,12 +11,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cifar_sweeps.errors import StorageError
+
 if TYPE_CHECKING:
     from fastapi.responses import Response
 
-
-class StorageError(RuntimeError):
-    """A results folder that can't take a sweep's files: read-only, full, or not a folder."""
+    from cifar_sweeps.settings import Settings
 
 
 def check_writable(path: str | Path, min_free_mb: float) -> None:
@@ -70,3 +70,11 @@ def open_checkpoint(path: str, filename: str) -> Response:
         data = f.read()
     return Response(data, media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def check_results_writable(settings: Settings) -> None:
+    """The results folder (store, data cache) and Tune's storage can take a sweep's files."""
+    root = settings.storage_root()
+    folders = [str(settings.results_dir.resolve())] + ([] if isinstance(root, str) else [str(root)])
+    for folder in dict.fromkeys(folders):
+        check_writable(folder, settings.min_free_mb)

@@ -38,9 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SWEEP_STATUSES = ("queued", "running", "succeeded", "failed", "stopped", "interrupted")
-ACTIVE = ("queued", "running")
-TRIAL_STATUSES = ("pending", "running", "terminated", "early_stopped", "errored")
+from cifar_sweeps.errors import StoreUnavailable
+from cifar_sweeps.lifecycle import SweepStatus, TrialStatus
 
 
 def utcnow() -> dt.datetime:
@@ -60,7 +59,7 @@ class Sweep(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), index=True)
     spec: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    status: Mapped[str] = mapped_column(String(16), index=True, default=SweepStatus.QUEUED.value)
     data_source: Mapped[str] = mapped_column(String(1024), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -88,7 +87,7 @@ class Trial(Base):
     tune_trial_id: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(64), index=True, default="")
     config: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.RUNNING.value)
     val_acc: Mapped[float | None] = mapped_column(Float, index=True)  # best over epochs
     val_loss: Mapped[float | None] = mapped_column(Float)
     test_acc: Mapped[float | None] = mapped_column(Float)  # of the best-validation weights
@@ -131,10 +130,6 @@ def _sqlite_pragmas(engine: Engine) -> None:
 def db_error_cause(e: exc.DBAPIError) -> str:
     """The database driver's own first line (never the SQL or its parameters)."""
     return str(e.orig).strip().splitlines()[0][:300] if e.orig else type(e).__name__
-
-
-class StoreUnavailable(RuntimeError):
-    """The store can't be opened: a wrong URL, a server that is down, a read-only disk."""
 
 
 class Store:
@@ -200,10 +195,10 @@ class Store:
 
     # ------------------------------------------------------------ sweeps
 
-    def create_sweep(self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None,
-                     status: str = "queued") -> Sweep:
+    def create_sweep(self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None) -> Sweep:
+        """A new sweep, queued (every later status change goes through lifecycle.py)."""
         sweep = Sweep(id=sweep_id or new_sweep_id(), name=spec.get("name", "sweep"), spec=spec,
-                      status=status, data_source=data_source, code_version=code_version)
+                      status=SweepStatus.QUEUED.value, data_source=data_source, code_version=code_version)
         with self.session() as s:
             s.add(sweep)
         return sweep
@@ -216,17 +211,14 @@ class Store:
         with self.session() as s:
             s.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values))
 
-    def set_status(self, sweep_id: str, status: str, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status}
-        if status == "running":
-            values["started_at"] = utcnow()
-            values["finished_at"] = None
-            values["error"] = None
-        elif status not in ACTIVE:
-            values["finished_at"] = utcnow()
-        if error is not None:
-            values["error"] = error[-4000:]
-        self.update_sweep(sweep_id, **values)
+    def transition_sweep(self, sweep_id: str, allowed_from: set[str], values: dict[str, Any]) -> bool:
+        """Write `values` only if the sweep's status is still one of `allowed_from`, in one
+        conditional UPDATE (lifecycle.apply's atomic step); False when it was not."""
+        values = {k: (v.value if isinstance(v, SweepStatus) else v) for k, v in values.items()}
+        with self.session() as s:
+            done = s.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(sorted(allowed_from)))
+                             .values(**values))
+            return done.rowcount == 1
 
     def delete_sweep(self, sweep_id: str) -> None:
         with self.session() as s:
@@ -237,7 +229,7 @@ class Store:
     def next_queued(self) -> Sweep | None:
         """The oldest queued sweep not yet submitted (first in, first out)."""
         with self.sessions() as s:
-            return s.scalars(select(Sweep).where(Sweep.status == "queued", Sweep.ray_job_id.is_(None),
+            return s.scalars(select(Sweep).where(Sweep.status == SweepStatus.QUEUED, Sweep.ray_job_id.is_(None),
                                                  Sweep.stop_requested.is_(False))
                              .order_by(Sweep.created_at, Sweep.id).limit(1)).first()
 
@@ -250,9 +242,9 @@ class Store:
             rows = s.scalars(q.order_by(Sweep.created_at.desc(), Sweep.id).limit(limit).offset(offset)).all()
         return list(rows), int(total or 0)
 
-    def count_sweeps(self, statuses: tuple[str, ...]) -> int:
+    def count_sweeps(self, statuses) -> int:
         with self.sessions() as s:
-            return int(s.scalar(select(func.count()).where(Sweep.status.in_(statuses))) or 0)
+            return int(s.scalar(select(func.count()).where(Sweep.status.in_(sorted(statuses)))) or 0)
 
     def stop_requested(self, sweep_id: str) -> bool:
         with self.sessions() as s:
@@ -266,10 +258,10 @@ class Store:
             t = s.get(Trial, tid)
             if t is None:
                 s.add(Trial(id=tid, sweep_id=sweep_id, tune_trial_id=tune_trial_id,
-                            model=str(config.get("model", "")), config=config, status="running",
+                            model=str(config.get("model", "")), config=config, status=TrialStatus.RUNNING,
                             epochs_budget=epochs_budget))
             else:  # a retried or resumed trial: same row, running again
-                t.status, t.error, t.finished_at = "running", None, None
+                t.status, t.error, t.finished_at = TrialStatus.RUNNING, None, None
         return tid
 
     def trial_epoch(self, trial_id: str, m: dict[str, Any]) -> None:
@@ -303,10 +295,10 @@ class Store:
             s.execute(update(Trial).where(Trial.id == trial_id).values(
                 status=status, error=error[-8000:] if error else None, finished_at=utcnow()))
 
-    def mark_running_trials(self, sweep_id: str, status: str) -> None:
+    def mark_running_trials(self, sweep_id: str, status: TrialStatus) -> None:
         with self.session() as s:
-            s.execute(update(Trial).where(Trial.sweep_id == sweep_id, Trial.status == "running")
-                      .values(status=status, finished_at=None if status == "pending" else utcnow()))
+            s.execute(update(Trial).where(Trial.sweep_id == sweep_id, Trial.status == TrialStatus.RUNNING)
+                      .values(status=status, finished_at=None if status == TrialStatus.PENDING else utcnow()))
 
     # ------------------------------------------------------------ reads
 

@@ -6,6 +6,7 @@ The driver loads the data once and hands it to every trial through the Ray objec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,17 +17,15 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from cifar_sweeps import __version__
+from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.data import Splits, load_splits, train_subset
+from cifar_sweeps.errors import SweepError, TransitionError
+from cifar_sweeps.lifecycle import Reason, TrialStatus
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space, to_hyperopt_space
+from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.store import Store, get_store
-from cifar_sweeps.tracking import wandb_callback, wandb_enabled
-
-
-class SweepError(RuntimeError):
-    """A sweep that can't start (no GPUs for a GPU spec, unknown sweep, nothing to resume)."""
-
+from cifar_sweeps.tracking import wandb_callback
 
 # ---------------------------------------------------------------- Ray runtime
 
@@ -101,9 +100,9 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
     return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
 
 
-def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str) -> list:
+def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings) -> list:
     callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
-    if wandb_enabled(spec.wandb):
+    if spec.wandb or settings.wandb:
         callbacks.append(wandb_callback(group=sweep_id))
     return callbacks
 
@@ -113,13 +112,13 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
 
     return tune.RunConfig(
         name=sweep_id,
-        storage_path=str(storage_root(settings)),
+        storage_path=str(settings.storage_root()),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=spec.keep_checkpoints, checkpoint_score_attribute="val_acc",
             checkpoint_score_order="max",
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        callbacks=make_callbacks(spec, store, sweep_id),
+        callbacks=make_callbacks(spec, store, sweep_id, settings),
         stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings)),
         verbose=1,
     )
@@ -128,23 +127,8 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
 def _disk_watch(settings: Settings) -> dict[str, Any]:
     """A running sweep stops when its local results disk falls under half the free space a
     sweep needs to start: room for the checkpoints already being written."""
-    root = storage_root(settings)
+    root = settings.storage_root()
     return {} if isinstance(root, str) else {"storage": str(root), "min_free_mb": settings.min_free_mb / 2}
-
-
-def storage_root(settings: Settings) -> Path | str:
-    root = os.environ.get("CIFAR_SWEEPS_STORAGE_PATH")
-    if root and "://" in root:
-        return root
-    return Path(root or settings.results_dir / "ray").resolve()
-
-
-def check_results_writable(settings: Settings) -> None:
-    """The results folder (store, data cache) and Tune's storage can take a sweep's files."""
-    from cifar_sweeps.storage import check_writable
-
-    for folder in dict.fromkeys([str(settings.results_dir.resolve()), str(storage_root(settings))]):
-        check_writable(folder, settings.min_free_mb)
 
 
 def trial_name(trial) -> str:
@@ -177,10 +161,6 @@ def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
 
 def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
     return flatten_config(config)
-
-
-# How a sweep interrupted for lack of disk space says so (its `error` starts with this).
-DISK_LOW = "interrupted: the results folder"
 
 
 class StoreStopper(Stopper):
@@ -220,9 +200,9 @@ class StoreStopper(Stopper):
         if free_mb >= self.min_free_mb:
             return
         self._interrupted = True
-        get_store(self.store_url).update_sweep(self.sweep_id, error=(
-            f"{DISK_LOW} {self.storage} is down to {free_mb:.0f} MiB free (under {self.min_free_mb:g} MiB); "
-            "free some space, then resume the sweep"))
+        lifecycle.note(get_store(self.store_url), self.sweep_id, Reason.DISK_LOW, (
+            f"interrupted: the results folder {self.storage} is down to {free_mb:.0f} MiB free (under "
+            f"{self.min_free_mb:g} MiB); free some space, then resume the sweep"))
         signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
 
     def __getstate__(self):
@@ -279,24 +259,13 @@ class StoreCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         done = int((trial.last_result or {}).get("epoch", 0)) >= self._budget(trial)
-        self.store.trial_finished(self._id(trial), "terminated" if done else "early_stopped")
+        self.store.trial_finished(self._id(trial), TrialStatus.TERMINATED if done else TrialStatus.EARLY_STOPPED)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.store.trial_finished(self._id(trial), "errored", _error_text(trial))
+        self.store.trial_finished(self._id(trial), TrialStatus.ERRORED, _error_text(trial))
 
 
 # ---------------------------------------------------------------- run / resume
-
-
-def code_version() -> str:
-    import subprocess
-
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).parent).stdout.strip()
-    except Exception:
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
 
 
 def load_weights(spec: SweepSpec, settings: Settings) -> dict:
@@ -323,26 +292,21 @@ def _load_data(spec: SweepSpec, source: str, settings: Settings) -> Splits:
     return splits
 
 
-def _claim_driver(store: Store, sweep_id: str, experiment_path: str) -> None:
-    store.update_sweep(sweep_id, driver_host=socket.gethostname(), driver_pid=os.getpid(),
-                       experiment_path=experiment_path, stop_requested=False)
-    store.set_status(sweep_id, "running")
-
-
 def _finish(store: Store, sweep_id: str, results) -> tuple[str, str | None]:
-    """Final sweep status from Tune's results and a possible stop request; and its error."""
-    sweep = store.get_sweep(sweep_id)
-    if (sweep.error or "").startswith(DISK_LOW):
-        status = "interrupted"
-        store.mark_running_trials(sweep_id, "pending")  # they continue from their checkpoints
-    elif sweep.stop_requested:
-        status = "stopped"
-        store.mark_running_trials(sweep_id, "early_stopped")
-    else:
-        errors = [r.error for r in results if r.error is not None]
-        status = "failed" if errors and len(errors) == len(results) else "succeeded"
-    store.set_status(sweep_id, status)
-    return status, sweep.error
+    """The sweep's end, decided by the lifecycle from Tune's trials; and its error."""
+    unfinished = sum(1 for t in _tune_trials(results) if not t.is_finished())
+    errored = sum(1 for r in results if r.error is not None)
+    status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, len(results))
+    return status, store.get_sweep(sweep_id).error
+
+
+def _tune_trials(results) -> list:
+    """Tune's Trial objects of the fit (each knows whether it ended: a fit that returned on
+    Ctrl-C/SIGTERM leaves some unfinished), or [] where the ResultGrid does not hold them."""
+    try:
+        return list(results._experiment_analysis.trials)
+    except AttributeError:
+        return []
 
 
 def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str,
@@ -373,10 +337,11 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
         check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
         tuner = make_tuner()
-        _claim_driver(store, sweep_id, experiment_path)
+        lifecycle.claim(store, sweep_id, socket.gethostname(), os.getpid(), experiment_path)
         results = tuner.fit()
     except BaseException as e:
-        store.set_status(sweep_id, "failed", f"{type(e).__name__}: {e}")
+        with contextlib.suppress(TransitionError):
+            lifecycle.fail(store, sweep_id, Reason.DRIVER_ERROR, f"{type(e).__name__}: {e}")
         raise
     status, error = _finish(store, sweep_id, results)
     print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
@@ -384,7 +349,7 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
 
 
 def _experiment_path(settings: Settings, sweep_id: str) -> str:
-    root = storage_root(settings)
+    root = settings.storage_root()
     return f"{root}/{sweep_id}" if isinstance(root, str) else str(root / sweep_id)
 
 
@@ -401,7 +366,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     path = sweep.experiment_path or _experiment_path(settings, sweep_id)
     if not tune.Tuner.can_restore(path):
         raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")
-    spec = parse_spec(sweep.spec)
+    spec = parse_spec(sweep.spec, settings)
 
     def make_tuner():
         weights = load_weights(spec, settings)
@@ -412,30 +377,4 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     return _drive(store, sweep_id, path, make_tuner, settings)
 
 
-def refresh_interrupted(store: Store, sweep) -> str:
-    """A sweep marked running whose driver on this host is gone is `interrupted`."""
-    if sweep.status != "running" or sweep.driver_host != socket.gethostname() or not sweep.driver_pid:
-        return sweep.status
-    if sweep.ray_job_id:  # the job path is judged by the Ray Jobs API (jobs.py)
-        return sweep.status
-    if _pid_alive(sweep.driver_pid):
-        return sweep.status
-    store.set_status(sweep.id, "interrupted")
-    store.mark_running_trials(sweep.id, "errored")
-    return "interrupted"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (killed child not yet reaped) is not a live driver.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 

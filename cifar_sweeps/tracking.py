@@ -47,10 +47,6 @@ def upload_wandb_folder(trial) -> None:
                           destination_filesystem=storage.storage_filesystem)
 
 
-def wandb_enabled(spec_switch: bool) -> bool:
-    return spec_switch or os.environ.get("CIFAR_SWEEPS_WANDB", "").lower() in ("1", "true", "on")
-
-
 def wandb_callback(group: str) -> SweepWandbCallback:
     """Offline (no account needed) unless a key is given. The mode goes to wandb.init
     itself: the logging actors may run on cluster nodes that don't see this environment."""

@@ -12,77 +12,17 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
 from torch import nn
 
+from cifar_sweeps.config import OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.data import Splits
-from cifar_sweeps.loader import Augment, DeviceSplit
-from cifar_sweeps.models import ACTIVATIONS, MLP_WIDTHS, MODEL_NAMES, backbone_sha256, build_model
-
-OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
-SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle"]
-NormalizeName = Literal["cifar", "report", "imagenet"]  # see loader.NORMALIZATIONS
-OPTIMIZERS: tuple[str, ...] = OptimizerName.__args__  # type: ignore[attr-defined]
-SCHEDULERS: tuple[str, ...] = SchedulerName.__args__  # type: ignore[attr-defined]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite (usually a learning rate too high)."""
-
-
-class TrainConfig(BaseModel):
-    """Everything that defines one training run; the defaults are the report's course code."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "simple_cnn"
-    activation: str = "relu"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    pretrained: bool = False  # ImageNet weights for the backbone (resnet50; see weights.py)
-    normalize: NormalizeName = "cifar"  # input statistics; the report used "report" (0.5, 0.5)
-    optimizer: OptimizerName = "sgd"
-    lr: float = Field(0.02, gt=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
-    scheduler: SchedulerName = "none"
-    gamma: float = Field(0.95, gt=0.0, le=1.0)  # exponential / step decay factor per epoch/step
-    step_size: int = Field(10, gt=0)  # epochs between step-scheduler decays
-    batch_size: int = Field(32, gt=0, le=65536)
-    epochs: int = Field(10, gt=0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    flip: bool = True
-    crop_padding: int = Field(0, ge=0, le=16)
-    cutout: int = Field(0, ge=0, le=32)
-    tta: bool = False  # evaluate on image + its mirror, averaging logits
-    seed: int = 0
-    device: str = "auto"  # auto: cuda when available
-    amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # NHWC activations for conv nets (faster on CUDA and on x86 CPUs)
-    threads: int | None = Field(None, gt=0)  # torch intra-op threads on CPU
-    eval_batch_size: int = Field(1024, gt=0)
-    test_on_best: bool = True  # evaluate test each time val improves (so test_acc is of the best)
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        if v not in MODEL_NAMES:
-            raise ValueError(f"unknown model {v!r}; known: {', '.join(MODEL_NAMES)}")
-        return v
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, v: str) -> str:
-        if v not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {v!r}; known: {', '.join(ACTIVATIONS)}")
-        return v
-
-    @property
-    def augment(self) -> Augment:
-        return Augment(self.flip, self.crop_padding, self.cutout)
+from cifar_sweeps.errors import NonFiniteLossError
+from cifar_sweeps.loader import DeviceSplit
+from cifar_sweeps.models import MLP_WIDTHS, backbone_sha256, build_model
 
 
 class EpochMetrics(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from cifar_sweeps.data import Splits
+from cifar_sweeps.errors import InjectedFault
 from cifar_sweeps.spec import flatten_config
 from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
 
@@ -65,10 +66,6 @@ def _restore(trainer: Trainer) -> None:
         return
     with ckpt.as_directory() as d:
         trainer.load_state_dict(torch.load(Path(d, STATE_FILE), map_location="cpu", weights_only=False))
-
-
-class InjectedFault(RuntimeError):
-    """Raised by the fail_at_epoch test hook, once per trial, to exercise retries."""
 
 
 def _fault_hook(extra: dict[str, Any], trial_dir: str):

@@ -14,18 +14,17 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from cifar_sweeps.config import STAGE_HINT
+from cifar_sweeps.errors import WeightsError
 
-from cifar_sweeps.models import STAGE_HINT, backbone_sha256
+if TYPE_CHECKING:  # torch loads only where weights are read or written (not in the API)
+    import torch
 
 # Models with staged ImageNet weights, and torchvision's source for `fetch` (the report's
 # `resnet50(pretrained=True)` loaded IMAGENET1K_V1).
 SOURCES = {"resnet50": "IMAGENET1K_V1"}
-
-
-class WeightsError(ValueError):
-    """Weights that are missing, unknown or not what they claim to be."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ def _list_some(keys, n: int = 4) -> str:
 
 def check_state(name: str, state: object, origin: str) -> dict[str, torch.Tensor]:
     """`state` as a state dict of `name`'s ImageNet model, or WeightsError naming what is wrong."""
+    import torch
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a checkpoint that wraps its state dict
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -80,6 +80,8 @@ def check_state(name: str, state: object, origin: str) -> dict[str, torch.Tensor
 
 
 def _read(path: Path) -> object:
+    import torch
+
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist")
     try:
@@ -93,6 +95,7 @@ def _read(path: Path) -> object:
 
 def _stage(name: str, state: dict[str, torch.Tensor], weights_dir: Path) -> Path:
     """Write atomically: a crash mid-write never leaves a half file that looks staged."""
+    import torch
     dest = staged_path(name, weights_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{name}-", suffix=".tmp")
@@ -116,6 +119,7 @@ def import_weights(name: str, file: str | Path, weights_dir: Path) -> Staged:
 
 def fetch_weights(name: str, weights_dir: Path, progress: bool = True) -> Staged:
     """Download through torchvision (which checks the file's published hash), then stage."""
+    import torch
     import torchvision
 
     _known(name)
@@ -139,6 +143,8 @@ def _mkdir(d: Path) -> Path:
 
 
 def _describe(name: str, path: Path, state: dict[str, torch.Tensor]) -> Staged:
+    from cifar_sweeps.models import backbone_sha256
+
     return Staged(name, path, path.stat().st_size / 2**20, backbone_sha256(state))
 
 

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.store import Store
 
 _db_counter = itertools.count()
@@ -30,12 +31,13 @@ def _metrics(epoch: int, val_acc: float, test_acc: float | None = None) -> dict:
 def test_sweep_lifecycle(store):
     sweep = store.create_sweep({"name": "a", "x": [1, 2]}, "synthetic:10", "v1")
     assert store.get_sweep(sweep.id).status == "queued"
-    store.set_status(sweep.id, "running")
+    lifecycle.claim(store, sweep.id, "host", 1, "/exp")
     got = store.get_sweep(sweep.id)
     assert got.status == "running" and got.started_at is not None and got.spec == {"name": "a", "x": [1, 2]}
-    store.set_status(sweep.id, "failed", error="boom")
+    lifecycle.fail(store, sweep.id, lifecycle.Reason.DRIVER_ERROR, "boom")
     got = store.get_sweep(sweep.id)
     assert got.status == "failed" and got.error == "boom" and got.finished_at is not None
+    assert got.reason == "driver_error"
     rows, total = store.list_sweeps()
     assert total == 1 and rows[0].id == sweep.id
     store.delete_sweep(sweep.id)

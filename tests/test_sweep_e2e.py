@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _env(head: RayHead, results: Path) -> dict[str, str]:
-    return cli_env(head, results)
+    return cli_env(head, results, CIFAR_SWEEPS_TEST_HOOKS="1")  # fail_at_epoch / fault are used here
 
 
 def _write_spec(tmp: Path, **over) -> Path:
@@ -121,9 +121,9 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path):
 
     p = _cli(["leaderboard", "--sweep", sweep_id], env)  # reads mark the dead driver's sweep
     assert p.returncode == 0
-    from cifar_sweeps.sweep import refresh_interrupted
+    from cifar_sweeps.jobs import follow_local_driver
 
-    assert refresh_interrupted(store, store.get_sweep(sweep_id)) == "interrupted"
+    assert follow_local_driver(store, store.get_sweep(sweep_id)) == "interrupted"
     kept = {t.id for t in store.trials(sweep_id) if t.val_acc is not None}
 
     p = _cli(["resume", sweep_id], env)

@@ -1,0 +1,221 @@
+"""Sweep and trial status: the enums, the only transitions, and why a sweep ended as it did.
+
+Every change of a sweep's status goes through `apply` (through the functions below, which
+name the events): the store updates the row only if its status is still one the event may
+leave from, in one conditional UPDATE, so two processes that race (a driver finishing, the
+API reconciling with Ray) can't both win, and a refused transition changes nothing.
+
+    event      from                                       to
+    requeue    interrupted, stopped, failed               queued       (resume asked for)
+    start      queued, interrupted, stopped, failed       running      (a driver claims it)
+    finish     running                                    succeeded
+    interrupt  running                                    interrupted  (resumable; Reason says why)
+    stop       queued, running                            stopped
+    fail       queued, running, interrupted, stopped,     failed       (Reason says why)
+               failed
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from cifar_sweeps.errors import TransitionError
+
+if TYPE_CHECKING:
+    from cifar_sweeps.store import Store, Sweep
+
+
+class SweepStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+
+class TrialStatus(StrEnum):
+    PENDING = "pending"  # will continue from its checkpoint when the sweep is resumed
+    RUNNING = "running"
+    TERMINATED = "terminated"  # trained its whole budget
+    EARLY_STOPPED = "early_stopped"  # stopped by the scheduler, a stop request or the budget
+    ERRORED = "errored"
+
+
+class Reason(StrEnum):
+    """Why a sweep is interrupted or failed (the sweeps.reason column)."""
+
+    DISK_LOW = "disk_low"  # the results disk filled mid-sweep
+    DRIVER_INTERRUPTED = "driver_interrupted"  # Ctrl-C / SIGINT / SIGTERM of the driver
+    DRIVER_LOST = "driver_lost"  # the driver process is gone (CLI path)
+    DRIVER_ERROR = "driver_error"  # the driver raised before or while running Tune
+    JOB_FAILED = "job_failed"  # the Ray job ended FAILED without the driver saying so
+    JOB_UNKNOWN = "job_unknown"  # the cluster no longer knows the job (it was restarted)
+    ALL_TRIALS_FAILED = "all_trials_failed"
+
+
+class Event(StrEnum):
+    REQUEUE = "requeue"
+    START = "start"
+    FINISH = "finish"
+    INTERRUPT = "interrupt"
+    STOP = "stop"
+    FAIL = "fail"
+
+
+ACTIVE = frozenset({SweepStatus.QUEUED, SweepStatus.RUNNING})
+RESUMABLE = frozenset({SweepStatus.INTERRUPTED, SweepStatus.STOPPED, SweepStatus.FAILED})
+TERMINAL = frozenset(SweepStatus) - ACTIVE
+# A command that ran a sweep to one of these exits 0.
+ENDED_WELL = frozenset({SweepStatus.SUCCEEDED, SweepStatus.STOPPED})
+
+TRANSITIONS: dict[Event, tuple[frozenset[SweepStatus], SweepStatus]] = {
+    Event.REQUEUE: (RESUMABLE, SweepStatus.QUEUED),
+    Event.START: (RESUMABLE | {SweepStatus.QUEUED}, SweepStatus.RUNNING),
+    Event.FINISH: (frozenset({SweepStatus.RUNNING}), SweepStatus.SUCCEEDED),
+    Event.INTERRUPT: (frozenset({SweepStatus.RUNNING}), SweepStatus.INTERRUPTED),
+    Event.STOP: (ACTIVE, SweepStatus.STOPPED),
+    Event.FAIL: (ACTIVE | RESUMABLE, SweepStatus.FAILED),
+}
+# Trials still running when their sweep is interrupted: continue from their checkpoints on
+# resume when Tune saved its state (a clean interrupt), else they are marked errored.
+CLEAN_INTERRUPTS = frozenset({Reason.DISK_LOW, Reason.DRIVER_INTERRUPTED})
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def next_status(status: str, event: Event) -> SweepStatus:
+    """The status `event` leads to from `status`, or TransitionError."""
+    allowed, to = TRANSITIONS[event]
+    if status not in allowed:
+        raise TransitionError(f"a {status} sweep can't {event.value} (only from {', '.join(sorted(allowed))})")
+    return to
+
+
+def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStatus:
+    """Move a sweep through `event`, writing `values` with the new status, or raise
+    TransitionError (nothing changed) when its status does not allow it."""
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise TransitionError(f"no sweep {sweep_id!r}")
+    allowed, to = TRANSITIONS[event]
+    next_status(sweep.status, event)
+    values["status"] = to
+    if to in TERMINAL:
+        values.setdefault("finished_at", utcnow())
+    if not store.transition_sweep(sweep_id, {str(s) for s in allowed}, values):
+        now = store.get_sweep(sweep_id)
+        raise TransitionError(f"sweep {sweep_id} became {now.status if now else 'deleted'} meanwhile; "
+                              f"it can't {event.value}")
+    return to
+
+
+# ---------------------------------------------------------------- the events, by name
+
+
+def claim(store: Store, sweep_id: str, host: str, pid: int, experiment_path: str) -> SweepStatus:
+    return apply(store, sweep_id, Event.START, driver_host=host, driver_pid=pid, experiment_path=experiment_path,
+                 stop_requested=False, started_at=utcnow(), finished_at=None, error=None, reason=None)
+
+
+def requeue(store: Store, sweep_id: str) -> SweepStatus:
+    return apply(store, sweep_id, Event.REQUEUE, ray_job_id=None, stop_requested=False, finished_at=None,
+                 error=None, reason=None)
+
+
+def finish(store: Store, sweep_id: str) -> SweepStatus:
+    return apply(store, sweep_id, Event.FINISH)
+
+
+def interrupt(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
+    to = apply(store, sweep_id, Event.INTERRUPT, reason=reason.value, **_error(error))
+    store.mark_running_trials(sweep_id, TrialStatus.PENDING if reason in CLEAN_INTERRUPTS else TrialStatus.ERRORED)
+    return to
+
+
+def stopped(store: Store, sweep_id: str) -> SweepStatus:
+    to = apply(store, sweep_id, Event.STOP)
+    store.mark_running_trials(sweep_id, TrialStatus.EARLY_STOPPED)
+    return to
+
+
+def fail(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
+    to = apply(store, sweep_id, Event.FAIL, reason=reason.value, **_error(error))
+    store.mark_running_trials(sweep_id, TrialStatus.ERRORED)
+    return to
+
+
+def _error(error: str | None) -> dict[str, str]:
+    return {"error": error[-4000:]} if error else {}
+
+
+def note(store: Store, sweep_id: str, reason: Reason, error: str) -> None:
+    """Record why a running sweep is about to end (e.g. the disk watch, before it raises
+    SIGINT); the status moves when the driver ends (`driver_ended`)."""
+    store.update_sweep(sweep_id, reason=reason.value, error=error[-4000:])
+
+
+def request_stop(store: Store, sweep_id: str) -> str:
+    """Ask a sweep to stop: its driver's stopper ends every trial and keeps the results. A
+    sweep still waiting in the queue is stopped at once. Returns its status, or `stopping`."""
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise KeyError(sweep_id)
+    if sweep.status not in ACTIVE:
+        return sweep.status
+    store.update_sweep(sweep_id, stop_requested=True)
+    if sweep.status == SweepStatus.QUEUED and not sweep.ray_job_id:
+        return stopped(store, sweep_id)
+    return "stopping"
+
+
+# ---------------------------------------------------------------- deciding the end
+
+
+def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: int, total: int) -> SweepStatus:
+    """How a sweep ends when its driver's Tune run returns: the reason it was interrupted
+    (noted before), a stop request, trials left unfinished (Tune returned on a signal), all
+    trials failed, or success."""
+    sweep = store.get_sweep(sweep_id)
+    if sweep.reason == Reason.DISK_LOW:
+        return interrupt(store, sweep_id, Reason.DISK_LOW)
+    if sweep.stop_requested:
+        return stopped(store, sweep_id)
+    if unfinished_trials:
+        return interrupt(store, sweep_id, Reason.DRIVER_INTERRUPTED,
+                         f"the driver was interrupted with {unfinished_trials} trial(s) unfinished; resume it")
+    if total and errored == total:
+        return fail(store, sweep_id, Reason.ALL_TRIALS_FAILED, f"all {total} trials failed")
+    return finish(store, sweep_id)
+
+
+def driver_gone(store: Store, sweep: Sweep, alive: bool) -> str:
+    """A running sweep whose driver (on this host, CLI path) is no longer alive is interrupted."""
+    if sweep.status != SweepStatus.RUNNING or alive:
+        return sweep.status
+    return interrupt(store, sweep.id, Reason.DRIVER_LOST, f"the driver (pid {sweep.driver_pid}) is gone")
+
+
+def reconcile(store: Store, sweep: Sweep, job_status: str | None, message: str = "") -> SweepStatus | str:
+    """Bring an active sweep in line with its Ray job: `job_status` is the job's status, or
+    None when the cluster does not know the job. A job still going changes nothing."""
+    if sweep.status not in ACTIVE or job_status in ("PENDING", "RUNNING"):
+        return sweep.status
+    started = sweep.status == SweepStatus.RUNNING
+    try:
+        if job_status is None:
+            why = f"Ray job {sweep.ray_job_id} is unknown to the cluster"
+            return (interrupt(store, sweep.id, Reason.JOB_UNKNOWN, why) if started
+                    else fail(store, sweep.id, Reason.JOB_UNKNOWN, why))
+        if job_status == "STOPPED":
+            return stopped(store, sweep.id)
+        if job_status == "SUCCEEDED":
+            return finish(store, sweep.id) if started else fail(store, sweep.id, Reason.JOB_FAILED, message)
+        return (interrupt(store, sweep.id, Reason.JOB_FAILED, message) if started
+                else fail(store, sweep.id, Reason.JOB_FAILED, message))
+    except TransitionError:  # the driver wrote its own end meanwhile: that one stands
+        return store.get_sweep(sweep.id).status

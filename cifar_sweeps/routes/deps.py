@@ -1,0 +1,129 @@
+"""What the routes share: the app's state, the token check, strict JSON bodies, the sweep
+and trial lookups (404s), and response helpers. No route imports api.py."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.responses import Response
+
+from cifar_sweeps.jobs import Jobs
+from cifar_sweeps.schemas import BestTrial, Links, SweepOut
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.store import Store, Sweep, Trial
+
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,96}$"
+MAX_OFFSET = 10**9
+
+
+class AppState:
+    """What every request works with: one Settings, one store, one Jobs (the Ray cluster)."""
+
+    def __init__(self, settings: Settings, store: Store, jobs: Jobs):
+        self.settings, self.store, self.jobs = settings, store, jobs
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.s
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def require_token(request: Request, state: State) -> None:
+    token = state.settings.api_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # compare_digest: the time taken does not tell how much of the token was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "missing or wrong API token (send Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def _reject_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if dups:
+        raise ValueError(f"duplicated key(s) {', '.join(repr(k) for k in dups)}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def strict_json(request: Request) -> None:
+    """JSON bodies must be plain JSON: no duplicated keys (which would silently keep the
+    last), no NaN or Infinity, and not nested past a sane depth."""
+    raw = await request.body()
+    if not raw:
+        return
+    if raw.count(b"[") + raw.count(b"{") > 10_000:
+        raise HTTPException(422, "request body is nested too deeply")
+    try:
+        json.loads(raw, object_pairs_hook=_reject_pairs, parse_constant=_reject_constant)
+    except RecursionError:
+        raise HTTPException(422, "request body is nested too deeply") from None
+    except ValueError as e:
+        raise HTTPException(422, f"invalid JSON body: {e}") from None
+
+
+Auth = Depends(require_token)
+StrictJSON = Depends(strict_json)
+
+
+def sweep_or_404(state: State, sweep_id: Annotated[str, Path()]) -> Sweep:
+    sweep = state.store.get_sweep(sweep_id)
+    if sweep is None:
+        raise HTTPException(404, f"no sweep {sweep_id!r}")
+    return sweep
+
+
+def trial_or_404(state: State, trial_id: Annotated[str, Path()]) -> Trial:
+    t = state.store.get_trial(trial_id)
+    if t is None:
+        raise HTTPException(404, f"no trial {trial_id!r}")
+    return t
+
+
+SweepDep = Annotated[Sweep, Depends(sweep_or_404)]
+TrialDep = Annotated[Trial, Depends(trial_or_404)]
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def json_response(model) -> Response:
+    """A response model already built and validated here, serialized once (FastAPI would
+    validate and encode it again: half the cost of the leaderboard's hot path)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+def checkpoint_url(request: Request, t: Trial) -> str | None:
+    return f"{base_url(request)}/trials/{t.id}/checkpoint" if t.checkpoint_path else None
+
+
+def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
+    counts, best = state.store.sweep_summary(sweep.id)
+    out = SweepOut.model_validate(sweep)
+    out.trial_counts = counts
+    out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
+    base = base_url(request)
+    out.links = Links(self=f"{base}/sweeps/{sweep.id}", leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
+                      ray_dashboard=f"{state.jobs.url}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None)
+    return out
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,109 @@
+"""Sweeps: submit, list, read, stop, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from cifar_sweeps import code_version
+from cifar_sweeps.errors import RayUnavailable, StorageError
+from cifar_sweeps.jobs import follow_local_driver
+from cifar_sweeps.lifecycle import ACTIVE, RESUMABLE, SweepStatus
+from cifar_sweeps.routes.deps import (
+    MAX_OFFSET,
+    AppState,
+    Auth,
+    State,
+    StrictJSON,
+    SweepDep,
+    is_loopback,
+    json_response,
+    sweep_out,
+)
+from cifar_sweeps.schemas import SweepList, SweepOut, error_responses
+from cifar_sweeps.spec import SweepSpec, check_limits, needs_pretrained
+from cifar_sweeps.storage import check_results_writable
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+
+def check_local_weights(spec: SweepSpec, state: AppState) -> None:
+    """On a cluster on this machine (the service's own local head) the driver reads the same
+    weights folder as this process: weights it would not find are a 422 now, not a failed
+    sweep later. A remote cluster's driver checks its own folder before any trial starts."""
+    from cifar_sweeps.weights import check_staged
+
+    if is_loopback(urlparse(state.jobs.url).hostname or ""):
+        check_staged(needs_pretrained(spec), state.settings.weights_dir)
+
+
+def writable_results(state: AppState) -> None:
+    try:
+        check_results_writable(state.settings)
+    except StorageError as e:
+        # 507 Insufficient Storage: the server can't store what the sweep will write.
+        raise HTTPException(507, f"{e}; nothing was stored") from None
+
+
+@router.post("", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
+             responses=error_responses(400, 401, 413, 422, 503, 507))
+def create_sweep(spec: SweepSpec, request: Request, state: State) -> SweepOut:
+    check_limits(spec, state.settings)
+    check_local_weights(spec, state)
+    writable_results(state)
+    try:
+        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version())
+    except RayUnavailable as e:
+        raise HTTPException(503, f"{e}; nothing was stored, submit again once Ray is up") from None
+    return sweep_out(state, sweep, request)
+
+
+@router.get("", response_model=SweepList, responses=error_responses(422))
+def list_sweeps(request: Request, state: State, limit: int = Query(50, ge=1, le=500),
+                offset: int = Query(0, ge=0, le=MAX_OFFSET),
+                status: SweepStatus | None = Query(None)) -> SweepList:
+    rows, total = state.store.list_sweeps(limit, offset, status)
+    return json_response(SweepList(items=[sweep_out(state, r, request) for r in rows], total=total, limit=limit,
+                                   offset=offset))
+
+
+@router.get("/{sweep_id}", response_model=SweepOut, responses=error_responses(404))
+async def get_sweep(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    # Reads of the local store take about a millisecond: done on the event loop, they skip
+    # the thread pool's hand-offs. Only an active sweep asks Ray or the OS (in a thread).
+    if sweep.status in ACTIVE:
+        sweep = await asyncio.to_thread(_follow, state, sweep)
+    return json_response(sweep_out(state, sweep, request))
+
+
+def _follow(state: AppState, sweep):
+    sweep = state.jobs.sync(sweep)
+    if sweep.status == SweepStatus.RUNNING and not sweep.ray_job_id:
+        follow_local_driver(state.store, sweep)
+        sweep = state.store.get_sweep(sweep.id)
+    return sweep
+
+
+@router.post("/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth],
+             responses=error_responses(401, 404, 409))
+def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    if sweep.status not in ACTIVE:
+        raise HTTPException(409, f"sweep {sweep.id} is {sweep.status}, not queued or running")
+    return sweep_out(state, state.jobs.stop(sweep), request)
+
+
+@router.post("/{sweep_id}/resume", response_model=SweepOut, dependencies=[Auth],
+             responses=error_responses(401, 404, 409, 503, 507))
+def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    sweep = state.jobs.sync(sweep)
+    if sweep.status not in RESUMABLE:
+        raise HTTPException(409, f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} "
+                                 "sweeps can be resumed")
+    if not sweep.experiment_path:
+        raise HTTPException(409, f"sweep {sweep.id} never started, so there is nothing to resume")
+    writable_results(state)
+    return sweep_out(state, state.jobs.resume(sweep), request)
+
+
