@@ -208,6 +208,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    from cifar_sweeps import presets
+    from cifar_sweeps.spec import parse_spec
+
+    if args.name:
+        print(presets.read(args.name), end="")
+        return 0
+    for name in presets.names():
+        spec = parse_spec(presets.read(name))
+        print(f"{name:<20} {spec.total_trials():>4} trials  {spec.description[:90]}")
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from cifar_sweeps import weights as w
 
@@ -312,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submit", help="a spec (file or preset name) to submit once the service is up")
     p.set_defaults(fn=cmd_serve)
 
+    _weights_parser(sub)
+    p = sub.add_parser("presets", help="the sweep specs that ship with cifar-sweeps (search_spaces/)")
+    p.add_argument("name", nargs="?", help="print this preset's JSON")
+    p.set_defaults(fn=cmd_presets)
+    p = sub.add_parser("predict", help="classify images with a downloaded model file")
+    p.add_argument("model_file")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(fn=cmd_predict)
+    return ap
+
+
+def _weights_parser(sub) -> None:
     p = sub.add_parser("weights", help="stage pretrained weights: fetch (download), import (offline), list")
     wsub = p.add_subparsers(dest="action", required=True)
     q = wsub.add_parser("fetch", help="download through torchvision, hash-checked")
@@ -323,12 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     for q in wsub.choices.values():
         _common(q)
         q.set_defaults(fn=cmd_weights)
-
-    p = sub.add_parser("predict", help="classify images with a downloaded model file")
-    p.add_argument("model_file")
-    p.add_argument("images", nargs="+")
-    p.set_defaults(fn=cmd_predict)
-    return ap
 
 
 def _fail(args: argparse.Namespace, e: Exception, code: int) -> int:

@@ -1,0 +1,136 @@
+"""The sweep lifecycle, table-driven: every (status, event) pair leads to its new status, or
+is refused with nothing changed; and the decisions built on it (a driver's end, a Ray job's
+state) land where they should."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from cifar_sweeps import lifecycle
+from cifar_sweeps.errors import TransitionError
+from cifar_sweeps.lifecycle import Event, Reason, SweepStatus, TrialStatus
+from cifar_sweeps.store import Store
+
+Q, R, OK, F, S, INT = (SweepStatus.QUEUED, SweepStatus.RUNNING, SweepStatus.SUCCEEDED, SweepStatus.FAILED,
+                     SweepStatus.STOPPED, SweepStatus.INTERRUPTED)
+# The whole table, written out: (status, event) -> new status, or None for a refusal.
+EXPECTED = {
+    (Q, Event.REQUEUE): None, (R, Event.REQUEUE): None, (OK, Event.REQUEUE): None,
+    (F, Event.REQUEUE): Q, (S, Event.REQUEUE): Q, (INT, Event.REQUEUE): Q,
+    (Q, Event.START): R, (R, Event.START): None, (OK, Event.START): None,
+    (F, Event.START): R, (S, Event.START): R, (INT, Event.START): R,
+    (Q, Event.FINISH): None, (R, Event.FINISH): OK, (OK, Event.FINISH): None,
+    (F, Event.FINISH): None, (S, Event.FINISH): None, (INT, Event.FINISH): None,
+    (Q, Event.INTERRUPT): None, (R, Event.INTERRUPT): INT, (OK, Event.INTERRUPT): None,
+    (F, Event.INTERRUPT): None, (S, Event.INTERRUPT): None, (INT, Event.INTERRUPT): None,
+    (Q, Event.STOP): S, (R, Event.STOP): S, (OK, Event.STOP): None,
+    (F, Event.STOP): None, (S, Event.STOP): None, (INT, Event.STOP): None,
+    (Q, Event.FAIL): F, (R, Event.FAIL): F, (OK, Event.FAIL): None,
+    (F, Event.FAIL): F, (S, Event.FAIL): F, (INT, Event.FAIL): F,
+}
+
+
+def test_the_table_covers_every_pair():
+    assert set(EXPECTED) == set(itertools.product(SweepStatus, Event))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(f"sqlite:///{tmp_path / 's.db'}")
+
+
+def _sweep_in(store: Store, status: SweepStatus) -> str:
+    sweep = store.create_sweep({"name": "x"}, "synthetic:10", "v")
+    store.update_sweep(sweep.id, status=status.value)
+    return sweep.id
+
+
+def _row(store: Store, sweep_id: str) -> dict:
+    s = store.get_sweep(sweep_id)
+    return {c: getattr(s, c) for c in ("status", "reason", "error", "started_at", "finished_at", "ray_job_id",
+                                       "stop_requested", "driver_pid")}
+
+
+@pytest.mark.parametrize("status,event", sorted(EXPECTED), ids=lambda x: str(x))
+def test_every_status_and_event(store, status, event):
+    sweep_id = _sweep_in(store, status)
+    trial = store.trial_started(sweep_id, "t1", {"model": "mlp"}, 3)
+    before = _row(store, sweep_id)
+    expected = EXPECTED[(status, event)]
+    if expected is None:
+        with pytest.raises(TransitionError):
+            lifecycle.apply(store, sweep_id, event)
+        assert _row(store, sweep_id) == before  # a refusal changes nothing
+        assert store.get_trial(trial).status == TrialStatus.RUNNING
+        return
+    assert lifecycle.apply(store, sweep_id, event) == expected
+    after = store.get_sweep(sweep_id)
+    assert after.status == expected
+    assert (after.finished_at is not None) == (expected in lifecycle.TERMINAL)
+
+
+def test_named_events_write_their_columns(store):
+    sid = _sweep_in(store, Q)
+    t = store.trial_started(sid, "t1", {"model": "mlp"}, 3)
+    lifecycle.claim(store, sid, "host-a", 123, "/exp/sid")
+    s = store.get_sweep(sid)
+    assert (s.status, s.driver_host, s.driver_pid, s.experiment_path) == (R, "host-a", 123, "/exp/sid")
+    lifecycle.interrupt(store, sid, Reason.DISK_LOW, "the disk is full")
+    s = store.get_sweep(sid)
+    assert (s.status, s.reason, s.error) == (INT, "disk_low", "the disk is full")
+    assert store.get_trial(t).status == TrialStatus.PENDING  # a clean interrupt: it continues on resume
+    lifecycle.requeue(store, sid)
+    s = store.get_sweep(sid)
+    assert (s.status, s.reason, s.error, s.finished_at) == (Q, None, None, None)
+
+
+def test_a_lost_driver_marks_its_running_trials_errored(store):
+    sid = _sweep_in(store, R)
+    t = store.trial_started(sid, "t1", {"model": "mlp"}, 3)
+    assert lifecycle.driver_gone(store, store.get_sweep(sid), alive=True) == R
+    assert lifecycle.driver_gone(store, store.get_sweep(sid), alive=False) == INT
+    assert store.get_sweep(sid).reason == "driver_lost" and store.get_trial(t).status == TrialStatus.ERRORED
+
+
+@pytest.mark.parametrize("noted,stop,unfinished,errored,total,status,reason", [
+    (None, False, 0, 0, 3, OK, None),
+    (None, False, 0, 3, 3, F, "all_trials_failed"),
+    (None, False, 0, 2, 3, OK, None),
+    (None, False, 2, 0, 3, INT, "driver_interrupted"),
+    (None, True, 1, 0, 3, S, None),
+    (Reason.DISK_LOW, False, 1, 0, 3, INT, "disk_low"),
+])
+def test_driver_ended(store, noted, stop, unfinished, errored, total, status, reason):
+    sid = _sweep_in(store, R)
+    if noted:
+        lifecycle.note(store, sid, noted, "low")
+    if stop:
+        store.update_sweep(sid, stop_requested=True)
+    assert lifecycle.driver_ended(store, sid, unfinished, errored, total) == status
+    assert store.get_sweep(sid).reason == reason
+
+
+@pytest.mark.parametrize("start,job,status,reason", [
+    (R, "RUNNING", R, None), (Q, "PENDING", Q, None),
+    (R, "SUCCEEDED", OK, None), (R, "STOPPED", S, None),
+    (R, "FAILED", INT, "job_failed"), (Q, "FAILED", F, "job_failed"),
+    (R, None, INT, "job_unknown"), (Q, None, F, "job_unknown"),
+    (OK, "FAILED", OK, None),  # the driver's own end stands
+])
+def test_reconcile_with_the_ray_job(store, start, job, status, reason):
+    sid = _sweep_in(store, start)
+    store.update_sweep(sid, ray_job_id="raysubmit_1")
+    assert lifecycle.reconcile(store, store.get_sweep(sid), job, "boom") == status
+    assert store.get_sweep(sid).reason == reason
+
+
+def test_request_stop(store):
+    queued = _sweep_in(store, Q)
+    assert lifecycle.request_stop(store, queued) == S  # not yet submitted: stopped at once
+    running = _sweep_in(store, R)
+    assert lifecycle.request_stop(store, running) == "stopping"
+    assert store.get_sweep(running).stop_requested and store.get_sweep(running).status == R
+    with pytest.raises(KeyError):
+        lifecycle.request_stop(store, "sw-nope")
