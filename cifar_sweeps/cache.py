@@ -5,8 +5,10 @@ served without touching the database or the thread pool:
 - fresh for `ttl_s` seconds;
 - then, for another `ttl_s`, served stale while one background task refreshes it (a
   client never waits for the database on a hot view: no latency spike at expiry). The
-  refresh first asks the store for its data version (one cheap query): if nothing was
-  committed since the answer was computed, the answer is simply fresh again;
+  refresh first asks the store for the view's data version (one cheap query): if nothing
+  it shows was committed since the answer was computed, the answer is simply fresh again
+  (a view of one sweep depends on that sweep's version only: writes to other sweeps leave
+  it valid);
 - a view that nobody has in cache is computed once however many clients ask at the same
   moment (the others wait for that answer);
 - any mutating request through this process clears it. Writes by sweep drivers show up
@@ -34,7 +36,7 @@ class Entry:
 
 class ResponseCache:
     def __init__(self, app, ttl_s: float, max_entries: int = 2048,
-                 version: Callable[[], str | None] = lambda: None):
+                 version: Callable[[bytes], str | None] = lambda key: None):
         self.app, self.ttl_s, self.max_entries, self.version = app, ttl_s, max_entries, version
         self.entries: dict[bytes, Entry] = {}
         self.inflight: dict[bytes, asyncio.Future] = {}
@@ -76,7 +78,7 @@ class ResponseCache:
     async def _compute(self, key: bytes, future: asyncio.Future, scope, receive, send) -> None:
         """Runs the app for this request, passing its answer through, and keeps a 200."""
         generation, at = self.generation, time.monotonic()
-        version = await asyncio.to_thread(self.version)  # before: a commit during the app call counts
+        version = await asyncio.to_thread(self.version, key)  # before: a commit during the app call counts
         status, headers, body = 0, [], []
 
         async def capture(message):
@@ -100,7 +102,7 @@ class ResponseCache:
     async def _unchanged(self, key: bytes, future: asyncio.Future, stale: Entry) -> bool:
         """Makes the stale entry fresh again if the store has not changed since."""
         generation, at = self.generation, time.monotonic()
-        if stale.version is None or await asyncio.to_thread(self.version) != stale.version:
+        if stale.version is None or await asyncio.to_thread(self.version, key) != stale.version:
             return False
         if generation == self.generation and self.entries.get(key) is stale:
             self.entries[key] = replace(stale, at=at)

@@ -72,6 +72,9 @@ class Sweep(Base):
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(32))  # lifecycle.Reason: why it ended so
+    # Bumped by every write to this sweep or its trials: cached views of one sweep are
+    # revalidated against it, so writes to other sweeps leave them valid.
+    data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Trial(Base):
@@ -176,6 +179,16 @@ class Store:
             return None
         return None
 
+    def view_version(self, key: bytes) -> str | None:
+        """The version a cached GET view depends on: one sweep's data_version for a view of
+        one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`), the store's otherwise."""
+        sweep_id = _sweep_of_view(key.decode("latin-1"))
+        if sweep_id is None:
+            return self.data_version()
+        with self.sessions() as s:
+            v = s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))
+        return f"{sweep_id}:{v}"
+
     @staticmethod
     def _ensure_sqlite_dir(url: str) -> None:
         from pathlib import Path
@@ -209,7 +222,7 @@ class Store:
 
     def update_sweep(self, sweep_id: str, **values: Any) -> None:
         with self.session() as s:
-            s.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values))
+            s.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values, data_version=_BUMP))
 
     def transition_sweep(self, sweep_id: str, allowed_from: set[str], values: dict[str, Any]) -> bool:
         """Write `values` only if the sweep's status is still one of `allowed_from`, in one
@@ -217,7 +230,7 @@ class Store:
         values = {k: (v.value if isinstance(v, SweepStatus) else v) for k, v in values.items()}
         with self.session() as s:
             done = s.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(sorted(allowed_from)))
-                             .values(**values))
+                             .values(**values, data_version=_BUMP))
             return done.rowcount == 1
 
     def delete_sweep(self, sweep_id: str) -> None:
@@ -262,6 +275,7 @@ class Store:
                             epochs_budget=epochs_budget))
             else:  # a retried or resumed trial: same row, running again
                 t.status, t.error, t.finished_at = TrialStatus.RUNNING, None, None
+            _bump(s, sweep_id)
         return tid
 
     def trial_epoch(self, trial_id: str, m: dict[str, Any]) -> None:
@@ -285,20 +299,24 @@ class Store:
                 t.val_acc, t.val_loss, t.best_epoch = float(m["val_acc"]), float(m["val_loss"]), epoch
             if m.get("test_acc") is not None:
                 t.test_acc = float(m["test_acc"])
+            _bump(s, t.sweep_id)
 
     def trial_checkpoint(self, trial_id: str, path: str) -> None:
         with self.session() as s:
             s.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
+            _bump_trial(s, trial_id)
 
     def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
         with self.session() as s:
             s.execute(update(Trial).where(Trial.id == trial_id).values(
                 status=status, error=error[-8000:] if error else None, finished_at=utcnow()))
+            _bump_trial(s, trial_id)
 
     def mark_running_trials(self, sweep_id: str, status: TrialStatus) -> None:
         with self.session() as s:
             s.execute(update(Trial).where(Trial.sweep_id == sweep_id, Trial.status == TrialStatus.RUNNING)
                       .values(status=status, finished_at=None if status == TrialStatus.PENDING else utcnow()))
+            _bump(s, sweep_id)
 
     # ------------------------------------------------------------ reads
 
@@ -345,6 +363,29 @@ class Store:
             best = s.scalars(select(Trial).where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
                              .order_by(Trial.val_acc.desc(), Trial.id).limit(1)).first()
         return {status: int(n) for status, n in counts}, best
+
+
+_BUMP = Sweep.data_version + 1
+
+
+def _bump(s: Session, sweep_id: str) -> None:
+    s.execute(update(Sweep).where(Sweep.id == sweep_id).values(data_version=_BUMP))
+
+
+def _bump_trial(s: Session, trial_id: str) -> None:
+    s.execute(update(Sweep).where(Sweep.id == select(Trial.sweep_id).where(Trial.id == trial_id).scalar_subquery())
+              .values(data_version=_BUMP))
+
+
+def _sweep_of_view(key: str) -> str | None:
+    """The sweep a GET view shows alone, from its cache key (path?query), or None."""
+    path, _, query = key.partition("?")
+    if path.startswith("/sweeps/") and path.count("/") == 2:
+        return path.removeprefix("/sweeps/")
+    if path == "/leaderboard":
+        ids = [v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "sweep_id"]
+        return ids[0] if len(ids) == 1 and ids[0] else None
+    return None
 
 
 @lru_cache(maxsize=8)

@@ -103,7 +103,7 @@ def test_errors_are_not_cached():
 def test_unchanged_store_makes_a_stale_answer_fresh_without_recomputing():
     async def main():
         app, version = CountingApp(), ["v1"]
-        cache = ResponseCache(app, ttl_s=0.3, version=lambda: version[0])
+        cache = ResponseCache(app, ttl_s=0.3, version=lambda key: version[0])
         assert await get(cache) == b"1"
         for _ in range(3):  # stale three times over, the store unchanged: revalidated, not recomputed
             await asyncio.sleep(0.35)

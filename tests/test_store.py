@@ -140,3 +140,23 @@ def test_data_version_moves_on_every_commit(store):
     assert v1 != v0
     store.create_sweep({"name": "y"}, "synthetic:1", "v")
     assert store.data_version() not in (v0, v1)
+
+
+def test_a_view_of_one_sweep_changes_version_only_with_that_sweep(store):
+    a = store.create_sweep({"name": "a"}, "s", "v")
+    b = store.create_sweep({"name": "b"}, "s", "v")
+    ta = store.trial_started(a.id, "t1", {"model": "mlp"}, 3)
+    views = {"one": f"/sweeps/{a.id}".encode(), "board": f"/leaderboard?sweep_id={a.id}&limit=5".encode(),
+             "all": b"/leaderboard?limit=5"}
+    before = {k: store.view_version(v) for k, v in views.items()}
+    tb = store.trial_started(b.id, "t2", {"model": "mlp"}, 3)
+    store.trial_epoch(tb, _metrics(1, 0.5))
+    after_b = {k: store.view_version(v) for k, v in views.items()}
+    assert after_b["one"] == before["one"] and after_b["board"] == before["board"]
+    if before["all"] is not None:  # a database with a global version
+        assert after_b["all"] != before["all"]
+    for write in (lambda: store.trial_epoch(ta, _metrics(1, 0.4)), lambda: store.trial_checkpoint(ta, "/x"),
+                  lambda: store.trial_finished(ta, "terminated"), lambda: store.update_sweep(a.id, error="e")):
+        old = store.view_version(views["one"])
+        write()
+        assert store.view_version(views["one"]) != old
