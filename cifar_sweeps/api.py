@@ -223,6 +223,17 @@ def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -
           f"  leaderboard JSON: {base}/leaderboard\n  Ray dashboard:    {state.jobs.url}\n", flush=True)
 
 
+def print_token_hint(url: str) -> None:
+    """A dashboard with Ray's token authentication on opens on a token prompt: say where the
+    token is."""
+    from cifar_sweeps.jobs import needs_token
+
+    if needs_token(url):
+        print(f"the Ray dashboard at {url} asks for a token: paste the one in "
+              f"{os.environ.get('RAY_AUTH_TOKEN_PATH') or '~/.ray/auth_token'} (or $RAY_AUTH_TOKEN); "
+              "this service sends it to the Jobs API itself", flush=True)
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None) -> int:
     import uvicorn
 
@@ -235,8 +246,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit:
         head = LocalHead(dashboard_url(settings))
         print(f"starting a local Ray head (dashboard {head.dashboard}) unless one is running...", flush=True)
         head.ensure()
-    # Before Ray is imported (create_app imports it): Ray reads its auth mode once, at import.
+    # Before Ray's job client is first used: Ray reads its auth mode once.
     use_token_auth_if_needed(dashboard_url(settings))
+    print_token_hint(dashboard_url(settings))
     app = create_app(settings)
     if head is not None:
         app.state.shutdown_hooks.append(head.stop)

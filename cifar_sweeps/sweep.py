@@ -39,6 +39,12 @@ def init_ray(address: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and address.startswith(("http://", "https://")):
         address = "auto"  # a Jobs API URL names the cluster's dashboard, not its GCS
+    if address is None:
+        # A local runtime of ours lives on loopback and for this command only. In Ray's
+        # default mode it would write ~/.ray/auth_token, and every later `ray start --head`
+        # on this machine would then turn token authentication on, so that a plain `ray job
+        # submit` fails. Unless the user chose a mode, it runs without a token.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address=address, include_dashboard=None, log_to_driver=True,
              logging_level="WARNING", configure_logging=True)
 
