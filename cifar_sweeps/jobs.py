@@ -166,6 +166,7 @@ class Jobs:
         self.url = dashboard_url(settings)
         self._client = None
         self._lock = threading.Lock()  # one submitter at a time: the running-sweeps cap holds
+        self._unreachable_since: float | None = None  # time.monotonic() of the first failed sync
 
     # ------------------------------------------------------------ Ray client
 
@@ -267,8 +268,9 @@ class Jobs:
             return sweep
         try:
             info = self.client().get_job_info(sweep.ray_job_id)
+            self._unreachable_since = None
         except RayUnavailable:
-            return sweep
+            return self._cluster_silent(sweep)
         except Exception as e:
             if "404" not in str(e) and "does not exist" not in str(e):
                 return sweep
@@ -277,6 +279,22 @@ class Jobs:
         message = "" if info is None else (info.message or "")[-2000:]
         fresh = self.store.get_sweep(sweep.id)  # the driver may have just written its end
         lifecycle.reconcile(self.store, fresh, status, message)
+        return self.store.get_sweep(sweep.id)
+
+    def _cluster_silent(self, sweep: Sweep) -> Sweep:
+        """The cluster does not answer. A head that is gone takes its job drivers with it:
+        past `cluster_lost_after_s` of silence the sweep is interrupted, naming the cluster,
+        rather than left `running` for ever (resume it once a head is up)."""
+        now = time.monotonic()
+        self._client = None
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        silent = now - self._unreachable_since
+        if silent < self.settings.cluster_lost_after_s:
+            return sweep
+        lifecycle.reconcile_lost_cluster(self.store, sweep, f"the Ray cluster at {self.url} has not answered for "
+                                         f"{silent:.0f} s: its head is gone, and the sweep's driver with it; "
+                                         "resume the sweep once a head is up")
         return self.store.get_sweep(sweep.id)
 
     def sync_all(self) -> None:

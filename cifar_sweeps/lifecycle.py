@@ -53,6 +53,7 @@ class Reason(StrEnum):
     DRIVER_ERROR = "driver_error"  # the driver raised before or while running Tune
     JOB_FAILED = "job_failed"  # the Ray job ended FAILED without the driver saying so
     JOB_UNKNOWN = "job_unknown"  # the cluster no longer knows the job (it was restarted)
+    CLUSTER_LOST = "cluster_lost"  # the Ray cluster (its head) stopped answering
     ALL_TRIALS_FAILED = "all_trials_failed"
 
 
@@ -217,5 +218,16 @@ def reconcile(store: Store, sweep: Sweep, job_status: str | None, message: str =
             return finish(store, sweep.id) if started else fail(store, sweep.id, Reason.JOB_FAILED, message)
         return (interrupt(store, sweep.id, Reason.JOB_FAILED, message) if started
                 else fail(store, sweep.id, Reason.JOB_FAILED, message))
+    except TransitionError:  # the driver wrote its own end meanwhile: that one stands
+        return store.get_sweep(sweep.id).status
+
+
+def reconcile_lost_cluster(store: Store, sweep: Sweep, why: str) -> SweepStatus | str:
+    """An active sweep whose cluster is gone: interrupted (resumable) if it had started,
+    failed if it never had."""
+    try:
+        if sweep.status == SweepStatus.RUNNING:
+            return interrupt(store, sweep.id, Reason.CLUSTER_LOST, why)
+        return fail(store, sweep.id, Reason.CLUSTER_LOST, why)
     except TransitionError:  # the driver wrote its own end meanwhile: that one stands
         return store.get_sweep(sweep.id).status

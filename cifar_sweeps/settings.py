@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     max_running_sweeps: int = Field(default=4, gt=0)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     dashboard_url: str = "http://127.0.0.1:8265"
+    # Seconds the Ray cluster may stay silent before its active sweeps count as lost
+    # (interrupted, resumable): a head restarting answers again well within this.
+    cluster_lost_after_s: float = Field(default=30.0, gt=0)
     # Seconds a GET /leaderboard or /sweeps answer is reused for identical requests (0: off).
     cache_ttl_s: float = Field(default=1.0, ge=0)
     # Free space (MiB) the results folder must have before a sweep starts: checkpoints and

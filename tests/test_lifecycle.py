@@ -134,3 +134,22 @@ def test_request_stop(store):
     assert store.get_sweep(running).stop_requested and store.get_sweep(running).status == R
     with pytest.raises(KeyError):
         lifecycle.request_stop(store, "sw-nope")
+
+
+def test_a_silent_cluster_interrupts_its_sweeps_after_the_grace(store, tmp_path):
+    import time
+
+    from cifar_sweeps.jobs import Jobs
+    from cifar_sweeps.settings import Settings
+
+    settings = Settings(results_dir=tmp_path, dashboard_url="http://127.0.0.1:9", cluster_lost_after_s=0.3)
+    jobs = Jobs(settings, store)
+    running, queued = _sweep_in(store, R), _sweep_in(store, Q)
+    for sid in (running, queued):
+        store.update_sweep(sid, ray_job_id=f"raysubmit_{sid}")
+    assert jobs.sync(store.get_sweep(running)).status == R  # within the grace: a head may be restarting
+    time.sleep(0.4)
+    lost = jobs.sync(store.get_sweep(running))
+    assert (lost.status, lost.reason) == (INT, "cluster_lost") and "http://127.0.0.1:9" in lost.error
+    never = jobs.sync(store.get_sweep(queued))
+    assert (never.status, never.reason) == (F, "cluster_lost")
