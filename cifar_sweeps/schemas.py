@@ -83,6 +83,7 @@ class LeaderboardItem(BaseModel):
     epochs_budget: int | None
     status: TrialStatus
     seconds: float
+    node_id: str | None = None  # the Ray node of its latest epoch
     checkpoint_url: str | None
 
 
@@ -102,6 +103,7 @@ class EpochOut(_Out):
     lr: float
     seconds: float
     images_per_s: float
+    node_id: str | None = None  # the Ray node it ran on
 
 
 class TrialOut(_Out):
@@ -119,6 +121,7 @@ class TrialOut(_Out):
     epochs_budget: int | None
     seconds: float
     error: str | None
+    node_id: str | None = None  # the Ray node of its latest epoch
     started_at: UtcTime
     finished_at: UtcTime | None
     checkpoint_url: str | None = None

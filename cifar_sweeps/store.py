@@ -100,6 +100,7 @@ class Trial(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     checkpoint_path: Mapped[str | None] = mapped_column(String(2048))  # best model file
     error: Mapped[str | None] = mapped_column(Text)
+    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node of its latest epoch
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -117,6 +118,7 @@ class Epoch(Base):
     lr: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
     images_per_s: Mapped[float] = mapped_column(Float)
+    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node it ran on
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -286,13 +288,15 @@ class Store:
             t = s.get(Trial, trial_id)
             if t is None:
                 return
-            epoch = int(m["epoch"])
+            epoch, node = int(m["epoch"]), m.get("node_id")
             row = s.scalar(select(Epoch).where(Epoch.trial_id == trial_id, Epoch.epoch == epoch))
             if row is None:
-                s.add(Epoch(trial_id=trial_id, epoch=epoch, **{k: float(m[k]) for k in fields}))
+                s.add(Epoch(trial_id=trial_id, epoch=epoch, node_id=node, **{k: float(m[k]) for k in fields}))
             else:
                 for k in fields:
                     setattr(row, k, float(m[k]))
+                row.node_id = node
+            t.node_id = node or t.node_id
             t.epochs = max(t.epochs, epoch)
             t.seconds = float(m.get("time_total_s", t.seconds))
             if t.val_acc is None or m["val_acc"] > t.val_acc:

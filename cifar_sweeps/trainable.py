@@ -48,7 +48,7 @@ def report_metrics(m: EpochMetrics) -> dict[str, Any]:
 def _report(m: EpochMetrics, trainer: Trainer, every: int) -> None:
     from ray import tune
 
-    metrics = report_metrics(m)
+    metrics = {**report_metrics(m), "node_id": _node_id()}
     if not should_checkpoint(m, every, trainer.cfg.epochs):
         tune.report(metrics)
         return
@@ -56,6 +56,13 @@ def _report(m: EpochMetrics, trainer: Trainer, every: int) -> None:
         torch.save(trainer.state_dict(), Path(d, STATE_FILE))
         torch.save(trainer.best_model_file(), Path(d, MODEL_FILE))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _node_id() -> str:
+    """The Ray node this trial runs on (the store records it per epoch)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def _restore(trainer: Trainer) -> None:

@@ -160,3 +160,12 @@ def test_a_view_of_one_sweep_changes_version_only_with_that_sweep(store):
         old = store.view_version(views["one"])
         write()
         assert store.view_version(views["one"]) != old
+
+
+def test_each_epoch_records_its_node(store):
+    a = store.create_sweep({"name": "a"}, "s", "v")
+    t = store.trial_started(a.id, "t1", {"model": "mlp"}, 3)
+    store.trial_epoch(t, {**_metrics(1, 0.3), "node_id": "node-a"})
+    store.trial_epoch(t, {**_metrics(2, 0.4), "node_id": "node-b"})  # retried on another node
+    assert [(e.epoch, e.node_id) for e in store.epochs(t)] == [(1, "node-a"), (2, "node-b")]
+    assert store.get_trial(t).node_id == "node-b"

@@ -20,6 +20,6 @@ async def leaderboard(request: Request, state: State, sweep_id: str | None = Que
         rank=offset + i + 1, trial_id=t.id, sweep_id=t.sweep_id, sweep_name=names.get(t.sweep_id),
         model=t.model, config=t.config, val_acc=t.val_acc, val_loss=t.val_loss, test_acc=t.test_acc,
         best_epoch=t.best_epoch, epochs=t.epochs, epochs_budget=t.epochs_budget, status=t.status,
-        seconds=t.seconds, checkpoint_url=checkpoint_url(request, t),
+        seconds=t.seconds, node_id=t.node_id, checkpoint_url=checkpoint_url(request, t),
     ) for i, t in enumerate(rows)]
     return json_response(Leaderboard(items=items, total=total, limit=limit, offset=offset))

@@ -98,6 +98,8 @@ function renderBoard() {
     tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
     tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
     tr.append(el("td", { class: `status-${t.status}` }, t.status), el("td", {}, t.sweep_name || t.sweep_id));
+    // The Ray node of the trial's latest epoch, shortened (the full id is its tooltip).
+    tr.append(el("td", { class: "node", title: t.node_id || "" }, t.node_id ? t.node_id.slice(0, 8) : "-"));
     const cfg = Object.entries(t.config).filter(([k]) => k !== "model")
       .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join(" ");
     tr.append(el("td", { class: "config" }, cfg));
