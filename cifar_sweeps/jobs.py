@@ -84,8 +84,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def agent_ports() -> list[str]:
+    """Free ports for a node's agents, which default to fixed numbers: a second node or
+    cluster on the same machine (a test's, a benchmark's) then starts beside another."""
+    return [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                    "metrics-export-port", "runtime-env-agent-port")]
+
+
 def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, env: dict | None = None,
-               timeout_s: float = 120) -> str:
+               timeout_s: float = 120, resources: dict[str, float] | None = None) -> str:
     """`ray start --head` on loopback with a temp folder of its own; returns that folder,
     which names this cluster's processes for `stop_head`."""
     import tempfile
@@ -95,12 +102,14 @@ def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, 
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # job drivers find cifar-sweeps
     # The agents' ports default to fixed numbers: free ones let a second cluster (a test's,
     # a benchmark's) start beside another without its job agent failing to bind.
-    agents = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                      "metrics-export-port", "runtime-env-agent-port",
-                                                      "ray-client-server-port")]
+    agents = agent_ports() + [f"--ray-client-server-port={_free_port()}"]
     cmd = [_ray_cli(), "start", "--head", f"--port={port or 6379}", f"--temp-dir={temp_dir}",
            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
            "--disable-usage-stats", *agents] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+    if resources:
+        import json
+
+        cmd.append(f"--resources={json.dumps(resources)}")
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     if p.returncode != 0:
         raise RayUnavailable(f"`ray start --head` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")

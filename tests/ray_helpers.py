@@ -19,11 +19,12 @@ def free_port() -> int:
 
 
 class RayHead:
-    def __init__(self, tmp: Path, num_cpus: int = 2):
+    def __init__(self, tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None):
         self.tmp = tmp
         self.port = free_port()
         self.dashboard_port = free_port()
         self.num_cpus = num_cpus
+        self.resources = resources
 
     @property
     def address(self) -> str:
@@ -36,7 +37,8 @@ class RayHead:
     def start(self) -> RayHead:
         from cifar_sweeps.jobs import start_head
 
-        self.temp_dir = start_head(self.dashboard_port, self.port, self.num_cpus, env=self.env())
+        self.temp_dir = start_head(self.dashboard_port, self.port, self.num_cpus, env=self.env(),
+                                   resources=self.resources)
         self._wait_dashboard()
         return self
 
@@ -75,3 +77,51 @@ def cli_env(head: RayHead, results: Path, **extra: str) -> dict[str, str]:
     env.pop("CIFAR_SWEEPS_STORE_URL", None)
     env.update(extra)
     return env
+
+
+class WorkerNode:
+    """A second Ray node on this machine that joins `head` (`ray start --address ...`), with
+    a temp folder of its own, so its processes can be found and killed alone."""
+
+    def __init__(self, head: RayHead, num_cpus: int = 1, resources: dict[str, float] | None = None):
+        self.head, self.num_cpus, self.resources = head, num_cpus, resources or {}
+
+    def start(self) -> WorkerNode:
+        import subprocess
+        import tempfile
+
+        from cifar_sweeps.jobs import agent_ports
+
+        self.temp_dir = tempfile.mkdtemp(prefix="rw-", dir="/tmp")
+        cmd = [str(VENV_BIN / "ray"), "start", f"--address={self.head.address}", f"--num-cpus={self.num_cpus}",
+               f"--resources={json.dumps(self.resources)}", f"--temp-dir={self.temp_dir}", *agent_ports()]
+        p = subprocess.run(cmd, env=self.head.env(), capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError(f"`ray start --address` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")
+        return self
+
+    def kill(self) -> int:
+        """SIGKILL every process of this node (a preempted machine); returns how many."""
+        return kill_node(self.temp_dir)
+
+
+def kill_node(temp_dir: str) -> int:
+    """SIGKILL every process of the Ray node started with `temp_dir`, and their children (its
+    workers, and on a head its job drivers); returns how many."""
+    import contextlib
+
+    import psutil
+
+    procs = []
+    for p in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            if any(temp_dir in part for part in (p.info["cmdline"] or [])):
+                procs.append(p)
+    for p in list(procs):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs += [c for c in p.children(recursive=True) if c not in procs]
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(procs, timeout=10)
+    return len(procs)

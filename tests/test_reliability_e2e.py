@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 class Service:
     def __init__(self, head, results: Path, **env):
         self.port = free_port()
-        self.env = cli_env(head, results, RAY_ADDRESS=head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:1200", **env)
+        self.env = cli_env(head, results, **{"RAY_ADDRESS": head.dashboard_url,
+                                             "CIFAR_SWEEPS_DATA": "synthetic:1200", **env})
         self.base = f"http://127.0.0.1:{self.port}"
         self.store = Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
         self.proc = None
