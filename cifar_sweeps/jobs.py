@@ -282,7 +282,9 @@ class Jobs:
             return self._cluster_silent(sweep)
         except Exception as e:
             if "404" not in str(e) and "does not exist" not in str(e):
-                return sweep
+                # The client was made while the cluster was up: a head gone since shows
+                # here as a connection error.
+                return sweep if dashboard_up(self.url) else self._cluster_silent(sweep)
             info = None  # the cluster does not know the job (it was restarted)
         status = None if info is None else str(getattr(info.status, "value", info.status))
         message = "" if info is None else (info.message or "")[-2000:]
