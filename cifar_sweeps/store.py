@@ -158,6 +158,8 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._version_conn = None
         self._version_lock = threading.Lock()
+        # sweep id -> (the store's version when read, that sweep's view version)
+        self._sweep_versions: dict[str, tuple[str | None, str]] = {}
 
     def data_version(self) -> str | None:
         """A value that changes whenever anything is committed (by any process), cheap to
@@ -184,11 +186,18 @@ class Store:
     def view_version(self, key: bytes) -> str | None:
         """The version a cached GET view depends on: one sweep's data_version for a view of
         one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`), the store's otherwise."""
+        store_version = self.data_version()
         sweep_id = _sweep_of_view(key.decode("latin-1"))
         if sweep_id is None:
-            return self.data_version()
+            return store_version
+        known = self._sweep_versions.get(sweep_id)
+        if store_version is not None and known is not None and known[0] == store_version:
+            return known[1]  # nothing committed anywhere since: no query
         with self.sessions() as s:
             v = s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))
+        if len(self._sweep_versions) > 100_000:
+            self._sweep_versions.clear()
+        self._sweep_versions[sweep_id] = (store_version, f"{sweep_id}:{v}")
         return f"{sweep_id}:{v}"
 
     @staticmethod
