@@ -24,6 +24,7 @@ SMOKE = {
     "memory.py": ["--data", "synthetic:300", "--baseline-data", "synthetic:100", "--concurrency", "1", "2"],
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
     "gpu_sweep.py": ["--smoke"],
+    "report_table.py": ["--run", "mlp-report", "--data", "synthetic:300", "--epochs", "1"],
 }
 
 
@@ -34,6 +35,8 @@ def test_benchmark_runs(script, tmp_path):
         args += ["--port", str(free_port()), "--dashboard-port", str(free_port()), "--gcs-port", str(free_port())]
     if script == "gpu_sweep.py":
         args += ["--results-dir", str(tmp_path / "gpu")]
+    if script == "report_table.py":
+        args += ["--results-dir", str(tmp_path / "report")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], env=env, capture_output=True,
