@@ -208,6 +208,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from cifar_sweeps.analysis import importance
+    from cifar_sweeps.spec import parse_spec
+
+    store = _store(_settings(args))
+    sweep = store.get_sweep(args.sweep_id)
+    if sweep is None:
+        raise SpecError(f"no sweep {args.sweep_id!r} in the store at {store.url}")
+    result = importance(parse_spec(sweep.spec), sweep.id, store.trials(sweep.id))
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    print(f"sweep {sweep.id}: {result.metric} ({result.direction}), {result.trials_used} finished trials, "
+          f"best region from the top {result.top_trials}; importance by {result.evaluator}")
+    print(f"{'parameter':<20} {'importance':>10}  best region")
+    for p in result.params:
+        region = (", ".join(map(str, p.best_values)) if p.best_values is not None
+                  else f"{p.best_low:.4g} .. {p.best_high:.4g}{' (log scale)' if p.log else ''}")
+        print(f"{p.name:<20} {p.importance:>10.3f}  {region}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from cifar_sweeps import presets
     from cifar_sweeps.spec import parse_spec
@@ -326,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_serve)
 
     _weights_parser(sub)
+    p = sub.add_parser("analyze", help="parameter importance and best regions of a sweep")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_analyze)
     p = sub.add_parser("presets", help="the sweep specs that ship with cifar-sweeps (search_spaces/)")
     p.add_argument("name", nargs="?", help="print this preset's JSON")
     p.set_defaults(fn=cmd_presets)

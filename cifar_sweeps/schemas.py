@@ -145,3 +145,23 @@ class Health(BaseModel):
     ray: str
     ray_dashboard: str
     version: str
+
+
+class ParamImportance(BaseModel):
+    name: str
+    importance: float  # fANOVA's share of the metric's variance; the shares add up to 1
+    kind: str  # "float", "int" or "choice"
+    log: bool = False
+    best_low: float | None = None  # numbers: the range of the top trials
+    best_high: float | None = None
+    best_values: list[Any] | None = None  # choices: the values of the top trials, most frequent first
+
+
+class Importance(BaseModel):
+    sweep_id: str
+    metric: str
+    direction: str
+    trials_used: int
+    top_trials: int
+    evaluator: str = "fANOVA (Optuna)"
+    params: list[ParamImportance]

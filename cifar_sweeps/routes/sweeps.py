@@ -22,8 +22,8 @@ from cifar_sweeps.routes.deps import (
     json_response,
     sweep_out,
 )
-from cifar_sweeps.schemas import SweepList, SweepOut, error_responses
-from cifar_sweeps.spec import SweepSpec, check_limits, needs_pretrained
+from cifar_sweeps.schemas import Importance, SweepList, SweepOut, error_responses
+from cifar_sweeps.spec import SweepSpec, check_limits, needs_pretrained, parse_spec
 from cifar_sweeps.storage import check_results_writable
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -107,3 +107,12 @@ def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     return sweep_out(state, state.jobs.resume(sweep), request)
 
 
+
+
+@router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409))
+def sweep_importance(sweep: SweepDep, state: State) -> Importance:
+    """Each searched parameter's fANOVA importance for the sweep's metric, and its best
+    region; 409 while too few trials have finished."""
+    from cifar_sweeps.analysis import importance
+
+    return importance(parse_spec(sweep.spec), sweep.id, state.store.trials(sweep.id))

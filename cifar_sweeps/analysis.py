@@ -1,0 +1,124 @@
+"""What a finished sweep says about its space: each searched parameter's importance for the
+sweep's metric, and the region its best trials came from.
+
+Importance is Optuna's fANOVA (a random forest over the trials, its variance split per
+parameter) on an in-memory study built from the stored trials: the spec gives each
+parameter's distribution (log scales, integer steps, choices), the store gives each trial's
+config and score. Nothing here is hand-written statistics.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from cifar_sweeps.errors import CifarSweepsError
+from cifar_sweeps.lifecycle import TrialStatus
+from cifar_sweeps.schemas import Importance, ParamImportance
+from cifar_sweeps.spec import Choice, LogUniform, QLogUniform, QUniform, RandInt, SweepSpec, Uniform
+
+MIN_TRIALS = 5  # fewer trials than this say nothing about importance
+TOP_FRACTION = 0.2  # the best region: where the top fifth of the trials (at least 3) lie
+
+
+class NotEnoughTrials(CifarSweepsError):
+    """Too few finished trials to say anything about the space."""
+
+    http_status = 409
+
+
+def _label(value: Any) -> Any:
+    """A choice's value as Optuna can hold it: objects (sub-spaces) by their fixed keys."""
+    if isinstance(value, dict):
+        return json.dumps({k: v for k, v in value.items() if not isinstance(v, BaseModel)}, sort_keys=True)
+    return value
+
+
+def distribution(p: Any):
+    """The Optuna distribution of a spec parameter."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(p, Choice):
+        return CategoricalDistribution([_label(v) for v in p.values])
+    if isinstance(p, RandInt):
+        return IntDistribution(p.low, p.high - 1)
+    if isinstance(p, QUniform) and all(float(x).is_integer() for x in (p.low, p.high, p.q)):
+        return IntDistribution(int(p.low), int(p.high), step=int(p.q))
+    if isinstance(p, (QUniform, Uniform)):
+        return FloatDistribution(p.low, p.high)
+    return FloatDistribution(p.low, p.high, log=isinstance(p, (LogUniform, QLogUniform)))
+
+
+def _value_of(name: str, p: Any, config: dict[str, Any]) -> Any:
+    """The trial's value of a top-level parameter (a chosen object: the branch it matches)."""
+    if isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values):
+        for v in p.values:
+            fixed = {k: x for k, x in v.items() if not isinstance(x, BaseModel)} if isinstance(v, dict) else None
+            if fixed is not None and all(config.get(k) == x for k, x in fixed.items()):
+                return _label(v)
+            if fixed is None and config.get(name) == v:
+                return v
+        return None
+    return config.get(name)
+
+
+def _score(t, metric: str) -> float | None:
+    return t.val_loss if metric == "val_loss" else t.val_acc
+
+
+def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any], float]]]:
+    import optuna
+
+    dists = {name: distribution(p) for name, p in spec.params.items()}
+    direction = "minimize" if spec.mode == "min" else "maximize"
+    study = optuna.create_study(direction=direction, storage=optuna.storages.InMemoryStorage())
+    used = []
+    for t in trials:
+        score = _score(t, spec.metric)
+        params = {name: _value_of(name, p, t.config) for name, p in spec.params.items()}
+        if score is None or any(v is None for v in params.values()):
+            continue
+        params = {k: (int(v) if isinstance(dists[k], optuna.distributions.IntDistribution) else v)
+                  for k, v in params.items()}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=score))
+        used.append((params, score))
+    return study, used
+
+
+def _best_region(name: str, dist, top: list[dict[str, Any]]) -> dict[str, Any]:
+    from collections import Counter
+
+    from optuna.distributions import CategoricalDistribution
+
+    values = [p[name] for p in top]
+    if isinstance(dist, CategoricalDistribution):
+        return {"best_values": [v for v, _ in Counter(values).most_common()]}
+    return {"best_low": float(min(values)), "best_high": float(max(values))}
+
+
+def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
+    """fANOVA importance of each searched parameter, and the best region of each."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    if not spec.params:
+        raise NotEnoughTrials(f"sweep {sweep_id} searched no parameter: there is nothing to rank")
+    finished = {TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED}
+    study, used = _study(spec, [t for t in trials if t.status in finished])
+    if len(used) < MIN_TRIALS:
+        raise NotEnoughTrials(f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}; "
+                              f"parameter importance needs at least {MIN_TRIALS}")
+    scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), normalize=True)
+    ranked = sorted(used, key=lambda u: u[1], reverse=spec.mode == "max")
+    top = [p for p, _ in ranked[:max(3, round(TOP_FRACTION * len(used)))]]
+    out = []
+    for name, dist in study.trials[0].distributions.items():
+        kind = "choice" if isinstance(dist, CategoricalDistribution) else "int" if isinstance(
+            dist, IntDistribution) else "float"
+        out.append(ParamImportance(name=name, importance=float(scores.get(name, 0.0)), kind=kind,
+                                   log=bool(getattr(dist, "log", False)), **_best_region(name, dist, top)))
+    out.sort(key=lambda p: p.importance, reverse=True)
+    return Importance(sweep_id=sweep_id, metric=spec.metric, direction=study.direction.name.lower(),
+                      trials_used=len(used), top_trials=len(top), params=out)

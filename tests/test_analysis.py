@@ -1,0 +1,76 @@
+"""Parameter importance and best regions, from trials written to the store directly: a
+metric that depends on lr alone (with noise) must be explained by lr; too few trials are a
+409 with a message, not a number."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cifar_sweeps.api import create_app
+from cifar_sweeps.cli import main
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec import parse_spec
+from cifar_sweeps.store import get_store
+from tests.test_api import FakeJobs
+
+SPEC = {"name": "imp", "fixed": {"model": "mlp", "epochs": 1},
+        "params": {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
+                   "batch_size": {"type": "choice", "values": [32, 64, 128]},
+                   "momentum": {"type": "uniform", "low": 0.5, "high": 0.95}}}
+
+
+def _accuracy(lr: float, rng: random.Random) -> float:
+    """Best near lr = 0.01 on a log scale, worse either side; plus noise."""
+    return 0.8 - 0.08 * (math.log10(lr) + 2) ** 2 + rng.gauss(0, 0.01)
+
+
+def _stored_sweep(tmp_path, n: int):
+    settings = Settings(results_dir=tmp_path)
+    store = get_store(settings.resolved_store_url())
+    spec = parse_spec(SPEC)
+    sweep = store.create_sweep(spec.model_dump(mode="json"), "synthetic:10", "test")
+    rng = random.Random(0)
+    for i in range(n):
+        cfg = {"model": "mlp", "epochs": 1, "lr": 10 ** rng.uniform(-4, -1), "batch_size": rng.choice([32, 64, 128]),
+               "momentum": rng.uniform(0.5, 0.95)}
+        tid = store.trial_started(sweep.id, f"t{i}", cfg, 1)
+        acc = _accuracy(cfg["lr"], rng)
+        store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc, "val_acc": acc,
+                                "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
+        store.trial_finished(tid, "terminated")
+    return settings, store, sweep
+
+
+def test_lr_gets_the_importance(tmp_path, capsys):
+    settings, store, sweep = _stored_sweep(tmp_path, 40)
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    r = client.get(f"/sweeps/{sweep.id}/importance")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    got = {p["name"]: p for p in body["params"]}
+    assert body["trials_used"] == 40 and body["metric"] == "val_acc"
+    assert got["lr"]["importance"] >= 0.7, got
+    assert got["batch_size"]["importance"] < 0.2 and got["momentum"]["importance"] < 0.2, got
+    assert sum(p["importance"] for p in body["params"]) == pytest.approx(1.0, abs=1e-6)
+    # The best region of lr brackets the optimum at 0.01, on its log scale.
+    assert got["lr"]["log"] and got["lr"]["best_low"] < 0.01 < got["lr"]["best_high"] < 0.05
+    assert set(got["batch_size"]["best_values"]) <= {32, 64, 128}
+    assert main(["analyze", sweep.id, "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[0] == "lr"  # the table's first row is the most important
+
+
+def test_too_few_trials_is_a_409(tmp_path, capsys):
+    settings, store, sweep = _stored_sweep(tmp_path, 3)
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    r = client.get(f"/sweeps/{sweep.id}/importance")
+    assert r.status_code == 409
+    assert r.json()["detail"] == (f"sweep {sweep.id} has 3 finished trial(s) with a val_acc; parameter importance "
+                                  "needs at least 5")
+    assert main(["analyze", sweep.id, "--results-dir", str(tmp_path)]) == 1
+    assert "needs at least 5" in capsys.readouterr().err
+    assert client.get("/sweeps/sw-nope/importance").status_code == 404
