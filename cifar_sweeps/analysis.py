@@ -71,6 +71,7 @@ def _score(t, metric: str) -> float | None:
 def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any], float]]]:
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per in-memory study
     dists = {name: distribution(p) for name, p in spec.params.items()}
     direction = "minimize" if spec.mode == "min" else "maximize"
     study = optuna.create_study(direction=direction, storage=optuna.storages.InMemoryStorage())

@@ -161,26 +161,34 @@ def _fmt(x, spec=".4f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, model: str | None = None) -> None:
-    rows, total = store.leaderboard(sweep_id=sweep_id, model=model, limit=top)
+def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, model: str | None = None,
+                       filters: list[str] | None = None, statuses: list[str] | None = None,
+                       as_csv: bool = False) -> None:
+    from cifar_sweeps.filters import parse_filters
+    from cifar_sweeps.schemas import leaderboard_items, to_csv
+
+    rows, total, names = store.leaderboard_page(sweep_id, model, top, 0, parse_filters(filters or []), statuses)
+    items = leaderboard_items(rows, names, 0, lambda t: t.checkpoint_path)
+    if as_csv:
+        print(to_csv(items), end="")
+        return
     if as_json:
-        print(json.dumps({"items": [
-            {"trial_id": t.id, "sweep_id": t.sweep_id, "model": t.model, "config": t.config, "val_acc": t.val_acc,
-             "test_acc": t.test_acc, "epochs": t.epochs, "status": t.status} for t in rows], "total": total}, indent=2))
+        print(json.dumps({"items": [it.model_dump(mode="json") for it in items], "total": total}, indent=2))
         return
     print(f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  "
           f"{'status':<13} config")
-    for i, t in enumerate(rows, 1):
-        cfg = {k: v for k, v in t.config.items() if k != "model"}
+    for it in items:
+        cfg = {k: v for k, v in it.config.items() if k != "model"}
         short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
-        print(f"{i:>4}  {t.id:<28} {t.model:<14} {_fmt(t.val_acc):>7} {_fmt(t.test_acc):>8} {t.epochs:>6}  "
-              f"{t.status:<13} {short}")
-    print(f"({len(rows)} of {total} trials)")
+        print(f"{it.rank:>4}  {it.trial_id:<28} {it.model:<14} {_fmt(it.val_acc):>7} {_fmt(it.test_acc):>8} "
+              f"{it.epochs:>6}  {it.status:<13} {short}")
+    print(f"({len(items)} of {total} trials)")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _print_leaderboard(_store(settings), args.sweep, args.top, args.json, args.model)
+    _print_leaderboard(_store(settings), args.sweep, args.top, args.json, args.model, args.filter, args.status,
+                       args.csv)
     return 0
 
 
@@ -332,13 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_stop)
 
-    p = sub.add_parser("leaderboard", help="best trials across sweeps, or of one")
-    _common(p)
-    p.add_argument("--sweep")
-    p.add_argument("--model")
-    p.add_argument("--top", type=int, default=20)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=cmd_leaderboard)
+    _leaderboard_parser(sub)
 
     p = sub.add_parser("serve", help="the HTTP API and leaderboard page")
     _common(p)
@@ -361,6 +363,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.set_defaults(fn=cmd_predict)
     return ap
+
+
+def _leaderboard_parser(sub) -> None:
+    p = sub.add_parser("leaderboard", help="best trials across sweeps, or of one")
+    _common(p)
+    p.add_argument("--sweep")
+    p.add_argument("--model")
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--filter", action="append", metavar="NAME:LOW..HIGH|NAME:V1,V2",
+                   help="a config parameter's range or values, e.g. lr:0.001..0.01 or batch_size:32,64 (repeatable)")
+    p.add_argument("--status", action="append", help="trial status, e.g. terminated (repeatable)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true", help="the rows as CSV, config parameters as columns")
+    p.set_defaults(fn=cmd_leaderboard)
 
 
 def _weights_parser(sub) -> None:

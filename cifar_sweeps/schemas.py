@@ -87,6 +87,36 @@ class LeaderboardItem(BaseModel):
     checkpoint_url: str | None
 
 
+def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) -> list[LeaderboardItem]:
+    """Store rows as leaderboard items; `url_of(trial)` gives its model file's URL (or None)."""
+    return [LeaderboardItem(
+        rank=offset + i + 1, trial_id=t.id, sweep_id=t.sweep_id, sweep_name=names.get(t.sweep_id),
+        model=t.model, config=t.config, val_acc=t.val_acc, val_loss=t.val_loss, test_acc=t.test_acc,
+        best_epoch=t.best_epoch, epochs=t.epochs, epochs_budget=t.epochs_budget, status=t.status,
+        seconds=t.seconds, node_id=t.node_id, checkpoint_url=url_of(t),
+    ) for i, t in enumerate(rows)]
+
+
+CSV_COLUMNS = ["rank", "trial_id", "sweep_id", "sweep_name", "model", "status", "val_acc", "val_loss", "test_acc",
+               "best_epoch", "epochs", "epochs_budget", "seconds", "node_id", "checkpoint_url"]
+
+
+def to_csv(items: list[LeaderboardItem]) -> str:
+    """One row per trial: the leaderboard's columns, then `config.NAME` for every config key."""
+    import csv
+    import io
+
+    keys = sorted({k for it in items for k in it.config})
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS + [f"config.{k}" for k in keys])
+    for it in items:
+        row = it.model_dump(mode="json")
+        w.writerow([("" if row[c] is None else row[c]) for c in CSV_COLUMNS]
+                   + [("" if it.config.get(k) is None else it.config[k]) for k in keys])
+    return out.getvalue()
+
+
 class Leaderboard(BaseModel):
     items: list[LeaderboardItem]
     total: int

@@ -352,14 +352,20 @@ class Store:
         return rows, total
 
     def leaderboard_page(self, sweep_id: str | None = None, model: str | None = None, limit: int = 50,
-                         offset: int = 0) -> tuple[list[Trial], int, dict[str, str]]:
+                         offset: int = 0, filters: list | None = None, statuses: list[str] | None = None,
+                         ) -> tuple[list[Trial], int, dict[str, str]]:
         """The leaderboard's rows, their total and their sweeps' names, in one session (each
-        session costs a connection checkout: a third of a cached view's recompute)."""
+        session costs a connection checkout: a third of a cached view's recompute).
+        `filters`: filters.ConfigFilter on config parameters; `statuses`: trial statuses."""
         q = select(Trial)
         if sweep_id:
             q = q.where(Trial.sweep_id == sweep_id)
         if model:
             q = q.where(Trial.model == model)
+        if statuses:
+            q = q.where(Trial.status.in_(statuses))
+        for f in filters or []:
+            q = q.where(_config_clause(f))
         with self.sessions() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             order = (Trial.val_acc.desc().nulls_last(), Trial.id)
@@ -388,6 +394,26 @@ def _bump(s: Session, sweep_id: str) -> None:
 def _bump_trial(s: Session, trial_id: str) -> None:
     s.execute(update(Sweep).where(Sweep.id == select(Trial.sweep_id).where(Trial.id == trial_id).scalar_subquery())
               .values(data_version=_BUMP))
+
+
+def _config_clause(f):
+    """SQL for one filters.ConfigFilter on the JSON config (SQLite json_extract, PostgreSQL ->>)."""
+    from sqlalchemy import and_, or_
+
+    field = Trial.config[f.name]
+    if f.values is None:
+        number = field.as_float()
+        return and_(*([number >= f.low] if f.low is not None else []), *([number <= f.high] if f.high is not None
+                                                                        else []), field.is_not(None))
+    alternatives = []
+    for v in f.values:
+        if isinstance(v, bool):
+            alternatives.append(field.as_boolean() == v)
+        elif isinstance(v, (int, float)):
+            alternatives.append(field.as_float() == float(v))
+        else:
+            alternatives.append(field.as_string() == v)
+    return or_(*alternatives)
 
 
 def _sweep_of_view(key: str) -> str | None:

@@ -1,25 +1,54 @@
-"""The leaderboard: every trial of every sweep, best first."""
+"""The leaderboard: every trial of every sweep, best first, as JSON or CSV, filtered by
+sweep, model, status and any config parameter."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from cifar_sweeps.filters import ConfigFilter, parse_filters
+from cifar_sweeps.lifecycle import TrialStatus
 from cifar_sweeps.routes.deps import ID_PATTERN, MAX_OFFSET, State, checkpoint_url, json_response
-from cifar_sweeps.schemas import Leaderboard, LeaderboardItem, error_responses
+from cifar_sweeps.schemas import Leaderboard, LeaderboardItem, error_responses, leaderboard_items, to_csv
 
 router = APIRouter(tags=["leaderboard"])
+FILTER_HELP = "a config parameter: NAME:LOW..HIGH (numbers, ends inclusive, either may be left out) or NAME:V1,V2"
+
+
+class BoardQuery:
+    """The leaderboard's query parameters, shared by the JSON and the CSV route."""
+
+    def __init__(self, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
+                 model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
+                 status: list[TrialStatus] = Query([], description="trial status; repeat for several"),
+                 filter: list[str] = Query([], description=FILTER_HELP, max_length=20),  # noqa: A002
+                 offset: int = Query(0, ge=0, le=MAX_OFFSET)):
+        self.sweep_id, self.model, self.status, self.offset = sweep_id, model, status, offset
+        self.filters: list[ConfigFilter] = parse_filters(filter)
+
+
+Board = Annotated[BoardQuery, Depends()]
+
+
+def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[LeaderboardItem], int]:
+    rows, total, names = state.store.leaderboard_page(q.sweep_id, q.model, limit, q.offset, q.filters,
+                                                      [s.value for s in q.status])
+    return leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t)), total
 
 
 @router.get("/leaderboard", response_model=Leaderboard, responses=error_responses(422))
-async def leaderboard(request: Request, state: State, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
-                      model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
-                      limit: int = Query(50, ge=1, le=1000),
-                      offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Leaderboard:
-    rows, total, names = state.store.leaderboard_page(sweep_id, model, limit, offset)
-    items = [LeaderboardItem(
-        rank=offset + i + 1, trial_id=t.id, sweep_id=t.sweep_id, sweep_name=names.get(t.sweep_id),
-        model=t.model, config=t.config, val_acc=t.val_acc, val_loss=t.val_loss, test_acc=t.test_acc,
-        best_epoch=t.best_epoch, epochs=t.epochs, epochs_budget=t.epochs_budget, status=t.status,
-        seconds=t.seconds, node_id=t.node_id, checkpoint_url=checkpoint_url(request, t),
-    ) for i, t in enumerate(rows)]
-    return json_response(Leaderboard(items=items, total=total, limit=limit, offset=offset))
+async def leaderboard(request: Request, state: State, q: Board,
+                      limit: int = Query(50, ge=1, le=1000)) -> Leaderboard:
+    items, total = _items(request, state, q, limit)
+    return json_response(Leaderboard(items=items, total=total, limit=limit, offset=q.offset))
+
+
+@router.get("/leaderboard.csv", response_class=Response, responses={
+    200: {"content": {"text/csv": {}}, "description": "The leaderboard's rows as CSV"}, **error_responses(422)})
+async def leaderboard_csv(request: Request, state: State, q: Board,
+                          limit: int = Query(10_000, ge=1, le=100_000)) -> Response:
+    items, _ = _items(request, state, q, limit)
+    return Response(to_csv(items), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="leaderboard.csv"'})
