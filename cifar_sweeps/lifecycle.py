@@ -69,6 +69,7 @@ class Event(StrEnum):
 ACTIVE = frozenset({SweepStatus.QUEUED, SweepStatus.RUNNING})
 RESUMABLE = frozenset({SweepStatus.INTERRUPTED, SweepStatus.STOPPED, SweepStatus.FAILED})
 TERMINAL = frozenset(SweepStatus) - ACTIVE
+TRIAL_ENDED = frozenset({TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED, TrialStatus.ERRORED})
 # A command that ran a sweep to one of these exits 0.
 ENDED_WELL = frozenset({SweepStatus.SUCCEEDED, SweepStatus.STOPPED})
 

@@ -43,6 +43,21 @@ class BestTrial(BaseModel):
     test_acc: float | None
 
 
+class RunningTrial(BaseModel):
+    trial_id: str
+    epoch: int
+    epochs_budget: int | None
+
+
+class Progress(BaseModel):
+    trials_total: int
+    trials_done: int  # ended: trained to the end, stopped early or errored
+    running: list[RunningTrial]
+    epochs_done: int
+    seconds_per_epoch: float | None  # measured so far, over every trial
+    eta_s: float | None  # an estimate: the epochs left (budgets of unstarted trials included) at that pace
+
+
 class SweepOut(_Out):
     id: str
     name: str
@@ -58,6 +73,7 @@ class SweepOut(_Out):
     spec: dict[str, Any]
     trial_counts: dict[str, int] = {}
     best_trial: BestTrial | None = None
+    progress: Progress | None = None
     links: Links | None = None
 
 

@@ -374,14 +374,18 @@ class Store:
             names = dict(s.execute(select(Sweep.id, Sweep.name).where(Sweep.id.in_(ids))).all()) if ids else {}
         return rows, int(total or 0), names
 
-    def sweep_summary(self, sweep_id: str) -> tuple[dict[str, int], Trial | None]:
-        """Trial counts by status and the best trial, in one session."""
+    def sweep_summary(self, sweep_id: str) -> tuple[dict[str, int], Trial | None, list[tuple]]:
+        """Trial counts by status, the best trial, and each trial's (id, status, epochs,
+        epoch budget, seconds) for the sweep's progress, in one session."""
         with self.sessions() as s:
-            counts = s.execute(select(Trial.status, func.count()).where(Trial.sweep_id == sweep_id)
-                               .group_by(Trial.status)).all()
+            rows = s.execute(select(Trial.id, Trial.status, Trial.epochs, Trial.epochs_budget, Trial.seconds)
+                             .where(Trial.sweep_id == sweep_id)).all()
             best = s.scalars(select(Trial).where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
                              .order_by(Trial.val_acc.desc(), Trial.id).limit(1)).first()
-        return {status: int(n) for status, n in counts}, best
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts, best, [tuple(r) for r in rows]
 
 
 _BUMP = Sweep.data_version + 1

@@ -180,3 +180,25 @@ def test_relative_data_path_becomes_absolute(tmp_path, monkeypatch):
     assert Settings(data="d.tar.xz").data == str(tmp_path / "d.tar.xz")
     assert Settings(data="synthetic:10").data == "synthetic:10"
     assert Settings(data="torchvision").data == "torchvision"
+
+
+def test_progress_of_a_running_sweep(setup):
+    from cifar_sweeps import lifecycle
+
+    client, store, _ = setup
+    sweep = store.create_sweep({"name": "p", "num_samples": 4, "max_concurrent_trials": 4}, "synthetic:10", "v")
+    lifecycle.claim(store, sweep.id, "h", 1, "/x")
+    done = store.trial_started(sweep.id, "t1", {"model": "mlp"}, 3)
+    for e in (1, 2, 3):
+        store.trial_epoch(done, {"epoch": e, "train_loss": 1, "train_acc": .5, "val_loss": 1, "val_acc": .5, "lr": .1,
+                                 "seconds": 2, "images_per_s": 1, "time_total_s": 2.0 * e})
+    store.trial_finished(done, "terminated")
+    run = store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)
+    store.trial_epoch(run, {"epoch": 1, "train_loss": 1, "train_acc": .5, "val_loss": 1, "val_acc": .5, "lr": .1,
+                            "seconds": 2, "images_per_s": 1, "time_total_s": 2.0})
+    p = client.get(f"/sweeps/{sweep.id}").json()["progress"]
+    assert (p["trials_total"], p["trials_done"], p["epochs_done"], p["seconds_per_epoch"]) == (4, 1, 4, 2.0)
+    assert p["running"] == [{"trial_id": run, "epoch": 1, "epochs_budget": 3}]
+    # 2 epochs left on the running trial + 2 unstarted trials at the mean budget of 3, at 2 s an
+    # epoch, one trial at a time so far: 16 s.
+    assert p["eta_s"] == pytest.approx(16.0)

@@ -12,7 +12,8 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.jobs import Jobs
-from cifar_sweeps.schemas import BestTrial, Links, SweepOut
+from cifar_sweeps.lifecycle import ACTIVE, TRIAL_ENDED, TrialStatus
+from cifar_sweeps.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import Store, Sweep, Trial
 
@@ -110,14 +111,43 @@ def checkpoint_url(request: Request, t: Trial) -> str | None:
 
 
 def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
-    counts, best = state.store.sweep_summary(sweep.id)
+    counts, best, trials = state.store.sweep_summary(sweep.id)
     out = SweepOut.model_validate(sweep)
     out.trial_counts = counts
+    out.progress = progress(sweep, trials)
     out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
     base = base_url(request)
     out.links = Links(self=f"{base}/sweeps/{sweep.id}", leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
                       ray_dashboard=f"{state.jobs.url}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None)
     return out
+
+
+def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
+    """Trials done out of the total, each running trial's epoch out of its budget, and an
+    estimate of the time left: the epochs left (unstarted trials at the mean budget) at
+    the pace measured so far, spread over the trials that run at once."""
+    spec = sweep.spec or {}
+    total = max(len(trials), _total_trials(spec))
+    running = [RunningTrial(trial_id=t[0], epoch=t[2], epochs_budget=t[3]) for t in trials
+               if t[1] == TrialStatus.RUNNING]
+    epochs_done = sum(t[2] for t in trials)
+    pace = sum(t[4] for t in trials) / epochs_done if epochs_done else None
+    budgets = [t[3] for t in trials if t[3]]
+    mean_budget = sum(budgets) / len(budgets) if budgets else 0
+    left = sum(max((r.epochs_budget or 0) - r.epoch, 0) for r in running) + mean_budget * (total - len(trials))
+    concurrency = max(1, min(int(spec.get("max_concurrent_trials", 1)), max(len(running), 1)))
+    eta = left * pace / concurrency if pace is not None and sweep.status in ACTIVE else None
+    return Progress(trials_total=total, trials_done=sum(1 for t in trials if t[1] in TRIAL_ENDED),
+                    running=running, epochs_done=epochs_done, seconds_per_epoch=pace, eta_s=eta)
+
+
+def _total_trials(spec: dict) -> int:
+    """The spec's number of trials (grid points times num_samples), without validating it."""
+    n = int(spec.get("num_samples", 1) or 1)
+    if (spec.get("search") or {}).get("algorithm") == "grid":
+        for p in (spec.get("params") or {}).values():
+            n *= len(p.get("values", [None])) if isinstance(p, dict) else 1
+    return n
 
 
 def is_loopback(host: str) -> bool:

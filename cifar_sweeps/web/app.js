@@ -11,6 +11,14 @@ function el(tag, attrs = {}, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
+// "3/10 done · trial_ab12 epoch 4/20 · about 6 min left" for an active sweep.
+function progressText(p, counts) {
+  if (!p) return counts || "-";
+  const parts = [`${p.trials_done}/${p.trials_total} done`];
+  for (const r of p.running) parts.push(`${r.trial_id.split("-").pop()} epoch ${r.epoch}/${r.epochs_budget ?? "?"}`);
+  if (p.eta_s != null) parts.push(`about ${p.eta_s < 90 ? Math.round(p.eta_s) + " s" : Math.round(p.eta_s / 60) + " min"} left`);
+  return parts.join(" · ") + (counts ? ` (${counts})` : "");
+}
 async function getJSON(url) {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: ${r.status}`);
@@ -34,7 +42,8 @@ async function loadSweeps() {
     tr.append(el("td", {}, s.id), el("td", {}, s.name));
     tr.append(el("td", { class: `status-${s.status}` }, s.status));
     const counts = Object.entries(s.trial_counts).map(([k, v]) => `${v} ${k}`).join(", ");
-    tr.append(el("td", {}, counts || "-"), el("td", { class: "num" }, fmt(s.best_trial && s.best_trial.val_acc)));
+    tr.append(el("td", { class: "progress" }, progressText(s.progress, counts)),
+      el("td", { class: "num" }, fmt(s.best_trial && s.best_trial.val_acc)));
     tr.append(el("td", {}, new Date(s.created_at).toLocaleString()));
     const job = el("td");
     if (s.links && s.links.ray_dashboard) {
