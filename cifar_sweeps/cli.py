@@ -199,20 +199,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
-    from PIL import Image
-
-    from cifar_sweeps.data import CLASSES
-    from cifar_sweeps.loader import normalize_image
+    from cifar_sweeps.predict import classify, decode
     from cifar_sweeps.train import load_model_blob
 
     model, normalize = load_model_blob(args.model_file)  # the trial's own input statistics
     for f in args.images:
-        x = normalize_image(Image.open(f).convert("RGB").resize((32, 32)), normalize)
-        with torch.no_grad():
-            p = torch.softmax(model(x[None]), 1)[0]
-        k = int(p.argmax())
-        print(f"{f}: {CLASSES[k]} ({p[k]:.3f})")
+        label, prob = classify(model, normalize, [decode(f, Path(f).read_bytes())], k=1)[0][0]
+        print(f"{f}: {label} ({prob:.3f})")
     return 0
 
 

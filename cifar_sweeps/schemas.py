@@ -26,7 +26,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer."""
     text = {400: "Malformed request", 401: "Missing or wrong API token", 404: "Not found",
             409: "Not allowed in the sweep's current status", 413: "Request body too large",
-            422: "Invalid input (the message names the field)", 503: "Ray cluster or store unreachable",
+            415: "Not a PNG or JPEG image", 422: "Invalid input (the message names the field)", 503: "Ray cluster or store unreachable",
             507: "Results folder or store read-only or full"}
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
@@ -211,3 +211,20 @@ class Importance(BaseModel):
     top_trials: int
     evaluator: str = "fANOVA (Optuna)"
     params: list[ParamImportance]
+
+
+class ClassProb(BaseModel):
+    label: str
+    prob: float
+
+
+class ImagePrediction(BaseModel):
+    file: str
+    top: list[ClassProb]  # best first
+
+
+class Prediction(BaseModel):
+    trial_id: str
+    model: str
+    normalize: str
+    predictions: list[ImagePrediction]

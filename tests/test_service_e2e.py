@@ -87,6 +87,7 @@ def test_post_sweep_runs_as_ray_job(service, tmp_path):
     model_file.write_bytes(httpx.get(best["checkpoint_url"], timeout=30).content)
     model = load_model_file(model_file)
     assert type(model).__name__ == "ConvThenFC"
+    _predict_matches_the_cli(base, best["trial_id"], model_file, tmp_path)
 
     trial = httpx.get(f"{base}/trials/{best['trial_id']}").json()
     assert len(trial["curves"]) == trial["epochs"] >= 1
@@ -99,6 +100,27 @@ def test_post_sweep_runs_as_ray_job(service, tmp_path):
         time.sleep(0.5)
     job = client.get_job_info(body["ray_job_id"])
     assert job.status == JobStatus.SUCCEEDED and body["id"] in job.entrypoint
+
+
+def _predict_matches_the_cli(base: str, trial_id: str, model_file: Path, tmp: Path) -> None:
+    """The sweep's best checkpoint classifies images over HTTP as `cifar-sweeps predict` does."""
+    from PIL import Image
+
+    from cifar_sweeps.data import synthetic
+
+    paths = []
+    for i, img in enumerate(synthetic(20, 10, seed=3).x_test[:4]):
+        paths.append(tmp / f"test{i}.png")
+        Image.fromarray(img).resize((48, 48)).save(paths[-1])
+    r = httpx.post(f"{base}/trials/{trial_id}/predict", timeout=60,
+                   files=[("images", (p.name, p.read_bytes(), "image/png")) for p in paths])
+    assert r.status_code == 200, r.text
+    cli = subprocess.run([str(VENV_BIN / "cifar-sweeps"), "predict", str(model_file), *map(str, paths)],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    for line, pred in zip(cli.stdout.splitlines(), r.json()["predictions"], strict=True):
+        top = pred["top"][0]
+        assert line == f"{tmp / pred['file']}: {top['label']} ({top['prob']:.3f})", (line, top)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
