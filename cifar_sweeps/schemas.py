@@ -26,7 +26,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer."""
     text = {400: "Malformed request", 401: "Missing or wrong API token", 404: "Not found",
             409: "Not allowed in the sweep's current status", 413: "Request body too large",
-            415: "Not a PNG or JPEG image", 422: "Invalid input (the message names the field)", 503: "Ray cluster or store unreachable",
+            415: "Not a PNG or JPEG image",
+            422: "Invalid input (the message names the field)", 503: "Ray cluster or store unreachable",
             507: "Results folder or store read-only or full"}
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
