@@ -132,7 +132,8 @@ async def posts(base: str, n: int) -> list[tuple[int, dict]]:
 
     async def one(i: int, session):
         spec = {"name": f"post-{i}", "num_samples": 1, "max_concurrent_trials": 1, "scheduler": {"type": "fifo"},
-                "fixed": {"model": "mlp", "epochs": 1, "batch_size": 64, "lr": 0.01 + i / 1000}}
+                "fixed": {"model": "mlp", "epochs": 1, "batch_size": 64},
+                "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
         async with session.post(f"{base}/sweeps", json=spec) as r:
             return r.status, await r.json()
 
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             answers = asyncio.run(posts(base, args.posts))
             store = Store(url)
             created = [b["id"] for st, b in answers if st == 201]
+            for st, b in answers[:1]:
+                if st != 201:  # say why, or the table's zeros explain nothing
+                    print(f"POST /sweeps answered {st}: {b}")
             names = sorted(store.get_sweep(i).name for i in created)
             stored = [s for s in store.list_sweeps(limit=100000)[0] if s.name.startswith("post-")]
             print()
@@ -219,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 sum(s.status == "queued" and not s.ray_job_id for s in stored)]])
             for sid in created:  # leave nothing running
                 asyncio.run(_stop(base, sid))
+            if len(set(created)) != args.posts or len(stored) != args.posts:
+                return 1  # a lost or duplicated sweep is a failure, not a number
     finally:
         server.terminate()
         server.wait(30)

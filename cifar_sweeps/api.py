@@ -125,7 +125,8 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
                   description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.")
     app.state.s = state
     app.state.shutdown_hooks = []
-    app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version)
+    app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version,
+                       cheap_version=store.cheap_versions)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)

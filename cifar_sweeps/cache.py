@@ -8,7 +8,9 @@ served without touching the database or the thread pool:
   refresh first asks the store for the view's data version (one cheap query): if nothing
   it shows was committed since the answer was computed, the answer is simply fresh again
   (a view of one sweep depends on that sweep's version only: writes to other sweeps leave
-  it valid);
+  it valid). Where the store answers that cheaply (an SQLite file: a PRAGMA, in
+  microseconds) it is asked on the event loop at every expiry, and an unchanged view is
+  served at once however old it is: only views whose data changed are ever recomputed;
 - a view that nobody has in cache is computed once however many clients ask at the same
   moment (the others wait for that answer);
 - any mutating request through this process clears it. Writes by sweep drivers show up
@@ -36,8 +38,9 @@ class Entry:
 
 class ResponseCache:
     def __init__(self, app, ttl_s: float, max_entries: int = 2048,
-                 version: Callable[[bytes], str | None] = lambda key: None):
+                 version: Callable[[bytes], str | None] = lambda key: None, cheap_version: bool = False):
         self.app, self.ttl_s, self.max_entries, self.version = app, ttl_s, max_entries, version
+        self.cheap_version = cheap_version  # ask `version` on the loop, not in a thread
         self.entries: dict[bytes, Entry] = {}
         self.inflight: dict[bytes, asyncio.Future] = {}
         self.generation = 0  # bumped by every mutation: answers computed before it are dropped
@@ -57,6 +60,8 @@ class ResponseCache:
         entry = self.entries.get(key)
         age = time.monotonic() - entry.at if entry else None
         if entry is not None and age < self.ttl_s:
+            return await _send(entry, send)
+        if entry is not None and self.cheap_version and self._still_valid(key, entry):
             return await _send(entry, send)
         if entry is not None and age < 2 * self.ttl_s:
             if key not in self.inflight:
@@ -78,7 +83,7 @@ class ResponseCache:
     async def _compute(self, key: bytes, future: asyncio.Future, scope, receive, send) -> None:
         """Runs the app for this request, passing its answer through, and keeps a 200."""
         generation, at = self.generation, time.monotonic()
-        version = await asyncio.to_thread(self.version, key)  # before: a commit during the app call counts
+        version = await self._version(key)  # before: a commit during the app call counts
         status, headers, body = 0, [], []
 
         async def capture(message):
@@ -102,11 +107,24 @@ class ResponseCache:
     async def _unchanged(self, key: bytes, future: asyncio.Future, stale: Entry) -> bool:
         """Makes the stale entry fresh again if the store has not changed since."""
         generation, at = self.generation, time.monotonic()
-        if stale.version is None or await asyncio.to_thread(self.version, key) != stale.version:
+        if stale.version is None or await self._version(key) != stale.version:
             return False
         if generation == self.generation and self.entries.get(key) is stale:
             self.entries[key] = replace(stale, at=at)
         self._release(key, future, self.entries.get(key))
+        return True
+
+    async def _version(self, key: bytes) -> str | None:
+        return self.version(key) if self.cheap_version else await asyncio.to_thread(self.version, key)
+
+    def _still_valid(self, key: bytes, entry: Entry) -> bool:
+        """Makes an expired entry fresh again, synchronously, if its data is unchanged."""
+        try:
+            if entry.version is None or self.version(key) != entry.version:
+                return False
+        except Exception:  # the store can't say: compute, which reports the error properly
+            return False
+        self.entries[key] = replace(entry, at=time.monotonic())
         return True
 
     def _release(self, key: bytes, future: asyncio.Future, entry: Entry | None) -> None:

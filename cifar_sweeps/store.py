@@ -158,8 +158,8 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._version_conn = None
         self._version_lock = threading.Lock()
-        # sweep id -> (the store's version when read, that sweep's view version)
-        self._sweep_versions: dict[str, tuple[str | None, str]] = {}
+        # every sweep's data_version, read in one query, as of the store version in [0]
+        self._sweep_versions: tuple[str | None, dict[str, int]] = (None, {})
 
     def data_version(self) -> str | None:
         """A value that changes whenever anything is committed (by any process), cheap to
@@ -185,20 +185,27 @@ class Store:
 
     def view_version(self, key: bytes) -> str | None:
         """The version a cached GET view depends on: one sweep's data_version for a view of
-        one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`), the store's otherwise."""
+        one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`), the store's otherwise.
+        On SQLite this costs a PRAGMA (microseconds) while nothing is committed, and one
+        query for all sweeps' versions (about 1 ms per 1,000 sweeps) after each commit."""
         store_version = self.data_version()
         sweep_id = _sweep_of_view(key.decode("latin-1"))
         if sweep_id is None:
             return store_version
-        known = self._sweep_versions.get(sweep_id)
-        if store_version is not None and known is not None and known[0] == store_version:
-            return known[1]  # nothing committed anywhere since: no query
-        with self.sessions() as s:
-            v = s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))
-        if len(self._sweep_versions) > 100_000:
-            self._sweep_versions.clear()
-        self._sweep_versions[sweep_id] = (store_version, f"{sweep_id}:{v}")
-        return f"{sweep_id}:{v}"
+        if store_version is None:
+            with self.sessions() as s:
+                return f"{sweep_id}:{s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))}"
+        with self._version_lock:
+            if self._sweep_versions[0] != store_version:  # something was committed: read all at once
+                with self.sessions() as s:
+                    self._sweep_versions = (store_version, dict(s.execute(select(Sweep.id, Sweep.data_version)).all()))
+            return f"{sweep_id}:{self._sweep_versions[1].get(sweep_id)}"
+
+    @property
+    def cheap_versions(self) -> bool:
+        """Whether view_version answers without a network round trip (SQLite file): the
+        response cache then asks it on the event loop instead of in a thread."""
+        return self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
 
     @staticmethod
     def _ensure_sqlite_dir(url: str) -> None:

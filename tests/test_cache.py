@@ -117,3 +117,22 @@ def test_unchanged_store_makes_a_stale_answer_fresh_without_recomputing():
         assert await get(cache) == b"2" and app.calls == 2
 
     asyncio.run(main())
+
+
+def test_cheap_version_serves_an_old_unchanged_answer_and_recomputes_only_a_changed_one():
+    async def main():
+        app, version, asked = CountingApp(), ["v1"], []
+
+        def current(key):
+            asked.append(key)
+            return version[0]
+
+        cache = ResponseCache(app, ttl_s=0.1, version=current, cheap_version=True)
+        assert await get(cache) == b"1"
+        await asyncio.sleep(0.35)  # past twice the TTL: without a version, this would recompute
+        assert await get(cache) == b"1" and app.calls == 1 and len(asked) == 2
+        version[0] = "v2"
+        await asyncio.sleep(0.35)
+        assert await get(cache) == b"2" and app.calls == 2  # changed and too old to serve stale
+
+    asyncio.run(main())
