@@ -72,6 +72,7 @@ class SweepOut(_Out):
     data_source: str
     error: str | None
     spec: dict[str, Any]
+    warm_trials: int | None = None  # finished trials of earlier sweeps given to the searcher
     trial_counts: dict[str, int] = {}
     best_trial: BestTrial | None = None
     progress: Progress | None = None

@@ -130,6 +130,11 @@ def _parse_sub_space(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: adapter.validate_python(v) if _is_param(v) else v for k, v in obj.items()}
 
 
+class WarmStart(_Strict):
+    # Earlier sweeps whose finished trials the searcher starts from, as already evaluated.
+    sweeps: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,96}$")]] = Field(min_length=1, max_length=20)
+
+
 class SearchConfig(_Strict):
     # hyperopt: TPE after n_initial_points random trials; random: hyperopt's random draws;
     # grid: every combination of the choice params (the report's ladders), num_samples times.
@@ -137,6 +142,7 @@ class SearchConfig(_Strict):
     seed: int | None = 0
     n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+    warm_start: WarmStart | None = None  # hyperopt only; see warm.py
 
 
 class SchedulerConfig(_Strict):
@@ -190,6 +196,7 @@ class SweepSpec(_Strict):
         _check_names(self)
         _check_values(self)
         _check_points(self)
+        _check_warm_start(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
                 if not isinstance(p, Choice):
@@ -299,6 +306,21 @@ def _check_values(spec: SweepSpec) -> None:
         for key, v in sub.items():
             for c in _candidates(v):
                 _check_field(key, c, f"{where}.{key}")
+
+
+def _check_warm_start(spec: SweepSpec) -> None:
+    if spec.search.warm_start is None:
+        return
+    if spec.search.algorithm != "hyperopt":
+        raise ValueError(f"search.warm_start: needs search.algorithm hyperopt (TPE learns from the earlier "
+                         f"trials), got {spec.search.algorithm}")
+    if spec.search.points_to_evaluate:
+        raise ValueError("search.warm_start and search.points_to_evaluate: use one (warm start gives the "
+                         "searcher evaluated points; points_to_evaluate asks it to run some)")
+    for key, p in spec.params.items():
+        if isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values):
+            raise ValueError(f"search.warm_start: params.{key} chooses among objects; warm start takes "
+                             "spaces of plain values only")
 
 
 def _check_points(spec: SweepSpec) -> None:

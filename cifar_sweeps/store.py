@@ -75,6 +75,8 @@ class Sweep(Base):
     # Bumped by every write to this sweep or its trials: cached views of one sweep are
     # revalidated against it, so writes to other sweeps leave them valid.
     data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Finished trials of earlier sweeps its searcher started from (search.warm_start).
+    warm_trials: Mapped[int | None] = mapped_column(Integer)
 
 
 class Trial(Base):

@@ -21,11 +21,13 @@ from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
 from cifar_sweeps.lifecycle import Reason, TrialStatus
+from cifar_sweeps.searchers import make_search
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space, to_hyperopt_space
+from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.store import Store, get_store
 from cifar_sweeps.tracking import wandb_callback
+from cifar_sweeps.warm import warm_points
 
 # ---------------------------------------------------------------- Ray runtime
 
@@ -66,20 +68,6 @@ def check_resources(spec: SweepSpec) -> None:
 
 
 # ---------------------------------------------------------------- Tune pieces
-
-
-def make_search(spec: SweepSpec):
-    from ray.tune.search.hyperopt import HyperOptSearch
-
-    s = spec.search
-    if s.algorithm == "grid":
-        return None  # Tune's own variant generator walks the grid in param_space
-    n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
-    return HyperOptSearch(
-        space=to_hyperopt_space(spec), metric=spec.metric, mode=spec.mode,
-        points_to_evaluate=[{**spec.fixed, **p} for p in s.points_to_evaluate] or None,
-        n_initial_points=n_initial, random_state_seed=s.seed,
-    )
 
 
 def make_scheduler(spec: SweepSpec):
@@ -143,14 +131,14 @@ def trial_name(trial) -> str:
 
 
 def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings,
-                weights: dict | None = None):
+                weights: dict | None = None, evaluated: list | None = None):
     from ray import tune
 
     return tune.Tuner(
         make_trainable(spec, splits, weights),
         param_space=to_grid_space(spec) if spec.search.algorithm == "grid" else None,
         tune_config=tune.TuneConfig(
-            search_alg=make_search(spec), scheduler=make_scheduler(spec),
+            search_alg=make_search(spec, evaluated), scheduler=make_scheduler(spec),
             num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name,
             time_budget_s=spec.time_budget_s,
@@ -318,15 +306,20 @@ def _tune_trials(results) -> list:
 def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str,
               sweep_id: str | None = None) -> str:
     """Run a sweep to the end in this process (the driver); returns the sweep id."""
+    warm = warm_points(spec, store)  # an unknown warm-start sweep fails before anything is stored
     sweep = store.get_sweep(sweep_id) if sweep_id else None
     if sweep is None:
         sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id)
+    if spec.search.warm_start:
+        store.update_sweep(sweep.id, warm_trials=len(warm.points))
+        print(f"warm start: {len(warm.points)} finished trials of {', '.join(spec.search.warm_start.sweeps)} "
+              f"given to the searcher as evaluated ({warm.skipped} did not fit this space)", flush=True)
 
     def make_tuner():
         check_resources(spec)
         weights = load_weights(spec, settings)
         splits = _load_data(spec, data_source, settings)
-        return build_tuner(spec, splits, store, sweep.id, settings, weights)
+        return build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
 
     return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuner, settings)
 

@@ -105,3 +105,27 @@ def test_the_orm_matches_the_migrations(tmp_path):
                  if not (d[0] in ("add_index", "remove_index") and d[1].name in expression)]
         assert expression <= {ix["name"] for ix in inspect(c).get_indexes("trials")}
     assert diffs == [], diffs
+
+
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004"])
+def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_kept(url, start):
+    """A store left at any earlier revision (what each earlier release made) upgrades in one
+    step to the head: the newest column (sweeps.warm_trials, 0005) comes in empty."""
+    from alembic import command
+
+    from cifar_sweeps.migrations import _config
+
+    old = make_old_store(url)
+    with create_engine(url).connect() as c:
+        command.upgrade(_config(c), start)
+        c.commit()
+        assert current_revision(c) == start
+    store = Store(url)
+    with store.engine.connect() as c:
+        assert current_revision(c) == head_revision()
+    sweeps, total = store.list_sweeps()
+    assert total == 2 and {s.id: s.status for s in sweeps} == old["sweeps"]
+    assert all(s.warm_trials is None for s in sweeps)
+    assert [len(store.epochs(t)) for t in old["trials"]] == [2, 2, 1]
+    store.update_sweep(old["b"], warm_trials=3)
+    assert store.get_sweep(old["b"]).warm_trials == 3

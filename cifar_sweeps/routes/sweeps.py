@@ -25,6 +25,7 @@ from cifar_sweeps.routes.deps import (
 from cifar_sweeps.schemas import Importance, SweepList, SweepOut, error_responses
 from cifar_sweeps.spec import SweepSpec, check_limits, needs_pretrained, parse_spec
 from cifar_sweeps.storage import check_results_writable
+from cifar_sweeps.warm import warm_points
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
@@ -52,6 +53,7 @@ def writable_results(state: AppState) -> None:
 def create_sweep(spec: SweepSpec, request: Request, state: State) -> SweepOut:
     check_limits(spec, state.settings)
     check_local_weights(spec, state)
+    warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(state)
     try:
         sweep = state.jobs.create(spec.model_dump(mode="json"), code_version())

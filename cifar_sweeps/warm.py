@@ -1,0 +1,96 @@
+"""Warm start: the finished trials of earlier sweeps, as (searched values, score) pairs
+that a new sweep's searcher takes as already evaluated, so TPE starts from what they
+learned and none of them is trained again.
+
+A trial is used only if it fits the new space: every searched param's value lies in its
+new domain and every fixed value is the one the trial ran with (a score from another
+model, epoch budget or data size says nothing about this space). Torch- and Ray-free: the
+API checks a warm start at submit with the same code the driver uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cifar_sweeps.config import TrainConfig
+from cifar_sweeps.errors import SpecError
+from cifar_sweeps.lifecycle import TrialStatus
+from cifar_sweeps.spec import Choice, RandInt, SweepSpec, flatten_config
+
+# Trials whose score means something: trained to the end, or stopped early by the
+# scheduler (the searcher of their own sweep saw that score too). Errored ones have none.
+USABLE = (TrialStatus.TERMINATED.value, TrialStatus.EARLY_STOPPED.value)
+
+
+@dataclass(frozen=True)
+class WarmPoints:
+    points: list[tuple[dict[str, Any], float]]  # (searched param -> value, the spec's metric)
+    seen: int  # finished trials of those sweeps, fitting or not
+
+    @property
+    def skipped(self) -> int:
+        return self.seen - len(self.points)
+
+
+def warm_points(spec: SweepSpec, store) -> WarmPoints:
+    """The usable trials of `spec.search.warm_start`'s sweeps. SpecError (422) for an
+    unknown sweep, or one whose space shares no searched param with this one."""
+    warm = spec.search.warm_start
+    if warm is None:
+        return WarmPoints([], 0)
+    points, seen = [], 0
+    for i, sweep_id in enumerate(warm.sweeps):
+        trials = _finished_trials(spec, store, sweep_id, f"search.warm_start.sweeps[{i}]")
+        seen += len(trials)
+        points += [(values, score) for values, score in (_fit(spec, t, s) for t, s in trials) if values is not None]
+    return WarmPoints(points, seen)
+
+
+def _finished_trials(spec: SweepSpec, store, sweep_id: str, where: str) -> list[tuple[Any, float]]:
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise SpecError(f"{where}: no sweep {sweep_id!r} in the store")
+    shared = set(spec.params) & set((sweep.spec or {}).get("params") or {})
+    if not shared:
+        raise SpecError(f"{where}: sweep {sweep_id} searched {sorted((sweep.spec or {}).get('params') or {})}, "
+                        f"which shares no param with this space's {sorted(spec.params)}")
+    out = []
+    for t in store.trials(sweep_id):
+        score = _score(spec.metric, t, store) if t.status in USABLE else None
+        if score is not None:
+            out.append((t, score))
+    return out
+
+
+def _score(metric: str, trial, store) -> float | None:
+    """The trial's value of `metric` as its own searcher would have seen it."""
+    if metric == "best_val_acc":
+        return trial.val_acc  # the stored val_acc is the best epoch's
+    last = store.epochs(trial.id)[-1:] if trial.epochs else []
+    return getattr(last[0], metric, None) if last else None
+
+
+def _fit(spec: SweepSpec, trial, score: float) -> tuple[dict[str, Any] | None, float]:
+    config = flatten_config(trial.config or {})
+    defaults = TrainConfig()
+    for key, value in spec.fixed.items():
+        if config.get(key, getattr(defaults, key, None)) != value:
+            return None, score
+    values = {}
+    for key, p in spec.params.items():
+        if key not in config or not in_domain(p, config[key]):
+            return None, score
+        values[key] = config[key]
+    return values, score
+
+
+def in_domain(p: Any, value: Any) -> bool:
+    """Whether `value` is one a param of this type could have drawn."""
+    if isinstance(p, Choice):
+        return value in p.values
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(p, RandInt):
+        return float(value).is_integer() and p.low <= value < p.high
+    return p.low <= value <= p.high
