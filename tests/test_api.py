@@ -202,3 +202,16 @@ def test_progress_of_a_running_sweep(setup):
     # 2 epochs left on the running trial + 2 unstarted trials at the mean budget of 3, at 2 s an
     # epoch, one trial at a time so far: 16 s.
     assert p["eta_s"] == pytest.approx(16.0)
+
+
+def test_page_assets_are_served_by_the_app(setup):
+    """The page, its script and plotly.js all come from the app (nothing from the internet),
+    and the page learns whether submitting needs the token."""
+    client, _, _ = setup
+    html = client.get("/").text
+    assert '<script src="/vendor/plotly.min.js">' in html and "https://" not in html
+    js = client.get("/vendor/plotly.min.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert len(js.content) > 1_000_000 and b"plotly.js" in js.content[:2000]
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/config.json").json()["token_required"] is True

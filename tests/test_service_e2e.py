@@ -3,6 +3,8 @@ Ray jobs running `cifar-sweeps run`, and the page in real headless Chromium."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import time
@@ -123,31 +125,91 @@ def _predict_matches_the_cli(base: str, trial_id: str, model_file: Path, tmp: Pa
         assert line == f"{tmp / pred['file']}: {top['label']} ({top['prob']:.3f})", (line, top)
 
 
+def _browser(p):
+    return p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
+def _sweep_count(base: str) -> int:
+    return httpx.get(f"{base}/sweeps", params={"limit": 1}).json()["total"]
+
+
+def _edit(page, spec: dict) -> None:
+    page.fill("#e-spec", json.dumps(spec, indent=2))
+    page.click("#e-submit")
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_page_in_headless_chromium(service, tmp_path):
+    """The page on a real finished sweep: leaderboard, curves, the analysis charts (plotly.js
+    served by the app), "run again with edits" (an invalid edit shows the 422 inline and
+    stores nothing; a valid one becomes a sweep that runs), then the analysis of that sweep
+    with its importance bars. No page error, and nothing loaded from outside the app."""
     from playwright.sync_api import sync_playwright
 
     base, _, _ = service
     total = httpx.get(f"{base}/leaderboard").json()["total"]
     assert total > 0, "run after a sweep has finished"
+    errors, outside = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        # A 4xx the page shows (the 409 of too few trials, the 422 of an invalid edit) is
+        # logged by Chromium as a failed load: those are checked by status instead.
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                and not m.text.startswith("Failed to load resource") else None)
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status not in (200, 201, 409, 422)
+                else None)
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:")) else None)
         page.goto(base)
         page.wait_for_selector("#board tbody tr")
-        page.wait_for_selector("#chart-acc path.curve")
-        rows = page.locator("#board tbody tr").count()
-        assert rows == min(total, 200)
+        assert page.locator("#board tbody tr").count() == min(total, 200)
         accs = [float(x) for x in page.locator("#board tbody td.val-acc").all_inner_texts()]
         assert accs == sorted(accs, reverse=True)
-        d = page.locator("#chart-acc path.curve").first.get_attribute("d")
-        assert d.startswith("M") and d.count("L") >= 1  # a drawn line of at least two epochs
+        page.wait_for_selector("#chart-acc .scatterlayer .trace")  # the learning curves, drawn by plotly
+        page.wait_for_selector("#a-parcoords .parcoords")
+        page.wait_for_selector("#a-slices .scatterlayer .trace")
         page.locator("#board th[data-key=model]").click()  # sorting works in the page
-        page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+
+        first = page.locator("#sweeps tbody tr").first
+        source = first.get_attribute("data-sweep")
+        first.locator("button.again").click()
+        spec = json.loads(page.input_value("#e-spec"))
+        assert spec["name"] == SPEC["name"] and spec["params"]["lr"]["low"] == SPEC["params"]["lr"]["low"]
+        before = _sweep_count(base)
+        spec["params"]["lr"]["low"] = -0.5  # an invalid edit
+        _edit(page, spec)
+        page.wait_for_selector("#e-error:not([hidden])")
+        assert "params.lr" in page.inner_text("#e-error") and "422" in page.inner_text("#e-error")
+        assert _sweep_count(base) == before  # nothing stored
+
+        spec.update(name="svc-again", num_samples=6, max_concurrent_trials=2, scheduler={"type": "fifo"},
+                    fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
+                    params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+                            "momentum": {"type": "uniform", "low": 0.5, "high": 0.95}})
+        _edit(page, spec)
+        page.wait_for_selector("#e-result:has-text('created')")
+        new_id = page.inner_text("#e-result").split()[1]
+        assert new_id != source and _sweep_count(base) == before + 1
+        page.wait_for_selector(f"#sweeps tbody tr[data-sweep='{new_id}']")  # the new sweep appears
+        assert _wait_status(base, new_id)[-1] == "succeeded"
+
+        page.select_option("#a-sweep", new_id)
+        page.wait_for_selector("#a-importance .barlayer .trace", timeout=60_000)
+        page.wait_for_selector("#a-parcoords .parcoords")
+        assert page.locator("#a-parcoords g.axis").count() == 3  # lr, momentum, the metric
+        assert page.locator("#a-slices .scatterlayer .trace").count() == 2
+        assert "6 trials" in page.inner_text("#a-note")
+        page.locator("#analysis").screenshot(path=str(tmp_path / "analysis.png"))
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
-    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+    assert errors == [] and outside == []
+    assert (tmp_path / "analysis.png").stat().st_size > 10_000 and (tmp_path / "page.png").stat().st_size > 10_000
+    shots = os.environ.get("CIFAR_SWEEPS_SCREENSHOTS")  # where the docs' screenshot is refreshed from
+    if shots:
+        shutil.copy(tmp_path / "analysis.png", Path(shots) / "analysis.png")
 
 
 def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):

@@ -1,7 +1,15 @@
-// The leaderboard page: plain DOM and SVG, no external library (it must work offline).
+// The page: sweeps, a spec editor (new sweep from a preset, or run one again with edits),
+// a sweep's analysis (parallel coordinates, importance, slices), the leaderboard and the
+// learning curves. Charts are plotly.js, served by the app itself (/vendor/plotly.min.js):
+// the page loads nothing from the internet.
 "use strict";
 const COLORS = ["#0a6cff", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#1098ad", "#5c940d", "#e67700"];
-const state = { sortKey: "val_acc", asc: false, items: [], selected: new Set(), curves: {}, firstLoad: true };
+const LOG_TYPES = new Set(["loguniform", "qloguniform"]);
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const state = {
+  sortKey: "val_acc", asc: false, items: [], selected: new Set(), curves: {}, firstLoad: true,
+  sweeps: [], cfg: {}, analysisKey: "", cloneOf: null,
+};
 
 const $ = (sel) => document.querySelector(sel);
 const fmt = (x, d = 4) => (x === null || x === undefined ? "-" : Number(x).toFixed(d));
@@ -21,55 +29,252 @@ function progressText(p, counts) {
 }
 async function getJSON(url) {
   const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: ${r.status}`);
+  if (!r.ok) {
+    let detail = "";
+    try { detail = (await r.json()).detail; } catch (e) { /* not JSON */ }
+    const err = new Error(detail || `${url}: ${r.status}`);
+    err.status = r.status;
+    throw err;
+  }
   return r.json();
+}
+function showText(node, text) {
+  node.textContent = text || "";
+  node.hidden = !text;
 }
 
 async function loadConfig() {
-  const cfg = await getJSON("/config.json");
-  $("#ray-link").href = cfg.ray_dashboard;
+  state.cfg = await getJSON("/config.json");
+  $("#ray-link").href = state.cfg.ray_dashboard;
+  $("#e-token-label").hidden = !state.cfg.token_required;
+  $("#e-token").value = sessionStorage.getItem("cifar-sweeps-token") || "";
 }
+
+// ------------------------------------------------------------------ sweeps
 
 async function loadSweeps() {
   const data = await getJSON("/sweeps?limit=100");
+  state.sweeps = data.items;
   const body = $("#sweeps tbody");
   body.replaceChildren();
-  const sel = $("#f-sweep");
-  const chosen = sel.value;
-  sel.replaceChildren(el("option", { value: "" }, "all"));
-  for (const s of data.items) {
-    const tr = el("tr");
-    tr.append(el("td", {}, s.id), el("td", {}, s.name));
-    tr.append(el("td", { class: `status-${s.status}` }, s.status));
-    const counts = Object.entries(s.trial_counts).map(([k, v]) => `${v} ${k}`).join(", ");
-    tr.append(el("td", { class: "progress" }, progressText(s.progress, counts)),
-      el("td", { class: "num" }, fmt(s.best_trial && s.best_trial.val_acc)));
-    tr.append(el("td", {}, new Date(s.created_at).toLocaleString()));
-    const job = el("td");
-    if (s.links && s.links.ray_dashboard) {
-      const a = el("a", { href: s.links.ray_dashboard, target: "_blank" }, s.ray_job_id);
-      job.append(a);
-    } else job.textContent = "-";
-    tr.append(job);
-    body.append(tr);
-    sel.append(el("option", { value: s.id }, `${s.name} (${s.id})`));
+  for (const s of data.items) body.append(sweepRow(s));
+  fillSelect($("#f-sweep"), data.items, "all");
+  fillSelect($("#a-sweep"), data.items, null);
+  if (!$("#a-sweep").value) {
+    const done = data.items.find((s) => Object.keys(s.trial_counts).length);
+    if (done) $("#a-sweep").value = done.id;
   }
-  sel.value = chosen;
+}
+
+function sweepRow(s) {
+  const tr = el("tr", { "data-sweep": s.id });
+  tr.append(el("td", {}, s.id), el("td", {}, s.name));
+  tr.append(el("td", { class: `status-${s.status}` }, s.status));
+  const counts = Object.entries(s.trial_counts).map(([k, v]) => `${v} ${k}`).join(", ");
+  const warm = s.warm_trials != null ? ` · warm start: ${s.warm_trials} earlier trials` : "";
+  tr.append(el("td", { class: "progress" }, progressText(s.progress, counts) + warm),
+    el("td", { class: "num" }, fmt(s.best_trial && s.best_trial.val_acc)));
+  tr.append(el("td", {}, new Date(s.created_at).toLocaleString()));
+  const job = el("td");
+  if (s.links && s.links.ray_dashboard) job.append(el("a", { href: s.links.ray_dashboard, target: "_blank" }, s.ray_job_id));
+  else job.textContent = "-";
+  const again = el("button", { type: "button", class: "again" }, "run again with edits");
+  again.addEventListener("click", () => cloneSweep(s));
+  const actions = el("td");
+  actions.append(again);
+  tr.append(job, actions);
+  return tr;
+}
+
+function fillSelect(sel, sweeps, allLabel) {
+  const chosen = sel.value;
+  sel.replaceChildren();
+  if (allLabel) sel.append(el("option", { value: "" }, allLabel));
+  for (const s of sweeps) sel.append(el("option", { value: s.id }, `${s.name} (${s.id})`));
+  if ([...sel.options].some((o) => o.value === chosen)) sel.value = chosen;
+}
+
+// ------------------------------------------------------------------ the spec editor
+
+async function loadPresets() {
+  const data = await getJSON("/search-spaces");
+  const sel = $("#e-preset");
+  for (const p of data.items) sel.append(el("option", { value: p.name, title: p.description }, `${p.name} (${p.trials} trials)`));
+}
+
+async function usePreset() {
+  const name = $("#e-preset").value;
+  if (!name) return;
+  const spec = await getJSON(`/search-spaces/${encodeURIComponent(name)}`);
+  editSpec(spec, `preset ${name}`, null);
+}
+
+function cloneSweep(s) {
+  const spec = structuredClone(s.spec);
+  delete spec.search?.warm_start;
+  editSpec(spec, `copy of sweep ${s.id}`, s);
+  $("#editor").scrollIntoView();
+}
+
+function editSpec(spec, source, cloneOf) {
+  $("#e-spec").value = JSON.stringify(spec, null, 2);
+  $("#e-source").textContent = source;
+  state.cloneOf = cloneOf;
+  const warmable = cloneOf && (spec.search?.algorithm ?? "hyperopt") === "hyperopt";
+  $("#e-warm-label").hidden = !warmable;
+  $("#e-warm").checked = false;
+  if (cloneOf) $("#e-warm-id").textContent = cloneOf.id;
+  showText($("#e-error"), "");
+  $("#e-result").textContent = "";
+}
+
+async function submitSpec() {
+  showText($("#e-error"), "");
+  $("#e-result").textContent = "";
+  let spec;
+  try { spec = JSON.parse($("#e-spec").value); } catch (e) { showText($("#e-error"), `not valid JSON: ${e.message}`); return; }
+  if (state.cloneOf && $("#e-warm").checked && !$("#e-warm-label").hidden) {
+    spec.search = { ...(spec.search || {}), warm_start: { sweeps: [state.cloneOf.id] } };
+  }
+  const headers = { "Content-Type": "application/json" };
+  const token = $("#e-token").value.trim();
+  if (token) { headers.Authorization = `Bearer ${token}`; sessionStorage.setItem("cifar-sweeps-token", token); }
+  const r = await fetch("/sweeps", { method: "POST", headers, body: JSON.stringify(spec) });
+  const body = await r.json().catch(() => ({}));
+  if (r.status === 201) {
+    $("#e-result").textContent = `created ${body.id} (${body.status})`;
+    await refresh();
+    return;
+  }
+  if (r.status === 401) $("#e-token-label").hidden = false;
+  showText($("#e-error"), `${r.status}: ${body.detail || r.statusText}`);
+}
+
+// ------------------------------------------------------------------ analysis of one sweep
+
+async function loadAnalysis(force = false) {
+  const id = $("#a-sweep").value;
+  const sweep = state.sweeps.find((s) => s.id === id);
+  if (!sweep) return;
+  const key = `${id}:${sweep.status}:${JSON.stringify(sweep.trial_counts)}`;
+  if (!force && key === state.analysisKey) return;  // nothing new to draw
+  state.analysisKey = key;
+  const board = await getJSON(`/leaderboard?${new URLSearchParams({ sweep_id: id, limit: "1000" })}`);
+  const trials = board.items.filter((t) => t.val_acc !== null);
+  const params = Object.entries(sweep.spec.params || {});
+  $("#a-note").textContent = `${trials.length} trials with a score; colour and y: best val_acc; ` +
+    `searched: ${params.map(([k]) => k).join(", ") || "nothing"}`;
+  drawParcoords(params, trials);
+  drawSlices(params, trials);
+  await drawImportance(id);
+}
+
+const label = (v) => (typeof v === "object" ? JSON.stringify(v) : String(v));
+
+// One axis of a parameter: log10 for log-scale params, indices with labels for choices.
+function axisOf(name, p, trials) {
+  const raw = trials.map((t) => t.config[name]);
+  if (p.type === "choice" || raw.some((v) => typeof v !== "number")) {
+    // In the spec's order where the value is one of its choices, then any other seen.
+    const order = [...(p.values || []), ...raw].map(label);
+    const labels = [...new Set(order)].filter((l) => raw.some((v) => label(v) === l));
+    const index = raw.map((v) => labels.indexOf(label(v)));
+    return { label: name, values: index, tickvals: labels.map((_, i) => i), ticktext: labels };
+  }
+  if (LOG_TYPES.has(p.type)) {
+    const lo = Math.floor(Math.log10(p.low)), hi = Math.ceil(Math.log10(p.high));
+    const ticks = [];
+    for (let e = lo; e <= hi; e++) ticks.push(e);
+    return { label: `${name} (log)`, values: raw.map(Math.log10), tickvals: ticks, ticktext: ticks.map((e) => `1e${e}`),
+      range: [Math.log10(p.low), Math.log10(p.high)] };
+  }
+  return { label: name, values: raw, ...(p.low !== undefined ? { range: [p.low, p.high] } : {}) };
+}
+
+function drawParcoords(params, trials) {
+  const acc = trials.map((t) => t.val_acc);
+  const dims = params.map(([name, p]) => axisOf(name, p, trials));
+  dims.push({ label: "best val_acc", values: acc });
+  Plotly.react("a-parcoords", [{
+    type: "parcoords", dimensions: dims,
+    line: { color: acc, colorscale: "Viridis", showscale: true, colorbar: { title: { text: "val_acc" } } },
+  }], { title: { text: "parallel coordinates: one line per trial", y: 0.98 }, height: 400, margin: { l: 60, r: 60, t: 90, b: 30 } },
+  PLOT_CONFIG);
+}
+
+function drawSlices(params, trials) {
+  const n = Math.max(1, params.length);
+  const traces = params.map(([name, p], i) => ({
+    type: "scatter", mode: "markers", name, x: trials.map((t) => {
+      const v = t.config[name];
+      return p.type === "choice" || typeof v === "object" ? label(v) : v;
+    }), y: trials.map((t) => t.val_acc), xaxis: `x${i ? i + 1 : ""}`, yaxis: "y",
+    marker: { color: trials.map((t) => t.val_acc), colorscale: "Viridis", size: 8 },
+    text: trials.map((t) => t.trial_id), hovertemplate: `${name}=%{x}<br>val_acc=%{y:.4f}<br>%{text}<extra></extra>`,
+  }));
+  const layout = { title: { text: "slices: the metric against each parameter" }, showlegend: false, height: 340,
+    grid: { rows: 1, columns: n, pattern: "coupled" }, yaxis: { title: { text: "best val_acc" } },
+    margin: { l: 60, r: 20, t: 60, b: 50 } };
+  params.forEach(([name, p], i) => {
+    const choice = p.type === "choice";
+    layout[`xaxis${i ? i + 1 : ""}`] = { title: { text: name }, type: LOG_TYPES.has(p.type) ? "log" : (choice ? "category" : "linear"),
+      ...(choice ? { categoryorder: "array", categoryarray: p.values.map(label) } : {}) };
+  });
+  Plotly.react("a-slices", traces, layout, PLOT_CONFIG);
+}
+
+async function drawImportance(id) {
+  const div = $("#a-importance");
+  let imp;
+  try { imp = await getJSON(`/sweeps/${encodeURIComponent(id)}/importance`); } catch (e) {
+    Plotly.purge(div);
+    div.replaceChildren(el("p", { class: "muted importance-message" }, `importance: ${e.message}`));
+    return;
+  }
+  if (div.querySelector(".importance-message")) div.replaceChildren();
+  const ps = [...imp.params].reverse();  // plotly draws the first bar at the bottom
+  Plotly.react(div, [{
+    type: "bar", orientation: "h", y: ps.map((p) => p.name), x: ps.map((p) => p.importance),
+    text: ps.map((p) => best(p)), textposition: "auto", marker: { color: "#0a6cff" },
+  }], { title: { text: `importance (${imp.evaluator}, ${imp.trials_used} trials)` }, height: 340,
+    xaxis: { title: { text: "share of the metric's variance" }, range: [0, 1] }, margin: { l: 110, r: 20, t: 60, b: 50 } },
+  PLOT_CONFIG);
+}
+
+function best(p) {
+  if (p.best_values) return `best: ${p.best_values.join(", ")}`;
+  if (p.best_low === null || p.best_low === undefined) return "";
+  return `best: ${Number(p.best_low).toPrecision(3)}..${Number(p.best_high).toPrecision(3)}`;
+}
+
+// ------------------------------------------------------------------ leaderboard
+
+function boardParams() {
+  const params = new URLSearchParams();
+  if ($("#f-sweep").value) params.set("sweep_id", $("#f-sweep").value);
+  if ($("#f-model").value) params.set("model", $("#f-model").value);
+  if ($("#f-status").value) params.set("status", $("#f-status").value);
+  for (const f of $("#f-filter").value.split(/\s+/).filter(Boolean)) params.append("filter", f);
+  return params;
 }
 
 async function loadBoard() {
-  const params = new URLSearchParams({ limit: "200" });
-  if ($("#f-sweep").value) params.set("sweep_id", $("#f-sweep").value);
-  if ($("#f-model").value) params.set("model", $("#f-model").value);
-  const data = await getJSON(`/leaderboard?${params}`);
+  const params = boardParams();
+  $("#csv-link").href = `/leaderboard.csv?${params}`;
+  params.set("limit", "200");
+  let data;
+  try { data = await getJSON(`/leaderboard?${params}`); } catch (e) {
+    if (e.status !== 422) throw e;
+    showText($("#board-error"), e.message);
+    return;
+  }
+  showText($("#board-error"), "");
   state.items = data.items;
   $("#board-total").textContent = `${data.items.length} of ${data.total} trials`;
-  const models = new Set(data.items.map((t) => t.model));
   const msel = $("#f-model");
-  const chosen = msel.value;
-  if (!chosen) {
+  if (!msel.value) {
     msel.replaceChildren(el("option", { value: "" }, "all"));
-    for (const m of [...models].sort()) msel.append(el("option", { value: m }, m));
+    for (const m of [...new Set(data.items.map((t) => t.model))].sort()) msel.append(el("option", { value: m }, m));
   }
   if (state.firstLoad && data.items.length) {
     data.items.slice(0, 3).forEach((t) => state.selected.add(t.trial_id));
@@ -79,94 +284,87 @@ async function loadBoard() {
   await loadCurves();
 }
 
-function renderBoard() {
+function sortedItems() {
   const key = state.sortKey;
-  const items = [...state.items].sort((a, b) => {
+  return [...state.items].sort((a, b) => {
     const x = a[key], y = b[key];
     if (x === y) return 0;
     if (x === null || x === undefined) return 1;
     if (y === null || y === undefined) return -1;
     return (x < y ? -1 : 1) * (state.asc ? 1 : -1);
   });
+}
+
+function renderBoard() {
   for (const th of document.querySelectorAll("#board th[data-key]")) {
-    th.classList.toggle("sorted", th.dataset.key === key);
-    th.classList.toggle("asc", th.dataset.key === key && state.asc);
+    th.classList.toggle("sorted", th.dataset.key === state.sortKey);
+    th.classList.toggle("asc", th.dataset.key === state.sortKey && state.asc);
   }
   const body = $("#board tbody");
   body.replaceChildren();
-  for (const t of items) {
-    const tr = el("tr", { "data-trial": t.trial_id });
-    const box = el("input", { type: "checkbox" });
-    box.checked = state.selected.has(t.trial_id);
-    box.addEventListener("change", () => {
-      if (box.checked) state.selected.add(t.trial_id); else state.selected.delete(t.trial_id);
-      loadCurves();
-    });
-    const cb = el("td"); cb.append(box); tr.append(cb);
-    tr.append(el("td", { class: "num" }, t.rank), el("td", {}, t.model));
-    tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
-    tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
-    tr.append(el("td", { class: `status-${t.status}` }, t.status), el("td", {}, t.sweep_name || t.sweep_id));
-    // The Ray node of the trial's latest epoch, shortened (the full id is its tooltip).
-    tr.append(el("td", { class: "node", title: t.node_id || "" }, t.node_id ? t.node_id.slice(0, 8) : "-"));
-    const cfg = Object.entries(t.config).filter(([k]) => k !== "model")
-      .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join(" ");
-    tr.append(el("td", { class: "config" }, cfg));
-    const dl = el("td");
-    if (t.checkpoint_url) dl.append(el("a", { href: t.checkpoint_url }, "download"));
-    tr.append(dl);
-    body.append(tr);
-  }
+  for (const t of sortedItems()) body.append(boardRow(t));
 }
+
+function boardRow(t) {
+  const tr = el("tr", { "data-trial": t.trial_id });
+  const box = el("input", { type: "checkbox" });
+  box.checked = state.selected.has(t.trial_id);
+  box.addEventListener("change", () => {
+    if (box.checked) state.selected.add(t.trial_id); else state.selected.delete(t.trial_id);
+    loadCurves();
+  });
+  const cb = el("td"); cb.append(box); tr.append(cb);
+  tr.append(el("td", { class: "num" }, t.rank), el("td", {}, t.model));
+  tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
+  tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
+  tr.append(el("td", { class: `status-${t.status}` }, t.status), el("td", {}, t.sweep_name || t.sweep_id));
+  // The Ray node of the trial's latest epoch, shortened (the full id is its tooltip).
+  tr.append(el("td", { class: "node", title: t.node_id || "" }, t.node_id ? t.node_id.slice(0, 8) : "-"));
+  const cfg = Object.entries(t.config).filter(([k]) => k !== "model")
+    .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join(" ");
+  tr.append(el("td", { class: "config" }, cfg));
+  const dl = el("td");
+  if (t.checkpoint_url) dl.append(el("a", { href: t.checkpoint_url }, "download"));
+  tr.append(dl);
+  return tr;
+}
+
+// ------------------------------------------------------------------ learning curves
 
 async function loadCurves() {
   const ids = [...state.selected];
   await Promise.all(ids.map(async (id) => {
     try { state.curves[id] = (await getJSON(`/trials/${encodeURIComponent(id)}`)).curves; } catch (e) { /* gone */ }
   }));
-  drawChart($("#chart-acc"), ids, "val_acc", "train_acc", [0, 1]);
-  drawChart($("#chart-loss"), ids, "val_loss", "train_loss", null);
-  const legend = $("#legend");
-  legend.replaceChildren();
-  ids.forEach((id, i) => {
-    const li = el("li"); const sw = el("span"); sw.style.background = COLORS[i % COLORS.length];
-    li.append(sw, document.createTextNode(id)); legend.append(li);
-  });
+  drawCurves("chart-acc", ids, "val_acc", "train_acc", "accuracy", [0, 1]);
+  drawCurves("chart-loss", ids, "val_loss", "train_loss", "loss", null);
 }
 
-function drawChart(svg, ids, valKey, trainKey, yRange) {
-  const W = 560, H = 300, L = 48, R = 12, T = 12, B = 32;
-  svg.replaceChildren();
-  const ns = "http://www.w3.org/2000/svg";
-  const mk = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
-  const series = ids.map((id) => state.curves[id] || []);
-  const maxEpoch = Math.max(1, ...series.flat().map((p) => p.epoch));
-  let [ymin, ymax] = yRange || [0, Math.max(0.1, ...series.flat().flatMap((p) => [p[valKey], p[trainKey]]))];
-  if (ymax <= ymin) ymax = ymin + 1;
-  const x = (e) => L + ((W - L - R) * (e - (maxEpoch > 1 ? 1 : 0))) / Math.max(1, maxEpoch - 1);
-  const y = (v) => T + (H - T - B) * (1 - (v - ymin) / (ymax - ymin));
-  for (let i = 0; i <= 4; i++) {
-    const v = ymin + ((ymax - ymin) * i) / 4;
-    svg.append(mk("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e5e7ef" }));
-    const t = mk("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#666" });
-    t.textContent = v.toFixed(2); svg.append(t);
-  }
-  const xl = mk("text", { x: (W + L) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11, fill: "#666" });
-  xl.textContent = `epoch (1-${maxEpoch})`; svg.append(xl);
-  series.forEach((pts, i) => {
+function drawCurves(div, ids, valKey, trainKey, title, yRange) {
+  const traces = [];
+  ids.forEach((id, i) => {
+    const pts = state.curves[id] || [];
     const color = COLORS[i % COLORS.length];
-    for (const [key, dash] of [[valKey, ""], [trainKey, "5,4"]]) {
-      if (!pts.length) continue;
-      const d = pts.map((p, j) => `${j ? "L" : "M"}${x(p.epoch).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
-      svg.append(mk("path", { d, fill: "none", stroke: color, "stroke-width": 2, "stroke-dasharray": dash, class: "curve", "data-trial": ids[i] }));
+    const short = id.split("-").pop();
+    for (const [key, dash, what] of [[valKey, "solid", "val"], [trainKey, "dash", "train"]]) {
+      traces.push({ type: "scatter", mode: "lines+markers", name: `${short} ${what}`, legendgroup: id,
+        x: pts.map((p) => p.epoch), y: pts.map((p) => p[key]), line: { color, dash, width: 2 }, marker: { size: 4 } });
     }
   });
+  Plotly.react(div, traces, {
+    title: { text: `${title} (solid: validation, dashed: train)` }, height: 320,
+    xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: title }, ...(yRange ? { range: yRange } : {}) },
+    margin: { l: 60, r: 20, t: 50, b: 50 }, legend: { font: { size: 10 } },
+  }, PLOT_CONFIG);
 }
+
+// ------------------------------------------------------------------ wiring
 
 async function refresh() {
   try {
     await loadSweeps();
     await loadBoard();
+    await loadAnalysis();
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $("#updated").textContent = `refresh failed: ${e.message}`;
@@ -180,8 +378,11 @@ for (const th of document.querySelectorAll("#board th[data-key]")) {
     renderBoard();
   });
 }
-$("#f-sweep").addEventListener("change", loadBoard);
-$("#f-model").addEventListener("change", loadBoard);
+for (const id of ["#f-sweep", "#f-model", "#f-status", "#f-filter"]) $(id).addEventListener("change", loadBoard);
+$("#a-sweep").addEventListener("change", () => loadAnalysis(true));
+$("#e-preset").addEventListener("change", usePreset);
+$("#e-submit").addEventListener("click", submitSpec);
 loadConfig().catch(() => {});
+loadPresets().catch(() => {});
 refresh();
 setInterval(refresh, 5000);  // live while sweeps run
