@@ -45,7 +45,8 @@ class TrialStatus(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why a sweep is interrupted or failed (the sweeps.reason column)."""
+    """Why a sweep is interrupted or failed, or ended before its trials did (the
+    sweeps.reason column)."""
 
     DISK_LOW = "disk_low"  # the results disk filled mid-sweep
     DRIVER_INTERRUPTED = "driver_interrupted"  # Ctrl-C / SIGINT / SIGTERM of the driver
@@ -55,6 +56,7 @@ class Reason(StrEnum):
     JOB_UNKNOWN = "job_unknown"  # the cluster no longer knows the job (it was restarted)
     CLUSTER_LOST = "cluster_lost"  # the Ray cluster (its head) stopped answering
     ALL_TRIALS_FAILED = "all_trials_failed"
+    BUDGET_SPENT = "budget_spent"  # its epoch budget ran out: it succeeded, with what that bought
 
 
 class Event(StrEnum):
@@ -129,8 +131,8 @@ def requeue(store: Store, sweep_id: str) -> SweepStatus:
                  error=None, reason=None)
 
 
-def finish(store: Store, sweep_id: str) -> SweepStatus:
-    return apply(store, sweep_id, Event.FINISH)
+def finish(store: Store, sweep_id: str, reason: Reason | None = None) -> SweepStatus:
+    return apply(store, sweep_id, Event.FINISH, **({"reason": reason.value} if reason else {}))
 
 
 def interrupt(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
@@ -178,10 +180,11 @@ def request_stop(store: Store, sweep_id: str) -> str:
 # ---------------------------------------------------------------- deciding the end
 
 
-def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: int, total: int) -> SweepStatus:
+def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: int, total: int,
+                 budget_spent: bool = False) -> SweepStatus:
     """How a sweep ends when its driver's Tune run returns: the reason it was interrupted
     (noted before), a stop request, trials left unfinished (Tune returned on a signal), all
-    trials failed, or success."""
+    trials failed, or success (its epoch budget spent, or its trials all ended)."""
     sweep = store.get_sweep(sweep_id)
     if sweep.reason == Reason.DISK_LOW:
         return interrupt(store, sweep_id, Reason.DISK_LOW)
@@ -192,7 +195,7 @@ def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: i
                          f"the driver was interrupted with {unfinished_trials} trial(s) unfinished; resume it")
     if total and errored == total:
         return fail(store, sweep_id, Reason.ALL_TRIALS_FAILED, f"all {total} trials failed")
-    return finish(store, sweep_id)
+    return finish(store, sweep_id, Reason.BUDGET_SPENT if budget_spent else None)
 
 
 def driver_gone(store: Store, sweep: Sweep, alive: bool) -> str:

@@ -54,7 +54,8 @@ class Progress(BaseModel):
     trials_total: int
     trials_done: int  # ended: trained to the end, stopped early or errored
     running: list[RunningTrial]
-    epochs_done: int
+    epochs_done: int  # trial-epochs trained: what the sweep has spent of a budget
+    budget_epochs: int | None = None  # the spec's budget.epochs
     seconds_per_epoch: float | None  # measured so far, over every trial
     eta_s: float | None  # an estimate: the epochs left (budgets of unstarted trials included) at that pace
 

@@ -156,6 +156,12 @@ class Resources(_Strict):
     gpu: float = Field(0.0, ge=0, le=64)  # fractions share one GPU between trials
 
 
+class Budget(_Strict):
+    # The sweep's compute: trial-epochs in total, over all its trials. New trials start until
+    # it is spent; trials running then stop at their next epoch.
+    epochs: int = Field(ge=1, le=10_000_000)
+
+
 class DataConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
@@ -180,6 +186,7 @@ class SweepSpec(_Strict):
     checkpoint_every: int = Field(1, ge=1)  # epochs; a new best and the last epoch always are
     wandb: bool = False
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
+    budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
 
     @field_validator("name")
     @classmethod
@@ -187,6 +194,14 @@ class SweepSpec(_Strict):
         if not NAME_RE.match(v):
             raise ValueError("name must be 1-64 letters, digits, '_', '.', '-', starting with a letter or digit")
         return v
+
+    @model_validator(mode="after")
+    def _open_num_samples(self):
+        # Under a budget, num_samples left out means "as many as the budget buys": each
+        # trial trains at least one epoch, so budget.epochs trials is never the bound.
+        if self.budget is not None and "num_samples" not in self.model_fields_set:
+            self.num_samples = self.budget.epochs
+        return self
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -431,7 +446,10 @@ def needs_pretrained(spec: SweepSpec) -> set[str]:
 def check_limits(spec: SweepSpec, settings) -> None:
     """Sizes past the configured limits (Settings.max_*) are refused before anything runs."""
     if spec.total_trials() > settings.max_num_samples:
-        raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of {settings.max_num_samples}")
+        hint = ("; under a budget num_samples defaults to budget.epochs: set it lower"
+                if spec.budget and "num_samples" not in spec.model_fields_set else "")
+        raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of "
+                        f"{settings.max_num_samples}{hint}")
     if spec.max_epochs() > settings.max_epochs:
         raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {settings.max_epochs}")
     if spec.max_concurrent_trials > settings.max_concurrent_trials:

@@ -350,6 +350,14 @@ class Store:
         with self.sessions() as s:
             return list(s.scalars(select(Epoch).where(Epoch.trial_id == trial_id).order_by(Epoch.epoch)))
 
+    def epoch_keys(self, sweep_id: str) -> set[tuple[str, int]]:
+        """(Tune trial id, epoch) of every epoch the sweep's trials have recorded: what the
+        sweep has spent of an epoch budget (a replayed epoch is one row, counted once)."""
+        with self.sessions() as s:
+            rows = s.execute(select(Trial.tune_trial_id, Epoch.epoch).join(Epoch, Epoch.trial_id == Trial.id)
+                             .where(Trial.sweep_id == sweep_id)).all()
+        return {(r[0], int(r[1])) for r in rows}
+
     def trials(self, sweep_id: str) -> list[Trial]:
         with self.sessions() as s:
             return list(s.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.started_at)))

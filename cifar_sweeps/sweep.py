@@ -113,7 +113,8 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=make_callbacks(spec, store, sweep_id, settings),
-        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings)),
+        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings),
+                          budget_epochs=spec.budget.epochs if spec.budget else None),
         verbose=1,
     )
 
@@ -158,20 +159,32 @@ def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreStopper(Stopper):
-    """Stops every trial when `stop` was asked for in the store (CLI or API), or when the
-    results disk runs low, checked at most every 2 s so a sweep's hot loop does not hammer
-    the database. Holds the store's URL, not a connection, so Tune can pickle it with the
-    experiment state."""
+    """Stops every trial when `stop` was asked for in the store (CLI or API), when the
+    results disk runs low (both checked at most every 2 s so a sweep's hot loop does not
+    hammer the database), or when the sweep's epoch budget is spent. Holds the store's URL,
+    not a connection, so Tune can pickle it with the experiment state."""
 
     def __init__(self, store_url: str, sweep_id: str, every_s: float = 2.0, storage: str | None = None,
-                 min_free_mb: float = 0.0):
+                 min_free_mb: float = 0.0, budget_epochs: int | None = None):
         self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
-        self.storage, self.min_free_mb = storage, min_free_mb
+        self.storage, self.min_free_mb, self.budget_epochs = storage, min_free_mb, budget_epochs
         self._last = 0.0
         self._stop = self._interrupted = False
+        self._spent: set[tuple[str, int]] | None = None  # (Tune trial id, epoch) trained so far
 
     def __call__(self, trial_id: str, result: dict) -> bool:
+        if self.budget_epochs is not None and "epoch" in result:
+            self._count(trial_id, int(result["epoch"]))
         return self.stop_all()
+
+    def _count(self, trial_id: str, epoch: int) -> None:
+        """One more trial-epoch; the epochs recorded before (a resumed sweep) count too, and
+        an epoch replayed after a restore counts once."""
+        if self._spent is None:
+            self._spent = get_store(self.store_url).epoch_keys(self.sweep_id)
+        self._spent.add((trial_id, epoch))
+        if len(self._spent) >= self.budget_epochs:
+            self._stop = True
 
     def stop_all(self) -> bool:
         now = time.monotonic()
@@ -200,7 +213,7 @@ class StoreStopper(Stopper):
         signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
 
     def __getstate__(self):
-        return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False}
+        return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False, "_spent": None}
 
 
 def _error_text(trial) -> str:
@@ -290,7 +303,9 @@ def _finish(store: Store, sweep_id: str, results) -> tuple[str, str | None]:
     """The sweep's end, decided by the lifecycle from Tune's trials; and its error."""
     unfinished = sum(1 for t in _tune_trials(results) if not t.is_finished())
     errored = sum(1 for r in results if r.error is not None)
-    status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, len(results))
+    budget = (store.get_sweep(sweep_id).spec.get("budget") or {}).get("epochs")
+    spent = budget is not None and len(store.epoch_keys(sweep_id)) >= budget
+    status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, len(results), budget_spent=spent)
     return status, store.get_sweep(sweep_id).error
 
 

@@ -135,10 +135,14 @@ def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
     budgets = [t[3] for t in trials if t[3]]
     mean_budget = sum(budgets) / len(budgets) if budgets else 0
     left = sum(max((r.epochs_budget or 0) - r.epoch, 0) for r in running) + mean_budget * (total - len(trials))
+    budget = (spec.get("budget") or {}).get("epochs")
+    if budget is not None:  # a budget ends the sweep first
+        left = min(left, max(budget - epochs_done, 0))
     concurrency = max(1, min(int(spec.get("max_concurrent_trials", 1)), max(len(running), 1)))
     eta = left * pace / concurrency if pace is not None and sweep.status in ACTIVE else None
     return Progress(trials_total=total, trials_done=sum(1 for t in trials if t[1] in TRIAL_ENDED),
-                    running=running, epochs_done=epochs_done, seconds_per_epoch=pace, eta_s=eta)
+                    running=running, epochs_done=epochs_done, budget_epochs=budget, seconds_per_epoch=pace,
+                    eta_s=eta)
 
 
 def _total_trials(spec: dict) -> int:

@@ -22,7 +22,8 @@ function el(tag, attrs = {}, text) {
 // "3/10 done · trial_ab12 epoch 4/20 · about 6 min left" for an active sweep.
 function progressText(p, counts) {
   if (!p) return counts || "-";
-  const parts = [`${p.trials_done}/${p.trials_total} done`];
+  const parts = [p.budget_epochs != null ? `${p.trials_done} done · ${p.epochs_done}/${p.budget_epochs} budget epochs`
+    : `${p.trials_done}/${p.trials_total} done`];
   for (const r of p.running) parts.push(`${r.trial_id.split("-").pop()} epoch ${r.epoch}/${r.epochs_budget ?? "?"}`);
   if (p.eta_s != null) parts.push(`about ${p.eta_s < 90 ? Math.round(p.eta_s) + " s" : Math.round(p.eta_s / 60) + " min"} left`);
   return parts.join(" · ") + (counts ? ` (${counts})` : "");

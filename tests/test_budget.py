@@ -1,0 +1,85 @@
+"""Epoch budgets: a sweep stops once its trials have trained `budget.epochs` epochs in
+total (at most one more per other running trial), says so in its reason, keeps every
+trial, and a resumed sweep counts what it spent before (no overspending)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from cifar_sweeps.spec import parse_spec
+from cifar_sweeps.store import get_store
+from cifar_sweeps.sweep import StoreStopper
+from tests.ray_helpers import VENV_BIN
+
+LR = {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}
+
+
+def _metrics(epoch: int) -> dict:
+    return {"epoch": epoch, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1,
+            "seconds": 1.0, "images_per_s": 1.0}
+
+
+def test_num_samples_is_left_open_under_a_budget():
+    spec = parse_spec({"name": "b", "budget": {"epochs": 30}, "fixed": {"model": "mlp"}, "params": LR})
+    assert spec.num_samples == 30  # each trial trains at least one epoch: never the bound
+    assert parse_spec({"name": "b", "budget": {"epochs": 30}, "num_samples": 4, "fixed": {"model": "mlp"},
+                       "params": LR}).num_samples == 4
+
+
+def test_the_stopper_counts_every_trial_epoch_once_including_those_before_a_resume(tmp_path):
+    store = get_store(f"sqlite:///{tmp_path / 's.db'}")
+    sweep = store.create_sweep({"name": "b"}, "synthetic:1", "v")
+    done = store.trial_started(sweep.id, "t0", {"model": "mlp"}, 4)
+    for e in (1, 2, 3):  # spent before the driver was restarted
+        store.trial_epoch(done, _metrics(e))
+    stopper = StoreStopper(store.url, sweep.id, budget_epochs=6)
+    assert not stopper("t1", {"epoch": 1}) and not stopper("t1", {"epoch": 1})  # a replayed epoch: once
+    assert not stopper("t0", {"epoch": 3})  # recorded before: already counted
+    assert not stopper("t2", {"epoch": 1})
+    assert stopper("t1", {"epoch": 2}) and stopper.stop_all()  # 3 + 3: spent
+    assert not StoreStopper(store.url, sweep.id)("t1", {"epoch": 9})  # no budget: never
+
+
+@pytest.mark.slow
+def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tmp_path):
+    from cifar_sweeps.jobs import follow_local_driver
+    from tests.test_sweep_e2e import REPO, _cli, _env, _store, _write_spec
+
+    results = tmp_path / "results"
+    spec = _write_spec(tmp_path, num_samples=None, budget={"epochs": 12}, max_concurrent_trials=2,
+                       scheduler={"type": "fifo"}, fixed={"model": "mlp", "epochs": 4, "batch_size": 32}, params=LR)
+    raw = json.loads(spec.read_text())
+    del raw["num_samples"]  # left open: the budget decides
+    spec.write_text(json.dumps(raw))
+    env = _env(ray_head, results)
+    driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
+                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = _store(results)
+    deadline, sweep_id = time.time() + 300, None
+    while time.time() < deadline:
+        rows, _ = store.list_sweeps()
+        if rows and len(store.epoch_keys(rows[0].id)) >= 5:
+            sweep_id = rows[0].id
+            break
+        time.sleep(0.3)
+    assert sweep_id, "no 5 epochs before the deadline"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+    assert follow_local_driver(store, store.get_sweep(sweep_id)) == "interrupted"
+    before = len(store.epoch_keys(sweep_id))
+
+    p = _cli(["resume", sweep_id], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    sweep = store.get_sweep(sweep_id)
+    spent = len(store.epoch_keys(sweep_id))
+    assert sweep.status == "succeeded" and sweep.reason == "budget_spent", (sweep.status, sweep.reason)
+    assert 12 <= spent <= 12 + 1, (before, spent)  # + (concurrent trials - 1)
+    trials = store.trials(sweep_id)
+    assert len(trials) >= 3 and all(t.epochs >= 1 for t in trials)  # every trial's results kept
+    assert sum(t.epochs for t in trials) == spent
