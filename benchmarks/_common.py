@@ -41,14 +41,17 @@ def _fmt(c: object) -> str:
     return str(c)
 
 
-def fit_sweep(spec, splits, callbacks: list | None = None):
+def fit_sweep(spec, splits, callbacks: list | None = None, with_epochs: bool = False):
     """Run a sweep spec on `splits` through the project's Tuner, with a throwaway store and
-    results folder; returns (trials from the store, wall seconds of tuner.fit)."""
+    results folder; returns (trials from the store, wall seconds of tuner.fit), and with
+    `with_epochs` every epoch row in the order they were recorded as a third item."""
     import tempfile
     import time
 
+    from sqlalchemy import select
+
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store import Store
+    from cifar_sweeps.store import Epoch, Store, Trial
     from cifar_sweeps.sweep import build_tuner
 
     with tempfile.TemporaryDirectory() as d:
@@ -61,4 +64,9 @@ def fit_sweep(spec, splits, callbacks: list | None = None):
         tuner._local_tuner._run_config.verbose = 0
         tuner.fit()
         wall = time.perf_counter() - t0
-        return store.trials(sweep.id), wall
+        trials = store.trials(sweep.id)
+        if not with_epochs:
+            return trials, wall
+        with store.sessions() as s:
+            epochs = list(s.scalars(select(Epoch).join(Trial).where(Trial.sweep_id == sweep.id).order_by(Epoch.id)))
+        return trials, wall, epochs

@@ -1,20 +1,31 @@
-"""Early stopping vs full-length search: the report's method (HyperOpt TPE, every trial
-trained for its full sampled epoch count, as hyperopt's fmin did) against this project's
-default (TPE + ASHA), same space shape, same num_samples, several seeds, real CIFAR-10.
+"""Search at equal compute: the report's method against this project's searchers, each
+given the same total trial-epochs, on real CIFAR-10, several seeds.
 
-    python benchmarks/search_efficiency.py --seeds 0 1 2 --num-samples 10
+    python benchmarks/search_efficiency.py --seeds 0 1 2 3 4
 
-The space is the report's (lr U(0.001, 0.1), batch {32, 64, 128}, epochs quniform(10, 100,
-5), fmin with max_evals=10) with the epochs scaled by 1/5 to fit a 2-core CPU: epochs
-quniform(2, 20, 1), the same 1:10 range, for simple_cnn on a stratified subset of the
-training split. ASHA runs with the project's defaults (grace period 1, reduction factor 3)
-unless --grace is given. Prints total epochs trained, wall time and best val_acc of each,
-and the ratios.
+Fixed before comparing (the space, the seeds, the budget rule):
+- The space is the report's shape: lr U(0.001, 0.1), batch {32, 64, 128}, SGD momentum
+  0.9, and its epochs quniform(10, 100, 5) scaled by 1/10 to quniform(1, 10, 1) so that
+  five seeds fit a 2-core CPU: the course MLP (`--model`) on 2,500 training images,
+  scored on 2,000 validation images (and the best trial on 2,000 test images).
+- The report's method: hyperopt's fmin with max_evals=10 and its default 20 startup jobs,
+  i.e. 10 random draws, each trained for its full sampled epochs, scored by its best
+  epoch (search.algorithm `random`, scheduler fifo, metric best_val_acc).
+- The budget: the epochs that run spent (its sampled epochs added up), per seed.
+- The candidates, each with that budget (`budget.epochs`, num_samples left open), trials
+  budgeted the space's largest epoch count and cut by ASHA (grace 1, reduction 3), same
+  metric: HyperOpt TPE and Optuna's multivariate TPE, 5 random trials first.
+
+Prints per method the best val_acc at 25/50/75/100 % of the budget (an anytime curve
+from every epoch in the order it was recorded), the test_acc of the final best trial,
+and the fraction of the budget it needed to reach the report method's final best; then
+medians over the seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -25,79 +36,132 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits, train_subset  # noqa: E402
 
+POINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget the anytime curve is read at
+METHODS = {
+    "report (random, full length)": {"search": {"algorithm": "random"}, "scheduler": {"type": "fifo"}},
+    "hyperopt TPE + ASHA": {"search": {"algorithm": "hyperopt", "n_initial_points": 5}, "scheduler": {"type": "asha"}},
+    "optuna TPE + ASHA": {"search": {"algorithm": "optuna", "n_initial_points": 5}, "scheduler": {"type": "asha"}},
+}
+REPORT = next(iter(METHODS))
 
-def make_spec(args, seed: int, asha: bool):
+
+def make_spec(args, name: str, seed: int, budget: int | None):
     from cifar_sweeps.spec import parse_spec
 
-    return parse_spec({
-        "name": f"eff-{'asha' if asha else 'full'}-{seed}", "num_samples": args.num_samples,
-        "max_concurrent_trials": args.concurrency,
-        "search": {"algorithm": "hyperopt", "seed": seed, "n_initial_points": max(2, args.num_samples // 3)},
-        "scheduler": ({"type": "asha"} | ({"grace_period": args.grace} if args.grace else {})) if asha
-        else {"type": "fifo"},
+    method = METHODS[name]
+    epochs = {"type": "quniform", "low": args.min_epochs, "high": args.max_epochs, "q": 1}
+    spec = {
+        "name": f"eff-{seed}", "metric": "best_val_acc", "mode": "max", "max_concurrent_trials": args.concurrency,
+        "search": {**method["search"], "seed": seed}, "scheduler": method["scheduler"],
         "resources_per_trial": {"cpu": args.threads},
-        "checkpoint_every": 100,  # same checkpoint cost for both: new bests and the last epoch only
+        "checkpoint_every": 100,  # the same checkpoint cost for all: new bests and the last epoch only
         "fixed": {"model": args.model, "optimizer": "sgd", "momentum": 0.9},
-        "params": {
-            "lr": {"type": "uniform", "low": 0.001, "high": 0.1},
-            "batch_size": {"type": "choice", "values": [32, 64, 128]},
-            "epochs": {"type": "quniform", "low": args.min_epochs, "high": args.max_epochs, "q": 1},
-        },
-    })
+        "params": {"lr": {"type": "uniform", "low": 0.001, "high": 0.1},
+                   "batch_size": {"type": "choice", "values": [32, 64, 128]}},
+    }
+    if budget is None:  # the report's method: 10 draws of the whole space, epochs included
+        spec["num_samples"] = args.num_samples
+        spec["params"]["epochs"] = epochs
+    else:  # a candidate: the same compute, ASHA decides how long each trial runs
+        spec["budget"] = {"epochs": budget}
+        spec["fixed"]["epochs"] = args.max_epochs
+    return parse_spec(spec)
 
 
-def run_one(spec, splits: Splits) -> dict:
-    trials, wall = fit_sweep(spec, splits)
+def anytime(epochs: list, budget: int) -> list[float]:
+    """The best val_acc seen once each fraction of `budget` epochs was spent."""
+    best, out, curve = -math.inf, [], []
+    for e in epochs:
+        best = max(best, e.val_acc)
+        curve.append(best)
+    for frac in POINTS:
+        n = min(len(curve), math.floor(frac * budget))
+        out.append(curve[n - 1] if n else float("nan"))
+    return out
+
+
+def needed(epochs: list, target: float, budget: int) -> float:
+    """The fraction of the budget spent when the best val_acc first reached `target`."""
+    best = -math.inf
+    for i, e in enumerate(epochs, 1):
+        best = max(best, e.val_acc)
+        if best >= target - 1e-12:
+            return i / budget
+    return math.inf
+
+
+def run_one(args, name: str, seed: int, splits: Splits, budget: int | None) -> dict:
+    trials, wall, epochs = fit_sweep(make_spec(args, name, seed, budget), splits, with_epochs=True)
     best = max(trials, key=lambda t: t.val_acc or 0)
-    return {"epochs": sum(t.epochs for t in trials), "wall": wall, "best_val": best.val_acc,
+    return {"epochs": epochs, "spent": len(epochs), "trials": len(trials), "wall": wall, "best_val": best.val_acc,
             "best_test": best.test_acc}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=default_data())
-    ap.add_argument("--model", default="simple_cnn")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--num-samples", type=int, default=10, help="the report's max_evals")
-    ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--train-images", type=int, default=2500)
-    # Validation images per trial: the standard error of a val_acc near 0.55 is 1.6 points
-    # on 1,000 images and 0.7 on 5,000; "within 1 point" needs the larger set.
-    ap.add_argument("--eval-images", type=int, default=5000)
-    ap.add_argument("--min-epochs", type=int, default=2)
-    ap.add_argument("--max-epochs", type=int, default=20)
-    ap.add_argument("--grace", type=int, help="ASHA grace period in epochs (default: the project's)")
-    args = ap.parse_args(argv)
-
-    import ray
-
+def load(args) -> Splits:
     s = train_subset(load_splits(args.data, cache_dir()), args.train_images)
     # Random, not leading, evaluation images: an image-folder test set is in class order.
     rng = np.random.default_rng(0)
     v = rng.permutation(len(s.y_val))[:args.eval_images]
     t = rng.permutation(len(s.y_test))[:args.eval_images]
-    splits = Splits(s.x_train, s.y_train, s.x_val[v], s.y_val[v], s.x_test[t], s.y_test[t])
+    return Splits(s.x_train, s.y_train, s.x_val[v], s.y_val[v], s.x_test[t], s.y_test[t])
+
+
+def seed_rows(args, seed: int, splits: Splits) -> list[list]:
+    """Every method on one seed: the report's first, whose spent epochs are the budget."""
+    report = run_one(args, REPORT, seed, splits, None)
+    budget, target = report["spent"], report["best_val"]
+    rows = []
+    for name in METHODS:
+        r = report if name == REPORT else run_one(args, name, seed, splits, budget)
+        curve = anytime(r["epochs"], budget)
+        rows.append([seed, name, budget, r["spent"], r["trials"], *curve, r["best_test"] or float("nan"),
+                     needed(r["epochs"], target, budget), r["wall"]])
+        print(f"  seed {seed} {name}: {rows[-1][2:]}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=default_data())
+    ap.add_argument("--model", default="mlp")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--num-samples", type=int, default=10, help="the report's max_evals")
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--train-images", type=int, default=2500)
+    ap.add_argument("--eval-images", type=int, default=2000)
+    ap.add_argument("--min-epochs", type=int, default=1)
+    ap.add_argument("--max-epochs", type=int, default=10)
+    args = ap.parse_args(argv)
+
+    import ray
+
+    splits = load(args)
     ray.init(num_cpus=args.concurrency * args.threads, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)
-    rows, ratios = [], []
-    for seed in args.seeds:
-        full = run_one(make_spec(args, seed, asha=False), splits)
-        asha = run_one(make_spec(args, seed, asha=True), splits)
-        print(f"  seed {seed}: full {full}  asha {asha}", flush=True)
-        for name, r in (("TPE full-length", full), ("TPE + ASHA", asha)):
-            rows.append([seed, name, r["epochs"], r["wall"], f"{r['best_val']:.3f}", f"{r['best_test'] or 0:.3f}"])
-        ratios.append([seed, asha["epochs"] / full["epochs"], asha["wall"] / full["wall"],
-                       (asha["best_val"] - full["best_val"]) * 100])
+    rows = [row for seed in args.seeds for row in seed_rows(args, seed, splits)]
     ray.shutdown()
+    heads = ["seed", "method", "budget", "spent", "trials", *[f"best@{int(p * 100)}%" for p in POINTS],
+             "its test_acc", "budget to match report", "wall s"]
     print()
-    print_table(["seed", "method", "epochs", "wall s", "best val_acc", "its test_acc"], rows)
+    print_table(heads, [[*r[:5], *[f"{x:.3f}" for x in r[5:10]], _frac(r[10]), f"{r[11]:.0f}"] for r in rows])
     print()
-    ratios.append(["median", median([r[1] for r in ratios]), median([r[2] for r in ratios]),
-                   median([r[3] for r in ratios])])
-    print_table(["seed", "epochs asha/full", "wall asha/full", "best val_acc asha-full (points)"], ratios)
-    print("target: epochs asha/full <= 0.33 with best val_acc within 1 point")
+    print_table(["method (median over seeds)", *heads[5:10], heads[10], "best@100% - report (points)"],
+                [_medians(rows, name) for name in METHODS])
+    print("targets: the default 1.0 point or more above the report at 100 %; matches it within 1/3 of the budget")
     return 0
+
+
+def _medians(rows: list[list], name: str) -> list:
+    mine = [r for r in rows if r[1] == name]
+    report = {r[0]: r[8] for r in rows if r[1] == REPORT}
+    cols = [median([r[i] for r in mine]) for i in range(5, 10)]
+    return [name, *[f"{c:.3f}" for c in cols], _frac(median([r[10] for r in mine])),
+            f"{median([(r[8] - report[r[0]]) * 100 for r in mine]):+.1f}"]
+
+
+def _frac(x: float) -> str:
+    return "not reached" if math.isinf(x) else f"{x:.2f}"
 
 
 if __name__ == "__main__":

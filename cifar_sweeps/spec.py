@@ -135,14 +135,24 @@ class WarmStart(_Strict):
     sweeps: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,96}$")]] = Field(min_length=1, max_length=20)
 
 
+class OptunaOptions(_Strict):
+    # Optuna's TPESampler: multivariate models the params jointly (the report's lr and batch
+    # size interact); constant_liar makes concurrent trials spread out instead of piling up
+    # on the same region while the first of them are still running.
+    multivariate: bool = True
+    constant_liar: bool = True
+
+
 class SearchConfig(_Strict):
     # hyperopt: TPE after n_initial_points random trials; random: hyperopt's random draws;
-    # grid: every combination of the choice params (the report's ladders), num_samples times.
-    algorithm: Literal["hyperopt", "random", "grid"] = "hyperopt"
+    # grid: every combination of the choice params (the report's ladders), num_samples times;
+    # optuna: Optuna's TPE (options in `optuna`), also after n_initial_points random trials.
+    algorithm: Literal["hyperopt", "random", "grid", "optuna"] = "hyperopt"
     seed: int | None = 0
     n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
-    warm_start: WarmStart | None = None  # hyperopt only; see warm.py
+    warm_start: WarmStart | None = None  # hyperopt and optuna; see warm.py
+    optuna: OptunaOptions | None = None  # only with algorithm optuna
 
 
 class SchedulerConfig(_Strict):
@@ -212,6 +222,7 @@ class SweepSpec(_Strict):
         _check_values(self)
         _check_points(self)
         _check_warm_start(self)
+        _check_optuna(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
                 if not isinstance(p, Choice):
@@ -323,12 +334,27 @@ def _check_values(spec: SweepSpec) -> None:
                 _check_field(key, c, f"{where}.{key}")
 
 
+def _check_optuna(spec: SweepSpec) -> None:
+    if spec.search.optuna is not None and spec.search.algorithm != "optuna":
+        raise ValueError(f"search.optuna: options of the optuna algorithm, but search.algorithm is "
+                         f"{spec.search.algorithm}")
+    if spec.search.algorithm != "optuna":
+        return
+    for key, p in spec.params.items():
+        if isinstance(p, Choice) and any(isinstance(v, (dict, list)) for v in p.values):
+            raise ValueError(f"params.{key}: optuna takes choices of plain values (numbers, strings, booleans); "
+                             "use hyperopt for choices among objects")
+        if isinstance(p, QLogUniform) and p.q != 1:
+            raise ValueError(f"params.{key}: qloguniform with q={p.q:g} has no Optuna equivalent (a log scale "
+                             "steps by 1 only); use loguniform, quniform, or hyperopt")
+
+
 def _check_warm_start(spec: SweepSpec) -> None:
     if spec.search.warm_start is None:
         return
-    if spec.search.algorithm != "hyperopt":
-        raise ValueError(f"search.warm_start: needs search.algorithm hyperopt (TPE learns from the earlier "
-                         f"trials), got {spec.search.algorithm}")
+    if spec.search.algorithm not in ("hyperopt", "optuna"):
+        raise ValueError(f"search.warm_start: needs search.algorithm hyperopt or optuna (TPE learns from the "
+                         f"earlier trials), got {spec.search.algorithm}")
     if spec.search.points_to_evaluate:
         raise ValueError("search.warm_start and search.points_to_evaluate: use one (warm start gives the "
                          "searcher evaluated points; points_to_evaluate asks it to run some)")

@@ -21,9 +21,9 @@ from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
 from cifar_sweeps.lifecycle import Reason, TrialStatus
-from cifar_sweeps.searchers import make_search
+from cifar_sweeps.searchers import make_search, param_space
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import SweepSpec, flatten_config, to_grid_space
+from cifar_sweeps.spec import SweepSpec, flatten_config
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.store import Store, get_store
 from cifar_sweeps.tracking import wandb_callback
@@ -137,7 +137,7 @@ def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
 
     return tune.Tuner(
         make_trainable(spec, splits, weights),
-        param_space=to_grid_space(spec) if spec.search.algorithm == "grid" else None,
+        param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             search_alg=make_search(spec, evaluated), scheduler=make_scheduler(spec),
             num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
