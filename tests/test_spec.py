@@ -114,3 +114,35 @@ def test_malformed_json_and_missing_file(tmp_path):
         parse_spec("{not json")
     with pytest.raises(SpecError, match="does not exist"):
         load_spec_file(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("search,params,message", [
+    ({"algorithm": "hyperopt", "optuna": {"multivariate": True}}, None, "options of the optuna algorithm"),
+    ({"algorithm": "optuna", "optuna": {"multivariate": "yes"}}, None, "search.optuna.multivariate"),
+    ({"algorithm": "optuna"}, {"opt": {"type": "choice", "values": [{"optimizer": "sgd"}, {"optimizer": "adam"}]}},
+     "optuna takes choices of plain values"),
+    ({"algorithm": "optuna"}, {"batch_size": {"type": "qloguniform", "low": 16, "high": 256, "q": 16}},
+     "no Optuna equivalent"),
+])
+def test_optuna_options_are_checked(search, params, message):
+    raw = {"name": "o", "fixed": {"model": "mlp"}, "search": search,
+           "params": params or {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+    with pytest.raises(SpecError, match=message):
+        parse_spec(raw)
+
+
+def test_optuna_draws_what_the_spec_draws():
+    from cifar_sweeps.searchers import make_search
+
+    spec = parse_spec({"name": "o", "search": {"algorithm": "optuna", "seed": 3, "n_initial_points": 2},
+                       "fixed": {"model": "mlp"},
+                       "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+                                  "batch_size": {"type": "choice", "values": [32, 64, 128]},
+                                  "epochs": {"type": "quniform", "low": 2, "high": 6, "q": 2},
+                                  "seed": {"type": "randint", "low": 0, "high": 3}}})
+    searcher = make_search(spec)
+    for i in range(12):  # past the 2 random trials: TPE's own draws too
+        c = searcher.suggest(f"t{i}")
+        assert 0.001 <= c["lr"] <= 0.1 and c["batch_size"] in (32, 64, 128)
+        assert c["epochs"] in (2, 4, 6) and type(c["epochs"]) is int and c["seed"] in (0, 1, 2)
+        searcher.on_trial_complete(f"t{i}", {"val_acc": c["lr"], "training_iteration": 1})

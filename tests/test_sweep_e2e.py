@@ -93,11 +93,17 @@ def test_retry_continues_from_checkpoint(ray_head, tmp_path):
     assert trial.status == "terminated" and trial.epochs == 4
 
 
-def test_sigkill_driver_then_resume(ray_head, tmp_path):
+@pytest.mark.parametrize("algorithm", ["hyperopt", "optuna"])
+def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
+    """Each searcher: a short sweep, its driver SIGKILLed mid-trial, resumed: the searcher's
+    state comes back (the sweep ends with exactly num_samples trials), configs keep their
+    types, no finished trial trains again."""
     results = tmp_path / "results"
     spec = _write_spec(tmp_path, num_samples=4, max_concurrent_trials=1, scheduler={"type": "fifo"},
-                       fixed={"model": "simple_cnn", "epochs": 3, "batch_size": 32},
-                       params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}})
+                       search={"algorithm": algorithm, "seed": 1, "n_initial_points": 2},
+                       fixed={"model": "simple_cnn", "epochs": 3},
+                       params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
+                               "batch_size": {"type": "choice", "values": [32, 64]}})
     env = _env(ray_head, results)
     driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,8 +139,11 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path):
     trials = store.trials(sweep_id)
     assert len(trials) == 4
     assert kept <= {t.id for t in trials}  # nothing recorded before the kill was lost
+    assert len({(t.config["lr"], t.config["batch_size"]) for t in trials}) == 4  # the searcher did not restart
     for t in trials:
         assert t.status == "terminated" and t.epochs == 3
+        assert isinstance(t.config["lr"], float) and t.config["batch_size"] in (32, 64)
+        assert type(t.config["batch_size"]) is int and type(t.config["epochs"]) is int
         epochs = _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
         assert epochs.count(1) == 1, f"{t.id} trained from scratch again: {epochs}"
         if t.id in finished_before:
