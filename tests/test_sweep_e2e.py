@@ -115,7 +115,7 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
         if rows:
             sweep_id = rows[0].id
             trials = store.trials(sweep_id)
-            finished_before = {t.id: t.finished_at for t in trials if t.status == "terminated"}
+            finished_before = {t.id: (t.finished_at, t.epochs) for t in trials if t.status == "terminated"}
             running = [t for t in trials if t.status == "running" and t.epochs >= 1]
             if finished_before and running:
                 break
@@ -146,8 +146,9 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
         assert type(t.config["batch_size"]) is int and type(t.config["epochs"]) is int
         epochs = _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
         assert epochs.count(1) == 1, f"{t.id} trained from scratch again: {epochs}"
-        if t.id in finished_before:
-            assert t.finished_at == finished_before[t.id]  # finished trials were not run again
+        if t.id in finished_before:  # finished trials were not run again
+            at, trained = finished_before[t.id]
+            assert t.finished_at == at and t.epochs == trained and len(epochs) == trained, (t.id, trained, epochs)
 
 
 def test_ray_job_submit(ray_head, tmp_path):
