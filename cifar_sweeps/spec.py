@@ -340,10 +340,11 @@ def _check_optuna(spec: SweepSpec) -> None:
                          f"{spec.search.algorithm}")
     if spec.search.algorithm != "optuna":
         return
+    key = _object_choice(spec)
+    if key:
+        raise ValueError(f"params.{key}: optuna takes choices of plain values (numbers, strings, booleans); "
+                         "use hyperopt for choices among objects")
     for key, p in spec.params.items():
-        if isinstance(p, Choice) and any(isinstance(v, (dict, list)) for v in p.values):
-            raise ValueError(f"params.{key}: optuna takes choices of plain values (numbers, strings, booleans); "
-                             "use hyperopt for choices among objects")
         if isinstance(p, QLogUniform) and p.q != 1:
             raise ValueError(f"params.{key}: qloguniform with q={p.q:g} has no Optuna equivalent (a log scale "
                              "steps by 1 only); use loguniform, quniform, or hyperopt")
@@ -358,10 +359,16 @@ def _check_warm_start(spec: SweepSpec) -> None:
     if spec.search.points_to_evaluate:
         raise ValueError("search.warm_start and search.points_to_evaluate: use one (warm start gives the "
                          "searcher evaluated points; points_to_evaluate asks it to run some)")
-    for key, p in spec.params.items():
-        if isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values):
-            raise ValueError(f"search.warm_start: params.{key} chooses among objects; warm start takes "
-                             "spaces of plain values only")
+    key = _object_choice(spec)
+    if key:
+        raise ValueError(f"search.warm_start: params.{key} chooses among objects; warm start takes "
+                         "spaces of plain values only")
+
+
+def _object_choice(spec: SweepSpec) -> str | None:
+    """The first searched param that chooses among objects (sub-spaces), or None."""
+    return next((key for key, p in spec.params.items()
+                 if isinstance(p, Choice) and any(isinstance(v, (dict, list)) for v in p.values)), None)
 
 
 def _check_points(spec: SweepSpec) -> None:
@@ -473,7 +480,7 @@ def check_limits(spec: SweepSpec, settings) -> None:
     """Sizes past the configured limits (Settings.max_*) are refused before anything runs."""
     if spec.total_trials() > settings.max_num_samples:
         hint = ("; under a budget num_samples defaults to budget.epochs: set it lower"
-                if spec.budget and "num_samples" not in spec.model_fields_set else "")
+                if spec.budget and spec.num_samples == spec.budget.epochs else "")
         raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of "
                         f"{settings.max_num_samples}{hint}")
     if spec.max_epochs() > settings.max_epochs:

@@ -43,7 +43,7 @@ def warm_points(spec: SweepSpec, store) -> WarmPoints:
     for i, sweep_id in enumerate(warm.sweeps):
         trials = _finished_trials(spec, store, sweep_id, f"search.warm_start.sweeps[{i}]")
         seen += len(trials)
-        points += [(values, score) for values, score in (_fit(spec, t, s) for t, s in trials) if values is not None]
+        points += [(values, score) for values, score in ((_fit(spec, t), s) for t, s in trials) if values is not None]
     return WarmPoints(points, seen)
 
 
@@ -71,18 +71,15 @@ def _score(metric: str, trial, store) -> float | None:
     return getattr(last[0], metric, None) if last else None
 
 
-def _fit(spec: SweepSpec, trial, score: float) -> tuple[dict[str, Any] | None, float]:
+def _fit(spec: SweepSpec, trial) -> dict[str, Any] | None:
+    """The trial's searched values if its config fits the new space, else None."""
     config = flatten_config(trial.config or {})
     defaults = TrainConfig()
-    for key, value in spec.fixed.items():
-        if config.get(key, getattr(defaults, key, None)) != value:
-            return None, score
-    values = {}
-    for key, p in spec.params.items():
-        if key not in config or not in_domain(p, config[key]):
-            return None, score
-        values[key] = config[key]
-    return values, score
+    if any(config.get(key, getattr(defaults, key, None)) != value for key, value in spec.fixed.items()):
+        return None
+    if not all(key in config and in_domain(p, config[key]) for key, p in spec.params.items()):
+        return None
+    return {key: config[key] for key in spec.params}
 
 
 def in_domain(p: Any, value: Any) -> bool:

@@ -83,3 +83,13 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     trials = store.trials(sweep_id)
     assert len(trials) >= 3 and all(t.epochs >= 1 for t in trials)  # every trial's results kept
     assert sum(t.epochs for t in trials) == spent
+
+
+def test_an_open_num_samples_over_the_limit_says_why():
+    from cifar_sweeps.errors import SpecError
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.spec import check_limits
+
+    spec = parse_spec({"name": "b", "budget": {"epochs": 5000}, "fixed": {"model": "mlp"}, "params": LR})
+    with pytest.raises(SpecError, match="under a budget num_samples defaults to budget.epochs"):
+        check_limits(spec, Settings(max_num_samples=1000))
