@@ -14,7 +14,8 @@ Fixed before comparing (the space, the seeds, the budget rule):
 - The budget: the epochs that run spent (its sampled epochs added up), per seed.
 - The candidates, each with that budget (`budget.epochs`, num_samples left open), trials
   budgeted the space's largest epoch count and cut by ASHA (grace 1, reduction 3), same
-  metric: HyperOpt TPE and Optuna's multivariate TPE, 5 random trials first.
+  metric: HyperOpt TPE and Optuna's multivariate TPE, 5 random trials first; and BOHB
+  with its own HyperBand (reduction 3; its model per budget after 5 results there).
 
 Prints per method the best val_acc at 25/50/75/100 % of the budget (an anytime curve
 from every epoch in the order it was recorded), the test_acc of the final best trial,
@@ -37,12 +38,16 @@ from benchmarks._common import cache_dir, default_data, fit_sweep, median, print
 from cifar_sweeps.data import Splits, load_splits, train_subset  # noqa: E402
 
 POINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget the anytime curve is read at
+REPORT_NAME = "report (random, full length)"
 METHODS = {
-    "report (random, full length)": {"search": {"algorithm": "random"}, "scheduler": {"type": "fifo"}},
+    REPORT_NAME: {"search": {"algorithm": "random"}, "scheduler": {"type": "fifo"}},
     "hyperopt TPE + ASHA": {"search": {"algorithm": "hyperopt", "n_initial_points": 5}, "scheduler": {"type": "asha"}},
     "optuna TPE + ASHA": {"search": {"algorithm": "optuna", "n_initial_points": 5}, "scheduler": {"type": "asha"}},
+    "BOHB + its HyperBand": {"search": {"algorithm": "bohb", "n_initial_points": 5},
+                             "scheduler": {"type": "hyperband"}},
 }
-REPORT = next(iter(METHODS))
+SHORT = {"report": REPORT_NAME, "hyperopt": "hyperopt TPE + ASHA", "optuna": "optuna TPE + ASHA",
+         "bohb": "BOHB + its HyperBand"}
 
 
 def make_spec(args, name: str, seed: int, budget: int | None):
@@ -108,11 +113,11 @@ def load(args) -> Splits:
 
 def seed_rows(args, seed: int, splits: Splits) -> list[list]:
     """Every method on one seed: the report's first, whose spent epochs are the budget."""
-    report = run_one(args, REPORT, seed, splits, None)
+    report = run_one(args, REPORT_NAME, seed, splits, None)
     budget, target = report["spent"], report["best_val"]
     rows = []
-    for name in METHODS:
-        r = report if name == REPORT else run_one(args, name, seed, splits, budget)
+    for name in args.methods:
+        r = report if name == REPORT_NAME else run_one(args, name, seed, splits, budget)
         curve = anytime(r["epochs"], budget)
         rows.append([seed, name, budget, r["spent"], r["trials"], *curve, r["best_test"] or float("nan"),
                      needed(r["epochs"], target, budget), r["wall"]])
@@ -132,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-images", type=int, default=2000)
     ap.add_argument("--min-epochs", type=int, default=1)
     ap.add_argument("--max-epochs", type=int, default=10)
+    ap.add_argument("--methods", nargs="+", choices=list(SHORT), default=list(SHORT),
+                    help="the candidates to run (the report's method always runs: it sets the budget)")
     args = ap.parse_args(argv)
+    args.methods = [REPORT_NAME] + [SHORT[m] for m in args.methods if m != "report"]
 
     import ray
 
@@ -147,14 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     print_table(heads, [[*r[:5], *[f"{x:.3f}" for x in r[5:10]], _frac(r[10]), f"{r[11]:.0f}"] for r in rows])
     print()
     print_table(["method (median over seeds)", *heads[5:10], heads[10], "best@100% - report (points)"],
-                [_medians(rows, name) for name in METHODS])
+                [_medians(rows, name) for name in args.methods])
     print("targets: the default 1.0 point or more above the report at 100 %; matches it within 1/3 of the budget")
     return 0
 
 
 def _medians(rows: list[list], name: str) -> list:
     mine = [r for r in rows if r[1] == name]
-    report = {r[0]: r[8] for r in rows if r[1] == REPORT}
+    report = {r[0]: r[8] for r in rows if r[1] == REPORT_NAME}
     cols = [median([r[i] for r in mine]) for i in range(5, 10)]
     return [name, *[f"{c:.3f}" for c in cols], _frac(median([r[10] for r in mine])),
             f"{median([(r[8] - report[r[0]]) * 100 for r in mine]):+.1f}"]

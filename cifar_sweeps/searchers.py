@@ -1,11 +1,13 @@
-"""The search algorithm of a sweep: HyperOpt's TPE (or its random draws) or Optuna's TPE
-over the spec's space, optionally warm-started with the finished trials of earlier sweeps
-(warm.py)."""
+"""The search algorithm of a sweep: HyperOpt's TPE (or its random draws), Optuna's TPE or
+BOHB over the spec's space; TPE optionally warm-started with the finished trials of
+earlier sweeps (warm.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
 
 from cifar_sweeps.spec import (
@@ -57,6 +59,8 @@ def make_search(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]] |
         return None
     if s.algorithm == "optuna":
         return make_optuna(spec, evaluated or [])
+    if s.algorithm == "bohb":
+        return make_bohb(spec)
     n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
     kwargs = dict(space=to_hyperopt_space(spec), metric=spec.metric, mode=spec.mode,
                   n_initial_points=n_initial, random_state_seed=s.seed)
@@ -105,12 +109,114 @@ def optuna_distribution(p: Any):
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:
-    """What the Tuner gets as param_space: a grid's axes, Optuna's fixed values, or None
-    (a HyperOpt space carries its fixed values itself)."""
+    """What the Tuner gets as param_space: a grid's axes, the fixed values, or None
+    (a HyperOpt space carries its fixed values itself); Optuna's and BOHB's fixed values."""
     from cifar_sweeps.spec import to_grid_space
 
     if spec.search.algorithm == "grid":
         return to_grid_space(spec)
-    if spec.search.algorithm == "optuna":
+    if spec.search.algorithm in ("optuna", "bohb"):
         return dict(spec.fixed)
     return None
+
+
+def make_bohb(spec: SweepSpec):
+    """Ray's TuneBOHB over a ConfigSpace of the searched params (the fixed values join each
+    trial's config through `param_space`); it runs with ResumableHyperBandForBOHB
+    (schedulers.py), whose rungs give it each result's budget."""
+    import ConfigSpace as CS
+
+    space = CS.ConfigurationSpace(seed=spec.search.seed)
+    codecs: dict[str, Codec] = {}
+    for name, p in spec.params.items():
+        hp, codecs[name] = _hyperparameter(CS, name, p)
+        space.add(hp)
+    # BOHB fits its model at a budget once it has this many results there (at least the
+    # dimension + 1, which hpbandster requires): the spec's random trials before the model.
+    min_points = max(spec.search.n_initial_points, len(spec.params) + 1)
+    points = [dict(p) for p in spec.search.points_to_evaluate] or None
+    return PlainTuneBOHB(space=space, metric=spec.metric, mode=spec.mode, seed=spec.search.seed,
+                         bohb_config={"min_points_in_model": min_points}, points_to_evaluate=points, codecs=codecs)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a spec param's value and its ConfigSpace value map to each other: a choice by
+    its index (ConfigSpace would hand back numpy copies of the values), a quniform by its
+    step count (hpbandster's BOHB takes no ordinal or quantized params), others as they are."""
+
+    values: tuple[Any, ...] = ()  # a choice's values
+    q: float | None = None  # a quniform's step
+    integral: bool = False  # a quniform of whole numbers: its values are ints
+
+    def decode(self, v: Any) -> Any:
+        v = v.item() if hasattr(v, "item") else v  # numpy scalar -> Python (configs go to JSON)
+        if self.values:
+            return self.values[v]
+        if self.q is not None:
+            return int(v * self.q) if self.integral else v * self.q
+        return v
+
+    def encode(self, v: Any) -> Any:
+        if self.values:
+            return self.values.index(v)
+        return round(v / self.q) if self.q is not None else v
+
+
+def _hyperparameter(CS, name: str, p: Any) -> tuple[Any, Codec]:
+    if isinstance(p, Choice):
+        return CS.CategoricalHyperparameter(name, choices=list(range(len(p.values)))), Codec(values=tuple(p.values))
+    if isinstance(p, RandInt):  # the spec's high is exclusive, ConfigSpace's inclusive
+        return CS.UniformIntegerHyperparameter(name, lower=p.low, upper=p.high - 1), Codec()
+    if isinstance(p, QUniform):  # hyperopt's round(uniform(low, high) / q) * q, as steps of q
+        integral = all(float(x).is_integer() for x in (p.low, p.high, p.q))
+        lo, hi = round(p.low / p.q), round(p.high / p.q)
+        return CS.UniformIntegerHyperparameter(name, lower=lo, upper=hi), Codec(q=p.q, integral=integral)
+    if isinstance(p, QLogUniform) and float(p.low).is_integer() and float(p.high).is_integer():  # q == 1 (spec.py)
+        return CS.UniformIntegerHyperparameter(name, lower=int(p.low), upper=int(p.high), log=True), Codec()
+    log = isinstance(p, (LogUniform, QLogUniform))
+    return CS.UniformFloatHyperparameter(name, lower=p.low, upper=p.high, log=log), Codec()
+
+
+class PlainTuneBOHB(TuneBOHB):
+    """TuneBOHB that suggests the spec's own values (plain Python, choices as written) and
+    that survives a restore: Ray's forgets a trial's config when the trial completes, and a
+    restored run reports again trials that completed after the last snapshot (KeyError in
+    `to_wrapper`); here a config is kept, and recovered from the result where it is not."""
+
+    def __init__(self, *args: Any, codecs: dict[str, Codec], **kwargs: Any):
+        self._codecs = codecs
+        points = kwargs.pop("points_to_evaluate", None) or []
+        super().__init__(*args, points_to_evaluate=[self._encode(p) for p in points] or None, **kwargs)
+
+    def _setup_bohb(self) -> None:
+        import numpy as np
+
+        if self._seed is not None:  # hpbandster draws its random configs and KDE samples with numpy's global RNG
+            np.random.seed(self._seed)
+        super()._setup_bohb()
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        return None if config is None else {k: self._codecs[k].decode(v) for k, v in config.items()}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.trial_to_params and "config" in result:
+            self.trial_to_params[trial_id] = self._encode(result["config"])
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.paused.discard(trial_id)
+        self.running.discard(trial_id)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        # Which trials run and which wait at a rung is the restored run's to say: its trials
+        # are pending again, and each rejoins `running` with its first result.
+        self.running.clear()
+        self.paused.clear()
+
+    def _encode(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A trial's config (or a point to evaluate) in the ConfigSpace's terms: its
+        searched params only."""
+        return {k: c.encode(config[k]) for k, c in self._codecs.items() if k in config}

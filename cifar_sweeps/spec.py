@@ -147,7 +147,9 @@ class SearchConfig(_Strict):
     # hyperopt: TPE after n_initial_points random trials; random: hyperopt's random draws;
     # grid: every combination of the choice params (the report's ladders), num_samples times;
     # optuna: Optuna's TPE (options in `optuna`), also after n_initial_points random trials.
-    algorithm: Literal["hyperopt", "random", "grid", "optuna"] = "hyperopt"
+    # bohb: BOHB's kernel-density model per budget (its first n_initial_points configs at a
+    # budget are random), with BOHB's own HyperBand scheduler (scheduler.type hyperband).
+    algorithm: Literal["hyperopt", "random", "grid", "optuna", "bohb"] = "hyperopt"
     seed: int | None = 0
     n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
@@ -156,8 +158,11 @@ class SearchConfig(_Strict):
 
 
 class SchedulerConfig(_Strict):
-    type: Literal["asha", "fifo"] = "asha"
-    grace_period: int = Field(1, ge=1)  # epochs every trial gets before it can be stopped
+    # asha: stops a trial at a rung when it is not in the top 1/reduction_factor there;
+    # fifo: every trial trains its epochs; hyperband: BOHB's (search.algorithm bohb only),
+    # brackets of successive halving whose rungs follow from max epochs and reduction_factor.
+    type: Literal["asha", "fifo", "hyperband"] = "asha"
+    grace_period: int = Field(1, ge=1)  # epochs every trial gets before it can be stopped (asha)
     reduction_factor: float = Field(3.0, gt=1.0)
 
 
@@ -214,6 +219,13 @@ class SweepSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _bohb_scheduler(self):
+        # BOHB comes with its own scheduler: a bohb spec that names none gets it.
+        if self.search.algorithm == "bohb" and "type" not in self.scheduler.model_fields_set:
+            self.scheduler.type = "hyperband"
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self):
         if METRIC_MODES[self.metric] != self.mode:
             modes = ", ".join(f"{k}: {v}" for k, v in METRIC_MODES.items())
@@ -223,6 +235,7 @@ class SweepSpec(_Strict):
         _check_points(self)
         _check_warm_start(self)
         _check_optuna(self)
+        _check_bohb(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
                 if not isinstance(p, Choice):
@@ -338,16 +351,37 @@ def _check_optuna(spec: SweepSpec) -> None:
     if spec.search.optuna is not None and spec.search.algorithm != "optuna":
         raise ValueError(f"search.optuna: options of the optuna algorithm, but search.algorithm is "
                          f"{spec.search.algorithm}")
-    if spec.search.algorithm != "optuna":
-        return
+    if spec.search.algorithm == "optuna":
+        _check_plain_space(spec, "optuna", "Optuna")
+
+
+def _check_plain_space(spec: SweepSpec, algorithm: str, name: str) -> None:
+    """Optuna and BOHB take flat spaces: no choices among objects, and a log scale that
+    steps by 1 only."""
     key = _object_choice(spec)
     if key:
-        raise ValueError(f"params.{key}: optuna takes choices of plain values (numbers, strings, booleans); "
+        raise ValueError(f"params.{key}: {algorithm} takes choices of plain values (numbers, strings, booleans); "
                          "use hyperopt for choices among objects")
     for key, p in spec.params.items():
         if isinstance(p, QLogUniform) and p.q != 1:
-            raise ValueError(f"params.{key}: qloguniform with q={p.q:g} has no Optuna equivalent (a log scale "
+            raise ValueError(f"params.{key}: qloguniform with q={p.q:g} has no {name} equivalent (a log scale "
                              "steps by 1 only); use loguniform, quniform, or hyperopt")
+
+
+def _check_bohb(spec: SweepSpec) -> None:
+    bohb, hyperband = spec.search.algorithm == "bohb", spec.scheduler.type == "hyperband"
+    if hyperband and not bohb:
+        raise ValueError(f"scheduler.type: hyperband is BOHB's scheduler (it feeds BOHB's model each rung's "
+                         f"results); use it with search.algorithm bohb, not {spec.search.algorithm}")
+    if bohb and not hyperband:
+        raise ValueError(f"scheduler.type: search.algorithm bohb runs with its own scheduler, hyperband "
+                         f"(leave scheduler.type out or set it to hyperband), not {spec.scheduler.type}")
+    if not bohb:
+        return
+    if spec.scheduler.grace_period != SchedulerConfig.model_fields["grace_period"].default:
+        raise ValueError("scheduler.grace_period: HyperBand sets each bracket's first rung from the max epochs "
+                         "and reduction_factor; leave grace_period out with hyperband")
+    _check_plain_space(spec, "bohb", "BOHB")
 
 
 def _check_warm_start(spec: SweepSpec) -> None:

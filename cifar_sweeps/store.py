@@ -329,8 +329,11 @@ class Store:
             _bump_trial(s, trial_id)
 
     def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
+        """Record a trial's end; a trial already ended keeps its first end (a resumed driver
+        that stops a trial the store holds as ended reports it again: schedulers.py)."""
+        ended = (TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED)
         with self.session() as s:
-            s.execute(update(Trial).where(Trial.id == trial_id).values(
+            s.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(ended)).values(
                 status=status, error=error[-8000:] if error else None, finished_at=utcnow()))
             _bump_trial(s, trial_id)
 

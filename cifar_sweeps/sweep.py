@@ -21,6 +21,7 @@ from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
 from cifar_sweeps.lifecycle import Reason, TrialStatus
+from cifar_sweeps.schedulers import make_scheduler
 from cifar_sweeps.searchers import make_search, param_space
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec import SweepSpec, flatten_config
@@ -68,19 +69,6 @@ def check_resources(spec: SweepSpec) -> None:
 
 
 # ---------------------------------------------------------------- Tune pieces
-
-
-def make_scheduler(spec: SweepSpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if spec.scheduler.type == "fifo":
-        return FIFOScheduler()
-    max_t = spec.max_epochs()
-    return ASHAScheduler(
-        time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=max_t,
-        grace_period=min(spec.scheduler.grace_period, max_t),
-        reduction_factor=spec.scheduler.reduction_factor,
-    )
 
 
 def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None):
@@ -139,7 +127,7 @@ def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
         make_trainable(spec, splits, weights),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
-            search_alg=make_search(spec, evaluated), scheduler=make_scheduler(spec),
+            search_alg=make_search(spec, evaluated), scheduler=make_scheduler(spec, store.url, sweep_id),
             num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name,
             time_budget_s=spec.time_budget_s,

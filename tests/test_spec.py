@@ -146,3 +146,68 @@ def test_optuna_draws_what_the_spec_draws():
         assert 0.001 <= c["lr"] <= 0.1 and c["batch_size"] in (32, 64, 128)
         assert c["epochs"] in (2, 4, 6) and type(c["epochs"]) is int and c["seed"] in (0, 1, 2)
         searcher.on_trial_complete(f"t{i}", {"val_acc": c["lr"], "training_iteration": 1})
+
+
+@pytest.mark.parametrize("search, scheduler, params, message", [
+    ({"algorithm": "bohb"}, {"type": "asha"}, None, "bohb runs with its own scheduler, hyperband"),
+    ({"algorithm": "optuna"}, {"type": "hyperband"}, None, "hyperband is BOHB's scheduler"),
+    ({"algorithm": "bohb"}, {"grace_period": 2}, None, "leave grace_period out with hyperband"),
+    ({"algorithm": "bohb"}, None, {"opt": {"type": "choice", "values": [{"optimizer": "sgd"}, {"optimizer": "adam"}]}},
+     "bohb takes choices of plain values"),
+    ({"algorithm": "bohb"}, None, {"batch_size": {"type": "qloguniform", "low": 16, "high": 256, "q": 16}},
+     "no BOHB equivalent"),
+    ({"algorithm": "bohb", "warm_start": {"sweeps": ["sw-1"]}}, None, None,
+     "needs search.algorithm hyperopt or optuna"),
+])
+def test_bohb_options_are_checked(search, scheduler, params, message):
+    raw = {"name": "b", "fixed": {"model": "mlp"}, "search": search,
+           "params": params or {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+    if scheduler:
+        raw["scheduler"] = scheduler
+    with pytest.raises(SpecError, match=message):
+        parse_spec(raw)
+
+
+def test_bohb_gets_its_scheduler():
+    spec = parse_spec({"name": "b", "search": {"algorithm": "bohb"}, "fixed": {"model": "mlp"},
+                       "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}})
+    assert spec.scheduler.type == "hyperband"
+    assert parse_spec(spec.model_dump(mode="json")).scheduler.type == "hyperband"  # the stored spec reads back
+
+
+def test_bohb_draws_what_the_spec_draws(tmp_path):
+    """Plain Python values of the spec's domain (choices as written, quniform on its steps),
+    points_to_evaluate first; a config is kept past its trial's end and recovered from the
+    result after a restore, so BOHB's model gets every result (Ray's own TuneBOHB raises
+    KeyError on a result of a trial it forgot)."""
+    from cifar_sweeps.searchers import make_search
+
+    spec = parse_spec({"name": "b", "search": {"algorithm": "bohb", "seed": 3, "n_initial_points": 2,
+                                               "points_to_evaluate": [{"lr": 0.01, "batch_size": 64, "dropout": 0.2,
+                                                                       "seed": 1}]},
+                       "fixed": {"model": "mlp"},
+                       "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+                                  "batch_size": {"type": "choice", "values": [32, 64, 128]},
+                                  "dropout": {"type": "quniform", "low": 0.0, "high": 0.5, "q": 0.1},
+                                  "seed": {"type": "randint", "low": 0, "high": 3}}})
+    searcher = make_search(spec)
+    assert searcher.suggest("t0") == {"lr": 0.01, "batch_size": 64, "dropout": 0.2, "seed": 1}
+    configs = {}
+    for i in range(1, 12):
+        c = configs[f"t{i}"] = searcher.suggest(f"t{i}")
+        assert 0.001 <= c["lr"] <= 0.1 and type(c["lr"]) is float
+        assert c["batch_size"] in (32, 64, 128) and type(c["batch_size"]) is int
+        assert round(c["dropout"] * 10) in range(6) and type(c["dropout"]) is float
+        assert c["seed"] in (0, 1, 2) and type(c["seed"]) is int
+        result = {"val_acc": c["lr"], "epoch": 1, "hyperband_info": {"budget": 1}}
+        searcher.on_trial_result(f"t{i}", result)
+        searcher.on_trial_complete(f"t{i}", result)
+    searcher.save(str(tmp_path / "bohb.pkl"))
+    restored = make_search(spec)
+    restored.restore(str(tmp_path / "bohb.pkl"))
+    restored.trial_to_params.pop("t5")  # as if t5 had not been snapshotted yet
+    n = len(restored.bohber.configs.get(1, []))
+    restored.on_trial_result("t5", {"val_acc": 0.5, "epoch": 2, "hyperband_info": {"budget": 2},
+                                    "config": {**configs["t5"], "model": "mlp"}})
+    assert restored.trial_to_params["t5"]["batch_size"] == (32, 64, 128).index(configs["t5"]["batch_size"])
+    assert len(restored.bohber.configs.get(2, [])) == 1 and len(restored.bohber.configs.get(1, [])) == n

@@ -169,3 +169,23 @@ def test_each_epoch_records_its_node(store):
     store.trial_epoch(t, {**_metrics(2, 0.4), "node_id": "node-b"})  # retried on another node
     assert [(e.epoch, e.node_id) for e in store.epochs(t)] == [(1, "node-a"), (2, "node-b")]
     assert store.get_trial(t).node_id == "node-b"
+
+
+def test_a_trial_keeps_its_first_end(store):
+    """A resumed driver reports again the end of a trial the store already holds as ended
+    (schedulers.py stops it instead of running it): the first end, and its time, stay. An
+    errored trial that is retried runs, and ends, again."""
+    sweep = store.create_sweep({"name": "a"}, "s", "v")
+    tid = store.trial_started(sweep.id, "t1", {"model": "mlp"}, 3)
+    store.trial_finished(tid, "early_stopped")
+    first = store.get_trial(tid)
+    store.trial_finished(tid, "terminated")
+    again = store.get_trial(tid)
+    assert (again.status, again.finished_at) == ("early_stopped", first.finished_at)
+
+    tid2 = store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)
+    store.trial_finished(tid2, "errored", "boom")
+    store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)  # the retry
+    assert store.get_trial(tid2).status == "running"
+    store.trial_finished(tid2, "terminated")
+    assert store.get_trial(tid2).status == "terminated" and store.get_trial(tid2).error is None

@@ -221,3 +221,64 @@ def test_trial_faults_are_recorded_and_the_sweep_goes_on(ray_head, tmp_path):
     assert by_case["oom"].status == "errored" and "OutOfMemoryError" in by_case["oom"].error
     assert by_case["nan"].status == "errored" and "NonFiniteLossError" in by_case["nan"].error
     assert by_case["raise"].epochs == 1  # what it reported before failing is kept
+
+
+def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
+    """BOHB: a sweep whose driver is SIGKILLed after HyperBand judged its first rung, resumed.
+    Before resuming, a trial that was mid-training is marked early_stopped in the store, as
+    when the scheduler stops it after Tune's last snapshot and the kill lands in between:
+    the resumed run must not train it again (Tune's snapshot still has it unfinished). The
+    sweep ends with num_samples trials of typed configs; no ended trial trains again and
+    no trial trains from scratch."""
+    results = tmp_path / "results"
+    spec = _write_spec(tmp_path, num_samples=5, max_concurrent_trials=1, scheduler={"type": "hyperband"},
+                       search={"algorithm": "bohb", "seed": 1, "n_initial_points": 2},
+                       fixed={"model": "simple_cnn", "epochs": 3},
+                       params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
+                               "batch_size": {"type": "choice", "values": [32, 64]}})
+    env = _env(ray_head, results)
+    driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
+                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = _store(results)
+    sweep_id, running = _wait_for(store, lambda ts: [t for t in ts if t.status == "running" and t.epochs >= 2]
+                                  if any(t.status == "early_stopped" for t in ts) else [])
+    time.sleep(1.0)  # past Tune's experiment snapshot period (0.5 s)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+    from cifar_sweeps.jobs import follow_local_driver
+    from cifar_sweeps.lifecycle import TrialStatus
+
+    assert follow_local_driver(store, store.get_sweep(sweep_id)) == "interrupted"
+    store.trial_finished(running[0].id, TrialStatus.EARLY_STOPPED)  # the stop Tune's snapshot missed
+    sweep = store.get_sweep(sweep_id)
+    ended = {t.id: (t.finished_at, t.epochs, _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}"))
+             for t in store.trials(sweep_id) if t.status in ("early_stopped", "terminated")}
+    assert running[0].id in ended and len(ended) >= 3
+
+    p = _cli(["resume", sweep_id], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert store.get_sweep(sweep_id).status == "succeeded"
+    trials = store.trials(sweep_id)
+    assert len(trials) == 5 and len({(t.config["lr"], t.config["batch_size"]) for t in trials}) == 5
+    for t in trials:
+        assert t.status in ("terminated", "early_stopped") and 1 <= t.epochs <= 3
+        assert type(t.config["lr"]) is float and type(t.config["batch_size"]) is int
+        assert t.config["batch_size"] in (32, 64)
+        epochs = _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
+        assert epochs.count(1) == 1, f"{t.id} trained from scratch again: {epochs}"
+        if t.id in ended:  # ended before the resume: not trained again, its end kept
+            assert (t.finished_at, t.epochs, epochs) == ended[t.id], (t.id, ended[t.id], epochs)
+    assert any(t.status == "terminated" and t.epochs == 3 for t in trials)  # a trial HyperBand promoted to max_t
+
+
+def _wait_for(store: Store, pick, timeout: float = 300) -> tuple[str, list]:
+    """Poll the store until `pick(trials)` of its one sweep is non-empty: (sweep id, picked)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows, _ = store.list_sweeps()
+        if rows:
+            picked = pick(store.trials(rows[0].id))
+            if picked:
+                return rows[0].id, picked
+        time.sleep(0.3)
+    raise AssertionError("the sweep did not reach the awaited state in time")
