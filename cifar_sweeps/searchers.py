@@ -4,6 +4,9 @@ earlier sweeps (warm.py)."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +76,6 @@ def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]]):
     """Ray's OptunaSearch with Optuna's TPESampler over the searched params (the fixed values
     join each trial's config through the Tuner's param_space: `param_space`). Earlier
     sweeps' trials go in as Optuna trials already evaluated (`evaluated_rewards`)."""
-    import warnings
-
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -197,13 +198,15 @@ class PlainTuneBOHB(TuneBOHB):
         super()._setup_bohb()
 
     def suggest(self, trial_id: str) -> dict | None:
-        config = super().suggest(trial_id)
+        with _quiet_kde():
+            config = super().suggest(trial_id)
         return None if config is None else {k: self._codecs[k].decode(v) for k, v in config.items()}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self.trial_to_params and "config" in result:
             self.trial_to_params[trial_id] = self._encode(result["config"])
-        super().on_trial_result(trial_id, result)
+        with _quiet_kde():
+            super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.paused.discard(trial_id)
@@ -220,3 +223,15 @@ class PlainTuneBOHB(TuneBOHB):
         """A trial's config (or a point to evaluate) in the ConfigSpace's terms: its
         searched params only."""
         return {k: c.encode(config[k]) for k, c in self._codecs.items() if k in config}
+
+
+@contextmanager
+def _quiet_kde() -> Iterator[None]:
+    """hpbandster fits statsmodels KDEs: while every good (or every bad) config at a budget
+    shares a choice's value, that choice's kernel divides by its one level minus one (a
+    RuntimeWarning per fit), and statsmodels warns of a future RNG default (FutureWarning).
+    Neither is the sweep user's to act on, and each would print once per result."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield

@@ -19,4 +19,4 @@ if [ -z "${CIFAR10_ARCHIVE:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.xz ]; t
 fi
 export RAY_USAGE_STATS_ENABLED=0
 .venv/bin/ruff check cifar_sweeps tests benchmarks
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=20 "$@"
