@@ -46,8 +46,7 @@ METHODS = {
     "BOHB + its HyperBand": {"search": {"algorithm": "bohb", "n_initial_points": 5},
                              "scheduler": {"type": "hyperband"}},
 }
-SHORT = {"report": REPORT_NAME, "hyperopt": "hyperopt TPE + ASHA", "optuna": "optuna TPE + ASHA",
-         "bohb": "BOHB + its HyperBand"}
+SHORT = dict(zip(("report", "hyperopt", "optuna", "bohb"), METHODS, strict=True))  # --methods names
 
 
 def make_spec(args, name: str, seed: int, budget: int | None):

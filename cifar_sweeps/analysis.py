@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from cifar_sweeps.errors import CifarSweepsError
-from cifar_sweeps.lifecycle import TrialStatus
+from cifar_sweeps.lifecycle import TRIAL_COMPLETED
 from cifar_sweeps.schemas import Importance, ParamImportance
-from cifar_sweeps.spec import Choice, LogUniform, QLogUniform, QUniform, RandInt, SweepSpec, Uniform
+from cifar_sweeps.spec import Choice, LogUniform, QLogUniform, QUniform, RandInt, SweepSpec, Uniform, integral
 
 MIN_TRIALS = 5  # fewer trials than this say nothing about importance
 TOP_FRACTION = 0.2  # the best region: where the top fifth of the trials (at least 3) lie
@@ -44,7 +44,7 @@ def distribution(p: Any):
         return CategoricalDistribution([_label(v) for v in p.values])
     if isinstance(p, RandInt):
         return IntDistribution(p.low, p.high - 1)
-    if isinstance(p, QUniform) and all(float(x).is_integer() for x in (p.low, p.high, p.q)):
+    if isinstance(p, QUniform) and integral(p):
         return IntDistribution(int(p.low), int(p.high), step=int(p.q))
     if isinstance(p, (QUniform, Uniform)):
         return FloatDistribution(p.low, p.high)
@@ -106,8 +106,7 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
 
     if not spec.params:
         raise NotEnoughTrials(f"sweep {sweep_id} searched no parameter: there is nothing to rank")
-    finished = {TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED}
-    study, used = _study(spec, [t for t in trials if t.status in finished])
+    study, used = _study(spec, [t for t in trials if t.status in TRIAL_COMPLETED])
     if len(used) < MIN_TRIALS:
         raise NotEnoughTrials(f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}; "
                               f"parameter importance needs at least {MIN_TRIALS}")

@@ -72,6 +72,8 @@ ACTIVE = frozenset({SweepStatus.QUEUED, SweepStatus.RUNNING})
 RESUMABLE = frozenset({SweepStatus.INTERRUPTED, SweepStatus.STOPPED, SweepStatus.FAILED})
 TERMINAL = frozenset(SweepStatus) - ACTIVE
 TRIAL_ENDED = frozenset({TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED, TrialStatus.ERRORED})
+# Ended without an error: a retry never runs them again, and their results are final.
+TRIAL_COMPLETED = frozenset({TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED})
 # A command that ran a sweep to one of these exits 0.
 ENDED_WELL = frozenset({SweepStatus.SUCCEEDED, SweepStatus.STOPPED})
 

@@ -14,10 +14,8 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB
 
-from cifar_sweeps.lifecycle import TrialStatus
+from cifar_sweeps.lifecycle import TRIAL_COMPLETED
 from cifar_sweeps.spec import SweepSpec
-
-ENDED = (TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED)
 
 
 class _StoreGuard:
@@ -37,7 +35,7 @@ class _StoreGuard:
             from cifar_sweeps.store import get_store
 
             trials = get_store(self.store_url).trials(self.sweep_id)
-            self._ended_ids = {t.tune_trial_id for t in trials if t.status in ENDED}
+            self._ended_ids = {t.tune_trial_id for t in trials if t.status in TRIAL_COMPLETED}
         return self._ended_ids
 
     def choose_trial_to_run(self, tune_controller, *args: Any, **kwargs: Any) -> Trial | None:

@@ -21,6 +21,7 @@ from cifar_sweeps.spec import (
     QUniform,
     RandInt,
     SweepSpec,
+    integral,
     to_hyperopt_space,
 )
 
@@ -99,19 +100,19 @@ def optuna_distribution(p: Any):
         return CategoricalDistribution(list(p.values))
     if isinstance(p, RandInt):
         return IntDistribution(p.low, p.high - 1)  # the spec's high is exclusive, Optuna's inclusive
-    integral = isinstance(p, (QUniform, QLogUniform)) and all(float(x).is_integer() for x in (p.low, p.high, p.q))
+    whole = isinstance(p, (QUniform, QLogUniform)) and integral(p)
     if isinstance(p, QUniform):
-        return (IntDistribution(int(p.low), int(p.high), step=int(p.q)) if integral
+        return (IntDistribution(int(p.low), int(p.high), step=int(p.q)) if whole
                 else FloatDistribution(p.low, p.high, step=p.q))
     if isinstance(p, QLogUniform):  # q == 1 (spec.py refuses others for optuna)
-        return IntDistribution(int(p.low), int(p.high), log=True) if integral else FloatDistribution(
+        return IntDistribution(int(p.low), int(p.high), log=True) if whole else FloatDistribution(
             p.low, p.high, log=True)
     return FloatDistribution(p.low, p.high, log=isinstance(p, LogUniform))
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:
-    """What the Tuner gets as param_space: a grid's axes, the fixed values, or None
-    (a HyperOpt space carries its fixed values itself); Optuna's and BOHB's fixed values."""
+    """What the Tuner gets as param_space: a grid's axes; the fixed values for Optuna and
+    BOHB; or None (a HyperOpt space carries its fixed values itself)."""
     from cifar_sweeps.spec import to_grid_space
 
     if spec.search.algorithm == "grid":
@@ -170,10 +171,9 @@ def _hyperparameter(CS, name: str, p: Any) -> tuple[Any, Codec]:
     if isinstance(p, RandInt):  # the spec's high is exclusive, ConfigSpace's inclusive
         return CS.UniformIntegerHyperparameter(name, lower=p.low, upper=p.high - 1), Codec()
     if isinstance(p, QUniform):  # hyperopt's round(uniform(low, high) / q) * q, as steps of q
-        integral = all(float(x).is_integer() for x in (p.low, p.high, p.q))
         lo, hi = round(p.low / p.q), round(p.high / p.q)
-        return CS.UniformIntegerHyperparameter(name, lower=lo, upper=hi), Codec(q=p.q, integral=integral)
-    if isinstance(p, QLogUniform) and float(p.low).is_integer() and float(p.high).is_integer():  # q == 1 (spec.py)
+        return CS.UniformIntegerHyperparameter(name, lower=lo, upper=hi), Codec(q=p.q, integral=integral(p))
+    if isinstance(p, QLogUniform) and integral(p):  # q == 1 (spec.py)
         return CS.UniformIntegerHyperparameter(name, lower=int(p.low), upper=int(p.high), log=True), Codec()
     log = isinstance(p, (LogUniform, QLogUniform))
     return CS.UniformFloatHyperparameter(name, lower=p.low, upper=p.high, log=log), Codec()

@@ -561,6 +561,11 @@ def load_spec_file(path, settings=None) -> SweepSpec:
 # ------------------------------------------------------------ to HyperOpt
 
 
+def integral(p: QUniform | QLogUniform) -> bool:
+    """Whole-number bounds and step: hyperopt then draws ints (scope.int), and Optuna's and
+    BOHB's spaces draw ints too, so a trial's `epochs` or `batch_size` is an int everywhere."""
+    return all(float(x).is_integer() for x in (p.low, p.high, p.q))
+
 def _to_hp(label: str, p: Any):
     from hyperopt import hp
     from hyperopt.pyll import scope
@@ -574,8 +579,7 @@ def _to_hp(label: str, p: Any):
     if isinstance(p, (QUniform, QLogUniform)):
         node = (hp.quniform(label, p.low, p.high, p.q) if isinstance(p, QUniform)
                 else hp.qloguniform(label, math.log(p.low), math.log(p.high), p.q))
-        integral = all(float(x).is_integer() for x in (p.low, p.high, p.q))
-        return scope.int(node) if integral else node
+        return scope.int(node) if integral(p) else node
     if isinstance(p, RandInt):
         return scope.int(hp.randint(label, p.low, p.high))
     options = [

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from cifar_sweeps.errors import StoreUnavailable
-from cifar_sweeps.lifecycle import SweepStatus, TrialStatus
+from cifar_sweeps.lifecycle import TRIAL_COMPLETED, SweepStatus, TrialStatus
 
 
 def utcnow() -> dt.datetime:
@@ -331,9 +331,8 @@ class Store:
     def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
         """Record a trial's end; a trial already ended keeps its first end (a resumed driver
         that stops a trial the store holds as ended reports it again: schedulers.py)."""
-        ended = (TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED)
         with self.session() as s:
-            s.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(ended)).values(
+            s.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(TRIAL_COMPLETED)).values(
                 status=status, error=error[-8000:] if error else None, finished_at=utcnow()))
             _bump_trial(s, trial_id)
 

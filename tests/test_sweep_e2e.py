@@ -105,22 +105,11 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
                        params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
                                "batch_size": {"type": "choice", "values": [32, 64]}})
     env = _env(ray_head, results)
-    driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = _spawn_run(spec, env)
     store = _store(results)
-    deadline = time.time() + 300
-    sweep_id, finished_before = None, {}
-    while time.time() < deadline:
-        rows, _ = store.list_sweeps()
-        if rows:
-            sweep_id = rows[0].id
-            trials = store.trials(sweep_id)
-            finished_before = {t.id: (t.finished_at, t.epochs) for t in trials if t.status == "terminated"}
-            running = [t for t in trials if t.status == "running" and t.epochs >= 1]
-            if finished_before and running:
-                break
-        time.sleep(0.5)
-    assert finished_before, "no trial finished before the deadline"
+    sweep_id, trials = _wait_for(store, lambda ts: ts if any(t.status == "terminated" for t in ts) and any(
+        t.status == "running" and t.epochs >= 1 for t in ts) else [])
+    finished_before = {t.id: (t.finished_at, t.epochs) for t in trials if t.status == "terminated"}
     time.sleep(1.5)  # past Tune's experiment snapshot period (0.5 s): the kill hits a running trial
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
@@ -237,8 +226,7 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
                        params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
                                "batch_size": {"type": "choice", "values": [32, 64]}})
     env = _env(ray_head, results)
-    driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = _spawn_run(spec, env)
     store = _store(results)
     sweep_id, running = _wait_for(store, lambda ts: [t for t in ts if t.status == "running" and t.epochs >= 2]
                                   if any(t.status == "early_stopped" for t in ts) else [])
@@ -269,6 +257,12 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
         if t.id in ended:  # ended before the resume: not trained again, its end kept
             assert (t.finished_at, t.epochs, epochs) == ended[t.id], (t.id, ended[t.id], epochs)
     assert any(t.status == "terminated" and t.epochs == 3 for t in trials)  # a trial HyperBand promoted to max_t
+
+
+def _spawn_run(spec: Path, env: dict) -> subprocess.Popen:
+    """A `cifar-sweeps run` driver in the background, on 3,000 synthetic images."""
+    return subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _wait_for(store: Store, pick, timeout: float = 300) -> tuple[str, list]:
