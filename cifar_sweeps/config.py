@@ -16,6 +16,7 @@ MODEL_NAMES: tuple[str, ...] = (*MLP_MODELS, "default_conv", "simple_cnn", "simp
                                 "resnet50", "resnet18", "airbench")
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "sigmoid", "elu", "silu")
 PRETRAINABLE = frozenset({"resnet50"})  # models with ImageNet weights (weights.py)
+SCALABLE = frozenset({"airbench"})  # models whose width and depth are trial parameters
 STAGE_HINT = ("stage them with `cifar-sweeps weights fetch resnet50` (downloads) or "
               "`cifar-sweeps weights import resnet50 FILE` (offline)")
 
@@ -35,6 +36,8 @@ class TrainConfig(BaseModel):
     activation: str = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pretrained: bool = False  # ImageNet weights for the backbone (resnet50; see weights.py)
+    width: float = Field(1.0, ge=0.125, le=4.0)  # channel multiplier of a SCALABLE net
+    depth: int = Field(1, ge=1, le=4)  # conv layers after each block's pool in a SCALABLE net
     normalize: NormalizeName = "cifar"  # input statistics; the report used "report" (0.5, 0.5)
     optimizer: OptimizerName = "sgd"
     lr: float = Field(0.02, gt=0.0)

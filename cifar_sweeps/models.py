@@ -19,8 +19,13 @@ Choices where the report leaves a detail open (widths are the Linear layers' siz
   2048-1024-256-64-16-10; with pretrained=True the backbone starts from ImageNet weights
   that the caller staged and loaded (weights.py).
 - resnet18: the CIFAR ResNet-18 (3x3 stem, no max-pool), 512-10 head.
-- airbench: a small fast net after KellerJordan/cifar10-airbench: three conv-pool-BN-GELU
-  blocks (64, 256, 256 channels), global max-pool, a scaled bias-free linear head.
+- airbench: a small fast net after KellerJordan/cifar10-airbench: a 3x3 stem, then three
+  conv-pool-BN-GELU blocks (64, 256, 256 channels at width 1), global max-pool, a scaled
+  bias-free linear head. `width` multiplies every conv's channels (rounded to a multiple of
+  16, the lanes of one AVX-512 fp32 vector) and `depth` is the number of conv-BN-GELU
+  layers after each block's pool (1: airbench94's shape, 2: airbench96's). Width 0.5 has a
+  quarter of width 1's FLOPs, which is what makes it a CPU net (README: "The best model for
+  your compute").
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import torch
 from torch import nn
 
 from cifar_sweeps.config import ACTIVATIONS as ACTIVATION_NAMES
-from cifar_sweeps.config import MODEL_NAMES, PRETRAINABLE, STAGE_HINT  # noqa: F401 (re-exported)
+from cifar_sweeps.config import MODEL_NAMES, PRETRAINABLE, SCALABLE, STAGE_HINT  # noqa: F401 (re-exported)
 from cifar_sweeps.errors import ModelError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -181,16 +186,27 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
 
 
-class AirbenchNet(nn.Module):
-    """Three conv groups, each: conv, 2x2 max-pool, BN, GELU, conv, BN, GELU."""
+AIRBENCH_WIDTHS = (32, 64, 256, 256)  # stem, then the three blocks, at width 1
 
-    def __init__(self, activation: str, dropout: float, widths: Sequence[int] = (64, 256, 256)):
+
+def scaled_widths(width: float, base: Sequence[int] = AIRBENCH_WIDTHS) -> tuple[int, ...]:
+    """Channels at a width multiplier: multiples of 16 (one AVX-512 fp32 vector), at least 16."""
+    return tuple(max(16, round(c * width / 16) * 16) for c in base)
+
+
+class AirbenchNet(nn.Module):
+    """A stem conv, then three conv groups, each: conv, 2x2 max-pool, BN, GELU, then `depth`
+    times conv, BN, GELU."""
+
+    def __init__(self, activation: str, dropout: float, width: float = 1.0, depth: int = 1):
         super().__init__()
-        layers: list[nn.Module] = _conv_bn(3, 32)
-        c = 32
+        stem, *widths = scaled_widths(width)
+        layers: list[nn.Module] = _conv_bn(3, stem)
+        c = stem
         for w in widths:
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2),
-                       nn.BatchNorm2d(w), nn.GELU(), *_conv_bn(w, w)]
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU()]
+            for _ in range(depth):
+                layers += _conv_bn(w, w)
             c = w
         self.features = nn.Sequential(*layers)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -202,16 +218,19 @@ class AirbenchNet(nn.Module):
         return self.head(self.drop(x)) * self.scale
 
 
-def _builders() -> dict[str, Callable[[str, float, bool], nn.Module]]:
-    b: dict[str, Callable[[str, float, bool], nn.Module]] = {}
+Builder = Callable[[str, float, float, int], nn.Module]  # (activation, dropout, width, depth)
+
+
+def _builders() -> dict[str, Builder]:
+    b: dict[str, Builder] = {}
     for name, widths in MLP_WIDTHS.items():
-        b[name] = lambda a, d, p, w=widths: MLP(w, a, d)
-    b["default_conv"] = lambda a, d, p: ConvThenFC(default_conv_features(), [400, 120, 84, 10], a, d)
+        b[name] = lambda a, d, wm, dp, w=widths: MLP(w, a, d)
+    b["default_conv"] = lambda a, d, wm, dp: ConvThenFC(default_conv_features(), [400, 120, 84, 10], a, d)
     for name, widths in SIMPLE_CNN_FC.items():
-        b[name] = lambda a, d, p, w=widths: ConvThenFC(simple_cnn_features(), w, a, d)
-    b["resnet50"] = lambda a, d, p: resnet50(a, d, None)  # pretrained: see build_model
-    b["resnet18"] = lambda a, d, p: ResNet18(a, d)
-    b["airbench"] = lambda a, d, p: AirbenchNet(a, d)
+        b[name] = lambda a, d, wm, dp, w=widths: ConvThenFC(simple_cnn_features(), w, a, d)
+    b["resnet50"] = lambda a, d, wm, dp: resnet50(a, d, None)  # pretrained: see build_model
+    b["resnet18"] = lambda a, d, wm, dp: ResNet18(a, d)
+    b["airbench"] = lambda a, d, wm, dp: AirbenchNet(a, d, wm, dp)
     return b
 
 
@@ -221,10 +240,11 @@ assert tuple(BUILDERS) == MODEL_NAMES and tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
 def build_model(
     name: str, activation: str = "relu", dropout: float = 0.0, pretrained: bool = False,
-    pretrained_state: dict[str, torch.Tensor] | None = None,
+    pretrained_state: dict[str, torch.Tensor] | None = None, width: float = 1.0, depth: int = 1,
 ) -> nn.Module:
     """`pretrained_state` is required with `pretrained`: the caller loads the staged weights
-    once (weights.py), so building a model never touches the network or the disk."""
+    once (weights.py), so building a model never touches the network or the disk. `width`
+    and `depth` shape the scalable nets (SCALABLE) only."""
     if name not in BUILDERS:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     if activation not in ACTIVATIONS:
@@ -235,9 +255,11 @@ def build_model(
         raise ModelError(f"model {name!r} has no pretrained weights; only {sorted(PRETRAINABLE)}")
     if pretrained and pretrained_state is None:
         raise ModelError(f"model {name!r} with pretrained: true needs its ImageNet weights; {STAGE_HINT}")
+    if (width, depth) != (1.0, 1) and name not in SCALABLE:
+        raise ModelError(f"model {name!r} has a fixed shape; width and depth apply to {sorted(SCALABLE)}")
     if name == "resnet50":
         return resnet50(activation, dropout, pretrained_state if pretrained else None)
-    return BUILDERS[name](activation, dropout, pretrained)
+    return BUILDERS[name](activation, dropout, width, depth)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cifar_sweeps.config import PRETRAINABLE, TrainConfig
+from cifar_sweeps.config import PRETRAINABLE, SCALABLE, TrainConfig
 from cifar_sweeps.errors import SpecError
 
 PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
@@ -480,6 +480,11 @@ def _check_point(spec: SweepSpec, cfg: dict[str, Any], where: dict[str, str]) ->
             f"({where.get('model', 'the default model')}) has no pretrained weights; only "
             f"{', '.join(sorted(PRETRAINABLE))} has. In a grid of models, pair it with its model: "
             '{"model": "resnet50", "pretrained": true}')
+    shaped = [k for k in ("width", "depth") if cfg.get(k, 1) != 1]
+    if shaped and model not in SCALABLE:
+        raise ValueError(
+            f"{where.get(shaped[0], shaped[0])}: {shaped[0]} applies to {', '.join(sorted(SCALABLE))} only, "
+            f"not to model {model!r} ({where.get('model', 'the default model')})")
     n_train = spec.data.train_subset
     batch = cfg.get("batch_size", TrainConfig.model_fields["batch_size"].default)
     if n_train is not None and batch > n_train:

@@ -105,7 +105,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.cuda = self.device.type == "cuda"
         self.memory_format = memory_format_for(cfg)
-        self.model = build_model(cfg.model, cfg.activation, cfg.dropout, cfg.pretrained, pretrained_state)
+        self.model = build_model(cfg.model, cfg.activation, cfg.dropout, cfg.pretrained, pretrained_state,
+                                 cfg.width, cfg.depth)
         # Which weights the backbone started from (sha256 of its tensors; None: random init).
         self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
         self.model.to(self.device, memory_format=self.memory_format)
@@ -265,7 +266,8 @@ class Trainer:
         """What a user downloads: the best weights and what is needed to rebuild the model."""
         return {
             "model": self.cfg.model, "activation": self.cfg.activation, "dropout": self.cfg.dropout,
-            "normalize": self.cfg.normalize, "init_weights": self.init_weights,
+            "width": self.cfg.width, "depth": self.cfg.depth, "normalize": self.cfg.normalize,
+            "init_weights": self.init_weights,
             "state_dict": self.best_state, "val_acc": self.best_val_acc, "epoch": self.best_epoch,
             "test_acc": self.best_test_acc,
         }
@@ -280,7 +282,8 @@ def load_model_blob(path) -> tuple[nn.Module, str]:
     """The model of a model file and the input normalization it was trained with (files
     written before normalization was a parameter used CIFAR statistics)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(blob["model"], blob["activation"], blob["dropout"])
+    model = build_model(blob["model"], blob["activation"], blob["dropout"],
+                        width=blob.get("width", 1.0), depth=blob.get("depth", 1))
     model.load_state_dict(blob["state_dict"])
     return model.eval(), blob.get("normalize") or "cifar"
 

@@ -58,3 +58,32 @@ def test_bad_names():
         build_model("mlp", "tanhh")
     with pytest.raises(ModelError, match="no pretrained"):
         build_model("mlp", pretrained=True)
+
+
+@pytest.mark.parametrize("width", [0.25, 0.5, 0.75, 1.0])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_the_fast_net_builds_and_trains_a_step_at_each_width(width, depth):
+    torch.manual_seed(0)
+    model = build_model("airbench", width=width, depth=depth).to(memory_format=torch.channels_last).train()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 + 3 * (1 + depth)
+    assert all(c.out_channels % 16 == 0 for c in convs)  # whole AVX-512 fp32 vectors
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    x = torch.randn(8, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (8,))
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+
+
+def test_width_scales_the_fast_net_and_nothing_else():
+    counts = [count_parameters(build_model("airbench", width=w)) for w in (0.25, 0.5, 0.75, 1.0)]
+    assert counts == sorted(counts) and len(set(counts)) == 4
+    assert counts[-1] == EXPECTED_PARAMS["airbench"]  # width 1 is the airbench it was
+    with pytest.raises(ModelError, match="fixed shape; width and depth apply to \\['airbench'\\]"):
+        build_model("simple_cnn", width=0.5)
+    with pytest.raises(ModelError, match="fixed shape"):
+        build_model("mlp", depth=2)

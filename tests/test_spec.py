@@ -87,6 +87,11 @@ BAD_SPECS = [
     ("point missing a param", _with(search={"points_to_evaluate": [{"lr": 0.05}]}), "points_to_evaluate"),
     ("quniform q <= 0", _with(params={"epochs": {"type": "quniform", "low": 10, "high": 100, "q": 0}}), "q"),
     ("randint wrong order", _with(params={"epochs": {"type": "randint", "low": 10, "high": 5}}), "params.epochs"),
+    ("width on a fixed-shape model", _with(fixed={"model": "simple_cnn", "width": 0.5}), "fixed.width"),
+    ("width searched for a fixed-shape model",
+     _with(fixed={"model": "mlp"}, params={"width": {"type": "choice", "values": [0.5, 1.5]}}), "params.width"),
+    ("width out of range", _with(fixed={"model": "airbench", "width": 8}), "fixed.width"),
+    ("depth zero", _with(fixed={"model": "airbench", "depth": 0}), "fixed.depth"),
     ("NaN bound", _with(params={"lr": {"type": "uniform", "low": float("nan"), "high": 0.1}}), "params.lr"),
 ]
 

@@ -91,3 +91,13 @@ def test_bad_config_values():
         TrainConfig(lr=-0.1)
     with pytest.raises(ValueError, match="unknown model"):
         TrainConfig(model="nope")
+
+
+def test_a_fast_net_at_a_width_round_trips_through_its_model_file(tiny_splits, tmp_path):
+    t = Trainer(_cfg(model="airbench", width=0.25, depth=2, epochs=1, batch_size=16), tiny_splits)
+    t.run()
+    torch.save(t.best_model_file(), tmp_path / "m.pt")
+    model = load_model_file(tmp_path / "m.pt")  # rebuilt at its own width and depth
+    x = torch.randn(2, 3, 32, 32)
+    t.model.load_state_dict(t.best_state)
+    assert torch.allclose(model(x), t.model.eval()(x), atol=1e-5)
