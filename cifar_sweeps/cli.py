@@ -186,8 +186,12 @@ def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, mod
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from cifar_sweeps.lifecycle import reconcile_local_drivers
+
     settings = _settings(args)
-    _print_leaderboard(_store(settings), args.sweep, args.top, args.json, args.model, args.filter, args.status,
+    store = _store(settings)
+    reconcile_local_drivers(store)  # a terminal run killed since reads interrupted, as GET /sweeps says
+    _print_leaderboard(store, args.sweep, args.top, args.json, args.model, args.filter, args.status,
                        args.csv)
     return 0
 

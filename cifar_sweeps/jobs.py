@@ -313,28 +313,3 @@ class Jobs:
         queued, _ = self.store.list_sweeps(limit=1000, status=SweepStatus.QUEUED)
         for sweep in rows + queued:
             self.sync(sweep)
-
-
-def follow_local_driver(store: Store, sweep: Sweep) -> str:
-    """A sweep run from a terminal on this host (no Ray job) whose driver process is gone is
-    interrupted; the job path is judged by the Ray Jobs API (`Jobs.sync`)."""
-    import socket
-
-    if sweep.ray_job_id or sweep.driver_host != socket.gethostname() or not sweep.driver_pid:
-        return sweep.status
-    return lifecycle.driver_gone(store, sweep, _pid_alive(sweep.driver_pid))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (killed child not yet reaped) is not a live driver.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

@@ -17,6 +17,7 @@ API reconciling with Ray) can't both win, and a refused transition changes nothi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -200,11 +201,46 @@ def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: i
     return finish(store, sweep_id, Reason.BUDGET_SPENT if budget_spent else None)
 
 
-def driver_gone(store: Store, sweep: Sweep, alive: bool) -> str:
-    """A running sweep whose driver (on this host, CLI path) is no longer alive is interrupted."""
-    if sweep.status != SweepStatus.RUNNING or alive:
-        return sweep.status
-    return interrupt(store, sweep.id, Reason.DRIVER_LOST, f"the driver (pid {sweep.driver_pid}) is gone")
+def reconcile_local_driver(store: Store, sweep: Sweep) -> Sweep:
+    """A running sweep whose driver ran on this host from a terminal (`cifar-sweeps run`,
+    or `ray job submit` of it: no job id of ours) and is gone (SIGKILL, the OOM killer, a
+    machine that lost power) is interrupted, so that `resume` can continue it. Every reader
+    that judges a sweep's status calls this first. Job-path sweeps are judged by the Ray
+    Jobs API instead (`Jobs.sync`)."""
+    import socket
+
+    if (sweep.status != SweepStatus.RUNNING or sweep.ray_job_id or not sweep.driver_pid
+            or sweep.driver_host != socket.gethostname() or driver_alive(sweep.driver_pid, sweep.started_at)):
+        return sweep
+    with contextlib.suppress(TransitionError):  # the driver wrote its own end meanwhile: that one stands
+        interrupt(store, sweep.id, Reason.DRIVER_LOST,
+                  f"the driver (pid {sweep.driver_pid} on {sweep.driver_host}) is gone; resume the sweep")
+    return store.get_sweep(sweep.id)
+
+
+def reconcile_local_drivers(store: Store) -> None:
+    """`reconcile_local_driver` for every running sweep (what the CLI's readers call first)."""
+    rows, _ = store.list_sweeps(limit=1000, status=SweepStatus.RUNNING)
+    for sweep in rows:
+        reconcile_local_driver(store, sweep)
+
+
+def driver_alive(pid: int, started_at: dt.datetime | None) -> bool:
+    """Whether `pid` is still the driver that claimed the sweep at `started_at` (UTC): a
+    zombie is not, and neither is a later process that got the same pid."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists, assume it is the driver
+        return True
+    # The driver starts before it claims the sweep; 2 s of slack for clock granularity.
+    return started_at is None or created <= started_at.replace(tzinfo=dt.UTC).timestamp() + 2
 
 
 def reconcile(store: Store, sweep: Sweep, job_status: str | None, message: str = "") -> SweepStatus | str:

@@ -365,6 +365,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     sweep = store.get_sweep(sweep_id)
     if sweep is None:
         raise SweepError(f"no sweep {sweep_id!r} in the store")
+    sweep = lifecycle.reconcile_local_driver(store, sweep)  # a killed terminal run is interrupted, not running
     path = sweep.experiment_path or _experiment_path(settings, sweep_id)
     if not tune.Tuner.can_restore(path):
         raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")

@@ -48,7 +48,6 @@ def test_the_stopper_counts_every_trial_epoch_once_including_those_before_a_resu
 
 @pytest.mark.slow
 def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tmp_path):
-    from cifar_sweeps.jobs import follow_local_driver
     from tests.test_sweep_e2e import REPO, _cli, _env, _store, _write_spec
 
     results = tmp_path / "results"
@@ -71,7 +70,6 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     assert sweep_id, "no 5 epochs before the deadline"
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
-    assert follow_local_driver(store, store.get_sweep(sweep_id)) == "interrupted"
     before = len(store.epoch_keys(sweep_id))
 
     p = _cli(["resume", sweep_id], env)

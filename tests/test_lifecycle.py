@@ -4,7 +4,11 @@ state) land where they should."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import os
+import socket
+import subprocess
 
 import pytest
 
@@ -86,12 +90,41 @@ def test_named_events_write_their_columns(store):
     assert (s.status, s.reason, s.error, s.finished_at) == (Q, None, None, None)
 
 
+def _claimed_by(store: Store, pid: int) -> str:
+    sid = store.create_sweep({"name": "x"}, "synthetic:10", "v").id
+    lifecycle.claim(store, sid, socket.gethostname(), pid, "/tmp/x")
+    return sid
+
+
 def test_a_lost_driver_marks_its_running_trials_errored(store):
-    sid = _sweep_in(store, R)
+    gone = subprocess.Popen(["sleep", "30"])
+    sid = _claimed_by(store, gone.pid)
     t = store.trial_started(sid, "t1", {"model": "mlp"}, 3)
-    assert lifecycle.driver_gone(store, store.get_sweep(sid), alive=True) == R
-    assert lifecycle.driver_gone(store, store.get_sweep(sid), alive=False) == INT
-    assert store.get_sweep(sid).reason == "driver_lost" and store.get_trial(t).status == TrialStatus.ERRORED
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == R  # alive: left alone
+    gone.kill()
+    gone.wait()
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == INT
+    s = store.get_sweep(sid)
+    assert s.reason == "driver_lost" and f"pid {gone.pid}" in s.error
+    assert store.get_trial(t).status == TrialStatus.ERRORED
+
+
+def test_a_pid_reused_after_the_driver_died_is_not_the_driver(store):
+    sid = _claimed_by(store, os.getpid())  # this process claimed it just now: alive
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == R
+    # The same pid named by a claim made long before this process started: the driver that
+    # claimed it died, and the pid now belongs to another process.
+    store.update_sweep(sid, started_at=dt.datetime(2000, 1, 1))
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == INT
+
+
+def test_job_path_and_remote_drivers_are_left_to_their_own_checks(store):
+    sid = _claimed_by(store, 2 ** 22 + 12345)  # no such pid
+    store.update_sweep(sid, ray_job_id="raysubmit_x")  # judged by the Ray Jobs API (Jobs.sync)
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == R
+    other = _claimed_by(store, 2 ** 22 + 12345)
+    store.update_sweep(other, driver_host="another-host")  # its pid means nothing here
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(other)).status == R
 
 
 @pytest.mark.parametrize("noted,stop,unfinished,errored,total,status,reason", [

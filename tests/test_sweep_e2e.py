@@ -114,14 +114,9 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
 
-    p = _cli(["leaderboard", "--sweep", sweep_id], env)  # reads mark the dead driver's sweep
-    assert p.returncode == 0
-    from cifar_sweeps.jobs import follow_local_driver
-
-    assert follow_local_driver(store, store.get_sweep(sweep_id)) == "interrupted"
     kept = {t.id for t in store.trials(sweep_id) if t.val_acc is not None}
 
-    p = _cli(["resume", sweep_id], env)
+    p = _cli(["resume", sweep_id], env)  # what the user types after the kill, nothing in between
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep = store.get_sweep(sweep_id)
     assert sweep.status == "succeeded"
@@ -233,10 +228,8 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     time.sleep(1.0)  # past Tune's experiment snapshot period (0.5 s)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
-    from cifar_sweeps.jobs import follow_local_driver
     from cifar_sweeps.lifecycle import TrialStatus
 
-    assert follow_local_driver(store, store.get_sweep(sweep_id)) == "interrupted"
     store.trial_finished(running[0].id, TrialStatus.EARLY_STOPPED)  # the stop Tune's snapshot missed
     sweep = store.get_sweep(sweep_id)
     ended = {t.id: (t.finished_at, t.epochs, _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}"))

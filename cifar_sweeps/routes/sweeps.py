@@ -9,8 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from cifar_sweeps import code_version
 from cifar_sweeps.errors import RayUnavailable, StorageError
-from cifar_sweeps.jobs import follow_local_driver
-from cifar_sweeps.lifecycle import ACTIVE, RESUMABLE, SweepStatus
+from cifar_sweeps.lifecycle import ACTIVE, RESUMABLE, SweepStatus, reconcile_local_driver
 from cifar_sweeps.routes.deps import (
     MAX_OFFSET,
     AppState,
@@ -67,6 +66,7 @@ def list_sweeps(request: Request, state: State, limit: int = Query(50, ge=1, le=
                 offset: int = Query(0, ge=0, le=MAX_OFFSET),
                 status: SweepStatus | None = Query(None)) -> SweepList:
     rows, total = state.store.list_sweeps(limit, offset, status)
+    rows = [reconcile_local_driver(state.store, r) for r in rows]  # a killed terminal run reads interrupted
     return json_response(SweepList(items=[sweep_out(state, r, request) for r in rows], total=total, limit=limit,
                                    offset=offset))
 
@@ -81,11 +81,7 @@ async def get_sweep(sweep: SweepDep, request: Request, state: State) -> SweepOut
 
 
 def _follow(state: AppState, sweep):
-    sweep = state.jobs.sync(sweep)
-    if sweep.status == SweepStatus.RUNNING and not sweep.ray_job_id:
-        follow_local_driver(state.store, sweep)
-        sweep = state.store.get_sweep(sweep.id)
-    return sweep
+    return reconcile_local_driver(state.store, state.jobs.sync(sweep))
 
 
 @router.post("/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth],
@@ -99,7 +95,7 @@ def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
 @router.post("/{sweep_id}/resume", response_model=SweepOut, dependencies=[Auth],
              responses=error_responses(401, 404, 409, 503, 507))
 def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
-    sweep = state.jobs.sync(sweep)
+    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
     if sweep.status not in RESUMABLE:
         raise HTTPException(409, f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} "
                                  "sweeps can be resumed")
