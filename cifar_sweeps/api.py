@@ -28,7 +28,7 @@ from cifar_sweeps.lifecycle import ACTIVE
 from cifar_sweeps.routes import ROUTERS
 from cifar_sweeps.routes.deps import AppState, is_loopback
 from cifar_sweeps.routes.page import WEB_DIR
-from cifar_sweeps.settings import Settings
+from cifar_sweeps.settings import Settings, load_settings
 from cifar_sweeps.spec import TEST_HOOKS
 from cifar_sweeps.store import db_error_cause, get_store
 
@@ -107,7 +107,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict]]:
 
 
 def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     store = get_store(settings.resolved_store_url())
     state = AppState(settings, store, jobs or Jobs(settings, store))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cifar_sweeps.errors import CifarSweepsError, SpecError
 from cifar_sweeps.lifecycle import ENDED_WELL
-from cifar_sweeps.settings import Settings
+from cifar_sweeps.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -20,7 +20,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         over["results_dir"] = args.results_dir
     if getattr(args, "store_url", None):
         over["store_url"] = args.store_url
-    return Settings(**over)
+    return load_settings(**over)
 
 
 def _store(settings: Settings, writes: bool = False):

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from cifar_sweeps import lifecycle
 from cifar_sweeps.errors import RayUnavailable
 from cifar_sweeps.lifecycle import ACTIVE, SweepStatus
-from cifar_sweeps.settings import Settings
+from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, url_has_password, write_secrets
 from cifar_sweeps.store import Store, Sweep
 
 
@@ -91,6 +92,27 @@ def agent_ports() -> list[str]:
                                                     "metrics-export-port", "runtime-env-agent-port")]
 
 
+# What a Ray head we start may inherit: every Ray process (and every job driver, which the
+# head spawns) gets this environment, and the dashboard can show it. Secrets never travel.
+HEAD_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM", "SHELL", "PYTHONPATH",
+                            "VIRTUAL_ENV", "PYTHONUNBUFFERED", "LD_LIBRARY_PATH", "CIFAR10_ARCHIVE"})
+HEAD_ENV_PREFIXES = ("LC_", "RAY_", "CUDA_", "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "TORCH", "CIFAR_SWEEPS_",
+                     "WANDB_")
+HEAD_MARKER = "CIFAR_SWEEPS_HEAD"  # the head's temp folder, in the environment of each of its processes
+HEAD_ENV_SECRETS = frozenset({"CIFAR_SWEEPS_API_TOKEN", "CIFAR_SWEEPS_WANDB_API_KEY", "WANDB_API_KEY"})
+
+
+def head_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The allow-listed part of `env`: names or prefixes above, less the secrets (the API
+    token, W&B keys, a store URL that holds a password)."""
+    def allowed(k: str, v: str) -> bool:
+        if k in HEAD_ENV_SECRETS or (k == "CIFAR_SWEEPS_STORE_URL" and url_has_password(v)):
+            return False
+        return k in HEAD_ENV_NAMES or k.startswith(HEAD_ENV_PREFIXES)
+
+    return {k: v for k, v in env.items() if allowed(k, v)}
+
+
 def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, env: dict | None = None,
                timeout_s: float = 120, resources: dict[str, float] | None = None) -> str:
     """`ray start --head` on loopback with a temp folder of its own; returns that folder,
@@ -98,7 +120,8 @@ def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, 
     import tempfile
 
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: Ray's socket paths have a length cap
-    env = dict(env or os.environ)
+    env = head_environment(os.environ if env is None else env)
+    env[HEAD_MARKER] = temp_dir  # inherited by every process of this head: how stop_head finds them
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # job drivers find cifar-sweeps
     # The agents' ports default to fixed numbers: free ones let a second cluster (a test's,
     # a benchmark's) start beside another without its job agent failing to bind.
@@ -116,23 +139,33 @@ def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, 
     return temp_dir
 
 
-def stop_head(temp_dir: str, grace_s: float = 10) -> None:
-    """Stop only the Ray processes of the head started with `temp_dir` (`ray stop` would
-    stop every Ray cluster on the machine)."""
+def head_processes(temp_dir: str) -> list:
+    """Every process of the head started with `temp_dir`: those that inherited its marker
+    (the GCS, raylet, dashboard and its agents, the client proxy, workers, job drivers,
+    whatever command line Ray gave them), those naming the folder, and their children."""
     import psutil
 
     procs = []
     for p in psutil.process_iter(["cmdline"]):
-        try:
-            if p.pid != os.getpid() and any(temp_dir in part for part in p.info["cmdline"] or []):
-                procs.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        if p.pid == os.getpid():
             continue
-    # Workers (their titles are `ray::...`) and the job drivers they spawned are children of
-    # the raylet: stop them too, or a driver outlives its cluster.
+        try:
+            if p.environ().get(HEAD_MARKER) == temp_dir or any(temp_dir in a for a in p.info["cmdline"] or []):
+                procs.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
     for p in list(procs):
-        with contextlib.suppress(psutil.NoSuchProcess):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
             procs += [c for c in p.children(recursive=True) if c not in procs and c.pid != os.getpid()]
+    return procs
+
+
+def stop_head(temp_dir: str, grace_s: float = 10) -> None:
+    """Stop only the Ray processes of the head started with `temp_dir` (`ray stop` would
+    stop every Ray cluster on the machine): SIGTERM, then SIGKILL after `grace_s`."""
+    import psutil
+
+    procs = head_processes(temp_dir)
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.terminate()
@@ -196,20 +229,33 @@ class Jobs:
         return dashboard_up(self.url)
 
     def _runtime_env(self) -> dict:
+        """What a job's driver needs, and no secret: the Jobs API and the dashboard show a
+        job's runtime env to anyone who reaches them. A store URL with a password and the
+        W&B key go to files of this user's (write_secrets) that the driver reads."""
+        s = self.settings
         env = {
-            "CIFAR_SWEEPS_STORE_URL": self.settings.resolved_store_url(),
-            "CIFAR_SWEEPS_RESULTS_DIR": str(Path(self.settings.results_dir).resolve()),
-            "CIFAR_SWEEPS_DATA": self.settings.data,
-            "CIFAR_SWEEPS_WEIGHTS_DIR": str(self.settings.weights_dir),
+            "CIFAR_SWEEPS_RESULTS_DIR": str(Path(s.results_dir).resolve()),
+            "CIFAR_SWEEPS_DATA": s.data,
+            "CIFAR_SWEEPS_WEIGHTS_DIR": str(s.weights_dir),
+            "CIFAR_SWEEPS_MIN_FREE_MB": str(s.min_free_mb),
             "PYTHONUNBUFFERED": "1",
         }
-        s = self.settings
         env |= {k: v for k, v in {"CIFAR_SWEEPS_STORAGE_PATH": s.storage_path, "CIFAR_SWEEPS_WANDB": s.wandb and "1",
                                   "CIFAR_SWEEPS_TEST_HOOKS": s.test_hooks and "1"}.items() if v}
-        # W&B's own variables travel as they are: the driver's W&B client reads them.
-        for key in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_API_KEY"):
+        for key in ("WANDB_MODE", "WANDB_PROJECT"):  # W&B's own, read by the driver's W&B client
             if os.environ.get(key):
                 env[key] = os.environ[key]
+        secrets = {}
+        url = s.resolved_store_url()
+        if url_has_password(url):
+            secrets["store_url"] = url
+        else:
+            env["CIFAR_SWEEPS_STORE_URL"] = url
+        key = os.environ.get("WANDB_API_KEY") or (s.wandb_api_key.get_secret_value() if s.wandb_api_key else "")
+        if key:
+            secrets["wandb_api_key"] = key
+        if secrets:
+            env[SECRETS_DIR_ENV] = str(write_secrets(s.results_dir, secrets))
         return {"env_vars": env}
 
     def _submit(self, sweep_id: str, verb: str) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     storage_path: str = ""
     # Log every sweep to W&B (offline without WANDB_API_KEY), as if each spec said "wandb": true.
     wandb: bool = False
+    # W&B's key for sweep drivers (WANDB_API_KEY works too); a job gets it as a file, never
+    # in its runtime env (see write_secrets).
+    wandb_api_key: SecretStr | None = None
     # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
     # keys like any other. The test suite turns it on; never set it in production.
     test_hooks: bool = False
@@ -74,6 +78,41 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.results_dir / 'cifar_sweeps.db').resolve()}"
 
 
+# Files named like a setting's variable in lower case (cifar_sweeps_store_url, ...), each
+# holding that secret: how a Ray job's driver gets the store password and the W&B key
+# without them appearing in its runtime env, which the Jobs API and the dashboard show.
+SECRETS_DIR_ENV = "CIFAR_SWEEPS_SECRETS_DIR"
+
+
+def load_settings(**over) -> Settings:
+    """The settings: flags (`over`) beat variables, which beat secret files in
+    $CIFAR_SWEEPS_SECRETS_DIR, which beat the defaults."""
+    d = os.environ.get(SECRETS_DIR_ENV)
+    return Settings(_secrets_dir=d if d and Path(d).is_dir() else None, **over)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
+
+
+def url_has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return bool(make_url(url).password)
+    except Exception:  # not a URL SQLAlchemy can read: treat it as secret
+        return True
+
+
+def write_secrets(results_dir: Path, values: dict[str, str]) -> Path:
+    """Write each secret to <results_dir>/.secrets/cifar_sweeps_<name>, readable by this
+    user alone (folder 0700, files 0600); returns the folder, for SECRETS_DIR_ENV."""
+    d = Path(results_dir).resolve() / ".secrets"
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    d.chmod(0o700)
+    for name, value in values.items():
+        fd = os.open(d / f"cifar_sweeps_{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+    return d

@@ -85,6 +85,10 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
 def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings) -> list:
     callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
     if spec.wandb or settings.wandb:
+        if settings.wandb_api_key and not os.environ.get("WANDB_API_KEY"):
+            # From the service's secret file: W&B's client reads the key from this process's
+            # environment, which (unlike the job's runtime env) nobody else is shown.
+            os.environ["WANDB_API_KEY"] = settings.wandb_api_key.get_secret_value()
         callbacks.append(wandb_callback(group=sweep_id))
     return callbacks
 

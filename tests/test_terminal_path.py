@@ -17,7 +17,7 @@ from tests.ray_helpers import VENV_BIN, free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-SMALL = ["--data", "synthetic:300", "--set", "num_samples=2", "--set", "fixed.epochs=1",
+SMALL = ["--data", "synthetic:300", "--set", "num_samples=2", "--set", "fixed.epochs=1", "--set", "fixed.batch_size=64",
          "--set", "data.train_subset=200"]
 
 
