@@ -30,7 +30,7 @@ SCHEDULERS: tuple[str, ...] = SchedulerName.__args__  # type: ignore[attr-define
 class TrainConfig(BaseModel):
     """Everything that defines one training run; the defaults are the report's course code."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # 1e400 is no learning rate
 
     model: str = "simple_cnn"
     activation: str = "relu"
@@ -59,7 +59,7 @@ class TrainConfig(BaseModel):
     amp: bool = True  # bf16 autocast on CUDA
     channels_last: bool = True  # NHWC activations for conv nets (faster on CUDA and on x86 CPUs)
     threads: int | None = Field(None, gt=0)  # torch intra-op threads on CPU
-    eval_batch_size: int = Field(1024, gt=0)
+    eval_batch_size: int = Field(1024, gt=0, le=65536)
     test_on_best: bool = True  # evaluate test each time val improves (so test_acc is of the best)
 
     @field_validator("model")

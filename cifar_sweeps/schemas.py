@@ -131,9 +131,20 @@ def to_csv(items: list[LeaderboardItem]) -> str:
     w.writerow(CSV_COLUMNS + [f"config.{k}" for k in keys])
     for it in items:
         row = it.model_dump(mode="json")
-        w.writerow([("" if row[c] is None else row[c]) for c in CSV_COLUMNS]
-                   + [("" if it.config.get(k) is None else it.config[k]) for k in keys])
+        w.writerow([csv_cell(row[c]) for c in CSV_COLUMNS] + [csv_cell(it.config.get(k)) for k in keys])
     return out.getvalue()
+
+
+def csv_cell(v: Any) -> Any:
+    """A cell a spreadsheet shows as text: a string it would run as a formula (=, +, -, @,
+    tab, carriage return first) gets a leading apostrophe (OWASP's CSV injection advice)."""
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list)):
+        v = str(v)  # as the csv module writes it
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
 
 
 class Leaderboard(BaseModel):

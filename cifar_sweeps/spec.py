@@ -32,6 +32,12 @@ METRIC_MODES = {"val_acc": "max", "best_val_acc": "max", "val_loss": "min"}
 CHECK_DRAWS = 32
 # At most this many grid points / choice branches are expanded by that check.
 CHECK_MAX_POINTS = 2048
+# A choice among objects whose branches combine to more settings than this is refused:
+# counted (a product of lengths, microseconds) before anything is expanded.
+MAX_BRANCH_SETTINGS = 10_000
+# JSON nesting of a spec (objects and lists): the deepest preset is 5; deeper would only
+# make validation recurse without bound.
+MAX_DEPTH = 12
 # Test-only fault injection (trainable.py): fail_at_epoch makes a trial raise once after that
 # epoch, `fault` says how. Known keys only while TEST_HOOKS is on (Settings.test_hooks, which
 # parse_spec and the API set for the validation they run); otherwise unknown like any other.
@@ -47,8 +53,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class _Strict(BaseModel):
-    # strict: 0 is not a bool and "3" is not a number; unknown keys are errors.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # strict: 0 is not a bool and "3" is not a number; unknown keys are errors; no inf or NaN.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class _Range(_Strict):
@@ -184,6 +190,14 @@ class DataConfig(_Strict):
 
 
 class SweepSpec(_Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _shallow(cls, raw: Any) -> Any:
+        where = too_deep(raw, MAX_DEPTH)
+        if where is not None:
+            raise ValueError(f"{where or 'the spec'}: nested deeper than {MAX_DEPTH} levels of objects and lists")
+        return raw
+
     name: str = "sweep"
     description: str = Field("", max_length=2000)
     metric: Literal["val_acc", "best_val_acc", "val_loss"] = "val_acc"
@@ -261,6 +275,23 @@ class SweepSpec(_Strict):
         return int(max(_values_of(*given))) if given else TrainConfig().epochs
 
 
+def too_deep(raw: Any, limit: int) -> str | None:
+    """The path of the first value nested deeper than `limit` in a JSON value, or None;
+    iterative, so a hostile depth can't exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        v, path, depth = stack.pop()
+        if not isinstance(v, (dict, list)):
+            continue
+        if depth >= limit:
+            return path
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        for k, sub in items:
+            step = (f"{path}.{k}" if path else k) if isinstance(k, str) else f"{path}[{k}]"
+            stack.append((sub, step, depth + 1))
+    return None
+
+
 def _sub_spaces(spec: SweepSpec):
     """(where, object, the choice's own name) for each object value of a choice param."""
     for name, p in spec.params.items():
@@ -275,19 +306,46 @@ def _check_names(spec: SweepSpec) -> None:
         if key not in train_fields():
             raise ValueError(f"fixed.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
     for key, p in spec.params.items():
+        if not NAME_RE.match(key):
+            raise ValueError(f"params.{key[:64]!r}: a parameter name is 1-64 letters, digits, '_', '.', '-'")
         sub = isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values)
         if not sub and key not in train_fields():
             raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
+        if sub and key not in train_fields():
+            # A plain value here would become a config key no trial knows.
+            plain = next((i for i, v in enumerate(p.values) if not isinstance(v, dict)), None)
+            if plain is not None:
+                raise ValueError(f"params.{key}.values[{plain}]: {key} is no parameter, so each value of this "
+                                 "choice must be an object of parameters")
         if key in spec.fixed:
             raise ValueError(f"params.{key}: both fixed and searched; keep one")
+        if sub:
+            _check_branch_count(p, f"params.{key}")
     for where, sub, owner in _sub_spaces(spec):
-        for key in sub:
+        for key, v in sub.items():
             if key not in train_fields():
                 raise ValueError(f"{where}.{key}: unknown parameter")
             # An object may set its own choice's field: {"model": "resnet50", "pretrained": true}
             # as one value of params.model.
             if key != owner and (key in spec.fixed or key in spec.params):
                 raise ValueError(f"{where}.{key}: also set in fixed or params; keep one")
+            if isinstance(v, Choice) and any(isinstance(x, (dict, list)) for x in v.values):
+                raise ValueError(f"{where}.{key}: a choice inside a choice's object takes plain values only")
+
+
+def settings_count(p: Any) -> int:
+    """How many settings `_settings_of` expands a param to, without expanding it."""
+    if not isinstance(p, Choice):
+        return len(_candidates(p))
+    return sum(math.prod(settings_count(sv) if isinstance(sv, BaseModel) else 1 for sv in v.values())
+               if isinstance(v, dict) else 1 for v in p.values)
+
+
+def _check_branch_count(p: Choice, where: str) -> None:
+    n = settings_count(p)
+    if n > MAX_BRANCH_SETTINGS:
+        raise ValueError(f"{where}: its objects' choices combine to {n:,} settings, over the limit of "
+                         f"{MAX_BRANCH_SETTINGS:,}; split it into fewer or smaller choices")
 
 
 def _candidates(p: Any) -> list[Any]:

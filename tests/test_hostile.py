@@ -24,8 +24,33 @@ def _nested(depth: int) -> bytes:
     return b'{"name": "x", "fixed": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}"
 
 
+def _nested_choice(depth: int) -> bytes:
+    """A choice of an object whose key is a choice of an object ... `depth` times."""
+    inner: dict = {"type": "choice", "values": [0.01, 0.02]}
+    for _ in range(depth):
+        inner = {"type": "choice", "values": [{"lr": inner}]}
+    return _body(fixed={"model": "mlp"}, params={"space": inner})
+
+
+def _wide_branches(keys: int, values: int) -> bytes:
+    """One choice of one object with `keys` searched choices of `values` each: values**keys settings."""
+    obj = {"model": "mlp", **{k: {"type": "choice", "values": [2 ** i for i in range(values)]}
+                              for k in ("batch_size", "epochs", "seed", "step_size", "crop_padding")[:keys]}}
+    return _body(fixed={}, params={"arch": {"type": "choice", "values": [obj]}})
+
+
 # (what, method, url, raw body or None, headers, expected status)
 CASES = [
+    ("choice of objects nested 150 deep", "POST", "/sweeps", _nested_choice(150), JSON, {422}),
+    ("choice of objects nested 300 deep", "POST", "/sweeps", _nested_choice(300), JSON, {422}),
+    ("3.2 M combinations in one choice", "POST", "/sweeps", _wide_branches(5, 20), JSON, {422}),
+    ("learning rate 1e400 (infinity)", "POST", "/sweeps", _body().replace(b'"model": "mlp"', b'"model": "mlp", '
+                                                                         b'"momentum": 1e400'), JSON, {422}),
+    ("eval_batch_size 1e9", "POST", "/sweeps", _body(fixed={"model": "mlp", "eval_batch_size": 10**9}), JSON, {422}),
+    ("HTML in a parameter name", "POST", "/sweeps", _body(params={"<a href=//evil.example>x</a>": {
+        "type": "choice", "values": [{"lr": 0.1}]}}), JSON, {422}),
+    ("a formula where no draw lands", "POST", "/sweeps", _body(params={"arch": {"type": "choice", "values": [
+        *({"lr": 0.001 * (i + 1)} for i in range(900)), '=HYPERLINK("http://evil.example","x")']}}), JSON, {422}),
     ("deeply nested JSON", "POST", "/sweeps", _nested(50_000), JSON, {400, 422}),
     ("10 MB body", "POST", "/sweeps", b'{"name": "' + b"x" * 10_000_000 + b'"}', JSON, {413}),
     ("Content-Length that lies", "POST", "/sweeps", b"{}", {**JSON, "content-length": "999999999999"}, {413}),
@@ -98,3 +123,26 @@ def test_hostile_input(app, what, method, url, body, headers, expected):
     assert "tok" not in r.text.replace("token", "")  # the token never leaks into an error
     assert _snapshot(store) == before
     assert store.get_sweep(existing.id).spec["name"] == "keep-me"
+
+
+@pytest.mark.parametrize("value,cell", [
+    ("=HYPERLINK(\"http://evil.example\",\"x\")", "'=HYPERLINK(\"http://evil.example\",\"x\")"),
+    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("simple_cnn", "simple_cnn"), (-0.5, -0.5), (None, ""), (3, 3),
+])
+def test_csv_cells_never_run_as_formulas(value, cell):
+    from cifar_sweeps.schemas import csv_cell
+
+    assert csv_cell(value) == cell
+
+
+def test_the_csv_neutralises_a_formula_in_a_stored_config(tmp_path):
+    """A store written by an older version, or by hand, may hold any string in a config:
+    the CSV a user opens in a spreadsheet still shows it as text."""
+    settings = Settings(results_dir=tmp_path)
+    store = get_store(settings.resolved_store_url())
+    sweep = store.create_sweep({**GOOD, "name": "old"}, "synthetic:100", "v")
+    tid = store.trial_started(sweep.id, "t1", {"model": "mlp", "note": "=1+1"}, 2)
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    text = client.get("/leaderboard.csv").text
+    assert tid in text and ",'=1+1" in text and ",=1+1" not in text
