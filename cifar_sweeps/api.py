@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cifar_sweeps import __version__
 from cifar_sweeps.cache import ResponseCache
@@ -36,6 +37,39 @@ SYNC_EVERY_S = 3.0
 
 
 # ---------------------------------------------------------------- middleware and errors
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+# The page loads only its own files; plotly's WebGL charts (regl) compile their draw calls
+# with Function(), hence 'unsafe-eval'; its SVG charts set inline styles.
+PAGE_CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+
+
+class SecurityHeaders:
+    """No framing and no MIME sniffing for every answer; the page also gets its CSP (the
+    API docs page loads Swagger UI from a CDN, so it gets none)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        page = scope["path"] == "/"
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer")]
+                if page:
+                    headers.append((b"content-security-policy", PAGE_CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
 
 
 class BodyLimit:
@@ -128,6 +162,9 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version,
                        cheap_version=store.cheap_versions)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    if settings.allowed_hosts:  # outermost: a refused Host reaches neither the cache nor a route
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError):
@@ -235,12 +272,21 @@ def print_token_hint(url: str) -> None:
               "this service sends it to the Jobs API itself", flush=True)
 
 
+def serving_settings(settings: Settings, host: str) -> Settings:
+    """Bound to loopback with no allowed hosts set: only loopback names are answered, so a
+    page on another site can't reach the service by rebinding its own name to 127.0.0.1."""
+    if not settings.allowed_hosts and is_loopback(host):
+        return settings.model_copy(update={"allowed_hosts": list(LOOPBACK_HOSTS)})
+    return settings
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None) -> int:
     import uvicorn
 
     from cifar_sweeps.jobs import dashboard_url, use_token_auth_if_needed
 
     check_bind(host, settings)
+    settings = serving_settings(settings, host)
     get_store(settings.resolved_store_url())  # a store that can't be opened: say so before Ray starts
     head = None
     if not os.environ.get("RAY_ADDRESS"):

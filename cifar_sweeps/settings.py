@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     max_running_sweeps: int = Field(default=4, gt=0)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     dashboard_url: str = "http://127.0.0.1:8265"
+    # Host header values the API answers (JSON list); empty: loopback names when `serve`
+    # binds to loopback (a DNS-rebinding page can't reach it), any host otherwise.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Where clients reach the API (e.g. https://sweeps.example.org): links in answers are
+    # built from it, never from a request's Host header; empty: links are relative.
+    public_base_url: str = ""
     # Seconds the Ray cluster may stay silent before its active sweeps count as lost
     # (interrupted, resumable): a head restarting answers again well within this.
     cluster_lost_after_s: float = Field(default=30.0, gt=0)

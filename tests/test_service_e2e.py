@@ -84,9 +84,9 @@ def test_post_sweep_runs_as_ray_job(service, tmp_path):
     accs = [t["val_acc"] for t in board["items"]]
     assert accs == sorted(accs, reverse=True)
     best = board["items"][0]
-    assert best["test_acc"] is not None and best["checkpoint_url"]
+    assert best["test_acc"] is not None and best["checkpoint_url"] == f"/trials/{best['trial_id']}/checkpoint"
     model_file = tmp_path / "best.pt"
-    model_file.write_bytes(httpx.get(best["checkpoint_url"], timeout=30).content)
+    model_file.write_bytes(httpx.get(base + best["checkpoint_url"], timeout=30).content)  # links are relative
     model = load_model_file(model_file)
     assert type(model).__name__ == "ConvThenFC"
     _predict_matches_the_cli(base, best["trial_id"], model_file, tmp_path)
@@ -234,7 +234,7 @@ def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
         for item in board["items"]:
             trial = Store(url).get_trial(item["trial_id"])
             assert trial.checkpoint_path.startswith(str(storage))
-            blob = httpx.get(item["checkpoint_url"], timeout=30)
+            blob = httpx.get(base + item["checkpoint_url"], timeout=30)
             assert blob.status_code == 200 and len(blob.content) > 1000
         assert not (results / "ray").exists()  # nothing went to the default folder
     finally:

@@ -97,7 +97,9 @@ TrialDep = Annotated[Trial, Depends(trial_or_404)]
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The configured public base URL, or "" (relative links): never the request's Host,
+    which a client chooses and a shared response cache would hand to everyone."""
+    return request.app.state.s.settings.public_base_url.rstrip("/")
 
 
 def json_response(model) -> Response:
