@@ -14,7 +14,10 @@ served without touching the database or the thread pool:
 - a view that nobody has in cache is computed once however many clients ask at the same
   moment (the others wait for that answer);
 - any mutating request through this process clears it. Writes by sweep drivers show up
-  within 2 * ttl_s.
+  within 2 * ttl_s;
+- it is keyed by the path and the query parameters the cached routes read (others change
+  no answer, so junk parameters can't make a new entry), and bounded in bytes: least
+  recently used answers go first, and one answer over an eighth of the bound is never kept.
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, urlencode
 
 CACHED_PREFIXES = ("/leaderboard", "/sweeps")
+# The query parameters of the cached routes (leaderboard.py, sweeps.py): the cache key.
+KEY_PARAMS = frozenset({"sweep_id", "model", "status", "filter", "offset", "limit"})
+MAX_BYTES = 64 * 2**20  # bytes of cached answers, over every entry
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,12 @@ class Entry:
 
 class ResponseCache:
     def __init__(self, app, ttl_s: float, max_entries: int = 2048,
-                 version: Callable[[bytes], str | None] = lambda key: None, cheap_version: bool = False):
+                 version: Callable[[bytes], str | None] = lambda key: None, cheap_version: bool = False,
+                 max_bytes: int = MAX_BYTES):
         self.app, self.ttl_s, self.max_entries, self.version = app, ttl_s, max_entries, version
         self.cheap_version = cheap_version  # ask `version` on the loop, not in a thread
-        self.entries: dict[bytes, Entry] = {}
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.entries: OrderedDict[bytes, Entry] = OrderedDict()  # least recently used first
         self.inflight: dict[bytes, asyncio.Future] = {}
         self.generation = 0  # bumped by every mutation: answers computed before it are dropped
         self._tasks: set[asyncio.Task] = set()
@@ -51,13 +61,16 @@ class ResponseCache:
             return await self.app(scope, receive, send)
         if scope["method"] != "GET":
             self.entries.clear()  # a mutation through this process: no stale reads after it
+            self.bytes = 0
             self.inflight.clear()
             self.generation += 1
             return await self.app(scope, receive, send)
         if not scope["path"].startswith(CACHED_PREFIXES):
             return await self.app(scope, receive, send)
-        key = scope["path"].encode() + b"?" + scope.get("query_string", b"")
+        key = cache_key(scope["path"], scope.get("query_string", b""))
         entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
         age = time.monotonic() - entry.at if entry else None
         if entry is not None and age < self.ttl_s:
             return await _send(entry, send)
@@ -135,9 +148,16 @@ class ResponseCache:
             future.set_result(entry)
 
     def _store(self, key: bytes, entry: Entry) -> None:
-        if len(self.entries) >= self.max_entries:
-            self.entries.clear()
+        size = len(entry.body)
+        if size > self.max_bytes // 8:
+            return  # a huge page or CSV: recomputing it is cheaper than holding it
+        old = self.entries.pop(key, None)
+        self.bytes -= len(old.body) if old else 0
+        while self.entries and (self.bytes + size > self.max_bytes or len(self.entries) >= self.max_entries):
+            _, evicted = self.entries.popitem(last=False)
+            self.bytes -= len(evicted.body)
         self.entries[key] = entry
+        self.bytes += size
 
     def _refresh_in_background(self, key: bytes, scope, stale: Entry) -> None:
         async def receive():
@@ -157,6 +177,12 @@ class ResponseCache:
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)  # the loop holds tasks weakly
         task.add_done_callback(self._tasks.discard)
+
+
+def cache_key(path: str, query: bytes) -> bytes:
+    """The path and the known query parameters, in a canonical order."""
+    pairs = sorted((k, v) for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k in KEY_PARAMS)
+    return path.encode() + b"?" + urlencode(pairs).encode()
 
 
 async def _send(entry: Entry, send) -> None:

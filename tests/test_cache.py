@@ -136,3 +136,43 @@ def test_cheap_version_serves_an_old_unchanged_answer_and_recomputes_only_a_chan
         assert await get(cache) == b"2" and app.calls == 2  # changed and too old to serve stale
 
     asyncio.run(main())
+
+
+def test_junk_parameters_share_one_entry_and_the_cache_stays_under_its_byte_bound(tmp_path):
+    """40 variants of a large CSV with junk parameters: one entry at most (the same
+    answer), and the bytes held never pass the bound, whatever is asked."""
+    from fastapi.testclient import TestClient
+
+    from cifar_sweeps.api import create_app
+    from cifar_sweeps.cache import ResponseCache
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.store import get_store
+    from tests.test_api import GOOD, FakeJobs
+
+    settings = Settings(results_dir=tmp_path, cache_ttl_s=60)
+    store = get_store(settings.resolved_store_url())
+    sweep = store.create_sweep(GOOD, "synthetic:100", "v")
+    for i in range(300):
+        store.trial_started(sweep.id, f"t{i}", {"model": "mlp", "lr": i / 1000, "note": "x" * 200}, 2)
+    app = create_app(settings, FakeJobs(store))
+    client = TestClient(app)
+    cache = next(m for m in _middlewares(app) if isinstance(m, ResponseCache))
+    cache.max_bytes = 1_000_000  # small enough that a few views fill it
+    first = client.get("/leaderboard.csv?limit=100000").content
+    for i in range(40):
+        r = client.get(f"/leaderboard.csv?limit=100000&junk{i}={'y' * i}")
+        assert r.content == first
+    assert len(cache.entries) == 1 and cache.bytes == len(first)
+    for limit in range(1, 200, 7):  # distinct views, each an entry, evicted oldest first
+        client.get(f"/leaderboard?limit={limit}")
+        assert cache.bytes <= cache.max_bytes
+    assert cache.bytes == sum(len(e.body) for e in cache.entries.values())
+    assert len(cache.entries) < 1 + len(range(1, 200, 7))  # some were evicted to stay under it
+
+
+def _middlewares(app):
+    app.middleware_stack = app.middleware_stack or app.build_middleware_stack()
+    m = app.middleware_stack
+    while m is not None:
+        yield m
+        m = getattr(m, "app", None)

@@ -38,8 +38,11 @@ def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[Lea
     return leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t)), total
 
 
+# Both routes are plain functions: FastAPI runs them in its thread pool, so a large page or
+# CSV (up to 100,000 rows, seconds of work) never holds the event loop; hot views are
+# served by the response cache without reaching them.
 @router.get("/leaderboard", response_model=Leaderboard, responses=error_responses(422))
-async def leaderboard(request: Request, state: State, q: Board,
+def leaderboard(request: Request, state: State, q: Board,
                       limit: int = Query(50, ge=1, le=1000)) -> Leaderboard:
     items, total = _items(request, state, q, limit)
     return json_response(Leaderboard(items=items, total=total, limit=limit, offset=q.offset))
@@ -47,7 +50,7 @@ async def leaderboard(request: Request, state: State, q: Board,
 
 @router.get("/leaderboard.csv", response_class=Response, responses={
     200: {"content": {"text/csv": {}}, "description": "The leaderboard's rows as CSV"}, **error_responses(422)})
-async def leaderboard_csv(request: Request, state: State, q: Board,
+def leaderboard_csv(request: Request, state: State, q: Board,
                           limit: int = Query(10_000, ge=1, le=100_000)) -> Response:
     items, _ = _items(request, state, q, limit)
     return Response(to_csv(items), media_type="text/csv",
