@@ -10,6 +10,9 @@ config and score. Nothing here is hand-written statistics.
 from __future__ import annotations
 
 import json
+import random
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,6 +23,8 @@ from cifar_sweeps.schemas import Importance, ParamImportance
 from cifar_sweeps.spec import Choice, LogUniform, QLogUniform, QUniform, RandInt, SweepSpec, Uniform, integral
 
 MIN_TRIALS = 5  # fewer trials than this say nothing about importance
+MAX_TRIALS = 200  # fANOVA's cost grows faster than the trials: above this, a seeded sample
+CACHE_SIZE = 32  # importances kept, by (sweep, its data version)
 TOP_FRACTION = 0.2  # the best region: where the top fifth of the trials (at least 3) lie
 
 
@@ -27,6 +32,35 @@ class NotEnoughTrials(CifarSweepsError):
     """Too few finished trials to say anything about the space."""
 
     http_status = 409
+
+
+class AnalysisBusy(CifarSweepsError):
+    """One importance is computed at a time: a second one waits for the client's retry."""
+
+    http_status = 503
+
+
+_cache: OrderedDict[tuple[str, int], Importance] = OrderedDict()
+_busy = threading.Lock()
+
+
+def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials) -> Importance:
+    """`importance`, computed once per (sweep, data version) whatever the request's query,
+    one computation at a time in this process (a second gets AnalysisBusy, holding no
+    thread); `load_trials()` reads the sweep's trials only on a miss."""
+    key = (sweep_id, version)
+    if key in _cache:
+        return _cache[key]
+    if not _busy.acquire(blocking=False):
+        raise AnalysisBusy("another parameter importance is being computed; try again in a few seconds")
+    try:
+        if key not in _cache:
+            _cache[key] = importance(spec, sweep_id, load_trials())
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+        return _cache[key]
+    finally:
+        _busy.release()
 
 
 def _label(value: Any) -> Any:
@@ -68,24 +102,37 @@ def _score(t, metric: str) -> float | None:
     return t.val_loss if metric == "val_loss" else t.val_acc
 
 
-def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any], float]]]:
+def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any], float]], int]:
+    """An in-memory study of the trials; also how many lie outside the spec's space."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per in-memory study
     dists = {name: distribution(p) for name, p in spec.params.items()}
     direction = "minimize" if spec.mode == "min" else "maximize"
     study = optuna.create_study(direction=direction, storage=optuna.storages.InMemoryStorage())
-    used = []
+    used, outside = [], 0
     for t in trials:
-        score = _score(t, spec.metric)
         params = {name: _value_of(name, p, t.config) for name, p in spec.params.items()}
-        if score is None or any(v is None for v in params.values()):
+        if any(v is None for v in params.values()):
+            outside += 1
             continue
         params = {k: (int(v) if isinstance(dists[k], optuna.distributions.IntDistribution) else v)
                   for k, v in params.items()}
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=score))
-        used.append((params, score))
-    return study, used
+        try:
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
+                                                      value=_score(t, spec.metric)))
+        except ValueError:  # "The value ... isn't contained in the distribution"
+            outside += 1
+            continue
+        used.append((params, _score(t, spec.metric)))
+    return study, used, outside
+
+
+def _sample(trials: list) -> list:
+    """At most MAX_TRIALS of them, drawn with a fixed seed (the same answer every time)."""
+    if len(trials) <= MAX_TRIALS:
+        return trials
+    return random.Random(0).sample(sorted(trials, key=lambda t: t.id), MAX_TRIALS)
 
 
 def _best_region(name: str, dist, top: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,9 +153,11 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
 
     if not spec.params:
         raise NotEnoughTrials(f"sweep {sweep_id} searched no parameter: there is nothing to rank")
-    study, used = _study(spec, [t for t in trials if t.status in TRIAL_COMPLETED])
+    finished = [t for t in trials if t.status in TRIAL_COMPLETED and _score(t, spec.metric) is not None]
+    study, used, outside = _study(spec, _sample(finished))
     if len(used) < MIN_TRIALS:
-        raise NotEnoughTrials(f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}; "
+        inside = f" inside its space ({outside} outside it)" if outside else ""
+        raise NotEnoughTrials(f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}{inside}; "
                               f"parameter importance needs at least {MIN_TRIALS}")
     scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), normalize=True)
     ranked = sorted(used, key=lambda u: u[1], reverse=spec.mode == "max")
@@ -121,4 +170,5 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
                                    log=bool(getattr(dist, "log", False)), **_best_region(name, dist, top)))
     out.sort(key=lambda p: p.importance, reverse=True)
     return Importance(sweep_id=sweep_id, metric=spec.metric, direction=study.direction.name.lower(),
-                      trials_used=len(used), top_trials=len(top), params=out)
+                      trials_used=len(used), top_trials=len(top), trials_finished=len(finished),
+                      sampled=len(finished) > MAX_TRIALS, trials_outside_space=outside, params=out)

@@ -223,6 +223,13 @@ class Importance(BaseModel):
     direction: str
     trials_used: int
     top_trials: int
+    # Finished trials with a score; above analysis.MAX_TRIALS a seeded random sample of them
+    # is used (fANOVA's cost grows faster than the trials).
+    trials_finished: int = 0
+    sampled: bool = False
+    # Trials whose config lies outside the spec's space (a spec edited since, a value at a
+    # bound, an imported trial): skipped, as warm start skips them.
+    trials_outside_space: int = 0
     evaluator: str = "fANOVA (Optuna)"
     params: list[ParamImportance]
 

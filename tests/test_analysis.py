@@ -74,3 +74,54 @@ def test_too_few_trials_is_a_409(tmp_path, capsys):
     assert main(["analyze", sweep.id, "--results-dir", str(tmp_path)]) == 1
     assert "needs at least 5" in capsys.readouterr().err
     assert client.get("/sweeps/sw-nope/importance").status_code == 404
+
+
+def _add_trial(store, sweep_id: str, name: str, cfg: dict, acc: float) -> str:
+    tid = store.trial_started(sweep_id, name, cfg, 1)
+    store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc, "val_acc": acc,
+                            "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
+    store.trial_finished(tid, "terminated")
+    return tid
+
+
+def test_a_trial_outside_the_space_is_skipped_and_counted(tmp_path):
+    settings, store, sweep = _stored_sweep(tmp_path, 12)
+    # lr 0.3 is past the space's high (0.1): a spec edited after the fact, or an imported trial.
+    _add_trial(store, sweep.id, "outside", {"model": "mlp", "epochs": 1, "lr": 0.3068, "batch_size": 64,
+                                            "momentum": 0.9}, 0.5)
+    _add_trial(store, sweep.id, "unknown-choice", {"model": "mlp", "epochs": 1, "lr": 0.01, "batch_size": 48,
+                                                   "momentum": 0.9}, 0.5)
+    r = TestClient(create_app(settings, FakeJobs(store))).get(f"/sweeps/{sweep.id}/importance")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["trials_outside_space"] == 2 and body["trials_used"] == 12 and body["trials_finished"] == 14
+
+
+def test_importance_is_sampled_cached_per_data_version_and_one_at_a_time(tmp_path, monkeypatch):
+    from cifar_sweeps import analysis
+
+    settings, store, sweep = _stored_sweep(tmp_path, analysis.MAX_TRIALS + 60)
+    settings = settings.model_copy(update={"cache_ttl_s": 0})  # this cache, not the HTTP one
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    calls = []
+    real = analysis.importance
+    monkeypatch.setattr(analysis, "importance", lambda *a: calls.append(1) or real(*a))
+    body = client.get(f"/sweeps/{sweep.id}/importance").json()
+    assert body["sampled"] and body["trials_used"] == analysis.MAX_TRIALS
+    assert body["trials_finished"] == analysis.MAX_TRIALS + 60
+    for junk in ("", "?x=1", "?nocache=2&y=3"):  # any query: the same computation, not a new one
+        assert client.get(f"/sweeps/{sweep.id}/importance{junk}").json() == body
+    assert len(calls) == 1
+    _add_trial(store, sweep.id, "new", {"model": "mlp", "epochs": 1, "lr": 0.01, "batch_size": 64,
+                                        "momentum": 0.9}, 0.8)  # the sweep's data version moves on
+    client.get(f"/sweeps/{sweep.id}/importance")
+    assert len(calls) == 2
+    with analysis._busy:  # another computation under way: no thread waits on it
+        r = client.get(f"/sweeps/{sweep.id}/importance?x=9")
+    assert r.status_code == 200  # this one is cached
+    other = _stored_sweep(tmp_path / "o", 6)[2]
+    store_other = get_store(Settings(results_dir=tmp_path / "o").resolved_store_url())
+    client_other = TestClient(create_app(Settings(results_dir=tmp_path / "o"), FakeJobs(store_other)))
+    with analysis._busy:
+        r = client_other.get(f"/sweeps/{other.id}/importance")
+    assert r.status_code == 503 and "try again" in r.json()["detail"]

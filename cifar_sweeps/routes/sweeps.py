@@ -107,10 +107,11 @@ def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
 
 
 
-@router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409))
+@router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409, 503))
 def sweep_importance(sweep: SweepDep, state: State) -> Importance:
     """Each searched parameter's fANOVA importance for the sweep's metric, and its best
     region; 409 while too few trials have finished."""
-    from cifar_sweeps.analysis import importance
+    from cifar_sweeps.analysis import cached_importance
 
-    return importance(parse_spec(sweep.spec), sweep.id, state.store.trials(sweep.id))
+    return cached_importance(parse_spec(sweep.spec), sweep.id, sweep.data_version,
+                             lambda: state.store.trials(sweep.id))
