@@ -16,7 +16,10 @@ from typing import Any
 from cifar_sweeps.errors import InputError
 
 MAX_IMAGES = 16  # per request
-MAX_PIXELS = 4096 * 4096  # width x height; past it decoding could take memory and time unbounded
+# width x height: a model sees 32x32, so a 1-megapixel photo is plenty; decoding a 4096x4096
+# PNG took 0.35 s and 64 MB, which 16 images per request times a few requests multiplied.
+MAX_PIXELS = 1024 * 1024
+MAX_CONCURRENT = 2  # predictions at once in one process; more get a 503 at once
 FORMATS = ("PNG", "JPEG")
 CACHED_MODELS = 4  # models kept loaded, least recently used out first
 

@@ -93,6 +93,8 @@ HOSTILE = [
     ("a 20000x20000 image", [("images", ("bomb.png", _huge_png(), "image/png"))], 413, "over the limit"),
     ("a 5000x4000 image", [("images", ("wide.png", _png(Image.new("1", (5000, 4000))), "image/png"))], 413,
      "5000x4000"),
+    ("a solid 2048x2048 image (tiny as a PNG)", [("images", ("solid.png", _png(Image.new("1", (2048, 2048))),
+                                                             "image/png"))], 413, "2048x2048"),
     ("17 images", [("images", (f"{i}.png", _png(Image.new("RGB", (4, 4))), "image/png")) for i in range(17)],
      422, "at most 16"),
     ("no file at all", [], 422, "images"),
@@ -124,3 +126,26 @@ def test_unknown_trial_is_a_404(api):
     r = client.post("/trials/sw-x-nope/predict", files=[("images", ("a.png", _png(Image.new("RGB", (4, 4))),
                                                                     "image/png"))])
     assert r.status_code == 404
+
+
+def test_predict_needs_the_token_when_one_is_set_and_is_capped_in_concurrency(tmp_path, model_file):
+    from cifar_sweeps.routes.trials import MAX_CONCURRENT, PREDICTING
+
+    settings = Settings(results_dir=tmp_path, api_token="tok-pred")
+    store = get_store(settings.resolved_store_url())
+    sweep = store.create_sweep({"name": "p"}, "synthetic:10", "v")
+    tid = store.trial_started(sweep.id, "t1", {"model": "simple_cnn"}, 1)
+    store.trial_checkpoint(tid, str(model_file))
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    files = [("images", ("a.png", _png(Image.new("RGB", (32, 32), "blue")), "image/png"))]
+    assert client.post(f"/trials/{tid}/predict", files=files).status_code == 401
+    auth = {"Authorization": "Bearer tok-pred"}
+    assert client.post(f"/trials/{tid}/predict", files=files, headers=auth).status_code == 200
+    for _ in range(MAX_CONCURRENT):  # as many predictions under way as allowed
+        PREDICTING.acquire()
+    try:
+        r = client.post(f"/trials/{tid}/predict", files=files, headers=auth)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    finally:
+        for _ in range(MAX_CONCURRENT):
+            PREDICTING.release()

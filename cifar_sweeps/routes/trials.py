@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from cifar_sweeps.errors import InputError
-from cifar_sweeps.predict import MAX_IMAGES, ModelCache, classify, decode
-from cifar_sweeps.routes.deps import State, TrialDep, checkpoint_url
+from cifar_sweeps.predict import MAX_CONCURRENT, MAX_IMAGES, ModelCache, classify, decode
+from cifar_sweeps.routes.deps import Auth, State, TrialDep, checkpoint_url
 from cifar_sweeps.schemas import ClassProb, EpochOut, ImagePrediction, Prediction, TrialOut, error_responses
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 MODELS = ModelCache()  # loaded models, shared by the requests of this process
+PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
 
 
 @router.get("/{trial_id}", response_model=TrialOut, responses=error_responses(404))
@@ -38,10 +40,22 @@ def checkpoint(t: TrialDep):
         raise HTTPException(404, f"the checkpoint file of trial {t.id} is gone from storage") from None
 
 
-@router.post("/{trial_id}/predict", response_model=Prediction, responses=error_responses(404, 413, 415, 422))
+@router.post("/{trial_id}/predict", response_model=Prediction, dependencies=[Auth],
+             responses=error_responses(401, 404, 413, 415, 422, 503))
 def predict(t: TrialDep, images: Annotated[list[UploadFile], File(description="PNG or JPEG files, any size")],
             top_k: int = Query(3, ge=1, le=10)) -> Prediction:
-    """The top-k classes of each image, by the trial's best model (its own normalization)."""
+    """The top-k classes of each image, by the trial's best model (its own normalization).
+    Behind the API token when one is set: it spends this process's CPU."""
+    if not PREDICTING.acquire(blocking=False):
+        raise HTTPException(503, f"{MAX_CONCURRENT} predictions are running; try again in a moment",
+                            headers={"Retry-After": "1"})
+    try:
+        return _predict(t, images, top_k)
+    finally:
+        PREDICTING.release()
+
+
+def _predict(t, images: list[UploadFile], top_k: int) -> Prediction:
     if len(images) > MAX_IMAGES:
         raise InputError(f"{len(images)} images: at most {MAX_IMAGES} per request")
     # Every upload is checked before the model is loaded: a bad request caches nothing.
