@@ -104,6 +104,14 @@ class LeaderboardItem(BaseModel):
     seconds: float
     node_id: str | None = None  # the Ray node of its latest epoch
     checkpoint_url: str | None
+    error: str | None = None  # an errored trial's reason: its error's last line (GET /trials/{id}: all of it)
+
+
+def error_line(text: str | None, limit: int = 300) -> str | None:
+    """The line that says what went wrong: the last non-empty line of an error (Python and
+    Ray end a traceback with the exception), cut to `limit` characters."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1][:limit] if lines else None
 
 
 def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) -> list[LeaderboardItem]:
@@ -112,12 +120,12 @@ def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) ->
         rank=offset + i + 1, trial_id=t.id, sweep_id=t.sweep_id, sweep_name=names.get(t.sweep_id),
         model=t.model, config=t.config, val_acc=t.val_acc, val_loss=t.val_loss, test_acc=t.test_acc,
         best_epoch=t.best_epoch, epochs=t.epochs, epochs_budget=t.epochs_budget, status=t.status,
-        seconds=t.seconds, node_id=t.node_id, checkpoint_url=url_of(t),
+        seconds=t.seconds, node_id=t.node_id, checkpoint_url=url_of(t), error=error_line(t.error),
     ) for i, t in enumerate(rows)]
 
 
 CSV_COLUMNS = ["rank", "trial_id", "sweep_id", "sweep_name", "model", "status", "val_acc", "val_loss", "test_acc",
-               "best_epoch", "epochs", "epochs_budget", "seconds", "node_id", "checkpoint_url"]
+               "best_epoch", "epochs", "epochs_budget", "seconds", "node_id", "checkpoint_url", "error"]
 
 
 def to_csv(items: list[LeaderboardItem]) -> str:

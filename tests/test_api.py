@@ -215,3 +215,19 @@ def test_page_assets_are_served_by_the_app(setup):
     assert len(js.content) > 1_000_000 and b"plotly.js" in js.content[:2000]
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/config.json").json()["token_required"] is True
+
+
+def test_an_errored_trial_carries_its_reason_line(setup):
+    from cifar_sweeps.schemas import error_line
+
+    client, store, _ = setup
+    sweep = store.create_sweep(GOOD, "synthetic:100", "v")
+    tid = store.trial_started(sweep.id, "t1", {"model": "mlp", "lr": 50.0}, 2)
+    trace = ("Traceback (most recent call last):\n  File \"train.py\", line 1, in <module>\n    fit()\n"
+             "cifar_sweeps.errors.NonFiniteLossError: training loss became NaN or infinite in epoch 1 "
+             "(model mlp, optimizer sgd, lr 50.0); try a lower learning rate\n\n")
+    store.trial_finished(tid, "errored", trace)
+    (item,) = client.get("/leaderboard").json()["items"]
+    assert item["error"] == error_line(trace) and item["error"].endswith("try a lower learning rate")
+    assert client.get(f"/trials/{tid}").json()["error"] == trace
+    assert error_line(None) is None and error_line("\n \n") is None and len(error_line("x" * 1000)) == 300

@@ -212,6 +212,39 @@ def test_page_in_headless_chromium(service, tmp_path):
         shutil.copy(tmp_path / "analysis.png", Path(shots) / "analysis.png")
 
 
+def test_an_errored_trial_says_why_in_the_leaderboard_and_on_the_page(service):
+    """A trial whose loss goes NaN (a learning rate far too high): the leaderboard item
+    carries the reason's line, GET /trials/{id} the whole error, and the page shows the
+    reason under the trial's status."""
+    from playwright.sync_api import sync_playwright
+
+    base, _, _ = service
+    spec = {"name": "too-hot", "num_samples": 1, "max_failures": 0, "scheduler": {"type": "fifo"},
+            "fixed": {"model": "mlp", "epochs": 2, "batch_size": 32},
+            "params": {"lr": {"type": "choice", "values": [1.0e6]}}}
+    r = httpx.post(f"{base}/sweeps", json=spec, timeout=30)
+    assert r.status_code == 201, r.text
+    sweep_id = r.json()["id"]
+    _wait_status(base, sweep_id)
+    (item,) = httpx.get(f"{base}/leaderboard", params={"sweep_id": sweep_id}).json()["items"]
+    assert item["status"] == "errored"
+    assert "NonFiniteLossError" in item["error"]
+    assert "try a lower learning rate" in item["error"] and "\n" not in item["error"]
+    full = httpx.get(f"{base}/trials/{item['trial_id']}").json()["error"]
+    assert item["error"] in full and len(full) > len(item["error"])
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page()
+        page.goto(base)
+        page.select_option("#f-status", "errored")
+        row = page.locator(f"#board tbody tr[data-trial='{item['trial_id']}']")
+        row.wait_for()
+        reason = row.locator(".error-reason")
+        assert "try a lower learning rate" in reason.inner_text()
+        assert reason.is_visible()
+        browser.close()
+
+
 def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
     """The store on PostgreSQL, Tune results on a second folder: the sweep shows up in
     GET /leaderboard and its checkpoints download from that folder."""

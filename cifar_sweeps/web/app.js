@@ -318,7 +318,10 @@ function boardRow(t) {
   tr.append(el("td", { class: "num" }, t.rank), el("td", {}, t.model));
   tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
   tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
-  tr.append(el("td", { class: `status-${t.status}` }, t.status), el("td", {}, t.sweep_name || t.sweep_id));
+  const status = el("td", { class: `status-${t.status}`, title: t.error || "" }, t.status);
+  // An errored trial says why (its error's last line; GET /trials/{id} has all of it).
+  if (t.error) status.append(el("div", { class: "error-reason" }, t.error));
+  tr.append(status, el("td", {}, t.sweep_name || t.sweep_id));
   // The Ray node of the trial's latest epoch, shortened (the full id is its tooltip).
   tr.append(el("td", { class: "node", title: t.node_id || "" }, t.node_id ? t.node_id.slice(0, 8) : "-"));
   const cfg = Object.entries(t.config).filter(([k]) => k !== "model")
