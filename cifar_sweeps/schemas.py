@@ -27,7 +27,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed request", 401: "Missing or wrong API token", 404: "Not found",
             409: "Not allowed in the sweep's current status", 413: "Request body too large",
             415: "Not a PNG or JPEG image",
-            422: "Invalid input (the message names the field)", 503: "Ray cluster or store unreachable",
+            422: "Invalid input (the message names the field)", 429: "Too many sweeps queued",
+            503: "Ray cluster or store unreachable, or busy (Retry-After)",
             507: "Results folder or store read-only or full"}
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     max_epochs: int = Field(default=500, gt=0)
     max_concurrent_trials: int = Field(default=64, gt=0)
     max_running_sweeps: int = Field(default=4, gt=0)
+    # Sweeps waiting for a running slot; past it POST /sweeps answers 429 (nothing stored).
+    max_queued_sweeps: int = Field(default=100, gt=0)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     dashboard_url: str = "http://127.0.0.1:8265"
     # Host header values the API answers (JSON list); empty: loopback names when `serve`

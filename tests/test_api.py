@@ -231,3 +231,14 @@ def test_an_errored_trial_carries_its_reason_line(setup):
     assert item["error"] == error_line(trace) and item["error"].endswith("try a lower learning rate")
     assert client.get(f"/trials/{tid}").json()["error"] == trace
     assert error_line(None) is None and error_line("\n \n") is None and len(error_line("x" * 1000)) == 300
+
+
+def test_queued_sweeps_are_capped(tmp_path):
+    settings = Settings(results_dir=tmp_path, max_queued_sweeps=3)
+    store = get_store(settings.resolved_store_url())
+    client = TestClient(create_app(settings, FakeJobs(store)))  # FakeJobs leaves every sweep queued
+    codes = [client.post("/sweeps", json=GOOD).status_code for _ in range(5)]
+    assert codes == [201, 201, 201, 429, 429]
+    r = client.post("/sweeps", json=GOOD)
+    assert "3 sweeps are already queued" in r.json()["detail"] and r.headers["retry-after"] == "60"
+    assert _count(store) == 3  # nothing stored past the cap

@@ -48,9 +48,13 @@ def writable_results(state: AppState) -> None:
 
 
 @router.post("", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
-             responses=error_responses(400, 401, 413, 422, 503, 507))
+             responses=error_responses(400, 401, 413, 422, 429, 503, 507))
 def create_sweep(spec: SweepSpec, request: Request, state: State) -> SweepOut:
     check_limits(spec, state.settings)
+    queued = state.store.count_sweeps([SweepStatus.QUEUED])
+    if queued >= state.settings.max_queued_sweeps:
+        raise HTTPException(429, f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again "
+                                 "once some have started", headers={"Retry-After": "60"})
     check_local_weights(spec, state)
     warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(state)
