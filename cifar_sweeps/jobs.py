@@ -114,7 +114,7 @@ def head_environment(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, env: dict | None = None,
-               timeout_s: float = 120, resources: dict[str, float] | None = None) -> str:
+               timeout_s: float = 120, resources: dict[str, float] | None = None, num_gpus: int | None = None) -> str:
     """`ray start --head` on loopback with a temp folder of its own; returns that folder,
     which names this cluster's processes for `stop_head`."""
     import tempfile
@@ -129,6 +129,8 @@ def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, 
     cmd = [_ray_cli(), "start", "--head", f"--port={port or 6379}", f"--temp-dir={temp_dir}",
            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
            "--disable-usage-stats", *agents] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+    if num_gpus is not None:  # a GPU-shaped cluster, even on a CPU machine (Ray only counts them)
+        cmd.append(f"--num-gpus={num_gpus}")
     if resources:
         import json
 

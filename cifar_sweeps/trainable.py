@@ -93,6 +93,17 @@ def _fault_hook(extra: dict[str, Any], trial_dir: str):
     return hook
 
 
+def _say_if_no_cuda() -> None:
+    """A trial Ray gave a GPU share to, in a process where CUDA is unavailable (a CPU-only
+    torch, a node whose driver is missing, a GPU count set by hand): one line saying so."""
+    import ray
+
+    gpus = ray.get_gpu_ids()
+    if gpus and not torch.cuda.is_available():
+        print(f"trial {ray.tune.get_context().get_trial_id()}: Ray gave it GPU {gpus}, but CUDA is not available "
+              "in this process (torch.cuda.is_available() is False), so it trains on the CPU", flush=True)
+
+
 def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 1.0,
                 checkpoint_every: int = 1, weights: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
     """The function trainable: one trial of a sweep. Torch threads = the trial's CPUs.
@@ -104,6 +115,7 @@ def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 
     threads = max(1, int(cpus_per_trial))
     cfg = cfg.model_copy(update={"threads": threads})
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    _say_if_no_cuda()
     pretrained = (weights or {}).get(cfg.model) if cfg.pretrained else None
     trainer = Trainer(cfg, splits, pretrained_state=pretrained)
     _restore(trainer)

@@ -19,8 +19,9 @@ def free_port() -> int:
 
 
 class RayHead:
-    def __init__(self, tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None):
-        self.tmp = tmp
+    def __init__(self, tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None,
+                 num_gpus: int | None = None):
+        self.tmp, self.num_gpus = tmp, num_gpus
         self.port = free_port()
         self.dashboard_port = free_port()
         self.num_cpus = num_cpus
@@ -38,7 +39,7 @@ class RayHead:
         from cifar_sweeps.jobs import start_head
 
         self.temp_dir = start_head(self.dashboard_port, self.port, self.num_cpus, env=self.env(),
-                                   resources=self.resources)
+                                   resources=self.resources, num_gpus=self.num_gpus)
         self._wait_dashboard()
         return self
 

@@ -269,3 +269,26 @@ def _wait_for(store: Store, pick, timeout: float = 300) -> tuple[str, list]:
                 return rows[0].id, picked
         time.sleep(0.3)
     raise AssertionError("the sweep did not reach the awaited state in time")
+
+
+def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
+    """A head with one GPU (Ray only counts it: this machine has none), a spec asking a
+    quarter GPU per trial: four trials run at once, and each says in one line that CUDA is
+    not there to use."""
+    head = RayHead(tmp_path / "gpu-head", num_cpus=4, num_gpus=1).start()
+    try:
+        results = tmp_path / "results"
+        spec = _write_spec(tmp_path, num_samples=4, max_concurrent_trials=4, scheduler={"type": "fifo"},
+                           resources_per_trial={"cpu": 1, "gpu": 0.25},
+                           search={"algorithm": "random", "seed": 0},
+                           fixed={"model": "mlp", "epochs": 3, "batch_size": 32})
+        p = _cli(["run", str(spec), "--data", "synthetic:1200"], _env(head, results))
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+        trials = _store(results).trials(_store(results).list_sweeps()[0][0].id)
+        assert len(trials) == 4 and all(t.status == "terminated" for t in trials)
+        first_end = min(t.finished_at for t in trials)
+        assert all(t.started_at < first_end for t in trials)  # all four were running together
+        out = p.stdout + p.stderr
+        assert out.count("CUDA is not available in this process") >= 4, out[-3000:]
+    finally:
+        head.stop()
