@@ -8,6 +8,7 @@ Side by side in one run, on the same model, batch size and images:
 Each is timed over the same number of training images, repeated, and the median reported.
 
     python benchmarks/pipeline.py --models mlp simple_cnn --images 8192 --repeats 3
+    python benchmarks/pipeline.py --models airbench --width 0.5 --batch-size 512 --crop-padding 2 --skip-report
 """
 
 from __future__ import annotations
@@ -56,14 +57,14 @@ def _step_fn(model: torch.nn.Module):
     return step
 
 
-def time_report(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, workers: int) -> float:
+def time_report(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, workers: int, width: float = 1.0) -> float:
     import torchvision.transforms as T
 
     tf = T.Compose([T.RandomHorizontalFlip(0.5), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
     ds = ReportDataset(x, y, tf)
     sampler = torch.utils.data.SubsetRandomSampler(np.arange(len(y)))
     loader = torch.utils.data.DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=workers)
-    model = build_model(model_name).train()
+    model = build_model(model_name, width=width).train()
     step = _step_fn(model)
     t0 = time.perf_counter()
     n = 0
@@ -73,23 +74,25 @@ def time_report(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, workers:
     return n / (time.perf_counter() - t0)
 
 
-def time_project(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, threads: int) -> float:
+def time_project(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, threads: int, width: float = 1.0,
+                 crop_padding: int = 0) -> float:
     splits = Splits(x, y, x[:bs], y[:bs], x[:bs], y[:bs])
-    cfg = TrainConfig(model=model_name, batch_size=bs, epochs=1, lr=0.01, threads=threads, device="cpu")
+    cfg = TrainConfig(model=model_name, batch_size=bs, epochs=1, lr=0.01, threads=threads, device="cpu",
+                      width=width, crop_padding=crop_padding)
     trainer = Trainer(cfg, splits)
     t0 = time.perf_counter()
     trainer.train_epoch()
     return len(y) / (time.perf_counter() - t0)
 
 
-def time_compute(model_name: str, x: np.ndarray, y: np.ndarray, bs: int) -> float:
+def time_compute(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, width: float = 1.0) -> float:
     """Pure compute in the layout the project's loop uses for this model (so b/c is the
     cost of the input pipeline alone)."""
     fmt = memory_format_for(TrainConfig(model=model_name))
     xs = ((torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255) - 0.5) / 0.5
     xs = xs.contiguous(memory_format=fmt)
     ys = torch.from_numpy(y)
-    model = build_model(model_name).to(memory_format=fmt).train()
+    model = build_model(model_name, width=width).to(memory_format=fmt).train()
     step = _step_fn(model)
     t0 = time.perf_counter()
     for i in range(0, len(ys), bs):
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the report's pipeline")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--width", type=float, default=1.0, help="width of a scalable model (airbench)")
+    ap.add_argument("--crop-padding", type=int, default=0, help="the loop's random-crop padding (cpu-fast: 2)")
+    ap.add_argument("--skip-report", action="store_true", help="leave the report's DataLoader out")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -117,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         a, b, c = [], [], []
-        time_compute(name, x[: args.batch_size * 4], y[: args.batch_size * 4], args.batch_size)  # warm-up
+        w = args.width
+        time_compute(name, x[: args.batch_size * 4], y[: args.batch_size * 4], args.batch_size, w)  # warm-up
         for r in range(args.repeats):
-            a.append(time_report(name, x, y, args.batch_size, args.workers))
-            b.append(time_project(name, x, y, args.batch_size, args.threads))
-            c.append(time_compute(name, x, y, args.batch_size))
+            a.append(float("nan") if args.skip_report else time_report(name, x, y, args.batch_size, args.workers, w))
+            b.append(time_project(name, x, y, args.batch_size, args.threads, w, args.crop_padding))
+            c.append(time_compute(name, x, y, args.batch_size, w))
             print(f"  {name} repeat {r + 1}: report {a[-1]:.0f}  project {b[-1]:.0f}  compute {c[-1]:.0f} img/s",
                   flush=True)
         ma, mb, mc = median(a), median(b), median(c)
