@@ -10,9 +10,12 @@ config and score. Nothing here is hand-written statistics.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 import threading
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -42,12 +45,25 @@ class AnalysisBusy(CifarSweepsError):
 
 _cache: OrderedDict[tuple[str, int], Importance] = OrderedDict()
 _busy = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """What importance reads of a stored trial, as plain data a worker process can take."""
+
+    id: str
+    status: str
+    config: dict[str, Any]
+    val_acc: float | None
+    val_loss: float | None
 
 
 def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials) -> Importance:
     """`importance`, computed once per (sweep, data version) whatever the request's query,
-    one computation at a time in this process (a second gets AnalysisBusy, holding no
-    thread); `load_trials()` reads the sweep's trials only on a miss."""
+    one computation at a time (a second gets AnalysisBusy, holding no thread), in a worker
+    process: fANOVA's forest holds the GIL for seconds, which would stall every other
+    request of the service. `load_trials()` reads the sweep's trials only on a miss."""
     key = (sweep_id, version)
     if key in _cache:
         return _cache[key]
@@ -55,12 +71,20 @@ def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials)
         raise AnalysisBusy("another parameter importance is being computed; try again in a few seconds")
     try:
         if key not in _cache:
-            _cache[key] = importance(spec, sweep_id, load_trials())
+            rows = [TrialRow(t.id, t.status, t.config, t.val_acc, t.val_loss) for t in load_trials()]
+            _cache[key] = _compute(spec, sweep_id, rows)
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
         return _cache[key]
     finally:
         _busy.release()
+
+
+def _compute(spec: SweepSpec, sweep_id: str, rows: list[TrialRow]) -> Importance:
+    global _pool
+    if _pool is None:  # spawned, not forked: the service's threads and sockets stay behind
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool.submit(importance, spec, sweep_id, rows).result()
 
 
 def _label(value: Any) -> Any:

@@ -104,8 +104,8 @@ def test_importance_is_sampled_cached_per_data_version_and_one_at_a_time(tmp_pat
     settings = settings.model_copy(update={"cache_ttl_s": 0})  # this cache, not the HTTP one
     client = TestClient(create_app(settings, FakeJobs(store)))
     calls = []
-    real = analysis.importance
-    monkeypatch.setattr(analysis, "importance", lambda *a: calls.append(1) or real(*a))
+    real = analysis._compute  # the computation, in the worker process
+    monkeypatch.setattr(analysis, "_compute", lambda *a: calls.append(1) or real(*a))
     body = client.get(f"/sweeps/{sweep.id}/importance").json()
     assert body["sampled"] and body["trials_used"] == analysis.MAX_TRIALS
     assert body["trials_finished"] == analysis.MAX_TRIALS + 60

@@ -1,0 +1,178 @@
+"""Hostile load against a real uvicorn server on loopback, served as `cifar-sweeps serve`
+serves it (loopback hosts only, a token set), while a prober asks GET /health every 50 ms:
+
+  (a) GET /sweeps/{id}/importance of a 5,000-trial sweep, with a junk query parameter;
+  (b) POST /sweeps of a 2.4 KB spec whose one choice combines to 3.2 M settings;
+  (c) 40 junk-parameter variants of /leaderboard.csv?limit=100000 (20,000 trials);
+  (d) a request with a poisoned Host, then an honest client's links.
+
+Prints, for each, the answer, its time, the slowest /health meanwhile and what it shows.
+
+    python benchmarks/hostile_load.py --trials 5000 --csv-trials 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import print_table  # noqa: E402
+from cifar_sweeps.store import Store, Sweep, Trial, utcnow  # noqa: E402
+
+SPEC = {"name": "imp", "fixed": {"model": "mlp", "epochs": 1},
+        "params": {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
+                   "batch_size": {"type": "choice", "values": [32, 64, 128]},
+                   "momentum": {"type": "uniform", "low": 0.5, "high": 0.95}}}
+
+
+def seed(store: Store, sweep_id: str, n: int) -> None:
+    """One finished sweep of `n` trials whose val_acc depends on lr, written in one go."""
+    rng = random.Random(0)
+    trials = []
+    for i in range(n):
+        lr, acc = 10 ** rng.uniform(-4, -1), 0.0
+        acc = 0.8 - 0.08 * (rng.uniform(-2, 1)) ** 2
+        trials.append(dict(id=f"{sweep_id}-{i:08x}", sweep_id=sweep_id, tune_trial_id=f"{i:08x}", model="mlp",
+                           config={"model": "mlp", "epochs": 1, "lr": lr, "batch_size": rng.choice([32, 64, 128]),
+                                   "momentum": rng.uniform(0.5, 0.95)},
+                           status="terminated", val_acc=acc, val_loss=1 - acc, test_acc=acc, best_epoch=1, epochs=1,
+                           epochs_budget=1, seconds=1.0, started_at=utcnow(), finished_at=utcnow(),
+                           checkpoint_path=f"/results/{i}/model.pt"))
+    with store.session() as s:
+        s.execute(Sweep.__table__.insert(), [dict(id=sweep_id, name=sweep_id, spec=SPEC, status="succeeded",
+                                                  data_source="synthetic", code_version="bench",
+                                                  created_at=utcnow(), stop_requested=False)])
+        s.execute(Trial.__table__.insert(), trials)
+
+
+def wide_spec() -> dict:
+    keys = ("batch_size", "epochs", "seed", "step_size", "crop_padding")
+    obj = {"model": "mlp", **{k: {"type": "choice", "values": [2 ** i for i in range(20)]} for k in keys}}
+    return {"name": "wide", "params": {"arch": {"type": "choice", "values": [obj]}}}
+
+
+class Prober(threading.Thread):
+    """GET /health every 50 ms; `slowest()` since the last `reset()`, in ms."""
+
+    def __init__(self, base: str):
+        super().__init__(daemon=True)
+        self.base, self.times, self.stop = base, [], threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30) as c:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                c.get(f"{self.base}/health")
+                self.times.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.05)
+
+    def reset(self) -> None:
+        self.times = []
+
+    def slowest(self) -> str:
+        """The slowest /health since reset, in ms; "-" when none fell in (a phase of a few ms)."""
+        return f"{max(self.times):.0f}" if self.times else "-"
+
+
+def serve(settings, port: int):
+    import uvicorn
+
+    from cifar_sweeps.api import create_app, serving_settings
+
+    app = create_app(serving_settings(settings, "127.0.0.1"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return app, server
+
+
+def cache_of(app):
+    from cifar_sweeps.cache import ResponseCache
+
+    m = app.middleware_stack
+    while m is not None and not isinstance(m, ResponseCache):
+        m = getattr(m, "app", None)
+    return m
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    r = fn()
+    return r, (time.perf_counter() - t0) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cifar_sweeps.settings import Settings
+    from tests.ray_helpers import free_port
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=5000, help="trials of the importance sweep")
+    ap.add_argument("--csv-trials", type=int, default=20000, help="trials in the store for the CSV phase")
+    ap.add_argument("--variants", type=int, default=40)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        settings = Settings(results_dir=Path(d), api_token="bench-token", dashboard_url="http://127.0.0.1:9")
+        store = Store(settings.resolved_store_url())
+        t0 = time.perf_counter()
+        seed(store, "sw-importance", args.trials)
+        seed(store, "sw-csv", max(args.csv_trials - args.trials, 0))
+        print(f"store: {args.csv_trials} trials written in {time.perf_counter() - t0:.1f} s", flush=True)
+        port = free_port()
+        app, server = serve(settings, port)
+        base = f"http://127.0.0.1:{port}"
+        prober = Prober(base)
+        prober.start()
+        client = httpx.Client(base_url=base, timeout=600)
+        rows = []
+
+        prober.reset()
+        r, ms = timed(lambda: client.get("/sweeps/sw-importance/importance", params={"junk": random.random()}))
+        body = r.json()
+        rows.append([f"importance, {args.trials:,} trials", r.status_code, f"{ms:,.0f}", prober.slowest(),
+                     f"{body.get('trials_used')} of {body.get('trials_finished')} used "
+                     f"(sampled: {body.get('sampled')})"])
+        r, ms2 = timed(lambda: client.get("/sweeps/sw-importance/importance", params={"other": 1}))
+        rows.append(["  the same, other junk", r.status_code, f"{ms2:,.0f}", prober.slowest(), "cached"])
+
+        prober.reset()
+        raw = json.dumps(wide_spec())
+        r, ms = timed(lambda: client.post("/sweeps", content=raw, headers={
+            "Authorization": "Bearer bench-token", "Content-Type": "application/json"}))
+        rows.append([f"3.2 M-setting spec ({len(raw):,} bytes)", r.status_code, f"{ms:,.0f}",
+                     prober.slowest(), r.json()["detail"][:70]])
+
+        prober.reset()
+        cache = cache_of(app)
+        t0 = time.perf_counter()
+        sizes = [len(client.get(f"/leaderboard.csv?limit=100000&junk{i}={i}").content) for i in range(args.variants)]
+        ms = (time.perf_counter() - t0) * 1000
+        rows.append([f"{args.variants} junk CSV variants", 200, f"{ms:,.0f}", prober.slowest(),
+                     f"each {statistics.median(sizes) / 2**20:.1f} MiB; cache {cache.bytes / 2**20:.1f} MiB in "
+                     f"{len(cache.entries)} entries (bound {cache.max_bytes / 2**20:.0f} MiB)"])
+
+        prober.reset()
+        bad, ms = timed(lambda: client.get("/leaderboard?limit=1", headers={"Host": "evil.example"}))
+        good = client.get("/leaderboard?limit=1").json()["items"][0]["checkpoint_url"]
+        rows.append(["poisoned Host", bad.status_code, f"{ms:,.0f}", prober.slowest(),
+                     f"next client's link: {good}"])
+        prober.stop.set()
+        server.should_exit = True
+        print()
+        print_table(["request", "status", "ms", "slowest /health ms meanwhile", "what it shows"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
