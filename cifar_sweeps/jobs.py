@@ -94,10 +94,16 @@ def agent_ports() -> list[str]:
 
 # What a Ray head we start may inherit: every Ray process (and every job driver, which the
 # head spawns) gets this environment, and the dashboard can show it. Secrets never travel.
-HEAD_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM", "SHELL", "PYTHONPATH",
-                            "VIRTUAL_ENV", "PYTHONUNBUFFERED", "LD_LIBRARY_PATH", "CIFAR10_ARCHIVE"})
-HEAD_ENV_PREFIXES = ("LC_", "RAY_", "CUDA_", "NVIDIA_", "OMP_", "MKL_", "OPENBLAS_", "TORCH", "CIFAR_SWEEPS_",
-                     "WANDB_")
+HEAD_ENV_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM", "SHELL", "PYTHONPATH", "VIRTUAL_ENV",
+    "PYTHONUNBUFFERED", "LD_LIBRARY_PATH", "CIFAR10_ARCHIVE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE",
+    # downloads (torchvision's CIFAR-10, pretrained weights) behind a proxy
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    # s3:// storage: where credentials are, never the keys themselves (files, profiles, roles)
+    "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "GOOGLE_APPLICATION_CREDENTIALS"})
+HEAD_ENV_PREFIXES = ("LC_", "RAY_", "CUDA_", "NVIDIA_", "NCCL_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH",
+                     "CIFAR_SWEEPS_", "WANDB_")
 HEAD_MARKER = "CIFAR_SWEEPS_HEAD"  # the head's temp folder, in the environment of each of its processes
 HEAD_ENV_SECRETS = frozenset({"CIFAR_SWEEPS_API_TOKEN", "CIFAR_SWEEPS_WANDB_API_KEY", "WANDB_API_KEY"})
 
