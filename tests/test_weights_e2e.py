@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 SPEC = {
     "name": "pretrained-grid", "metric": "best_val_acc", "mode": "max", "max_concurrent_trials": 2,
     "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
-    "fixed": {"epochs": 2, "batch_size": 32, "normalize": "imagenet", "eval_batch_size": 128},
+    "fixed": {"epochs": 1, "batch_size": 32, "normalize": "imagenet", "eval_batch_size": 128},
     "params": {"model": {"type": "choice", "values": ["simple_cnn", {"model": "resnet50", "pretrained": True}]}},
 }
 
@@ -42,7 +42,7 @@ def test_imported_weights_reach_the_trial_through_the_object_store(ray_head, tmp
     (sweep,), _ = store.list_sweeps()
     trials = {t.model: t for t in store.trials(sweep.id)}
     assert sweep.status == "succeeded" and set(trials) == {"simple_cnn", "resnet50"}
-    assert all(t.status == "terminated" and t.epochs == 2 for t in trials.values())
+    assert all(t.status == "terminated" and t.epochs == 1 for t in trials.values())
     assert trials["resnet50"].config["pretrained"] is True and "pretrained" not in trials["simple_cnn"].config
     rn = torch.load(trials["resnet50"].checkpoint_path, weights_only=True)
     # The trial's backbone, hashed right after it was built, is exactly the imported tensors.
