@@ -22,7 +22,14 @@ step() {  # step "what" command...: runs it quietly, prints one line with its ti
 if [ ! -x .venv/bin/python ]; then
   step "python virtual environment .venv" "$PY" -m venv .venv
 fi
-step "pip, setuptools and wheel" .venv/bin/python -m pip install -qq --upgrade pip "setuptools>=77" wheel
-step "cifar-sweeps and its test extra (PyTorch, Ray, ...: minutes on a new machine)" \
-  .venv/bin/python -m pip install -qq -e ".[test]"
+# Installed once per version of pyproject.toml: a second run of the tests skips pip.
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ -f "$stamp" ]; then
+  echo "setup: cifar-sweeps already installed for this pyproject.toml (.venv)"
+else
+  step "pip, setuptools and wheel" .venv/bin/python -m pip install -qq --upgrade pip "setuptools>=77" wheel
+  step "cifar-sweeps and its test extra (PyTorch, Ray, ...: minutes on a new machine)" \
+    .venv/bin/python -m pip install -qq -e ".[test]"
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
 rm -f "$LOG"

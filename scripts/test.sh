@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Sets up (venv, install, headless Chromium for the page test) and runs the whole test suite.
+# Sets up (venv, install, headless Chromium for the page test) and runs the whole test suite:
+# ruff, the unit tier (about a minute: pure functions and the in-process app), then the
+# integration and end-to-end tiers (PostgreSQL, a wheel, real Ray heads). Arguments go to
+# one pytest run instead: `bash scripts/test.sh -m unit`, `bash scripts/test.sh tests/test_spec.py`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,4 +22,8 @@ if [ -z "${CIFAR10_ARCHIVE:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.xz ]; t
 fi
 export RAY_USAGE_STATS_ENABLED=0
 .venv/bin/ruff check cifar_sweeps tests benchmarks
-.venv/bin/python -m pytest -q --durations=20 "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest -q "$@"
+fi
+.venv/bin/python -m pytest -q -m unit   # fails fast, before any Ray head starts
+.venv/bin/python -m pytest -q -m "not unit" --durations=20

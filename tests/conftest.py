@@ -11,6 +11,25 @@ from tests.ray_helpers import RayHead
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
 
 
+# The tiers (pyproject.toml's markers): `slow` tests run a real Ray head; `integration`
+# tests start PostgreSQL, build a wheel, mount a filesystem or run a process of the
+# project; every other test is `unit` (pure functions and the in-process app: seconds).
+INTEGRATION_MODULES = {"test_wheel", "test_docker", "test_storage_faults", "test_schemathesis", "test_migrations"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") or item.get_closest_marker("integration"):
+            continue
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (module in INTEGRATION_MODULES or {"postgres", "ray_head"} & set(item.fixturenames)
+                or "postgres" in params.values()):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def tiny_splits():
     return split_train_val(synthetic(600, 200, seed=0), 0.2, seed=0)

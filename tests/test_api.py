@@ -164,6 +164,7 @@ def test_reads(setup):
     assert client.get("/openapi.json").status_code == 200
 
 
+@pytest.mark.integration
 def test_non_loopback_bind_refused_without_token():
     with pytest.raises(SystemExit, match="token"):
         check_bind("0.0.0.0", Settings(api_token=""))

@@ -93,6 +93,7 @@ LIGHT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_the_api_process_loads_neither_torch_nor_ray(tmp_path):
     p = subprocess.run([sys.executable, "-c", LIGHT, str(tmp_path)], capture_output=True, text=True, timeout=120,
                        cwd=PKG.parent)
