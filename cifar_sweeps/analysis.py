@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from cifar_sweeps.errors import CifarSweepsError
 from cifar_sweeps.lifecycle import TRIAL_COMPLETED
 from cifar_sweeps.schemas import Importance, ParamImportance
-from cifar_sweeps.spec import Choice, LogUniform, QLogUniform, QUniform, RandInt, SweepSpec, Uniform, integral
+from cifar_sweeps.spaces import optuna_distribution
+from cifar_sweeps.spec import Choice, SweepSpec
 
 MIN_TRIALS = 5  # fewer trials than this say nothing about importance
 MAX_TRIALS = 200  # fANOVA's cost grows faster than the trials: above this, a seeded sample
@@ -95,18 +96,9 @@ def _label(value: Any) -> Any:
 
 
 def distribution(p: Any):
-    """The Optuna distribution of a spec parameter."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if isinstance(p, Choice):
-        return CategoricalDistribution([_label(v) for v in p.values])
-    if isinstance(p, RandInt):
-        return IntDistribution(p.low, p.high - 1)
-    if isinstance(p, QUniform) and integral(p):
-        return IntDistribution(int(p.low), int(p.high), step=int(p.q))
-    if isinstance(p, (QUniform, Uniform)):
-        return FloatDistribution(p.low, p.high)
-    return FloatDistribution(p.low, p.high, log=isinstance(p, (LogUniform, QLogUniform)))
+    """The Optuna distribution of a spec parameter: the searcher's own (spaces.py), with a
+    choice among objects named by its fixed keys."""
+    return optuna_distribution(p, label=_label)
 
 
 def _value_of(name: str, p: Any, config: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
 
+from cifar_sweeps.spaces import optuna_distribution
 from cifar_sweeps.spec import (
     Choice,
     LogUniform,
@@ -90,24 +91,6 @@ def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]]):
     return OptunaSearch(space={k: optuna_distribution(p) for k, p in spec.params.items()}, metric=spec.metric,
                         mode=spec.mode, sampler=sampler, points_to_evaluate=points,
                         evaluated_rewards=[score for _, score in evaluated] or None)
-
-
-def optuna_distribution(p: Any):
-    """The Optuna distribution that draws what the spec's param draws (ints stay ints)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if isinstance(p, Choice):
-        return CategoricalDistribution(list(p.values))
-    if isinstance(p, RandInt):
-        return IntDistribution(p.low, p.high - 1)  # the spec's high is exclusive, Optuna's inclusive
-    whole = isinstance(p, (QUniform, QLogUniform)) and integral(p)
-    if isinstance(p, QUniform):
-        return (IntDistribution(int(p.low), int(p.high), step=int(p.q)) if whole
-                else FloatDistribution(p.low, p.high, step=p.q))
-    if isinstance(p, QLogUniform):  # q == 1 (spec.py refuses others for optuna)
-        return IntDistribution(int(p.low), int(p.high), log=True) if whole else FloatDistribution(
-            p.low, p.high, log=True)
-    return FloatDistribution(p.low, p.high, log=isinstance(p, LogUniform))
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:

@@ -125,3 +125,21 @@ def test_importance_is_sampled_cached_per_data_version_and_one_at_a_time(tmp_pat
     with analysis._busy:
         r = client_other.get(f"/sweeps/{other.id}/importance")
     assert r.status_code == 503 and "try again" in r.json()["detail"]
+
+
+def test_analysis_judges_the_space_the_sampler_drew_from():
+    """One mapping (spaces.py) for the searcher and the analysis: an integral qloguniform
+    stays an int on a log scale, a quniform keeps its step."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from cifar_sweeps.analysis import distribution
+    from cifar_sweeps.spaces import optuna_distribution
+
+    spec = parse_spec({"name": "s", "search": {"algorithm": "optuna"}, "fixed": {"model": "mlp"}, "params": {
+        "epochs": {"type": "qloguniform", "low": 2, "high": 64, "q": 1},
+        "momentum": {"type": "quniform", "low": 0.5, "high": 0.95, "q": 0.05},
+        "batch_size": {"type": "choice", "values": [32, 64]}}})
+    for p in spec.params.values():
+        assert distribution(p) == optuna_distribution(p)
+    assert distribution(spec.params["epochs"]) == IntDistribution(2, 64, log=True)
+    assert distribution(spec.params["momentum"]) == FloatDistribution(0.5, 0.95, step=0.05)
