@@ -191,6 +191,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         app.add_middleware(FaultHooks)
     for router in ROUTERS:
         app.include_router(router)
+    _document_spec_body(app)
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
@@ -270,6 +271,27 @@ def print_token_hint(url: str) -> None:
         print(f"the Ray dashboard at {url} asks for a token: paste the one in "
               f"{os.environ.get('RAY_AUTH_TOKEN_PATH') or '~/.ray/auth_token'} (or $RAY_AUTH_TOKEN); "
               "this service sends it to the Jobs API itself", flush=True)
+
+
+def _document_spec_body(app: FastAPI) -> None:
+    """POST /sweeps validates its body in the route (routes/sweeps.py), so FastAPI does not
+    see the model: the document names SweepSpec as its body, with the model's own schema."""
+    from cifar_sweeps.spec import SweepSpec
+
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = generate()
+            spec = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            components.update(spec.pop("$defs", {}))
+            components["SweepSpec"] = spec
+            body = doc["paths"]["/sweeps"]["post"]["requestBody"]["content"]["application/json"]
+            body["schema"] = {"$ref": "#/components/schemas/SweepSpec"}
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def serving_settings(settings: Settings, host: str) -> Settings:

@@ -243,3 +243,31 @@ def test_queued_sweeps_are_capped(tmp_path):
     r = client.post("/sweeps", json=GOOD)
     assert "3 sweeps are already queued" in r.json()["detail"] and r.headers["retry-after"] == "60"
     assert _count(store) == 3  # nothing stored past the cap
+
+
+def test_a_spec_is_expanded_off_the_event_loop(setup, monkeypatch):
+    """The submit-time checks expand the space: in the thread pool, never on the loop that
+    answers every other request."""
+    import asyncio
+
+    from cifar_sweeps import spec as spec_module
+
+    client, _, _ = setup
+    on_loop = []
+    real = spec_module.check_expanded
+
+    def check(spec):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(spec)
+
+    monkeypatch.setattr(spec_module, "check_expanded", check)
+    assert client.post("/sweeps", json=GOOD, headers=AUTH).status_code == 201
+    assert on_loop == [False]
+    doc = client.get("/openapi.json").json()  # documented as the spec it is
+    assert doc["paths"]["/sweeps"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/SweepSpec"}
+    assert "params" in doc["components"]["schemas"]["SweepSpec"]["properties"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 
 from cifar_sweeps import code_version
 from cifar_sweeps.errors import RayUnavailable, StorageError
@@ -22,7 +23,7 @@ from cifar_sweeps.routes.deps import (
     sweep_out,
 )
 from cifar_sweeps.schemas import Importance, SweepList, SweepOut, error_responses
-from cifar_sweeps.spec import SweepSpec, check_limits, needs_pretrained, parse_spec
+from cifar_sweeps.spec import SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.warm import warm_points
 
@@ -47,10 +48,13 @@ def writable_results(state: AppState) -> None:
         raise HTTPException(507, f"{e}; nothing was stored") from None
 
 
+# The body is taken as plain JSON and validated in the route, which runs in the thread pool:
+# the submit-time checks expand the space (bounded: milliseconds to tens of them), and no
+# other request may wait on that on the event loop. api.py documents it as a SweepSpec.
 @router.post("", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
              responses=error_responses(400, 401, 413, 422, 429, 503, 507))
-def create_sweep(spec: SweepSpec, request: Request, state: State) -> SweepOut:
-    check_limits(spec, state.settings)
+def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
+    spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
     queued = state.store.count_sweeps([SweepStatus.QUEUED])
     if queued >= state.settings.max_queued_sweeps:
         raise HTTPException(429, f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again "
