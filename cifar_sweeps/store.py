@@ -293,8 +293,10 @@ class Store:
                 s.add(Trial(id=tid, sweep_id=sweep_id, tune_trial_id=tune_trial_id,
                             model=str(config.get("model", "")), config=config, status=TrialStatus.RUNNING,
                             epochs_budget=epochs_budget))
-            else:  # a retried or resumed trial: same row, running again
+            elif t.status not in TRIAL_COMPLETED:  # a retried or resumed trial: same row, running again
                 t.status, t.error, t.finished_at = TrialStatus.RUNNING, None, None
+            # A trial that completed stays completed: a restored run may start it again only for
+            # its scheduler to stop it (schedulers.py), and its first end must stand.
             _bump(s, sweep_id)
         return tid
 

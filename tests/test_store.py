@@ -182,6 +182,10 @@ def test_a_trial_keeps_its_first_end(store):
     store.trial_finished(tid, "terminated")
     again = store.get_trial(tid)
     assert (again.status, again.finished_at) == ("early_stopped", first.finished_at)
+    store.trial_started(sweep.id, "t1", {"model": "mlp"}, 3)  # restored, then stopped by its scheduler
+    store.trial_finished(tid, "terminated")
+    again = store.get_trial(tid)
+    assert (again.status, again.finished_at) == ("early_stopped", first.finished_at)
 
     tid2 = store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)
     store.trial_finished(tid2, "errored", "boom")
