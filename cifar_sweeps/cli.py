@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -403,13 +404,18 @@ def _fail(args: argparse.Namespace, e: Exception, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
     except CifarSweepsError as e:  # each error knows its exit code (errors.py)
         return _fail(args, e, e.exit_code)
     except (FileNotFoundError, ValueError) as e:
         return _fail(args, e, 2)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cifar-sweeps presets | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Sets up (venv, install, headless Chromium for the page test) and runs the whole test suite:
 # ruff, the unit tier (about a minute: pure functions and the in-process app), then the
-# integration and end-to-end tiers (PostgreSQL, a wheel, real Ray heads). Arguments go to
-# one pytest run instead: `bash scripts/test.sh -m unit`, `bash scripts/test.sh tests/test_spec.py`.
+# integration and end-to-end tiers (PostgreSQL, a wheel, real Ray heads). `--fast` runs ruff
+# and the unit tier alone; other arguments go to one pytest run instead
+# (`bash scripts/test.sh tests/test_spec.py -k bohb`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if [ "${1:-}" = "--fast" ]; then
+  .venv/bin/ruff check cifar_sweeps tests benchmarks
+  exec .venv/bin/python -m pytest -q -m unit
+fi
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian's chromium for the browser test..."
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
