@@ -1,4 +1,4 @@
-"""The README's terminal path, in the README's order, on a HOME of its own: a local
+"""The terminal path of docs/terminal.md, in its order, on a HOME of its own: a local
 `cifar-sweeps run`, then `ray start --head`, `ray job submit ... -- cifar-sweeps run ...`
 and `cifar-sweeps leaderboard`. The local run must leave no Ray token behind that would
 turn authentication on for the later head (and make a plain `ray job submit` fail)."""
