@@ -71,14 +71,18 @@ def _spec(name: str, n: int = 3, epochs: int = 3, model: str = "simple_cnn") -> 
 def test_killed_job_driver_is_interrupted_then_resumed_through_the_api(ray_head, tmp_path):
     svc = Service(ray_head, tmp_path / "results").start()
     try:
-        sweep_id = httpx.post(f"{svc.base}/sweeps", json=_spec("kill-me"), timeout=30).json()["id"]
+        # Trials of 8 epochs (about a second each here): the one under way when the kill
+        # comes has been running for seconds, so Tune's experiment snapshot (every 0.5 s)
+        # holds it. With 3 epochs a trial could end and the next start inside the wait
+        # below, and a trial started after the last snapshot is one the restore never knew.
+        sweep_id = httpx.post(f"{svc.base}/sweeps", json=_spec("kill-me", epochs=8), timeout=30).json()["id"]
         deadline = time.time() + 300
         while time.time() < deadline:  # wait for one finished trial and one under way
             trials = svc.store.trials(sweep_id)
             done = {t.id: t.finished_at for t in trials if t.status == "terminated"}
-            if done and any(t.status == "running" and t.epochs >= 1 for t in trials):
+            if done and any(t.status == "running" and 1 <= t.epochs <= 4 for t in trials):
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert done, "no trial finished in time"
         time.sleep(1.5)  # past Tune's experiment snapshot period (0.5 s)
         kept = {t.id: t.val_acc for t in svc.store.trials(sweep_id) if t.val_acc is not None}
@@ -90,7 +94,7 @@ def test_killed_job_driver_is_interrupted_then_resumed_through_the_api(ray_head,
         assert r.status_code == 200, r.text
         assert svc.wait(sweep_id, {"succeeded", "failed", "interrupted"}) == "succeeded"
         trials = svc.store.trials(sweep_id)
-        assert len(trials) == 3 and all(t.status == "terminated" and t.epochs == 3 for t in trials)
+        assert len(trials) == 3 and all(t.status == "terminated" and t.epochs == 8 for t in trials)
         for tid, finished in done.items():
             assert svc.store.get_trial(tid).finished_at == finished  # not trained again
         for tid, acc in kept.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -282,13 +283,15 @@ def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
                            resources_per_trial={"cpu": 1, "gpu": 0.25},
                            search={"algorithm": "random", "seed": 0},
                            fixed={"model": "mlp", "epochs": 3, "batch_size": 32})
-        p = _cli(["run", str(spec), "--data", "synthetic:1200"], _env(head, results))
+        env = {**_env(head, results), "RAY_DEDUP_LOGS": "0"}  # each trial's line, not "[repeated 3x]"
+        p = _cli(["run", str(spec), "--data", "synthetic:1200"], env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         trials = _store(results).trials(_store(results).list_sweeps()[0][0].id)
         assert len(trials) == 4 and all(t.status == "terminated" for t in trials)
         first_end = min(t.finished_at for t in trials)
         assert all(t.started_at < first_end for t in trials)  # all four were running together
         out = p.stdout + p.stderr
-        assert out.count("CUDA is not available in this process") >= 4, out[-3000:]
+        assert len(set(re.findall(r"trial (\w+): Ray gave it GPU \[0\], but CUDA is not available", out))) == 4, \
+            out[-3000:]
     finally:
         head.stop()
