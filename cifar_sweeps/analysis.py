@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -84,8 +86,29 @@ def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials)
 def _compute(spec: SweepSpec, sweep_id: str, rows: list[TrialRow]) -> Importance:
     global _pool
     if _pool is None:  # spawned, not forked: the service's threads and sockets stay behind
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_end_with_parent, initargs=(os.getpid(),))
     return _pool.submit(importance, spec, sweep_id, rows).result()
+
+
+def shutdown_worker() -> None:
+    """End the worker process (the service's shutdown calls this)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+def _end_with_parent(parent: int) -> None:
+    """In the worker: exit once the process that spawned it is gone. A service killed, or
+    ended by the SIGTERM that uvicorn re-raises after its shutdown, runs no clean-up, and the
+    worker would otherwise live on (it holds its own queue's pipe open, so it never reads EOF)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _label(value: Any) -> Any:

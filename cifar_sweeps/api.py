@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cifar_sweeps import __version__
+from cifar_sweeps.analysis import shutdown_worker
 from cifar_sweeps.cache import ResponseCache
 from cifar_sweeps.errors import CifarSweepsError, RayUnavailable
 from cifar_sweeps.jobs import Jobs, LocalHead
@@ -158,7 +159,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     app = FastAPI(title="cifar-sweeps", version=__version__, lifespan=lifespan,
                   description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.")
     app.state.s = state
-    app.state.shutdown_hooks = []
+    app.state.shutdown_hooks = [shutdown_worker]  # importance's worker process (analysis.py)
     app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version,
                        cheap_version=store.cheap_versions)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -143,3 +144,39 @@ def test_analysis_judges_the_space_the_sampler_drew_from():
         assert distribution(p) == optuna_distribution(p)
     assert distribution(spec.params["epochs"]) == IntDistribution(2, 64, log=True)
     assert distribution(spec.params["momentum"]) == FloatDistribution(0.5, 0.95, step=0.05)
+
+
+@pytest.mark.integration
+def test_the_importance_worker_ends_with_the_service_however_it_ends(tmp_path):
+    """The service computes importance in a spawned worker process. Killed (or ended by the
+    SIGTERM uvicorn re-raises, which runs no clean-up), the service leaves no worker behind."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from pathlib import Path
+from tests.test_analysis import _stored_sweep
+from cifar_sweeps import analysis
+from cifar_sweeps.spec import parse_spec
+settings, store, sweep = _stored_sweep(Path({str(tmp_path)!r}), 8)
+analysis.cached_importance(parse_spec(sweep.spec), sweep.id, 0, lambda: store.trials(sweep.id))
+import psutil
+print(" ".join(str(c.pid) for c in psutil.Process().children(recursive=True)), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    out = tmp_path / "out.txt"  # a file, not a pipe: a leftover worker would hold a pipe open
+    with open(out, "w") as f:
+        subprocess.run([sys.executable, "-c", script], stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    pids = [int(x) for x in out.read_text().split()[-2:] if x.isdigit()]
+    assert pids, out.read_text()[-2000:]
+    deadline = time.time() + 15
+    while time.time() < deadline and any(psutil.pid_exists(x) and psutil.Process(x).status() != "zombie"
+                                         for x in pids):
+        time.sleep(0.5)
+    left = [x for x in pids if psutil.pid_exists(x) and psutil.Process(x).status() != "zombie"]
+    assert not left, f"worker processes outlived the service: {left}"
