@@ -38,11 +38,7 @@ def _stored_sweep(tmp_path, n: int):
     for i in range(n):
         cfg = {"model": "mlp", "epochs": 1, "lr": 10 ** rng.uniform(-4, -1), "batch_size": rng.choice([32, 64, 128]),
                "momentum": rng.uniform(0.5, 0.95)}
-        tid = store.trial_started(sweep.id, f"t{i}", cfg, 1)
-        acc = _accuracy(cfg["lr"], rng)
-        store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc, "val_acc": acc,
-                                "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
-        store.trial_finished(tid, "terminated")
+        _add_trial(store, sweep.id, f"t{i}", cfg, _accuracy(cfg["lr"], rng))
     return settings, store, sweep
 
 
@@ -166,14 +162,17 @@ from cifar_sweeps.spec import parse_spec
 settings, store, sweep = _stored_sweep(Path({str(tmp_path)!r}), 8)
 analysis.cached_importance(parse_spec(sweep.spec), sweep.id, 0, lambda: store.trials(sweep.id))
 import psutil
-print(" ".join(str(c.pid) for c in psutil.Process().children(recursive=True)), flush=True)
+print("PIDS", *(c.pid for c in psutil.Process().children(recursive=True)), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
     out = tmp_path / "out.txt"  # a file, not a pipe: a leftover worker would hold a pipe open
     with open(out, "w") as f:
         subprocess.run([sys.executable, "-c", script], stdout=f, stderr=subprocess.STDOUT, timeout=300)
-    pids = [int(x) for x in out.read_text().split()[-2:] if x.isdigit()]
-    assert pids, out.read_text()[-2000:]
+    import re
+
+    found = re.search(r"^PIDS((?: \d+)+)$", out.read_text(), flags=re.M)  # warnings may follow it
+    assert found, out.read_text()[-2000:]
+    pids = [int(x) for x in found.group(1).split()]
     deadline = time.time() + 15
     while time.time() < deadline and any(psutil.pid_exists(x) and psutil.Process(x).status() != "zombie"
                                          for x in pids):
