@@ -23,10 +23,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from cifar_sweeps.errors import CifarSweepsError
-from cifar_sweeps.lifecycle import TRIAL_COMPLETED
 from cifar_sweeps.schemas import Importance, ParamImportance
-from cifar_sweeps.spaces import optuna_distribution
-from cifar_sweeps.spec import Choice, SweepSpec
+from cifar_sweeps.spaces import chooses_objects, optuna_distribution
+from cifar_sweeps.spec import SweepSpec
+from cifar_sweeps.states import TRIAL_COMPLETED
 
 MIN_TRIALS = 5  # fewer trials than this say nothing about importance
 MAX_TRIALS = 200  # fANOVA's cost grows faster than the trials: above this, a seeded sample
@@ -126,7 +126,7 @@ def distribution(p: Any):
 
 def _value_of(name: str, p: Any, config: dict[str, Any]) -> Any:
     """The trial's value of a top-level parameter (a chosen object: the branch it matches)."""
-    if isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values):
+    if chooses_objects(p):
         for v in p.values:
             fixed = {k: x for k, x in v.items() if not isinstance(x, BaseModel)} if isinstance(v, dict) else None
             if fixed is not None and all(config.get(k) == x for k, x in fixed.items()):

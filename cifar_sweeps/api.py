@@ -26,12 +26,12 @@ from cifar_sweeps.analysis import shutdown_worker
 from cifar_sweeps.cache import ResponseCache
 from cifar_sweeps.errors import CifarSweepsError, RayUnavailable
 from cifar_sweeps.jobs import Jobs, LocalHead
-from cifar_sweeps.lifecycle import ACTIVE
 from cifar_sweeps.routes import ROUTERS
 from cifar_sweeps.routes.deps import AppState, is_loopback
 from cifar_sweeps.routes.page import WEB_DIR
 from cifar_sweeps.settings import Settings, load_settings
 from cifar_sweeps.spec import TEST_HOOKS
+from cifar_sweeps.states import ACTIVE
 from cifar_sweeps.store import db_error_cause, get_store
 
 SYNC_EVERY_S = 3.0

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from cifar_sweeps.errors import CifarSweepsError, SpecError
-from cifar_sweeps.lifecycle import ENDED_WELL
 from cifar_sweeps.settings import Settings, load_settings
+from cifar_sweeps.states import ENDED_WELL
 
 
 def _settings(args: argparse.Namespace) -> Settings:

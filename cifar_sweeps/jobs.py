@@ -20,8 +20,8 @@ from pathlib import Path
 
 from cifar_sweeps import lifecycle
 from cifar_sweeps.errors import RayUnavailable
-from cifar_sweeps.lifecycle import ACTIVE, SweepStatus
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, url_has_password, write_secrets
+from cifar_sweeps.states import ACTIVE, SweepStatus
 from cifar_sweeps.store import Store, Sweep
 
 

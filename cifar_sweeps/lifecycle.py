@@ -1,91 +1,36 @@
-"""Sweep and trial status: the enums, the only transitions, and why a sweep ended as it did.
+"""Sweep and trial status: the only ways they change, and why a sweep ended as it did.
 
-Every change of a sweep's status goes through `apply` (through the functions below, which
-name the events): the store updates the row only if its status is still one the event may
-leave from, in one conditional UPDATE, so two processes that race (a driver finishing, the
-API reconciling with Ray) can't both win, and a refused transition changes nothing.
-
-    event      from                                       to
-    requeue    interrupted, stopped, failed               queued       (resume asked for)
-    start      queued, interrupted, stopped, failed       running      (a driver claims it)
-    finish     running                                    succeeded
-    interrupt  running                                    interrupted  (resumable; Reason says why)
-    stop       queued, running                            stopped
-    fail       queued, running, interrupted, stopped,     failed       (Reason says why)
-               failed
+Every change of a sweep's or a trial's status goes through `apply` or `apply_trials` (through
+the functions below, which name the events): the store updates a row only if its status is
+still one the event may leave from (states.py's tables), in one conditional UPDATE, so two
+processes that race (a driver finishing, the API reconciling with Ray) can't both win, and
+a refused transition changes nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from cifar_sweeps.errors import TransitionError
+from cifar_sweeps.states import (
+    ACTIVE,
+    TERMINAL,
+    TRANSITIONS,
+    TRIAL_ENDED,
+    TRIAL_TRANSITIONS,
+    Event,
+    Reason,
+    SweepStatus,
+    TrialEvent,
+    TrialStatus,
+)
 
 if TYPE_CHECKING:
     from cifar_sweeps.store import Store, Sweep
 
 
-class SweepStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    INTERRUPTED = "interrupted"
-
-
-class TrialStatus(StrEnum):
-    PENDING = "pending"  # will continue from its checkpoint when the sweep is resumed
-    RUNNING = "running"
-    TERMINATED = "terminated"  # trained its whole budget
-    EARLY_STOPPED = "early_stopped"  # stopped by the scheduler, a stop request or the budget
-    ERRORED = "errored"
-
-
-class Reason(StrEnum):
-    """Why a sweep is interrupted or failed, or ended before its trials did (the
-    sweeps.reason column)."""
-
-    DISK_LOW = "disk_low"  # the results disk filled mid-sweep
-    DRIVER_INTERRUPTED = "driver_interrupted"  # Ctrl-C / SIGINT / SIGTERM of the driver
-    DRIVER_LOST = "driver_lost"  # the driver process is gone (CLI path)
-    DRIVER_ERROR = "driver_error"  # the driver raised before or while running Tune
-    JOB_FAILED = "job_failed"  # the Ray job ended FAILED without the driver saying so
-    JOB_UNKNOWN = "job_unknown"  # the cluster no longer knows the job (it was restarted)
-    CLUSTER_LOST = "cluster_lost"  # the Ray cluster (its head) stopped answering
-    ALL_TRIALS_FAILED = "all_trials_failed"
-    BUDGET_SPENT = "budget_spent"  # its epoch budget ran out: it succeeded, with what that bought
-
-
-class Event(StrEnum):
-    REQUEUE = "requeue"
-    START = "start"
-    FINISH = "finish"
-    INTERRUPT = "interrupt"
-    STOP = "stop"
-    FAIL = "fail"
-
-
-ACTIVE = frozenset({SweepStatus.QUEUED, SweepStatus.RUNNING})
-RESUMABLE = frozenset({SweepStatus.INTERRUPTED, SweepStatus.STOPPED, SweepStatus.FAILED})
-TERMINAL = frozenset(SweepStatus) - ACTIVE
-TRIAL_ENDED = frozenset({TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED, TrialStatus.ERRORED})
-# Ended without an error: a retry never runs them again, and their results are final.
-TRIAL_COMPLETED = frozenset({TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED})
-# A command that ran a sweep to one of these exits 0.
-ENDED_WELL = frozenset({SweepStatus.SUCCEEDED, SweepStatus.STOPPED})
-
-TRANSITIONS: dict[Event, tuple[frozenset[SweepStatus], SweepStatus]] = {
-    Event.REQUEUE: (RESUMABLE, SweepStatus.QUEUED),
-    Event.START: (RESUMABLE | {SweepStatus.QUEUED}, SweepStatus.RUNNING),
-    Event.FINISH: (frozenset({SweepStatus.RUNNING}), SweepStatus.SUCCEEDED),
-    Event.INTERRUPT: (frozenset({SweepStatus.RUNNING}), SweepStatus.INTERRUPTED),
-    Event.STOP: (ACTIVE, SweepStatus.STOPPED),
-    Event.FAIL: (ACTIVE | RESUMABLE, SweepStatus.FAILED),
-}
 # Trials still running when their sweep is interrupted: continue from their checkpoints on
 # resume when Tune saved its state (a clean interrupt), else they are marked errored.
 CLEAN_INTERRUPTS = frozenset({Reason.DISK_LOW, Reason.DRIVER_INTERRUPTED})
@@ -112,8 +57,8 @@ def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStat
     allowed, to = TRANSITIONS[event]
     next_status(sweep.status, event)
     values["status"] = to
-    if to in TERMINAL:
-        values.setdefault("finished_at", utcnow())
+    # An ended sweep has an end time; one that runs or waits again has none.
+    values.setdefault("finished_at", utcnow() if to in TERMINAL else None)
     if not store.transition_sweep(sweep_id, {str(s) for s in allowed}, values):
         now = store.get_sweep(sweep_id)
         raise TransitionError(f"sweep {sweep_id} became {now.status if now else 'deleted'} meanwhile; "
@@ -140,20 +85,62 @@ def finish(store: Store, sweep_id: str, reason: Reason | None = None) -> SweepSt
 
 def interrupt(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
     to = apply(store, sweep_id, Event.INTERRUPT, reason=reason.value, **_error(error))
-    store.mark_running_trials(sweep_id, TrialStatus.PENDING if reason in CLEAN_INTERRUPTS else TrialStatus.ERRORED)
+    _end_running_trials(store, sweep_id, TrialEvent.PAUSE if reason in CLEAN_INTERRUPTS else TrialEvent.ABANDON)
     return to
 
 
 def stopped(store: Store, sweep_id: str) -> SweepStatus:
     to = apply(store, sweep_id, Event.STOP)
-    store.mark_running_trials(sweep_id, TrialStatus.EARLY_STOPPED)
+    _end_running_trials(store, sweep_id, TrialEvent.EARLY_STOP)
     return to
 
 
 def fail(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
     to = apply(store, sweep_id, Event.FAIL, reason=reason.value, **_error(error))
-    store.mark_running_trials(sweep_id, TrialStatus.ERRORED)
+    _end_running_trials(store, sweep_id, TrialEvent.ABANDON)
     return to
+
+
+# ---------------------------------------------------------------- trials
+
+
+def apply_trials(store: Store, event: TrialEvent, *, trial_id: str | None = None, sweep_id: str | None = None,
+                 only: frozenset[TrialStatus] | None = None, **values: Any) -> int:
+    """Move a trial (or a sweep's trials, those in `only`) through `event`, writing `values`
+    with the new status, where their status allows it; how many moved. A refusal is no error:
+    a trial that completed keeps its first end (a restored run reports it again)."""
+    allowed, to = TRIAL_TRANSITIONS[event]
+    if only is not None:
+        allowed = allowed & only
+    values["status"] = to
+    values.setdefault("finished_at", utcnow() if to in TRIAL_ENDED else None)
+    if to == TrialStatus.RUNNING:  # a retry starts clean
+        values.setdefault("error", None)
+    return store.transition_trials({str(s) for s in allowed}, values, trial_id=trial_id, sweep_id=sweep_id)
+
+
+def trial_started(store: Store, sweep_id: str, tune_trial_id: str, config: dict[str, Any],
+                  epochs_budget: int | None) -> str:
+    """A trial starts: a new row, running; or a retried or resumed one, running again."""
+    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget)
+    if not created:
+        apply_trials(store, TrialEvent.START, trial_id=tid)
+    return tid
+
+
+TRIAL_END_EVENTS = {TrialStatus.TERMINATED: TrialEvent.COMPLETE, TrialStatus.EARLY_STOPPED: TrialEvent.EARLY_STOP,
+                    TrialStatus.ERRORED: TrialEvent.ERROR}
+
+
+def trial_ended(store: Store, trial_id: str, status: TrialStatus | str, error: str | None = None) -> None:
+    """A trial ends (Tune's complete or error callback)."""
+    event = TRIAL_END_EVENTS[TrialStatus(status)]
+    apply_trials(store, event, trial_id=trial_id, error=error[-8000:] if error else None)
+
+
+def _end_running_trials(store: Store, sweep_id: str, event: TrialEvent) -> None:
+    """The trials still running when their sweep ends or is interrupted."""
+    apply_trials(store, event, sweep_id=sweep_id, only=frozenset({TrialStatus.RUNNING}))
 
 
 def _error(error: str | None) -> dict[str, str]:

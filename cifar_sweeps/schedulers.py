@@ -14,8 +14,8 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB
 
-from cifar_sweeps.lifecycle import TRIAL_COMPLETED
 from cifar_sweeps.spec import SweepSpec
+from cifar_sweeps.states import TRIAL_COMPLETED
 
 
 class _StoreGuard:

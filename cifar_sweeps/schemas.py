@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from cifar_sweeps.lifecycle import Reason, SweepStatus, TrialStatus
+from cifar_sweeps.states import Reason, SweepStatus, TrialStatus
 
 # The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
 UtcTime = Annotated[dt.datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=dt.UTC))]

@@ -7,24 +7,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
 
-from cifar_sweeps.spaces import optuna_distribution
-from cifar_sweeps.spec import (
-    Choice,
-    LogUniform,
-    OptunaOptions,
-    QLogUniform,
-    QUniform,
-    RandInt,
-    SweepSpec,
-    integral,
-    to_hyperopt_space,
-)
+from cifar_sweeps.spaces import Codec, configspace_hyperparameter, grid_space, hyperopt_space, optuna_distribution
+from cifar_sweeps.spec import OptunaOptions, SweepSpec
 
 
 class WarmHyperOptSearch(HyperOptSearch):
@@ -67,7 +56,7 @@ def make_search(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]] |
     if s.algorithm == "bohb":
         return make_bohb(spec)
     n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
-    kwargs = dict(space=to_hyperopt_space(spec), metric=spec.metric, mode=spec.mode,
+    kwargs = dict(space=hyperopt_space(spec.fixed, spec.params), metric=spec.metric, mode=spec.mode,
                   n_initial_points=n_initial, random_state_seed=s.seed)
     if evaluated:
         return WarmHyperOptSearch(evaluated=[({**spec.fixed, **v}, score) for v, score in evaluated], **kwargs)
@@ -96,10 +85,8 @@ def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]]):
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:
     """What the Tuner gets as param_space: a grid's axes; the fixed values for Optuna and
     BOHB; or None (a HyperOpt space carries its fixed values itself)."""
-    from cifar_sweeps.spec import to_grid_space
-
     if spec.search.algorithm == "grid":
-        return to_grid_space(spec)
+        return grid_space(spec.fixed, spec.params)
     if spec.search.algorithm in ("optuna", "bohb"):
         return dict(spec.fixed)
     return None
@@ -114,7 +101,7 @@ def make_bohb(spec: SweepSpec):
     space = CS.ConfigurationSpace(seed=spec.search.seed)
     codecs: dict[str, Codec] = {}
     for name, p in spec.params.items():
-        hp, codecs[name] = _hyperparameter(CS, name, p)
+        hp, codecs[name] = configspace_hyperparameter(name, p)
         space.add(hp)
     # BOHB fits its model at a budget once it has this many results there (at least the
     # dimension + 1, which hpbandster requires): the spec's random trials before the model.
@@ -122,44 +109,6 @@ def make_bohb(spec: SweepSpec):
     points = [dict(p) for p in spec.search.points_to_evaluate] or None
     return PlainTuneBOHB(space=space, metric=spec.metric, mode=spec.mode, seed=spec.search.seed,
                          bohb_config={"min_points_in_model": min_points}, points_to_evaluate=points, codecs=codecs)
-
-
-@dataclass(frozen=True)
-class Codec:
-    """How a spec param's value and its ConfigSpace value map to each other: a choice by
-    its index (ConfigSpace would hand back numpy copies of the values), a quniform by its
-    step count (hpbandster's BOHB takes no ordinal or quantized params), others as they are."""
-
-    values: tuple[Any, ...] = ()  # a choice's values
-    q: float | None = None  # a quniform's step
-    integral: bool = False  # a quniform of whole numbers: its values are ints
-
-    def decode(self, v: Any) -> Any:
-        v = v.item() if hasattr(v, "item") else v  # numpy scalar -> Python (configs go to JSON)
-        if self.values:
-            return self.values[v]
-        if self.q is not None:
-            return int(v * self.q) if self.integral else v * self.q
-        return v
-
-    def encode(self, v: Any) -> Any:
-        if self.values:
-            return self.values.index(v)
-        return round(v / self.q) if self.q is not None else v
-
-
-def _hyperparameter(CS, name: str, p: Any) -> tuple[Any, Codec]:
-    if isinstance(p, Choice):
-        return CS.CategoricalHyperparameter(name, choices=list(range(len(p.values)))), Codec(values=tuple(p.values))
-    if isinstance(p, RandInt):  # the spec's high is exclusive, ConfigSpace's inclusive
-        return CS.UniformIntegerHyperparameter(name, lower=p.low, upper=p.high - 1), Codec()
-    if isinstance(p, QUniform):  # hyperopt's round(uniform(low, high) / q) * q, as steps of q
-        lo, hi = round(p.low / p.q), round(p.high / p.q)
-        return CS.UniformIntegerHyperparameter(name, lower=lo, upper=hi), Codec(q=p.q, integral=integral(p))
-    if isinstance(p, QLogUniform) and integral(p):  # q == 1 (spec.py)
-        return CS.UniformIntegerHyperparameter(name, lower=int(p.low), upper=int(p.high), log=True), Codec()
-    log = isinstance(p, (LogUniform, QLogUniform))
-    return CS.UniformFloatHyperparameter(name, lower=p.low, upper=p.high, log=log), Codec()
 
 
 class PlainTuneBOHB(TuneBOHB):

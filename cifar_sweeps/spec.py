@@ -1,10 +1,9 @@
 """The sweep spec: one pydantic schema for search_spaces/*.json and for POST /sweeps.
 
-Parameter distributions use HyperOpt's vocabulary (uniform, loguniform, quniform,
-qloguniform, randint, choice). A choice whose values are objects is a conditional
-sub-space: the chosen object's keys join the trial config (e.g. an optimizer with its own
-learning-rate range). Every name and every range is checked against the training config
-before anything runs, so a bad spec fails in milliseconds with the field it names.
+Searched parameters are spaces.py's six types (HyperOpt's vocabulary: uniform, loguniform,
+quniform, qloguniform, randint, choice); spaces.py also maps them to each library. Every
+name and every range is checked against the training config before anything runs, so a
+bad spec fails in milliseconds with the field it names.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cifar_sweeps import spaces
 from cifar_sweeps.config import PRETRAINABLE, SCALABLE, TrainConfig
 from cifar_sweeps.errors import SpecError
+from cifar_sweeps.spaces import Param, candidates, chooses_objects, flatten_config, is_choice
 
-PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
 # user's: a choice of seeds repeats one config.)
 RESERVED = {"device", "threads"}
@@ -55,85 +55,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 class _Strict(BaseModel):
     # strict: 0 is not a bool and "3" is not a number; unknown keys are errors; no inf or NaN.
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class _Range(_Strict):
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
-            raise ValueError("low and high must be finite numbers")
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
-
-
-class _PositiveRange(_Range):
-    @model_validator(mode="after")
-    def _positive(self):
-        if self.low <= 0:
-            raise ValueError(f"low must be > 0 for a log scale, got {self.low}")
-        return self
-
-
-class Uniform(_Range):
-    type: Literal["uniform"]
-
-
-class LogUniform(_PositiveRange):
-    type: Literal["loguniform"]
-
-
-class QUniform(_Range):
-    type: Literal["quniform"]
-    q: float = Field(gt=0)
-
-
-class QLogUniform(_PositiveRange):
-    type: Literal["qloguniform"]
-    q: float = Field(gt=0)
-
-
-class RandInt(_Strict):
-    """Integers in [low, high) (high exclusive, as numpy and hyperopt)."""
-
-    type: Literal["randint"]
-    low: int
-    high: int
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
-
-
-class Choice(_Strict):
-    type: Literal["choice"]
-    values: list[Any] = Field(min_length=1, max_length=1000)
-
-    @field_validator("values")
-    @classmethod
-    def _sub_spaces(cls, values: list[Any]) -> list[Any]:
-        return [_parse_sub_space(v) if isinstance(v, dict) else v for v in values]
-
-
-Param = Annotated[
-    Uniform | LogUniform | QUniform | QLogUniform | RandInt | Choice, Field(discriminator="type")
-]
-
-
-def _is_param(v: Any) -> bool:
-    return isinstance(v, dict) and v.get("type") in PARAM_TYPES or isinstance(v, BaseModel)
-
-
-def _parse_sub_space(obj: dict[str, Any]) -> dict[str, Any]:
-    from pydantic import TypeAdapter
-
-    adapter = TypeAdapter(Param)
-    return {k: adapter.validate_python(v) if _is_param(v) else v for k, v in obj.items()}
 
 
 class WarmStart(_Strict):
@@ -252,7 +173,7 @@ class SweepSpec(_Strict):
         _check_bohb(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
-                if not isinstance(p, Choice):
+                if not is_choice(p):
                     raise ValueError(f"params.{key}: a grid search takes only choice params, got {p.type}")
         elif not self.params:
             raise ValueError(
@@ -295,7 +216,7 @@ def too_deep(raw: Any, limit: int) -> str | None:
 def _sub_spaces(spec: SweepSpec):
     """(where, object, the choice's own name) for each object value of a choice param."""
     for name, p in spec.params.items():
-        if isinstance(p, Choice):
+        if is_choice(p):
             for i, v in enumerate(p.values):
                 if isinstance(v, dict):
                     yield f"params.{name}.values[{i}]", v, name
@@ -308,7 +229,7 @@ def _check_names(spec: SweepSpec) -> None:
     for key, p in spec.params.items():
         if not NAME_RE.match(key):
             raise ValueError(f"params.{key[:64]!r}: a parameter name is 1-64 letters, digits, '_', '.', '-'")
-        sub = isinstance(p, Choice) and any(isinstance(v, dict) for v in p.values)
+        sub = chooses_objects(p)
         if not sub and key not in train_fields():
             raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
         if sub and key not in train_fields():
@@ -329,42 +250,23 @@ def _check_names(spec: SweepSpec) -> None:
             # as one value of params.model.
             if key != owner and (key in spec.fixed or key in spec.params):
                 raise ValueError(f"{where}.{key}: also set in fixed or params; keep one")
-            if isinstance(v, Choice) and any(isinstance(x, (dict, list)) for x in v.values):
+            if chooses_objects(v, (dict, list)):
                 raise ValueError(f"{where}.{key}: a choice inside a choice's object takes plain values only")
 
 
 def settings_count(p: Any) -> int:
     """How many settings `_settings_of` expands a param to, without expanding it."""
-    if not isinstance(p, Choice):
-        return len(_candidates(p))
+    if not is_choice(p):
+        return len(candidates(p))
     return sum(math.prod(settings_count(sv) if isinstance(sv, BaseModel) else 1 for sv in v.values())
                if isinstance(v, dict) else 1 for v in p.values)
 
 
-def _check_branch_count(p: Choice, where: str) -> None:
+def _check_branch_count(p: Any, where: str) -> None:
     n = settings_count(p)
     if n > MAX_BRANCH_SETTINGS:
         raise ValueError(f"{where}: its objects' choices combine to {n:,} settings, over the limit of "
                          f"{MAX_BRANCH_SETTINGS:,}; split it into fewer or smaller choices")
-
-
-def _candidates(p: Any) -> list[Any]:
-    """Values that bound what a parameter can take: its ends, or every choice."""
-    if isinstance(p, (Uniform, LogUniform)):
-        return [p.low, p.high]
-    if isinstance(p, (QUniform, QLogUniform)):
-        lo = round(p.low / p.q) * p.q
-        hi = round(p.high / p.q) * p.q
-        return [_as_int(max(lo, p.q if isinstance(p, QLogUniform) else lo)), _as_int(hi)]
-    if isinstance(p, RandInt):
-        return [p.low, p.high - 1]
-    if isinstance(p, Choice):
-        return [v for v in p.values if not isinstance(v, dict)]
-    return [p]
-
-
-def _as_int(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else x
 
 
 def _values_of(*items: Any) -> list[float]:
@@ -372,7 +274,7 @@ def _values_of(*items: Any) -> list[float]:
     for it in items:
         if it is None:
             continue
-        out += [float(v) for v in _candidates(it) if isinstance(v, (int, float))]
+        out += [float(v) for v in candidates(it) if isinstance(v, (int, float))]
     return out or [0]
 
 
@@ -397,11 +299,11 @@ def _check_values(spec: SweepSpec) -> None:
         _check_field(key, v, f"fixed.{key}")
     for key, p in spec.params.items():
         if key in train_fields():
-            for v in _candidates(p):
+            for v in candidates(p):
                 _check_field(key, v, f"params.{key}")
     for where, sub, _ in _sub_spaces(spec):
         for key, v in sub.items():
-            for c in _candidates(v):
+            for c in candidates(v):
                 _check_field(key, c, f"{where}.{key}")
 
 
@@ -421,7 +323,7 @@ def _check_plain_space(spec: SweepSpec, algorithm: str, name: str) -> None:
         raise ValueError(f"params.{key}: {algorithm} takes choices of plain values (numbers, strings, booleans); "
                          "use hyperopt for choices among objects")
     for key, p in spec.params.items():
-        if isinstance(p, QLogUniform) and p.q != 1:
+        if not spaces.flat_equivalent(p):
             raise ValueError(f"params.{key}: qloguniform with q={p.q:g} has no {name} equivalent (a log scale "
                              "steps by 1 only); use loguniform, quniform, or hyperopt")
 
@@ -460,7 +362,7 @@ def _check_warm_start(spec: SweepSpec) -> None:
 def _object_choice(spec: SweepSpec) -> str | None:
     """The first searched param that chooses among objects (sub-spaces), or None."""
     return next((key for key, p in spec.params.items()
-                 if isinstance(p, Choice) and any(isinstance(v, (dict, list)) for v in p.values)), None)
+                 if chooses_objects(p, (dict, list))), None)
 
 
 def _check_points(spec: SweepSpec) -> None:
@@ -486,8 +388,8 @@ Point = tuple[dict[str, Any], dict[str, str]]
 def _settings_of(name: str, p: Any, where: str) -> list[Point]:
     """Representative settings of one param: every choice branch (an object's own params
     expanded), and the ends of a range."""
-    if not isinstance(p, Choice):
-        return [({name: c}, {name: where}) for c in _candidates(p)]
+    if not is_choice(p):
+        return [({name: c}, {name: where}) for c in candidates(p)]
     out: list[Point] = []
     for i, v in enumerate(p.values):
         loc = f"{where}.values[{i}]"
@@ -519,7 +421,7 @@ def expand_space(spec: SweepSpec, draws: int = CHECK_DRAWS) -> list[Point]:
     if spec.search.algorithm != "grid" and spec.params and draws:
         from hyperopt.pyll.stochastic import sample
 
-        space, rng = to_hyperopt_space(spec), random.Random(0)
+        space, rng = spaces.hyperopt_space(spec.fixed, spec.params), random.Random(0)
         origin = {k: w for _, where in points for k, w in where.items()}
         for _ in range(draws):
             import numpy as np
@@ -619,65 +521,3 @@ def load_spec_file(path, settings=None) -> SweepSpec:
     from cifar_sweeps.presets import spec_text
 
     return parse_spec(spec_text(str(path)), settings)
-
-
-# ------------------------------------------------------------ to HyperOpt
-
-
-def integral(p: QUniform | QLogUniform) -> bool:
-    """Whole-number bounds and step: hyperopt then draws ints (scope.int), and Optuna's and
-    BOHB's spaces draw ints too, so a trial's `epochs` or `batch_size` is an int everywhere."""
-    return all(float(x).is_integer() for x in (p.low, p.high, p.q))
-
-def _to_hp(label: str, p: Any):
-    from hyperopt import hp
-    from hyperopt.pyll import scope
-
-    if not isinstance(p, BaseModel):
-        return p
-    if isinstance(p, Uniform):
-        return hp.uniform(label, p.low, p.high)
-    if isinstance(p, LogUniform):
-        return hp.loguniform(label, math.log(p.low), math.log(p.high))
-    if isinstance(p, (QUniform, QLogUniform)):
-        node = (hp.quniform(label, p.low, p.high, p.q) if isinstance(p, QUniform)
-                else hp.qloguniform(label, math.log(p.low), math.log(p.high), p.q))
-        return scope.int(node) if integral(p) else node
-    if isinstance(p, RandInt):
-        return scope.int(hp.randint(label, p.low, p.high))
-    options = [
-        {k: _to_hp(f"{label}/{i}/{k}", v) for k, v in opt.items()} if isinstance(opt, dict) else opt
-        for i, opt in enumerate(p.values)
-    ]
-    return hp.choice(label, options)
-
-
-def to_hyperopt_space(spec: SweepSpec) -> dict[str, Any]:
-    """A native HyperOpt space: fixed values as constants, params as hp nodes."""
-    space: dict[str, Any] = dict(spec.fixed)
-    for name, p in spec.params.items():
-        space[name] = _to_hp(name, p)
-    return space
-
-
-def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Merge the chosen object of a conditional choice into the top level."""
-    flat: dict[str, Any] = {}
-    for k, v in config.items():
-        # No training field takes an object: an object is always a chosen sub-space, also
-        # under a field's own name ({"model": "resnet50", "pretrained": true} of params.model).
-        if isinstance(v, dict):
-            flat.update(flatten_config(v))
-        else:
-            flat[k] = v
-    return flat
-
-
-def to_grid_space(spec: SweepSpec) -> dict[str, Any]:
-    """A Tune param space for the grid algorithm: fixed values plus grid_search axes."""
-    from ray import tune
-
-    space: dict[str, Any] = dict(spec.fixed)
-    for name, p in spec.params.items():
-        space[name] = tune.grid_search(list(p.values))
-    return space

@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from cifar_sweeps.errors import StoreUnavailable
-from cifar_sweeps.lifecycle import TRIAL_COMPLETED, SweepStatus, TrialStatus
+from cifar_sweeps.states import SweepStatus, TrialStatus
 
 
 def utcnow() -> dt.datetime:
@@ -241,6 +241,8 @@ class Store:
             return s.get(Sweep, sweep_id)
 
     def update_sweep(self, sweep_id: str, **values: Any) -> None:
+        if "status" in values:  # only transition_sweep writes a status, guarded
+            raise ValueError("a sweep's status changes through lifecycle.py, not update_sweep")
         with self.session() as s:
             s.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values, data_version=_BUMP))
 
@@ -285,20 +287,19 @@ class Store:
 
     # ------------------------------------------------------------ trials (driver writes)
 
-    def trial_started(self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None) -> str:
+    def create_trial(self, sweep_id: str, tune_trial_id: str, config: dict,
+                     epochs_budget: int | None) -> tuple[str, bool]:
+        """The trial's row, written running if it is new (every later status change goes
+        through lifecycle.py); its id, and whether it was new."""
         tid = f"{sweep_id}-{tune_trial_id}"
         with self.session() as s:
-            t = s.get(Trial, tid)
-            if t is None:
+            created = s.get(Trial, tid) is None
+            if created:
                 s.add(Trial(id=tid, sweep_id=sweep_id, tune_trial_id=tune_trial_id,
-                            model=str(config.get("model", "")), config=config, status=TrialStatus.RUNNING,
+                            model=str(config.get("model", "")), config=config, status=TrialStatus.RUNNING.value,
                             epochs_budget=epochs_budget))
-            elif t.status not in TRIAL_COMPLETED:  # a retried or resumed trial: same row, running again
-                t.status, t.error, t.finished_at = TrialStatus.RUNNING, None, None
-            # A trial that completed stays completed: a restored run may start it again only for
-            # its scheduler to stop it (schedulers.py), and its first end must stand.
-            _bump(s, sweep_id)
-        return tid
+                _bump(s, sweep_id)
+        return tid, created
 
     def trial_epoch(self, trial_id: str, m: dict[str, Any]) -> None:
         """Record one epoch's metrics; idempotent, so a replayed epoch (after a restore) is
@@ -330,19 +331,21 @@ class Store:
             s.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
             _bump_trial(s, trial_id)
 
-    def trial_finished(self, trial_id: str, status: str, error: str | None = None) -> None:
-        """Record a trial's end; a trial already ended keeps its first end (a resumed driver
-        that stops a trial the store holds as ended reports it again: schedulers.py)."""
+    def transition_trials(self, allowed_from: set[str], values: dict[str, Any], *, trial_id: str | None = None,
+                          sweep_id: str | None = None) -> int:
+        """Write `values` to the trial (or to the sweep's trials) whose status is still one of
+        `allowed_from`, in one conditional UPDATE (lifecycle.apply_trials's atomic step); how
+        many rows changed."""
+        values = {k: (v.value if isinstance(v, TrialStatus) else v) for k, v in values.items()}
+        where = [Trial.status.in_(sorted(allowed_from))]
+        where.append(Trial.id == trial_id if trial_id is not None else Trial.sweep_id == sweep_id)
         with self.session() as s:
-            s.execute(update(Trial).where(Trial.id == trial_id, Trial.status.not_in(TRIAL_COMPLETED)).values(
-                status=status, error=error[-8000:] if error else None, finished_at=utcnow()))
-            _bump_trial(s, trial_id)
-
-    def mark_running_trials(self, sweep_id: str, status: TrialStatus) -> None:
-        with self.session() as s:
-            s.execute(update(Trial).where(Trial.sweep_id == sweep_id, Trial.status == TrialStatus.RUNNING)
-                      .values(status=status, finished_at=None if status == TrialStatus.PENDING else utcnow()))
-            _bump(s, sweep_id)
+            done = s.execute(update(Trial).where(*where).values(**values)).rowcount
+            if trial_id is not None:
+                _bump_trial(s, trial_id)
+            else:
+                _bump(s, sweep_id)
+            return done
 
     # ------------------------------------------------------------ reads
 

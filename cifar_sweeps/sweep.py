@@ -20,11 +20,12 @@ from ray.tune import Callback, Stopper
 from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
-from cifar_sweeps.lifecycle import Reason, TrialStatus
 from cifar_sweeps.schedulers import make_scheduler
 from cifar_sweeps.searchers import make_search, param_space
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import SweepSpec, flatten_config
+from cifar_sweeps.spaces import flatten_config
+from cifar_sweeps.spec import SweepSpec
+from cifar_sweeps.states import Reason, TrialStatus
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.store import Store, get_store
 from cifar_sweeps.tracking import wandb_callback
@@ -246,8 +247,8 @@ class StoreCallback(Callback):
         return int(_trial_config(trial.config).get("epochs", self.max_t))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.store.trial_started(self.sweep_id, trial.trial_id, _trial_config(trial.config),
-                                 self._budget(trial))
+        lifecycle.trial_started(self.store, self.sweep_id, trial.trial_id, _trial_config(trial.config),
+                                self._budget(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "val_acc" in result:
@@ -258,10 +259,11 @@ class StoreCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         done = int((trial.last_result or {}).get("epoch", 0)) >= self._budget(trial)
-        self.store.trial_finished(self._id(trial), TrialStatus.TERMINATED if done else TrialStatus.EARLY_STOPPED)
+        end = TrialStatus.TERMINATED if done else TrialStatus.EARLY_STOPPED
+        lifecycle.trial_ended(self.store, self._id(trial), end)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.store.trial_finished(self._id(trial), TrialStatus.ERRORED, _error_text(trial))
+        lifecycle.trial_ended(self.store, self._id(trial), TrialStatus.ERRORED, _error_text(trial))
 
 
 # ---------------------------------------------------------------- run / resume

@@ -18,7 +18,7 @@ import torch
 
 from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import InjectedFault
-from cifar_sweeps.spec import flatten_config
+from cifar_sweeps.spaces import flatten_config
 from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
 
 STATE_FILE = "state.pt"

@@ -15,8 +15,9 @@ from typing import Any
 
 from cifar_sweeps.config import TrainConfig
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.lifecycle import TrialStatus
-from cifar_sweeps.spec import Choice, RandInt, SweepSpec, flatten_config
+from cifar_sweeps.spaces import flatten_config, in_domain
+from cifar_sweeps.spec import SweepSpec
+from cifar_sweeps.states import TrialStatus
 
 # Trials whose score means something: trained to the end, or stopped early by the
 # scheduler (the searcher of their own sweep saw that score too). Errored ones have none.
@@ -80,14 +81,3 @@ def _fit(spec: SweepSpec, trial) -> dict[str, Any] | None:
     if not all(key in config and in_domain(p, config[key]) for key, p in spec.params.items()):
         return None
     return {key: config[key] for key in spec.params}
-
-
-def in_domain(p: Any, value: Any) -> bool:
-    """Whether `value` is one a param of this type could have drawn."""
-    if isinstance(p, Choice):
-        return value in p.values
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if isinstance(p, RandInt):
-        return float(value).is_integer() and p.low <= value < p.high
-    return p.low <= value <= p.high

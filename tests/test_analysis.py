@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import create_app
 from cifar_sweeps.cli import main
 from cifar_sweeps.settings import Settings
@@ -74,10 +75,10 @@ def test_too_few_trials_is_a_409(tmp_path, capsys):
 
 
 def _add_trial(store, sweep_id: str, name: str, cfg: dict, acc: float) -> str:
-    tid = store.trial_started(sweep_id, name, cfg, 1)
+    tid = lifecycle.trial_started(store, sweep_id, name, cfg, 1)
     store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc, "val_acc": acc,
                             "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
-    store.trial_finished(tid, "terminated")
+    lifecycle.trial_ended(store, tid, "terminated")
     return tid
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import check_bind, create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import get_store
@@ -189,12 +190,12 @@ def test_progress_of_a_running_sweep(setup):
     client, store, _ = setup
     sweep = store.create_sweep({"name": "p", "num_samples": 4, "max_concurrent_trials": 4}, "synthetic:10", "v")
     lifecycle.claim(store, sweep.id, "h", 1, "/x")
-    done = store.trial_started(sweep.id, "t1", {"model": "mlp"}, 3)
+    done = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp"}, 3)
     for e in (1, 2, 3):
         store.trial_epoch(done, {"epoch": e, "train_loss": 1, "train_acc": .5, "val_loss": 1, "val_acc": .5, "lr": .1,
                                  "seconds": 2, "images_per_s": 1, "time_total_s": 2.0 * e})
-    store.trial_finished(done, "terminated")
-    run = store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)
+    lifecycle.trial_ended(store, done, "terminated")
+    run = lifecycle.trial_started(store, sweep.id, "t2", {"model": "mlp"}, 3)
     store.trial_epoch(run, {"epoch": 1, "train_loss": 1, "train_acc": .5, "val_loss": 1, "val_acc": .5, "lr": .1,
                             "seconds": 2, "images_per_s": 1, "time_total_s": 2.0})
     p = client.get(f"/sweeps/{sweep.id}").json()["progress"]
@@ -223,11 +224,11 @@ def test_an_errored_trial_carries_its_reason_line(setup):
 
     client, store, _ = setup
     sweep = store.create_sweep(GOOD, "synthetic:100", "v")
-    tid = store.trial_started(sweep.id, "t1", {"model": "mlp", "lr": 50.0}, 2)
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "lr": 50.0}, 2)
     trace = ("Traceback (most recent call last):\n  File \"train.py\", line 1, in <module>\n    fit()\n"
              "cifar_sweeps.errors.NonFiniteLossError: training loss became NaN or infinite in epoch 1 "
              "(model mlp, optimizer sgd, lr 50.0); try a lower learning rate\n\n")
-    store.trial_finished(tid, "errored", trace)
+    lifecycle.trial_ended(store, tid, "errored", trace)
     (item,) = client.get("/leaderboard").json()["items"]
     assert item["error"] == error_line(trace) and item["error"].endswith("try a lower learning rate")
     assert client.get(f"/trials/{tid}").json()["error"] == trace

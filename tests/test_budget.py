@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.spec import parse_spec
 from cifar_sweeps.store import get_store
 from cifar_sweeps.sweep import StoreStopper
@@ -35,7 +36,7 @@ def test_num_samples_is_left_open_under_a_budget():
 def test_the_stopper_counts_every_trial_epoch_once_including_those_before_a_resume(tmp_path):
     store = get_store(f"sqlite:///{tmp_path / 's.db'}")
     sweep = store.create_sweep({"name": "b"}, "synthetic:1", "v")
-    done = store.trial_started(sweep.id, "t0", {"model": "mlp"}, 4)
+    done = lifecycle.trial_started(store, sweep.id, "t0", {"model": "mlp"}, 4)
     for e in (1, 2, 3):  # spent before the driver was restarted
         store.trial_epoch(done, _metrics(e))
     stopper = StoreStopper(store.url, sweep.id, budget_epochs=6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.cache import ResponseCache
 
 
@@ -153,7 +154,7 @@ def test_junk_parameters_share_one_entry_and_the_cache_stays_under_its_byte_boun
     store = get_store(settings.resolved_store_url())
     sweep = store.create_sweep(GOOD, "synthetic:100", "v")
     for i in range(300):
-        store.trial_started(sweep.id, f"t{i}", {"model": "mlp", "lr": i / 1000, "note": "x" * 200}, 2)
+        lifecycle.trial_started(store, sweep.id, f"t{i}", {"model": "mlp", "lr": i / 1000, "note": "x" * 200}, 2)
     app = create_app(settings, FakeJobs(store))
     client = TestClient(app)
     cache = next(m for m in _middlewares(app) if isinstance(m, ResponseCache))

@@ -7,6 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import get_store
@@ -142,7 +143,7 @@ def test_the_csv_neutralises_a_formula_in_a_stored_config(tmp_path):
     settings = Settings(results_dir=tmp_path)
     store = get_store(settings.resolved_store_url())
     sweep = store.create_sweep({**GOOD, "name": "old"}, "synthetic:100", "v")
-    tid = store.trial_started(sweep.id, "t1", {"model": "mlp", "note": "=1+1"}, 2)
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "note": "=1+1"}, 2)
     client = TestClient(create_app(settings, FakeJobs(store)))
     text = client.get("/leaderboard.csv").text
     assert tid in text and ",'=1+1" in text and ",=1+1" not in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import LOOPBACK_HOSTS, create_app, serving_settings
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import get_store
@@ -18,7 +19,7 @@ def _app(tmp_path, **over):
     settings = Settings(results_dir=tmp_path, cache_ttl_s=60, **over)
     store = get_store(settings.resolved_store_url())
     sweep = store.create_sweep(GOOD, "synthetic:100", "v")
-    tid = store.trial_started(sweep.id, "t1", {"model": "mlp", "lr": 0.01}, 2)
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "lr": 0.01}, 2)
     store.trial_checkpoint(tid, str(tmp_path / "model.pt"))
     return TestClient(create_app(settings, FakeJobs(store)), base_url="http://127.0.0.1:8000"), tid
 

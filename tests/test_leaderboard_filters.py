@@ -13,6 +13,7 @@ import random
 import pytest
 from fastapi.testclient import TestClient
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import create_app
 from cifar_sweeps.cli import main
 from cifar_sweeps.settings import Settings
@@ -36,13 +37,13 @@ def board(request, tmp_path):
             cfg = {"model": rng.choice(["mlp", "simple_cnn"]), "lr": round(10 ** rng.uniform(-4, -1), 6),
                    "batch_size": rng.choice([32, 64, 128]), "activation": rng.choice(["relu", "elu"]),
                    "flip": rng.random() < 0.5}
-            tid = store.trial_started(sweep.id, f"t{i}", cfg, 2)
+            tid = lifecycle.trial_started(store, sweep.id, f"t{i}", cfg, 2)
             acc = rng.random()
             store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc,
                                     "val_acc": acc, "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
             status = rng.choice(["terminated", "early_stopped", "running"])
             if status != "running":
-                store.trial_finished(tid, status)
+                lifecycle.trial_ended(store, tid, status)
             configs[tid] = (cfg, status)
     client = TestClient(create_app(settings, FakeJobs(store)))
     return client, configs, settings

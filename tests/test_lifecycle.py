@@ -14,7 +14,7 @@ import pytest
 
 from cifar_sweeps import lifecycle
 from cifar_sweeps.errors import TransitionError
-from cifar_sweeps.lifecycle import Event, Reason, SweepStatus, TrialStatus
+from cifar_sweeps.states import Event, Reason, SweepStatus, TrialEvent, TrialStatus
 from cifar_sweeps.store import Store
 
 Q, R, OK, F, S, INT = (SweepStatus.QUEUED, SweepStatus.RUNNING, SweepStatus.SUCCEEDED, SweepStatus.FAILED,
@@ -45,9 +45,17 @@ def store(tmp_path):
     return Store(f"sqlite:///{tmp_path / 's.db'}")
 
 
+# The events that lead a new (queued) sweep to each status.
+PATHS = {SweepStatus.QUEUED: [], SweepStatus.RUNNING: [Event.START], SweepStatus.SUCCEEDED: [Event.START, Event.FINISH],
+         SweepStatus.INTERRUPTED: [Event.START, Event.INTERRUPT], SweepStatus.STOPPED: [Event.STOP],
+         SweepStatus.FAILED: [Event.FAIL]}
+
+
 def _sweep_in(store: Store, status: SweepStatus) -> str:
     sweep = store.create_sweep({"name": "x"}, "synthetic:10", "v")
-    store.update_sweep(sweep.id, status=status.value)
+    for event in PATHS[status]:
+        lifecycle.apply(store, sweep.id, event)
+    assert store.get_sweep(sweep.id).status == status
     return sweep.id
 
 
@@ -60,7 +68,7 @@ def _row(store: Store, sweep_id: str) -> dict:
 @pytest.mark.parametrize("status,event", sorted(EXPECTED), ids=lambda x: str(x))
 def test_every_status_and_event(store, status, event):
     sweep_id = _sweep_in(store, status)
-    trial = store.trial_started(sweep_id, "t1", {"model": "mlp"}, 3)
+    trial = lifecycle.trial_started(store, sweep_id, "t1", {"model": "mlp"}, 3)
     before = _row(store, sweep_id)
     expected = EXPECTED[(status, event)]
     if expected is None:
@@ -77,7 +85,7 @@ def test_every_status_and_event(store, status, event):
 
 def test_named_events_write_their_columns(store):
     sid = _sweep_in(store, Q)
-    t = store.trial_started(sid, "t1", {"model": "mlp"}, 3)
+    t = lifecycle.trial_started(store, sid, "t1", {"model": "mlp"}, 3)
     lifecycle.claim(store, sid, "host-a", 123, "/exp/sid")
     s = store.get_sweep(sid)
     assert (s.status, s.driver_host, s.driver_pid, s.experiment_path) == (R, "host-a", 123, "/exp/sid")
@@ -99,7 +107,7 @@ def _claimed_by(store: Store, pid: int) -> str:
 def test_a_lost_driver_marks_its_running_trials_errored(store):
     gone = subprocess.Popen(["sleep", "30"])
     sid = _claimed_by(store, gone.pid)
-    t = store.trial_started(sid, "t1", {"model": "mlp"}, 3)
+    t = lifecycle.trial_started(store, sid, "t1", {"model": "mlp"}, 3)
     assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == R  # alive: left alone
     gone.kill()
     gone.wait()
@@ -186,3 +194,38 @@ def test_a_silent_cluster_interrupts_its_sweeps_after_the_grace(store, tmp_path)
     assert (lost.status, lost.reason) == (INT, "cluster_lost") and "http://127.0.0.1:9" in lost.error
     never = jobs.sync(store.get_sweep(queued))
     assert (never.status, never.reason) == (F, "cluster_lost")
+
+
+# Trials: what each event does from each status (None: refused, the row unchanged).
+R, P, TE, ES, ER = (TrialStatus.RUNNING, TrialStatus.PENDING, TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED,
+                    TrialStatus.ERRORED)
+TRIAL_EXPECTED = {
+    **{(s, e): None for s in TrialStatus for e in TrialEvent},
+    **{(s, TrialEvent.START): R for s in (P, R, ER)},
+    **{(s, TrialEvent.COMPLETE): TE for s in (P, R, ER)},
+    **{(s, TrialEvent.EARLY_STOP): ES for s in (P, R, ER)},
+    **{(s, TrialEvent.ERROR): ER for s in (P, R, ER)},
+    (R, TrialEvent.PAUSE): P, (R, TrialEvent.ABANDON): ER,
+}
+# The events that lead a new (running) trial to each status.
+TRIAL_PATHS = {R: [], P: [TrialEvent.PAUSE], TE: [TrialEvent.COMPLETE], ES: [TrialEvent.EARLY_STOP],
+               ER: [TrialEvent.ERROR]}
+
+
+@pytest.mark.parametrize("status,event", sorted(TRIAL_EXPECTED), ids=lambda x: str(x))
+def test_every_trial_status_and_event(store, status, event):
+    sid = store.create_sweep({"name": "x"}, "synthetic:10", "v").id
+    tid = lifecycle.trial_started(store, sid, "t1", {"model": "mlp"}, 3)
+    for e in TRIAL_PATHS[status]:
+        lifecycle.apply_trials(store, e, trial_id=tid)
+    before = store.get_trial(tid)
+    assert before.status == status
+    moved = lifecycle.apply_trials(store, event, trial_id=tid, error="why" if event == TrialEvent.ERROR else None)
+    after = store.get_trial(tid)
+    expected = TRIAL_EXPECTED[(status, event)]
+    if expected is None:
+        assert moved == 0 and (after.status, after.finished_at, after.error) == (
+            before.status, before.finished_at, before.error)
+        return
+    assert moved == 1 and after.status == expected
+    assert (after.finished_at is None) == (expected in (R, P))

@@ -13,6 +13,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import create_app
 from cifar_sweeps.cli import main
 from cifar_sweeps.routes.trials import MODELS
@@ -36,7 +37,7 @@ def api(tmp_path, model_file):
     settings = Settings(results_dir=tmp_path, max_body_bytes=300_000)
     store = get_store(settings.resolved_store_url())
     sweep = store.create_sweep({"name": "p"}, "synthetic:10", "v")
-    tid = store.trial_started(sweep.id, "t1", {"model": "simple_cnn"}, 1)
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "simple_cnn"}, 1)
     store.trial_checkpoint(tid, str(model_file))
     MODELS.models.clear()
     return TestClient(create_app(settings, FakeJobs(store))), tid
@@ -134,7 +135,7 @@ def test_predict_needs_the_token_when_one_is_set_and_is_capped_in_concurrency(tm
     settings = Settings(results_dir=tmp_path, api_token="tok-pred")
     store = get_store(settings.resolved_store_url())
     sweep = store.create_sweep({"name": "p"}, "synthetic:10", "v")
-    tid = store.trial_started(sweep.id, "t1", {"model": "simple_cnn"}, 1)
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "simple_cnn"}, 1)
     store.trial_checkpoint(tid, str(model_file))
     client = TestClient(create_app(settings, FakeJobs(store)))
     files = [("images", ("a.png", _png(Image.new("RGB", (32, 32), "blue")), "image/png"))]

@@ -13,6 +13,7 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
+from cifar_sweeps import lifecycle  # noqa: E402
 from cifar_sweeps.api import create_app  # noqa: E402
 from cifar_sweeps.settings import Settings  # noqa: E402
 from cifar_sweeps.store import get_store  # noqa: E402
@@ -21,7 +22,7 @@ from tests.test_api import GOOD, FakeJobs  # noqa: E402
 _SETTINGS = Settings(results_dir=Path(tempfile.mkdtemp(prefix="cifar-sweeps-st-")), api_token="tok")
 _STORE = get_store(_SETTINGS.resolved_store_url())
 _SWEEP = _STORE.create_sweep({**GOOD, "name": "seed"}, "synthetic:100", "v")
-_TRIAL = _STORE.trial_started(_SWEEP.id, "t0", {"model": "mlp", "lr": 0.1}, 2)
+_TRIAL = lifecycle.trial_started(_STORE, _SWEEP.id, "t0", {"model": "mlp", "lr": 0.1}, 2)
 APP = create_app(_SETTINGS, FakeJobs(_STORE))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

@@ -6,7 +6,8 @@ import pytest
 from hyperopt.pyll.stochastic import sample
 
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import SpecError, flatten_config, load_spec_file, parse_spec, to_hyperopt_space
+from cifar_sweeps.spaces import flatten_config, hyperopt_space
+from cifar_sweeps.spec import SpecError, load_spec_file, parse_spec
 
 PRESETS = sorted(Path(__file__).resolve().parent.parent.joinpath("search_spaces").glob("*.json"))
 REPORT_TPE = {
@@ -34,7 +35,7 @@ def test_every_preset_loads(path):
 
 def test_samples_have_the_right_types():
     spec = parse_spec(REPORT_TPE)
-    space = to_hyperopt_space(spec)
+    space = hyperopt_space(spec.fixed, spec.params)
     for _ in range(20):
         cfg = sample(space)
         assert isinstance(cfg["epochs"], int) and 10 <= cfg["epochs"] <= 100 and cfg["epochs"] % 5 == 0
@@ -50,7 +51,7 @@ def test_conditional_sub_space():
     ]}}})
     seen = set()
     for _ in range(30):
-        cfg = flatten_config(sample(to_hyperopt_space(spec)))
+        cfg = flatten_config(sample(hyperopt_space(spec.fixed, spec.params)))
         seen.add(cfg["optimizer"])
         lo, hi = (0.001, 0.1) if cfg["optimizer"] == "sgd" else (0.5, 1.0)
         assert lo <= cfg["lr"] <= hi and "opt" not in cfg

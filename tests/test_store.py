@@ -50,13 +50,13 @@ def test_trials_epochs_and_leaderboard(store):
     accs = {("a", "t1"): 0.5, ("a", "t2"): 0.9, ("b", "t3"): 0.7, ("b", "t4"): None}
     for (sw, t), acc in accs.items():
         sid = a.id if sw == "a" else b.id
-        tid = store.trial_started(sid, t, {"model": "mlp" if t != "t3" else "simple_cnn", "lr": 0.1}, 3)
+        tid = lifecycle.trial_started(store, sid, t, {"model": "mlp" if t != "t3" else "simple_cnn", "lr": 0.1}, 3)
         if acc is not None:
             store.trial_epoch(tid, _metrics(1, acc - 0.1))
             store.trial_epoch(tid, _metrics(2, acc, test_acc=acc - 0.05))
             store.trial_epoch(tid, _metrics(2, acc, test_acc=acc - 0.05))  # replayed: written once
             store.trial_checkpoint(tid, f"/ckpt/{t}/model.pt")
-            store.trial_finished(tid, "terminated")
+            lifecycle.trial_ended(store, tid, "terminated")
     rows, total = store.leaderboard()
     assert total == 4
     assert [r.tune_trial_id for r in rows] == ["t2", "t3", "t1", "t4"]  # by val_acc, no-epoch last
@@ -72,7 +72,7 @@ def test_trials_epochs_and_leaderboard(store):
     page, total, names = store.leaderboard_page(limit=2)
     assert [r.tune_trial_id for r in page] == ["t2", "t3"] and total == 4
     assert names == {a.id: "a", b.id: "b"}
-    store.mark_running_trials(b.id, "errored")
+    lifecycle.fail(store, b.id, lifecycle.Reason.DRIVER_ERROR, "boom")  # its running trial ends errored
     assert store.sweep_summary(b.id)[0] == {"terminated": 1, "errored": 1}
 
 
@@ -87,10 +87,10 @@ def test_queue_order_and_stop_flag(store):
 def _driver(url: str, sweep_id: str, n_trials: int, n_epochs: int) -> None:
     s = Store(url)
     for t in range(n_trials):
-        tid = s.trial_started(sweep_id, f"trial{t:03d}", {"model": "mlp", "lr": t / 100}, n_epochs)
+        tid = lifecycle.trial_started(s, sweep_id, f"trial{t:03d}", {"model": "mlp", "lr": t / 100}, n_epochs)
         for e in range(1, n_epochs + 1):
             s.trial_epoch(tid, _metrics(e, min(0.99, 0.1 + 0.01 * e + 0.001 * t)))
-        s.trial_finished(tid, "terminated")
+        lifecycle.trial_ended(s, tid, "terminated")
 
 
 def test_two_concurrent_drivers_and_api_reads(store):
@@ -145,18 +145,18 @@ def test_data_version_moves_on_every_commit(store):
 def test_a_view_of_one_sweep_changes_version_only_with_that_sweep(store):
     a = store.create_sweep({"name": "a"}, "s", "v")
     b = store.create_sweep({"name": "b"}, "s", "v")
-    ta = store.trial_started(a.id, "t1", {"model": "mlp"}, 3)
+    ta = lifecycle.trial_started(store, a.id, "t1", {"model": "mlp"}, 3)
     views = {"one": f"/sweeps/{a.id}".encode(), "board": f"/leaderboard?sweep_id={a.id}&limit=5".encode(),
              "all": b"/leaderboard?limit=5"}
     before = {k: store.view_version(v) for k, v in views.items()}
-    tb = store.trial_started(b.id, "t2", {"model": "mlp"}, 3)
+    tb = lifecycle.trial_started(store, b.id, "t2", {"model": "mlp"}, 3)
     store.trial_epoch(tb, _metrics(1, 0.5))
     after_b = {k: store.view_version(v) for k, v in views.items()}
     assert after_b["one"] == before["one"] and after_b["board"] == before["board"]
     if before["all"] is not None:  # a database with a global version
         assert after_b["all"] != before["all"]
     for write in (lambda: store.trial_epoch(ta, _metrics(1, 0.4)), lambda: store.trial_checkpoint(ta, "/x"),
-                  lambda: store.trial_finished(ta, "terminated"), lambda: store.update_sweep(a.id, error="e")):
+                  lambda: lifecycle.trial_ended(store, ta, "terminated"), lambda: store.update_sweep(a.id, error="e")):
         old = store.view_version(views["one"])
         write()
         assert store.view_version(views["one"]) != old
@@ -164,7 +164,7 @@ def test_a_view_of_one_sweep_changes_version_only_with_that_sweep(store):
 
 def test_each_epoch_records_its_node(store):
     a = store.create_sweep({"name": "a"}, "s", "v")
-    t = store.trial_started(a.id, "t1", {"model": "mlp"}, 3)
+    t = lifecycle.trial_started(store, a.id, "t1", {"model": "mlp"}, 3)
     store.trial_epoch(t, {**_metrics(1, 0.3), "node_id": "node-a"})
     store.trial_epoch(t, {**_metrics(2, 0.4), "node_id": "node-b"})  # retried on another node
     assert [(e.epoch, e.node_id) for e in store.epochs(t)] == [(1, "node-a"), (2, "node-b")]
@@ -176,20 +176,20 @@ def test_a_trial_keeps_its_first_end(store):
     (schedulers.py stops it instead of running it): the first end, and its time, stay. An
     errored trial that is retried runs, and ends, again."""
     sweep = store.create_sweep({"name": "a"}, "s", "v")
-    tid = store.trial_started(sweep.id, "t1", {"model": "mlp"}, 3)
-    store.trial_finished(tid, "early_stopped")
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp"}, 3)
+    lifecycle.trial_ended(store, tid, "early_stopped")
     first = store.get_trial(tid)
-    store.trial_finished(tid, "terminated")
+    lifecycle.trial_ended(store, tid, "terminated")
     again = store.get_trial(tid)
     assert (again.status, again.finished_at) == ("early_stopped", first.finished_at)
-    store.trial_started(sweep.id, "t1", {"model": "mlp"}, 3)  # restored, then stopped by its scheduler
-    store.trial_finished(tid, "terminated")
+    lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp"}, 3)  # restored, then stopped by its scheduler
+    lifecycle.trial_ended(store, tid, "terminated")
     again = store.get_trial(tid)
     assert (again.status, again.finished_at) == ("early_stopped", first.finished_at)
 
-    tid2 = store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)
-    store.trial_finished(tid2, "errored", "boom")
-    store.trial_started(sweep.id, "t2", {"model": "mlp"}, 3)  # the retry
+    tid2 = lifecycle.trial_started(store, sweep.id, "t2", {"model": "mlp"}, 3)
+    lifecycle.trial_ended(store, tid2, "errored", "boom")
+    lifecycle.trial_started(store, sweep.id, "t2", {"model": "mlp"}, 3)  # the retry
     assert store.get_trial(tid2).status == "running"
-    store.trial_finished(tid2, "terminated")
+    lifecycle.trial_ended(store, tid2, "terminated")
     assert store.get_trial(tid2).status == "terminated" and store.get_trial(tid2).error is None

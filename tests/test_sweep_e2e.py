@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.store import Store
 from cifar_sweeps.train import load_model_file
 from tests.ray_helpers import VENV_BIN, RayHead, cli_env
@@ -229,9 +230,9 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     time.sleep(1.0)  # past Tune's experiment snapshot period (0.5 s)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
-    from cifar_sweeps.lifecycle import TrialStatus
+    from cifar_sweeps.states import TrialStatus
 
-    store.trial_finished(running[0].id, TrialStatus.EARLY_STOPPED)  # the stop Tune's snapshot missed
+    lifecycle.trial_ended(store, running[0].id, TrialStatus.EARLY_STOPPED)  # the stop Tune's snapshot missed
     sweep = store.get_sweep(sweep_id)
     ended = {t.id: (t.finished_at, t.epochs, _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}"))
              for t in store.trials(sweep_id) if t.status in ("early_stopped", "terminated")}

@@ -11,6 +11,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from cifar_sweeps import lifecycle
 from cifar_sweeps.api import create_app
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.settings import Settings
@@ -36,11 +37,11 @@ def _old_sweep(store, trials: list[tuple[dict, str, list[float]]], params=None) 
                                                                                 "values": [32, 64]}}),
                                "synthetic:100", "v")
     for i, (config, status, accs) in enumerate(trials):
-        tid = store.trial_started(sweep.id, f"t{i}", config, 2)
+        tid = lifecycle.trial_started(store, sweep.id, f"t{i}", config, 2)
         for e, acc in enumerate(accs, 1):
             store.trial_epoch(tid, {"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1 - acc,
                                     "val_acc": acc, "lr": 0.1, "seconds": 1.0, "images_per_s": 1.0})
-        store.trial_finished(tid, status)
+        lifecycle.trial_ended(store, tid, status)
     return sweep.id
 
 

@@ -12,9 +12,9 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.jobs import Jobs
-from cifar_sweeps.lifecycle import ACTIVE, TRIAL_ENDED, TrialStatus
 from cifar_sweeps.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
+from cifar_sweeps.states import ACTIVE, TRIAL_ENDED, TrialStatus
 from cifar_sweeps.store import Store, Sweep, Trial
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,96}$"

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.filters import ConfigFilter, parse_filters
-from cifar_sweeps.lifecycle import TrialStatus
 from cifar_sweeps.routes.deps import ID_PATTERN, MAX_OFFSET, State, checkpoint_url, json_response
 from cifar_sweeps.schemas import Leaderboard, LeaderboardItem, error_responses, leaderboard_items, to_csv
+from cifar_sweeps.states import TrialStatus
 
 router = APIRouter(tags=["leaderboard"])
 FILTER_HELP = "a config parameter: NAME:LOW..HIGH (numbers, ends inclusive, either may be left out) or NAME:V1,V2"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 
 from cifar_sweeps import code_version
 from cifar_sweeps.errors import RayUnavailable, StorageError
-from cifar_sweeps.lifecycle import ACTIVE, RESUMABLE, SweepStatus, reconcile_local_driver
+from cifar_sweeps.lifecycle import reconcile_local_driver
 from cifar_sweeps.routes.deps import (
     MAX_OFFSET,
     AppState,
@@ -24,6 +24,7 @@ from cifar_sweeps.routes.deps import (
 )
 from cifar_sweeps.schemas import Importance, SweepList, SweepOut, error_responses
 from cifar_sweeps.spec import SweepSpec, needs_pretrained, parse_spec
+from cifar_sweeps.states import ACTIVE, RESUMABLE, SweepStatus
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.warm import warm_points
 
