@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
     head = None
     if args.posts:
-        from cifar_sweeps.jobs import start_head
+        from cifar_sweeps.cluster import start_head
 
         head = start_head(args.dashboard_port, port=args.gcs_port, num_cpus=1, env=env)
     server = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(args.port)], env=env,
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(30)
         if head:
-            from cifar_sweeps.jobs import stop_head
+            from cifar_sweeps.cluster import stop_head
 
             stop_head(head)
     return 0

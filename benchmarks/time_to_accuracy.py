@@ -60,9 +60,9 @@ def run_preset(name: str, data: str, budget_s: float, curve: Curve) -> str:
     from ray.tune import Callback
 
     from cifar_sweeps import presets
+    from cifar_sweeps.cluster import init_ray
     from cifar_sweeps.data import load_splits, train_subset
     from cifar_sweeps.spec import SweepSpec
-    from cifar_sweeps.sweep import init_ray
 
     raw = json.loads(presets.read(name))
     raw["time_budget_s"] = budget_s

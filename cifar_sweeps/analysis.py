@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cifar_sweeps.errors import CifarSweepsError
+from cifar_sweeps.errors import AnalysisBusy, NotEnoughTrials
 from cifar_sweeps.schemas import Importance, ParamImportance
 from cifar_sweeps.spaces import chooses_objects, optuna_distribution
 from cifar_sweeps.spec import SweepSpec
@@ -32,18 +32,6 @@ MIN_TRIALS = 5  # fewer trials than this say nothing about importance
 MAX_TRIALS = 200  # fANOVA's cost grows faster than the trials: above this, a seeded sample
 CACHE_SIZE = 32  # importances kept, by (sweep, its data version)
 TOP_FRACTION = 0.2  # the best region: where the top fifth of the trials (at least 3) lie
-
-
-class NotEnoughTrials(CifarSweepsError):
-    """Too few finished trials to say anything about the space."""
-
-    http_status = 409
-
-
-class AnalysisBusy(CifarSweepsError):
-    """One importance is computed at a time: a second one waits for the client's retry."""
-
-    http_status = 503
 
 
 _cache: OrderedDict[tuple[str, int], Importance] = OrderedDict()

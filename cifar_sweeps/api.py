@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import threading
 import time
@@ -24,8 +23,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from cifar_sweeps import __version__
 from cifar_sweeps.analysis import shutdown_worker
 from cifar_sweeps.cache import ResponseCache
-from cifar_sweeps.errors import CifarSweepsError, RayUnavailable
-from cifar_sweeps.jobs import Jobs, LocalHead
+from cifar_sweeps.cluster import LocalHead
+from cifar_sweeps.errors import BodyTooLarge, CifarSweepsError, RayUnavailable
+from cifar_sweeps.jobs import Jobs
 from cifar_sweeps.routes import ROUTERS
 from cifar_sweeps.routes.deps import AppState, is_loopback
 from cifar_sweeps.routes.page import WEB_DIR
@@ -93,12 +93,12 @@ class BodyLimit:
             msg = await receive()
             seen += len(msg.get("body", b""))
             if seen > self.max_bytes:
-                raise _BodyTooLarge()
+                raise BodyTooLarge()
             return msg
 
         try:
             await self.app(scope, counted, send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             await _too_large(self.max_bytes, send)
 
 
@@ -115,10 +115,6 @@ class FaultHooks:
             await self.app(scope, receive, send)
         finally:
             TEST_HOOKS.reset(token)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _too_large(max_bytes: int, send) -> None:
@@ -186,7 +182,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
 
     @app.exception_handler(CifarSweepsError)
     async def _on_error(request: Request, exc: CifarSweepsError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=exc.headers or None)
 
     if settings.test_hooks:
         app.add_middleware(FaultHooks)
@@ -266,11 +262,10 @@ def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -
 def print_token_hint(url: str) -> None:
     """A dashboard with Ray's token authentication on opens on a token prompt: say where the
     token is."""
-    from cifar_sweeps.jobs import needs_token
+    from cifar_sweeps.cluster import needs_token, token_path_hint
 
     if needs_token(url):
-        print(f"the Ray dashboard at {url} asks for a token: paste the one in "
-              f"{os.environ.get('RAY_AUTH_TOKEN_PATH') or '~/.ray/auth_token'} (or $RAY_AUTH_TOKEN); "
+        print(f"the Ray dashboard at {url} asks for a token: paste the one in {token_path_hint()}; "
               "this service sends it to the Jobs API itself", flush=True)
 
 
@@ -306,13 +301,13 @@ def serving_settings(settings: Settings, host: str) -> Settings:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None) -> int:
     import uvicorn
 
-    from cifar_sweeps.jobs import dashboard_url, use_token_auth_if_needed
+    from cifar_sweeps.cluster import dashboard_url, ray_address, use_token_auth_if_needed
 
     check_bind(host, settings)
     settings = serving_settings(settings, host)
     get_store(settings.resolved_store_url())  # a store that can't be opened: say so before Ray starts
     head = None
-    if not os.environ.get("RAY_ADDRESS"):
+    if not ray_address():
         head = LocalHead(dashboard_url(settings))
         print(f"starting a local Ray head (dashboard {head.dashboard}) unless one is running...", flush=True)
         head.ensure()

@@ -88,10 +88,7 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
         return load_spec_file(args.spec, settings)
     if not args.sweep_id:
         raise SpecError("give a spec file (or preset name), or --sweep-id of a stored sweep")
-    sweep = store.get_sweep(args.sweep_id)
-    if sweep is None:
-        raise SpecError(f"no sweep {args.sweep_id!r} in the store at {store.url}")
-    return parse_spec(sweep.spec, settings)
+    return parse_spec(store.sweep(args.sweep_id).spec, settings)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -150,10 +147,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from cifar_sweeps.lifecycle import request_stop
 
     settings = _settings(args)
-    try:
-        status = request_stop(_store(settings), args.sweep_id)
-    except KeyError:
-        raise SpecError(f"no sweep {args.sweep_id!r} in the store") from None
+    status = request_stop(_store(settings), args.sweep_id)  # NotFound naming it
     print(f"sweep {args.sweep_id}: {status}")
     return 0
 
@@ -219,9 +213,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from cifar_sweeps.spec import parse_spec
 
     store = _store(_settings(args))
-    sweep = store.get_sweep(args.sweep_id)
-    if sweep is None:
-        raise SpecError(f"no sweep {args.sweep_id!r} in the store at {store.url}")
+    sweep = store.sweep(args.sweep_id)
     result = importance(parse_spec(sweep.spec), sweep.id, store.trials(sweep.id))
     if args.json:
         print(result.model_dump_json(indent=2))

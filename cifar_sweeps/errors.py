@@ -8,6 +8,35 @@ from __future__ import annotations
 class CifarSweepsError(Exception):
     exit_code: int = 1
     http_status: int = 500
+    headers: dict[str, str] = {}  # HTTP headers the answer carries (Retry-After, WWW-Authenticate)
+
+
+class NotFound(CifarSweepsError, LookupError):
+    """A sweep, trial, search space or file that is not there; the message names it."""
+
+    exit_code = 2
+    http_status = 404
+
+
+class Unauthorized(CifarSweepsError):
+    """A request that changes something, without the API token or with a wrong one."""
+
+    http_status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Busy(CifarSweepsError, RuntimeError):
+    """Work that runs a few at a time is at its limit: retry in a moment."""
+
+    http_status = 503
+    headers = {"Retry-After": "1"}
+
+
+class QueueFull(CifarSweepsError, RuntimeError):
+    """Too many sweeps are waiting for a running slot: submit again later."""
+
+    http_status = 429
+    headers = {"Retry-After": "60"}
 
 
 class InputError(CifarSweepsError, ValueError):
@@ -33,6 +62,24 @@ class WeightsError(InputError):
     """Weights that are missing, unknown or not what they claim to be."""
 
 
+class BodyTooLarge(InputError):
+    """A request body past Settings.max_body_bytes (raised while it is read, mid-stream)."""
+
+    http_status = 413
+
+
+class NotAnImage(InputError):
+    """An upload that is not a PNG or JPEG image."""
+
+    http_status = 415
+
+
+class ImageTooLarge(InputError):
+    """An image past the pixel limit of a prediction."""
+
+    http_status = 413
+
+
 class StorageError(CifarSweepsError, RuntimeError):
     """A results folder that can't take a sweep's files: read-only, full, or not a folder."""
 
@@ -55,6 +102,14 @@ class SweepError(CifarSweepsError, RuntimeError):
     """A sweep that can't start (no GPUs for a GPU spec, unknown sweep, nothing to resume)."""
 
     http_status = 409
+
+
+class NotEnoughTrials(SweepError):
+    """Too few finished trials to say anything about the space."""
+
+
+class AnalysisBusy(Busy):
+    """One importance is computed at a time: a second one waits for the client's retry."""
 
 
 class TransitionError(CifarSweepsError, RuntimeError):

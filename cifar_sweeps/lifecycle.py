@@ -51,9 +51,7 @@ def next_status(status: str, event: Event) -> SweepStatus:
 def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStatus:
     """Move a sweep through `event`, writing `values` with the new status, or raise
     TransitionError (nothing changed) when its status does not allow it."""
-    sweep = store.get_sweep(sweep_id)
-    if sweep is None:
-        raise TransitionError(f"no sweep {sweep_id!r}")
+    sweep = store.sweep(sweep_id)  # NotFound naming it
     allowed, to = TRANSITIONS[event]
     next_status(sweep.status, event)
     values["status"] = to
@@ -156,9 +154,7 @@ def note(store: Store, sweep_id: str, reason: Reason, error: str) -> None:
 def request_stop(store: Store, sweep_id: str) -> str:
     """Ask a sweep to stop: its driver's stopper ends every trial and keeps the results. A
     sweep still waiting in the queue is stopped at once. Returns its status, or `stopping`."""
-    sweep = store.get_sweep(sweep_id)
-    if sweep is None:
-        raise KeyError(sweep_id)
+    sweep = store.sweep(sweep_id)  # NotFound naming it
     if sweep.status not in ACTIVE:
         return sweep.status
     store.update_sweep(sweep_id, stop_requested=True)

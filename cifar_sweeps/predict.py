@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from cifar_sweeps.errors import InputError
+from cifar_sweeps.errors import ImageTooLarge, InputError, NotAnImage
 
 MAX_IMAGES = 16  # per request
 # width x height: a model sees 32x32, so a 1-megapixel photo is plenty; decoding a 4096x4096
@@ -22,14 +22,6 @@ MAX_PIXELS = 1024 * 1024
 MAX_CONCURRENT = 2  # predictions at once in one process; more get a 503 at once
 FORMATS = ("PNG", "JPEG")
 CACHED_MODELS = 4  # models kept loaded, least recently used out first
-
-
-class NotAnImage(InputError):
-    http_status = 415
-
-
-class ImageTooLarge(InputError):
-    http_status = 413
 
 
 def decode(name: str, data: bytes):

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,7 +52,13 @@ class Settings(BaseSettings):
     wandb: bool = False
     # W&B's key for sweep drivers (WANDB_API_KEY works too); a job gets it as a file, never
     # in its runtime env (see write_secrets).
-    wandb_api_key: SecretStr | None = None
+    wandb_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_API_KEY", "WANDB_API_KEY"))
+    # W&B's mode (online, offline, disabled; WANDB_MODE works too): empty means online with
+    # a key, offline without one.
+    wandb_mode: str = Field("", validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_MODE", "WANDB_MODE"))
+    wandb_project: str = Field("cifar-sweeps",
+                               validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_PROJECT", "WANDB_PROJECT"))
     # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
     # keys like any other. The test suite turns it on; never set it in production.
     test_hooks: bool = False
@@ -85,6 +91,28 @@ class Settings(BaseSettings):
             return self.store_url
         return f"sqlite:///{(self.results_dir / 'cifar_sweeps.db').resolve()}"
 
+    def resolved_wandb_mode(self) -> str:
+        return self.wandb_mode or ("online" if self.wandb_api_key else "offline")
+
+    def job_env(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Every setting as the variable a Ray job's driver reads it from, built from the
+        fields themselves so that none is forgotten; and, apart, the secrets (the API token,
+        the W&B key, a store URL with a password), which travel as files (write_secrets)."""
+        env, secrets = {}, {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "store_url":
+                value = self.resolved_store_url()
+            if isinstance(value, SecretStr) or name == "api_token" or (
+                    name == "store_url" and url_has_password(value)):
+                raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+                if raw and name != "api_token":  # the driver never serves the API
+                    secrets[name] = raw
+                continue
+            if value is not None:
+                env[f"CIFAR_SWEEPS_{name.upper()}"] = _env_text(value)
+        return env, secrets
+
 
 # Files named like a setting's variable in lower case (cifar_sweeps_store_url, ...), each
 # holding that secret: how a Ray job's driver gets the store password and the W&B key
@@ -97,6 +125,19 @@ def load_settings(**over) -> Settings:
     $CIFAR_SWEEPS_SECRETS_DIR, which beat the defaults."""
     d = os.environ.get(SECRETS_DIR_ENV)
     return Settings(_secrets_dir=d if d and Path(d).is_dir() else None, **over)
+
+
+def _env_text(value) -> str:
+    """A setting's value as pydantic-settings reads it back from a variable."""
+    import json
+
+    if isinstance(value, Path):
+        return str(value.expanduser().resolve())
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
 
 
 @lru_cache

@@ -38,8 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from cifar_sweeps.errors import StoreUnavailable
-from cifar_sweeps.states import SweepStatus, TrialStatus
+from cifar_sweeps.errors import NotFound, StoreUnavailable
+from cifar_sweeps.states import ACTIVE, SweepStatus, TrialStatus
 
 
 def utcnow() -> dt.datetime:
@@ -240,6 +240,13 @@ class Store:
         with self.sessions() as s:
             return s.get(Sweep, sweep_id)
 
+    def sweep(self, sweep_id: str) -> Sweep:
+        """The sweep, or NotFound naming it."""
+        sweep = self.get_sweep(sweep_id)
+        if sweep is None:
+            raise NotFound(f"no sweep {sweep_id!r} in the store at {self.url}")
+        return sweep
+
     def update_sweep(self, sweep_id: str, **values: Any) -> None:
         if "status" in values:  # only transition_sweep writes a status, guarded
             raise ValueError("a sweep's status changes through lifecycle.py, not update_sweep")
@@ -280,6 +287,12 @@ class Store:
     def count_sweeps(self, statuses) -> int:
         with self.sessions() as s:
             return int(s.scalar(select(func.count()).where(Sweep.status.in_(sorted(statuses)))) or 0)
+
+    def count_submitted_active(self) -> int:
+        """Active sweeps that hold a Ray job: those that count against max_running_sweeps."""
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count()).where(
+                Sweep.status.in_(sorted(ACTIVE)), Sweep.ray_job_id.is_not(None))) or 0)
 
     def stop_requested(self, sweep_id: str) -> bool:
         with self.sessions() as s:
@@ -352,6 +365,13 @@ class Store:
     def get_trial(self, trial_id: str) -> Trial | None:
         with self.sessions() as s:
             return s.get(Trial, trial_id)
+
+    def trial(self, trial_id: str) -> Trial:
+        """The trial, or NotFound naming it."""
+        trial = self.get_trial(trial_id)
+        if trial is None:
+            raise NotFound(f"no trial {trial_id!r}")
+        return trial
 
     def epochs(self, trial_id: str) -> list[Epoch]:
         with self.sessions() as s:

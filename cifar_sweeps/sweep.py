@@ -18,6 +18,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 
 from cifar_sweeps import code_version, lifecycle
+from cifar_sweeps.cluster import init_ray, process_default
 from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
 from cifar_sweeps.schedulers import make_scheduler
@@ -32,25 +33,6 @@ from cifar_sweeps.tracking import wandb_callback
 from cifar_sweeps.warm import warm_points
 
 # ---------------------------------------------------------------- Ray runtime
-
-
-def init_ray(address: str | None = None) -> None:
-    """Connect to RAY_ADDRESS (or `address`) when set; otherwise start a local runtime."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and address.startswith(("http://", "https://")):
-        address = "auto"  # a Jobs API URL names the cluster's dashboard, not its GCS
-    if address is None:
-        # A local runtime of ours lives on loopback and for this command only. In Ray's
-        # default mode it would write ~/.ray/auth_token, and every later `ray start --head`
-        # on this machine would then turn token authentication on, so that a plain `ray job
-        # submit` fails. Unless the user chose a mode, it runs without a token.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address=address, include_dashboard=None, log_to_driver=True,
-             logging_level="WARNING", configure_logging=True)
 
 
 def check_resources(spec: SweepSpec) -> None:
@@ -86,11 +68,11 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
 def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings) -> list:
     callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
     if spec.wandb or settings.wandb:
-        if settings.wandb_api_key and not os.environ.get("WANDB_API_KEY"):
+        if settings.wandb_api_key:
             # From the service's secret file: W&B's client reads the key from this process's
             # environment, which (unlike the job's runtime env) nobody else is shown.
-            os.environ["WANDB_API_KEY"] = settings.wandb_api_key.get_secret_value()
-        callbacks.append(wandb_callback(group=sweep_id))
+            process_default("WANDB_API_KEY", settings.wandb_api_key.get_secret_value())
+        callbacks.append(wandb_callback(settings, group=sweep_id))
     return callbacks
 
 
@@ -340,7 +322,7 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
     # default; a driver killed in between would, on resume, rerun a trial that had finished
     # and forget one that had started. Half a second bounds that window; the snapshot of a
     # sweep of a few dozen trials takes milliseconds.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0.5")
+    process_default("TUNE_GLOBAL_CHECKPOINT_S", "0.5")
     try:
         check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
@@ -368,10 +350,8 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
 
     from cifar_sweeps.spec import parse_spec
 
-    sweep = store.get_sweep(sweep_id)
-    if sweep is None:
-        raise SweepError(f"no sweep {sweep_id!r} in the store")
-    sweep = lifecycle.reconcile_local_driver(store, sweep)  # a killed terminal run is interrupted, not running
+    # A killed terminal run is interrupted, not running.
+    sweep = lifecycle.reconcile_local_driver(store, store.sweep(sweep_id))
     path = sweep.experiment_path or _experiment_path(settings, sweep_id)
     if not tune.Tuner.can_restore(path):
         raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")

@@ -13,10 +13,11 @@ trial's W&B folder once more after the wait.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+
+from cifar_sweeps.settings import Settings
 
 
 class _ClosingWandbActor(_WandbLoggingActor):
@@ -47,9 +48,8 @@ def upload_wandb_folder(trial) -> None:
                           destination_filesystem=storage.storage_filesystem)
 
 
-def wandb_callback(group: str) -> SweepWandbCallback:
+def wandb_callback(settings: Settings, group: str) -> SweepWandbCallback:
     """Offline (no account needed) unless a key is given. The mode goes to wandb.init
     itself: the logging actors may run on cluster nodes that don't see this environment."""
-    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-    return SweepWandbCallback(project=os.environ.get("WANDB_PROJECT", "cifar-sweeps"), group=group,
-                              log_config=True, mode=mode)
+    return SweepWandbCallback(project=settings.wandb_project, group=group, log_config=True,
+                              mode=settings.resolved_wandb_mode())

@@ -9,13 +9,13 @@ always keeps) is enough to serve the best model, whatever ASHA stops.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cifar_sweeps.cluster import process_default
 from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import InjectedFault
 from cifar_sweeps.spaces import flatten_config
@@ -114,7 +114,7 @@ def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 
     cfg, extra = trial_train_config(config)
     threads = max(1, int(cpus_per_trial))
     cfg = cfg.model_copy(update={"threads": threads})
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    process_default("OMP_NUM_THREADS", str(threads))
     _say_if_no_cuda()
     pretrained = (weights or {}).get(cfg.model) if cfg.pretrained else None
     trainer = Trainer(cfg, splits, pretrained_state=pretrained)

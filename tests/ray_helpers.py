@@ -36,7 +36,7 @@ class RayHead:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start(self) -> RayHead:
-        from cifar_sweeps.jobs import start_head
+        from cifar_sweeps.cluster import start_head
 
         self.temp_dir = start_head(self.dashboard_port, self.port, self.num_cpus, env=self.env(),
                                    resources=self.resources, num_gpus=self.num_gpus)
@@ -65,7 +65,7 @@ class RayHead:
         raise RuntimeError("Ray dashboard did not come up")
 
     def stop(self) -> None:
-        from cifar_sweeps.jobs import stop_head
+        from cifar_sweeps.cluster import stop_head
 
         stop_head(self.temp_dir)
 
@@ -91,7 +91,7 @@ class WorkerNode:
         import subprocess
         import tempfile
 
-        from cifar_sweeps.jobs import agent_ports
+        from cifar_sweeps.cluster import agent_ports
 
         self.temp_dir = tempfile.mkdtemp(prefix="rw-", dir="/tmp")
         cmd = [str(VENV_BIN / "ray"), "start", f"--address={self.head.address}", f"--num-cpus={self.num_cpus}",

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from cifar_sweeps import lifecycle
-from cifar_sweeps.errors import TransitionError
+from cifar_sweeps.errors import NotFound, TransitionError
 from cifar_sweeps.states import Event, Reason, SweepStatus, TrialEvent, TrialStatus
 from cifar_sweeps.store import Store
 
@@ -173,7 +173,7 @@ def test_request_stop(store):
     running = _sweep_in(store, R)
     assert lifecycle.request_stop(store, running) == "stopping"
     assert store.get_sweep(running).stop_requested and store.get_sweep(running).status == R
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         lifecycle.request_stop(store, "sw-nope")
 
 

@@ -16,7 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from cifar_sweeps.jobs import HEAD_MARKER, Jobs, head_environment
+from cifar_sweeps.cluster import HEAD_MARKER, head_environment
+from cifar_sweeps.jobs import Jobs
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, load_settings
 from cifar_sweeps.store import Store
 from tests.ray_helpers import VENV_BIN, free_port
@@ -45,8 +46,8 @@ def test_a_head_inherits_only_the_allow_list():
 
 def test_a_job_runtime_env_carries_no_secret_and_the_driver_still_gets_them(tmp_path, monkeypatch):
     url = f"postgresql+psycopg://sweeps:{PASSWORD}@db.example:5432/sweeps"
+    monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)  # W&B's own variable, read by Settings too
     settings = Settings(results_dir=tmp_path / "results", store_url=url, api_token=TOKEN)
-    monkeypatch.setenv("WANDB_API_KEY", WANDB_KEY)
     env = Jobs(settings, Store(f"sqlite:///{tmp_path / 's.db'}"))._runtime_env()["env_vars"]
     _no_secret_in(repr(env), "the runtime env")
     assert "CIFAR_SWEEPS_STORE_URL" not in env and env["CIFAR_SWEEPS_MIN_FREE_MB"] == "200.0"
@@ -62,6 +63,25 @@ def test_a_job_runtime_env_carries_no_secret_and_the_driver_still_gets_them(tmp_
     assert driver.store_url == url and driver.wandb_api_key.get_secret_value() == WANDB_KEY
     assert driver.api_token == ""  # the token stays with the service
     assert WANDB_KEY not in repr(driver)
+
+
+def test_every_setting_reaches_the_driver(tmp_path, monkeypatch):
+    """The runtime env is built from Settings' own fields: a driver started with it (and the
+    secret files) reads the service's settings back, every field, none forgotten."""
+    for name in list(os.environ):
+        if name.startswith(("CIFAR_SWEEPS_", "WANDB_")):
+            monkeypatch.delenv(name)
+    service = Settings(results_dir=tmp_path / "results", data="synthetic:64", min_free_mb=40, max_epochs=7,
+                       allowed_hosts=["a.example"], wandb=True, wandb_mode="offline", wandb_project="p",
+                       wandb_api_key=WANDB_KEY, storage_path=str(tmp_path / "ray"), cluster_lost_after_s=12.5,
+                       store_url=f"postgresql+psycopg://sweeps:{PASSWORD}@db/sweeps", test_hooks=True, api_token=TOKEN)
+    env = Jobs(service, Store(f"sqlite:///{tmp_path / 's.db'}"))._runtime_env()["env_vars"]
+    _no_secret_in(repr(env), "the runtime env")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    driver = load_settings()
+    differs = {n for n in Settings.model_fields if getattr(driver, n) != getattr(service, n)}
+    assert differs == {"api_token"}  # the token stays with the service; all else arrives
 
 
 def _pg_or_skip():

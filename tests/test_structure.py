@@ -157,3 +157,24 @@ def test_parameter_types_are_mapped_in_one_module():
     ladder = re.compile(r"isinstance\(p, \(?(Choice|Uniform|LogUniform|QUniform|QLogUniform|RandInt)\b")
     owners = sorted({p.name for p in MODULES.values() if ladder.search(p.read_text())})
     assert owners == ["spaces.py"]
+
+
+def test_the_environment_is_read_only_by_settings_and_cluster():
+    found = [f"{p.relative_to(PKG)}:{i}" for p in MODULES.values() if p.name not in ("settings.py", "cluster.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if "os.environ" in line or "getenv(" in line]
+    assert found == []
+
+
+def test_routes_raise_domain_errors_only():
+    routes = sorted(p.name for p in (PKG / "routes").glob("*.py") if "HTTPException" in p.read_text())
+    assert routes == []
+
+
+def test_every_error_class_lives_in_errors():
+    def is_error(node: ast.ClassDef) -> bool:
+        return any(re.search(r"(Error|Exception|NotFound|Busy|Full|Unavailable|Fault)$", ast.unparse(b))
+                   for b in node.bases)
+
+    found = [f"{p.name}:{n.name}" for p in MODULES.values() if p.name != "errors.py"
+             for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.ClassDef) and is_error(n)]
+    assert found == []

@@ -8,9 +8,10 @@ import ipaddress
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
+from cifar_sweeps.errors import InputError, Unauthorized
 from cifar_sweeps.jobs import Jobs
 from cifar_sweeps.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
@@ -42,8 +43,7 @@ def require_token(request: Request, state: State) -> None:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     # compare_digest: the time taken does not tell how much of the token was right.
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "missing or wrong API token (send Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("missing or wrong API token (send Authorization: Bearer <token>)")
 
 
 def _reject_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -65,13 +65,13 @@ async def strict_json(request: Request) -> None:
     if not raw:
         return
     if raw.count(b"[") + raw.count(b"{") > 10_000:
-        raise HTTPException(422, "request body is nested too deeply")
+        raise InputError("request body is nested too deeply")
     try:
         json.loads(raw, object_pairs_hook=_reject_pairs, parse_constant=_reject_constant)
     except RecursionError:
-        raise HTTPException(422, "request body is nested too deeply") from None
+        raise InputError("request body is nested too deeply") from None
     except ValueError as e:
-        raise HTTPException(422, f"invalid JSON body: {e}") from None
+        raise InputError(f"invalid JSON body: {e}") from None
 
 
 Auth = Depends(require_token)
@@ -79,17 +79,11 @@ StrictJSON = Depends(strict_json)
 
 
 def sweep_or_404(state: State, sweep_id: Annotated[str, Path()]) -> Sweep:
-    sweep = state.store.get_sweep(sweep_id)
-    if sweep is None:
-        raise HTTPException(404, f"no sweep {sweep_id!r}")
-    return sweep
+    return state.store.sweep(sweep_id)
 
 
 def trial_or_404(state: State, trial_id: Annotated[str, Path()]) -> Trial:
-    t = state.store.get_trial(trial_id)
-    if t is None:
-        raise HTTPException(404, f"no trial {trial_id!r}")
-    return t
+    return state.store.trial(trial_id)
 
 
 SweepDep = Annotated[Sweep, Depends(sweep_or_404)]

@@ -9,10 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from cifar_sweeps import __version__
+from cifar_sweeps.errors import NotFound
 from cifar_sweeps.routes.deps import State
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -45,6 +46,6 @@ def plotly_js() -> Path | None:
 def plotly() -> FileResponse:
     path = plotly_js()
     if path is None:
-        raise HTTPException(404, "plotly.min.js not found: install the plotly package (a dependency)")
+        raise NotFound("plotly.min.js not found: install the plotly package (a dependency)")
     # An hour: the file changes only when the package is upgraded.
     return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})

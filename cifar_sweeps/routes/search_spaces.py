@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 
 from cifar_sweeps import presets
-from cifar_sweeps.errors import SpecError
+from cifar_sweeps.errors import NotFound, SpecError
 from cifar_sweeps.routes.deps import base_url
 from cifar_sweeps.schemas import SearchSpaceInfo, SearchSpaceList, error_responses
 from cifar_sweeps.spec import parse_spec
@@ -31,4 +31,4 @@ def search_space(name: str) -> dict[str, Any]:
     try:
         return json.loads(presets.read(name))
     except SpecError:
-        raise HTTPException(404, f"no search space {name!r}; see GET /search-spaces") from None
+        raise NotFound(f"no search space {name!r}; see GET /search-spaces") from None

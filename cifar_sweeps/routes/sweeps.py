@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 
 from cifar_sweeps import code_version
-from cifar_sweeps.errors import RayUnavailable, StorageError
+from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
 from cifar_sweeps.lifecycle import reconcile_local_driver
 from cifar_sweeps.routes.deps import (
     MAX_OFFSET,
@@ -46,7 +46,7 @@ def writable_results(state: AppState) -> None:
         check_results_writable(state.settings)
     except StorageError as e:
         # 507 Insufficient Storage: the server can't store what the sweep will write.
-        raise HTTPException(507, f"{e}; nothing was stored") from None
+        raise StorageError(f"{e}; nothing was stored") from None
 
 
 # The body is taken as plain JSON and validated in the route, which runs in the thread pool:
@@ -58,15 +58,15 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
     spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
     queued = state.store.count_sweeps([SweepStatus.QUEUED])
     if queued >= state.settings.max_queued_sweeps:
-        raise HTTPException(429, f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again "
-                                 "once some have started", headers={"Retry-After": "60"})
+        raise QueueFull(f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again "
+                        "once some have started")
     check_local_weights(spec, state)
     warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(state)
     try:
         sweep = state.jobs.create(spec.model_dump(mode="json"), code_version())
     except RayUnavailable as e:
-        raise HTTPException(503, f"{e}; nothing was stored, submit again once Ray is up") from None
+        raise RayUnavailable(f"{e}; nothing was stored, submit again once Ray is up") from None
     return sweep_out(state, sweep, request)
 
 
@@ -97,7 +97,7 @@ def _follow(state: AppState, sweep):
              responses=error_responses(401, 404, 409))
 def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     if sweep.status not in ACTIVE:
-        raise HTTPException(409, f"sweep {sweep.id} is {sweep.status}, not queued or running")
+        raise SweepError(f"sweep {sweep.id} is {sweep.status}, not queued or running")
     return sweep_out(state, state.jobs.stop(sweep), request)
 
 
@@ -106,10 +106,10 @@ def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
 def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
     if sweep.status not in RESUMABLE:
-        raise HTTPException(409, f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} "
-                                 "sweeps can be resumed")
+        raise SweepError(f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} "
+                         "sweeps can be resumed")
     if not sweep.experiment_path:
-        raise HTTPException(409, f"sweep {sweep.id} never started, so there is nothing to resume")
+        raise SweepError(f"sweep {sweep.id} never started, so there is nothing to resume")
     writable_results(state)
     return sweep_out(state, state.jobs.resume(sweep), request)
 

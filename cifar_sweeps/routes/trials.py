@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from cifar_sweeps.errors import InputError
+from cifar_sweeps.errors import Busy, InputError, NotFound
 from cifar_sweeps.predict import MAX_CONCURRENT, MAX_IMAGES, ModelCache, classify, decode
 from cifar_sweeps.routes.deps import Auth, State, TrialDep, checkpoint_url
 from cifar_sweeps.schemas import ClassProb, EpochOut, ImagePrediction, Prediction, TrialOut, error_responses
@@ -33,11 +33,11 @@ def checkpoint(t: TrialDep):
     from cifar_sweeps.storage import open_checkpoint
 
     if not t.checkpoint_path:
-        raise HTTPException(404, f"trial {t.id} has no checkpoint yet")
+        raise NotFound(f"trial {t.id} has no checkpoint yet")
     try:
         return open_checkpoint(t.checkpoint_path, f"{t.id}.pt")
     except FileNotFoundError:
-        raise HTTPException(404, f"the checkpoint file of trial {t.id} is gone from storage") from None
+        raise NotFound(f"the checkpoint file of trial {t.id} is gone from storage") from None
 
 
 @router.post("/{trial_id}/predict", response_model=Prediction, dependencies=[Auth],
@@ -47,8 +47,7 @@ def predict(t: TrialDep, images: Annotated[list[UploadFile], File(description="P
     """The top-k classes of each image, by the trial's best model (its own normalization).
     Behind the API token when one is set: it spends this process's CPU."""
     if not PREDICTING.acquire(blocking=False):
-        raise HTTPException(503, f"{MAX_CONCURRENT} predictions are running; try again in a moment",
-                            headers={"Retry-After": "1"})
+        raise Busy(f"{MAX_CONCURRENT} predictions are running; try again in a moment")
     try:
         return _predict(t, images, top_k)
     finally:
@@ -61,7 +60,7 @@ def _predict(t, images: list[UploadFile], top_k: int) -> Prediction:
     # Every upload is checked before the model is loaded: a bad request caches nothing.
     decoded = [decode(f.filename or f"image {i}", f.file.read()) for i, f in enumerate(images)]
     if not t.checkpoint_path:
-        raise HTTPException(404, f"trial {t.id} has no checkpoint yet")
+        raise NotFound(f"trial {t.id} has no checkpoint yet")
     model, normalize = MODELS.get((t.id, t.checkpoint_path), lambda: _load(t))
     tops = classify(model, normalize, decoded, top_k)
     return Prediction(trial_id=t.id, model=t.model, normalize=normalize, predictions=[
@@ -86,4 +85,4 @@ def _load(t):
             local.write_bytes(open_checkpoint(path, "model.pt").body)
             return load_model_blob(local)
     except FileNotFoundError:
-        raise HTTPException(404, f"the checkpoint file of trial {t.id} is gone from storage") from None
+        raise NotFound(f"the checkpoint file of trial {t.id} is gone from storage") from None
