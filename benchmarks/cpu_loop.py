@@ -80,8 +80,7 @@ class StepTimer:
     def __init__(self, width: float, batch: int, channels_last: bool, compile_: bool):
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = build_model("airbench", width=width).to(memory_format=fmt).train()
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                                   weight_decay=5e-4)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=0.2)
         self.forward = torch.compile(self.model) if compile_ else self.model
         self.x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt)
@@ -131,9 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     ghz = args.ghz or cpu_ghz()
     peak, lanes = cpu_peak_gflops(args.cores, ghz, args.fma_units)
     variants = {k: v for k, v in VARIANTS.items() if not (args.no_compile and v[2])}
-    print(f"torch {torch.__version__}; {args.cores} cores at {ghz:.2f} GHz, {args.fma_units} FMA units x "
-          f"{lanes} fp32 lanes x 2: fp32 peak {peak:.0f} GFLOP/s; batch {args.batch_size}, "
-          f"{args.steps} steps x {args.repeats} repeats (median)", flush=True)
+    print(
+        f"torch {torch.__version__}; {args.cores} cores at {ghz:.2f} GHz, {args.fma_units} FMA units x "
+        f"{lanes} fp32 lanes x 2: fp32 peak {peak:.0f} GFLOP/s; batch {args.batch_size}, "
+        f"{args.steps} steps x {args.repeats} repeats (median)",
+        flush=True,
+    )
     rows = []
     for width in args.widths:
         train_flops = 3 * forward_flops(build_model("airbench", width=width))
@@ -142,8 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, xs in res.items():
             ips = statistics.median(xs)
             gflops = ips * train_flops / 1e9
-            rows.append([width, name, f"{train_flops / 1e6:.0f}", round(ips), f"{ips / base:.2f}",
-                         round(gflops), f"{gflops / peak:.0%}"])
+            rows.append(
+                [
+                    width,
+                    name,
+                    f"{train_flops / 1e6:.0f}",
+                    round(ips),
+                    f"{ips / base:.2f}",
+                    round(gflops),
+                    f"{gflops / peak:.0%}",
+                ]
+            )
     print()
     print_table(["width", "variant", "train MFLOP/img", "img/s", "vs default", "GFLOP/s", "of peak"], rows)
     return 0

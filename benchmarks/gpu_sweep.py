@@ -130,9 +130,16 @@ def run_sweep(args, data: str) -> dict:
     wall = time.perf_counter() - t0
     rows, total = store.leaderboard(sweep_id=sweep_id, limit=100)
     best = rows[0]
-    return {"trials": total, "wall_s": wall, "best_val": best.val_acc, "best_test": best.test_acc,
-            "best_epochs": best.epochs, "epochs_total": sum(t.epochs for t in rows), "gpu_busy": gpu.busy,
-            "best_config": best.config}
+    return {
+        "trials": total,
+        "wall_s": wall,
+        "best_val": best.val_acc,
+        "best_test": best.test_acc,
+        "best_epochs": best.epochs,
+        "epochs_total": sum(t.epochs for t in rows),
+        "gpu_busy": gpu.busy,
+        "best_config": best.config,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,12 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.smoke:
         args.images, args.models, args.data = 256, ["airbench"], "synthetic:600"
-        args.spec_override = json.dumps({"num_samples": 2, "max_concurrent_trials": 1, "resources_per_trial": {
-            "cpu": 1, "gpu": 0}, "fixed": {"batch_size": 64}, "search": {"points_to_evaluate": []},
-            "params": {"lr": {"type": "loguniform", "low": 0.05, "high": 0.5},
-                       "weight_decay": {"type": "loguniform", "low": 0.0001, "high": 0.002},
-                       "epochs": {"type": "quniform", "low": 1, "high": 2, "q": 1}},
-            "scheduler": {"type": "fifo"}})
+        args.spec_override = json.dumps(
+            {
+                "num_samples": 2,
+                "max_concurrent_trials": 1,
+                "resources_per_trial": {"cpu": 1, "gpu": 0},
+                "fixed": {"batch_size": 64},
+                "search": {"points_to_evaluate": []},
+                "params": {
+                    "lr": {"type": "loguniform", "low": 0.05, "high": 0.5},
+                    "weight_decay": {"type": "loguniform", "low": 0.0001, "high": 0.002},
+                    "epochs": {"type": "quniform", "low": 1, "high": 2, "q": 1},
+                },
+                "scheduler": {"type": "fifo"},
+            }
+        )
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
     print(f"device: {name}; data {args.data}", flush=True)
     splits = load_splits(args.data, cache_dir())
@@ -174,9 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_sweep:
         s = run_sweep(args, args.data)
         print()
-        print_table(["trials", "wall s", "epochs", "best val_acc", "best test_acc", "GPU busy"],
-                    [[s["trials"], s["wall_s"], s["epochs_total"], s["best_val"], s["best_test"] or 0.0,
-                      "-" if s["gpu_busy"] is None else f"{s['gpu_busy']:.0%}"]])
+        print_table(
+            ["trials", "wall s", "epochs", "best val_acc", "best test_acc", "GPU busy"],
+            [
+                [
+                    s["trials"],
+                    s["wall_s"],
+                    s["epochs_total"],
+                    s["best_val"],
+                    s["best_test"] or 0.0,
+                    "-" if s["gpu_busy"] is None else f"{s['gpu_busy']:.0%}",
+                ]
+            ],
+        )
         print(f"best config: {s['best_config']}")
         print("target on one H100: best test_acc >= 0.94 in a sweep of <= 300 s")
     return 0

@@ -30,10 +30,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import print_table  # noqa: E402
 from cifar_sweeps.store import Store, Sweep, Trial, utcnow  # noqa: E402
 
-SPEC = {"name": "imp", "fixed": {"model": "mlp", "epochs": 1},
-        "params": {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
-                   "batch_size": {"type": "choice", "values": [32, 64, 128]},
-                   "momentum": {"type": "uniform", "low": 0.5, "high": 0.95}}}
+SPEC = {
+    "name": "imp",
+    "fixed": {"model": "mlp", "epochs": 1},
+    "params": {
+        "lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
+        "batch_size": {"type": "choice", "values": [32, 64, 128]},
+        "momentum": {"type": "uniform", "low": 0.5, "high": 0.95},
+    },
+}
 
 
 def seed(store: Store, sweep_id: str, n: int) -> None:
@@ -43,22 +48,54 @@ def seed(store: Store, sweep_id: str, n: int) -> None:
     for i in range(n):
         lr, acc = 10 ** rng.uniform(-4, -1), 0.0
         acc = 0.8 - 0.08 * (rng.uniform(-2, 1)) ** 2
-        trials.append(dict(id=f"{sweep_id}-{i:08x}", sweep_id=sweep_id, tune_trial_id=f"{i:08x}", model="mlp",
-                           config={"model": "mlp", "epochs": 1, "lr": lr, "batch_size": rng.choice([32, 64, 128]),
-                                   "momentum": rng.uniform(0.5, 0.95)},
-                           status="terminated", val_acc=acc, val_loss=1 - acc, test_acc=acc, best_epoch=1, epochs=1,
-                           epochs_budget=1, seconds=1.0, started_at=utcnow(), finished_at=utcnow(),
-                           checkpoint_path=f"/results/{i}/model.pt"))
+        trials.append(
+            dict(
+                id=f"{sweep_id}-{i:08x}",
+                sweep_id=sweep_id,
+                tune_trial_id=f"{i:08x}",
+                model="mlp",
+                config={
+                    "model": "mlp",
+                    "epochs": 1,
+                    "lr": lr,
+                    "batch_size": rng.choice([32, 64, 128]),
+                    "momentum": rng.uniform(0.5, 0.95),
+                },
+                status="terminated",
+                val_acc=acc,
+                val_loss=1 - acc,
+                test_acc=acc,
+                best_epoch=1,
+                epochs=1,
+                epochs_budget=1,
+                seconds=1.0,
+                started_at=utcnow(),
+                finished_at=utcnow(),
+                checkpoint_path=f"/results/{i}/model.pt",
+            )
+        )
     with store.session() as s:
-        s.execute(Sweep.__table__.insert(), [dict(id=sweep_id, name=sweep_id, spec=SPEC, status="succeeded",
-                                                  data_source="synthetic", code_version="bench",
-                                                  created_at=utcnow(), stop_requested=False)])
+        s.execute(
+            Sweep.__table__.insert(),
+            [
+                dict(
+                    id=sweep_id,
+                    name=sweep_id,
+                    spec=SPEC,
+                    status="succeeded",
+                    data_source="synthetic",
+                    code_version="bench",
+                    created_at=utcnow(),
+                    stop_requested=False,
+                )
+            ],
+        )
         s.execute(Trial.__table__.insert(), trials)
 
 
 def wide_spec() -> dict:
     keys = ("batch_size", "epochs", "seed", "step_size", "crop_padding")
-    obj = {"model": "mlp", **{k: {"type": "choice", "values": [2 ** i for i in range(20)]} for k in keys}}
+    obj = {"model": "mlp", **{k: {"type": "choice", "values": [2**i for i in range(20)]} for k in keys}}
     return {"name": "wide", "params": {"arch": {"type": "choice", "values": [obj]}}}
 
 
@@ -140,33 +177,57 @@ def main(argv: list[str] | None = None) -> int:
         prober.reset()
         r, ms = timed(lambda: client.get("/sweeps/sw-importance/importance", params={"junk": random.random()}))
         body = r.json()
-        rows.append([f"importance, {args.trials:,} trials", r.status_code, f"{ms:,.0f}", prober.slowest(),
-                     f"{body.get('trials_used')} of {body.get('trials_finished')} used "
-                     f"(sampled: {body.get('sampled')})"])
+        rows.append(
+            [
+                f"importance, {args.trials:,} trials",
+                r.status_code,
+                f"{ms:,.0f}",
+                prober.slowest(),
+                f"{body.get('trials_used')} of {body.get('trials_finished')} used (sampled: {body.get('sampled')})",
+            ]
+        )
         r, ms2 = timed(lambda: client.get("/sweeps/sw-importance/importance", params={"other": 1}))
         rows.append(["  the same, other junk", r.status_code, f"{ms2:,.0f}", prober.slowest(), "cached"])
 
         prober.reset()
         raw = json.dumps(wide_spec())
-        r, ms = timed(lambda: client.post("/sweeps", content=raw, headers={
-            "Authorization": "Bearer bench-token", "Content-Type": "application/json"}))
-        rows.append([f"3.2 M-setting spec ({len(raw):,} bytes)", r.status_code, f"{ms:,.0f}",
-                     prober.slowest(), r.json()["detail"][:70]])
+        r, ms = timed(
+            lambda: client.post(
+                "/sweeps",
+                content=raw,
+                headers={"Authorization": "Bearer bench-token", "Content-Type": "application/json"},
+            )
+        )
+        rows.append(
+            [
+                f"3.2 M-setting spec ({len(raw):,} bytes)",
+                r.status_code,
+                f"{ms:,.0f}",
+                prober.slowest(),
+                r.json()["detail"][:70],
+            ]
+        )
 
         prober.reset()
         cache = cache_of(app)
         t0 = time.perf_counter()
         sizes = [len(client.get(f"/leaderboard.csv?limit=100000&junk{i}={i}").content) for i in range(args.variants)]
         ms = (time.perf_counter() - t0) * 1000
-        rows.append([f"{args.variants} junk CSV variants", 200, f"{ms:,.0f}", prober.slowest(),
-                     f"each {statistics.median(sizes) / 2**20:.1f} MiB; cache {cache.bytes / 2**20:.1f} MiB in "
-                     f"{len(cache.entries)} entries (bound {cache.max_bytes / 2**20:.0f} MiB)"])
+        rows.append(
+            [
+                f"{args.variants} junk CSV variants",
+                200,
+                f"{ms:,.0f}",
+                prober.slowest(),
+                f"each {statistics.median(sizes) / 2**20:.1f} MiB; cache {cache.bytes / 2**20:.1f} MiB in "
+                f"{len(cache.entries)} entries (bound {cache.max_bytes / 2**20:.0f} MiB)",
+            ]
+        )
 
         prober.reset()
         bad, ms = timed(lambda: client.get("/leaderboard?limit=1", headers={"Host": "evil.example"}))
         good = client.get("/leaderboard?limit=1").json()["items"][0]["checkpoint_url"]
-        rows.append(["poisoned Host", bad.status_code, f"{ms:,.0f}", prober.slowest(),
-                     f"next client's link: {good}"])
+        rows.append(["poisoned Host", bad.status_code, f"{ms:,.0f}", prober.slowest(), f"next client's link: {good}"])
         prober.stop.set()
         server.should_exit = True
         print()

@@ -65,11 +65,18 @@ class Sampler:
 def run(splits, concurrency: int, args) -> dict:
     from cifar_sweeps.spec import parse_spec
 
-    spec = parse_spec({"name": f"mem-{concurrency}", "num_samples": 1, "max_concurrent_trials": concurrency,
-                       "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
-                       "resources_per_trial": {"cpu": 1}, "fixed": {"model": args.model, "epochs": 1,
-                                                                     "batch_size": 256},
-                       "params": {"lr": {"type": "choice", "values": [0.01 * (i + 1) for i in range(concurrency)]}}})
+    spec = parse_spec(
+        {
+            "name": f"mem-{concurrency}",
+            "num_samples": 1,
+            "max_concurrent_trials": concurrency,
+            "search": {"algorithm": "grid"},
+            "scheduler": {"type": "fifo"},
+            "resources_per_trial": {"cpu": 1},
+            "fixed": {"model": args.model, "epochs": 1, "batch_size": 256},
+            "params": {"lr": {"type": "choice", "values": [0.01 * (i + 1) for i in range(concurrency)]}},
+        }
+    )
     with Sampler() as sampler:
         fit_sweep(spec, splits)
         time.sleep(0.5)
@@ -81,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=default_data())
     ap.add_argument("--model", default="mlp")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--baseline-data", default="synthetic:6000",
-                    help="a small data set: the same code's memory without the big arrays")
+    ap.add_argument(
+        "--baseline-data",
+        default="synthetic:6000",
+        help="a small data set: the same code's memory without the big arrays",
+    )
     args = ap.parse_args(argv)
 
     import ray
@@ -98,13 +108,36 @@ def main(argv: list[str] | None = None) -> int:
             uss = [t["uss"] / MB for t in r["trials"]] or [0.0]
             rss = [t["rss"] / MB for t in r["trials"]] or [0.0]
             base_uss = max(uss) if base_uss is None else base_uss
-            rows.append([label, data_mb, c, len(r["trials"]), r["driver"]["rss"] / MB, max(rss), max(uss),
-                         max(uss) - base_uss, sum(uss)])
+            rows.append(
+                [
+                    label,
+                    data_mb,
+                    c,
+                    len(r["trials"]),
+                    r["driver"]["rss"] / MB,
+                    max(rss),
+                    max(uss),
+                    max(uss) - base_uss,
+                    sum(uss),
+                ]
+            )
             print(f"  {label} {c} concurrent: {r}", flush=True)
     ray.shutdown()
     print()
-    print_table(["data", "data MB", "concurrent", "trial procs", "driver RSS MB", "trial RSS MB (max)",
-                 "trial USS MB (max)", "USS over baseline", "trials USS MB (sum)"], rows)
+    print_table(
+        [
+            "data",
+            "data MB",
+            "concurrent",
+            "trial procs",
+            "driver RSS MB",
+            "trial RSS MB (max)",
+            "trial USS MB (max)",
+            "USS over baseline",
+            "trials USS MB (sum)",
+        ],
+        rows,
+    )
     print("target: a trial's private memory (USS) grows by far less than the data set: it maps the shared copy")
     return 0
 

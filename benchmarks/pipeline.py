@@ -74,11 +74,20 @@ def time_report(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, workers:
     return n / (time.perf_counter() - t0)
 
 
-def time_project(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, threads: int, width: float = 1.0,
-                 crop_padding: int = 0) -> float:
+def time_project(
+    model_name: str, x: np.ndarray, y: np.ndarray, bs: int, threads: int, width: float = 1.0, crop_padding: int = 0
+) -> float:
     splits = Splits(x, y, x[:bs], y[:bs], x[:bs], y[:bs])
-    cfg = TrainConfig(model=model_name, batch_size=bs, epochs=1, lr=0.01, threads=threads, device="cpu",
-                      width=width, crop_padding=crop_padding)
+    cfg = TrainConfig(
+        model=model_name,
+        batch_size=bs,
+        epochs=1,
+        lr=0.01,
+        threads=threads,
+        device="cpu",
+        width=width,
+        crop_padding=crop_padding,
+    )
     trainer = Trainer(cfg, splits)
     t0 = time.perf_counter()
     trainer.train_epoch()
@@ -96,7 +105,7 @@ def time_compute(model_name: str, x: np.ndarray, y: np.ndarray, bs: int, width: 
     step = _step_fn(model)
     t0 = time.perf_counter()
     for i in range(0, len(ys), bs):
-        step(xs[i:i + bs], ys[i:i + bs])
+        step(xs[i : i + bs], ys[i : i + bs])
     return len(ys) / (time.perf_counter() - t0)
 
 
@@ -118,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_splits(args.data, cache_dir())
     n = min(args.images, len(splits.y_train))
     x, y = splits.x_train[:n], splits.y_train[:n]
-    print(f"data {args.data}: {n} training images, batch {args.batch_size}, {args.threads} threads, "
-          f"{args.repeats} repeats (median)", flush=True)
+    print(
+        f"data {args.data}: {n} training images, batch {args.batch_size}, {args.threads} threads, "
+        f"{args.repeats} repeats (median)",
+        flush=True,
+    )
     rows = []
     for name in args.models:
         a, b, c = [], [], []
@@ -129,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
             a.append(float("nan") if args.skip_report else time_report(name, x, y, args.batch_size, args.workers, w))
             b.append(time_project(name, x, y, args.batch_size, args.threads, w, args.crop_padding))
             c.append(time_compute(name, x, y, args.batch_size, w))
-            print(f"  {name} repeat {r + 1}: report {a[-1]:.0f}  project {b[-1]:.0f}  compute {c[-1]:.0f} img/s",
-                  flush=True)
+            print(
+                f"  {name} repeat {r + 1}: report {a[-1]:.0f}  project {b[-1]:.0f}  compute {c[-1]:.0f} img/s",
+                flush=True,
+            )
         ma, mb, mc = median(a), median(b), median(c)
         rows.append([name, ma, mb, mc, mb / ma, mb / mc])
     print()
-    print_table(["model", "report img/s", "project img/s", "compute img/s", "project/report", "project/compute"],
-                rows)
+    print_table(["model", "report img/s", "project img/s", "compute img/s", "project/report", "project/compute"], rows)
     return 0
 
 

@@ -24,26 +24,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import ROOT, default_data, print_table  # noqa: E402
 
-CPU = ["--set", "resources_per_trial.gpu=0", "--set", "resources_per_trial.cpu=1",
-       "--set", "max_concurrent_trials=1"]
+CPU = ["--set", "resources_per_trial.gpu=0", "--set", "resources_per_trial.cpu=1", "--set", "max_concurrent_trials=1"]
 # name -> (preset, --set edits). Epochs are the preset's (the report's 50) unless an edit
 # says otherwise; the README says why each shortened one is.
 EXPERIMENTS: dict[str, tuple[str, list[str]]] = {
     "mlp-report": ("report-mlp", ['params.model.values=["mlp"]']),
     "mlp-cifar": ("report-mlp", ['params.model.values=["mlp"]', "fixed.normalize=cifar", "name=report-mlp-cifar"]),
     "mlp-best": ("report-mlp", ['params.model.values=["relu_layer_div2", "relu_layer_div4"]', "fixed.epochs=15"]),
-    "mlp-rest": ("report-mlp", ['params.model.values=["relu_div4_div2", "relu_6_layer_divrand", '
-                                '"relu_4_layer_divrand"]', "fixed.epochs=15"]),
+    "mlp-rest": (
+        "report-mlp",
+        ['params.model.values=["relu_div4_div2", "relu_6_layer_divrand", "relu_4_layer_divrand"]', "fixed.epochs=15"],
+    ),
     # Without ResNet-50 (ImageNet weights, and a GPU for its 50 epochs).
-    "cnn-ladder": ("report-cnn", ['params.model.values=["default_conv", "simple_cnn", "simple_cnn_arq_2"]',
-                                  "fixed.epochs=10"]),
+    "cnn-ladder": (
+        "report-cnn",
+        ['params.model.values=["default_conv", "simple_cnn", "simple_cnn_arq_2"]', "fixed.epochs=10"],
+    ),
     "cnn-arq4": ("report-cnn", ['params.model.values=["simple_cnn_arq_4"]', "fixed.epochs=10"]),
 }
 # The report's figure for each model of its ladders (validation accuracy at the best epoch).
 REPORT = {
-    "mlp": "53 %", "relu_layer_div2": "~55 % (best MLPs)", "relu_layer_div4": "~55 % (best MLPs)",
-    "relu_div4_div2": "< 55 %", "relu_6_layer_divrand": "< 55 %", "relu_4_layer_divrand": "< 55 %",
-    "default_conv": "below simple_cnn", "simple_cnn": "> 70 %", "simple_cnn_arq_2": "> 70 %",
+    "mlp": "53 %",
+    "relu_layer_div2": "~55 % (best MLPs)",
+    "relu_layer_div4": "~55 % (best MLPs)",
+    "relu_div4_div2": "< 55 %",
+    "relu_6_layer_divrand": "< 55 %",
+    "relu_4_layer_divrand": "< 55 %",
+    "default_conv": "below simple_cnn",
+    "simple_cnn": "> 70 %",
+    "simple_cnn_arq_2": "> 70 %",
     "simple_cnn_arq_4": "> 70 %",
 }
 # Experiments of the report that need ImageNet weights and a GPU: (preset, what, report's figure).
@@ -62,8 +71,17 @@ def run(name: str, args) -> None:
     sets = [x for e in edits for x in ("--set", e)]
     if args.epochs:
         sets += ["--set", f"fixed.epochs={args.epochs}"]
-    cmd = [str(Path(sys.executable).parent / "cifar-sweeps"), "run", preset, "--data", args.data,
-           "--results-dir", str(args.results_dir), *CPU, *sets]
+    cmd = [
+        str(Path(sys.executable).parent / "cifar-sweeps"),
+        "run",
+        preset,
+        "--data",
+        args.data,
+        "--results-dir",
+        str(args.results_dir),
+        *CPU,
+        *sets,
+    ]
     print("$ " + " ".join(f"'{c}'" if " " in c or "[" in c else c for c in cmd[1:]), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=False, cwd=ROOT)
@@ -78,16 +96,43 @@ def table(results_dir: Path) -> None:
     for sweep in reversed(store.list_sweeps(limit=500)[0]):
         for t in store.trials(sweep.id):
             c = t.config
-            rows.append([sweep.spec.get("name", ""), t.model, c.get("normalize", "cifar"), REPORT.get(t.model, "-"),
-                         f"{100 * (t.val_acc or 0):.1f} %", t.best_epoch or "-", f"{t.epochs}/{c.get('epochs')}",
-                         f"{100 * t.test_acc:.1f} %" if t.test_acc is not None else "-", t.status])
+            rows.append(
+                [
+                    sweep.spec.get("name", ""),
+                    t.model,
+                    c.get("normalize", "cifar"),
+                    REPORT.get(t.model, "-"),
+                    f"{100 * (t.val_acc or 0):.1f} %",
+                    t.best_epoch or "-",
+                    f"{t.epochs}/{c.get('epochs')}",
+                    f"{100 * t.test_acc:.1f} %" if t.test_acc is not None else "-",
+                    t.status,
+                ]
+            )
     seen = {r[1] for r in rows}
-    rows += [["report-mlp", m, "report", REPORT[m], "not measured here", "-", "-", "-", "-"]
-             for m in ("relu_div4_div2", "relu_6_layer_divrand", "relu_4_layer_divrand") if m not in seen]
-    rows += [[preset, what, "report", fig, "not measured here (ImageNet weights, GPU)", "-", "-", "-", "-"]
-             for preset, what, fig in NOT_HERE]
-    print_table(["preset", "model", "normalize", "report (val)", "measured best val", "at epoch", "epochs",
-                 "test of best", "status"], rows)
+    rows += [
+        ["report-mlp", m, "report", REPORT[m], "not measured here", "-", "-", "-", "-"]
+        for m in ("relu_div4_div2", "relu_6_layer_divrand", "relu_4_layer_divrand")
+        if m not in seen
+    ]
+    rows += [
+        [preset, what, "report", fig, "not measured here (ImageNet weights, GPU)", "-", "-", "-", "-"]
+        for preset, what, fig in NOT_HERE
+    ]
+    print_table(
+        [
+            "preset",
+            "model",
+            "normalize",
+            "report (val)",
+            "measured best val",
+            "at epoch",
+            "epochs",
+            "test of best",
+            "status",
+        ],
+        rows,
+    )
 
 
 def gradients() -> None:

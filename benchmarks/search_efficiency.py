@@ -43,8 +43,10 @@ METHODS = {
     REPORT_NAME: {"search": {"algorithm": "random"}, "scheduler": {"type": "fifo"}},
     "hyperopt TPE + ASHA": {"search": {"algorithm": "hyperopt", "n_initial_points": 5}, "scheduler": {"type": "asha"}},
     "optuna TPE + ASHA": {"search": {"algorithm": "optuna", "n_initial_points": 5}, "scheduler": {"type": "asha"}},
-    "BOHB + its HyperBand": {"search": {"algorithm": "bohb", "n_initial_points": 5},
-                             "scheduler": {"type": "hyperband"}},
+    "BOHB + its HyperBand": {
+        "search": {"algorithm": "bohb", "n_initial_points": 5},
+        "scheduler": {"type": "hyperband"},
+    },
 }
 SHORT = dict(zip(("report", "hyperopt", "optuna", "bohb"), METHODS, strict=True))  # --methods names
 
@@ -55,13 +57,19 @@ def make_spec(args, name: str, seed: int, budget: int | None):
     method = METHODS[name]
     epochs = {"type": "quniform", "low": args.min_epochs, "high": args.max_epochs, "q": 1}
     spec = {
-        "name": f"eff-{seed}", "metric": "best_val_acc", "mode": "max", "max_concurrent_trials": args.concurrency,
-        "search": {**method["search"], "seed": seed}, "scheduler": method["scheduler"],
+        "name": f"eff-{seed}",
+        "metric": "best_val_acc",
+        "mode": "max",
+        "max_concurrent_trials": args.concurrency,
+        "search": {**method["search"], "seed": seed},
+        "scheduler": method["scheduler"],
         "resources_per_trial": {"cpu": args.threads},
         "checkpoint_every": 100,  # the same checkpoint cost for all: new bests and the last epoch only
         "fixed": {"model": args.model, "optimizer": "sgd", "momentum": 0.9},
-        "params": {"lr": {"type": "uniform", "low": 0.001, "high": 0.1},
-                   "batch_size": {"type": "choice", "values": [32, 64, 128]}},
+        "params": {
+            "lr": {"type": "uniform", "low": 0.001, "high": 0.1},
+            "batch_size": {"type": "choice", "values": [32, 64, 128]},
+        },
     }
     if budget is None:  # the report's method: 10 draws of the whole space, epochs included
         spec["num_samples"] = args.num_samples
@@ -97,16 +105,22 @@ def needed(epochs: list, target: float, budget: int) -> float:
 def run_one(args, name: str, seed: int, splits: Splits, budget: int | None) -> dict:
     trials, wall, epochs = fit_sweep(make_spec(args, name, seed, budget), splits, with_epochs=True)
     best = max(trials, key=lambda t: t.val_acc or 0)
-    return {"epochs": epochs, "spent": len(epochs), "trials": len(trials), "wall": wall, "best_val": best.val_acc,
-            "best_test": best.test_acc}
+    return {
+        "epochs": epochs,
+        "spent": len(epochs),
+        "trials": len(trials),
+        "wall": wall,
+        "best_val": best.val_acc,
+        "best_test": best.test_acc,
+    }
 
 
 def load(args) -> Splits:
     s = train_subset(load_splits(args.data, cache_dir()), args.train_images)
     # Random, not leading, evaluation images: an image-folder test set is in class order.
     rng = np.random.default_rng(0)
-    v = rng.permutation(len(s.y_val))[:args.eval_images]
-    t = rng.permutation(len(s.y_test))[:args.eval_images]
+    v = rng.permutation(len(s.y_val))[: args.eval_images]
+    t = rng.permutation(len(s.y_test))[: args.eval_images]
     return Splits(s.x_train, s.y_train, s.x_val[v], s.y_val[v], s.x_test[t], s.y_test[t])
 
 
@@ -118,8 +132,19 @@ def seed_rows(args, seed: int, splits: Splits) -> list[list]:
     for name in args.methods:
         r = report if name == REPORT_NAME else run_one(args, name, seed, splits, budget)
         curve = anytime(r["epochs"], budget)
-        rows.append([seed, name, budget, r["spent"], r["trials"], *curve, r["best_test"] or float("nan"),
-                     needed(r["epochs"], target, budget), r["wall"]])
+        rows.append(
+            [
+                seed,
+                name,
+                budget,
+                r["spent"],
+                r["trials"],
+                *curve,
+                r["best_test"] or float("nan"),
+                needed(r["epochs"], target, budget),
+                r["wall"],
+            ]
+        )
         print(f"  seed {seed} {name}: {rows[-1][2:]}", flush=True)
     return rows
 
@@ -136,25 +161,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-images", type=int, default=2000)
     ap.add_argument("--min-epochs", type=int, default=1)
     ap.add_argument("--max-epochs", type=int, default=10)
-    ap.add_argument("--methods", nargs="+", choices=list(SHORT), default=list(SHORT),
-                    help="the candidates to run (the report's method always runs: it sets the budget)")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(SHORT),
+        default=list(SHORT),
+        help="the candidates to run (the report's method always runs: it sets the budget)",
+    )
     args = ap.parse_args(argv)
     args.methods = [REPORT_NAME] + [SHORT[m] for m in args.methods if m != "report"]
 
     import ray
 
     splits = load(args)
-    ray.init(num_cpus=args.concurrency * args.threads, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
+    ray.init(
+        num_cpus=args.concurrency * args.threads, include_dashboard=False, logging_level="ERROR", log_to_driver=False
+    )
     rows = [row for seed in args.seeds for row in seed_rows(args, seed, splits)]
     ray.shutdown()
-    heads = ["seed", "method", "budget", "spent", "trials", *[f"best@{int(p * 100)}%" for p in POINTS],
-             "its test_acc", "budget to match report", "wall s"]
+    heads = [
+        "seed",
+        "method",
+        "budget",
+        "spent",
+        "trials",
+        *[f"best@{int(p * 100)}%" for p in POINTS],
+        "its test_acc",
+        "budget to match report",
+        "wall s",
+    ]
     print()
     print_table(heads, [[*r[:5], *[f"{x:.3f}" for x in r[5:10]], _frac(r[10]), f"{r[11]:.0f}"] for r in rows])
     print()
-    print_table(["method (median over seeds)", *heads[5:10], heads[10], "best@100% - report (points)"],
-                [_medians(rows, name) for name in args.methods])
+    print_table(
+        ["method (median over seeds)", *heads[5:10], heads[10], "best@100% - report (points)"],
+        [_medians(rows, name) for name in args.methods],
+    )
     print("targets: the default 1.0 point or more above the report at 100 %; matches it within 1/3 of the budget")
     return 0
 
@@ -163,8 +205,12 @@ def _medians(rows: list[list], name: str) -> list:
     mine = [r for r in rows if r[1] == name]
     report = {r[0]: r[8] for r in rows if r[1] == REPORT_NAME}
     cols = [median([r[i] for r in mine]) for i in range(5, 10)]
-    return [name, *[f"{c:.3f}" for c in cols], _frac(median([r[10] for r in mine])),
-            f"{median([(r[8] - report[r[0]]) * 100 for r in mine]):+.1f}"]
+    return [
+        name,
+        *[f"{c:.3f}" for c in cols],
+        _frac(median([r[10] for r in mine])),
+        f"{median([(r[8] - report[r[0]]) * 100 for r in mine]):+.1f}",
+    ]
 
 
 def _frac(x: float) -> str:

@@ -23,8 +23,14 @@ from cifar_sweeps.data import Splits, load_splits  # noqa: E402
 
 
 def subset(s: Splits, n_train: int, n_eval: int) -> Splits:
-    return Splits(s.x_train[:n_train], s.y_train[:n_train], s.x_val[:n_eval], s.y_val[:n_eval],
-                  s.x_test[:n_eval], s.y_test[:n_eval])
+    return Splits(
+        s.x_train[:n_train],
+        s.y_train[:n_train],
+        s.x_val[:n_eval],
+        s.y_val[:n_eval],
+        s.x_test[:n_eval],
+        s.y_test[:n_eval],
+    )
 
 
 def trial_configs(args) -> tuple[dict, list[float]]:
@@ -63,10 +69,18 @@ def run_tune(base: dict, lrs: list[float], splits: Splits, concurrency: int, thr
             if FirstResult.first is None:
                 FirstResult.first = time.perf_counter()
 
-    spec = parse_spec({"name": "overhead", "num_samples": 1, "max_concurrent_trials": concurrency,
-                       "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
-                       "resources_per_trial": {"cpu": threads}, "fixed": base,
-                       "params": {"lr": {"type": "choice", "values": lrs}}})
+    spec = parse_spec(
+        {
+            "name": "overhead",
+            "num_samples": 1,
+            "max_concurrent_trials": concurrency,
+            "search": {"algorithm": "grid"},
+            "scheduler": {"type": "fifo"},
+            "resources_per_trial": {"cpu": threads},
+            "fixed": base,
+            "params": {"lr": {"type": "choice", "values": lrs}},
+        }
+    )
     t0 = time.perf_counter()
     _, wall = fit_sweep(spec, splits, [FirstResult()])
     return wall, (FirstResult.first or t0) - t0
@@ -91,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     splits = subset(load_splits(args.data, cache_dir()), args.train_images, args.eval_images)
     base, lrs = trial_configs(args)
     t0 = time.perf_counter()
-    ray.init(num_cpus=args.concurrency * args.threads, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
+    ray.init(
+        num_cpus=args.concurrency * args.threads, include_dashboard=False, logging_level="ERROR", log_to_driver=False
+    )
     ray_start = time.perf_counter() - t0
-    print(f"{args.trials} trials of {args.model}, {args.epochs} epochs on {args.train_images} images, "
-          f"concurrency {args.concurrency}, {args.threads} thread(s) each; Ray started in {ray_start:.1f}s",
-          flush=True)
+    print(
+        f"{args.trials} trials of {args.model}, {args.epochs} epochs on {args.train_images} images, "
+        f"concurrency {args.concurrency}, {args.threads} thread(s) each; Ray started in {ray_start:.1f}s",
+        flush=True,
+    )
     bare, tune, first = [], [], []
     for r in range(args.repeats):
         bare.append(run_bare(base, lrs, splits, args.concurrency, args.threads))
@@ -107,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     ray.shutdown()
     mb, mt = median(bare), median(tune)
     print()
-    print_table(["trials", "trial s (bare)", "tune wall s", "bare wall s", "tune/bare", "first epoch s",
-                 "ray start s"],
-                [[args.trials, mb * args.concurrency / args.trials, mt, mb, mt / mb, median(first), ray_start]])
+    print_table(
+        ["trials", "trial s (bare)", "tune wall s", "bare wall s", "tune/bare", "first epoch s", "ray start s"],
+        [[args.trials, mb * args.concurrency / args.trials, mt, mb, mt / mb, median(first), ray_start]],
+    )
     print("target: tune/bare <= 1.15 for trials of about 30 s")
     return 0
 

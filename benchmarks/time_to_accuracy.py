@@ -75,9 +75,12 @@ def run_preset(name: str, data: str, budget_s: float, curve: Curve) -> str:
     class Record(Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             curve.offer(time.perf_counter() - t0, result["best_val_acc"], result.get("test_acc"))
-            print(f"  {time.perf_counter() - t0:7.0f} s  {trial.trial_id} epoch {result['epoch']:2d}  "
-                  f"val {result['val_acc']:.4f}  best model: val {curve.best_val:.4f} "
-                  f"test {curve.points[-1][2] if curve.points else float('nan'):.4f}", flush=True)
+            print(
+                f"  {time.perf_counter() - t0:7.0f} s  {trial.trial_id} epoch {result['epoch']:2d}  "
+                f"val {result['val_acc']:.4f}  best model: val {curve.best_val:.4f} "
+                f"test {curve.points[-1][2] if curve.points else float('nan'):.4f}",
+                flush=True,
+            )
 
     trials, wall = fit_sweep(spec, splits, callbacks=[Record()])
     epochs = sum(t.epochs or 0 for t in trials)
@@ -92,15 +95,28 @@ def run_report(data: str, epochs: int, budget_s: float, threads: int, curve: Cur
     from cifar_sweeps.train import TrainConfig, Trainer
 
     t0 = time.perf_counter()
-    cfg = TrainConfig(model="simple_cnn", optimizer="sgd", lr=0.02, momentum=0.9, batch_size=32, epochs=epochs,
-                      normalize="report", flip=True, threads=threads, device="cpu")
+    cfg = TrainConfig(
+        model="simple_cnn",
+        optimizer="sgd",
+        lr=0.02,
+        momentum=0.9,
+        batch_size=32,
+        epochs=epochs,
+        normalize="report",
+        flip=True,
+        threads=threads,
+        device="cpu",
+    )
     torch.set_num_threads(threads)
     trainer = Trainer(cfg, load_splits(data, cache_dir(), 0.2, 0))
     while trainer.epoch < cfg.epochs and time.perf_counter() - t0 < budget_s:
         m = trainer.step_epoch()
         curve.offer(time.perf_counter() - t0, m.best_val_acc, m.test_acc)
-        print(f"  {time.perf_counter() - t0:7.0f} s  simple_cnn epoch {m.epoch:2d}  val {m.val_acc:.4f}  "
-              f"best model: val {m.best_val_acc:.4f} test {m.test_acc:.4f}", flush=True)
+        print(
+            f"  {time.perf_counter() - t0:7.0f} s  simple_cnn epoch {m.epoch:2d}  val {m.val_acc:.4f}  "
+            f"best model: val {m.best_val_acc:.4f} test {m.test_acc:.4f}",
+            flush=True,
+        )
     return f"report recipe: {trainer.epoch} of {epochs} epochs in {(time.perf_counter() - t0) / 60:.1f} min"
 
 
@@ -130,15 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_report:
         print("(b) the report's recipe (simple_cnn)", flush=True)
         curve = Curve()
-        runs.append(("report's simple_cnn", curve, run_report(args.data, args.baseline_epochs, budget,
-                                                              args.threads, curve)))
+        runs.append(
+            ("report's simple_cnn", curve, run_report(args.data, args.baseline_epochs, budget, args.threads, curve))
+        )
     print()
     for _, _, summary in runs:
         print(summary)
     marks = [f * budget for f in CHECKPOINTS]
     headers = ["run", *(f"test @{m / 60:g} min" for m in marks), *(f"to {a:.0%}" for a in THRESHOLDS)]
-    rows = [[name, *(_pct(c.test_at(m)) for m in marks), *(_mins(c.time_to(a)) for a in THRESHOLDS)]
-            for name, c, _ in runs]
+    rows = [
+        [name, *(_pct(c.test_at(m)) for m in marks), *(_mins(c.time_to(a)) for a in THRESHOLDS)] for name, c, _ in runs
+    ]
     print()
     print_table(headers, rows)
     return 0

@@ -74,8 +74,12 @@ def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials)
 def _compute(spec: SweepSpec, sweep_id: str, rows: list[TrialRow]) -> Importance:
     global _pool
     if _pool is None:  # spawned, not forked: the service's threads and sockets stay behind
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_end_with_parent, initargs=(os.getpid(),))
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_end_with_parent,
+            initargs=(os.getpid(),),
+        )
     return _pool.submit(importance, spec, sweep_id, rows).result()
 
 
@@ -91,6 +95,7 @@ def _end_with_parent(parent: int) -> None:
     """In the worker: exit once the process that spawned it is gone. A service killed, or
     ended by the SIGTERM that uvicorn re-raises after its shutdown, runs no clean-up, and the
     worker would otherwise live on (it holds its own queue's pipe open, so it never reads EOF)."""
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)
@@ -143,11 +148,11 @@ def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any
         if any(v is None for v in params.values()):
             outside += 1
             continue
-        params = {k: (int(v) if isinstance(dists[k], optuna.distributions.IntDistribution) else v)
-                  for k, v in params.items()}
+        params = {
+            k: (int(v) if isinstance(dists[k], optuna.distributions.IntDistribution) else v) for k, v in params.items()
+        }
         try:
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
-                                                      value=_score(t, spec.metric)))
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=_score(t, spec.metric)))
         except ValueError:  # "The value ... isn't contained in the distribution"
             outside += 1
             continue
@@ -184,18 +189,40 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
     study, used, outside = _study(spec, _sample(finished))
     if len(used) < MIN_TRIALS:
         inside = f" inside its space ({outside} outside it)" if outside else ""
-        raise NotEnoughTrials(f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}{inside}; "
-                              f"parameter importance needs at least {MIN_TRIALS}")
+        raise NotEnoughTrials(
+            f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}{inside}; "
+            f"parameter importance needs at least {MIN_TRIALS}"
+        )
     scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), normalize=True)
     ranked = sorted(used, key=lambda u: u[1], reverse=spec.mode == "max")
-    top = [p for p, _ in ranked[:max(3, round(TOP_FRACTION * len(used)))]]
+    top = [p for p, _ in ranked[: max(3, round(TOP_FRACTION * len(used)))]]
     out = []
     for name, dist in study.trials[0].distributions.items():
-        kind = "choice" if isinstance(dist, CategoricalDistribution) else "int" if isinstance(
-            dist, IntDistribution) else "float"
-        out.append(ParamImportance(name=name, importance=float(scores.get(name, 0.0)), kind=kind,
-                                   log=bool(getattr(dist, "log", False)), **_best_region(name, dist, top)))
+        kind = (
+            "choice"
+            if isinstance(dist, CategoricalDistribution)
+            else "int"
+            if isinstance(dist, IntDistribution)
+            else "float"
+        )
+        out.append(
+            ParamImportance(
+                name=name,
+                importance=float(scores.get(name, 0.0)),
+                kind=kind,
+                log=bool(getattr(dist, "log", False)),
+                **_best_region(name, dist, top),
+            )
+        )
     out.sort(key=lambda p: p.importance, reverse=True)
-    return Importance(sweep_id=sweep_id, metric=spec.metric, direction=study.direction.name.lower(),
-                      trials_used=len(used), top_trials=len(top), trials_finished=len(finished),
-                      sampled=len(finished) > MAX_TRIALS, trials_outside_space=outside, params=out)
+    return Importance(
+        sweep_id=sweep_id,
+        metric=spec.metric,
+        direction=study.direction.name.lower(),
+        trials_used=len(used),
+        top_trials=len(top),
+        trials_finished=len(finished),
+        sampled=len(finished) > MAX_TRIALS,
+        trials_outside_space=outside,
+        params=out,
+    )

@@ -42,9 +42,11 @@ SYNC_EVERY_S = 3.0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 # The page loads only its own files; plotly's WebGL charts (regl) compile their draw calls
 # with Function(), hence 'unsafe-eval'; its SVG charts set inline styles.
-PAGE_CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class SecurityHeaders:
@@ -62,15 +64,17 @@ class SecurityHeaders:
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer")]
+                headers += [
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
                 if page:
                     headers.append((b"content-security-policy", PAGE_CSP.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
 
 
 class BodyLimit:
@@ -119,8 +123,13 @@ class FaultHooks:
 
 async def _too_large(max_bytes: int, send) -> None:
     body = json.dumps({"detail": f"request body is over the limit of {max_bytes} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -152,12 +161,17 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         for hook in app.state.shutdown_hooks:
             await asyncio.to_thread(hook)
 
-    app = FastAPI(title="cifar-sweeps", version=__version__, lifespan=lifespan,
-                  description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.")
+    app = FastAPI(
+        title="cifar-sweeps",
+        version=__version__,
+        lifespan=lifespan,
+        description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.",
+    )
     app.state.s = state
     app.state.shutdown_hooks = [shutdown_worker]  # importance's worker process (analysis.py)
-    app.add_middleware(ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version,
-                       cheap_version=store.cheap_versions)
+    app.add_middleware(
+        ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version, cheap_version=store.cheap_versions
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     if settings.allowed_hosts:  # outermost: a refused Host reaches neither the cache nor a route
@@ -199,8 +213,9 @@ def _store_error(exc: DBAPIError) -> tuple[dict[str, str], int]:
     never the SQL or its parameters), and the transaction was rolled back."""
     cause = db_error_cause(exc)
     full = any(w in cause.lower() for w in ("readonly", "read-only", "disk is full", "no space"))
-    return {"detail": f"the store can't {'be written' if full else 'be reached'}: {cause}; "
-                      "nothing was changed"}, 507 if full else 503
+    return {
+        "detail": f"the store can't {'be written' if full else 'be reached'}: {cause}; nothing was changed"
+    }, 507 if full else 503
 
 
 def _allowed_methods(app: FastAPI, scope) -> set[str]:
@@ -255,8 +270,11 @@ def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -
         print(f"\nsubmitted sweep {sweep.id} ({spec.name}) as Ray job {sweep.ray_job_id}", flush=True)
     except Exception as e:
         print(f"\ncould not submit {spec_arg}: {e}", file=sys.stderr, flush=True)
-    print(f"  leaderboard page: {base}/\n  API:              {base}/docs\n"
-          f"  leaderboard JSON: {base}/leaderboard\n  Ray dashboard:    {state.jobs.url}\n", flush=True)
+    print(
+        f"  leaderboard page: {base}/\n  API:              {base}/docs\n"
+        f"  leaderboard JSON: {base}/leaderboard\n  Ray dashboard:    {state.jobs.url}\n",
+        flush=True,
+    )
 
 
 def print_token_hint(url: str) -> None:
@@ -265,8 +283,11 @@ def print_token_hint(url: str) -> None:
     from cifar_sweeps.cluster import needs_token, token_path_hint
 
     if needs_token(url):
-        print(f"the Ray dashboard at {url} asks for a token: paste the one in {token_path_hint()}; "
-              "this service sends it to the Jobs API itself", flush=True)
+        print(
+            f"the Ray dashboard at {url} asks for a token: paste the one in {token_path_hint()}; "
+            "this service sends it to the Jobs API itself",
+            flush=True,
+        )
 
 
 def _document_spec_body(app: FastAPI) -> None:

@@ -45,9 +45,15 @@ class Entry:
 
 
 class ResponseCache:
-    def __init__(self, app, ttl_s: float, max_entries: int = 2048,
-                 version: Callable[[bytes], str | None] = lambda key: None, cheap_version: bool = False,
-                 max_bytes: int = MAX_BYTES):
+    def __init__(
+        self,
+        app,
+        ttl_s: float,
+        max_entries: int = 2048,
+        version: Callable[[bytes], str | None] = lambda key: None,
+        cheap_version: bool = False,
+        max_bytes: int = MAX_BYTES,
+    ):
         self.app, self.ttl_s, self.max_entries, self.version = app, ttl_s, max_entries, version
         self.cheap_version = cheap_version  # ask `version` on the loop, not in a thread
         self.max_bytes, self.bytes = max_bytes, 0

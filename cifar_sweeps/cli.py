@@ -60,13 +60,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"train {cfg.model} on {trainer.device}: {splits.sizes}, normalize {cfg.normalize}", flush=True)
 
     def on_epoch(m, _t):
-        print(f"epoch {m.epoch:3d}/{cfg.epochs}  train_loss {m.train_loss:.4f}  train_acc {m.train_acc:.4f}  "
-              f"val_loss {m.val_loss:.4f}  val_acc {m.val_acc:.4f}  lr {m.lr:.4g}  "
-              f"{m.seconds:.1f}s  {m.images_per_s:.0f} img/s", flush=True)
+        print(
+            f"epoch {m.epoch:3d}/{cfg.epochs}  train_loss {m.train_loss:.4f}  train_acc {m.train_acc:.4f}  "
+            f"val_loss {m.val_loss:.4f}  val_acc {m.val_acc:.4f}  lr {m.lr:.4g}  "
+            f"{m.seconds:.1f}s  {m.images_per_s:.0f} img/s",
+            flush=True,
+        )
 
     result = trainer.run(on_epoch)
-    print(f"best val_acc {result.best_val_acc:.4f} at epoch {result.best_epoch}; "
-          f"test_acc {result.test_acc:.4f}", flush=True)
+    print(
+        f"best val_acc {result.best_val_acc:.4f} at epoch {result.best_epoch}; test_acc {result.test_acc:.4f}",
+        flush=True,
+    )
     if args.save:
         import torch
 
@@ -126,8 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.num_samples:
         update["num_samples"] = args.num_samples
     if update or args.set:
-        spec = parse_spec(apply_overrides({**spec.model_dump(mode="json", exclude_unset=True), **update},
-                                          args.set or []), settings)
+        spec = parse_spec(
+            apply_overrides({**spec.model_dump(mode="json", exclude_unset=True), **update}, args.set or []), settings
+        )
     sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id)
     _print_leaderboard(store, sweep_id, 10, False)
     return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
@@ -156,9 +162,16 @@ def _fmt(x, spec=".4f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, model: str | None = None,
-                       filters: list[str] | None = None, statuses: list[str] | None = None,
-                       as_csv: bool = False) -> None:
+def _print_leaderboard(
+    store,
+    sweep_id: str | None,
+    top: int,
+    as_json: bool,
+    model: str | None = None,
+    filters: list[str] | None = None,
+    statuses: list[str] | None = None,
+    as_csv: bool = False,
+) -> None:
     from cifar_sweeps.filters import parse_filters
     from cifar_sweeps.schemas import leaderboard_items, to_csv
 
@@ -170,13 +183,16 @@ def _print_leaderboard(store, sweep_id: str | None, top: int, as_json: bool, mod
     if as_json:
         print(json.dumps({"items": [it.model_dump(mode="json") for it in items], "total": total}, indent=2))
         return
-    print(f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  "
-          f"{'status':<13} config")
+    print(
+        f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  {'status':<13} config"
+    )
     for it in items:
         cfg = {k: v for k, v in it.config.items() if k != "model"}
         short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
-        print(f"{it.rank:>4}  {it.trial_id:<28} {it.model:<14} {_fmt(it.val_acc):>7} {_fmt(it.test_acc):>8} "
-              f"{it.epochs:>6}  {it.status:<13} {short}")
+        print(
+            f"{it.rank:>4}  {it.trial_id:<28} {it.model:<14} {_fmt(it.val_acc):>7} {_fmt(it.test_acc):>8} "
+            f"{it.epochs:>6}  {it.status:<13} {short}"
+        )
     print(f"({len(items)} of {total} trials)")
 
 
@@ -186,8 +202,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
     reconcile_local_drivers(store)  # a terminal run killed since reads interrupted, as GET /sweeps says
-    _print_leaderboard(store, args.sweep, args.top, args.json, args.model, args.filter, args.status,
-                       args.csv)
+    _print_leaderboard(store, args.sweep, args.top, args.json, args.model, args.filter, args.status, args.csv)
     return 0
 
 
@@ -218,12 +233,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0
-    print(f"sweep {sweep.id}: {result.metric} ({result.direction}), {result.trials_used} finished trials, "
-          f"best region from the top {result.top_trials}; importance by {result.evaluator}")
+    print(
+        f"sweep {sweep.id}: {result.metric} ({result.direction}), {result.trials_used} finished trials, "
+        f"best region from the top {result.top_trials}; importance by {result.evaluator}"
+    )
     print(f"{'parameter':<20} {'importance':>10}  best region")
     for p in result.params:
-        region = (", ".join(map(str, p.best_values)) if p.best_values is not None
-                  else f"{p.best_low:.4g} .. {p.best_high:.4g}{' (log scale)' if p.log else ''}")
+        region = (
+            ", ".join(map(str, p.best_values))
+            if p.best_values is not None
+            else f"{p.best_low:.4g} .. {p.best_high:.4g}{' (log scale)' if p.log else ''}"
+        )
         print(f"{p.name:<20} {p.importance:>10.3f}  {region}")
     return 0
 
@@ -252,8 +272,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
     else:
         staged = w.list_weights(d)
         if not staged:
-            print(f"no weights staged in {d}; stage them with `cifar-sweeps weights fetch resnet50` "
-                  "or `cifar-sweeps weights import resnet50 FILE`")
+            print(
+                f"no weights staged in {d}; stage them with `cifar-sweeps weights fetch resnet50` "
+                "or `cifar-sweeps weights import resnet50 FILE`"
+            )
             return 0
     for s in staged:
         print(f"{s.name:<10} {s.size_mb:7.1f} MiB  backbone sha256 {s.backbone_sha256[:16]}  {s.path}")
@@ -292,10 +314,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cutout", type=int)
     p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
     p.add_argument("--seed", type=int)
-    p.add_argument("--normalize", choices=["cifar", "report", "imagenet"],
-                   help="input statistics: cifar (default), report (0.5, 0.5), imagenet")
-    p.add_argument("--pretrained", action="store_true", default=None,
-                   help="start resnet50 from the staged ImageNet weights (see `weights`)")
+    p.add_argument(
+        "--normalize",
+        choices=["cifar", "report", "imagenet"],
+        help="input statistics: cifar (default), report (0.5, 0.5), imagenet",
+    )
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        default=None,
+        help="start resnet50 from the staged ImageNet weights (see `weights`)",
+    )
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
     p.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.2)
@@ -319,8 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--num-samples", type=int)
     p.add_argument("--sweep-id", help="use this sweep row (created by the API)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="edit the spec, e.g. --set fixed.epochs=15 --set resources_per_trial.gpu=0 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="edit the spec, e.g. --set fixed.epochs=15 --set resources_per_trial.gpu=0 (repeatable)",
+    )
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted or stopped sweep")
@@ -365,8 +398,12 @@ def _leaderboard_parser(sub) -> None:
     p.add_argument("--sweep")
     p.add_argument("--model")
     p.add_argument("--top", type=int, default=20)
-    p.add_argument("--filter", action="append", metavar="NAME:LOW..HIGH|NAME:V1,V2",
-                   help="a config parameter's range or values, e.g. lr:0.001..0.01 or batch_size:32,64 (repeatable)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="NAME:LOW..HIGH|NAME:V1,V2",
+        help="a config parameter's range or values, e.g. lr:0.001..0.01 or batch_size:32,64 (repeatable)",
+    )
     p.add_argument("--status", action="append", help="trial status, e.g. terminated (repeatable)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")

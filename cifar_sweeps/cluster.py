@@ -106,22 +106,68 @@ def _free_port() -> int:
 def agent_ports() -> list[str]:
     """Free ports for a node's agents, which default to fixed numbers: a second node or
     cluster on the same machine (a test's, a benchmark's) then starts beside another."""
-    return [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                    "metrics-export-port", "runtime-env-agent-port")]
+    return [
+        f"--{flag}={_free_port()}"
+        for flag in (
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "metrics-export-port",
+            "runtime-env-agent-port",
+        )
+    ]
 
 
 # What a Ray head we start may inherit: every Ray process (and every job driver, which the
 # head spawns) gets this environment, and the dashboard can show it. Secrets never travel.
-HEAD_ENV_NAMES = frozenset({
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM", "SHELL", "PYTHONPATH", "VIRTUAL_ENV",
-    "PYTHONUNBUFFERED", "LD_LIBRARY_PATH", "CIFAR10_ARCHIVE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE",
-    # downloads (torchvision's CIFAR-10, pretrained weights) behind a proxy
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    # s3:// storage: where credentials are, never the keys themselves (files, profiles, roles)
-    "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE", "GOOGLE_APPLICATION_CREDENTIALS"})
-HEAD_ENV_PREFIXES = ("LC_", "RAY_", "CUDA_", "NVIDIA_", "NCCL_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH",
-                     "CIFAR_SWEEPS_", "WANDB_")
+HEAD_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "SHELL",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "PYTHONUNBUFFERED",
+        "LD_LIBRARY_PATH",
+        "CIFAR10_ARCHIVE",
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        # downloads (torchvision's CIFAR-10, pretrained weights) behind a proxy
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        # s3:// storage: where credentials are, never the keys themselves (files, profiles, roles)
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    }
+)
+HEAD_ENV_PREFIXES = (
+    "LC_",
+    "RAY_",
+    "CUDA_",
+    "NVIDIA_",
+    "NCCL_",
+    "OMP_",
+    "MKL_",
+    "KMP_",
+    "OPENBLAS_",
+    "TORCH",
+    "CIFAR_SWEEPS_",
+    "WANDB_",
+)
 HEAD_MARKER = "CIFAR_SWEEPS_HEAD"  # the head's temp folder, in the environment of each of its processes
 HEAD_ENV_SECRETS = frozenset({"CIFAR_SWEEPS_API_TOKEN", "CIFAR_SWEEPS_WANDB_API_KEY", "WANDB_API_KEY"})
 
@@ -129,6 +175,7 @@ HEAD_ENV_SECRETS = frozenset({"CIFAR_SWEEPS_API_TOKEN", "CIFAR_SWEEPS_WANDB_API_
 def head_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The allow-listed part of `env`: names or prefixes above, less the secrets (the API
     token, W&B keys, a store URL that holds a password)."""
+
     def allowed(k: str, v: str) -> bool:
         if k in HEAD_ENV_SECRETS or (k == "CIFAR_SWEEPS_STORE_URL" and url_has_password(v)):
             return False
@@ -137,8 +184,15 @@ def head_environment(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if allowed(k, v)}
 
 
-def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, env: dict | None = None,
-               timeout_s: float = 120, resources: dict[str, float] | None = None, num_gpus: int | None = None) -> str:
+def start_head(
+    dashboard_port: int,
+    port: int = 0,
+    num_cpus: int | None = None,
+    env: dict | None = None,
+    timeout_s: float = 120,
+    resources: dict[str, float] | None = None,
+    num_gpus: int | None = None,
+) -> str:
     """`ray start --head` on loopback with a temp folder of its own; returns that folder,
     which names this cluster's processes for `stop_head`."""
     import tempfile
@@ -150,9 +204,18 @@ def start_head(dashboard_port: int, port: int = 0, num_cpus: int | None = None, 
     # The agents' ports default to fixed numbers: free ones let a second cluster (a test's,
     # a benchmark's) start beside another without its job agent failing to bind.
     agents = agent_ports() + [f"--ray-client-server-port={_free_port()}"]
-    cmd = [_ray_cli(), "start", "--head", f"--port={port or 6379}", f"--temp-dir={temp_dir}",
-           "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
-           "--disable-usage-stats", *agents] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
+    cmd = [
+        _ray_cli(),
+        "start",
+        "--head",
+        f"--port={port or 6379}",
+        f"--temp-dir={temp_dir}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard_port}",
+        "--include-dashboard=true",
+        "--disable-usage-stats",
+        *agents,
+    ] + ([f"--num-cpus={num_cpus}"] if num_cpus else [])
     if num_gpus is not None:  # a GPU-shaped cluster, even on a CPU machine (Ray only counts them)
         cmd.append(f"--num-gpus={num_gpus}")
     if resources:
@@ -241,5 +304,6 @@ def init_ray(address: str | None = None) -> None:
         # on this machine would then turn token authentication on, so that a plain `ray job
         # submit` fails. Unless the user chose a mode, it runs without a token.
         os.environ.setdefault(AUTH_MODE, "disabled")
-    ray.init(address=address, include_dashboard=None, log_to_driver=True,
-             logging_level="WARNING", configure_logging=True)
+    ray.init(
+        address=address, include_dashboard=None, log_to_driver=True, logging_level="WARNING", configure_logging=True
+    )

@@ -10,15 +10,31 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The model zoo (models.py): the report's MLPs and CNNs, then two fast nets.
-MLP_MODELS = ("mlp", "relu_layer_div2", "relu_layer_div4", "relu_div4_div2", "relu_6_layer_divrand",
-              "relu_4_layer_divrand")
-MODEL_NAMES: tuple[str, ...] = (*MLP_MODELS, "default_conv", "simple_cnn", "simple_cnn_arq_2", "simple_cnn_arq_4",
-                                "resnet50", "resnet18", "airbench")
+MLP_MODELS = (
+    "mlp",
+    "relu_layer_div2",
+    "relu_layer_div4",
+    "relu_div4_div2",
+    "relu_6_layer_divrand",
+    "relu_4_layer_divrand",
+)
+MODEL_NAMES: tuple[str, ...] = (
+    *MLP_MODELS,
+    "default_conv",
+    "simple_cnn",
+    "simple_cnn_arq_2",
+    "simple_cnn_arq_4",
+    "resnet50",
+    "resnet18",
+    "airbench",
+)
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "sigmoid", "elu", "silu")
 PRETRAINABLE = frozenset({"resnet50"})  # models with ImageNet weights (weights.py)
 SCALABLE = frozenset({"airbench"})  # models whose width and depth are trial parameters
-STAGE_HINT = ("stage them with `cifar-sweeps weights fetch resnet50` (downloads) or "
-              "`cifar-sweeps weights import resnet50 FILE` (offline)")
+STAGE_HINT = (
+    "stage them with `cifar-sweeps weights fetch resnet50` (downloads) or "
+    "`cifar-sweeps weights import resnet50 FILE` (offline)"
+)
 
 OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
 SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle"]
@@ -81,5 +97,3 @@ class TrainConfig(BaseModel):
         from cifar_sweeps.loader import Augment
 
         return Augment(self.flip, self.crop_padding, self.cutout)
-
-

@@ -21,8 +21,16 @@ import numpy as np
 from cifar_sweeps.errors import DataSourceError
 
 CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
@@ -84,12 +92,14 @@ def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0) -> Sp
     idx = np.arange(len(data.y_train))
     # The shuffled order is kept: any prefix of a split is a random sample of it (sources
     # such as image folders list the images class by class).
-    tr, va = train_test_split(
-        idx, test_size=val_fraction, stratify=data.y_train, random_state=seed
-    )
+    tr, va = train_test_split(idx, test_size=val_fraction, stratify=data.y_train, random_state=seed)
     return Splits(
-        data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va],
-        data.x_test, data.y_test,
+        data.x_train[tr],
+        data.y_train[tr],
+        data.x_train[va],
+        data.y_train[va],
+        data.x_test,
+        data.y_test,
     )
 
 
@@ -104,7 +114,10 @@ def train_subset(s: Splits, n: int | None, seed: int = 0) -> Splits:
 
 
 def load_splits(
-    source: str, cache_dir: Path | None = None, val_fraction: float = 0.2, seed: int = 0,
+    source: str,
+    cache_dir: Path | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
     progress: bool = True,
 ) -> Splits:
     return split_train_val(load_cifar(source, cache_dir, progress), val_fraction, seed)
@@ -163,9 +176,7 @@ def _decode(source: str, cache_dir: Path | None, progress: bool) -> Cifar:
         return _from_image_dir(path, progress)
     if path.name.endswith(TAR_SUFFIXES):
         return _from_tar(path, progress)
-    raise DataSourceError(
-        f"{source!r} is a file but not a tar archive ({', '.join(TAR_SUFFIXES)})"
-    )
+    raise DataSourceError(f"{source!r} is a file but not a tar archive ({', '.join(TAR_SUFFIXES)})")
 
 
 def _from_torchvision(root: Path) -> Cifar:
@@ -180,8 +191,10 @@ def _from_torchvision(root: Path) -> Cifar:
             "--data / CIFAR_SWEEPS_DATA to a local cifar-10-python.tar.gz or image-folder archive"
         ) from e
     return Cifar(
-        np.asarray(tr.data, np.uint8), np.asarray(tr.targets, np.int64),
-        np.asarray(te.data, np.uint8), np.asarray(te.targets, np.int64),
+        np.asarray(tr.data, np.uint8),
+        np.asarray(tr.targets, np.int64),
+        np.asarray(te.data, np.uint8),
+        np.asarray(te.targets, np.int64),
     )
 
 
@@ -275,8 +288,7 @@ def _assemble(images: list[tuple[str, str, bytes]], where: str, progress: bool) 
     splits = {s for s, _, _ in images}
     if splits != {"train", "test"}:
         raise DataSourceError(
-            f"{where}: expected images under train/<class>/ and test/<class>/, "
-            f"found splits {sorted(splits) or 'none'}"
+            f"{where}: expected images under train/<class>/ and test/<class>/, found splits {sorted(splits) or 'none'}"
         )
     index = _class_index({c for _, c, _ in images}, where)
     out: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}

@@ -49,8 +49,9 @@ def parse_filter(text: str) -> ConfigFilter:
     """One `NAME:LOW..HIGH` or `NAME:V1,V2`, or InputError naming what is wrong."""
     name, colon, rest = text.partition(":")
     if not colon or not NAME.match(name) or not rest:
-        raise InputError(f"filter {text!r}: expected NAME:LOW..HIGH or NAME:V1,V2 (e.g. lr:0.001..0.01, "
-                         "batch_size:32,64)")
+        raise InputError(
+            f"filter {text!r}: expected NAME:LOW..HIGH or NAME:V1,V2 (e.g. lr:0.001..0.01, batch_size:32,64)"
+        )
     if ".." in rest:
         low, _, high = rest.partition("..")
         f = ConfigFilter(name=name, low=_number(low, text), high=_number(high, text))

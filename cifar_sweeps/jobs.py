@@ -59,8 +59,9 @@ class Jobs:
     def _submit(self, sweep_id: str, verb: str) -> str:
         entry = f"cifar-sweeps run --sweep-id {sweep_id}" if verb == "run" else f"cifar-sweeps resume {sweep_id}"
         try:
-            return self.client().submit_job(entrypoint=entry, runtime_env=self._runtime_env(),
-                                            metadata={"cifar_sweeps_sweep": sweep_id})
+            return self.client().submit_job(
+                entrypoint=entry, runtime_env=self._runtime_env(), metadata={"cifar_sweeps_sweep": sweep_id}
+            )
         except RayUnavailable:
             raise
         except Exception as e:
@@ -143,9 +144,13 @@ class Jobs:
         silent = now - self._unreachable_since
         if silent < self.settings.cluster_lost_after_s:
             return sweep
-        lifecycle.reconcile_lost_cluster(self.store, sweep, f"the Ray cluster at {self.url} has not answered for "
-                                         f"{silent:.0f} s: its head is gone, and the sweep's driver with it; "
-                                         "resume the sweep once a head is up")
+        lifecycle.reconcile_lost_cluster(
+            self.store,
+            sweep,
+            f"the Ray cluster at {self.url} has not answered for "
+            f"{silent:.0f} s: its head is gone, and the sweep's driver with it; "
+            "resume the sweep once a head is up",
+        )
         return self.store.get_sweep(sweep.id)
 
     def sync_all(self) -> None:

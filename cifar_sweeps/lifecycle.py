@@ -59,8 +59,9 @@ def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStat
     values.setdefault("finished_at", utcnow() if to in TERMINAL else None)
     if not store.transition_sweep(sweep_id, {str(s) for s in allowed}, values):
         now = store.get_sweep(sweep_id)
-        raise TransitionError(f"sweep {sweep_id} became {now.status if now else 'deleted'} meanwhile; "
-                              f"it can't {event.value}")
+        raise TransitionError(
+            f"sweep {sweep_id} became {now.status if now else 'deleted'} meanwhile; it can't {event.value}"
+        )
     return to
 
 
@@ -68,13 +69,25 @@ def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStat
 
 
 def claim(store: Store, sweep_id: str, host: str, pid: int, experiment_path: str) -> SweepStatus:
-    return apply(store, sweep_id, Event.START, driver_host=host, driver_pid=pid, experiment_path=experiment_path,
-                 stop_requested=False, started_at=utcnow(), finished_at=None, error=None, reason=None)
+    return apply(
+        store,
+        sweep_id,
+        Event.START,
+        driver_host=host,
+        driver_pid=pid,
+        experiment_path=experiment_path,
+        stop_requested=False,
+        started_at=utcnow(),
+        finished_at=None,
+        error=None,
+        reason=None,
+    )
 
 
 def requeue(store: Store, sweep_id: str) -> SweepStatus:
-    return apply(store, sweep_id, Event.REQUEUE, ray_job_id=None, stop_requested=False, finished_at=None,
-                 error=None, reason=None)
+    return apply(
+        store, sweep_id, Event.REQUEUE, ray_job_id=None, stop_requested=False, finished_at=None, error=None, reason=None
+    )
 
 
 def finish(store: Store, sweep_id: str, reason: Reason | None = None) -> SweepStatus:
@@ -102,8 +115,15 @@ def fail(store: Store, sweep_id: str, reason: Reason, error: str | None = None) 
 # ---------------------------------------------------------------- trials
 
 
-def apply_trials(store: Store, event: TrialEvent, *, trial_id: str | None = None, sweep_id: str | None = None,
-                 only: frozenset[TrialStatus] | None = None, **values: Any) -> int:
+def apply_trials(
+    store: Store,
+    event: TrialEvent,
+    *,
+    trial_id: str | None = None,
+    sweep_id: str | None = None,
+    only: frozenset[TrialStatus] | None = None,
+    **values: Any,
+) -> int:
     """Move a trial (or a sweep's trials, those in `only`) through `event`, writing `values`
     with the new status, where their status allows it; how many moved. A refusal is no error:
     a trial that completed keeps its first end (a restored run reports it again)."""
@@ -117,8 +137,9 @@ def apply_trials(store: Store, event: TrialEvent, *, trial_id: str | None = None
     return store.transition_trials({str(s) for s in allowed}, values, trial_id=trial_id, sweep_id=sweep_id)
 
 
-def trial_started(store: Store, sweep_id: str, tune_trial_id: str, config: dict[str, Any],
-                  epochs_budget: int | None) -> str:
+def trial_started(
+    store: Store, sweep_id: str, tune_trial_id: str, config: dict[str, Any], epochs_budget: int | None
+) -> str:
     """A trial starts: a new row, running; or a retried or resumed one, running again."""
     tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget)
     if not created:
@@ -126,8 +147,11 @@ def trial_started(store: Store, sweep_id: str, tune_trial_id: str, config: dict[
     return tid
 
 
-TRIAL_END_EVENTS = {TrialStatus.TERMINATED: TrialEvent.COMPLETE, TrialStatus.EARLY_STOPPED: TrialEvent.EARLY_STOP,
-                    TrialStatus.ERRORED: TrialEvent.ERROR}
+TRIAL_END_EVENTS = {
+    TrialStatus.TERMINATED: TrialEvent.COMPLETE,
+    TrialStatus.EARLY_STOPPED: TrialEvent.EARLY_STOP,
+    TrialStatus.ERRORED: TrialEvent.ERROR,
+}
 
 
 def trial_ended(store: Store, trial_id: str, status: TrialStatus | str, error: str | None = None) -> None:
@@ -166,8 +190,9 @@ def request_stop(store: Store, sweep_id: str) -> str:
 # ---------------------------------------------------------------- deciding the end
 
 
-def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: int, total: int,
-                 budget_spent: bool = False) -> SweepStatus:
+def driver_ended(
+    store: Store, sweep_id: str, unfinished_trials: int, errored: int, total: int, budget_spent: bool = False
+) -> SweepStatus:
     """How a sweep ends when its driver's Tune run returns: the reason it was interrupted
     (noted before), a stop request, trials left unfinished (Tune returned on a signal), all
     trials failed, or success (its epoch budget spent, or its trials all ended)."""
@@ -177,8 +202,12 @@ def driver_ended(store: Store, sweep_id: str, unfinished_trials: int, errored: i
     if sweep.stop_requested:
         return stopped(store, sweep_id)
     if unfinished_trials:
-        return interrupt(store, sweep_id, Reason.DRIVER_INTERRUPTED,
-                         f"the driver was interrupted with {unfinished_trials} trial(s) unfinished; resume it")
+        return interrupt(
+            store,
+            sweep_id,
+            Reason.DRIVER_INTERRUPTED,
+            f"the driver was interrupted with {unfinished_trials} trial(s) unfinished; resume it",
+        )
     if total and errored == total:
         return fail(store, sweep_id, Reason.ALL_TRIALS_FAILED, f"all {total} trials failed")
     return finish(store, sweep_id, Reason.BUDGET_SPENT if budget_spent else None)
@@ -192,12 +221,21 @@ def reconcile_local_driver(store: Store, sweep: Sweep) -> Sweep:
     Jobs API instead (`Jobs.sync`)."""
     import socket
 
-    if (sweep.status != SweepStatus.RUNNING or sweep.ray_job_id or not sweep.driver_pid
-            or sweep.driver_host != socket.gethostname() or driver_alive(sweep.driver_pid, sweep.started_at)):
+    if (
+        sweep.status != SweepStatus.RUNNING
+        or sweep.ray_job_id
+        or not sweep.driver_pid
+        or sweep.driver_host != socket.gethostname()
+        or driver_alive(sweep.driver_pid, sweep.started_at)
+    ):
         return sweep
     with contextlib.suppress(TransitionError):  # the driver wrote its own end meanwhile: that one stands
-        interrupt(store, sweep.id, Reason.DRIVER_LOST,
-                  f"the driver (pid {sweep.driver_pid} on {sweep.driver_host}) is gone; resume the sweep")
+        interrupt(
+            store,
+            sweep.id,
+            Reason.DRIVER_LOST,
+            f"the driver (pid {sweep.driver_pid} on {sweep.driver_host}) is gone; resume the sweep",
+        )
     return store.get_sweep(sweep.id)
 
 
@@ -235,14 +273,20 @@ def reconcile(store: Store, sweep: Sweep, job_status: str | None, message: str =
     try:
         if job_status is None:
             why = f"Ray job {sweep.ray_job_id} is unknown to the cluster"
-            return (interrupt(store, sweep.id, Reason.JOB_UNKNOWN, why) if started
-                    else fail(store, sweep.id, Reason.JOB_UNKNOWN, why))
+            return (
+                interrupt(store, sweep.id, Reason.JOB_UNKNOWN, why)
+                if started
+                else fail(store, sweep.id, Reason.JOB_UNKNOWN, why)
+            )
         if job_status == "STOPPED":
             return stopped(store, sweep.id)
         if job_status == "SUCCEEDED":
             return finish(store, sweep.id) if started else fail(store, sweep.id, Reason.JOB_FAILED, message)
-        return (interrupt(store, sweep.id, Reason.JOB_FAILED, message) if started
-                else fail(store, sweep.id, Reason.JOB_FAILED, message))
+        return (
+            interrupt(store, sweep.id, Reason.JOB_FAILED, message)
+            if started
+            else fail(store, sweep.id, Reason.JOB_FAILED, message)
+        )
     except TransitionError:  # the driver wrote its own end meanwhile: that one stands
         return store.get_sweep(sweep.id).status
 

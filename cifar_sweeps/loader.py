@@ -91,10 +91,10 @@ class DeviceSplit:
         per_chunk = max(chunk_images // batch_size, 1) * batch_size
         for start in range(0, n, per_chunk):
             if order is None:
-                xc = self.normalize(self.x[start:start + per_chunk], memory_format)
-                yc = self.y[start:start + per_chunk]
+                xc = self.normalize(self.x[start : start + per_chunk], memory_format)
+                yc = self.y[start : start + per_chunk]
             else:
-                idx = order[start:start + per_chunk].to(self.device)
+                idx = order[start : start + per_chunk].to(self.device)
                 xc, yc = self.x[idx], self.y[idx]
                 if augment is not None and augment.flip:
                     xc = flip_half(xc, generator)  # on uint8 NHWC: a quarter of the bytes
@@ -102,7 +102,7 @@ class DeviceSplit:
                 if augment is not None and augment.active:
                     xc = apply_augment(xc, Augment(False, augment.crop_padding, augment.cutout), generator)
             for b in range(0, len(yc), batch_size):
-                yield xc[b:b + batch_size], yc[b:b + batch_size]
+                yield xc[b : b + batch_size], yc[b : b + batch_size]
 
 
 def flip_half(x: torch.Tensor, g: torch.Generator | None, dim: int = 2) -> torch.Tensor:

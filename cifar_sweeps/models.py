@@ -110,15 +110,23 @@ class ConvThenFC(nn.Module):
 
 def default_conv_features() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
     )
 
 
 def simple_cnn_features() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
     )
 
 
@@ -157,9 +165,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -239,8 +245,13 @@ assert tuple(BUILDERS) == MODEL_NAMES and tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
 
 def build_model(
-    name: str, activation: str = "relu", dropout: float = 0.0, pretrained: bool = False,
-    pretrained_state: dict[str, torch.Tensor] | None = None, width: float = 1.0, depth: int = 1,
+    name: str,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    pretrained: bool = False,
+    pretrained_state: dict[str, torch.Tensor] | None = None,
+    width: float = 1.0,
+    depth: int = 1,
 ) -> nn.Module:
     """`pretrained_state` is required with `pretrained`: the caller loads the staged weights
     once (weights.py), so building a model never touches the network or the disk. `width`

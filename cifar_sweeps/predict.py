@@ -58,8 +58,10 @@ def classify(model, normalize: str, images: list, k: int = 3) -> list[list[tuple
     with torch.no_grad():
         p = torch.softmax(model(x).float(), 1)
     top = torch.topk(p, min(k, p.shape[1]), dim=1)
-    return [[(CLASSES[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)]
-            for vals, idx in zip(top.values, top.indices, strict=True)]
+    return [
+        [(CLASSES[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)]
+        for vals, idx in zip(top.values, top.indices, strict=True)
+    ]
 
 
 class ModelCache:

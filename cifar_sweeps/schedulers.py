@@ -83,9 +83,19 @@ def make_scheduler(spec: SweepSpec, store_url: str, sweep_id: str):
         # BOHB's HyperBand: brackets of successive halving over epochs, trials paused at each
         # rung (from their checkpoint) until the rung is judged; stop_last_trials ends them at max_t.
         return ResumableHyperBandForBOHB(
-            time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=max_t,
-            reduction_factor=spec.scheduler.reduction_factor, **guard)
+            time_attr="epoch",
+            metric=spec.metric,
+            mode=spec.mode,
+            max_t=max_t,
+            reduction_factor=spec.scheduler.reduction_factor,
+            **guard,
+        )
     return GuardedASHA(
-        time_attr="epoch", metric=spec.metric, mode=spec.mode, max_t=max_t,
+        time_attr="epoch",
+        metric=spec.metric,
+        mode=spec.mode,
+        max_t=max_t,
         grace_period=min(spec.scheduler.grace_period, max_t),
-        reduction_factor=spec.scheduler.reduction_factor, **guard)
+        reduction_factor=spec.scheduler.reduction_factor,
+        **guard,
+    )

@@ -24,12 +24,18 @@ class ErrorOut(BaseModel):
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can answer."""
-    text = {400: "Malformed request", 401: "Missing or wrong API token", 404: "Not found",
-            409: "Not allowed in the sweep's current status", 413: "Request body too large",
-            415: "Not a PNG or JPEG image",
-            422: "Invalid input (the message names the field)", 429: "Too many sweeps queued",
-            503: "Ray cluster or store unreachable, or busy (Retry-After)",
-            507: "Results folder or store read-only or full"}
+    text = {
+        400: "Malformed request",
+        401: "Missing or wrong API token",
+        404: "Not found",
+        409: "Not allowed in the sweep's current status",
+        413: "Request body too large",
+        415: "Not a PNG or JPEG image",
+        422: "Invalid input (the message names the field)",
+        429: "Too many sweeps queued",
+        503: "Ray cluster or store unreachable, or busy (Retry-After)",
+        507: "Results folder or store read-only or full",
+    }
     return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
 
 
@@ -117,16 +123,48 @@ def error_line(text: str | None, limit: int = 300) -> str | None:
 
 def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) -> list[LeaderboardItem]:
     """Store rows as leaderboard items; `url_of(trial)` gives its model file's URL (or None)."""
-    return [LeaderboardItem(
-        rank=offset + i + 1, trial_id=t.id, sweep_id=t.sweep_id, sweep_name=names.get(t.sweep_id),
-        model=t.model, config=t.config, val_acc=t.val_acc, val_loss=t.val_loss, test_acc=t.test_acc,
-        best_epoch=t.best_epoch, epochs=t.epochs, epochs_budget=t.epochs_budget, status=t.status,
-        seconds=t.seconds, node_id=t.node_id, checkpoint_url=url_of(t), error=error_line(t.error),
-    ) for i, t in enumerate(rows)]
+    return [
+        LeaderboardItem(
+            rank=offset + i + 1,
+            trial_id=t.id,
+            sweep_id=t.sweep_id,
+            sweep_name=names.get(t.sweep_id),
+            model=t.model,
+            config=t.config,
+            val_acc=t.val_acc,
+            val_loss=t.val_loss,
+            test_acc=t.test_acc,
+            best_epoch=t.best_epoch,
+            epochs=t.epochs,
+            epochs_budget=t.epochs_budget,
+            status=t.status,
+            seconds=t.seconds,
+            node_id=t.node_id,
+            checkpoint_url=url_of(t),
+            error=error_line(t.error),
+        )
+        for i, t in enumerate(rows)
+    ]
 
 
-CSV_COLUMNS = ["rank", "trial_id", "sweep_id", "sweep_name", "model", "status", "val_acc", "val_loss", "test_acc",
-               "best_epoch", "epochs", "epochs_budget", "seconds", "node_id", "checkpoint_url", "error"]
+CSV_COLUMNS = [
+    "rank",
+    "trial_id",
+    "sweep_id",
+    "sweep_name",
+    "model",
+    "status",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "best_epoch",
+    "epochs",
+    "epochs_budget",
+    "seconds",
+    "node_id",
+    "checkpoint_url",
+    "error",
+]
 
 
 def to_csv(items: list[LeaderboardItem]) -> str:

@@ -56,8 +56,13 @@ def make_search(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]] |
     if s.algorithm == "bohb":
         return make_bohb(spec)
     n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
-    kwargs = dict(space=hyperopt_space(spec.fixed, spec.params), metric=spec.metric, mode=spec.mode,
-                  n_initial_points=n_initial, random_state_seed=s.seed)
+    kwargs = dict(
+        space=hyperopt_space(spec.fixed, spec.params),
+        metric=spec.metric,
+        mode=spec.mode,
+        n_initial_points=n_initial,
+        random_state_seed=s.seed,
+    )
     if evaluated:
         return WarmHyperOptSearch(evaluated=[({**spec.fixed, **v}, score) for v, score in evaluated], **kwargs)
     return HyperOptSearch(points_to_evaluate=[{**spec.fixed, **p} for p in s.points_to_evaluate] or None, **kwargs)
@@ -74,12 +79,20 @@ def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]]):
     with warnings.catch_warnings():  # multivariate and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(
-            seed=spec.search.seed, n_startup_trials=spec.search.n_initial_points,
-            multivariate=options.multivariate, constant_liar=options.constant_liar)
+            seed=spec.search.seed,
+            n_startup_trials=spec.search.n_initial_points,
+            multivariate=options.multivariate,
+            constant_liar=options.constant_liar,
+        )
     points = [dict(p) for p in spec.search.points_to_evaluate] or [dict(v) for v, _ in evaluated] or None
-    return OptunaSearch(space={k: optuna_distribution(p) for k, p in spec.params.items()}, metric=spec.metric,
-                        mode=spec.mode, sampler=sampler, points_to_evaluate=points,
-                        evaluated_rewards=[score for _, score in evaluated] or None)
+    return OptunaSearch(
+        space={k: optuna_distribution(p) for k, p in spec.params.items()},
+        metric=spec.metric,
+        mode=spec.mode,
+        sampler=sampler,
+        points_to_evaluate=points,
+        evaluated_rewards=[score for _, score in evaluated] or None,
+    )
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:
@@ -107,8 +120,15 @@ def make_bohb(spec: SweepSpec):
     # dimension + 1, which hpbandster requires): the spec's random trials before the model.
     min_points = max(spec.search.n_initial_points, len(spec.params) + 1)
     points = [dict(p) for p in spec.search.points_to_evaluate] or None
-    return PlainTuneBOHB(space=space, metric=spec.metric, mode=spec.mode, seed=spec.search.seed,
-                         bohb_config={"min_points_in_model": min_points}, points_to_evaluate=points, codecs=codecs)
+    return PlainTuneBOHB(
+        space=space,
+        metric=spec.metric,
+        mode=spec.mode,
+        seed=spec.search.seed,
+        bohb_config={"min_points_in_model": min_points},
+        points_to_evaluate=points,
+        codecs=codecs,
+    )
 
 
 class PlainTuneBOHB(TuneBOHB):

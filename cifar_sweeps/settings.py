@@ -53,12 +53,14 @@ class Settings(BaseSettings):
     # W&B's key for sweep drivers (WANDB_API_KEY works too); a job gets it as a file, never
     # in its runtime env (see write_secrets).
     wandb_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_API_KEY", "WANDB_API_KEY"))
+        None, validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_API_KEY", "WANDB_API_KEY")
+    )
     # W&B's mode (online, offline, disabled; WANDB_MODE works too): empty means online with
     # a key, offline without one.
     wandb_mode: str = Field("", validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_MODE", "WANDB_MODE"))
-    wandb_project: str = Field("cifar-sweeps",
-                               validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_PROJECT", "WANDB_PROJECT"))
+    wandb_project: str = Field(
+        "cifar-sweeps", validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_PROJECT", "WANDB_PROJECT")
+    )
     # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
     # keys like any other. The test suite turns it on; never set it in production.
     test_hooks: bool = False
@@ -103,8 +105,7 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "store_url":
                 value = self.resolved_store_url()
-            if isinstance(value, SecretStr) or name == "api_token" or (
-                    name == "store_url" and url_has_password(value)):
+            if isinstance(value, SecretStr) or name == "api_token" or (name == "store_url" and url_has_password(value)):
                 raw = value.get_secret_value() if isinstance(value, SecretStr) else value
                 if raw and name != "api_token":  # the driver never serves the API
                     secrets[name] = raw

@@ -87,9 +87,7 @@ class Choice(_Strict):
         return [_parse_sub_space(v) if isinstance(v, dict) else v for v in values]
 
 
-Param = Annotated[
-    Uniform | LogUniform | QUniform | QLogUniform | RandInt | Choice, Field(discriminator="type")
-]
+Param = Annotated[Uniform | LogUniform | QUniform | QLogUniform | RandInt | Choice, Field(discriminator="type")]
 
 
 def is_param(v: Any) -> bool:
@@ -171,8 +169,11 @@ def hyperopt_node(label: str, p: Any):
     if isinstance(p, LogUniform):
         return hp.loguniform(label, math.log(p.low), math.log(p.high))
     if isinstance(p, (QUniform, QLogUniform)):
-        node = (hp.quniform(label, p.low, p.high, p.q) if isinstance(p, QUniform)
-                else hp.qloguniform(label, math.log(p.low), math.log(p.high), p.q))
+        node = (
+            hp.quniform(label, p.low, p.high, p.q)
+            if isinstance(p, QUniform)
+            else hp.qloguniform(label, math.log(p.low), math.log(p.high), p.q)
+        )
         return scope.int(node) if integral(p) else node
     if isinstance(p, RandInt):
         return scope.int(hp.randint(label, p.low, p.high))
@@ -222,14 +223,20 @@ def optuna_distribution(p: Any, label=lambda v: v):
     if isinstance(p, RandInt):
         return IntDistribution(p.low, p.high - 1)  # the spec's high is exclusive, Optuna's inclusive
     if isinstance(p, QUniform):
-        return (IntDistribution(int(p.low), int(p.high), step=int(p.q)) if integral(p)
-                else FloatDistribution(p.low, p.high, step=p.q))
+        return (
+            IntDistribution(int(p.low), int(p.high), step=int(p.q))
+            if integral(p)
+            else FloatDistribution(p.low, p.high, step=p.q)
+        )
     if isinstance(p, QLogUniform):
         # Optuna's log scale steps by 1 only (spec.py refuses q != 1 for its searcher): a
         # hyperopt sweep's q != 1 is judged on the log scale without its step, as the ints
         # (or floats) it drew.
-        return (IntDistribution(int(p.low), int(p.high), log=True) if integral(p)
-                else FloatDistribution(p.low, p.high, log=True))
+        return (
+            IntDistribution(int(p.low), int(p.high), log=True)
+            if integral(p)
+            else FloatDistribution(p.low, p.high, log=True)
+        )
     return FloatDistribution(p.low, p.high, log=isinstance(p, LogUniform))
 
 

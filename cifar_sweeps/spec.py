@@ -49,6 +49,8 @@ CONFIG_FIELDS = set(TrainConfig.model_fields) - RESERVED
 def train_fields() -> set[str]:
     """The keys a trial config may have (with the test hooks when they are on)."""
     return CONFIG_FIELDS | ADAPTER_FIELDS if TEST_HOOKS.get() else CONFIG_FIELDS
+
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -179,7 +181,8 @@ class SweepSpec(_Strict):
             raise ValueError(
                 f"params: empty, so a {self.search.algorithm} search has nothing to search and would train "
                 "one config num_samples times; add a searched param, use `cifar-sweeps train` for a single "
-                'run, or search a choice of seeds ("seed": {"type": "choice", "values": [0, 1, 2]}) for repeats')
+                'run, or search a choice of seeds ("seed": {"type": "choice", "values": [0, 1, 2]}) for repeats'
+            )
         check_expanded(self)
         return self
 
@@ -236,8 +239,10 @@ def _check_names(spec: SweepSpec) -> None:
             # A plain value here would become a config key no trial knows.
             plain = next((i for i, v in enumerate(p.values) if not isinstance(v, dict)), None)
             if plain is not None:
-                raise ValueError(f"params.{key}.values[{plain}]: {key} is no parameter, so each value of this "
-                                 "choice must be an object of parameters")
+                raise ValueError(
+                    f"params.{key}.values[{plain}]: {key} is no parameter, so each value of this "
+                    "choice must be an object of parameters"
+                )
         if key in spec.fixed:
             raise ValueError(f"params.{key}: both fixed and searched; keep one")
         if sub:
@@ -258,15 +263,21 @@ def settings_count(p: Any) -> int:
     """How many settings `_settings_of` expands a param to, without expanding it."""
     if not is_choice(p):
         return len(candidates(p))
-    return sum(math.prod(settings_count(sv) if isinstance(sv, BaseModel) else 1 for sv in v.values())
-               if isinstance(v, dict) else 1 for v in p.values)
+    return sum(
+        math.prod(settings_count(sv) if isinstance(sv, BaseModel) else 1 for sv in v.values())
+        if isinstance(v, dict)
+        else 1
+        for v in p.values
+    )
 
 
 def _check_branch_count(p: Any, where: str) -> None:
     n = settings_count(p)
     if n > MAX_BRANCH_SETTINGS:
-        raise ValueError(f"{where}: its objects' choices combine to {n:,} settings, over the limit of "
-                         f"{MAX_BRANCH_SETTINGS:,}; split it into fewer or smaller choices")
+        raise ValueError(
+            f"{where}: its objects' choices combine to {n:,} settings, over the limit of "
+            f"{MAX_BRANCH_SETTINGS:,}; split it into fewer or smaller choices"
+        )
 
 
 def _values_of(*items: Any) -> list[float]:
@@ -309,8 +320,9 @@ def _check_values(spec: SweepSpec) -> None:
 
 def _check_optuna(spec: SweepSpec) -> None:
     if spec.search.optuna is not None and spec.search.algorithm != "optuna":
-        raise ValueError(f"search.optuna: options of the optuna algorithm, but search.algorithm is "
-                         f"{spec.search.algorithm}")
+        raise ValueError(
+            f"search.optuna: options of the optuna algorithm, but search.algorithm is {spec.search.algorithm}"
+        )
     if spec.search.algorithm == "optuna":
         _check_plain_space(spec, "optuna", "Optuna")
 
@@ -320,27 +332,37 @@ def _check_plain_space(spec: SweepSpec, algorithm: str, name: str) -> None:
     steps by 1 only."""
     key = _object_choice(spec)
     if key:
-        raise ValueError(f"params.{key}: {algorithm} takes choices of plain values (numbers, strings, booleans); "
-                         "use hyperopt for choices among objects")
+        raise ValueError(
+            f"params.{key}: {algorithm} takes choices of plain values (numbers, strings, booleans); "
+            "use hyperopt for choices among objects"
+        )
     for key, p in spec.params.items():
         if not spaces.flat_equivalent(p):
-            raise ValueError(f"params.{key}: qloguniform with q={p.q:g} has no {name} equivalent (a log scale "
-                             "steps by 1 only); use loguniform, quniform, or hyperopt")
+            raise ValueError(
+                f"params.{key}: qloguniform with q={p.q:g} has no {name} equivalent (a log scale "
+                "steps by 1 only); use loguniform, quniform, or hyperopt"
+            )
 
 
 def _check_bohb(spec: SweepSpec) -> None:
     bohb, hyperband = spec.search.algorithm == "bohb", spec.scheduler.type == "hyperband"
     if hyperband and not bohb:
-        raise ValueError(f"scheduler.type: hyperband is BOHB's scheduler (it feeds BOHB's model each rung's "
-                         f"results); use it with search.algorithm bohb, not {spec.search.algorithm}")
+        raise ValueError(
+            f"scheduler.type: hyperband is BOHB's scheduler (it feeds BOHB's model each rung's "
+            f"results); use it with search.algorithm bohb, not {spec.search.algorithm}"
+        )
     if bohb and not hyperband:
-        raise ValueError(f"scheduler.type: search.algorithm bohb runs with its own scheduler, hyperband "
-                         f"(leave scheduler.type out or set it to hyperband), not {spec.scheduler.type}")
+        raise ValueError(
+            f"scheduler.type: search.algorithm bohb runs with its own scheduler, hyperband "
+            f"(leave scheduler.type out or set it to hyperband), not {spec.scheduler.type}"
+        )
     if not bohb:
         return
     if spec.scheduler.grace_period != SchedulerConfig.model_fields["grace_period"].default:
-        raise ValueError("scheduler.grace_period: HyperBand sets each bracket's first rung from the max epochs "
-                         "and reduction_factor; leave grace_period out with hyperband")
+        raise ValueError(
+            "scheduler.grace_period: HyperBand sets each bracket's first rung from the max epochs "
+            "and reduction_factor; leave grace_period out with hyperband"
+        )
     _check_plain_space(spec, "bohb", "BOHB")
 
 
@@ -348,21 +370,25 @@ def _check_warm_start(spec: SweepSpec) -> None:
     if spec.search.warm_start is None:
         return
     if spec.search.algorithm not in ("hyperopt", "optuna"):
-        raise ValueError(f"search.warm_start: needs search.algorithm hyperopt or optuna (TPE learns from the "
-                         f"earlier trials), got {spec.search.algorithm}")
+        raise ValueError(
+            f"search.warm_start: needs search.algorithm hyperopt or optuna (TPE learns from the "
+            f"earlier trials), got {spec.search.algorithm}"
+        )
     if spec.search.points_to_evaluate:
-        raise ValueError("search.warm_start and search.points_to_evaluate: use one (warm start gives the "
-                         "searcher evaluated points; points_to_evaluate asks it to run some)")
+        raise ValueError(
+            "search.warm_start and search.points_to_evaluate: use one (warm start gives the "
+            "searcher evaluated points; points_to_evaluate asks it to run some)"
+        )
     key = _object_choice(spec)
     if key:
-        raise ValueError(f"search.warm_start: params.{key} chooses among objects; warm start takes "
-                         "spaces of plain values only")
+        raise ValueError(
+            f"search.warm_start: params.{key} chooses among objects; warm start takes spaces of plain values only"
+        )
 
 
 def _object_choice(spec: SweepSpec) -> str | None:
     """The first searched param that chooses among objects (sub-spaces), or None."""
-    return next((key for key, p in spec.params.items()
-                 if chooses_objects(p, (dict, list))), None)
+    return next((key for key, p in spec.params.items() if chooses_objects(p, (dict, list))), None)
 
 
 def _check_points(spec: SweepSpec) -> None:
@@ -396,8 +422,10 @@ def _settings_of(name: str, p: Any, where: str) -> list[Point]:
         if not isinstance(v, dict):
             out.append(({name: v}, {name: loc}))
             continue
-        parts = [_settings_of(k, sv, f"{loc}.{k}") if isinstance(sv, BaseModel) else [({k: sv}, {k: f"{loc}.{k}"})]
-                 for k, sv in v.items()]
+        parts = [
+            _settings_of(k, sv, f"{loc}.{k}") if isinstance(sv, BaseModel) else [({k: sv}, {k: f"{loc}.{k}"})]
+            for k, sv in v.items()
+        ]
         out += [_merge(combo) for combo in itertools.product(*parts)]
     return out
 
@@ -439,17 +467,21 @@ def _check_point(spec: SweepSpec, cfg: dict[str, Any], where: dict[str, str]) ->
             f"{where.get('pretrained', 'pretrained')}: pretrained is true, but model {model!r} "
             f"({where.get('model', 'the default model')}) has no pretrained weights; only "
             f"{', '.join(sorted(PRETRAINABLE))} has. In a grid of models, pair it with its model: "
-            '{"model": "resnet50", "pretrained": true}')
+            '{"model": "resnet50", "pretrained": true}'
+        )
     shaped = [k for k in ("width", "depth") if cfg.get(k, 1) != 1]
     if shaped and model not in SCALABLE:
         raise ValueError(
             f"{where.get(shaped[0], shaped[0])}: {shaped[0]} applies to {', '.join(sorted(SCALABLE))} only, "
-            f"not to model {model!r} ({where.get('model', 'the default model')})")
+            f"not to model {model!r} ({where.get('model', 'the default model')})"
+        )
     n_train = spec.data.train_subset
     batch = cfg.get("batch_size", TrainConfig.model_fields["batch_size"].default)
     if n_train is not None and batch > n_train:
-        raise ValueError(f"{where.get('batch_size', 'batch_size')}: batch size {batch} is larger than the "
-                         f"training subset of {n_train} images (data.train_subset)")
+        raise ValueError(
+            f"{where.get('batch_size', 'batch_size')}: batch size {batch} is larger than the "
+            f"training subset of {n_train} images (data.train_subset)"
+        )
 
 
 def check_expanded(spec: SweepSpec) -> None:
@@ -478,15 +510,20 @@ def needs_pretrained(spec: SweepSpec) -> set[str]:
 def check_limits(spec: SweepSpec, settings) -> None:
     """Sizes past the configured limits (Settings.max_*) are refused before anything runs."""
     if spec.total_trials() > settings.max_num_samples:
-        hint = ("; under a budget num_samples defaults to budget.epochs: set it lower"
-                if spec.budget and spec.num_samples == spec.budget.epochs else "")
-        raise SpecError(f"num_samples: {spec.total_trials()} trials is over the limit of "
-                        f"{settings.max_num_samples}{hint}")
+        hint = (
+            "; under a budget num_samples defaults to budget.epochs: set it lower"
+            if spec.budget and spec.num_samples == spec.budget.epochs
+            else ""
+        )
+        raise SpecError(
+            f"num_samples: {spec.total_trials()} trials is over the limit of {settings.max_num_samples}{hint}"
+        )
     if spec.max_epochs() > settings.max_epochs:
         raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {settings.max_epochs}")
     if spec.max_concurrent_trials > settings.max_concurrent_trials:
-        raise SpecError(f"max_concurrent_trials: {spec.max_concurrent_trials} is over the limit of "
-                        f"{settings.max_concurrent_trials}")
+        raise SpecError(
+            f"max_concurrent_trials: {spec.max_concurrent_trials} is over the limit of {settings.max_concurrent_trials}"
+        )
 
 
 def format_validation_error(e: ValidationError) -> str:
@@ -503,10 +540,7 @@ def parse_spec(raw: dict[str, Any] | str | bytes, settings=None) -> SweepSpec:
     limits apply and its test_hooks switch says whether the fault-injection keys are known."""
     token = TEST_HOOKS.set(bool(settings is not None and settings.test_hooks))
     try:
-        spec = (
-            SweepSpec.model_validate_json(raw) if isinstance(raw, (str, bytes))
-            else SweepSpec.model_validate(raw)
-        )
+        spec = SweepSpec.model_validate_json(raw) if isinstance(raw, (str, bytes)) else SweepSpec.model_validate(raw)
     except ValidationError as e:
         raise SpecError(format_validation_error(e)) from None
     finally:

@@ -41,15 +41,22 @@ def check_writable(path: str | Path, min_free_mb: float) -> None:
         raise StorageError(f"results folder {folder} can't be written: {_cause(e)}") from None
     free_mb = shutil.disk_usage(folder).free / 2**20
     if free_mb < min_free_mb:
-        raise StorageError(f"results folder {folder} is full: {free_mb:.0f} MiB free, a sweep "
-                           f"needs at least {min_free_mb:g} MiB (CIFAR_SWEEPS_MIN_FREE_MB)")
+        raise StorageError(
+            f"results folder {folder} is full: {free_mb:.0f} MiB free, a sweep "
+            f"needs at least {min_free_mb:g} MiB (CIFAR_SWEEPS_MIN_FREE_MB)"
+        )
 
 
 def _cause(e: OSError) -> str:
-    return {errno.EROFS: "it is on a read-only file system", errno.EACCES: "permission denied",
-            errno.EPERM: "permission denied", errno.ENOSPC: "no space left on the device",
-            errno.EDQUOT: "the disk quota is used up", errno.ENOTDIR: "a file is in the way of the folder",
-            errno.EEXIST: "a file is in the way of the folder"}.get(e.errno, e.strerror or str(e))
+    return {
+        errno.EROFS: "it is on a read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.ENOTDIR: "a file is in the way of the folder",
+        errno.EEXIST: "a file is in the way of the folder",
+    }.get(e.errno, e.strerror or str(e))
 
 
 def open_checkpoint(path: str, filename: str) -> Response:
@@ -68,8 +75,11 @@ def open_checkpoint(path: str, filename: str) -> Response:
         raise FileNotFoundError(path)
     with fs.open_input_stream(inner) as f:
         data = f.read()
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def check_results_writable(settings: Settings) -> None:

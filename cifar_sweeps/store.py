@@ -230,8 +230,14 @@ class Store:
 
     def create_sweep(self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None) -> Sweep:
         """A new sweep, queued (every later status change goes through lifecycle.py)."""
-        sweep = Sweep(id=sweep_id or new_sweep_id(), name=spec.get("name", "sweep"), spec=spec,
-                      status=SweepStatus.QUEUED.value, data_source=data_source, code_version=code_version)
+        sweep = Sweep(
+            id=sweep_id or new_sweep_id(),
+            name=spec.get("name", "sweep"),
+            spec=spec,
+            status=SweepStatus.QUEUED.value,
+            data_source=data_source,
+            code_version=code_version,
+        )
         with self.session() as s:
             s.add(sweep)
         return sweep
@@ -258,8 +264,11 @@ class Store:
         conditional UPDATE (lifecycle.apply's atomic step); False when it was not."""
         values = {k: (v.value if isinstance(v, SweepStatus) else v) for k, v in values.items()}
         with self.session() as s:
-            done = s.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(sorted(allowed_from)))
-                             .values(**values, data_version=_BUMP))
+            done = s.execute(
+                update(Sweep)
+                .where(Sweep.id == sweep_id, Sweep.status.in_(sorted(allowed_from)))
+                .values(**values, data_version=_BUMP)
+            )
             return done.rowcount == 1
 
     def delete_sweep(self, sweep_id: str) -> None:
@@ -271,9 +280,12 @@ class Store:
     def next_queued(self) -> Sweep | None:
         """The oldest queued sweep not yet submitted (first in, first out)."""
         with self.sessions() as s:
-            return s.scalars(select(Sweep).where(Sweep.status == SweepStatus.QUEUED, Sweep.ray_job_id.is_(None),
-                                                 Sweep.stop_requested.is_(False))
-                             .order_by(Sweep.created_at, Sweep.id).limit(1)).first()
+            return s.scalars(
+                select(Sweep)
+                .where(Sweep.status == SweepStatus.QUEUED, Sweep.ray_job_id.is_(None), Sweep.stop_requested.is_(False))
+                .order_by(Sweep.created_at, Sweep.id)
+                .limit(1)
+            ).first()
 
     def list_sweeps(self, limit: int = 50, offset: int = 0, status: str | None = None) -> tuple[list[Sweep], int]:
         q = select(Sweep)
@@ -291,8 +303,10 @@ class Store:
     def count_submitted_active(self) -> int:
         """Active sweeps that hold a Ray job: those that count against max_running_sweeps."""
         with self.sessions() as s:
-            return int(s.scalar(select(func.count()).where(
-                Sweep.status.in_(sorted(ACTIVE)), Sweep.ray_job_id.is_not(None))) or 0)
+            return int(
+                s.scalar(select(func.count()).where(Sweep.status.in_(sorted(ACTIVE)), Sweep.ray_job_id.is_not(None)))
+                or 0
+            )
 
     def stop_requested(self, sweep_id: str) -> bool:
         with self.sessions() as s:
@@ -300,17 +314,26 @@ class Store:
 
     # ------------------------------------------------------------ trials (driver writes)
 
-    def create_trial(self, sweep_id: str, tune_trial_id: str, config: dict,
-                     epochs_budget: int | None) -> tuple[str, bool]:
+    def create_trial(
+        self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None
+    ) -> tuple[str, bool]:
         """The trial's row, written running if it is new (every later status change goes
         through lifecycle.py); its id, and whether it was new."""
         tid = f"{sweep_id}-{tune_trial_id}"
         with self.session() as s:
             created = s.get(Trial, tid) is None
             if created:
-                s.add(Trial(id=tid, sweep_id=sweep_id, tune_trial_id=tune_trial_id,
-                            model=str(config.get("model", "")), config=config, status=TrialStatus.RUNNING.value,
-                            epochs_budget=epochs_budget))
+                s.add(
+                    Trial(
+                        id=tid,
+                        sweep_id=sweep_id,
+                        tune_trial_id=tune_trial_id,
+                        model=str(config.get("model", "")),
+                        config=config,
+                        status=TrialStatus.RUNNING.value,
+                        epochs_budget=epochs_budget,
+                    )
+                )
                 _bump(s, sweep_id)
         return tid, created
 
@@ -344,8 +367,14 @@ class Store:
             s.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
             _bump_trial(s, trial_id)
 
-    def transition_trials(self, allowed_from: set[str], values: dict[str, Any], *, trial_id: str | None = None,
-                          sweep_id: str | None = None) -> int:
+    def transition_trials(
+        self,
+        allowed_from: set[str],
+        values: dict[str, Any],
+        *,
+        trial_id: str | None = None,
+        sweep_id: str | None = None,
+    ) -> int:
         """Write `values` to the trial (or to the sweep's trials) whose status is still one of
         `allowed_from`, in one conditional UPDATE (lifecycle.apply_trials's atomic step); how
         many rows changed."""
@@ -381,23 +410,33 @@ class Store:
         """(Tune trial id, epoch) of every epoch the sweep's trials have recorded: what the
         sweep has spent of an epoch budget (a replayed epoch is one row, counted once)."""
         with self.sessions() as s:
-            rows = s.execute(select(Trial.tune_trial_id, Epoch.epoch).join(Epoch, Epoch.trial_id == Trial.id)
-                             .where(Trial.sweep_id == sweep_id)).all()
+            rows = s.execute(
+                select(Trial.tune_trial_id, Epoch.epoch)
+                .join(Epoch, Epoch.trial_id == Trial.id)
+                .where(Trial.sweep_id == sweep_id)
+            ).all()
         return {(r[0], int(r[1])) for r in rows}
 
     def trials(self, sweep_id: str) -> list[Trial]:
         with self.sessions() as s:
             return list(s.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.started_at)))
 
-    def leaderboard(self, sweep_id: str | None = None, model: str | None = None, limit: int = 50,
-                    offset: int = 0) -> tuple[list[Trial], int]:
+    def leaderboard(
+        self, sweep_id: str | None = None, model: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Trial], int]:
         """Trials by best val_acc, best first (trials with no epoch yet last)."""
         rows, total, _ = self.leaderboard_page(sweep_id, model, limit, offset)
         return rows, total
 
-    def leaderboard_page(self, sweep_id: str | None = None, model: str | None = None, limit: int = 50,
-                         offset: int = 0, filters: list | None = None, statuses: list[str] | None = None,
-                         ) -> tuple[list[Trial], int, dict[str, str]]:
+    def leaderboard_page(
+        self,
+        sweep_id: str | None = None,
+        model: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        filters: list | None = None,
+        statuses: list[str] | None = None,
+    ) -> tuple[list[Trial], int, dict[str, str]]:
         """The leaderboard's rows, their total and their sweeps' names, in one session (each
         session costs a connection checkout: a third of a cached view's recompute).
         `filters`: filters.ConfigFilter on config parameters; `statuses`: trial statuses."""
@@ -422,10 +461,17 @@ class Store:
         """Trial counts by status, the best trial, and each trial's (id, status, epochs,
         epoch budget, seconds) for the sweep's progress, in one session."""
         with self.sessions() as s:
-            rows = s.execute(select(Trial.id, Trial.status, Trial.epochs, Trial.epochs_budget, Trial.seconds)
-                             .where(Trial.sweep_id == sweep_id)).all()
-            best = s.scalars(select(Trial).where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
-                             .order_by(Trial.val_acc.desc(), Trial.id).limit(1)).first()
+            rows = s.execute(
+                select(Trial.id, Trial.status, Trial.epochs, Trial.epochs_budget, Trial.seconds).where(
+                    Trial.sweep_id == sweep_id
+                )
+            ).all()
+            best = s.scalars(
+                select(Trial)
+                .where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
+                .order_by(Trial.val_acc.desc(), Trial.id)
+                .limit(1)
+            ).first()
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -440,8 +486,11 @@ def _bump(s: Session, sweep_id: str) -> None:
 
 
 def _bump_trial(s: Session, trial_id: str) -> None:
-    s.execute(update(Sweep).where(Sweep.id == select(Trial.sweep_id).where(Trial.id == trial_id).scalar_subquery())
-              .values(data_version=_BUMP))
+    s.execute(
+        update(Sweep)
+        .where(Sweep.id == select(Trial.sweep_id).where(Trial.id == trial_id).scalar_subquery())
+        .values(data_version=_BUMP)
+    )
 
 
 def _config_clause(f):
@@ -451,8 +500,11 @@ def _config_clause(f):
     field = Trial.config[f.name]
     if f.values is None:
         number = field.as_float()
-        return and_(*([number >= f.low] if f.low is not None else []), *([number <= f.high] if f.high is not None
-                                                                        else []), field.is_not(None))
+        return and_(
+            *([number >= f.low] if f.low is not None else []),
+            *([number <= f.high] if f.high is not None else []),
+            field.is_not(None),
+        )
     alternatives = []
     for v in f.values:
         if isinstance(v, bool):

@@ -60,8 +60,9 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
     from cifar_sweeps.trainable import train_trial
 
     r = spec.resources_per_trial
-    fn = tune.with_parameters(train_trial, splits=splits, cpus_per_trial=r.cpu,
-                              checkpoint_every=spec.checkpoint_every, weights=weights or {})
+    fn = tune.with_parameters(
+        train_trial, splits=splits, cpus_per_trial=r.cpu, checkpoint_every=spec.checkpoint_every, weights=weights or {}
+    )
     return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
 
 
@@ -83,13 +84,15 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
         name=sweep_id,
         storage_path=str(settings.storage_root()),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=spec.keep_checkpoints, checkpoint_score_attribute="val_acc",
+            num_to_keep=spec.keep_checkpoints,
+            checkpoint_score_attribute="val_acc",
             checkpoint_score_order="max",
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=make_callbacks(spec, store, sweep_id, settings),
-        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings),
-                          budget_epochs=spec.budget.epochs if spec.budget else None),
+        stop=StoreStopper(
+            store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
+        ),
         verbose=1,
     )
 
@@ -106,17 +109,27 @@ def trial_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings,
-                weights: dict | None = None, evaluated: list | None = None):
+def build_tuner(
+    spec: SweepSpec,
+    splits: Splits,
+    store: Store,
+    sweep_id: str,
+    settings: Settings,
+    weights: dict | None = None,
+    evaluated: list | None = None,
+):
     from ray import tune
 
     return tune.Tuner(
         make_trainable(spec, splits, weights),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
-            search_alg=make_search(spec, evaluated), scheduler=make_scheduler(spec, store.url, sweep_id),
-            num_samples=spec.num_samples, max_concurrent_trials=spec.max_concurrent_trials,
-            trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+            search_alg=make_search(spec, evaluated),
+            scheduler=make_scheduler(spec, store.url, sweep_id),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
             time_budget_s=spec.time_budget_s,
             # A new trial runs in an idle worker of a finished one: no process start and no
             # torch import per trial (seconds each on a small machine).
@@ -139,8 +152,15 @@ class StoreStopper(Stopper):
     hammer the database), or when the sweep's epoch budget is spent. Holds the store's URL,
     not a connection, so Tune can pickle it with the experiment state."""
 
-    def __init__(self, store_url: str, sweep_id: str, every_s: float = 2.0, storage: str | None = None,
-                 min_free_mb: float = 0.0, budget_epochs: int | None = None):
+    def __init__(
+        self,
+        store_url: str,
+        sweep_id: str,
+        every_s: float = 2.0,
+        storage: str | None = None,
+        min_free_mb: float = 0.0,
+        budget_epochs: int | None = None,
+    ):
         self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
         self.storage, self.min_free_mb, self.budget_epochs = storage, min_free_mb, budget_epochs
         self._last = 0.0
@@ -182,9 +202,15 @@ class StoreStopper(Stopper):
         if free_mb >= self.min_free_mb:
             return
         self._interrupted = True
-        lifecycle.note(get_store(self.store_url), self.sweep_id, Reason.DISK_LOW, (
-            f"interrupted: the results folder {self.storage} is down to {free_mb:.0f} MiB free (under "
-            f"{self.min_free_mb:g} MiB); free some space, then resume the sweep"))
+        lifecycle.note(
+            get_store(self.store_url),
+            self.sweep_id,
+            Reason.DISK_LOW,
+            (
+                f"interrupted: the results folder {self.storage} is down to {free_mb:.0f} MiB free (under "
+                f"{self.min_free_mb:g} MiB); free some space, then resume the sweep"
+            ),
+        )
         signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
 
     def __getstate__(self):
@@ -229,8 +255,9 @@ class StoreCallback(Callback):
         return int(_trial_config(trial.config).get("epochs", self.max_t))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        lifecycle.trial_started(self.store, self.sweep_id, trial.trial_id, _trial_config(trial.config),
-                                self._budget(trial))
+        lifecycle.trial_started(
+            self.store, self.sweep_id, trial.trial_id, _trial_config(trial.config), self._budget(trial)
+        )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "val_acc" in result:
@@ -262,8 +289,11 @@ def load_weights(spec: SweepSpec, settings: Settings) -> dict:
         return {}
     t0 = time.perf_counter()
     weights = load_for(models, settings.weights_dir)
-    print(f"pretrained weights {', '.join(weights)} loaded from {settings.weights_dir} "
-          f"in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"pretrained weights {', '.join(weights)} loaded from {settings.weights_dir} "
+        f"in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
     return weights
 
 
@@ -294,8 +324,7 @@ def _tune_trials(results) -> list:
         return []
 
 
-def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str,
-              sweep_id: str | None = None) -> str:
+def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str, sweep_id: str | None = None) -> str:
     """Run a sweep to the end in this process (the driver); returns the sweep id."""
     warm = warm_points(spec, store)  # an unknown warm-start sweep fails before anything is stored
     sweep = store.get_sweep(sweep_id) if sweep_id else None
@@ -303,8 +332,11 @@ def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: st
         sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id)
     if spec.search.warm_start:
         store.update_sweep(sweep.id, warm_trials=len(warm.points))
-        print(f"warm start: {len(warm.points)} finished trials of {', '.join(spec.search.warm_start.sweeps)} "
-              f"given to the searcher as evaluated ({warm.skipped} did not fit this space)", flush=True)
+        print(
+            f"warm start: {len(warm.points)} finished trials of {', '.join(spec.search.warm_start.sweeps)} "
+            f"given to the searcher as evaluated ({warm.skipped} did not fit this space)",
+            flush=True,
+        )
 
     def make_tuner():
         check_resources(spec)
@@ -360,10 +392,12 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     def make_tuner():
         weights = load_weights(spec, settings)
         splits = _load_data(spec, sweep.data_source, settings)
-        return tune.Tuner.restore(path, trainable=make_trainable(spec, splits, weights), resume_unfinished=True,
-                                  resume_errored=retry_errored, param_space=None)
+        return tune.Tuner.restore(
+            path,
+            trainable=make_trainable(spec, splits, weights),
+            resume_unfinished=True,
+            resume_errored=retry_errored,
+            param_space=None,
+        )
 
     return _drive(store, sweep_id, path, make_tuner, settings)
-
-
-

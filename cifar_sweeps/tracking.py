@@ -44,12 +44,17 @@ def upload_wandb_folder(trial) -> None:
     dest = f"{storage.trial_fs_path}/wandb"
     if not local.is_dir() or (storage.storage_filesystem.type_name == "local" and Path(dest) == local):
         return
-    pyarrow.fs.copy_files(str(local), dest, source_filesystem=pyarrow.fs.LocalFileSystem(),
-                          destination_filesystem=storage.storage_filesystem)
+    pyarrow.fs.copy_files(
+        str(local),
+        dest,
+        source_filesystem=pyarrow.fs.LocalFileSystem(),
+        destination_filesystem=storage.storage_filesystem,
+    )
 
 
 def wandb_callback(settings: Settings, group: str) -> SweepWandbCallback:
     """Offline (no account needed) unless a key is given. The mode goes to wandb.init
     itself: the logging actors may run on cluster nodes that don't see this environment."""
-    return SweepWandbCallback(project=settings.wandb_project, group=group, log_config=True,
-                              mode=settings.resolved_wandb_mode())
+    return SweepWandbCallback(
+        project=settings.wandb_project, group=group, log_config=True, mode=settings.resolved_wandb_mode()
+    )

@@ -64,8 +64,13 @@ def memory_format_for(cfg: TrainConfig) -> torch.memory_format:
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
     if cfg.optimizer == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adadelta":
@@ -94,8 +99,13 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch
 class Trainer:
     """One training run over device-resident splits."""
 
-    def __init__(self, cfg: TrainConfig, splits: Splits, device: torch.device | None = None,
-                 pretrained_state: dict[str, torch.Tensor] | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        splits: Splits,
+        device: torch.device | None = None,
+        pretrained_state: dict[str, torch.Tensor] | None = None,
+    ):
         """`pretrained_state`: the backbone's ImageNet weights when cfg.pretrained (handed in by
         the caller, who loaded them once: trials never download or read weight files)."""
         self.cfg = cfg
@@ -105,8 +115,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.cuda = self.device.type == "cuda"
         self.memory_format = memory_format_for(cfg)
-        self.model = build_model(cfg.model, cfg.activation, cfg.dropout, cfg.pretrained, pretrained_state,
-                                 cfg.width, cfg.depth)
+        self.model = build_model(
+            cfg.model, cfg.activation, cfg.dropout, cfg.pretrained, pretrained_state, cfg.width, cfg.depth
+        )
         # Which weights the backbone started from (sha256 of its tensors; None: random init).
         self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
         self.model.to(self.device, memory_format=self.memory_format)
@@ -137,8 +148,9 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         t0 = time.perf_counter()
-        batches = self.train.batches(self.cfg.batch_size, self.generator, self.cfg.augment,
-                                     memory_format=self.memory_format)
+        batches = self.train.batches(
+            self.cfg.batch_size, self.generator, self.cfg.augment, memory_format=self.memory_format
+        )
         for step, (x, y) in enumerate(batches):
             with self._autocast():
                 out = self.model(x)
@@ -199,9 +211,17 @@ class Trainer:
             if self.cfg.test_on_best:
                 self.best_test_acc = self.evaluate(self.test)[1]
         m = EpochMetrics(
-            epoch=self.epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-            val_acc=val_acc, lr=lr, seconds=time.perf_counter() - t0, images_per_s=ips,
-            best_val_acc=self.best_val_acc, best_epoch=self.best_epoch, test_acc=self.best_test_acc,
+            epoch=self.epoch,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            lr=lr,
+            seconds=time.perf_counter() - t0,
+            images_per_s=ips,
+            best_val_acc=self.best_val_acc,
+            best_epoch=self.best_epoch,
+            test_acc=self.best_test_acc,
         )
         self.history.append(m)
         return m
@@ -214,8 +234,11 @@ class Trainer:
         if self.best_test_acc is None and self.best_state is not None:
             self.best_test_acc = self.test_best()
         return FitResult(
-            best_val_acc=self.best_val_acc, best_epoch=self.best_epoch, test_acc=self.best_test_acc,
-            epochs_run=self.epoch, history=self.history,
+            best_val_acc=self.best_val_acc,
+            best_epoch=self.best_epoch,
+            test_acc=self.best_test_acc,
+            epochs_run=self.epoch,
+            history=self.history,
         )
 
     def test_best(self) -> float:
@@ -265,10 +288,16 @@ class Trainer:
     def best_model_file(self) -> dict[str, Any]:
         """What a user downloads: the best weights and what is needed to rebuild the model."""
         return {
-            "model": self.cfg.model, "activation": self.cfg.activation, "dropout": self.cfg.dropout,
-            "width": self.cfg.width, "depth": self.cfg.depth, "normalize": self.cfg.normalize,
+            "model": self.cfg.model,
+            "activation": self.cfg.activation,
+            "dropout": self.cfg.dropout,
+            "width": self.cfg.width,
+            "depth": self.cfg.depth,
+            "normalize": self.cfg.normalize,
             "init_weights": self.init_weights,
-            "state_dict": self.best_state, "val_acc": self.best_val_acc, "epoch": self.best_epoch,
+            "state_dict": self.best_state,
+            "val_acc": self.best_val_acc,
+            "epoch": self.best_epoch,
             "test_acc": self.best_test_acc,
         }
 
@@ -282,8 +311,9 @@ def load_model_blob(path) -> tuple[nn.Module, str]:
     """The model of a model file and the input normalization it was trained with (files
     written before normalization was a parameter used CIFAR statistics)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(blob["model"], blob["activation"], blob["dropout"],
-                        width=blob.get("width", 1.0), depth=blob.get("depth", 1))
+    model = build_model(
+        blob["model"], blob["activation"], blob["dropout"], width=blob.get("width", 1.0), depth=blob.get("depth", 1)
+    )
     model.load_state_dict(blob["state_dict"])
     return model.eval(), blob.get("normalize") or "cifar"
 

@@ -100,12 +100,20 @@ def _say_if_no_cuda() -> None:
 
     gpus = ray.get_gpu_ids()
     if gpus and not torch.cuda.is_available():
-        print(f"trial {ray.tune.get_context().get_trial_id()}: Ray gave it GPU {gpus}, but CUDA is not available "
-              "in this process (torch.cuda.is_available() is False), so it trains on the CPU", flush=True)
+        print(
+            f"trial {ray.tune.get_context().get_trial_id()}: Ray gave it GPU {gpus}, but CUDA is not available "
+            "in this process (torch.cuda.is_available() is False), so it trains on the CPU",
+            flush=True,
+        )
 
 
-def train_trial(config: dict[str, Any], splits: Splits, cpus_per_trial: float = 1.0,
-                checkpoint_every: int = 1, weights: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
+def train_trial(
+    config: dict[str, Any],
+    splits: Splits,
+    cpus_per_trial: float = 1.0,
+    checkpoint_every: int = 1,
+    weights: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> None:
     """The function trainable: one trial of a sweep. Torch threads = the trial's CPUs.
     `weights`: pretrained state dicts by model name, loaded once by the driver and shared
     through the object store like `splits`."""

@@ -54,8 +54,10 @@ def _finished_trials(spec: SweepSpec, store, sweep_id: str, where: str) -> list[
         raise SpecError(f"{where}: no sweep {sweep_id!r} in the store")
     shared = set(spec.params) & set((sweep.spec or {}).get("params") or {})
     if not shared:
-        raise SpecError(f"{where}: sweep {sweep_id} searched {sorted((sweep.spec or {}).get('params') or {})}, "
-                        f"which shares no param with this space's {sorted(spec.params)}")
+        raise SpecError(
+            f"{where}: sweep {sweep_id} searched {sorted((sweep.spec or {}).get('params') or {})}, "
+            f"which shares no param with this space's {sorted(spec.params)}"
+        )
     out = []
     for t in store.trials(sweep_id):
         score = _score(spec.metric, t, store) if t.status in USABLE else None

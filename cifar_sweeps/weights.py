@@ -60,6 +60,7 @@ def _list_some(keys, n: int = 4) -> str:
 def check_state(name: str, state: object, origin: str) -> dict[str, torch.Tensor]:
     """`state` as a state dict of `name`'s ImageNet model, or WeightsError naming what is wrong."""
     import torch
+
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a checkpoint that wraps its state dict
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -67,13 +68,23 @@ def check_state(name: str, state: object, origin: str) -> dict[str, torch.Tensor
     ref = reference_state(name)
     missing, extra = set(ref) - set(state), set(state) - set(ref)
     if missing or extra:
-        raise WeightsError(f"{origin} is not a {name} ImageNet state dict: "
-                           + "; ".join(filter(None, [missing and f"missing keys {_list_some(missing)}",
-                                                     extra and f"unexpected keys {_list_some(extra)}"])))
+        raise WeightsError(
+            f"{origin} is not a {name} ImageNet state dict: "
+            + "; ".join(
+                filter(
+                    None,
+                    [
+                        missing and f"missing keys {_list_some(missing)}",
+                        extra and f"unexpected keys {_list_some(extra)}",
+                    ],
+                )
+            )
+        )
     for k, v in ref.items():
         if state[k].shape != v.shape:
-            raise WeightsError(f"{origin}: {k} has shape {tuple(state[k].shape)}, a {name} ImageNet state "
-                               f"dict has {tuple(v.shape)}")
+            raise WeightsError(
+                f"{origin}: {k} has shape {tuple(state[k].shape)}, a {name} ImageNet state dict has {tuple(v.shape)}"
+            )
         if state[k].dtype != v.dtype:
             raise WeightsError(f"{origin}: {k} is {state[k].dtype}, expected {v.dtype}")
     return state
@@ -89,13 +100,16 @@ def _read(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         detail = str(e).splitlines()[0][:160] if str(e) else "no detail"
-        raise WeightsError(f"{path} can't be read as a PyTorch weights file (truncated, or not weights at "
-                           f"all?): {type(e).__name__}: {detail}") from None
+        raise WeightsError(
+            f"{path} can't be read as a PyTorch weights file (truncated, or not weights at "
+            f"all?): {type(e).__name__}: {detail}"
+        ) from None
 
 
 def _stage(name: str, state: dict[str, torch.Tensor], weights_dir: Path) -> Path:
     """Write atomically: a crash mid-write never leaves a half file that looks staged."""
     import torch
+
     dest = staged_path(name, weights_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{name}-", suffix=".tmp")
@@ -126,12 +140,15 @@ def fetch_weights(name: str, weights_dir: Path, progress: bool = True) -> Staged
     weights = torchvision.models.ResNet50_Weights[SOURCES[name]]
     with tempfile.TemporaryDirectory(dir=_mkdir(weights_dir)) as d:
         try:
-            state = torch.hub.load_state_dict_from_url(weights.url, model_dir=d, progress=progress,
-                                                       check_hash=True, map_location="cpu")
+            state = torch.hub.load_state_dict_from_url(
+                weights.url, model_dir=d, progress=progress, check_hash=True, map_location="cpu"
+            )
         except Exception as e:
-            raise WeightsError(f"downloading {weights.url} failed ({type(e).__name__}: {e}); on a machine "
-                               f"without internet, copy the file over and run `cifar-sweeps weights import "
-                               f"{name} FILE`") from None
+            raise WeightsError(
+                f"downloading {weights.url} failed ({type(e).__name__}: {e}); on a machine "
+                f"without internet, copy the file over and run `cifar-sweeps weights import "
+                f"{name} FILE`"
+            ) from None
         state = check_state(name, state, weights.url)
         return _describe(name, _stage(name, state, weights_dir), state)
 
@@ -163,8 +180,9 @@ def load_staged(name: str, weights_dir: Path) -> dict[str, torch.Tensor]:
     _known(name)
     path = staged_path(name, weights_dir)
     if not path.is_file():
-        raise WeightsError(f"{name} ImageNet weights are needed (pretrained: true) but none are staged at "
-                           f"{path}; {STAGE_HINT}")
+        raise WeightsError(
+            f"{name} ImageNet weights are needed (pretrained: true) but none are staged at {path}; {STAGE_HINT}"
+        )
     return check_state(name, _read(path), str(path))
 
 
@@ -178,5 +196,7 @@ def check_staged(models: set[str], weights_dir: Path) -> None:
     for name in sorted(models):
         _known(name)
         if not staged_path(name, weights_dir).is_file():
-            raise WeightsError(f"{name} ImageNet weights are needed (pretrained: true) but none are staged at "
-                               f"{staged_path(name, weights_dir)}; {STAGE_HINT}")
+            raise WeightsError(
+                f"{name} ImageNet weights are needed (pretrained: true) but none are staged at "
+                f"{staged_path(name, weights_dir)}; {STAGE_HINT}"
+            )

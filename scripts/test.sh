@@ -7,8 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+lint() {
+  .venv/bin/ruff check cifar_sweeps tests benchmarks scripts
+  .venv/bin/ruff format --check cifar_sweeps tests benchmarks scripts  # `ruff format` fixes it
+}
 if [ "${1:-}" = "--fast" ]; then
-  .venv/bin/ruff check cifar_sweeps tests benchmarks
+  lint
   exec .venv/bin/python -m pytest -q -m unit
 fi
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -26,7 +30,7 @@ if [ -z "${CIFAR10_ARCHIVE:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.xz ]; t
   export CIFAR10_ARCHIVE=$(cd ../shared/data && pwd)/cifar10-jpeg.tar.xz
 fi
 export RAY_USAGE_STATS_ENABLED=0
-.venv/bin/ruff check cifar_sweeps tests benchmarks
+lint
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi

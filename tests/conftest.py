@@ -23,8 +23,11 @@ def pytest_collection_modifyitems(config, items):
             continue
         module = item.module.__name__.rsplit(".", 1)[-1]
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if (module in INTEGRATION_MODULES or {"postgres", "ray_head"} & set(item.fixturenames)
-                or "postgres" in params.values()):
+        if (
+            module in INTEGRATION_MODULES
+            or {"postgres", "ray_head"} & set(item.fixturenames)
+            or "postgres" in params.values()
+        ):
             item.add_marker(pytest.mark.integration)
         else:
             item.add_marker(pytest.mark.unit)

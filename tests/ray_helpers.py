@@ -19,8 +19,9 @@ def free_port() -> int:
 
 
 class RayHead:
-    def __init__(self, tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None,
-                 num_gpus: int | None = None):
+    def __init__(
+        self, tmp: Path, num_cpus: int = 2, resources: dict[str, float] | None = None, num_gpus: int | None = None
+    ):
         self.tmp, self.num_gpus = tmp, num_gpus
         self.port = free_port()
         self.dashboard_port = free_port()
@@ -38,8 +39,14 @@ class RayHead:
     def start(self) -> RayHead:
         from cifar_sweeps.cluster import start_head
 
-        self.temp_dir = start_head(self.dashboard_port, self.port, self.num_cpus, env=self.env(),
-                                   resources=self.resources, num_gpus=self.num_gpus)
+        self.temp_dir = start_head(
+            self.dashboard_port,
+            self.port,
+            self.num_cpus,
+            env=self.env(),
+            resources=self.resources,
+            num_gpus=self.num_gpus,
+        )
         self._wait_dashboard()
         return self
 
@@ -94,8 +101,15 @@ class WorkerNode:
         from cifar_sweeps.cluster import agent_ports
 
         self.temp_dir = tempfile.mkdtemp(prefix="rw-", dir="/tmp")
-        cmd = [str(VENV_BIN / "ray"), "start", f"--address={self.head.address}", f"--num-cpus={self.num_cpus}",
-               f"--resources={json.dumps(self.resources)}", f"--temp-dir={self.temp_dir}", *agent_ports()]
+        cmd = [
+            str(VENV_BIN / "ray"),
+            "start",
+            f"--address={self.head.address}",
+            f"--num-cpus={self.num_cpus}",
+            f"--resources={json.dumps(self.resources)}",
+            f"--temp-dir={self.temp_dir}",
+            *agent_ports(),
+        ]
         p = subprocess.run(cmd, env=self.head.env(), capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
             raise RuntimeError(f"`ray start --address` failed: {p.stderr[-2000:] or p.stdout[-2000:]}")

@@ -19,10 +19,15 @@ from cifar_sweeps.spec import parse_spec
 from cifar_sweeps.store import get_store
 from tests.test_api import FakeJobs
 
-SPEC = {"name": "imp", "fixed": {"model": "mlp", "epochs": 1},
-        "params": {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
-                   "batch_size": {"type": "choice", "values": [32, 64, 128]},
-                   "momentum": {"type": "uniform", "low": 0.5, "high": 0.95}}}
+SPEC = {
+    "name": "imp",
+    "fixed": {"model": "mlp", "epochs": 1},
+    "params": {
+        "lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
+        "batch_size": {"type": "choice", "values": [32, 64, 128]},
+        "momentum": {"type": "uniform", "low": 0.5, "high": 0.95},
+    },
+}
 
 
 def _accuracy(lr: float, rng: random.Random) -> float:
@@ -37,8 +42,13 @@ def _stored_sweep(tmp_path, n: int):
     sweep = store.create_sweep(spec.model_dump(mode="json"), "synthetic:10", "test")
     rng = random.Random(0)
     for i in range(n):
-        cfg = {"model": "mlp", "epochs": 1, "lr": 10 ** rng.uniform(-4, -1), "batch_size": rng.choice([32, 64, 128]),
-               "momentum": rng.uniform(0.5, 0.95)}
+        cfg = {
+            "model": "mlp",
+            "epochs": 1,
+            "lr": 10 ** rng.uniform(-4, -1),
+            "batch_size": rng.choice([32, 64, 128]),
+            "momentum": rng.uniform(0.5, 0.95),
+        }
         _add_trial(store, sweep.id, f"t{i}", cfg, _accuracy(cfg["lr"], rng))
     return settings, store, sweep
 
@@ -67,8 +77,9 @@ def test_too_few_trials_is_a_409(tmp_path, capsys):
     client = TestClient(create_app(settings, FakeJobs(store)))
     r = client.get(f"/sweeps/{sweep.id}/importance")
     assert r.status_code == 409
-    assert r.json()["detail"] == (f"sweep {sweep.id} has 3 finished trial(s) with a val_acc; parameter importance "
-                                  "needs at least 5")
+    assert r.json()["detail"] == (
+        f"sweep {sweep.id} has 3 finished trial(s) with a val_acc; parameter importance needs at least 5"
+    )
     assert main(["analyze", sweep.id, "--results-dir", str(tmp_path)]) == 1
     assert "needs at least 5" in capsys.readouterr().err
     assert client.get("/sweeps/sw-nope/importance").status_code == 404
@@ -76,8 +87,19 @@ def test_too_few_trials_is_a_409(tmp_path, capsys):
 
 def _add_trial(store, sweep_id: str, name: str, cfg: dict, acc: float) -> str:
     tid = lifecycle.trial_started(store, sweep_id, name, cfg, 1)
-    store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc, "val_acc": acc,
-                            "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
+    store.trial_epoch(
+        tid,
+        {
+            "epoch": 1,
+            "train_loss": 1.0,
+            "train_acc": acc,
+            "val_loss": 1 - acc,
+            "val_acc": acc,
+            "lr": cfg["lr"],
+            "seconds": 1.0,
+            "images_per_s": 1.0,
+        },
+    )
     lifecycle.trial_ended(store, tid, "terminated")
     return tid
 
@@ -85,10 +107,16 @@ def _add_trial(store, sweep_id: str, name: str, cfg: dict, acc: float) -> str:
 def test_a_trial_outside_the_space_is_skipped_and_counted(tmp_path):
     settings, store, sweep = _stored_sweep(tmp_path, 12)
     # lr 0.3 is past the space's high (0.1): a spec edited after the fact, or an imported trial.
-    _add_trial(store, sweep.id, "outside", {"model": "mlp", "epochs": 1, "lr": 0.3068, "batch_size": 64,
-                                            "momentum": 0.9}, 0.5)
-    _add_trial(store, sweep.id, "unknown-choice", {"model": "mlp", "epochs": 1, "lr": 0.01, "batch_size": 48,
-                                                   "momentum": 0.9}, 0.5)
+    _add_trial(
+        store, sweep.id, "outside", {"model": "mlp", "epochs": 1, "lr": 0.3068, "batch_size": 64, "momentum": 0.9}, 0.5
+    )
+    _add_trial(
+        store,
+        sweep.id,
+        "unknown-choice",
+        {"model": "mlp", "epochs": 1, "lr": 0.01, "batch_size": 48, "momentum": 0.9},
+        0.5,
+    )
     r = TestClient(create_app(settings, FakeJobs(store))).get(f"/sweeps/{sweep.id}/importance")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -110,8 +138,9 @@ def test_importance_is_sampled_cached_per_data_version_and_one_at_a_time(tmp_pat
     for junk in ("", "?x=1", "?nocache=2&y=3"):  # any query: the same computation, not a new one
         assert client.get(f"/sweeps/{sweep.id}/importance{junk}").json() == body
     assert len(calls) == 1
-    _add_trial(store, sweep.id, "new", {"model": "mlp", "epochs": 1, "lr": 0.01, "batch_size": 64,
-                                        "momentum": 0.9}, 0.8)  # the sweep's data version moves on
+    _add_trial(
+        store, sweep.id, "new", {"model": "mlp", "epochs": 1, "lr": 0.01, "batch_size": 64, "momentum": 0.9}, 0.8
+    )  # the sweep's data version moves on
     client.get(f"/sweeps/{sweep.id}/importance")
     assert len(calls) == 2
     with analysis._busy:  # another computation under way: no thread waits on it
@@ -133,10 +162,18 @@ def test_analysis_judges_the_space_the_sampler_drew_from():
     from cifar_sweeps.analysis import distribution
     from cifar_sweeps.spaces import optuna_distribution
 
-    spec = parse_spec({"name": "s", "search": {"algorithm": "optuna"}, "fixed": {"model": "mlp"}, "params": {
-        "epochs": {"type": "qloguniform", "low": 2, "high": 64, "q": 1},
-        "momentum": {"type": "quniform", "low": 0.5, "high": 0.95, "q": 0.05},
-        "batch_size": {"type": "choice", "values": [32, 64]}}})
+    spec = parse_spec(
+        {
+            "name": "s",
+            "search": {"algorithm": "optuna"},
+            "fixed": {"model": "mlp"},
+            "params": {
+                "epochs": {"type": "qloguniform", "low": 2, "high": 64, "q": 1},
+                "momentum": {"type": "quniform", "low": 0.5, "high": 0.95, "q": 0.05},
+                "batch_size": {"type": "choice", "values": [32, 64]},
+            },
+        }
+    )
     for p in spec.params.values():
         assert distribution(p) == optuna_distribution(p)
     assert distribution(spec.params["epochs"]) == IntDistribution(2, 64, log=True)
@@ -175,8 +212,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert found, out.read_text()[-2000:]
     pids = [int(x) for x in found.group(1).split()]
     deadline = time.time() + 15
-    while time.time() < deadline and any(psutil.pid_exists(x) and psutil.Process(x).status() != "zombie"
-                                         for x in pids):
+    while time.time() < deadline and any(psutil.pid_exists(x) and psutil.Process(x).status() != "zombie" for x in pids):
         time.sleep(0.5)
     left = [x for x in pids if psutil.pid_exists(x) and psutil.Process(x).status() != "zombie"]
     assert not left, f"worker processes outlived the service: {left}"

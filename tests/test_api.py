@@ -13,8 +13,12 @@ from cifar_sweeps.api import check_bind, create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import get_store
 
-GOOD = {"name": "t", "num_samples": 2, "fixed": {"model": "mlp", "epochs": 2},
-        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+GOOD = {
+    "name": "t",
+    "num_samples": 2,
+    "fixed": {"model": "mlp", "epochs": 2},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+}
 
 
 class FakeJobs:
@@ -49,8 +53,7 @@ class FakeJobs:
 
 @pytest.fixture
 def setup(tmp_path):
-    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", max_body_bytes=100_000,
-                        max_num_samples=50)
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", max_body_bytes=100_000, max_num_samples=50)
     store = get_store(settings.resolved_store_url())
     jobs = FakeJobs(store)
     return TestClient(create_app(settings, jobs)), store, jobs
@@ -63,13 +66,16 @@ def _count(store):
     return store.list_sweeps()[1]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({**GOOD, "fixed": {"model": "vgg"}}, "fixed.model"),
-    ({**GOOD, "params": {"lr": {"type": "uniform", "low": -1, "high": 0.1}}}, "params.lr"),
-    ({**GOOD, "num_samples": 10_000}, "num_samples"),
-    ({**GOOD, "bogus": 1}, "bogus"),
-    ({**GOOD, "params": {"lr": {"type": "choice", "values": []}}}, "params.lr"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({**GOOD, "fixed": {"model": "vgg"}}, "fixed.model"),
+        ({**GOOD, "params": {"lr": {"type": "uniform", "low": -1, "high": 0.1}}}, "params.lr"),
+        ({**GOOD, "num_samples": 10_000}, "num_samples"),
+        ({**GOOD, "bogus": 1}, "bogus"),
+        ({**GOOD, "params": {"lr": {"type": "choice", "values": []}}}, "params.lr"),
+    ],
+)
 def test_bad_specs_422_naming_the_field(setup, body, field):
     client, store, _ = setup
     r = client.post("/sweeps", json=body, headers=AUTH)
@@ -103,8 +109,10 @@ def test_stop_a_queued_sweep(setup):
     assert r.status_code == 409 and "is stopped" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"},
-                                     {"Authorization": "Basic s3cret-token"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}, {"Authorization": "Basic s3cret-token"}],
+)
 def test_token_required_for_mutations(setup, headers):
     client, store, _ = setup
     r = client.post("/sweeps", json=GOOD, headers=headers)
@@ -171,8 +179,13 @@ def test_non_loopback_bind_refused_without_token():
         check_bind("0.0.0.0", Settings(api_token=""))
     check_bind("0.0.0.0", Settings(api_token="x"))
     check_bind("127.0.0.1", Settings(api_token=""))
-    p = subprocess.run([sys.executable, "-m", "cifar_sweeps", "serve", "--host", "0.0.0.0", "--port", "1"],
-                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [sys.executable, "-m", "cifar_sweeps", "serve", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert p.returncode != 0 and "token" in p.stderr
 
 
@@ -192,12 +205,36 @@ def test_progress_of_a_running_sweep(setup):
     lifecycle.claim(store, sweep.id, "h", 1, "/x")
     done = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp"}, 3)
     for e in (1, 2, 3):
-        store.trial_epoch(done, {"epoch": e, "train_loss": 1, "train_acc": .5, "val_loss": 1, "val_acc": .5, "lr": .1,
-                                 "seconds": 2, "images_per_s": 1, "time_total_s": 2.0 * e})
+        store.trial_epoch(
+            done,
+            {
+                "epoch": e,
+                "train_loss": 1,
+                "train_acc": 0.5,
+                "val_loss": 1,
+                "val_acc": 0.5,
+                "lr": 0.1,
+                "seconds": 2,
+                "images_per_s": 1,
+                "time_total_s": 2.0 * e,
+            },
+        )
     lifecycle.trial_ended(store, done, "terminated")
     run = lifecycle.trial_started(store, sweep.id, "t2", {"model": "mlp"}, 3)
-    store.trial_epoch(run, {"epoch": 1, "train_loss": 1, "train_acc": .5, "val_loss": 1, "val_acc": .5, "lr": .1,
-                            "seconds": 2, "images_per_s": 1, "time_total_s": 2.0})
+    store.trial_epoch(
+        run,
+        {
+            "epoch": 1,
+            "train_loss": 1,
+            "train_acc": 0.5,
+            "val_loss": 1,
+            "val_acc": 0.5,
+            "lr": 0.1,
+            "seconds": 2,
+            "images_per_s": 1,
+            "time_total_s": 2.0,
+        },
+    )
     p = client.get(f"/sweeps/{sweep.id}").json()["progress"]
     assert (p["trials_total"], p["trials_done"], p["epochs_done"], p["seconds_per_epoch"]) == (4, 1, 4, 2.0)
     assert p["running"] == [{"trial_id": run, "epoch": 1, "epochs_budget": 3}]
@@ -225,9 +262,11 @@ def test_an_errored_trial_carries_its_reason_line(setup):
     client, store, _ = setup
     sweep = store.create_sweep(GOOD, "synthetic:100", "v")
     tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "lr": 50.0}, 2)
-    trace = ("Traceback (most recent call last):\n  File \"train.py\", line 1, in <module>\n    fit()\n"
-             "cifar_sweeps.errors.NonFiniteLossError: training loss became NaN or infinite in epoch 1 "
-             "(model mlp, optimizer sgd, lr 50.0); try a lower learning rate\n\n")
+    trace = (
+        'Traceback (most recent call last):\n  File "train.py", line 1, in <module>\n    fit()\n'
+        "cifar_sweeps.errors.NonFiniteLossError: training loss became NaN or infinite in epoch 1 "
+        "(model mlp, optimizer sgd, lr 50.0); try a lower learning rate\n\n"
+    )
     lifecycle.trial_ended(store, tid, "errored", trace)
     (item,) = client.get("/leaderboard").json()["items"]
     assert item["error"] == error_line(trace) and item["error"].endswith("try a lower learning rate")
@@ -270,7 +309,8 @@ def test_a_spec_is_expanded_off_the_event_loop(setup, monkeypatch):
     assert on_loop == [False]
     doc = client.get("/openapi.json").json()  # documented as the spec it is
     assert doc["paths"]["/sweeps"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/SweepSpec"}
+        "$ref": "#/components/schemas/SweepSpec"
+    }
     assert "params" in doc["components"]["schemas"]["SweepSpec"]["properties"]
 
 
@@ -283,8 +323,9 @@ def test_a_closed_pipe_ends_the_cli_quietly():
     r, w = os.pipe()
     os.close(r)  # the reader left
     try:
-        p = subprocess.run([sys.executable, "-m", "cifar_sweeps", "presets"], stdout=w, stderr=subprocess.PIPE,
-                           text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-m", "cifar_sweeps", "presets"], stdout=w, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(w)
     assert p.returncode == 0 and "Traceback" not in p.stderr and "Error" not in p.stderr, p.stderr

@@ -17,11 +17,43 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SMOKE = {
     "pipeline.py": ["--data", "synthetic:300", "--images", "128", "--repeats", "1", "--workers", "1"],
-    "sweep_overhead.py": ["--data", "synthetic:300", "--trials", "2", "--epochs", "1", "--train-images", "100",
-                          "--eval-images", "50", "--repeats", "1", "--model", "mlp"],
-    "search_efficiency.py": ["--data", "synthetic:300", "--seeds", "0", "--num-samples", "3", "--train-images", "100",
-                             "--eval-images", "50", "--min-epochs", "2", "--max-epochs", "4", "--model", "mlp",
-                             "--methods", "optuna", "bohb"],
+    "sweep_overhead.py": [
+        "--data",
+        "synthetic:300",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--train-images",
+        "100",
+        "--eval-images",
+        "50",
+        "--repeats",
+        "1",
+        "--model",
+        "mlp",
+    ],
+    "search_efficiency.py": [
+        "--data",
+        "synthetic:300",
+        "--seeds",
+        "0",
+        "--num-samples",
+        "3",
+        "--train-images",
+        "100",
+        "--eval-images",
+        "50",
+        "--min-epochs",
+        "2",
+        "--max-epochs",
+        "4",
+        "--model",
+        "mlp",
+        "--methods",
+        "optuna",
+        "bohb",
+    ],
     "memory.py": ["--data", "synthetic:300", "--baseline-data", "synthetic:100", "--concurrency", "1", "2"],
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
     "gpu_sweep.py": ["--smoke"],
@@ -43,10 +75,21 @@ def test_benchmark_runs(script, tmp_path):
         args += ["--results-dir", str(tmp_path / "report")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], env=env, capture_output=True,
-                       text=True, timeout=900, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "---" in p.stdout  # the closing table was printed
-    help_ = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
-                           text=True, timeout=120, cwd=ROOT)
+    help_ = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert help_.returncode == 0 and "usage" in help_.stdout

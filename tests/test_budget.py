@@ -22,15 +22,27 @@ LR = {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}
 
 
 def _metrics(epoch: int) -> dict:
-    return {"epoch": epoch, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1,
-            "seconds": 1.0, "images_per_s": 1.0}
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0,
+        "train_acc": 0.5,
+        "val_loss": 1.0,
+        "val_acc": 0.5,
+        "lr": 0.1,
+        "seconds": 1.0,
+        "images_per_s": 1.0,
+    }
 
 
 def test_num_samples_is_left_open_under_a_budget():
     spec = parse_spec({"name": "b", "budget": {"epochs": 30}, "fixed": {"model": "mlp"}, "params": LR})
     assert spec.num_samples == 30  # each trial trains at least one epoch: never the bound
-    assert parse_spec({"name": "b", "budget": {"epochs": 30}, "num_samples": 4, "fixed": {"model": "mlp"},
-                       "params": LR}).num_samples == 4
+    assert (
+        parse_spec(
+            {"name": "b", "budget": {"epochs": 30}, "num_samples": 4, "fixed": {"model": "mlp"}, "params": LR}
+        ).num_samples
+        == 4
+    )
 
 
 def test_the_stopper_counts_every_trial_epoch_once_including_those_before_a_resume(tmp_path):
@@ -52,14 +64,26 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     from tests.test_sweep_e2e import REPO, _cli, _env, _store, _write_spec
 
     results = tmp_path / "results"
-    spec = _write_spec(tmp_path, num_samples=None, budget={"epochs": 12}, max_concurrent_trials=2,
-                       scheduler={"type": "fifo"}, fixed={"model": "mlp", "epochs": 4, "batch_size": 32}, params=LR)
+    spec = _write_spec(
+        tmp_path,
+        num_samples=None,
+        budget={"epochs": 12},
+        max_concurrent_trials=2,
+        scheduler={"type": "fifo"},
+        fixed={"model": "mlp", "epochs": 4, "batch_size": 32},
+        params=LR,
+    )
     raw = json.loads(spec.read_text())
     del raw["num_samples"]  # left open: the budget decides
     spec.write_text(json.dumps(raw))
     env = _env(ray_head, results)
-    driver = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     store = _store(results)
     deadline, sweep_id = time.time() + 300, None
     while time.time() < deadline:

@@ -23,25 +23,40 @@ _db = itertools.count()
 
 class PgService(Service):
     def __init__(self, head, results: Path, store_url: str, **env):
-        super().__init__(head, results, CIFAR_SWEEPS_STORE_URL=store_url,
-                         CIFAR_SWEEPS_STORAGE_PATH=str(results.parent / "shared"), **env)
+        super().__init__(
+            head,
+            results,
+            CIFAR_SWEEPS_STORE_URL=store_url,
+            CIFAR_SWEEPS_STORAGE_PATH=str(results.parent / "shared"),
+            **env,
+        )
         self.store = Store(store_url)
 
 
 def _spec(name: str, n: int, epochs: int, **over) -> dict:
-    return {"name": name, "num_samples": n, "max_concurrent_trials": 2, "scheduler": {"type": "fifo"},
-            "search": {"algorithm": "random", "seed": 0}, "max_failures": 2, "checkpoint_every": 1,
-            "resources_per_trial": {"cpu": 1}, "data": {"train_subset": 2400},
-            "fixed": {"model": "simple_cnn", "epochs": epochs, "batch_size": 32},
-            "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.02}}, **over}
+    return {
+        "name": name,
+        "num_samples": n,
+        "max_concurrent_trials": 2,
+        "scheduler": {"type": "fifo"},
+        "search": {"algorithm": "random", "seed": 0},
+        "max_failures": 2,
+        "checkpoint_every": 1,
+        "resources_per_trial": {"cpu": 1},
+        "data": {"train_subset": 2400},
+        "fixed": {"model": "simple_cnn", "epochs": epochs, "batch_size": 32},
+        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.02}},
+        **over,
+    }
 
 
 def _node_ids(head: RayHead) -> dict[str, str]:
     from ray.util.state import list_nodes
 
     nodes = list_nodes(address=head.dashboard_url, detail=True)
-    return {("second" if "second_node" in n.resources_total else "head"): n.node_id
-            for n in nodes if n.state == "ALIVE"}
+    return {
+        ("second" if "second_node" in n.resources_total else "head"): n.node_id for n in nodes if n.state == "ALIVE"
+    }
 
 
 @pytest.fixture
@@ -135,13 +150,18 @@ def _wait_for_victim(svc: PgService, sid: str, second: str, after_epochs: int, t
 def test_the_head_lost_mid_sweep_is_not_left_running_and_resumes(tmp_path, postgres):
     head = RayHead(tmp_path / "ray", num_cpus=1).start()
     url = postgres.new_database(f"hl{next(_db)}_{tmp_path.name[-10:].lower()}".replace("-", "_"))
-    svc = PgService(head, tmp_path / "results", url, CIFAR_SWEEPS_DATA="synthetic:3000",
-                    CIFAR_SWEEPS_CLUSTER_LOST_AFTER_S="5").start()
+    svc = PgService(
+        head, tmp_path / "results", url, CIFAR_SWEEPS_DATA="synthetic:3000", CIFAR_SWEEPS_CLUSTER_LOST_AFTER_S="5"
+    ).start()
     new_head = None
     try:
         sid = _post(svc, _spec("head-loss", n=3, epochs=3, max_concurrent_trials=1))
-        _wait(lambda: sum(t.status == "terminated" for t in svc.store.trials(sid)) >= 1
-              and any(t.status == "running" and t.epochs >= 1 for t in svc.store.trials(sid)))
+        _wait(
+            lambda: (
+                sum(t.status == "terminated" for t in svc.store.trials(sid)) >= 1
+                and any(t.status == "running" and t.epochs >= 1 for t in svc.store.trials(sid))
+            )
+        )
         finished = {t.id: _epochs(svc, t.id) for t in svc.store.trials(sid) if t.status == "terminated"}
         assert kill_node(head.temp_dir) > 0
         status = svc.wait(sid, {"interrupted", "failed", "succeeded"}, 120)

@@ -81,8 +81,9 @@ def test_batches_folder(tmp_path):
 
 def test_batches_archive(tmp_path):
     want = _write_batches(tmp_path / "src" / "cifar-10-batches-py")
-    arch = _tar(tmp_path / "src" / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz", "w:gz",
-                "cifar-10-batches-py")
+    arch = _tar(
+        tmp_path / "src" / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz", "w:gz", "cifar-10-batches-py"
+    )
     got = load_cifar(str(arch))
     np.testing.assert_array_equal(got.x_train, want.x_train)
     np.testing.assert_array_equal(got.y_train, want.y_train)

@@ -35,8 +35,13 @@ def _nested_choice(depth: int) -> bytes:
 
 def _wide_branches(keys: int, values: int) -> bytes:
     """One choice of one object with `keys` searched choices of `values` each: values**keys settings."""
-    obj = {"model": "mlp", **{k: {"type": "choice", "values": [2 ** i for i in range(values)]}
-                              for k in ("batch_size", "epochs", "seed", "step_size", "crop_padding")[:keys]}}
+    obj = {
+        "model": "mlp",
+        **{
+            k: {"type": "choice", "values": [2**i for i in range(values)]}
+            for k in ("batch_size", "epochs", "seed", "step_size", "crop_padding")[:keys]
+        },
+    }
     return _body(fixed={}, params={"arch": {"type": "choice", "values": [obj]}})
 
 
@@ -45,13 +50,38 @@ CASES = [
     ("choice of objects nested 150 deep", "POST", "/sweeps", _nested_choice(150), JSON, {422}),
     ("choice of objects nested 300 deep", "POST", "/sweeps", _nested_choice(300), JSON, {422}),
     ("3.2 M combinations in one choice", "POST", "/sweeps", _wide_branches(5, 20), JSON, {422}),
-    ("learning rate 1e400 (infinity)", "POST", "/sweeps", _body().replace(b'"model": "mlp"', b'"model": "mlp", '
-                                                                         b'"momentum": 1e400'), JSON, {422}),
+    (
+        "learning rate 1e400 (infinity)",
+        "POST",
+        "/sweeps",
+        _body().replace(b'"model": "mlp"', b'"model": "mlp", "momentum": 1e400'),
+        JSON,
+        {422},
+    ),
     ("eval_batch_size 1e9", "POST", "/sweeps", _body(fixed={"model": "mlp", "eval_batch_size": 10**9}), JSON, {422}),
-    ("HTML in a parameter name", "POST", "/sweeps", _body(params={"<a href=//evil.example>x</a>": {
-        "type": "choice", "values": [{"lr": 0.1}]}}), JSON, {422}),
-    ("a formula where no draw lands", "POST", "/sweeps", _body(params={"arch": {"type": "choice", "values": [
-        *({"lr": 0.001 * (i + 1)} for i in range(900)), '=HYPERLINK("http://evil.example","x")']}}), JSON, {422}),
+    (
+        "HTML in a parameter name",
+        "POST",
+        "/sweeps",
+        _body(params={"<a href=//evil.example>x</a>": {"type": "choice", "values": [{"lr": 0.1}]}}),
+        JSON,
+        {422},
+    ),
+    (
+        "a formula where no draw lands",
+        "POST",
+        "/sweeps",
+        _body(
+            params={
+                "arch": {
+                    "type": "choice",
+                    "values": [*({"lr": 0.001 * (i + 1)} for i in range(900)), '=HYPERLINK("http://evil.example","x")'],
+                }
+            }
+        ),
+        JSON,
+        {422},
+    ),
     ("deeply nested JSON", "POST", "/sweeps", _nested(50_000), JSON, {400, 422}),
     ("10 MB body", "POST", "/sweeps", b'{"name": "' + b"x" * 10_000_000 + b'"}', JSON, {413}),
     ("Content-Length that lies", "POST", "/sweeps", b"{}", {**JSON, "content-length": "999999999999"}, {413}),
@@ -60,21 +90,39 @@ CASES = [
     ("huge num_samples", "POST", "/sweeps", _body(num_samples=10**30), JSON, {422}),
     ("huge epochs", "POST", "/sweeps", _body(fixed={"model": "mlp", "epochs": 10**40}), JSON, {422}),
     ("float epochs", "POST", "/sweeps", _body(fixed={"model": "mlp", "epochs": 10.5}), JSON, {422}),
-    ("negative learning rate", "POST", "/sweeps", _body(fixed={"model": "mlp"}, params={"lr": {
-        "type": "uniform", "low": -0.5, "high": 0.1}}), JSON, {422}),
+    (
+        "negative learning rate",
+        "POST",
+        "/sweeps",
+        _body(fixed={"model": "mlp"}, params={"lr": {"type": "uniform", "low": -0.5, "high": 0.1}}),
+        JSON,
+        {422},
+    ),
     ("unicode name", "POST", "/sweeps", _body(name="sweep-\u2603\U0001f600"), JSON, {422}),
     ("path traversal name", "POST", "/sweeps", _body(name="../../etc/passwd"), JSON, {422}),
     ("NUL in name", "POST", "/sweeps", _body(name="a\x00b"), JSON, {422}),
     ("duplicated keys", "POST", "/sweeps", b'{"name": "a", "name": "b", "fixed": {"model": "mlp"}}', JSON, {422}),
     ("wrong content type", "POST", "/sweeps", _body(), {"content-type": "text/plain", **TOKEN}, {422}),
-    ("form body", "POST", "/sweeps", b"name=a&num_samples=2",
-     {"content-type": "application/x-www-form-urlencoded", **TOKEN}, {422}),
+    (
+        "form body",
+        "POST",
+        "/sweeps",
+        b"name=a&num_samples=2",
+        {"content-type": "application/x-www-form-urlencoded", **TOKEN},
+        {422},
+    ),
     ("JSON array body", "POST", "/sweeps", b"[1, 2, 3]", JSON, {422}),
     ("JSON string body", "POST", "/sweeps", b'"sweep"', JSON, {422}),
     ("empty body", "POST", "/sweeps", b"", JSON, {422}),
     ("null where a number goes", "POST", "/sweeps", _body(num_samples=None), JSON, {422}),
-    ("huge choice", "POST", "/sweeps", _body(params={"batch_size": {"type": "choice", "values": list(range(1, 5000))}}),
-     JSON, {422}),
+    (
+        "huge choice",
+        "POST",
+        "/sweeps",
+        _body(params={"batch_size": {"type": "choice", "values": list(range(1, 5000))}}),
+        JSON,
+        {422},
+    ),
     ("unknown model", "POST", "/sweeps", _body(fixed={"model": "mlp; rm -rf /"}), JSON, {422}),
     ("SQL in model filter", "GET", "/leaderboard?model=mlp'%3B%20DROP%20TABLE%20sweeps%3B--", None, {}, {422}),
     ("SQL in sweep filter", "GET", "/leaderboard?sweep_id=x'%20OR%20'1'%3D'1", None, {}, {422}),
@@ -90,8 +138,14 @@ CASES = [
     ("traversal search space", "GET", "/search-spaces/..%2F..%2Fpyproject", None, {}, {404}),
     ("stop unknown sweep", "POST", "/sweeps/sw-0000000000/stop", None, TOKEN, {404}),
     ("resume unknown sweep", "POST", "/sweeps/sw-0000000000/resume", None, TOKEN, {404}),
-    ("unicode bearer token", "POST", "/sweeps", _body(), {"content-type": "application/json",
-                                                         "authorization": "Bearer t\u00f6k".encode("latin-1")}, {401}),
+    (
+        "unicode bearer token",
+        "POST",
+        "/sweeps",
+        _body(),
+        {"content-type": "application/json", "authorization": "Bearer t\u00f6k".encode("latin-1")},
+        {401},
+    ),
     ("status filter injection", "GET", "/sweeps?status=running'--", None, {}, {422}),
 ]
 
@@ -126,11 +180,21 @@ def test_hostile_input(app, what, method, url, body, headers, expected):
     assert store.get_sweep(existing.id).spec["name"] == "keep-me"
 
 
-@pytest.mark.parametrize("value,cell", [
-    ("=HYPERLINK(\"http://evil.example\",\"x\")", "'=HYPERLINK(\"http://evil.example\",\"x\")"),
-    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tx", "'\tx"), ("\rx", "'\rx"), ("simple_cnn", "simple_cnn"), (-0.5, -0.5), (None, ""), (3, 3),
-])
+@pytest.mark.parametrize(
+    "value,cell",
+    [
+        ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("simple_cnn", "simple_cnn"),
+        (-0.5, -0.5),
+        (None, ""),
+        (3, 3),
+    ],
+)
 def test_csv_cells_never_run_as_formulas(value, cell):
     from cifar_sweeps.schemas import csv_cell
 

@@ -25,8 +25,13 @@ _db = itertools.count()
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def board(request, tmp_path):
-    url = "" if request.param == "sqlite" else request.getfixturevalue("postgres").new_database(
-        f"lb{next(_db)}_{tmp_path.name[-10:].lower()}".replace("-", "_"))
+    url = (
+        ""
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres").new_database(
+            f"lb{next(_db)}_{tmp_path.name[-10:].lower()}".replace("-", "_")
+        )
+    )
     settings = Settings(results_dir=tmp_path, store_url=url)
     store = get_store(settings.resolved_store_url())
     rng = random.Random(0)
@@ -34,13 +39,28 @@ def board(request, tmp_path):
     for s in range(2):
         sweep = store.create_sweep({"name": f"s{s}"}, "synthetic:10", "v")
         for i in range(20):
-            cfg = {"model": rng.choice(["mlp", "simple_cnn"]), "lr": round(10 ** rng.uniform(-4, -1), 6),
-                   "batch_size": rng.choice([32, 64, 128]), "activation": rng.choice(["relu", "elu"]),
-                   "flip": rng.random() < 0.5}
+            cfg = {
+                "model": rng.choice(["mlp", "simple_cnn"]),
+                "lr": round(10 ** rng.uniform(-4, -1), 6),
+                "batch_size": rng.choice([32, 64, 128]),
+                "activation": rng.choice(["relu", "elu"]),
+                "flip": rng.random() < 0.5,
+            }
             tid = lifecycle.trial_started(store, sweep.id, f"t{i}", cfg, 2)
             acc = rng.random()
-            store.trial_epoch(tid, {"epoch": 1, "train_loss": 1.0, "train_acc": acc, "val_loss": 1 - acc,
-                                    "val_acc": acc, "lr": cfg["lr"], "seconds": 1.0, "images_per_s": 1.0})
+            store.trial_epoch(
+                tid,
+                {
+                    "epoch": 1,
+                    "train_loss": 1.0,
+                    "train_acc": acc,
+                    "val_loss": 1 - acc,
+                    "val_acc": acc,
+                    "lr": cfg["lr"],
+                    "seconds": 1.0,
+                    "images_per_s": 1.0,
+                },
+            )
             status = rng.choice(["terminated", "early_stopped", "running"])
             if status != "running":
                 lifecycle.trial_ended(store, tid, status)
@@ -56,8 +76,10 @@ def _expected(configs, keep) -> set[str]:
 CASES = [
     ({"filter": "lr:0.001..0.01"}, lambda c, s: 0.001 <= c["lr"] <= 0.01),
     ({"filter": "lr:..0.0005"}, lambda c, s: c["lr"] <= 0.0005),
-    ({"filter": ["batch_size:32,64", "activation:relu"]}, lambda c, s: c["batch_size"] in (32, 64)
-     and c["activation"] == "relu"),
+    (
+        {"filter": ["batch_size:32,64", "activation:relu"]},
+        lambda c, s: c["batch_size"] in (32, 64) and c["activation"] == "relu",
+    ),
     ({"filter": "flip:true", "status": "terminated"}, lambda c, s: c["flip"] and s == "terminated"),
     ({"status": ["early_stopped", "running"], "model": "mlp"}, lambda c, s: s != "terminated" and c["model"] == "mlp"),
 ]
@@ -81,14 +103,18 @@ def test_filters_return_exactly_the_matching_trials_and_csv_agrees(board, params
 def test_the_command_line_gives_the_same_csv(board, capsys):
     client, configs, settings = board
     api = client.get("/leaderboard.csv", params={"filter": "lr:0.001..0.01"}).text
-    store_args = ["--results-dir", str(settings.results_dir)] + (["--store-url", settings.store_url]
-                                                                  if settings.store_url else [])
+    store_args = ["--results-dir", str(settings.results_dir)] + (
+        ["--store-url", settings.store_url] if settings.store_url else []
+    )
     assert main(["leaderboard", "--filter", "lr:0.001..0.01", "--csv", "--top", "1000", *store_args]) == 0
     cli = capsys.readouterr().out
-    strip = lambda text: [{k: v for k, v in r.items() if k != "checkpoint_url"}  # noqa: E731
-                          for r in csv.DictReader(io.StringIO(text))]
-    assert strip(cli) == strip(api) and len(strip(cli)) == len(_expected(configs, lambda c, s: 0.001 <= c["lr"]
-                                                                          <= 0.01))
+
+    def strip(text: str) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "checkpoint_url"} for r in csv.DictReader(io.StringIO(text))]
+
+    assert strip(cli) == strip(api) and len(strip(cli)) == len(
+        _expected(configs, lambda c, s: 0.001 <= c["lr"] <= 0.01)
+    )
 
 
 @pytest.mark.parametrize("bad", ["lr:abc..1", "lr:", ":1..2", "lr:0.1..0.01", "lr:..", "l r:1..2", "lr:nan..1"])

@@ -17,22 +17,52 @@ from cifar_sweeps.errors import NotFound, TransitionError
 from cifar_sweeps.states import Event, Reason, SweepStatus, TrialEvent, TrialStatus
 from cifar_sweeps.store import Store
 
-Q, R, OK, F, S, INT = (SweepStatus.QUEUED, SweepStatus.RUNNING, SweepStatus.SUCCEEDED, SweepStatus.FAILED,
-                     SweepStatus.STOPPED, SweepStatus.INTERRUPTED)
+Q, R, OK, F, S, INT = (
+    SweepStatus.QUEUED,
+    SweepStatus.RUNNING,
+    SweepStatus.SUCCEEDED,
+    SweepStatus.FAILED,
+    SweepStatus.STOPPED,
+    SweepStatus.INTERRUPTED,
+)
 # The whole table, written out: (status, event) -> new status, or None for a refusal.
 EXPECTED = {
-    (Q, Event.REQUEUE): None, (R, Event.REQUEUE): None, (OK, Event.REQUEUE): None,
-    (F, Event.REQUEUE): Q, (S, Event.REQUEUE): Q, (INT, Event.REQUEUE): Q,
-    (Q, Event.START): R, (R, Event.START): None, (OK, Event.START): None,
-    (F, Event.START): R, (S, Event.START): R, (INT, Event.START): R,
-    (Q, Event.FINISH): None, (R, Event.FINISH): OK, (OK, Event.FINISH): None,
-    (F, Event.FINISH): None, (S, Event.FINISH): None, (INT, Event.FINISH): None,
-    (Q, Event.INTERRUPT): None, (R, Event.INTERRUPT): INT, (OK, Event.INTERRUPT): None,
-    (F, Event.INTERRUPT): None, (S, Event.INTERRUPT): None, (INT, Event.INTERRUPT): None,
-    (Q, Event.STOP): S, (R, Event.STOP): S, (OK, Event.STOP): None,
-    (F, Event.STOP): None, (S, Event.STOP): None, (INT, Event.STOP): None,
-    (Q, Event.FAIL): F, (R, Event.FAIL): F, (OK, Event.FAIL): None,
-    (F, Event.FAIL): F, (S, Event.FAIL): F, (INT, Event.FAIL): F,
+    (Q, Event.REQUEUE): None,
+    (R, Event.REQUEUE): None,
+    (OK, Event.REQUEUE): None,
+    (F, Event.REQUEUE): Q,
+    (S, Event.REQUEUE): Q,
+    (INT, Event.REQUEUE): Q,
+    (Q, Event.START): R,
+    (R, Event.START): None,
+    (OK, Event.START): None,
+    (F, Event.START): R,
+    (S, Event.START): R,
+    (INT, Event.START): R,
+    (Q, Event.FINISH): None,
+    (R, Event.FINISH): OK,
+    (OK, Event.FINISH): None,
+    (F, Event.FINISH): None,
+    (S, Event.FINISH): None,
+    (INT, Event.FINISH): None,
+    (Q, Event.INTERRUPT): None,
+    (R, Event.INTERRUPT): INT,
+    (OK, Event.INTERRUPT): None,
+    (F, Event.INTERRUPT): None,
+    (S, Event.INTERRUPT): None,
+    (INT, Event.INTERRUPT): None,
+    (Q, Event.STOP): S,
+    (R, Event.STOP): S,
+    (OK, Event.STOP): None,
+    (F, Event.STOP): None,
+    (S, Event.STOP): None,
+    (INT, Event.STOP): None,
+    (Q, Event.FAIL): F,
+    (R, Event.FAIL): F,
+    (OK, Event.FAIL): None,
+    (F, Event.FAIL): F,
+    (S, Event.FAIL): F,
+    (INT, Event.FAIL): F,
 }
 
 
@@ -46,9 +76,14 @@ def store(tmp_path):
 
 
 # The events that lead a new (queued) sweep to each status.
-PATHS = {SweepStatus.QUEUED: [], SweepStatus.RUNNING: [Event.START], SweepStatus.SUCCEEDED: [Event.START, Event.FINISH],
-         SweepStatus.INTERRUPTED: [Event.START, Event.INTERRUPT], SweepStatus.STOPPED: [Event.STOP],
-         SweepStatus.FAILED: [Event.FAIL]}
+PATHS = {
+    SweepStatus.QUEUED: [],
+    SweepStatus.RUNNING: [Event.START],
+    SweepStatus.SUCCEEDED: [Event.START, Event.FINISH],
+    SweepStatus.INTERRUPTED: [Event.START, Event.INTERRUPT],
+    SweepStatus.STOPPED: [Event.STOP],
+    SweepStatus.FAILED: [Event.FAIL],
+}
 
 
 def _sweep_in(store: Store, status: SweepStatus) -> str:
@@ -61,8 +96,19 @@ def _sweep_in(store: Store, status: SweepStatus) -> str:
 
 def _row(store: Store, sweep_id: str) -> dict:
     s = store.get_sweep(sweep_id)
-    return {c: getattr(s, c) for c in ("status", "reason", "error", "started_at", "finished_at", "ray_job_id",
-                                       "stop_requested", "driver_pid")}
+    return {
+        c: getattr(s, c)
+        for c in (
+            "status",
+            "reason",
+            "error",
+            "started_at",
+            "finished_at",
+            "ray_job_id",
+            "stop_requested",
+            "driver_pid",
+        )
+    }
 
 
 @pytest.mark.parametrize("status,event", sorted(EXPECTED), ids=lambda x: str(x))
@@ -127,22 +173,25 @@ def test_a_pid_reused_after_the_driver_died_is_not_the_driver(store):
 
 
 def test_job_path_and_remote_drivers_are_left_to_their_own_checks(store):
-    sid = _claimed_by(store, 2 ** 22 + 12345)  # no such pid
+    sid = _claimed_by(store, 2**22 + 12345)  # no such pid
     store.update_sweep(sid, ray_job_id="raysubmit_x")  # judged by the Ray Jobs API (Jobs.sync)
     assert lifecycle.reconcile_local_driver(store, store.get_sweep(sid)).status == R
-    other = _claimed_by(store, 2 ** 22 + 12345)
+    other = _claimed_by(store, 2**22 + 12345)
     store.update_sweep(other, driver_host="another-host")  # its pid means nothing here
     assert lifecycle.reconcile_local_driver(store, store.get_sweep(other)).status == R
 
 
-@pytest.mark.parametrize("noted,stop,unfinished,errored,total,status,reason", [
-    (None, False, 0, 0, 3, OK, None),
-    (None, False, 0, 3, 3, F, "all_trials_failed"),
-    (None, False, 0, 2, 3, OK, None),
-    (None, False, 2, 0, 3, INT, "driver_interrupted"),
-    (None, True, 1, 0, 3, S, None),
-    (Reason.DISK_LOW, False, 1, 0, 3, INT, "disk_low"),
-])
+@pytest.mark.parametrize(
+    "noted,stop,unfinished,errored,total,status,reason",
+    [
+        (None, False, 0, 0, 3, OK, None),
+        (None, False, 0, 3, 3, F, "all_trials_failed"),
+        (None, False, 0, 2, 3, OK, None),
+        (None, False, 2, 0, 3, INT, "driver_interrupted"),
+        (None, True, 1, 0, 3, S, None),
+        (Reason.DISK_LOW, False, 1, 0, 3, INT, "disk_low"),
+    ],
+)
 def test_driver_ended(store, noted, stop, unfinished, errored, total, status, reason):
     sid = _sweep_in(store, R)
     if noted:
@@ -153,13 +202,20 @@ def test_driver_ended(store, noted, stop, unfinished, errored, total, status, re
     assert store.get_sweep(sid).reason == reason
 
 
-@pytest.mark.parametrize("start,job,status,reason", [
-    (R, "RUNNING", R, None), (Q, "PENDING", Q, None),
-    (R, "SUCCEEDED", OK, None), (R, "STOPPED", S, None),
-    (R, "FAILED", INT, "job_failed"), (Q, "FAILED", F, "job_failed"),
-    (R, None, INT, "job_unknown"), (Q, None, F, "job_unknown"),
-    (OK, "FAILED", OK, None),  # the driver's own end stands
-])
+@pytest.mark.parametrize(
+    "start,job,status,reason",
+    [
+        (R, "RUNNING", R, None),
+        (Q, "PENDING", Q, None),
+        (R, "SUCCEEDED", OK, None),
+        (R, "STOPPED", S, None),
+        (R, "FAILED", INT, "job_failed"),
+        (Q, "FAILED", F, "job_failed"),
+        (R, None, INT, "job_unknown"),
+        (Q, None, F, "job_unknown"),
+        (OK, "FAILED", OK, None),  # the driver's own end stands
+    ],
+)
 def test_reconcile_with_the_ray_job(store, start, job, status, reason):
     sid = _sweep_in(store, start)
     store.update_sweep(sid, ray_job_id="raysubmit_1")
@@ -197,19 +253,30 @@ def test_a_silent_cluster_interrupts_its_sweeps_after_the_grace(store, tmp_path)
 
 
 # Trials: what each event does from each status (None: refused, the row unchanged).
-R, P, TE, ES, ER = (TrialStatus.RUNNING, TrialStatus.PENDING, TrialStatus.TERMINATED, TrialStatus.EARLY_STOPPED,
-                    TrialStatus.ERRORED)
+R, P, TE, ES, ER = (
+    TrialStatus.RUNNING,
+    TrialStatus.PENDING,
+    TrialStatus.TERMINATED,
+    TrialStatus.EARLY_STOPPED,
+    TrialStatus.ERRORED,
+)
 TRIAL_EXPECTED = {
     **{(s, e): None for s in TrialStatus for e in TrialEvent},
     **{(s, TrialEvent.START): R for s in (P, R, ER)},
     **{(s, TrialEvent.COMPLETE): TE for s in (P, R, ER)},
     **{(s, TrialEvent.EARLY_STOP): ES for s in (P, R, ER)},
     **{(s, TrialEvent.ERROR): ER for s in (P, R, ER)},
-    (R, TrialEvent.PAUSE): P, (R, TrialEvent.ABANDON): ER,
+    (R, TrialEvent.PAUSE): P,
+    (R, TrialEvent.ABANDON): ER,
 }
 # The events that lead a new (running) trial to each status.
-TRIAL_PATHS = {R: [], P: [TrialEvent.PAUSE], TE: [TrialEvent.COMPLETE], ES: [TrialEvent.EARLY_STOP],
-               ER: [TrialEvent.ERROR]}
+TRIAL_PATHS = {
+    R: [],
+    P: [TrialEvent.PAUSE],
+    TE: [TrialEvent.COMPLETE],
+    ES: [TrialEvent.EARLY_STOP],
+    ER: [TrialEvent.ERROR],
+}
 
 
 @pytest.mark.parametrize("status,event", sorted(TRIAL_EXPECTED), ids=lambda x: str(x))
@@ -225,7 +292,10 @@ def test_every_trial_status_and_event(store, status, event):
     expected = TRIAL_EXPECTED[(status, event)]
     if expected is None:
         assert moved == 0 and (after.status, after.finished_at, after.error) == (
-            before.status, before.finished_at, before.error)
+            before.status,
+            before.finished_at,
+            before.error,
+        )
         return
     assert moved == 1 and after.status == expected
     assert (after.finished_at is None) == (expected in (R, P))

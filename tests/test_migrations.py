@@ -26,13 +26,24 @@ _db = itertools.count()
 def url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'old.db'}"
-    return request.getfixturevalue("postgres").new_database(f"mig{next(_db)}_{tmp_path.name[-12:].lower()}"
-                                                            .replace("-", "_"))
+    return request.getfixturevalue("postgres").new_database(
+        f"mig{next(_db)}_{tmp_path.name[-12:].lower()}".replace("-", "_")
+    )
 
 
 def _metrics(epoch: int, val_acc: float) -> dict:
-    return {"epoch": epoch, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1 - val_acc, "val_acc": val_acc,
-            "lr": 0.1, "seconds": 1.0, "images_per_s": 100.0, "test_acc": val_acc - 0.01, "time_total_s": 2.0}
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0,
+        "train_acc": 0.5,
+        "val_loss": 1 - val_acc,
+        "val_acc": val_acc,
+        "lr": 0.1,
+        "seconds": 1.0,
+        "images_per_s": 100.0,
+        "test_acc": val_acc - 0.01,
+        "time_total_s": 2.0,
+    }
 
 
 def make_old_store(url: str) -> dict:
@@ -43,9 +54,11 @@ def make_old_store(url: str) -> dict:
     old.set_status(a.id, "succeeded")
     old.update_sweep(b.id, error="interrupted: the results folder /r is down to 10 MiB free")
     old.set_status(b.id, "interrupted")
-    trials = [old.trial_started(a.id, "t1", {"model": "mlp", "lr": 0.1}, 3),
-              old.trial_started(a.id, "t2", {"model": "mlp", "lr": 0.01}, 3),
-              old.trial_started(b.id, "t3", {"model": "simple_cnn"}, 2)]
+    trials = [
+        old.trial_started(a.id, "t1", {"model": "mlp", "lr": 0.1}, 3),
+        old.trial_started(a.id, "t2", {"model": "mlp", "lr": 0.01}, 3),
+        old.trial_started(b.id, "t3", {"model": "simple_cnn"}, 2),
+    ]
     for tid, accs in zip(trials, ([0.3, 0.5], [0.2, 0.25], [0.4]), strict=True):
         for i, acc in enumerate(accs, 1):
             old.trial_epoch(tid, _metrics(i, acc))
@@ -83,8 +96,12 @@ OPEN = textwrap.dedent("""
 
 def test_two_processes_starting_on_one_old_store_both_come_up(url):
     make_old_store(url)
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN, url], cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN, url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-2000:]
@@ -101,8 +118,11 @@ def test_the_orm_matches_the_migrations(tmp_path):
     # Alembic can't compare expression indexes (val_acc DESC): those are checked by name.
     expression = {"ix_trials_rank", "ix_trials_sweep_rank", "ix_trials_model_rank"}
     with store.engine.connect() as c:
-        diffs = [d for d in compare_metadata(MigrationContext.configure(c), Base.metadata)
-                 if not (d[0] in ("add_index", "remove_index") and d[1].name in expression)]
+        diffs = [
+            d
+            for d in compare_metadata(MigrationContext.configure(c), Base.metadata)
+            if not (d[0] in ("add_index", "remove_index") and d[1].name in expression)
+        ]
         assert expression <= {ix["name"] for ix in inspect(c).get_indexes("trials")}
     assert diffs == [], diffs
 

@@ -73,10 +73,16 @@ def test_predict_matches_the_command_line(api, tiny_splits, tmp_path, model_file
 
 def _huge_png() -> bytes:
     """A valid PNG header claiming 20000 x 20000 pixels: a decompression bomb's shape."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _gif() -> bytes:
@@ -89,26 +95,49 @@ HOSTILE = [
     ("an empty file", [("images", ("e.png", b"", "image/png"))], 422, "is empty"),
     ("a text file", [("images", ("t.png", b"hello, not an image", "image/png"))], 415, "not a PNG or JPEG"),
     ("a GIF", [("images", ("a.gif", _gif(), "image/gif"))], 415, "GIF image"),
-    ("a truncated PNG", [("images", ("cut.png", _png(Image.new("RGB", (64, 64), "red"))[:60], "image/png"))], 422,
-     "can't be decoded"),
+    (
+        "a truncated PNG",
+        [("images", ("cut.png", _png(Image.new("RGB", (64, 64), "red"))[:60], "image/png"))],
+        422,
+        "can't be decoded",
+    ),
     ("a 20000x20000 image", [("images", ("bomb.png", _huge_png(), "image/png"))], 413, "over the limit"),
-    ("a 5000x4000 image", [("images", ("wide.png", _png(Image.new("1", (5000, 4000))), "image/png"))], 413,
-     "5000x4000"),
-    ("a solid 2048x2048 image (tiny as a PNG)", [("images", ("solid.png", _png(Image.new("1", (2048, 2048))),
-                                                             "image/png"))], 413, "2048x2048"),
-    ("17 images", [("images", (f"{i}.png", _png(Image.new("RGB", (4, 4))), "image/png")) for i in range(17)],
-     422, "at most 16"),
+    (
+        "a 5000x4000 image",
+        [("images", ("wide.png", _png(Image.new("1", (5000, 4000))), "image/png"))],
+        413,
+        "5000x4000",
+    ),
+    (
+        "a solid 2048x2048 image (tiny as a PNG)",
+        [("images", ("solid.png", _png(Image.new("1", (2048, 2048))), "image/png"))],
+        413,
+        "2048x2048",
+    ),
+    (
+        "17 images",
+        [("images", (f"{i}.png", _png(Image.new("RGB", (4, 4))), "image/png")) for i in range(17)],
+        422,
+        "at most 16",
+    ),
     ("no file at all", [], 422, "images"),
-    ("a body over the limit", [("images", ("big.png", b"\x89PNG" + b"0" * 400_000, "image/png"))], 413,
-     "over the limit"),
+    (
+        "a body over the limit",
+        [("images", ("big.png", b"\x89PNG" + b"0" * 400_000, "image/png"))],
+        413,
+        "over the limit",
+    ),
 ]
 
 
 @pytest.mark.parametrize("what,files,status,words", HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_uploads(api, what, files, status, words):
     client, tid = api
-    r = client.post(f"/trials/{tid}/predict", files=files) if files else client.post(
-        f"/trials/{tid}/predict", data={"x": "1"})
+    r = (
+        client.post(f"/trials/{tid}/predict", files=files)
+        if files
+        else client.post(f"/trials/{tid}/predict", data={"x": "1"})
+    )
     assert r.status_code == status, r.text
     assert words in r.json()["detail"], r.json()["detail"]
     assert len(MODELS) == 0  # nothing loaded or cached
@@ -117,15 +146,19 @@ def test_hostile_uploads(api, what, files, status, words):
 @pytest.mark.parametrize("top_k", [0, 11])
 def test_top_k_out_of_range(api, top_k):
     client, tid = api
-    r = client.post(f"/trials/{tid}/predict", params={"top_k": top_k},
-                    files=[("images", ("a.png", _png(Image.new("RGB", (4, 4))), "image/png"))])
+    r = client.post(
+        f"/trials/{tid}/predict",
+        params={"top_k": top_k},
+        files=[("images", ("a.png", _png(Image.new("RGB", (4, 4))), "image/png"))],
+    )
     assert r.status_code == 422 and len(MODELS) == 0
 
 
 def test_unknown_trial_is_a_404(api):
     client, _ = api
-    r = client.post("/trials/sw-x-nope/predict", files=[("images", ("a.png", _png(Image.new("RGB", (4, 4))),
-                                                                    "image/png"))])
+    r = client.post(
+        "/trials/sw-x-nope/predict", files=[("images", ("a.png", _png(Image.new("RGB", (4, 4))), "image/png"))]
+    )
     assert r.status_code == 404
 
 

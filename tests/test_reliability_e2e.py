@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 class Service:
     def __init__(self, head, results: Path, **env):
         self.port = free_port()
-        self.env = cli_env(head, results, **{"RAY_ADDRESS": head.dashboard_url,
-                                             "CIFAR_SWEEPS_DATA": "synthetic:1200", **env})
+        self.env = cli_env(
+            head, results, **{"RAY_ADDRESS": head.dashboard_url, "CIFAR_SWEEPS_DATA": "synthetic:1200", **env}
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         self.store = Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
         self.proc = None
@@ -32,8 +33,13 @@ class Service:
     def start(self) -> Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:  # the child keeps its own handle
-            self.proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port)],
-                                         env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -62,10 +68,15 @@ class Service:
 
 
 def _spec(name: str, n: int = 3, epochs: int = 3, model: str = "simple_cnn") -> dict:
-    return {"name": name, "num_samples": n, "max_concurrent_trials": 1, "scheduler": {"type": "fifo"},
-            "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 2},
-            "fixed": {"model": model, "epochs": epochs, "batch_size": 32},
-            "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}}}
+    return {
+        "name": name,
+        "num_samples": n,
+        "max_concurrent_trials": 1,
+        "scheduler": {"type": "fifo"},
+        "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 2},
+        "fixed": {"model": model, "epochs": epochs, "batch_size": 32},
+        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}},
+    }
 
 
 def test_killed_job_driver_is_interrupted_then_resumed_through_the_api(ray_head, tmp_path):
@@ -124,6 +135,7 @@ def test_twenty_concurrent_posts_queue_under_the_running_cap(ray_head, tmp_path)
 
     svc = Service(ray_head, tmp_path / "results", CIFAR_SWEEPS_MAX_RUNNING_SWEEPS="2").start()
     try:
+
         def post(i: int):
             spec = {**_spec(f"burst-{i}", n=1, epochs=1, model="mlp"), "description": f"lr-{i}"}
             return httpx.post(f"{svc.base}/sweeps", json=spec, timeout=60)
@@ -171,8 +183,13 @@ def test_token_guards_mutations_and_never_leaks(ray_head, tmp_path):
     answers: list[str] = []
     try:
         good = {"Authorization": f"Bearer {token}"}
-        for bad in ({}, {"Authorization": f"Bearer {token}x"}, {"Authorization": token},
-                    {"Authorization": f"Basic {token}"}, {"Authorization": f"Bearer {token[:-1]}"}):
+        for bad in (
+            {},
+            {"Authorization": f"Bearer {token}x"},
+            {"Authorization": token},
+            {"Authorization": f"Basic {token}"},
+            {"Authorization": f"Bearer {token[:-1]}"},
+        ):
             for path in ("/sweeps", "/sweeps/sw-0000000000/stop", "/sweeps/sw-0000000000/resume"):
                 r = httpx.post(f"{svc.base}{path}", json=_spec("nope"), headers=bad, timeout=30)
                 answers.append(r.text)
@@ -195,10 +212,14 @@ def test_token_guards_mutations_and_never_leaks(ray_head, tmp_path):
         svc.stop()
     jobs = JobSubmissionClient(ray_head.dashboard_url)
     info = jobs.get_job_info(sweep["ray_job_id"])
-    texts = {"service log": svc.log.read_text(), "job logs": jobs.get_job_logs(sweep["ray_job_id"]),
-             "job entrypoint": info.entrypoint, "job runtime env": str(info.runtime_env),
-             "answers": "\n".join(answers)}
-    assert "POST /sweeps HTTP/1.1\" 401" in texts["service log"]  # the log was really captured
+    texts = {
+        "service log": svc.log.read_text(),
+        "job logs": jobs.get_job_logs(sweep["ray_job_id"]),
+        "job entrypoint": info.entrypoint,
+        "job runtime env": str(info.runtime_env),
+        "answers": "\n".join(answers),
+    }
+    assert 'POST /sweeps HTTP/1.1" 401' in texts["service log"]  # the log was really captured
     assert f"sweep {sweep['id']}: stopped" in texts["job logs"]
     for where, text in texts.items():
         assert token not in text and token[4:] not in text, f"the token leaked into the {where}"

@@ -33,13 +33,31 @@ def _no_secret_in(text: str, where: str) -> None:
 
 
 def test_a_head_inherits_only_the_allow_list():
-    env = {"PATH": "/bin", "HOME": "/h", "LC_ALL": "C", "RAY_AUTH_MODE": "disabled", "CUDA_VISIBLE_DEVICES": "0",
-           "CIFAR_SWEEPS_RESULTS_DIR": "/r", "CIFAR_SWEEPS_API_TOKEN": TOKEN, "WANDB_API_KEY": WANDB_KEY,
-           "CIFAR_SWEEPS_WANDB_API_KEY": WANDB_KEY, "AWS_SECRET_ACCESS_KEY": "x", "GITHUB_TOKEN": "y",
-           "CIFAR_SWEEPS_STORE_URL": f"postgresql://u:{PASSWORD}@db/sweeps", "WANDB_PROJECT": "p"}
+    env = {
+        "PATH": "/bin",
+        "HOME": "/h",
+        "LC_ALL": "C",
+        "RAY_AUTH_MODE": "disabled",
+        "CUDA_VISIBLE_DEVICES": "0",
+        "CIFAR_SWEEPS_RESULTS_DIR": "/r",
+        "CIFAR_SWEEPS_API_TOKEN": TOKEN,
+        "WANDB_API_KEY": WANDB_KEY,
+        "CIFAR_SWEEPS_WANDB_API_KEY": WANDB_KEY,
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "GITHUB_TOKEN": "y",
+        "CIFAR_SWEEPS_STORE_URL": f"postgresql://u:{PASSWORD}@db/sweeps",
+        "WANDB_PROJECT": "p",
+    }
     out = head_environment(env)
-    assert set(out) == {"PATH", "HOME", "LC_ALL", "RAY_AUTH_MODE", "CUDA_VISIBLE_DEVICES",
-                        "CIFAR_SWEEPS_RESULTS_DIR", "WANDB_PROJECT"}
+    assert set(out) == {
+        "PATH",
+        "HOME",
+        "LC_ALL",
+        "RAY_AUTH_MODE",
+        "CUDA_VISIBLE_DEVICES",
+        "CIFAR_SWEEPS_RESULTS_DIR",
+        "WANDB_PROJECT",
+    }
     sqlite = "sqlite:////r/cifar_sweeps.db"  # no password: a head may know where the store is
     assert head_environment({"CIFAR_SWEEPS_STORE_URL": sqlite}) == {"CIFAR_SWEEPS_STORE_URL": sqlite}
 
@@ -71,10 +89,22 @@ def test_every_setting_reaches_the_driver(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith(("CIFAR_SWEEPS_", "WANDB_")):
             monkeypatch.delenv(name)
-    service = Settings(results_dir=tmp_path / "results", data="synthetic:64", min_free_mb=40, max_epochs=7,
-                       allowed_hosts=["a.example"], wandb=True, wandb_mode="offline", wandb_project="p",
-                       wandb_api_key=WANDB_KEY, storage_path=str(tmp_path / "ray"), cluster_lost_after_s=12.5,
-                       store_url=f"postgresql+psycopg://sweeps:{PASSWORD}@db/sweeps", test_hooks=True, api_token=TOKEN)
+    service = Settings(
+        results_dir=tmp_path / "results",
+        data="synthetic:64",
+        min_free_mb=40,
+        max_epochs=7,
+        allowed_hosts=["a.example"],
+        wandb=True,
+        wandb_mode="offline",
+        wandb_project="p",
+        wandb_api_key=WANDB_KEY,
+        storage_path=str(tmp_path / "ray"),
+        cluster_lost_after_s=12.5,
+        store_url=f"postgresql+psycopg://sweeps:{PASSWORD}@db/sweeps",
+        test_hooks=True,
+        api_token=TOKEN,
+    )
     env = Jobs(service, Store(f"sqlite:///{tmp_path / 's.db'}"))._runtime_env()["env_vars"]
     _no_secret_in(repr(env), "the runtime env")
     for k, v in env.items():
@@ -115,14 +145,27 @@ def test_the_services_own_head_and_its_jobs_hold_no_secret_and_ctrl_c_ends_every
     home.mkdir()
     port, dashboard = free_port(), f"http://127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CIFAR_SWEEPS_"))}
-    env.update(HOME=str(home), PATH=f"{VENV_BIN}:{env.get('PATH', '')}", PYTHONUNBUFFERED="1",
-               CIFAR_SWEEPS_RESULTS_DIR=str(results), CIFAR_SWEEPS_DATA="synthetic:600",
-               CIFAR_SWEEPS_DASHBOARD_URL=dashboard, CIFAR_SWEEPS_API_TOKEN=TOKEN, WANDB_API_KEY=WANDB_KEY,
-               CIFAR_SWEEPS_STORE_URL=pg.url().replace("sweeps@", f"sweeps:{PASSWORD}@"))
+    env.update(
+        HOME=str(home),
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+        CIFAR_SWEEPS_RESULTS_DIR=str(results),
+        CIFAR_SWEEPS_DATA="synthetic:600",
+        CIFAR_SWEEPS_DASHBOARD_URL=dashboard,
+        CIFAR_SWEEPS_API_TOKEN=TOKEN,
+        WANDB_API_KEY=WANDB_KEY,
+        CIFAR_SWEEPS_STORE_URL=pg.url().replace("sweeps@", f"sweeps:{PASSWORD}@"),
+    )
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        svc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)], env=env, cwd=REPO,
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        svc = subprocess.Popen(
+            [str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -132,9 +175,13 @@ def test_the_services_own_head_and_its_jobs_hold_no_secret_and_ctrl_c_ends_every
                 break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        spec = {"name": "secret-free", "num_samples": 1, "scheduler": {"type": "fifo"},
-                "fixed": {"model": "mlp", "epochs": 40, "batch_size": 32},
-                "params": {"lr": {"type": "choice", "values": [0.01, 0.02]}}}
+        spec = {
+            "name": "secret-free",
+            "num_samples": 1,
+            "scheduler": {"type": "fifo"},
+            "fixed": {"model": "mlp", "epochs": 40, "batch_size": 32},
+            "params": {"lr": {"type": "choice", "values": [0.01, 0.02]}},
+        }
         r = httpx.post(f"{base}/sweeps", json=spec, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         assert r.status_code == 201, r.text
         sweep = r.json()
@@ -153,8 +200,11 @@ def test_the_services_own_head_and_its_jobs_hold_no_secret_and_ctrl_c_ends_every
         svc.wait(60)
         try:
             time.sleep(2)
-            left = [f"{p.pid} {p.name()}" for p in _head_procs(results) if p.is_running()
-                    and p.status() != psutil.STATUS_ZOMBIE]
+            left = [
+                f"{p.pid} {p.name()}"
+                for p in _head_procs(results)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            ]
             assert not left, f"the head left processes behind: {left}"
         finally:
             for p in _head_procs(results):  # only this test's head, if the assertion failed

@@ -19,7 +19,9 @@ from tests.ray_helpers import VENV_BIN, cli_env, free_port
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 SPEC = {
-    "name": "svc-e2e", "num_samples": 4, "max_concurrent_trials": 2,
+    "name": "svc-e2e",
+    "num_samples": 4,
+    "max_concurrent_trials": 2,
     "search": {"algorithm": "hyperopt", "seed": 2, "n_initial_points": 2},
     "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
     "fixed": {"model": "simple_cnn", "epochs": 3, "batch_size": 64},
@@ -42,8 +44,13 @@ def service(ray_head, tmp_path_factory):
 
 def _serve(env: dict, port: int, log=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
     """`cifar-sweeps serve` on `port`, returned once /health answers 200."""
-    proc = subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)], env=env, cwd=REPO,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -114,11 +121,18 @@ def _predict_matches_the_cli(base: str, trial_id: str, model_file: Path, tmp: Pa
     for i, img in enumerate(synthetic(20, 10, seed=3).x_test[:4]):
         paths.append(tmp / f"test{i}.png")
         Image.fromarray(img).resize((48, 48)).save(paths[-1])
-    r = httpx.post(f"{base}/trials/{trial_id}/predict", timeout=60,
-                   files=[("images", (p.name, p.read_bytes(), "image/png")) for p in paths])
+    r = httpx.post(
+        f"{base}/trials/{trial_id}/predict",
+        timeout=60,
+        files=[("images", (p.name, p.read_bytes(), "image/png")) for p in paths],
+    )
     assert r.status_code == 200, r.text
-    cli = subprocess.run([str(VENV_BIN / "cifar-sweeps"), "predict", str(model_file), *map(str, paths)],
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [str(VENV_BIN / "cifar-sweeps"), "predict", str(model_file), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0, cli.stderr
     for line, pred in zip(cli.stdout.splitlines(), r.json()["predictions"], strict=True):
         top = pred["top"][0]
@@ -126,9 +140,17 @@ def _predict_matches_the_cli(base: str, trial_id: str, model_file: Path, tmp: Pa
 
 
 def _browser(p):
-    return p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"])
+    return p.chromium.launch(
+        executable_path=shutil.which("chromium"),
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
 
 
 def _sweep_count(base: str) -> int:
@@ -158,10 +180,17 @@ def test_page_in_headless_chromium(service, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         # A 4xx the page shows (the 409 of too few trials, the 422 of an invalid edit) is
         # logged by Chromium as a failed load: those are checked by status instead.
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                and not m.text.startswith("Failed to load resource") else None)
-        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status not in (200, 201, 409, 422)
-                else None)
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
+        page.on(
+            "response", lambda r: errors.append(f"{r.status} {r.url}") if r.status not in (200, 201, 409, 422) else None
+        )
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:")) else None)
         page.goto(base)
         page.wait_for_selector("#board tbody tr")
@@ -185,10 +214,17 @@ def test_page_in_headless_chromium(service, tmp_path):
         assert "params.lr" in page.inner_text("#e-error") and "422" in page.inner_text("#e-error")
         assert _sweep_count(base) == before  # nothing stored
 
-        spec.update(name="svc-again", num_samples=6, max_concurrent_trials=2, scheduler={"type": "fifo"},
-                    fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
-                    params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
-                            "momentum": {"type": "uniform", "low": 0.5, "high": 0.95}})
+        spec.update(
+            name="svc-again",
+            num_samples=6,
+            max_concurrent_trials=2,
+            scheduler={"type": "fifo"},
+            fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
+            params={
+                "lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+                "momentum": {"type": "uniform", "low": 0.5, "high": 0.95},
+            },
+        )
         _edit(page, spec)
         page.wait_for_selector("#e-result:has-text('created')")
         new_id = page.inner_text("#e-result").split()[1]
@@ -219,9 +255,14 @@ def test_an_errored_trial_says_why_in_the_leaderboard_and_on_the_page(service):
     from playwright.sync_api import sync_playwright
 
     base, _, _ = service
-    spec = {"name": "too-hot", "num_samples": 1, "max_failures": 0, "scheduler": {"type": "fifo"},
-            "fixed": {"model": "mlp", "epochs": 2, "batch_size": 32},
-            "params": {"lr": {"type": "choice", "values": [1.0e6]}}}
+    spec = {
+        "name": "too-hot",
+        "num_samples": 1,
+        "max_failures": 0,
+        "scheduler": {"type": "fifo"},
+        "fixed": {"model": "mlp", "epochs": 2, "batch_size": 32},
+        "params": {"lr": {"type": "choice", "values": [1.0e6]}},
+    }
     r = httpx.post(f"{base}/sweeps", json=spec, timeout=30)
     assert r.status_code == 201, r.text
     sweep_id = r.json()["id"]
@@ -251,8 +292,14 @@ def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
     results, storage = tmp_path / "results", tmp_path / "shared-storage"
     url = postgres.new_database("svc_e2e")
     port = free_port()
-    env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:600",
-                  CIFAR_SWEEPS_STORE_URL=url, CIFAR_SWEEPS_STORAGE_PATH=str(storage))
+    env = cli_env(
+        ray_head,
+        results,
+        RAY_ADDRESS=ray_head.dashboard_url,
+        CIFAR_SWEEPS_DATA="synthetic:600",
+        CIFAR_SWEEPS_STORE_URL=url,
+        CIFAR_SWEEPS_STORAGE_PATH=str(storage),
+    )
     proc, base = _serve(env, port)
     try:
         spec = {**SPEC, "name": "pg-e2e", "num_samples": 2, "fixed": {"model": "mlp", "epochs": 2, "batch_size": 64}}

@@ -31,9 +31,16 @@ PARAMS = {
 BACKENDS = ("hyperopt", "optuna", "configspace", "grid")
 # The training field each param is searched as in the submit check (any field whose limits
 # hold the range: the mapping is what is tested, not the field).
-FIELD = {"uniform": "label_smoothing", "loguniform": "lr", "quniform-float": "label_smoothing",
-         "quniform-int": "epochs", "qloguniform-int": "batch_size", "qloguniform-step": "batch_size",
-         "randint": "epochs", "choice": "activation"}
+FIELD = {
+    "uniform": "label_smoothing",
+    "loguniform": "lr",
+    "quniform-float": "label_smoothing",
+    "quniform-int": "epochs",
+    "qloguniform-int": "batch_size",
+    "qloguniform-step": "batch_size",
+    "randint": "epochs",
+    "choice": "activation",
+}
 ALGORITHM = {"hyperopt": "hyperopt", "optuna": "optuna", "configspace": "bohb", "grid": "grid"}
 
 
@@ -44,8 +51,7 @@ def _param(kind: str):
 def _accepted(kind: str, backend: str) -> bool:
     """Whether a spec searching this param with this backend's algorithm is accepted."""
     try:
-        parse_spec({"name": "s", "search": {"algorithm": ALGORITHM[backend]},
-                    "params": {FIELD[kind]: PARAMS[kind]}})
+        parse_spec({"name": "s", "search": {"algorithm": ALGORITHM[backend]}, "params": {FIELD[kind]: PARAMS[kind]}})
         return True
     except SpecError:
         return False

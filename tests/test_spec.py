@@ -23,8 +23,16 @@ REPORT_TPE = {
 
 def test_there_are_presets():
     names = {p.stem for p in PRESETS}
-    assert {"quickstart", "report-tpe", "report-mlp", "report-cnn", "report-activations",
-            "report-optimizers", "report-dropout", "gpu-airbench"} <= names
+    assert {
+        "quickstart",
+        "report-tpe",
+        "report-mlp",
+        "report-cnn",
+        "report-activations",
+        "report-optimizers",
+        "report-dropout",
+        "gpu-airbench",
+    } <= names
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
@@ -45,10 +53,20 @@ def test_samples_have_the_right_types():
 
 
 def test_conditional_sub_space():
-    spec = parse_spec({"fixed": {"model": "mlp"}, "params": {"opt": {"type": "choice", "values": [
-        {"optimizer": "sgd", "lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
-        {"optimizer": "adadelta", "lr": {"type": "uniform", "low": 0.5, "high": 1.0}},
-    ]}}})
+    spec = parse_spec(
+        {
+            "fixed": {"model": "mlp"},
+            "params": {
+                "opt": {
+                    "type": "choice",
+                    "values": [
+                        {"optimizer": "sgd", "lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+                        {"optimizer": "adadelta", "lr": {"type": "uniform", "low": 0.5, "high": 1.0}},
+                    ],
+                }
+            },
+        }
+    )
     seen = set()
     for _ in range(30):
         cfg = flatten_config(sample(hyperopt_space(spec.fixed, spec.params)))
@@ -65,8 +83,11 @@ def _with(**kw):
 BAD_SPECS = [
     ("unknown param type", _with(params={"lr": {"type": "gauss", "low": 0, "high": 1}}), "params.lr"),
     ("unknown model", _with(fixed={"model": "vgg"}), "fixed.model"),
-    ("unknown model in choice", _with(fixed={}, params={"model": {"type": "choice", "values": ["mlp", "nope"]}}),
-     "params.model"),
+    (
+        "unknown model in choice",
+        _with(fixed={}, params={"model": {"type": "choice", "values": ["mlp", "nope"]}}),
+        "params.model",
+    ),
     ("unknown optimizer", _with(fixed={"model": "mlp", "optimizer": "lbfgs"}), "fixed.optimizer"),
     ("unknown activation", _with(fixed={"model": "mlp", "activation": "tanhh"}), "fixed.activation"),
     ("low >= high", _with(params={"lr": {"type": "uniform", "low": 0.1, "high": 0.01}}), "params.lr"),
@@ -89,8 +110,11 @@ BAD_SPECS = [
     ("quniform q <= 0", _with(params={"epochs": {"type": "quniform", "low": 10, "high": 100, "q": 0}}), "q"),
     ("randint wrong order", _with(params={"epochs": {"type": "randint", "low": 10, "high": 5}}), "params.epochs"),
     ("width on a fixed-shape model", _with(fixed={"model": "simple_cnn", "width": 0.5}), "fixed.width"),
-    ("width searched for a fixed-shape model",
-     _with(fixed={"model": "mlp"}, params={"width": {"type": "choice", "values": [0.5, 1.5]}}), "params.width"),
+    (
+        "width searched for a fixed-shape model",
+        _with(fixed={"model": "mlp"}, params={"width": {"type": "choice", "values": [0.5, 1.5]}}),
+        "params.width",
+    ),
     ("width out of range", _with(fixed={"model": "airbench", "width": 8}), "fixed.width"),
     ("depth zero", _with(fixed={"model": "airbench", "depth": 0}), "fixed.depth"),
     ("NaN bound", _with(params={"lr": {"type": "uniform", "low": float("nan"), "high": 0.1}}), "params.lr"),
@@ -104,12 +128,17 @@ def test_bad_specs_are_rejected_naming_the_field(what, raw, field):
     assert field in str(e.value), str(e.value)
 
 
-@pytest.mark.parametrize("raw,field", [
-    (_with(num_samples=5000), "num_samples"),
-    (_with(params={**REPORT_TPE["params"], "epochs": {"type": "quniform", "low": 10, "high": 5000, "q": 5}}),
-     "epochs"),
-    (_with(max_concurrent_trials=1000), "max_concurrent_trials"),
-])
+@pytest.mark.parametrize(
+    "raw,field",
+    [
+        (_with(num_samples=5000), "num_samples"),
+        (
+            _with(params={**REPORT_TPE["params"], "epochs": {"type": "quniform", "low": 10, "high": 5000, "q": 5}}),
+            "epochs",
+        ),
+        (_with(max_concurrent_trials=1000), "max_concurrent_trials"),
+    ],
+)
 def test_limits(raw, field):
     with pytest.raises(SpecError, match=field):
         parse_spec(raw, Settings(max_num_samples=1000, max_epochs=500, max_concurrent_trials=64))
@@ -122,17 +151,30 @@ def test_malformed_json_and_missing_file(tmp_path):
         load_spec_file(tmp_path / "nope.json")
 
 
-@pytest.mark.parametrize("search,params,message", [
-    ({"algorithm": "hyperopt", "optuna": {"multivariate": True}}, None, "options of the optuna algorithm"),
-    ({"algorithm": "optuna", "optuna": {"multivariate": "yes"}}, None, "search.optuna.multivariate"),
-    ({"algorithm": "optuna"}, {"opt": {"type": "choice", "values": [{"optimizer": "sgd"}, {"optimizer": "adam"}]}},
-     "optuna takes choices of plain values"),
-    ({"algorithm": "optuna"}, {"batch_size": {"type": "qloguniform", "low": 16, "high": 256, "q": 16}},
-     "no Optuna equivalent"),
-])
+@pytest.mark.parametrize(
+    "search,params,message",
+    [
+        ({"algorithm": "hyperopt", "optuna": {"multivariate": True}}, None, "options of the optuna algorithm"),
+        ({"algorithm": "optuna", "optuna": {"multivariate": "yes"}}, None, "search.optuna.multivariate"),
+        (
+            {"algorithm": "optuna"},
+            {"opt": {"type": "choice", "values": [{"optimizer": "sgd"}, {"optimizer": "adam"}]}},
+            "optuna takes choices of plain values",
+        ),
+        (
+            {"algorithm": "optuna"},
+            {"batch_size": {"type": "qloguniform", "low": 16, "high": 256, "q": 16}},
+            "no Optuna equivalent",
+        ),
+    ],
+)
 def test_optuna_options_are_checked(search, params, message):
-    raw = {"name": "o", "fixed": {"model": "mlp"}, "search": search,
-           "params": params or {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+    raw = {
+        "name": "o",
+        "fixed": {"model": "mlp"},
+        "search": search,
+        "params": params or {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+    }
     with pytest.raises(SpecError, match=message):
         parse_spec(raw)
 
@@ -140,12 +182,19 @@ def test_optuna_options_are_checked(search, params, message):
 def test_optuna_draws_what_the_spec_draws():
     from cifar_sweeps.searchers import make_search
 
-    spec = parse_spec({"name": "o", "search": {"algorithm": "optuna", "seed": 3, "n_initial_points": 2},
-                       "fixed": {"model": "mlp"},
-                       "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
-                                  "batch_size": {"type": "choice", "values": [32, 64, 128]},
-                                  "epochs": {"type": "quniform", "low": 2, "high": 6, "q": 2},
-                                  "seed": {"type": "randint", "low": 0, "high": 3}}})
+    spec = parse_spec(
+        {
+            "name": "o",
+            "search": {"algorithm": "optuna", "seed": 3, "n_initial_points": 2},
+            "fixed": {"model": "mlp"},
+            "params": {
+                "lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+                "batch_size": {"type": "choice", "values": [32, 64, 128]},
+                "epochs": {"type": "quniform", "low": 2, "high": 6, "q": 2},
+                "seed": {"type": "randint", "low": 0, "high": 3},
+            },
+        }
+    )
     searcher = make_search(spec)
     for i in range(12):  # past the 2 random trials: TPE's own draws too
         c = searcher.suggest(f"t{i}")
@@ -154,20 +203,39 @@ def test_optuna_draws_what_the_spec_draws():
         searcher.on_trial_complete(f"t{i}", {"val_acc": c["lr"], "training_iteration": 1})
 
 
-@pytest.mark.parametrize("search, scheduler, params, message", [
-    ({"algorithm": "bohb"}, {"type": "asha"}, None, "bohb runs with its own scheduler, hyperband"),
-    ({"algorithm": "optuna"}, {"type": "hyperband"}, None, "hyperband is BOHB's scheduler"),
-    ({"algorithm": "bohb"}, {"grace_period": 2}, None, "leave grace_period out with hyperband"),
-    ({"algorithm": "bohb"}, None, {"opt": {"type": "choice", "values": [{"optimizer": "sgd"}, {"optimizer": "adam"}]}},
-     "bohb takes choices of plain values"),
-    ({"algorithm": "bohb"}, None, {"batch_size": {"type": "qloguniform", "low": 16, "high": 256, "q": 16}},
-     "no BOHB equivalent"),
-    ({"algorithm": "bohb", "warm_start": {"sweeps": ["sw-1"]}}, None, None,
-     "needs search.algorithm hyperopt or optuna"),
-])
+@pytest.mark.parametrize(
+    "search, scheduler, params, message",
+    [
+        ({"algorithm": "bohb"}, {"type": "asha"}, None, "bohb runs with its own scheduler, hyperband"),
+        ({"algorithm": "optuna"}, {"type": "hyperband"}, None, "hyperband is BOHB's scheduler"),
+        ({"algorithm": "bohb"}, {"grace_period": 2}, None, "leave grace_period out with hyperband"),
+        (
+            {"algorithm": "bohb"},
+            None,
+            {"opt": {"type": "choice", "values": [{"optimizer": "sgd"}, {"optimizer": "adam"}]}},
+            "bohb takes choices of plain values",
+        ),
+        (
+            {"algorithm": "bohb"},
+            None,
+            {"batch_size": {"type": "qloguniform", "low": 16, "high": 256, "q": 16}},
+            "no BOHB equivalent",
+        ),
+        (
+            {"algorithm": "bohb", "warm_start": {"sweeps": ["sw-1"]}},
+            None,
+            None,
+            "needs search.algorithm hyperopt or optuna",
+        ),
+    ],
+)
 def test_bohb_options_are_checked(search, scheduler, params, message):
-    raw = {"name": "b", "fixed": {"model": "mlp"}, "search": search,
-           "params": params or {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+    raw = {
+        "name": "b",
+        "fixed": {"model": "mlp"},
+        "search": search,
+        "params": params or {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+    }
     if scheduler:
         raw["scheduler"] = scheduler
     with pytest.raises(SpecError, match=message):
@@ -175,8 +243,14 @@ def test_bohb_options_are_checked(search, scheduler, params, message):
 
 
 def test_bohb_gets_its_scheduler():
-    spec = parse_spec({"name": "b", "search": {"algorithm": "bohb"}, "fixed": {"model": "mlp"},
-                       "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}})
+    spec = parse_spec(
+        {
+            "name": "b",
+            "search": {"algorithm": "bohb"},
+            "fixed": {"model": "mlp"},
+            "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+        }
+    )
     assert spec.scheduler.type == "hyperband"
     assert parse_spec(spec.model_dump(mode="json")).scheduler.type == "hyperband"  # the stored spec reads back
 
@@ -188,14 +262,24 @@ def test_bohb_draws_what_the_spec_draws(tmp_path):
     KeyError on a result of a trial it forgot)."""
     from cifar_sweeps.searchers import make_search
 
-    spec = parse_spec({"name": "b", "search": {"algorithm": "bohb", "seed": 3, "n_initial_points": 2,
-                                               "points_to_evaluate": [{"lr": 0.01, "batch_size": 64, "dropout": 0.2,
-                                                                       "seed": 1}]},
-                       "fixed": {"model": "mlp"},
-                       "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
-                                  "batch_size": {"type": "choice", "values": [32, 64, 128]},
-                                  "dropout": {"type": "quniform", "low": 0.0, "high": 0.5, "q": 0.1},
-                                  "seed": {"type": "randint", "low": 0, "high": 3}}})
+    spec = parse_spec(
+        {
+            "name": "b",
+            "search": {
+                "algorithm": "bohb",
+                "seed": 3,
+                "n_initial_points": 2,
+                "points_to_evaluate": [{"lr": 0.01, "batch_size": 64, "dropout": 0.2, "seed": 1}],
+            },
+            "fixed": {"model": "mlp"},
+            "params": {
+                "lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+                "batch_size": {"type": "choice", "values": [32, 64, 128]},
+                "dropout": {"type": "quniform", "low": 0.0, "high": 0.5, "q": 0.1},
+                "seed": {"type": "randint", "low": 0, "high": 3},
+            },
+        }
+    )
     searcher = make_search(spec)
     assert searcher.suggest("t0") == {"lr": 0.01, "batch_size": 64, "dropout": 0.2, "seed": 1}
     configs = {}
@@ -213,7 +297,8 @@ def test_bohb_draws_what_the_spec_draws(tmp_path):
     restored.restore(str(tmp_path / "bohb.pkl"))
     restored.trial_to_params.pop("t5")  # as if t5 had not been snapshotted yet
     n = len(restored.bohber.configs.get(1, []))
-    restored.on_trial_result("t5", {"val_acc": 0.5, "epoch": 2, "hyperband_info": {"budget": 2},
-                                    "config": {**configs["t5"], "model": "mlp"}})
+    restored.on_trial_result(
+        "t5", {"val_acc": 0.5, "epoch": 2, "hyperband_info": {"budget": 2}, "config": {**configs["t5"], "model": "mlp"}}
+    )
     assert restored.trial_to_params["t5"]["batch_size"] == (32, 64, 128).index(configs["t5"]["batch_size"])
     assert len(restored.bohber.configs.get(2, [])) == 1 and len(restored.bohber.configs.get(1, [])) == n

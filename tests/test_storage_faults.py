@@ -78,8 +78,10 @@ def readonly_dir(tmp_path) -> Iterator[Path]:
 def test_check_names_a_read_only_folder(readonly_dir):
     d, make_ro = readonly_dir
     make_ro()
-    with pytest.raises(StorageError, match=f"results folder {d}.*can't be written: "
-                                           "(it is on a read-only file system|permission denied)"):
+    with pytest.raises(
+        StorageError,
+        match=f"results folder {d}.*can't be written: (it is on a read-only file system|permission denied)",
+    ):
         check_writable(d, 0)
     with pytest.raises(StorageError, match="can't be written"):
         check_writable(d / "sub" / "folder", 0)  # one that would have to be created
@@ -137,8 +139,11 @@ def test_post_sweeps_answers_507_and_keeps_the_store(kind, tmp_path, readonly_di
         if path == "/sweeps":
             assert r.status_code == 507, r.text
             assert str(results) in r.json()["detail"] and "nothing was stored" in r.json()["detail"]
-            assert ("full" in r.json()["detail"] or "no space" in r.json()["detail"]) if kind == "full" else \
-                ("read-only" in r.json()["detail"] or "permission denied" in r.json()["detail"])
+            assert (
+                ("full" in r.json()["detail"] or "no space" in r.json()["detail"])
+                if kind == "full"
+                else ("read-only" in r.json()["detail"] or "permission denied" in r.json()["detail"])
+            )
         else:
             assert r.status_code == 409  # never started: refused before the folder matters
     listed = client.get("/sweeps").json()
@@ -183,8 +188,7 @@ def test_store_on_a_read_only_disk_is_named(readonly_dir):
     for cmd in (["leaderboard"], ["serve", "--port", "1"]):
         r = _run_cli(cmd, {"CIFAR_SWEEPS_RESULTS_DIR": str(d)})
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
-        assert f"cifar-sweeps {cmd[0]}: error: the store sqlite:///{db} can't be opened: unable to open" \
-            in r.stderr
+        assert f"cifar-sweeps {cmd[0]}: error: the store sqlite:///{db} can't be opened: unable to open" in r.stderr
     assert db.read_bytes() == before
 
 
@@ -192,8 +196,14 @@ def test_store_on_a_read_only_disk_is_named(readonly_dir):
 
 
 def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cifar_sweeps", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT_S, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "cifar_sweeps", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        env={**os.environ, **env},
+    )
 
 
 def test_cli_run_on_a_full_results_folder_fails_fast(full_dir):
@@ -209,8 +219,19 @@ def test_cli_run_with_tune_storage_full_records_why(full_dir, tmp_path):
     """Store elsewhere, Tune's storage on the full disk: the sweep row says `failed` and
     why, so GET /sweeps/{id} tells the user as well as the terminal."""
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    r = _run_cli(["run", "quickstart", "--data", "synthetic:100", "--store-url", store_url,
-                  "--results-dir", str(tmp_path / "results")], {"CIFAR_SWEEPS_STORAGE_PATH": str(full_dir)})
+    r = _run_cli(
+        [
+            "run",
+            "quickstart",
+            "--data",
+            "synthetic:100",
+            "--store-url",
+            store_url,
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        {"CIFAR_SWEEPS_STORAGE_PATH": str(full_dir)},
+    )
     assert r.returncode == 1, r.stderr[-2000:]
     assert f"results folder {full_dir} can't be written: no space left" in r.stderr
     (sweep,), total = get_store(store_url).list_sweeps()
@@ -231,17 +252,24 @@ def test_disk_filling_mid_sweep_interrupts_it_resumable(ray_head, tmp_path):
 
     results = tmp_path / "results"
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({
-        "name": "disk", "num_samples": 2, "max_concurrent_trials": 1, "scheduler": {"type": "fifo"},
-        "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 2},
-        "fixed": {"model": "default_conv", "epochs": 40, "batch_size": 64},
-        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "disk",
+                "num_samples": 2,
+                "max_concurrent_trials": 1,
+                "scheduler": {"type": "fifo"},
+                "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 2},
+                "fixed": {"model": "default_conv", "epochs": 40, "batch_size": 64},
+                "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.05}},
+            }
+        )
+    )
     with tmpfs(tmp_path / "storage", 64 * 1024) as storage:
         # 64 MiB disk, 40 MiB needed to start: the watch interrupts a sweep under 20 MiB free.
         env = cli_env(ray_head, results, CIFAR_SWEEPS_STORAGE_PATH=str(storage), CIFAR_SWEEPS_MIN_FREE_MB="40")
         cmd = [str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:600"]
-        driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
+        driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         store = _wait_for_epochs(results, 2, driver)
         _fill(storage, leave_mb=10)
         out, _ = driver.communicate(timeout=CLI_TIMEOUT_S)  # a hang fails here
@@ -254,8 +282,14 @@ def test_disk_filling_mid_sweep_interrupts_it_resumable(ray_head, tmp_path):
         assert {t.status for t in store.trials(sweep.id)} <= {"pending", "terminated"}  # none errored
 
         (storage / "ballast").unlink()
-        r = subprocess.run([str(VENV_BIN / "cifar-sweeps"), "resume", sweep.id], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [str(VENV_BIN / "cifar-sweeps"), "resume", sweep.id],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         sweep = store.get_sweep(sweep.id)
         assert sweep.status == "succeeded" and sweep.error is None

@@ -23,9 +23,18 @@ def store(request, tmp_path):
 
 
 def _metrics(epoch: int, val_acc: float, test_acc: float | None = None) -> dict:
-    return {"epoch": epoch, "train_loss": 1.0 / epoch, "train_acc": val_acc, "val_loss": 1 - val_acc,
-            "val_acc": val_acc, "lr": 0.1, "seconds": 1.0, "images_per_s": 100.0, "test_acc": test_acc,
-            "time_total_s": float(epoch)}
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0 / epoch,
+        "train_acc": val_acc,
+        "val_loss": 1 - val_acc,
+        "val_acc": val_acc,
+        "lr": 0.1,
+        "seconds": 1.0,
+        "images_per_s": 100.0,
+        "test_acc": test_acc,
+        "time_total_s": float(epoch),
+    }
 
 
 def test_sweep_lifecycle(store):
@@ -146,8 +155,11 @@ def test_a_view_of_one_sweep_changes_version_only_with_that_sweep(store):
     a = store.create_sweep({"name": "a"}, "s", "v")
     b = store.create_sweep({"name": "b"}, "s", "v")
     ta = lifecycle.trial_started(store, a.id, "t1", {"model": "mlp"}, 3)
-    views = {"one": f"/sweeps/{a.id}".encode(), "board": f"/leaderboard?sweep_id={a.id}&limit=5".encode(),
-             "all": b"/leaderboard?limit=5"}
+    views = {
+        "one": f"/sweeps/{a.id}".encode(),
+        "board": f"/leaderboard?sweep_id={a.id}&limit=5".encode(),
+        "all": b"/leaderboard?limit=5",
+    }
     before = {k: store.view_version(v) for k, v in views.items()}
     tb = lifecycle.trial_started(store, b.id, "t2", {"model": "mlp"}, 3)
     store.trial_epoch(tb, _metrics(1, 0.5))
@@ -155,8 +167,12 @@ def test_a_view_of_one_sweep_changes_version_only_with_that_sweep(store):
     assert after_b["one"] == before["one"] and after_b["board"] == before["board"]
     if before["all"] is not None:  # a database with a global version
         assert after_b["all"] != before["all"]
-    for write in (lambda: store.trial_epoch(ta, _metrics(1, 0.4)), lambda: store.trial_checkpoint(ta, "/x"),
-                  lambda: lifecycle.trial_ended(store, ta, "terminated"), lambda: store.update_sweep(a.id, error="e")):
+    for write in (
+        lambda: store.trial_epoch(ta, _metrics(1, 0.4)),
+        lambda: store.trial_checkpoint(ta, "/x"),
+        lambda: lifecycle.trial_ended(store, ta, "terminated"),
+        lambda: store.update_sweep(a.id, error="e"),
+    ):
         old = store.view_version(views["one"])
         write()
         assert store.view_version(views["one"]) != old

@@ -23,8 +23,11 @@ from cifar_sweeps.store import get_store
 from tests.test_api import AUTH, FakeJobs
 
 PKG = Path(__file__).resolve().parent.parent / "cifar_sweeps"
-MODULES = {".".join(p.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): p
-           for p in PKG.rglob("*.py") if "versions" not in p.parts}
+MODULES = {
+    ".".join(p.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): p
+    for p in PKG.rglob("*.py")
+    if "versions" not in p.parts
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -50,7 +53,7 @@ def test_no_import_cycle():
         path.append(m)
         for n in graph[m]:
             if state.get(n) == 1:
-                pytest.fail("import cycle: " + " -> ".join([*path[path.index(n):], n]))
+                pytest.fail("import cycle: " + " -> ".join([*path[path.index(n) :], n]))
             if n not in state:
                 visit(n)
         path.pop()
@@ -62,18 +65,25 @@ def test_no_import_cycle():
 
 
 def test_no_function_longer_than_60_lines():
-    long = [f"{p.name}:{n.name} ({n.end_lineno - n.lineno + 1} lines)" for p in MODULES.values()
-            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-            and n.end_lineno - n.lineno + 1 > 60]
+    long = [
+        f"{p.name}:{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+        for p in MODULES.values()
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno + 1 > 60
+    ]
     assert long == []
 
 
 def test_status_strings_only_in_the_states():
     words = sorted({s.value for s in SweepStatus} | {s.value for s in TrialStatus})
     pattern = re.compile("[\"'](" + "|".join(words) + ")[\"']")
-    found = [f"{p.relative_to(PKG)}:{i}: {line.strip()}" for p in PKG.rglob("*.py")
-             if p.name not in ("lifecycle.py", "states.py")
-             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    found = [
+        f"{p.relative_to(PKG)}:{i}: {line.strip()}"
+        for p in PKG.rglob("*.py")
+        if p.name not in ("lifecycle.py", "states.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert found == []
 
 
@@ -92,16 +102,20 @@ LIGHT = textwrap.dedent("""
 
 @pytest.mark.integration
 def test_the_api_process_loads_neither_torch_nor_ray(tmp_path):
-    p = subprocess.run([sys.executable, "-c", LIGHT, str(tmp_path)], capture_output=True, text=True, timeout=120,
-                       cwd=PKG.parent)
+    p = subprocess.run(
+        [sys.executable, "-c", LIGHT, str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=PKG.parent
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     loaded, rss_kb = p.stdout.splitlines()
     assert loaded == "[]", loaded
     print(f"API process after GET /leaderboard: RSS {int(rss_kb) // 1024} MiB")
 
 
-HOOKED = {"name": "h", "fixed": {"model": "mlp", "epochs": 2, "fail_at_epoch": 1},
-          "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}}
+HOOKED = {
+    "name": "h",
+    "fixed": {"model": "mlp", "epochs": 2, "fail_at_epoch": 1},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+}
 
 
 def test_fault_hooks_are_unknown_keys_unless_a_test_turns_them_on(tmp_path):
@@ -127,17 +141,30 @@ def _status_writes(path: Path) -> list[str]:
     `{"status": <a state>}` literal, or `status=` in a call that writes a row."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AugAssign | ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AugAssign | ast.AnnAssign)
+            else []
+        )
         for t in (x for target in targets for x in (target.elts if isinstance(target, ast.Tuple) else [target])):
-            if (isinstance(t, ast.Attribute) and t.attr == "status" and ast.unparse(t.value) != "self"
-                    or isinstance(t, ast.Subscript) and ast.unparse(t.slice) == "'status'"):
+            if (
+                isinstance(t, ast.Attribute)
+                and t.attr == "status"
+                and ast.unparse(t.value) != "self"
+                or isinstance(t, ast.Subscript)
+                and ast.unparse(t.slice) == "'status'"
+            ):
                 found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
         pairs = zip(node.keys, node.values, strict=True) if isinstance(node, ast.Dict) else ()
         if any(isinstance(k, ast.Constant) and k.value == "status" and STATES.search(ast.unparse(v)) for k, v in pairs):
             found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
-        if (isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in WRITERS
-                and any(kw.arg == "status" for kw in node.keywords)):
+        if (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func).split(".")[-1] in WRITERS
+            and any(kw.arg == "status" for kw in node.keywords)
+        ):
             found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:80]}")
     return found
 
@@ -160,8 +187,13 @@ def test_parameter_types_are_mapped_in_one_module():
 
 
 def test_the_environment_is_read_only_by_settings_and_cluster():
-    found = [f"{p.relative_to(PKG)}:{i}" for p in MODULES.values() if p.name not in ("settings.py", "cluster.py")
-             for i, line in enumerate(p.read_text().splitlines(), 1) if "os.environ" in line or "getenv(" in line]
+    found = [
+        f"{p.relative_to(PKG)}:{i}"
+        for p in MODULES.values()
+        if p.name not in ("settings.py", "cluster.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if "os.environ" in line or "getenv(" in line
+    ]
     assert found == []
 
 
@@ -172,9 +204,15 @@ def test_routes_raise_domain_errors_only():
 
 def test_every_error_class_lives_in_errors():
     def is_error(node: ast.ClassDef) -> bool:
-        return any(re.search(r"(Error|Exception|NotFound|Busy|Full|Unavailable|Fault)$", ast.unparse(b))
-                   for b in node.bases)
+        return any(
+            re.search(r"(Error|Exception|NotFound|Busy|Full|Unavailable|Fault)$", ast.unparse(b)) for b in node.bases
+        )
 
-    found = [f"{p.name}:{n.name}" for p in MODULES.values() if p.name != "errors.py"
-             for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, ast.ClassDef) and is_error(n)]
+    found = [
+        f"{p.name}:{n.name}"
+        for p in MODULES.values()
+        if p.name != "errors.py"
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.ClassDef) and is_error(n)
+    ]
     assert found == []

@@ -28,8 +28,14 @@ def test_every_preset_passes_the_submit_check(path):
 
 def test_report_presets_run_what_the_report_ran():
     specs = {p.stem: load_spec_file(p) for p in PRESETS}
-    for name in ("report-cnn", "report-activations", "report-optimizers", "report-tpe", "report-tpe-as-run",
-                 "report-dropout"):
+    for name in (
+        "report-cnn",
+        "report-activations",
+        "report-optimizers",
+        "report-tpe",
+        "report-tpe-as-run",
+        "report-dropout",
+    ):
         assert needs_pretrained(specs[name]) == {"resnet50"}, name  # ImageNet-pretrained ResNet-50
     for name, spec in specs.items():
         if name.startswith("report-"):
@@ -40,50 +46,102 @@ def test_report_presets_run_what_the_report_ran():
     as_run = specs["report-tpe-as-run"]
     assert as_run.search.algorithm == "random" and as_run.num_samples == 10  # fmin's 10 random draws
     cnn_models = {cfg["model"]: cfg.get("pretrained", False) for cfg, _ in expand_space(specs["report-cnn"])}
-    assert cnn_models == {"default_conv": False, "simple_cnn": False, "simple_cnn_arq_2": False,
-                          "simple_cnn_arq_4": False, "resnet50": True}
+    assert cnn_models == {
+        "default_conv": False,
+        "simple_cnn": False,
+        "simple_cnn_arq_2": False,
+        "simple_cnn_arq_4": False,
+        "resnet50": True,
+    }
 
 
 def _grid_of_models(*values, **fixed):
-    return {"search": {"algorithm": "grid"}, "fixed": {"epochs": 2, **fixed},
-            "params": {"model": {"type": "choice", "values": list(values)}}}
+    return {
+        "search": {"algorithm": "grid"},
+        "fixed": {"epochs": 2, **fixed},
+        "params": {"model": {"type": "choice", "values": list(values)}},
+    }
 
 
 # (what, body, the field the error must name, a word of the reason)
 BAD = [
     ("empty body", {}, "params", "cifar-sweeps train"),
     ("empty params with random search", {"search": {"algorithm": "random"}, "params": {}}, "params", "seed"),
-    ("pretrained in a grid of models", _grid_of_models("simple_cnn", "resnet50", pretrained=True),
-     "fixed.pretrained", "simple_cnn"),
-    ("pretrained with the default model", {"fixed": {"pretrained": True}, "params": LR}, "fixed.pretrained",
-     "simple_cnn"),
-    ("pretrained searched beside an mlp", {"fixed": {"model": "mlp"},
-                                           "params": {"pretrained": {"type": "choice", "values": [False, True]}}},
-     "params.pretrained.values[1]", "mlp"),
-    ("pretrained object with a model without weights",
-     _grid_of_models("simple_cnn", {"model": "mlp", "pretrained": True}), "params.model.values[1].pretrained",
-     "mlp"),
-    ("unknown model inside an object", _grid_of_models({"model": "vgg16", "pretrained": True}),
-     "params.model.values[0].model", "vgg16"),
-    ("batch larger than the training subset", {"fixed": {"batch_size": 512}, "params": LR,
-                                               "data": {"train_subset": 100}}, "fixed.batch_size", "train_subset"),
-    ("one batch choice larger than the subset", {"params": {**LR, "batch_size": {"type": "choice",
-                                                                                  "values": [32, 4096]}},
-                                                 "data": {"train_subset": 1000}},
-     "params.batch_size.values[1]", "4096"),
-    ("a randint batch range past the subset", {"params": {**LR, "batch_size": {"type": "randint", "low": 16,
-                                                                               "high": 700}},
-                                               "data": {"train_subset": 500}}, "params.batch_size", "699"),
-    ("batch size inside a sub-space past the subset",
-     {"params": {"opt": {"type": "choice", "values": [{"optimizer": "sgd", "batch_size": 256, **LR}]}},
-      "data": {"train_subset": 100}}, "params.opt.values[0].batch_size", "256"),
+    (
+        "pretrained in a grid of models",
+        _grid_of_models("simple_cnn", "resnet50", pretrained=True),
+        "fixed.pretrained",
+        "simple_cnn",
+    ),
+    (
+        "pretrained with the default model",
+        {"fixed": {"pretrained": True}, "params": LR},
+        "fixed.pretrained",
+        "simple_cnn",
+    ),
+    (
+        "pretrained searched beside an mlp",
+        {"fixed": {"model": "mlp"}, "params": {"pretrained": {"type": "choice", "values": [False, True]}}},
+        "params.pretrained.values[1]",
+        "mlp",
+    ),
+    (
+        "pretrained object with a model without weights",
+        _grid_of_models("simple_cnn", {"model": "mlp", "pretrained": True}),
+        "params.model.values[1].pretrained",
+        "mlp",
+    ),
+    (
+        "unknown model inside an object",
+        _grid_of_models({"model": "vgg16", "pretrained": True}),
+        "params.model.values[0].model",
+        "vgg16",
+    ),
+    (
+        "batch larger than the training subset",
+        {"fixed": {"batch_size": 512}, "params": LR, "data": {"train_subset": 100}},
+        "fixed.batch_size",
+        "train_subset",
+    ),
+    (
+        "one batch choice larger than the subset",
+        {"params": {**LR, "batch_size": {"type": "choice", "values": [32, 4096]}}, "data": {"train_subset": 1000}},
+        "params.batch_size.values[1]",
+        "4096",
+    ),
+    (
+        "a randint batch range past the subset",
+        {"params": {**LR, "batch_size": {"type": "randint", "low": 16, "high": 700}}, "data": {"train_subset": 500}},
+        "params.batch_size",
+        "699",
+    ),
+    (
+        "batch size inside a sub-space past the subset",
+        {
+            "params": {"opt": {"type": "choice", "values": [{"optimizer": "sgd", "batch_size": 256, **LR}]}},
+            "data": {"train_subset": 100},
+        },
+        "params.opt.values[0].batch_size",
+        "256",
+    ),
     ("best_val_acc minimized", {"metric": "best_val_acc", "mode": "min", "params": LR}, "mode", "best_val_acc"),
-    ("pretrained object in a hyperopt choice", {"params": {**LR, "model": {"type": "choice", "values": [
-        "mlp", {"model": "default_conv", "pretrained": True}]}}}, "params.model.values[1].pretrained",
-     "default_conv"),
-    ("a seed choice that is not an int", {"fixed": {"model": "mlp"},
-                                          "params": {"seed": {"type": "choice", "values": [0, "one"]}}},
-     "params.seed", "seed"),
+    (
+        "pretrained object in a hyperopt choice",
+        {
+            "params": {
+                **LR,
+                "model": {"type": "choice", "values": ["mlp", {"model": "default_conv", "pretrained": True}]},
+            }
+        },
+        "params.model.values[1].pretrained",
+        "default_conv",
+    ),
+    (
+        "a seed choice that is not an int",
+        {"fixed": {"model": "mlp"}, "params": {"seed": {"type": "choice", "values": [0, "one"]}}},
+        "params.seed",
+        "seed",
+    ),
 ]
 
 
@@ -119,8 +177,9 @@ def test_seeds_repeat_one_config():
 
 def test_pretrained_without_staged_weights_is_a_422_on_a_local_cluster(api):
     client, store = api
-    r = client.post("/sweeps", json=_grid_of_models("simple_cnn", {"model": "resnet50", "pretrained": True}),
-                    headers=AUTH)
+    r = client.post(
+        "/sweeps", json=_grid_of_models("simple_cnn", {"model": "resnet50", "pretrained": True}), headers=AUTH
+    )
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert "cifar-sweeps weights fetch resnet50" in detail and "cifar-sweeps weights import resnet50" in detail

@@ -27,7 +27,9 @@ def _env(head: RayHead, results: Path) -> dict[str, str]:
 
 def _write_spec(tmp: Path, **over) -> Path:
     spec = {
-        "name": "e2e", "num_samples": 6, "max_concurrent_trials": 2,
+        "name": "e2e",
+        "num_samples": 6,
+        "max_concurrent_trials": 2,
         "search": {"algorithm": "hyperopt", "seed": 1, "n_initial_points": 3},
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
         "fixed": {"model": "mlp", "epochs": 4, "batch_size": 64},
@@ -40,8 +42,9 @@ def _write_spec(tmp: Path, **over) -> Path:
 
 
 def _cli(args: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(VENV_BIN / "cifar-sweeps"), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [str(VENV_BIN / "cifar-sweeps"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 def _store(results: Path) -> Store:
@@ -80,9 +83,14 @@ def test_hyperopt_asha_sweep(ray_head, tmp_path):
 
 def test_retry_continues_from_checkpoint(ray_head, tmp_path):
     results = tmp_path / "results"
-    spec = _write_spec(tmp_path, num_samples=1, scheduler={"type": "fifo"}, max_failures=2,
-                       fixed={"model": "mlp", "epochs": 4, "batch_size": 64, "fail_at_epoch": 2},
-                       params={"lr": {"type": "choice", "values": [0.01]}})
+    spec = _write_spec(
+        tmp_path,
+        num_samples=1,
+        scheduler={"type": "fifo"},
+        max_failures=2,
+        fixed={"model": "mlp", "epochs": 4, "batch_size": 64, "fail_at_epoch": 2},
+        params={"lr": {"type": "choice", "values": [0.01]}},
+    )
     p = _cli(["run", str(spec), "--data", "synthetic:500"], _env(ray_head, results))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     store = _store(results)
@@ -101,16 +109,29 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
     state comes back (the sweep ends with exactly num_samples trials), configs keep their
     types, no finished trial trains again."""
     results = tmp_path / "results"
-    spec = _write_spec(tmp_path, num_samples=4, max_concurrent_trials=1, scheduler={"type": "fifo"},
-                       search={"algorithm": algorithm, "seed": 1, "n_initial_points": 2},
-                       fixed={"model": "simple_cnn", "epochs": 3},
-                       params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
-                               "batch_size": {"type": "choice", "values": [32, 64]}})
+    spec = _write_spec(
+        tmp_path,
+        num_samples=4,
+        max_concurrent_trials=1,
+        scheduler={"type": "fifo"},
+        search={"algorithm": algorithm, "seed": 1, "n_initial_points": 2},
+        fixed={"model": "simple_cnn", "epochs": 3},
+        params={
+            "lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
+            "batch_size": {"type": "choice", "values": [32, 64]},
+        },
+    )
     env = _env(ray_head, results)
     driver = _spawn_run(spec, env)
     store = _store(results)
-    sweep_id, trials = _wait_for(store, lambda ts: ts if any(t.status == "terminated" for t in ts) and any(
-        t.status == "running" and t.epochs >= 1 for t in ts) else [])
+    sweep_id, trials = _wait_for(
+        store,
+        lambda ts: (
+            ts
+            if any(t.status == "terminated" for t in ts) and any(t.status == "running" and t.epochs >= 1 for t in ts)
+            else []
+        ),
+    )
     finished_before = {t.id: (t.finished_at, t.epochs) for t in trials if t.status == "terminated"}
     time.sleep(1.5)  # past Tune's experiment snapshot period (0.5 s): the kill hits a running trial
     os.kill(driver.pid, signal.SIGKILL)
@@ -142,9 +163,29 @@ def test_ray_job_submit(ray_head, tmp_path):
     env = _env(ray_head, results)
     spec = _write_spec(tmp_path, num_samples=2, fixed={"model": "mlp", "epochs": 2, "batch_size": 64})
     p = subprocess.run(
-        [str(VENV_BIN / "ray"), "job", "submit", "--address", ray_head.dashboard_url, "--working-dir", str(REPO),
-         "--", "cifar-sweeps", "run", str(spec), "--data", "synthetic:500", "--results-dir", str(results)],
-        env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+        [
+            str(VENV_BIN / "ray"),
+            "job",
+            "submit",
+            "--address",
+            ray_head.dashboard_url,
+            "--working-dir",
+            str(REPO),
+            "--",
+            "cifar-sweeps",
+            "run",
+            str(spec),
+            "--data",
+            "synthetic:500",
+            "--results-dir",
+            str(results),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     from ray.job_submission import JobStatus, JobSubmissionClient
 
@@ -162,9 +203,16 @@ def test_wandb_offline_logs_every_epoch(ray_head, tmp_path):
     from tests.wandb_reader import history
 
     results = tmp_path / "results"
-    spec = _write_spec(tmp_path, num_samples=1, max_concurrent_trials=2, wandb=True, scheduler={"type": "fifo"},
-                       search={"algorithm": "grid"}, fixed={"model": "mlp", "epochs": 3, "batch_size": 64},
-                       params={"lr": {"type": "choice", "values": [0.01, 0.03]}})
+    spec = _write_spec(
+        tmp_path,
+        num_samples=1,
+        max_concurrent_trials=2,
+        wandb=True,
+        scheduler={"type": "fifo"},
+        search={"algorithm": "grid"},
+        fixed={"model": "mlp", "epochs": 3, "batch_size": 64},
+        params={"lr": {"type": "choice", "values": [0.01, 0.03]}},
+    )
     env = _env(ray_head, results)
     env.pop("WANDB_API_KEY", None)
     env.update(WANDB_SILENT="true", WANDB_MODE="offline")
@@ -186,13 +234,26 @@ def test_trial_faults_are_recorded_and_the_sweep_goes_on(ray_head, tmp_path):
     """A trial that raises, one whose loss goes NaN and one out of GPU memory (torch's OOM
     error, injected) are each recorded as errored with their error text; the rest finish."""
     results = tmp_path / "results"
-    spec = _write_spec(tmp_path, num_samples=1, max_concurrent_trials=2, max_failures=0, scheduler={"type": "fifo"},
-                       search={"algorithm": "grid"}, fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
-                       params={"case": {"type": "choice", "values": [
-                           {"lr": 0.01, "fail_at_epoch": 1, "fault": "raise"},
-                           {"lr": 0.01, "fail_at_epoch": 1, "fault": "oom"},
-                           {"lr": 1.0e6},
-                           {"lr": 0.01}]}})
+    spec = _write_spec(
+        tmp_path,
+        num_samples=1,
+        max_concurrent_trials=2,
+        max_failures=0,
+        scheduler={"type": "fifo"},
+        search={"algorithm": "grid"},
+        fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
+        params={
+            "case": {
+                "type": "choice",
+                "values": [
+                    {"lr": 0.01, "fail_at_epoch": 1, "fault": "raise"},
+                    {"lr": 0.01, "fail_at_epoch": 1, "fault": "oom"},
+                    {"lr": 1.0e6},
+                    {"lr": 0.01},
+                ],
+            }
+        },
+    )
     p = _cli(["run", str(spec), "--data", "synthetic:400"], _env(ray_head, results))
     store = _store(results)
     (sweep,), _ = store.list_sweeps()
@@ -217,16 +278,29 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     sweep ends with num_samples trials of typed configs; no ended trial trains again and
     no trial trains from scratch."""
     results = tmp_path / "results"
-    spec = _write_spec(tmp_path, num_samples=5, max_concurrent_trials=1, scheduler={"type": "hyperband"},
-                       search={"algorithm": "bohb", "seed": 1, "n_initial_points": 2},
-                       fixed={"model": "simple_cnn", "epochs": 3},
-                       params={"lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
-                               "batch_size": {"type": "choice", "values": [32, 64]}})
+    spec = _write_spec(
+        tmp_path,
+        num_samples=5,
+        max_concurrent_trials=1,
+        scheduler={"type": "hyperband"},
+        search={"algorithm": "bohb", "seed": 1, "n_initial_points": 2},
+        fixed={"model": "simple_cnn", "epochs": 3},
+        params={
+            "lr": {"type": "loguniform", "low": 0.001, "high": 0.05},
+            "batch_size": {"type": "choice", "values": [32, 64]},
+        },
+    )
     env = _env(ray_head, results)
     driver = _spawn_run(spec, env)
     store = _store(results)
-    sweep_id, running = _wait_for(store, lambda ts: [t for t in ts if t.status == "running" and t.epochs >= 2]
-                                  if any(t.status == "early_stopped" for t in ts) else [])
+    sweep_id, running = _wait_for(
+        store,
+        lambda ts: (
+            [t for t in ts if t.status == "running" and t.epochs >= 2]
+            if any(t.status == "early_stopped" for t in ts)
+            else []
+        ),
+    )
     time.sleep(1.0)  # past Tune's experiment snapshot period (0.5 s)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
@@ -234,8 +308,11 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
 
     lifecycle.trial_ended(store, running[0].id, TrialStatus.EARLY_STOPPED)  # the stop Tune's snapshot missed
     sweep = store.get_sweep(sweep_id)
-    ended = {t.id: (t.finished_at, t.epochs, _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}"))
-             for t in store.trials(sweep_id) if t.status in ("early_stopped", "terminated")}
+    ended = {
+        t.id: (t.finished_at, t.epochs, _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}"))
+        for t in store.trials(sweep_id)
+        if t.status in ("early_stopped", "terminated")
+    }
     assert running[0].id in ended and len(ended) >= 3
 
     p = _cli(["resume", sweep_id], env)
@@ -256,8 +333,13 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
 
 def _spawn_run(spec: Path, env: dict) -> subprocess.Popen:
     """A `cifar-sweeps run` driver in the background, on 3,000 synthetic images."""
-    return subprocess.Popen([str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait_for(store: Store, pick, timeout: float = 300) -> tuple[str, list]:
@@ -280,10 +362,15 @@ def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
     head = RayHead(tmp_path / "gpu-head", num_cpus=4, num_gpus=1).start()
     try:
         results = tmp_path / "results"
-        spec = _write_spec(tmp_path, num_samples=4, max_concurrent_trials=4, scheduler={"type": "fifo"},
-                           resources_per_trial={"cpu": 1, "gpu": 0.25},
-                           search={"algorithm": "random", "seed": 0},
-                           fixed={"model": "mlp", "epochs": 3, "batch_size": 32})
+        spec = _write_spec(
+            tmp_path,
+            num_samples=4,
+            max_concurrent_trials=4,
+            scheduler={"type": "fifo"},
+            resources_per_trial={"cpu": 1, "gpu": 0.25},
+            search={"algorithm": "random", "seed": 0},
+            fixed={"model": "mlp", "epochs": 3, "batch_size": 32},
+        )
         env = {**_env(head, results), "RAY_DEDUP_LOGS": "0"}  # each trial's line, not "[repeated 3x]"
         p = _cli(["run", str(spec), "--data", "synthetic:1200"], env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -292,7 +379,8 @@ def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
         first_end = min(t.finished_at for t in trials)
         assert all(t.started_at < first_end for t in trials)  # all four were running together
         out = p.stdout + p.stderr
-        assert len(set(re.findall(r"trial (\w+): Ray gave it GPU \[0\], but CUDA is not available", out))) == 4, \
-            out[-3000:]
+        assert len(set(re.findall(r"trial (\w+): Ray gave it GPU \[0\], but CUDA is not available", out))) == 4, out[
+            -3000:
+        ]
     finally:
         head.stop()

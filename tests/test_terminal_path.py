@@ -17,16 +17,31 @@ from tests.ray_helpers import VENV_BIN, free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-SMALL = ["--data", "synthetic:300", "--set", "num_samples=2", "--set", "fixed.epochs=1", "--set", "fixed.batch_size=64",
-         "--set", "data.train_subset=200"]
+SMALL = [
+    "--data",
+    "synthetic:300",
+    "--set",
+    "num_samples=2",
+    "--set",
+    "fixed.epochs=1",
+    "--set",
+    "fixed.batch_size=64",
+    "--set",
+    "data.train_subset=200",
+]
 
 
 def _env(home: Path, results: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CIFAR_SWEEPS_"))}
     # A user's shell: their own HOME, no Ray auth mode chosen, the venv on PATH, and the
     # results folder exported for the local run, the head (its job drivers) and the CLI.
-    env.update(HOME=str(home), PATH=f"{VENV_BIN}:{env.get('PATH', '')}", CIFAR_SWEEPS_RESULTS_DIR=str(results),
-               RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    env.update(
+        HOME=str(home),
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        CIFAR_SWEEPS_RESULTS_DIR=str(results),
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -46,9 +61,25 @@ def test_the_readme_terminal_commands_in_order(tmp_path):
     dashboard = free_port()
     head = start_head(dashboard, free_port(), num_cpus=2, env=env)  # `ray start --head --dashboard-host 127.0.0.1`
     try:
-        submit = _run([str(VENV_BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dashboard}",
-                       "--working-dir", ".", "--", "cifar-sweeps", "run", "search_spaces/quickstart.json",
-                       *SMALL, "--name", "via-job"], env)
+        submit = _run(
+            [
+                str(VENV_BIN / "ray"),
+                "job",
+                "submit",
+                "--address",
+                f"http://127.0.0.1:{dashboard}",
+                "--working-dir",
+                ".",
+                "--",
+                "cifar-sweeps",
+                "run",
+                "search_spaces/quickstart.json",
+                *SMALL,
+                "--name",
+                "via-job",
+            ],
+            env,
+        )
         assert "succeeded" in submit.stdout.lower(), submit.stdout[-3000:]
     finally:
         stop_head(head)

@@ -24,23 +24,39 @@ LR = {"type": "loguniform", "low": 0.001, "high": 0.1}
 
 
 def _spec(**over) -> dict:
-    spec = {"name": "warm", "num_samples": 4, "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3},
-            "scheduler": {"type": "fifo"}, "fixed": {"model": "mlp", "epochs": 2},
-            "params": {"lr": LR, "batch_size": {"type": "choice", "values": [32, 64]}}}
+    spec = {
+        "name": "warm",
+        "num_samples": 4,
+        "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3},
+        "scheduler": {"type": "fifo"},
+        "fixed": {"model": "mlp", "epochs": 2},
+        "params": {"lr": LR, "batch_size": {"type": "choice", "values": [32, 64]}},
+    }
     spec.update(over)
     return spec
 
 
 def _old_sweep(store, trials: list[tuple[dict, str, list[float]]], params=None) -> str:
     """A finished sweep written to the store: (config, status, val_acc per epoch) per trial."""
-    sweep = store.create_sweep(_spec(params=params or {"lr": LR, "batch_size": {"type": "choice",
-                                                                                "values": [32, 64]}}),
-                               "synthetic:100", "v")
+    sweep = store.create_sweep(
+        _spec(params=params or {"lr": LR, "batch_size": {"type": "choice", "values": [32, 64]}}), "synthetic:100", "v"
+    )
     for i, (config, status, accs) in enumerate(trials):
         tid = lifecycle.trial_started(store, sweep.id, f"t{i}", config, 2)
         for e, acc in enumerate(accs, 1):
-            store.trial_epoch(tid, {"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1 - acc,
-                                    "val_acc": acc, "lr": 0.1, "seconds": 1.0, "images_per_s": 1.0})
+            store.trial_epoch(
+                tid,
+                {
+                    "epoch": e,
+                    "train_loss": 1.0,
+                    "train_acc": 0.5,
+                    "val_loss": 1 - acc,
+                    "val_acc": acc,
+                    "lr": 0.1,
+                    "seconds": 1.0,
+                    "images_per_s": 1.0,
+                },
+            )
         lifecycle.trial_ended(store, tid, status)
     return sweep.id
 
@@ -52,37 +68,54 @@ def store(tmp_path):
 
 def test_only_finished_trials_that_fit_the_new_space_are_used(store):
     mlp = {"model": "mlp", "epochs": 2}
-    old = _old_sweep(store, [
-        ({**mlp, "lr": 0.01, "batch_size": 32}, "terminated", [0.3, 0.5]),
-        ({**mlp, "lr": 0.05, "batch_size": 64}, "early_stopped", [0.2]),
-        ({**mlp, "lr": 0.02, "batch_size": 64}, "errored", [0.4]),  # no score
-        ({**mlp, "lr": 0.5, "batch_size": 32}, "terminated", [0.1, 0.1]),  # lr outside the new range
-        ({**mlp, "lr": 0.01, "batch_size": 128}, "terminated", [0.1, 0.2]),  # not a choice of the new space
-        ({"model": "simple_cnn", "epochs": 2, "lr": 0.01, "batch_size": 32}, "terminated", [0.6, 0.7]),  # fixed
-    ])
+    old = _old_sweep(
+        store,
+        [
+            ({**mlp, "lr": 0.01, "batch_size": 32}, "terminated", [0.3, 0.5]),
+            ({**mlp, "lr": 0.05, "batch_size": 64}, "early_stopped", [0.2]),
+            ({**mlp, "lr": 0.02, "batch_size": 64}, "errored", [0.4]),  # no score
+            ({**mlp, "lr": 0.5, "batch_size": 32}, "terminated", [0.1, 0.1]),  # lr outside the new range
+            ({**mlp, "lr": 0.01, "batch_size": 128}, "terminated", [0.1, 0.2]),  # not a choice of the new space
+            ({"model": "simple_cnn", "epochs": 2, "lr": 0.01, "batch_size": 32}, "terminated", [0.6, 0.7]),  # fixed
+        ],
+    )
     warm = warm_points(parse_spec(_spec(search={"algorithm": "hyperopt", "warm_start": {"sweeps": [old]}})), store)
-    assert sorted(warm.points, key=lambda p: p[0]["lr"]) == [({"lr": 0.01, "batch_size": 32}, 0.5),
-                                                            ({"lr": 0.05, "batch_size": 64}, 0.2)]
+    assert sorted(warm.points, key=lambda p: p[0]["lr"]) == [
+        ({"lr": 0.01, "batch_size": 32}, 0.5),
+        ({"lr": 0.05, "batch_size": 64}, 0.2),
+    ]
     assert warm.seen == 5 and warm.skipped == 3
     best = parse_spec(_spec(metric="best_val_acc", search={"algorithm": "hyperopt", "warm_start": {"sweeps": [old]}}))
     assert {p[0]["lr"]: p[1] for p in warm_points(best, store).points} == {0.01: 0.5, 0.05: 0.2}
 
 
 def test_unknown_or_unrelated_sweeps_are_refused_by_name(store):
-    other = _old_sweep(store, [({"model": "mlp", "momentum": 0.9}, "terminated", [0.3])],
-                       params={"momentum": {"type": "uniform", "low": 0.5, "high": 0.99}})
+    other = _old_sweep(
+        store,
+        [({"model": "mlp", "momentum": 0.9}, "terminated", [0.3])],
+        params={"momentum": {"type": "uniform", "low": 0.5, "high": 0.99}},
+    )
     with pytest.raises(SpecError, match=r"sweeps\[0\]: no sweep 'sw-nope' in the store"):
         warm_points(parse_spec(_spec(search={"algorithm": "hyperopt", "warm_start": {"sweeps": ["sw-nope"]}})), store)
     with pytest.raises(SpecError, match=rf"sweeps\[0\]: sweep {other} searched \['momentum'\], which shares no param"):
         warm_points(parse_spec(_spec(search={"algorithm": "hyperopt", "warm_start": {"sweeps": [other]}})), store)
 
 
-@pytest.mark.parametrize("search,message", [
-    ({"algorithm": "random", "warm_start": {"sweeps": ["sw-a"]}}, "needs search.algorithm hyperopt"),
-    ({"algorithm": "hyperopt", "warm_start": {"sweeps": []}}, "at least 1 item"),
-    ({"algorithm": "hyperopt", "warm_start": {"sweeps": ["sw-a"]},
-      "points_to_evaluate": [{"lr": 0.01, "batch_size": 32}]}, "use one"),
-])
+@pytest.mark.parametrize(
+    "search,message",
+    [
+        ({"algorithm": "random", "warm_start": {"sweeps": ["sw-a"]}}, "needs search.algorithm hyperopt"),
+        ({"algorithm": "hyperopt", "warm_start": {"sweeps": []}}, "at least 1 item"),
+        (
+            {
+                "algorithm": "hyperopt",
+                "warm_start": {"sweeps": ["sw-a"]},
+                "points_to_evaluate": [{"lr": 0.01, "batch_size": 32}],
+            },
+            "use one",
+        ),
+    ],
+)
 def test_warm_start_spec_errors(search, message):
     with pytest.raises(SpecError, match=message):
         parse_spec(_spec(search=search))
@@ -91,8 +124,9 @@ def test_warm_start_spec_errors(search, message):
 def test_the_searcher_holds_the_old_trials_as_evaluated_and_suggests_new_configs():
     from cifar_sweeps.searchers import WarmHyperOptSearch, make_search
 
-    spec = parse_spec(_spec(search={"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3,
-                                    "warm_start": {"sweeps": ["sw-x"]}}))
+    spec = parse_spec(
+        _spec(search={"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3, "warm_start": {"sweeps": ["sw-x"]}})
+    )
     evaluated = [({"lr": 0.001 * (i + 1), "batch_size": [32, 64][i % 2]}, 0.1 * i) for i in range(6)]
     searcher = make_search(spec, evaluated)
     assert isinstance(searcher, WarmHyperOptSearch) and searcher.warm_trials == 6
@@ -136,8 +170,15 @@ def test_a_warm_started_sweep_on_real_ray_trains_only_new_configs(ray_head, tmp_
     assert len(old_configs) == 4 and old.warm_trials is None
 
     second = tmp_path / "second.json"
-    second.write_text(json.dumps(_spec(name="second", num_samples=3, search={
-        "algorithm": "hyperopt", "seed": 0, "n_initial_points": 3, "warm_start": {"sweeps": [old.id]}})))
+    second.write_text(
+        json.dumps(
+            _spec(
+                name="second",
+                num_samples=3,
+                search={"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3, "warm_start": {"sweeps": [old.id]}},
+            )
+        )
+    )
     p = _cli(["run", str(second), "--data", "synthetic:600"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert f"warm start: 4 finished trials of {old.id} given to the searcher as evaluated" in p.stdout

@@ -66,8 +66,9 @@ def _text(tmp_path) -> str:
 
 
 def _half(tmp_path) -> str:
-    return _write(tmp_path / "half.pth", {k: v.half() if v.is_floating_point() else v
-                                          for k, v in stand_in_resnet50().items()})
+    return _write(
+        tmp_path / "half.pth", {k: v.half() if v.is_floating_point() else v for k, v in stand_in_resnet50().items()}
+    )
 
 
 def _cifar_head(tmp_path) -> str:
@@ -75,8 +76,11 @@ def _cifar_head(tmp_path) -> str:
 
 
 WRONG = [
-    ("a simple_cnn state dict", lambda t, s: _write(t / "cnn.pth", build_model("simple_cnn").state_dict()),
-     "missing keys"),
+    (
+        "a simple_cnn state dict",
+        lambda t, s: _write(t / "cnn.pth", build_model("simple_cnn").state_dict()),
+        "missing keys",
+    ),
     ("a truncated file", _truncated, "can't be read"),
     ("a text file", lambda t, s: _text(t), "can't be read"),
     ("a ResNet-50 with the report's head", lambda t, s: _cifar_head(t), "unexpected keys fc.0"),
@@ -131,8 +135,15 @@ def test_normalizations(name):
 
 
 def test_model_file_keeps_its_normalization_and_init_weights(tiny_splits, tmp_path):
-    cfg = TrainConfig(model="resnet50", pretrained=True, normalize="imagenet", epochs=1, batch_size=64,
-                      device="cpu", eval_batch_size=256)
+    cfg = TrainConfig(
+        model="resnet50",
+        pretrained=True,
+        normalize="imagenet",
+        epochs=1,
+        batch_size=64,
+        device="cpu",
+        eval_batch_size=256,
+    )
     state = stand_in_resnet50()
     trainer = Trainer(cfg, tiny_splits, pretrained_state=state)
     trainer.run()

@@ -19,8 +19,12 @@ from tests.test_weights import stand_in_resnet50
 pytestmark = pytest.mark.slow
 
 SPEC = {
-    "name": "pretrained-grid", "metric": "best_val_acc", "mode": "max", "max_concurrent_trials": 2,
-    "search": {"algorithm": "grid"}, "scheduler": {"type": "fifo"},
+    "name": "pretrained-grid",
+    "metric": "best_val_acc",
+    "mode": "max",
+    "max_concurrent_trials": 2,
+    "search": {"algorithm": "grid"},
+    "scheduler": {"type": "fifo"},
     "fixed": {"epochs": 1, "batch_size": 32, "normalize": "imagenet", "eval_batch_size": 128},
     "params": {"model": {"type": "choice", "values": ["simple_cnn", {"model": "resnet50", "pretrained": True}]}},
 }

@@ -24,8 +24,8 @@ def records(path: Path) -> list[bytes]:
         if left < HEADER:  # the block's tail is padding
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", raw[pos:pos + HEADER])
-        data = raw[pos + HEADER:pos + HEADER + length]
+        _crc, length, kind = struct.unpack("<IHB", raw[pos : pos + HEADER])
+        data = raw[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == 0 and length == 0:
             continue

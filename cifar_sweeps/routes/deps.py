@@ -113,8 +113,11 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     out.progress = progress(sweep, trials)
     out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
     base = base_url(request)
-    out.links = Links(self=f"{base}/sweeps/{sweep.id}", leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
-                      ray_dashboard=f"{state.jobs.url}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None)
+    out.links = Links(
+        self=f"{base}/sweeps/{sweep.id}",
+        leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
+        ray_dashboard=f"{state.jobs.url}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None,
+    )
     return out
 
 
@@ -124,8 +127,9 @@ def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
     the pace measured so far, spread over the trials that run at once."""
     spec = sweep.spec or {}
     total = max(len(trials), _total_trials(spec))
-    running = [RunningTrial(trial_id=t[0], epoch=t[2], epochs_budget=t[3]) for t in trials
-               if t[1] == TrialStatus.RUNNING]
+    running = [
+        RunningTrial(trial_id=t[0], epoch=t[2], epochs_budget=t[3]) for t in trials if t[1] == TrialStatus.RUNNING
+    ]
     epochs_done = sum(t[2] for t in trials)
     pace = sum(t[4] for t in trials) / epochs_done if epochs_done else None
     budgets = [t[3] for t in trials if t[3]]
@@ -136,9 +140,15 @@ def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
         left = min(left, max(budget - epochs_done, 0))
     concurrency = max(1, min(int(spec.get("max_concurrent_trials", 1)), max(len(running), 1)))
     eta = left * pace / concurrency if pace is not None and sweep.status in ACTIVE else None
-    return Progress(trials_total=total, trials_done=sum(1 for t in trials if t[1] in TRIAL_ENDED),
-                    running=running, epochs_done=epochs_done, budget_epochs=budget, seconds_per_epoch=pace,
-                    eta_s=eta)
+    return Progress(
+        trials_total=total,
+        trials_done=sum(1 for t in trials if t[1] in TRIAL_ENDED),
+        running=running,
+        epochs_done=epochs_done,
+        budget_epochs=budget,
+        seconds_per_epoch=pace,
+        eta_s=eta,
+    )
 
 
 def _total_trials(spec: dict) -> int:

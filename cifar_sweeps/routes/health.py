@@ -12,8 +12,9 @@ from cifar_sweeps.schemas import Health
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health", response_model=Health,
-            responses={503: {"model": Health, "description": "The store is unreachable"}})
+@router.get(
+    "/health", response_model=Health, responses={503: {"model": Health, "description": "The store is unreachable"}}
+)
 def health(state: State) -> JSONResponse:
     try:
         state.store.ping()
@@ -21,6 +22,11 @@ def health(state: State) -> JSONResponse:
     except Exception as e:
         store_ok = f"error: {type(e).__name__}"
     ray_ok = "ok" if state.jobs.reachable() else "unreachable"
-    body = Health(status="ok" if store_ok == "ok" and ray_ok == "ok" else "degraded", store=store_ok,
-                  ray=ray_ok, ray_dashboard=state.jobs.url, version=__version__)
+    body = Health(
+        status="ok" if store_ok == "ok" and ray_ok == "ok" else "degraded",
+        store=store_ok,
+        ray=ray_ok,
+        ray_dashboard=state.jobs.url,
+        version=__version__,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if store_ok == "ok" else 503)

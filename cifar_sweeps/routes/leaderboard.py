@@ -20,11 +20,14 @@ FILTER_HELP = "a config parameter: NAME:LOW..HIGH (numbers, ends inclusive, eith
 class BoardQuery:
     """The leaderboard's query parameters, shared by the JSON and the CSV route."""
 
-    def __init__(self, sweep_id: str | None = Query(None, pattern=ID_PATTERN),
-                 model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
-                 status: list[TrialStatus] = Query([], description="trial status; repeat for several"),
-                 filter: list[str] = Query([], description=FILTER_HELP, max_length=20),  # noqa: A002
-                 offset: int = Query(0, ge=0, le=MAX_OFFSET)):
+    def __init__(
+        self,
+        sweep_id: str | None = Query(None, pattern=ID_PATTERN),
+        model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
+        status: list[TrialStatus] = Query([], description="trial status; repeat for several"),
+        filter: list[str] = Query([], description=FILTER_HELP, max_length=20),  # noqa: A002
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    ):
         self.sweep_id, self.model, self.status, self.offset = sweep_id, model, status, offset
         self.filters: list[ConfigFilter] = parse_filters(filter)
 
@@ -33,8 +36,9 @@ Board = Annotated[BoardQuery, Depends()]
 
 
 def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[LeaderboardItem], int]:
-    rows, total, names = state.store.leaderboard_page(q.sweep_id, q.model, limit, q.offset, q.filters,
-                                                      [s.value for s in q.status])
+    rows, total, names = state.store.leaderboard_page(
+        q.sweep_id, q.model, limit, q.offset, q.filters, [s.value for s in q.status]
+    )
     return leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t)), total
 
 
@@ -42,16 +46,21 @@ def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[Lea
 # CSV (up to 100,000 rows, seconds of work) never holds the event loop; hot views are
 # served by the response cache without reaching them.
 @router.get("/leaderboard", response_model=Leaderboard, responses=error_responses(422))
-def leaderboard(request: Request, state: State, q: Board,
-                      limit: int = Query(50, ge=1, le=1000)) -> Leaderboard:
+def leaderboard(request: Request, state: State, q: Board, limit: int = Query(50, ge=1, le=1000)) -> Leaderboard:
     items, total = _items(request, state, q, limit)
     return json_response(Leaderboard(items=items, total=total, limit=limit, offset=q.offset))
 
 
-@router.get("/leaderboard.csv", response_class=Response, responses={
-    200: {"content": {"text/csv": {}}, "description": "The leaderboard's rows as CSV"}, **error_responses(422)})
-def leaderboard_csv(request: Request, state: State, q: Board,
-                          limit: int = Query(10_000, ge=1, le=100_000)) -> Response:
+@router.get(
+    "/leaderboard.csv",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The leaderboard's rows as CSV"},
+        **error_responses(422),
+    },
+)
+def leaderboard_csv(request: Request, state: State, q: Board, limit: int = Query(10_000, ge=1, le=100_000)) -> Response:
     items, _ = _items(request, state, q, limit)
-    return Response(to_csv(items), media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="leaderboard.csv"'})
+    return Response(
+        to_csv(items), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="leaderboard.csv"'}
+    )

@@ -27,8 +27,7 @@ def page() -> FileResponse:
 
 @router.get("/config.json")
 def page_config(state: State) -> dict[str, Any]:
-    return {"ray_dashboard": state.jobs.url, "version": __version__,
-            "token_required": bool(state.settings.api_token)}
+    return {"ray_dashboard": state.jobs.url, "version": __version__, "token_required": bool(state.settings.api_token)}
 
 
 @lru_cache(maxsize=1)

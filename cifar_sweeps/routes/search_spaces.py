@@ -21,8 +21,14 @@ def search_spaces(request: Request) -> SearchSpaceList:
     items = []
     for name in presets.names():
         spec = parse_spec(presets.read(name))
-        items.append(SearchSpaceInfo(name=name, description=spec.description, trials=spec.total_trials(),
-                                     url=f"{base_url(request)}/search-spaces/{name}"))
+        items.append(
+            SearchSpaceInfo(
+                name=name,
+                description=spec.description,
+                trials=spec.total_trials(),
+                url=f"{base_url(request)}/search-spaces/{name}",
+            )
+        )
     return SearchSpaceList(items=items)
 
 

@@ -52,14 +52,20 @@ def writable_results(state: AppState) -> None:
 # The body is taken as plain JSON and validated in the route, which runs in the thread pool:
 # the submit-time checks expand the space (bounded: milliseconds to tens of them), and no
 # other request may wait on that on the event loop. api.py documents it as a SweepSpec.
-@router.post("", status_code=201, response_model=SweepOut, dependencies=[Auth, StrictJSON],
-             responses=error_responses(400, 401, 413, 422, 429, 503, 507))
+@router.post(
+    "",
+    status_code=201,
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 413, 422, 429, 503, 507),
+)
 def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
     spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
     queued = state.store.count_sweeps([SweepStatus.QUEUED])
     if queued >= state.settings.max_queued_sweeps:
-        raise QueueFull(f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again "
-                        "once some have started")
+        raise QueueFull(
+            f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again once some have started"
+        )
     check_local_weights(spec, state)
     warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(state)
@@ -71,13 +77,18 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
 
 
 @router.get("", response_model=SweepList, responses=error_responses(422))
-def list_sweeps(request: Request, state: State, limit: int = Query(50, ge=1, le=500),
-                offset: int = Query(0, ge=0, le=MAX_OFFSET),
-                status: SweepStatus | None = Query(None)) -> SweepList:
+def list_sweeps(
+    request: Request,
+    state: State,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    status: SweepStatus | None = Query(None),
+) -> SweepList:
     rows, total = state.store.list_sweeps(limit, offset, status)
     rows = [reconcile_local_driver(state.store, r) for r in rows]  # a killed terminal run reads interrupted
-    return json_response(SweepList(items=[sweep_out(state, r, request) for r in rows], total=total, limit=limit,
-                                   offset=offset))
+    return json_response(
+        SweepList(items=[sweep_out(state, r, request) for r in rows], total=total, limit=limit, offset=offset)
+    )
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses=error_responses(404))
@@ -93,27 +104,29 @@ def _follow(state: AppState, sweep):
     return reconcile_local_driver(state.store, state.jobs.sync(sweep))
 
 
-@router.post("/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth],
-             responses=error_responses(401, 404, 409))
+@router.post("/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth], responses=error_responses(401, 404, 409))
 def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     if sweep.status not in ACTIVE:
         raise SweepError(f"sweep {sweep.id} is {sweep.status}, not queued or running")
     return sweep_out(state, state.jobs.stop(sweep), request)
 
 
-@router.post("/{sweep_id}/resume", response_model=SweepOut, dependencies=[Auth],
-             responses=error_responses(401, 404, 409, 503, 507))
+@router.post(
+    "/{sweep_id}/resume",
+    response_model=SweepOut,
+    dependencies=[Auth],
+    responses=error_responses(401, 404, 409, 503, 507),
+)
 def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
     if sweep.status not in RESUMABLE:
-        raise SweepError(f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} "
-                         "sweeps can be resumed")
+        raise SweepError(
+            f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} sweeps can be resumed"
+        )
     if not sweep.experiment_path:
         raise SweepError(f"sweep {sweep.id} never started, so there is nothing to resume")
     writable_results(state)
     return sweep_out(state, state.jobs.resume(sweep), request)
-
-
 
 
 @router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409, 503))
@@ -122,5 +135,4 @@ def sweep_importance(sweep: SweepDep, state: State) -> Importance:
     region; 409 while too few trials have finished."""
     from cifar_sweeps.analysis import cached_importance
 
-    return cached_importance(parse_spec(sweep.spec), sweep.id, sweep.data_version,
-                             lambda: state.store.trials(sweep.id))
+    return cached_importance(parse_spec(sweep.spec), sweep.id, sweep.data_version, lambda: state.store.trials(sweep.id))

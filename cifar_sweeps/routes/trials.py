@@ -26,9 +26,14 @@ def get_trial(t: TrialDep, request: Request, state: State) -> TrialOut:
     return out
 
 
-@router.get("/{trial_id}/checkpoint", response_class=FileResponse,
-            responses={200: {"content": {"application/octet-stream": {}}, "description": "The best model file"},
-                       **error_responses(404)})
+@router.get(
+    "/{trial_id}/checkpoint",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The best model file"},
+        **error_responses(404),
+    },
+)
 def checkpoint(t: TrialDep):
     from cifar_sweeps.storage import open_checkpoint
 
@@ -40,10 +45,17 @@ def checkpoint(t: TrialDep):
         raise NotFound(f"the checkpoint file of trial {t.id} is gone from storage") from None
 
 
-@router.post("/{trial_id}/predict", response_model=Prediction, dependencies=[Auth],
-             responses=error_responses(401, 404, 413, 415, 422, 503))
-def predict(t: TrialDep, images: Annotated[list[UploadFile], File(description="PNG or JPEG files, any size")],
-            top_k: int = Query(3, ge=1, le=10)) -> Prediction:
+@router.post(
+    "/{trial_id}/predict",
+    response_model=Prediction,
+    dependencies=[Auth],
+    responses=error_responses(401, 404, 413, 415, 422, 503),
+)
+def predict(
+    t: TrialDep,
+    images: Annotated[list[UploadFile], File(description="PNG or JPEG files, any size")],
+    top_k: int = Query(3, ge=1, le=10),
+) -> Prediction:
     """The top-k classes of each image, by the trial's best model (its own normalization).
     Behind the API token when one is set: it spends this process's CPU."""
     if not PREDICTING.acquire(blocking=False):
@@ -63,9 +75,15 @@ def _predict(t, images: list[UploadFile], top_k: int) -> Prediction:
         raise NotFound(f"trial {t.id} has no checkpoint yet")
     model, normalize = MODELS.get((t.id, t.checkpoint_path), lambda: _load(t))
     tops = classify(model, normalize, decoded, top_k)
-    return Prediction(trial_id=t.id, model=t.model, normalize=normalize, predictions=[
-        ImagePrediction(file=f.filename or f"image {i}", top=[ClassProb(label=c, prob=p) for c, p in top])
-        for i, (f, top) in enumerate(zip(images, tops, strict=True))])
+    return Prediction(
+        trial_id=t.id,
+        model=t.model,
+        normalize=normalize,
+        predictions=[
+            ImagePrediction(file=f.filename or f"image {i}", top=[ClassProb(label=c, prob=p) for c, p in top])
+            for i, (f, top) in enumerate(zip(images, tops, strict=True))
+        ],
+    )
 
 
 def _load(t):
