@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import threading
 import time
 from collections import OrderedDict
@@ -160,6 +161,39 @@ def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any
     return study, used, outside
 
 
+def _one_per_config(trials: list) -> list:
+    """Each configuration once (repeats over seeds: ranking.py's group), scored at its mean,
+    so a configuration run three times does not weigh three times in fANOVA's fit."""
+    from types import SimpleNamespace
+
+    from cifar_sweeps.ranking import group_key
+
+    groups: dict[str, list] = {}
+    for t in trials:
+        groups.setdefault(group_key("", t.config or {}), []).append(t)  # the trials of one sweep
+    out = []
+    for members in groups.values():
+        first = min(members, key=lambda t: t.id)
+        if len(members) == 1:
+            out.append(first)
+            continue
+        mean = {
+            k: statistics.fmean(getattr(t, k) for t in members)
+            for k in ("val_acc", "val_loss")
+            if all(getattr(t, k) is not None for t in members)
+        }
+        out.append(
+            SimpleNamespace(
+                id=first.id,
+                config=first.config,
+                status=first.status,
+                val_acc=mean.get("val_acc"),
+                val_loss=mean.get("val_loss"),
+            )
+        )
+    return out
+
+
 def _sample(trials: list) -> list:
     """At most MAX_TRIALS of them, drawn with a fixed seed (the same answer every time)."""
     if len(trials) <= MAX_TRIALS:
@@ -186,6 +220,7 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
     if not spec.params:
         raise NotEnoughTrials(f"sweep {sweep_id} searched no parameter: there is nothing to rank")
     finished = [t for t in trials if t.status in TRIAL_COMPLETED and _score(t, spec.metric) is not None]
+    finished = _one_per_config(finished)
     study, used, outside = _study(spec, _sample(finished))
     if len(used) < MIN_TRIALS:
         inside = f" inside its space ({outside} outside it)" if outside else ""

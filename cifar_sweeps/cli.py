@@ -149,6 +149,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
 
 
+def cmd_repeat(args: argparse.Namespace) -> int:
+    from cifar_sweeps.lifecycle import repeat
+    from cifar_sweeps.sweep import resume_sweep
+
+    settings = _settings(args)
+    store = _store(settings, writes=True)
+    repeat(store, args.sweep_id, args.top, args.seeds)  # refused while it runs, or with nothing to repeat
+    resume_sweep(args.sweep_id, settings, store)  # the search is over: only the repeats run
+    _print_groups(store, args.sweep_id, 10, "table")
+    return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from cifar_sweeps.lifecycle import request_stop
 
@@ -196,12 +208,59 @@ def _print_leaderboard(
     print(f"({len(items)} of {total} trials)")
 
 
+def _print_groups(
+    store,
+    sweep_id: str | None,
+    top: int,
+    form: str,
+    model: str | None = None,
+    filters: list[str] | None = None,
+    statuses: list[str] | None = None,
+) -> None:
+    """The grouped leaderboard (one row per configuration over its seeds), as GET
+    /leaderboard?group=config gives it."""
+    from cifar_sweeps.filters import parse_filters
+    from cifar_sweeps.ranking import group_trials
+    from cifar_sweeps.schemas import group_items, groups_csv
+
+    rows, _, names = store.leaderboard_page(sweep_id, model, 100_000, 0, parse_filters(filters or []), statuses)
+    groups = group_trials(rows)
+    items = group_items(groups[:top], names, 0)
+    if form == "csv":
+        print(groups_csv(items), end="")
+        return
+    if form == "json":
+        body = {"items": [it.model_dump(mode="json") for it in items], "total": len(groups)}
+        print(json.dumps(body | {"trials": sum(len(g.trials) for g in groups)}, indent=2))
+        return
+    head = f"{'rank':>4}  {'n':>2} {'val_acc mean [95% interval]':<30} {'test_acc mean':>13}  {'model':<14}"
+    print(f"{head} vs next; config")
+    for it in items:
+        ci = f"[{_fmt(it.val_acc_low)}, {_fmt(it.val_acc_high)}]" if it.n > 1 else "(one run)"
+        mark = {True: "better", False: "TIE?", None: "-"}[it.distinct_from_next]
+        cfg = ", ".join(
+            f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in it.config.items() if k != "model"
+        )
+        print(
+            f"{it.rank:>4}  {it.n:>2} {_fmt(it.val_acc_mean)} {ci:<23} {_fmt(it.test_acc_mean):>13}  "
+            f"{it.model:<14} {mark:<6}  {cfg}"
+        )
+    print(
+        f"({len(items)} of {len(groups)} configurations; TIE?: not distinguishable from the next row, "
+        "Welch's t-test at 5 %)"
+    )
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from cifar_sweeps.lifecycle import reconcile_local_drivers
 
     settings = _settings(args)
     store = _store(settings)
     reconcile_local_drivers(store)  # a terminal run killed since reads interrupted, as GET /sweeps says
+    if args.group:
+        form = "csv" if args.csv else "json" if args.json else "table"
+        _print_groups(store, args.sweep, args.top, form, args.model, args.filter, args.status)
+        return 0
     _print_leaderboard(store, args.sweep, args.top, args.json, args.model, args.filter, args.status, args.csv)
     return 0
 
@@ -362,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retry-errored", action="store_true", help="leave errored trials as they are")
     p.set_defaults(fn=cmd_resume)
 
+    p = sub.add_parser("repeat", help="train an ended sweep's best configurations again over more seeds")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.add_argument("--top", type=int, required=True, help="how many of the best configurations (1-20)")
+    p.add_argument("--seeds", type=int, required=True, help="runs per configuration, the first included (2-10)")
+    p.set_defaults(fn=cmd_repeat)
+
     p = sub.add_parser("stop", help="stop a running sweep; results are kept")
     p.add_argument("sweep_id")
     _common(p)
@@ -405,6 +471,9 @@ def _leaderboard_parser(sub) -> None:
         help="a config parameter's range or values, e.g. lr:0.001..0.01 or batch_size:32,64 (repeatable)",
     )
     p.add_argument("--status", action="append", help="trial status, e.g. terminated (repeatable)")
+    p.add_argument(
+        "--group", action="store_true", help="one row per configuration over its seeds: n, mean, 95%% interval"
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
     out.add_argument("--csv", action="store_true", help="the rows as CSV, config parameters as columns")

@@ -13,11 +13,12 @@ import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from cifar_sweeps.errors import TransitionError
+from cifar_sweeps.errors import SpecError, SweepError, TransitionError
 from cifar_sweeps.states import (
     ACTIVE,
     TERMINAL,
     TRANSITIONS,
+    TRIAL_COMPLETED,
     TRIAL_ENDED,
     TRIAL_TRANSITIONS,
     Event,
@@ -90,6 +91,41 @@ def requeue(store: Store, sweep_id: str) -> SweepStatus:
     )
 
 
+def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
+    """Ask an ended sweep for repeats of its `top` best configurations to `seeds` runs each:
+    the spec gains its repeat section, and the sweep is queued for a driver that resumes it
+    (the search is over: only the repeats run). Refused (SweepError, SpecError: nothing
+    changes) while it runs, when it has no finished trial, or when its budget can't pay."""
+    from cifar_sweeps.spec import parse_spec
+
+    sweep = store.sweep(sweep_id)
+    if sweep.status not in TERMINAL:
+        raise SweepError(f"sweep {sweep_id} is {sweep.status}; repeat it once it has ended")
+    trials = store.trials(sweep_id)
+    if not any(t.status in TRIAL_COMPLETED and t.val_acc is not None for t in trials):
+        raise SweepError(f"sweep {sweep_id} has no finished trial with a score: there is nothing to repeat")
+    if not sweep.experiment_path:
+        raise SweepError(f"sweep {sweep_id} never started, so there is nothing to repeat")
+    spec = parse_spec({**sweep.spec, "repeat": {"top": top, "seeds": seeds}})  # SpecError naming the field
+    if spec.budget is not None:
+        left = spec.budget.epochs - len(store.epoch_keys(sweep_id))
+        if spec.repeat_epochs() > left:
+            raise SpecError(
+                f"repeat: the repeats need up to {spec.repeat_epochs()} trial-epochs, and "
+                f"budget.epochs has {max(left, 0)} left"
+            )
+    return apply(
+        store,
+        sweep_id,
+        Event.REPEAT,
+        spec=spec.model_dump(mode="json"),
+        ray_job_id=None,
+        stop_requested=False,
+        error=None,
+        reason=None,
+    )
+
+
 def finish(store: Store, sweep_id: str, reason: Reason | None = None) -> SweepStatus:
     return apply(store, sweep_id, Event.FINISH, **({"reason": reason.value} if reason else {}))
 
@@ -138,10 +174,15 @@ def apply_trials(
 
 
 def trial_started(
-    store: Store, sweep_id: str, tune_trial_id: str, config: dict[str, Any], epochs_budget: int | None
+    store: Store,
+    sweep_id: str,
+    tune_trial_id: str,
+    config: dict[str, Any],
+    epochs_budget: int | None,
+    repeat_of: str | None = None,
 ) -> str:
     """A trial starts: a new row, running; or a retried or resumed one, running again."""
-    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget)
+    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget, repeat_of)
     if not created:
         apply_trials(store, TrialEvent.START, trial_id=tid)
     return tid

@@ -201,6 +201,98 @@ class Leaderboard(BaseModel):
     offset: int
 
 
+class GroupItem(BaseModel):
+    """One configuration of one sweep over its seeds (ranking.py): n completed runs, the mean,
+    std and 95 % t-interval of val_acc and of test_acc (no std or interval for n = 1), its
+    best run, its members, and whether it is distinguishable from the next row down."""
+
+    rank: int
+    sweep_id: str
+    sweep_name: str | None = None
+    model: str
+    config: dict[str, Any]  # every parameter but the seed
+    n: int
+    val_acc_mean: float
+    val_acc_std: float | None
+    val_acc_low: float | None  # the 95 % t-interval of the mean
+    val_acc_high: float | None
+    test_acc_n: int
+    test_acc_mean: float | None
+    test_acc_std: float | None
+    test_acc_low: float | None
+    test_acc_high: float | None
+    best_trial_id: str
+    best_val_acc: float
+    trials: list[str]
+    test: str = "welch-t"  # how a row is compared with the next one down
+    p_next: float | None  # Welch's two-sided p against the next row (val_acc)
+    distinct_from_next: bool | None  # p_next < 0.05; None: not tested (n < 2 on a side, or the last row)
+    note: str
+
+
+class GroupedLeaderboard(BaseModel):
+    items: list[GroupItem]
+    total: int  # groups
+    limit: int
+    offset: int
+    metric: str = "val_acc"
+    confidence: float = 0.95
+    trials: int  # completed trials with a score, grouped
+
+
+def group_items(groups: list, names: dict[str, str], offset: int) -> list[GroupItem]:
+    """ranking.Group rows (sorted, compared) as API items, ranked from `offset` + 1."""
+    from cifar_sweeps.ranking import best_trial
+
+    out = []
+    for i, g in enumerate(groups):
+        best, m, t = best_trial(g, "val_acc", "max"), g.metric, g.test
+        out.append(
+            GroupItem(
+                rank=offset + i + 1,
+                sweep_id=g.sweep_id,
+                sweep_name=names.get(g.sweep_id),
+                model=str(g.config.get("model", best.model)),
+                config=g.config,
+                n=m.n,
+                val_acc_mean=m.mean,
+                val_acc_std=m.std,
+                val_acc_low=m.low,
+                val_acc_high=m.high,
+                test_acc_n=t.n,
+                test_acc_mean=t.mean,
+                test_acc_std=t.std,
+                test_acc_low=t.low,
+                test_acc_high=t.high,
+                best_trial_id=best.id,
+                best_val_acc=best.val_acc,
+                trials=[x.id for x in g.trials],
+                p_next=g.p_next,
+                distinct_from_next=g.distinct_from_next,
+                note=g.note,
+            )
+        )
+    return out
+
+
+GROUP_CSV_COLUMNS = [c for c in GroupItem.model_fields if c not in ("config", "trials")] + ["trials"]
+
+
+def groups_csv(items: list[GroupItem]) -> str:
+    """One row per group: its columns, members joined by spaces, then `config.NAME`."""
+    import csv
+    import io
+
+    keys = sorted({k for it in items for k in it.config})
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(GROUP_CSV_COLUMNS + [f"config.{k}" for k in keys])
+    for it in items:
+        row = it.model_dump(mode="json") | {"trials": " ".join(it.trials)}
+        w.writerow([csv_cell(row[c]) for c in GROUP_CSV_COLUMNS] + [csv_cell(it.config.get(k)) for k in keys])
+    return out.getvalue()
+
+
 class EpochOut(_Out):
     epoch: int
     train_loss: float

@@ -106,6 +106,14 @@ class Budget(_Strict):
     epochs: int = Field(ge=1, le=10_000_000)
 
 
+class Repeat(_Strict):
+    # After the search: each of the `top` best configurations is trained again until it has
+    # `seeds` runs (new seeds: init and data order; the split stays), to its full epochs with
+    # no early stopping. The leaderboard's grouped view (ranking.py) ranks them by mean.
+    top: int = Field(ge=1, le=20)
+    seeds: int = Field(ge=2, le=10)
+
+
 class DataConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
@@ -139,6 +147,7 @@ class SweepSpec(_Strict):
     wandb: bool = False
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
+    repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
 
     @field_validator("name")
     @classmethod
@@ -173,6 +182,7 @@ class SweepSpec(_Strict):
         _check_warm_start(self)
         _check_optuna(self)
         _check_bohb(self)
+        _check_repeat(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
                 if not is_choice(p):
@@ -192,6 +202,15 @@ class SweepSpec(_Strict):
         return self.num_samples * math.prod(len(p.values) for p in self.params.values())
 
     # -------------------------------------------------------- derived facts
+
+    def repeat_epochs(self) -> int:
+        """The trial-epochs the repeats can take at most (every repeat at the max epochs):
+        what a budgeted sweep reserves for them, so its search stops that much earlier."""
+        return 0 if self.repeat is None else self.repeat.top * (self.repeat.seeds - 1) * self.max_epochs()
+
+    def search_budget(self) -> int | None:
+        """The trial-epochs the search may spend: the budget less the repeats' reserve."""
+        return None if self.budget is None else self.budget.epochs - self.repeat_epochs()
 
     def max_epochs(self) -> int:
         """The longest a trial can train: ASHA's max_t, and the limit checked on submit."""
@@ -364,6 +383,18 @@ def _check_bohb(spec: SweepSpec) -> None:
             "and reduction_factor; leave grace_period out with hyperband"
         )
     _check_plain_space(spec, "bohb", "BOHB")
+
+
+def _check_repeat(spec: SweepSpec) -> None:
+    if spec.repeat is None or spec.budget is None:
+        return
+    need = spec.repeat_epochs()
+    if need >= spec.budget.epochs:
+        raise ValueError(
+            f"repeat: {spec.repeat.top} configurations x {spec.repeat.seeds - 1} more seeds x up to "
+            f"{spec.max_epochs()} epochs reserve {need} trial-epochs, which leaves nothing of budget.epochs "
+            f"({spec.budget.epochs}) for the search"
+        )
 
 
 def _check_warm_start(spec: SweepSpec) -> None:

@@ -5,6 +5,7 @@ Sweeps:
 
     event      from                                       to
     requeue    interrupted, stopped, failed               queued       (resume asked for)
+    repeat     succeeded, stopped, interrupted, failed    queued       (repeats asked for)
     start      queued, interrupted, stopped, failed       running      (a driver claims it)
     finish     running                                    succeeded
     interrupt  running                                    interrupted  (resumable; Reason says why)
@@ -65,6 +66,7 @@ class Reason(StrEnum):
 
 class Event(StrEnum):
     REQUEUE = "requeue"
+    REPEAT = "repeat"
     START = "start"
     FINISH = "finish"
     INTERRUPT = "interrupt"
@@ -83,6 +85,7 @@ ENDED_WELL = frozenset({SweepStatus.SUCCEEDED, SweepStatus.STOPPED})
 
 TRANSITIONS: dict[Event, tuple[frozenset[SweepStatus], SweepStatus]] = {
     Event.REQUEUE: (RESUMABLE, SweepStatus.QUEUED),
+    Event.REPEAT: (TERMINAL, SweepStatus.QUEUED),
     Event.START: (RESUMABLE | {SweepStatus.QUEUED}, SweepStatus.RUNNING),
     Event.FINISH: (frozenset({SweepStatus.RUNNING}), SweepStatus.SUCCEEDED),
     Event.INTERRUPT: (frozenset({SweepStatus.RUNNING}), SweepStatus.INTERRUPTED),

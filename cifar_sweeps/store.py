@@ -103,6 +103,8 @@ class Trial(Base):
     checkpoint_path: Mapped[str | None] = mapped_column(String(2048))  # best model file
     error: Mapped[str | None] = mapped_column(Text)
     node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node of its latest epoch
+    # The search trial whose configuration this one trains again with another seed (a repeat).
+    repeat_of: Mapped[str | None] = mapped_column(String(96))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -315,7 +317,7 @@ class Store:
     # ------------------------------------------------------------ trials (driver writes)
 
     def create_trial(
-        self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None
+        self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None, repeat_of: str | None = None
     ) -> tuple[str, bool]:
         """The trial's row, written running if it is new (every later status change goes
         through lifecycle.py); its id, and whether it was new."""
@@ -332,6 +334,7 @@ class Store:
                         config=config,
                         status=TrialStatus.RUNNING.value,
                         epochs_budget=epochs_budget,
+                        repeat_of=repeat_of,
                     )
                 )
                 _bump(s, sweep_id)

@@ -21,6 +21,7 @@ from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.cluster import init_ray, process_default
 from cifar_sweeps.data import Splits, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
+from cifar_sweeps.ranking import REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.schedulers import make_scheduler
 from cifar_sweeps.searchers import make_search, param_space
 from cifar_sweeps.settings import Settings
@@ -90,9 +91,7 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=make_callbacks(spec, store, sweep_id, settings),
-        stop=StoreStopper(
-            store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
-        ),
+        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.search_budget()),
         verbose=1,
     )
 
@@ -144,6 +143,12 @@ def build_tuner(
 
 def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
     return flatten_config(config)
+
+
+def _tune_id(trial) -> str:
+    """The trial's id in the store: Tune's, or a repeat's own stable one (the same row
+    whichever driver runs it)."""
+    return _trial_config(trial.config).get(REPEAT_ID) or trial.trial_id
 
 
 class StoreStopper(Stopper):
@@ -249,15 +254,16 @@ class StoreCallback(Callback):
         return get_store(self.store_url)
 
     def _id(self, trial) -> str:
-        return f"{self.sweep_id}-{trial.trial_id}"
+        return f"{self.sweep_id}-{_tune_id(trial)}"
 
     def _budget(self, trial) -> int:
         return int(_trial_config(trial.config).get("epochs", self.max_t))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        lifecycle.trial_started(
-            self.store, self.sweep_id, trial.trial_id, _trial_config(trial.config), self._budget(trial)
-        )
+        config = _trial_config(trial.config)
+        repeat_of = config.pop(REPEAT_OF, None)
+        config.pop(REPEAT_ID, None)
+        lifecycle.trial_started(self.store, self.sweep_id, _tune_id(trial), config, self._budget(trial), repeat_of)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "val_acc" in result:
@@ -305,13 +311,15 @@ def _load_data(spec: SweepSpec, source: str, settings: Settings) -> Splits:
     return splits
 
 
-def _finish(store: Store, sweep_id: str, results) -> tuple[str, str | None]:
-    """The sweep's end, decided by the lifecycle from Tune's trials; and its error."""
-    unfinished = sum(1 for t in _tune_trials(results) if not t.is_finished())
-    errored = sum(1 for r in results if r.error is not None)
+def _finish(store: Store, sweep_id: str, results: list) -> tuple[str, str | None]:
+    """The sweep's end, decided by the lifecycle from Tune's trials (of the search, and of
+    the repeats if they ran); and its error."""
+    unfinished = sum(1 for r in results for t in _tune_trials(r) if not t.is_finished())
+    errored = sum(1 for res in results for r in res if r.error is not None)
+    total = sum(len(r) for r in results)
     budget = (store.get_sweep(sweep_id).spec.get("budget") or {}).get("epochs")
     spent = budget is not None and len(store.epoch_keys(sweep_id)) >= budget
-    status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, len(results), budget_spent=spent)
+    status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, total, budget_spent=spent)
     return status, store.get_sweep(sweep_id).error
 
 
@@ -338,18 +346,20 @@ def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: st
             flush=True,
         )
 
-    def make_tuner():
+    def make_tuners():
         check_resources(spec)
         weights = load_weights(spec, settings)
         splits = _load_data(spec, data_source, settings)
-        return build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
+        tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
+        return tuner, lambda: repeats_tuner(spec, splits, store, sweep.id, settings, weights)
 
-    return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuner, settings)
+    return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuners, settings)
 
 
-def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settings: Settings) -> str:
-    """Run a Tuner as this sweep's driver: claim it, fit, and record how it ended (any
-    error, Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
+def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, settings: Settings) -> str:
+    """Run a sweep as its driver: claim it, fit the search's Tuner, then the repeats' (if
+    the spec asks for them and the search ended), and record how it ended (any error,
+    Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
     # Tune snapshots the experiment (which trials exist, which finished) every 10 s by
     # default; a driver killed in between would, on resume, rerun a trial that had finished
     # and forget one that had started. Half a second bounds that window; the snapshot of a
@@ -358,9 +368,13 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
     try:
         check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
-        tuner = make_tuner()
+        tuner, make_repeats = make_tuners()
         lifecycle.claim(store, sweep_id, socket.gethostname(), os.getpid(), experiment_path)
-        results = tuner.fit()
+        results = [tuner.fit()]
+        if _search_ended(store, sweep_id, results[0]):
+            repeats = make_repeats()
+            if repeats is not None:
+                results.append(repeats.fit())
     except BaseException as e:
         with contextlib.suppress(TransitionError):
             lifecycle.fail(store, sweep_id, Reason.DRIVER_ERROR, f"{type(e).__name__}: {e}")
@@ -368,6 +382,51 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuner, settin
     status, error = _finish(store, sweep_id, results)
     print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
     return sweep_id
+
+
+def _search_ended(store: Store, sweep_id: str, results) -> bool:
+    """Whether the search ran to its end: every trial finished, no stop asked for, no disk
+    running low (the repeats follow only then)."""
+    sweep = store.get_sweep(sweep_id)
+    unfinished = any(not t.is_finished() for t in _tune_trials(results))
+    return not (unfinished or sweep.stop_requested or sweep.reason == Reason.DISK_LOW)
+
+
+def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
+    """A Tuner of the repeats still missing (spec.repeat): each of the best configurations
+    with new seeds, to its full epochs, first in first out; None when none is missing. Each
+    repeat has a stable id, so a resumed driver replans, skips the finished ones, and runs
+    an unfinished one again in its own row."""
+    from ray import tune
+
+    if spec.repeat is None:
+        return None
+    runs = plan_repeats(store.trials(sweep_id), spec.repeat.top, spec.repeat.seeds, spec.metric, spec.mode)
+    if not runs:
+        print(f"repeats: none missing ({spec.repeat.top} best configurations x {spec.repeat.seeds} seeds)", flush=True)
+        return None
+    print(
+        f"repeats: {len(runs)} runs of the {spec.repeat.top} best configurations, to {spec.repeat.seeds} seeds each",
+        flush=True,
+    )
+    configs = [{**r.config, REPEAT_OF: r.source_id, REPEAT_ID: r.tune_trial_id} for r in runs]
+    run = run_config(spec, store, sweep_id, settings)
+    run.name = f"{sweep_id}-repeats"
+    run.stop = StoreStopper(
+        store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
+    )
+    return tune.Tuner(
+        make_trainable(spec, splits, weights),
+        param_space={"run": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+            reuse_actors=True,
+        ),
+        run_config=run,
+    )
 
 
 def _experiment_path(settings: Settings, sweep_id: str) -> str:
@@ -389,15 +448,16 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
         raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")
     spec = parse_spec(sweep.spec, settings)
 
-    def make_tuner():
+    def make_tuners():
         weights = load_weights(spec, settings)
         splits = _load_data(spec, sweep.data_source, settings)
-        return tune.Tuner.restore(
+        tuner = tune.Tuner.restore(
             path,
             trainable=make_trainable(spec, splits, weights),
             resume_unfinished=True,
             resume_errored=retry_errored,
             param_space=None,
         )
+        return tuner, lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights)
 
-    return _drive(store, sweep_id, path, make_tuner, settings)
+    return _drive(store, sweep_id, path, make_tuners, settings)

@@ -18,13 +18,14 @@ import torch
 from cifar_sweeps.cluster import process_default
 from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import InjectedFault
+from cifar_sweeps.ranking import REPEAT_ID, REPEAT_OF
 from cifar_sweeps.spaces import flatten_config
 from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
 # Keys of a trial config that steer the adapter, not the training loop.
-ADAPTER_KEYS = ("fail_at_epoch", "fault")
+ADAPTER_KEYS = ("fail_at_epoch", "fault", REPEAT_OF, REPEAT_ID)
 
 
 def trial_train_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:

@@ -72,6 +72,31 @@ def test_lr_gets_the_importance(tmp_path, capsys):
     assert out.splitlines()[2].split()[0] == "lr"  # the table's first row is the most important
 
 
+def test_repeats_count_once_at_their_mean(tmp_path):
+    """A configuration trained over three seeds is one point of fANOVA's fit, at its mean."""
+    settings, store, sweep = _stored_sweep(tmp_path, 6)
+    first = store.trials(sweep.id)[0]
+    for seed, acc in ((1, 0.1), (2, 0.2)):  # repeats of the first trial: same config, other seeds
+        tid = lifecycle.trial_started(store, sweep.id, f"r{seed}", {**first.config, "seed": seed}, 1, first.id)
+        store.trial_epoch(
+            tid,
+            {
+                "epoch": 1,
+                "train_loss": 1.0,
+                "train_acc": acc,
+                "val_loss": 1 - acc,
+                "val_acc": acc,
+                "lr": first.config["lr"],
+                "seconds": 1.0,
+                "images_per_s": 1.0,
+            },
+        )
+        lifecycle.trial_ended(store, tid, "terminated")
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    body = client.get(f"/sweeps/{sweep.id}/importance").json()
+    assert body["trials_finished"] == 6 and body["trials_used"] == 6  # 8 trials, 6 configurations
+
+
 def test_too_few_trials_is_a_409(tmp_path, capsys):
     settings, store, sweep = _stored_sweep(tmp_path, 3)
     client = TestClient(create_app(settings, FakeJobs(store)))

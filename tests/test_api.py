@@ -45,6 +45,15 @@ class FakeJobs:
     def sync(self, sweep):
         return sweep
 
+    def client(self):
+        from cifar_sweeps.errors import RayUnavailable
+
+        if not self.up:
+            raise RayUnavailable("Ray is down")
+
+    def drain(self):
+        self.drained = getattr(self, "drained", 0) + 1
+
     def stop(self, sweep):  # the real one: it only writes the store
         from cifar_sweeps.jobs import Jobs
 
@@ -329,3 +338,70 @@ def test_a_closed_pipe_ends_the_cli_quietly():
     finally:
         os.close(w)
     assert p.returncode == 0 and "Traceback" not in p.stderr and "Error" not in p.stderr, p.stderr
+
+
+def _ended_sweep(store, finished: bool):
+    sweep = store.create_sweep({**GOOD, "scheduler": {"type": "fifo"}}, "synthetic:100", "v")
+    lifecycle.claim(store, sweep.id, "host", 1, "/exp/" + sweep.id)
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "lr": 0.01, "epochs": 2}, 2)
+    if finished:
+        store.trial_epoch(
+            tid,
+            {
+                "epoch": 1,
+                "train_loss": 1,
+                "train_acc": 0.5,
+                "val_loss": 1,
+                "val_acc": 0.5,
+                "lr": 0.01,
+                "seconds": 1,
+                "images_per_s": 1,
+            },
+        )
+        lifecycle.trial_ended(store, tid, "terminated")
+    lifecycle.finish(store, sweep.id) if finished else lifecycle.fail(store, sweep.id, lifecycle.Reason.DRIVER_ERROR)
+    return store.get_sweep(sweep.id)
+
+
+def _row(store, sweep_id):
+    s = store.get_sweep(sweep_id)
+    return (s.status, s.spec, s.ray_job_id, s.reason)
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"top": 0, "seeds": 3}, "top"),
+        ({"top": 21, "seeds": 3}, "top"),
+        ({"top": 2, "seeds": 1}, "seeds"),
+        ({"top": 2, "seeds": 11}, "seeds"),
+        ({"top": 2}, "seeds"),
+        ({"top": 2, "seeds": 3, "x": 1}, "x"),
+        ({"top": "2", "seeds": 3}, "top"),
+    ],
+)
+def test_repeat_refuses_out_of_range_input_naming_the_field(setup, body, field):
+    client, store, _ = setup
+    sweep = _ended_sweep(store, finished=True)
+    before = _row(store, sweep.id)
+    r = client.post(f"/sweeps/{sweep.id}/repeat", json=body, headers=AUTH)
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+    assert _row(store, sweep.id) == before  # nothing stored
+
+
+def test_repeat_refuses_a_running_sweep_one_with_nothing_to_repeat_and_unknown_ones(setup):
+    client, store, jobs = setup
+    running = store.create_sweep(GOOD, "synthetic:100", "v")
+    lifecycle.claim(store, running.id, "host", 1, "/exp/r")
+    empty = _ended_sweep(store, finished=False)
+    for sweep, code, words in ((running, 409, "once it has ended"), (empty, 409, "nothing to repeat")):
+        before = _row(store, sweep.id)
+        r = client.post(f"/sweeps/{sweep.id}/repeat", json={"top": 1, "seeds": 3}, headers=AUTH)
+        assert r.status_code == code and words in r.json()["detail"], r.text
+        assert _row(store, sweep.id) == before
+    assert client.post("/sweeps/sw-0000000000/repeat", json={"top": 1, "seeds": 3}, headers=AUTH).status_code == 404
+    done = _ended_sweep(store, finished=True)
+    assert client.post(f"/sweeps/{done.id}/repeat", json={"top": 1, "seeds": 3}).status_code == 401
+    r = client.post(f"/sweeps/{done.id}/repeat", json={"top": 1, "seeds": 3}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    assert store.get_sweep(done.id).spec["repeat"] == {"top": 1, "seeds": 3} and jobs.drained == 1

@@ -23,7 +23,7 @@ from cifar_sweeps.routes.deps import (
     sweep_out,
 )
 from cifar_sweeps.schemas import Importance, SweepList, SweepOut, error_responses
-from cifar_sweeps.spec import SweepSpec, needs_pretrained, parse_spec
+from cifar_sweeps.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.states import ACTIVE, RESUMABLE, SweepStatus
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.warm import warm_points
@@ -127,6 +127,26 @@ def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
         raise SweepError(f"sweep {sweep.id} never started, so there is nothing to resume")
     writable_results(state)
     return sweep_out(state, state.jobs.resume(sweep), request)
+
+
+@router.post(
+    "/{sweep_id}/repeat",
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(401, 404, 409, 422, 503, 507),
+)
+def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> SweepOut:
+    """Train the sweep's `top` best configurations again until each has `seeds` runs (new
+    seeds, full epochs, no early stopping); the grouped leaderboard then ranks them by mean.
+    409 while the sweep runs or when it has no finished trial; nothing changes then."""
+    from cifar_sweeps.lifecycle import repeat as ask_repeat
+
+    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
+    writable_results(state)
+    state.jobs.client()  # Ray down: 503 before anything changes
+    ask_repeat(state.store, sweep.id, body.top, body.seeds)
+    state.jobs.drain()
+    return sweep_out(state, state.store.sweep(sweep.id), request)
 
 
 @router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409, 503))

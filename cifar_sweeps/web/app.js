@@ -333,6 +333,64 @@ function boardRow(t) {
   return tr;
 }
 
+// ------------------------------------------------------------------ configurations over seeds
+
+async function loadGroups() {
+  const params = boardParams();
+  params.set("group", "config");
+  params.set("limit", "50");
+  let data;
+  try { data = await getJSON(`/leaderboard?${params}`); } catch (e) {
+    if (e.status === 422) return;  // the leaderboard shows the error
+    throw e;
+  }
+  const body = $("#g-board tbody");
+  body.replaceChildren();
+  for (const g of data.items) body.append(groupRow(g));
+  $("#g-verdict").textContent = groupVerdict(data.items);
+  drawGroups(data.items.slice(0, 15));
+}
+
+// What the top of the ranking can claim: a plain mark when #1 is not significantly better than #2.
+function groupVerdict(items) {
+  if (items.length < 2) return "";
+  const [a] = items;
+  if (a.distinct_from_next === false) return `#1 is not significantly better than #2 (Welch's t-test, p = ${a.p_next.toPrecision(2)}): run more seeds before picking one`;
+  if (a.distinct_from_next === true) return `#1 is better than #2 (Welch's t-test, p = ${a.p_next.toPrecision(2)})`;
+  return "#1 and #2 are not compared: each needs at least 2 runs (repeat them over seeds)";
+}
+
+function groupRow(g) {
+  const tr = el("tr", { "data-rank": g.rank });
+  if (g.rank === 1 && g.distinct_from_next === false) tr.classList.add("tie");
+  tr.append(el("td", { class: "num" }, g.rank), el("td", { class: "num" }, g.n));
+  tr.append(el("td", { class: "num" }, fmt(g.val_acc_mean)));
+  tr.append(el("td", { class: "num" }, g.n > 1 ? `${fmt(g.val_acc_low)} – ${fmt(g.val_acc_high)}` : "one run"));
+  tr.append(el("td", { class: "num" }, fmt(g.test_acc_mean)));
+  const vs = { true: "better", false: "not distinguishable", null: "-" }[String(g.distinct_from_next)];
+  tr.append(el("td", { class: g.distinct_from_next === false ? "tie-mark" : "", title: g.note }, vs));
+  tr.append(el("td", {}, g.sweep_name || g.sweep_id));
+  const cfg = Object.entries(g.config).map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join(" ");
+  tr.append(el("td", { class: "config" }, cfg));
+  return tr;
+}
+
+function drawGroups(items) {
+  const labels = items.map((g) => `#${g.rank} (n=${g.n})`);
+  const trace = {
+    type: "scatter", mode: "markers", x: labels, y: items.map((g) => g.val_acc_mean), name: "mean val_acc",
+    marker: { size: 9, color: items.map((g) => (g.n > 1 ? COLORS[0] : "#999")) },
+    error_y: { type: "data", symmetric: false, visible: true,
+      array: items.map((g) => (g.val_acc_high == null ? 0 : g.val_acc_high - g.val_acc_mean)),
+      arrayminus: items.map((g) => (g.val_acc_low == null ? 0 : g.val_acc_mean - g.val_acc_low)) },
+    text: items.map((g) => g.note), hovertemplate: "%{x}: %{y:.4f}<br>%{text}<extra></extra>",
+  };
+  Plotly.react("g-chart", [trace], {
+    title: { text: "mean val_acc and its 95 % interval (grey: one run, no interval)" }, height: 320,
+    yaxis: { title: { text: "val_acc" } }, margin: { l: 60, r: 20, t: 50, b: 50 },
+  }, PLOT_CONFIG);
+}
+
 // ------------------------------------------------------------------ learning curves
 
 async function loadCurves() {
@@ -368,6 +426,7 @@ async function refresh() {
   try {
     await loadSweeps();
     await loadBoard();
+    await loadGroups();
     await loadAnalysis();
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
@@ -382,7 +441,9 @@ for (const th of document.querySelectorAll("#board th[data-key]")) {
     renderBoard();
   });
 }
-for (const id of ["#f-sweep", "#f-model", "#f-status", "#f-filter"]) $(id).addEventListener("change", loadBoard);
+for (const id of ["#f-sweep", "#f-model", "#f-status", "#f-filter"]) {
+  $(id).addEventListener("change", () => loadBoard().then(loadGroups));
+}
 $("#a-sweep").addEventListener("change", () => loadAnalysis(true));
 $("#e-preset").addEventListener("change", usePreset);
 $("#e-submit").addEventListener("click", submitSpec);

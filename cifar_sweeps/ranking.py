@@ -1,0 +1,157 @@
+"""Rankings over seeds: trials of one configuration form a group (the group key, defined
+here once), and each group gets n, mean, std and a 95 % t-interval of its metric and of its
+test accuracy; consecutive groups are compared with Welch's t-test, so a ranking says when
+#1 is not distinguishable from #2. Torch- and Ray-free: the API serves it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cifar_sweeps.states import TRIAL_COMPLETED
+
+CONFIDENCE = 0.95
+ALPHA = 0.05  # Welch's test: "distinguishable" means p < ALPHA, two-sided
+# Keys of a trial's config that are not part of its configuration: the seed (what a repeat
+# varies), the runner's own keys, and the repeat's pointer to its source.
+REPEAT_OF, REPEAT_ID = "repeat_of", "repeat_id"  # in a repeat's Tune config: its source, its own id
+NOT_CONFIG = frozenset({"seed", "device", "threads", REPEAT_OF, REPEAT_ID})
+TEST_NAME = "welch-t"
+
+
+def config_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration: every parameter but the seed."""
+    return {k: v for k, v in config.items() if k not in NOT_CONFIG}
+
+
+def group_key(sweep_id: str, config: dict[str, Any]) -> str:
+    """The group of a trial: its sweep (the split and data a score depends on) and its
+    configuration, as canonical JSON."""
+    return json.dumps([sweep_id, config_of(config)], sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """n values' mean, sample std and 95 % t-interval; std and interval are None for n = 1."""
+
+    n: int
+    mean: float | None
+    std: float | None
+    low: float | None
+    high: float | None
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    if not values:
+        return Summary(0, None, None, None, None)
+    n, mean = len(values), math.fsum(values) / len(values)
+    if n == 1:
+        return Summary(1, mean, None, None, None)
+    from scipy import stats
+
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std / math.sqrt(n)
+    return Summary(n, mean, std, mean - half, mean + half)
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test that a and b share a mean; None when either has
+    fewer than 2 values. Equal constant samples give 1.0 (nothing tells them apart)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy import stats
+
+    if len(set(a)) == 1 and len(set(b)) == 1:
+        return 1.0 if a[0] == b[0] else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+@dataclass
+class Group:
+    key: str
+    sweep_id: str
+    config: dict[str, Any]
+    trials: list[Any] = field(default_factory=list)  # store rows, completed, with a score
+    metric: Summary | None = None
+    test: Summary | None = None
+    p_next: float | None = None  # Welch's p against the next group down
+    distinct_from_next: bool | None = None  # None: untested (n < 2 on a side, or the last group)
+    note: str = ""  # the comparison, in words
+
+
+def score(trial: Any, metric: str) -> float | None:
+    """The trial's value of the sweep's metric: the best epoch's val_acc (val_acc and
+    best_val_acc rank the same stored value) or that epoch's val_loss."""
+    return trial.val_loss if metric == "val_loss" else trial.val_acc
+
+
+def group_trials(trials: Iterable[Any], metric: str = "val_acc", mode: str = "max") -> list[Group]:
+    """Completed trials with a score, grouped by configuration and sorted by mean (best
+    first), each compared with the next one down."""
+    groups: dict[str, Group] = {}
+    for t in trials:
+        if t.status not in TRIAL_COMPLETED or score(t, metric) is None:
+            continue
+        key = group_key(t.sweep_id, t.config or {})
+        groups.setdefault(key, Group(key, t.sweep_id, config_of(t.config or {}))).trials.append(t)
+    out = list(groups.values())
+    for g in out:
+        g.trials.sort(key=lambda t: t.id)
+        g.metric = summarize([score(t, metric) for t in g.trials])
+        g.test = summarize([t.test_acc for t in g.trials if t.test_acc is not None])
+    out.sort(key=lambda g: (-g.metric.mean if mode == "max" else g.metric.mean, g.key))
+    for a, b in zip(out, out[1:], strict=False):
+        a.p_next = welch_p([score(t, metric) for t in a.trials], [score(t, metric) for t in b.trials])
+        a.distinct_from_next = None if a.p_next is None else a.p_next < ALPHA
+    for i, g in enumerate(out):
+        g.note = _note(g, out[i + 1] if i + 1 < len(out) else None)
+    return out
+
+
+def _note(g: Group, below: Group | None) -> str:
+    one = "one run: no interval" if g.metric.n == 1 else f"{g.metric.n} runs"
+    if below is None:
+        return f"{one}; the last row"
+    if g.p_next is None:
+        return f"{one}; not compared with the next row (Welch's test needs 2 runs on each side)"
+    verdict = "better than" if g.distinct_from_next else "not distinguishable from"
+    return f"{one}; {verdict} the next row (Welch's t-test, p = {g.p_next:.3g})"
+
+
+def best_trial(g: Group, metric: str, mode: str) -> Any:
+    pick = max if mode == "max" else min
+    return pick(g.trials, key=lambda t: score(t, metric))
+
+
+@dataclass(frozen=True)
+class RepeatRun:
+    """One repeat to train: the source trial's configuration with another seed."""
+
+    source_id: str  # the store id of the search trial it repeats
+    tune_trial_id: str  # "<source's tune id>-s<seed>": the same row whenever it is retried
+    config: dict[str, Any]  # the source's config, with this seed
+
+
+def plan_repeats(trials: Sequence[Any], top: int, seeds: int, metric: str, mode: str) -> list[RepeatRun]:
+    """The runs that bring each of the `top` best configurations of the search to `seeds`
+    completed runs: the search trials rank the configurations; repeats already completed
+    count, so a resumed repeat phase plans only what is missing."""
+    search = [t for t in trials if t.repeat_of is None]
+    ranked = group_trials(search, metric, mode)[:top]
+    done = {t.tune_trial_id for t in trials if t.repeat_of is not None and t.status in TRIAL_COMPLETED}
+    runs = []
+    for g in ranked:
+        source = best_trial(g, metric, mode)
+        # The new seeds follow from the search alone, so every replan names the same runs.
+        have = {int((t.config or {}).get("seed", 0)) for t in g.trials}
+        first = int(source.config.get("seed", 0)) + 1
+        new = [s for s in range(first, first + seeds + len(have)) if s not in have][: seeds - len(g.trials)]
+        for seed in new:
+            tid = f"{source.tune_trial_id}-s{seed}"
+            if tid not in done:
+                runs.append(RepeatRun(source.id, tid, {**config_of(source.config), "seed": seed}))
+    return runs
