@@ -1,7 +1,7 @@
 """Search at equal compute: the report's method against this project's searchers, each
 given the same total trial-epochs, on real CIFAR-10, several seeds.
 
-    python benchmarks/search_efficiency.py --seeds 0 1 2 3 4
+    python benchmarks/search_efficiency.py --seeds 0 1 2 3 4 5 6 7 8 9
 
 Fixed before comparing (the space, the seeds, the budget rule):
 - The space is the report's shape: lr U(0.001, 0.1), batch {32, 64, 128}, SGD momentum
@@ -20,7 +20,8 @@ Fixed before comparing (the space, the seeds, the budget rule):
 Prints per method the best val_acc at 25/50/75/100 % of the budget (an anytime curve
 from every epoch in the order it was recorded), the test_acc of the final best trial,
 and the fraction of the budget it needed to reach the report method's final best; then
-medians over the seeds.
+medians over the seeds; then, over the seeds, the mean best@100 % with its 95 % t-interval
+and the paired difference against the report's method (same seeds) with its interval.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=default_data())
     ap.add_argument("--model", default="mlp")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--num-samples", type=int, default=10, help="the report's max_evals")
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -197,8 +198,55 @@ def main(argv: list[str] | None = None) -> int:
         ["method (median over seeds)", *heads[5:10], heads[10], "best@100% - report (points)"],
         [_medians(rows, name) for name in args.methods],
     )
+    print()
+    print_table(
+        [
+            "method (over seeds)",
+            "n",
+            "best@100% mean [95% interval]",
+            "gain vs report, paired (points) [95% interval]",
+            "paired t-test p",
+        ],
+        [_intervals(rows, name) for name in args.methods],
+    )
     print("targets: the default 1.0 point or more above the report at 100 %; matches it within 1/3 of the budget")
     return 0
+
+
+def _intervals(rows: list[list], name: str) -> list:
+    """Mean and 95 % t-interval of best@100 % over the seeds, and of the paired difference
+    against the report's method on the same seeds (ranking.py's statistics)."""
+    from cifar_sweeps.ranking import summarize
+
+    mine = {r[0]: r[8] for r in rows if r[1] == name}
+    report = {r[0]: r[8] for r in rows if r[1] == REPORT_NAME}
+    seeds = sorted(set(mine) & set(report))
+    best = summarize([mine[s] for s in seeds])
+    diff = summarize([(mine[s] - report[s]) * 100 for s in seeds])
+    p = _paired_p([mine[s] for s in seeds], [report[s] for s in seeds])
+    return [
+        name,
+        len(seeds),
+        _ci(best, "{:.3f}"),
+        "-" if name == REPORT_NAME else _ci(diff, "{:+.2f}"),
+        "-" if name == REPORT_NAME or p is None else f"{p:.3f}",
+    ]
+
+
+def _ci(s, f: str) -> str:
+    if s.n < 2:
+        return f.format(s.mean) + " (one seed: no interval)"
+    return f"{f.format(s.mean)} [{f.format(s.low)}, {f.format(s.high)}]"
+
+
+def _paired_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p of the paired t-test (the same seeds: the differences' mean against 0)."""
+    if len(a) < 2:
+        return None
+    from scipy import stats
+
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    return 1.0 if len(set(d)) == 1 and d[0] == 0 else float(stats.ttest_rel(a, b).pvalue)
 
 
 def _medians(rows: list[list], name: str) -> list:

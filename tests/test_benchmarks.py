@@ -38,6 +38,7 @@ SMOKE = {
         "synthetic:300",
         "--seeds",
         "0",
+        "1",
         "--num-samples",
         "3",
         "--train-images",
