@@ -118,23 +118,48 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _edited_spec(args: argparse.Namespace, settings, store):
     from cifar_sweeps.spec import parse_spec
-    from cifar_sweeps.sweep import run_sweep
 
-    settings = _settings(args)
-    store = _store(settings, writes=True)
     spec = _spec_for_run(args, settings, store)
     update = {}
-    if args.name:
+    if getattr(args, "name", None):
         update["name"] = args.name
-    if args.num_samples:
+    if getattr(args, "num_samples", None):
         update["num_samples"] = args.num_samples
     if update or args.set:
         spec = parse_spec(
             apply_overrides({**spec.model_dump(mode="json", exclude_unset=True), **update}, args.set or []), settings
         )
-    sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id)
+    return spec
+
+
+def _plan(spec, settings, store, as_json: bool = False):
+    from cifar_sweeps.plan import describe, plan_for
+
+    plan = plan_for(spec, settings, store)
+    print(plan.model_dump_json(indent=2) if as_json else describe(plan), flush=True)
+    return plan
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The spec's cost on this machine; nothing is stored and nothing is submitted."""
+    settings = _settings(args)
+    store = _store(settings)
+    _plan(_edited_spec(args, settings, store), settings, store, args.json)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cifar_sweeps.sweep import run_sweep
+
+    settings = _settings(args)
+    store = _store(settings, writes=not args.dry_run)
+    spec = _edited_spec(args, settings, store)
+    plan = None if args.sweep_id else _plan(spec, settings, store)  # a job's sweep was planned at submit
+    if args.dry_run:
+        return 0
+    sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id, plan=plan)
     _print_leaderboard(store, sweep_id, 10, False)
     return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
 
@@ -401,19 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_args(p)
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("run", help="run a sweep spec to the end (also as a Ray job)")
-    p.add_argument("spec", nargs="?", help="a spec JSON file, or the name of a preset in search_spaces/")
-    _common(p)
-    p.add_argument("--name")
-    p.add_argument("--num-samples", type=int)
-    p.add_argument("--sweep-id", help="use this sweep row (created by the API)")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="edit the spec, e.g. --set fixed.epochs=15 --set resources_per_trial.gpu=0 (repeatable)",
-    )
-    p.set_defaults(fn=cmd_run)
+    _run_parsers(sub)
 
     p = sub.add_parser("resume", help="continue an interrupted or stopped sweep")
     p.add_argument("sweep_id")
@@ -456,6 +469,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.set_defaults(fn=cmd_predict)
     return ap
+
+
+def _run_parsers(sub) -> None:
+    p = sub.add_parser("run", help="run a sweep spec to the end (also as a Ray job)")
+    p.add_argument("spec", nargs="?", help="a spec JSON file, or the name of a preset in search_spaces/")
+    _common(p)
+    p.add_argument("--name")
+    p.add_argument("--num-samples", type=int)
+    p.add_argument("--sweep-id", help="use this sweep row (created by the API)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="edit the spec, e.g. --set fixed.epochs=15 --set resources_per_trial.gpu=0 (repeatable)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan (cost) and stop: nothing runs or is stored")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("plan", help="what a spec will cost on this machine: trials, epochs, wall time, memory")
+    p.add_argument("spec", help="a spec JSON file, or the name of a preset")
+    _common(p)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="edit the spec, as `run --set`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_plan, sweep_id=None)
 
 
 def _leaderboard_parser(sub) -> None:

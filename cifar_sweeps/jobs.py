@@ -73,11 +73,11 @@ class Jobs:
 
     # ------------------------------------------------------------ verbs
 
-    def create(self, spec: dict, code_version: str) -> Sweep:
-        """Store a sweep and submit it, or leave it queued when the running cap is reached.
-        Raises RayUnavailable (and stores nothing) when the cluster can't be reached."""
+    def create(self, spec: dict, code_version: str, plan: dict | None = None) -> Sweep:
+        """Store a sweep (with its plan) and submit it, or leave it queued when the running cap
+        is reached. Raises RayUnavailable (and stores nothing) when the cluster can't be reached."""
         self.client()
-        sweep = self.store.create_sweep(spec, self.settings.data, code_version)
+        sweep = self.store.create_sweep(spec, self.settings.data, code_version, plan=plan)
         try:
             self.drain()
         except RayUnavailable:

@@ -67,6 +67,50 @@ class Progress(BaseModel):
     eta_s: float | None  # an estimate: the epochs left (budgets of unstarted trials included) at that pace
 
 
+class EpochRange(BaseModel):
+    min: float
+    expected: float
+    max: float
+    assumption: str  # what `expected` (and the range) assume
+
+
+class PlanResources(BaseModel):
+    cpus: float
+    gpus: float
+    memory_mb: float  # of one node
+    source: str
+
+
+class PlanOut(BaseModel):
+    """A spec's cost before it runs (plan.py); every figure names its source."""
+
+    trials: int  # the search's (grid: every point, num_samples times)
+    trial_epochs: EpochRange  # the repeats' included
+    repeat_trial_epochs: float  # of which the repeats (spec.repeat), at most
+    images: EpochRange  # images processed: training and validation
+    resources: PlanResources
+    concurrent_trials: int  # trials at once: resources_per_trial against the cluster, max_concurrent_trials
+    seconds_per_epoch: float | None  # one trial's epoch on this spec's data; None: unknown
+    throughput_source: str
+    wall_s_best: float | None = None
+    wall_s_expected: float | None = None
+    wall_s_worst: float | None = None
+    peak_mb_per_trial: float | None = None
+    memory_source: str = ""
+    memory_fits: bool | None = None  # the concurrent trials' peaks within one node's memory
+    cuts: list[str]  # where time_budget_s or budget.epochs cuts the sweep
+    warnings: list[str]
+
+
+class PlanActual(BaseModel):
+    """A finished sweep: the plan's estimate against what it took."""
+
+    estimated_s: float | None  # the plan's expected wall time at submit
+    actual_s: float  # from its driver's start to its end
+    trial_epochs_planned: EpochRange
+    trial_epochs_actual: int
+
+
 class SweepOut(_Out):
     id: str
     name: str
@@ -84,6 +128,9 @@ class SweepOut(_Out):
     trial_counts: dict[str, int] = {}
     best_trial: BestTrial | None = None
     progress: Progress | None = None
+    plan: PlanOut | None = None  # the plan made at submit (POST /sweeps, cifar-sweeps run)
+    plan_actual: PlanActual | None = None  # once it ended: the plan's estimate against what it took
+    warnings: list[str] = []  # POST /sweeps: the plan's warnings (a worst case past time_budget_s or hours)
     links: Links | None = None
 
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     cluster_lost_after_s: float = Field(default=30.0, gt=0)
     # Seconds a GET /leaderboard or /sweeps answer is reused for identical requests (0: off).
     cache_ttl_s: float = Field(default=1.0, ge=0)
+    # A plan (plan.py) whose worst case is longer than this many hours comes with a warning
+    # (201 with `warnings` at POST /sweeps; printed by `cifar-sweeps run`).
+    plan_warn_hours: float = Field(default=8.0, gt=0)
     # Free space (MiB) the results folder must have before a sweep starts: checkpoints and
     # Tune's state are written throughout, and a disk that fills mid-sweep loses trials.
     min_free_mb: float = Field(default=200, ge=0)

@@ -77,6 +77,7 @@ class Sweep(Base):
     data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Finished trials of earlier sweeps its searcher started from (search.warm_start).
     warm_trials: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[dict | None] = mapped_column(JSON)  # plan.py's plan made at submit
 
 
 class Trial(Base):
@@ -230,7 +231,9 @@ class Store:
 
     # ------------------------------------------------------------ sweeps
 
-    def create_sweep(self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None) -> Sweep:
+    def create_sweep(
+        self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None, plan: dict | None = None
+    ) -> Sweep:
         """A new sweep, queued (every later status change goes through lifecycle.py)."""
         sweep = Sweep(
             id=sweep_id or new_sweep_id(),
@@ -239,6 +242,7 @@ class Store:
             status=SweepStatus.QUEUED.value,
             data_source=data_source,
             code_version=code_version,
+            plan=plan,
         )
         with self.session() as s:
             s.add(sweep)
@@ -393,6 +397,20 @@ class Store:
             return done
 
     # ------------------------------------------------------------ reads
+
+    def measured_epochs(self, model: str, limit: int) -> list[tuple[float, dict, dict, str]]:
+        """The most recent epochs of `model`'s trials: (seconds, the trial's config, its
+        sweep's spec, its data source), what plan.py calibrates throughput from."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Epoch.seconds, Trial.config, Sweep.spec, Sweep.data_source)
+                .join(Trial, Epoch.trial_id == Trial.id)
+                .join(Sweep, Trial.sweep_id == Sweep.id)
+                .where(Trial.model == model, Epoch.epoch > 1)  # the first epoch pays one-time costs
+                .order_by(Epoch.id.desc())
+                .limit(limit)
+            ).all()
+        return [tuple(r) for r in rows]
 
     def get_trial(self, trial_id: str) -> Trial | None:
         with self.sessions() as s:

@@ -332,12 +332,15 @@ def _tune_trials(results) -> list:
         return []
 
 
-def run_sweep(spec: SweepSpec, settings: Settings, store: Store, data_source: str, sweep_id: str | None = None) -> str:
+def run_sweep(
+    spec: SweepSpec, settings: Settings, store: Store, data_source: str, sweep_id: str | None = None, plan=None
+) -> str:
     """Run a sweep to the end in this process (the driver); returns the sweep id."""
     warm = warm_points(spec, store)  # an unknown warm-start sweep fails before anything is stored
     sweep = store.get_sweep(sweep_id) if sweep_id else None
     if sweep is None:
-        sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id)
+        plan_json = plan.model_dump(mode="json") if plan is not None else None
+        sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id, plan=plan_json)
     if spec.search.warm_start:
         store.update_sweep(sweep.id, warm_trials=len(warm.points))
         print(

@@ -33,12 +33,12 @@ class FakeJobs:
     def reachable(self):
         return self.up
 
-    def create(self, spec, version):
+    def create(self, spec, version, plan=None):
         from cifar_sweeps.jobs import RayUnavailable
 
         if not self.up:
             raise RayUnavailable("Ray is down")
-        sweep = self.store.create_sweep(spec, "synthetic:100", version)
+        sweep = self.store.create_sweep(spec, "synthetic:100", version, plan=plan)
         self.created.append(sweep.id)
         return sweep
 

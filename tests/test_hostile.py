@@ -148,6 +148,13 @@ CASES = [
     ),
     ("status filter injection", "GET", "/sweeps?status=running'--", None, {}, {422}),
 ]
+# POST /sweeps/plan takes the same body as POST /sweeps: every hostile body, planned instead.
+PLAN_CASES = [
+    (f"plan: {what}", method, "/sweeps/plan", body, headers, expected)
+    for what, method, url, body, headers, expected in CASES
+    if method == "POST" and url == "/sweeps"
+]
+CASES += PLAN_CASES
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from cifar_sweeps.errors import InputError, Unauthorized
 from cifar_sweeps.jobs import Jobs
+from cifar_sweeps.plan import actual as plan_actual
 from cifar_sweeps.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.states import ACTIVE, TRIAL_ENDED, TrialStatus
@@ -112,6 +113,7 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     out.trial_counts = counts
     out.progress = progress(sweep, trials)
     out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
+    out.plan_actual = plan_actual(sweep.plan, sweep, out.progress.epochs_done)
     base = base_url(request)
     out.links = Links(
         self=f"{base}/sweeps/{sweep.id}",

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query, Request
 from cifar_sweeps import code_version
 from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
 from cifar_sweeps.lifecycle import reconcile_local_driver
+from cifar_sweeps.plan import plan_for
 from cifar_sweeps.routes.deps import (
     MAX_OFFSET,
     AppState,
@@ -22,7 +23,7 @@ from cifar_sweeps.routes.deps import (
     json_response,
     sweep_out,
 )
-from cifar_sweeps.schemas import Importance, SweepList, SweepOut, error_responses
+from cifar_sweeps.schemas import Importance, PlanOut, SweepList, SweepOut, error_responses
 from cifar_sweeps.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.states import ACTIVE, RESUMABLE, SweepStatus
 from cifar_sweeps.storage import check_results_writable
@@ -69,11 +70,30 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
     check_local_weights(spec, state)
     warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(state)
+    # From the store and earlier probes only: a submit never waits on a probe (POST /sweeps/plan runs one).
+    plan = plan_for(spec, state.settings, state.store, run_probe=False)
     try:
-        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version())
+        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
     except RayUnavailable as e:
         raise RayUnavailable(f"{e}; nothing was stored, submit again once Ray is up") from None
-    return sweep_out(state, sweep, request)
+    out = sweep_out(state, sweep, request)
+    out.warnings = plan.warnings
+    return out
+
+
+@router.post(
+    "/plan",
+    response_model=PlanOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 413, 422),
+)
+def plan_sweep(raw: Annotated[dict[str, Any], Body()], state: State) -> PlanOut:
+    """What the spec (the body of POST /sweeps) will cost on this cluster: trials, trial-epochs,
+    images, trials at once, wall time (best, expected, worst), memory, and what cuts it. Nothing
+    is stored and nothing is submitted; a trial shape the store has never measured is probed
+    (a few batches, in a process of its own) and kept for next time."""
+    spec = parse_spec(raw, state.settings)
+    return plan_for(spec, state.settings, state.store)
 
 
 @router.get("", response_model=SweepList, responses=error_responses(422))

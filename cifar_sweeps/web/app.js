@@ -127,6 +127,37 @@ function editSpec(spec, source, cloneOf) {
   if (cloneOf) $("#e-warm-id").textContent = cloneOf.id;
   showText($("#e-error"), "");
   $("#e-result").textContent = "";
+  planSpec();
+}
+
+function authHeaders() {
+  const headers = { "Content-Type": "application/json" };
+  const token = $("#e-token").value.trim();
+  if (token) { headers.Authorization = `Bearer ${token}`; sessionStorage.setItem("cifar-sweeps-token", token); }
+  return headers;
+}
+
+const minutes = (s) => (s == null ? "?" : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+// The spec's cost before Submit (POST /sweeps/plan: nothing is stored or submitted).
+async function planSpec() {
+  const box = $("#e-plan");
+  let spec;
+  try { spec = JSON.parse($("#e-spec").value); } catch (e) { box.textContent = ""; return; }
+  box.textContent = "planning…";
+  const r = await fetch("/sweeps/plan", { method: "POST", headers: authHeaders(), body: JSON.stringify(spec) });
+  const p = await r.json().catch(() => ({}));
+  if (!r.ok) { box.textContent = `plan: ${r.status} ${p.detail || ""}`; return; }
+  const e = p.trial_epochs;
+  const lines = [
+    `plan: ${p.trials} trials, ${Math.round(e.min)}–${Math.round(e.max)} trial-epochs (about ${Math.round(e.expected)}: ${e.assumption})`,
+    `${p.concurrent_trials} at once on ${p.resources.cpus} CPUs, ${p.resources.gpus} GPUs; ` +
+      (p.wall_s_expected != null ? `wall time ${minutes(p.wall_s_best)} best, ${minutes(p.wall_s_expected)} expected, ` +
+        `${minutes(p.wall_s_worst)} worst (${p.throughput_source})` : `wall time unknown (${p.throughput_source})`),
+    `peak memory about ${Math.round(p.peak_mb_per_trial)} MiB per trial (${p.memory_source})`,
+    ...p.cuts.map((c) => `cut: ${c}`), ...p.warnings.map((w) => `warning: ${w}`),
+  ];
+  box.replaceChildren(...lines.map((l) => el("div", { class: l.startsWith("warning") ? "error" : "" }, l)));
 }
 
 async function submitSpec() {
@@ -137,10 +168,7 @@ async function submitSpec() {
   if (state.cloneOf && $("#e-warm").checked && !$("#e-warm-label").hidden) {
     spec.search = { ...(spec.search || {}), warm_start: { sweeps: [state.cloneOf.id] } };
   }
-  const headers = { "Content-Type": "application/json" };
-  const token = $("#e-token").value.trim();
-  if (token) { headers.Authorization = `Bearer ${token}`; sessionStorage.setItem("cifar-sweeps-token", token); }
-  const r = await fetch("/sweeps", { method: "POST", headers, body: JSON.stringify(spec) });
+  const r = await fetch("/sweeps", { method: "POST", headers: authHeaders(), body: JSON.stringify(spec) });
   const body = await r.json().catch(() => ({}));
   if (r.status === 201) {
     $("#e-result").textContent = `created ${body.id} (${body.status})`;
@@ -447,6 +475,7 @@ for (const id of ["#f-sweep", "#f-model", "#f-status", "#f-filter"]) {
 $("#a-sweep").addEventListener("change", () => loadAnalysis(true));
 $("#e-preset").addEventListener("change", usePreset);
 $("#e-submit").addEventListener("click", submitSpec);
+$("#e-spec").addEventListener("change", planSpec);
 loadConfig().catch(() => {});
 loadPresets().catch(() => {});
 refresh();

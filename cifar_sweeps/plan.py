@@ -1,0 +1,367 @@
+"""The cost of a spec before it runs: trials, trial-epochs (the scheduler's rung arithmetic),
+images, how many trials fit at once, wall time (best and worst case), peak memory per trial,
+and where a time budget or an epoch budget cuts the sweep. No side effects: nothing is
+stored and nothing is submitted. Every figure says where it came from.
+
+Throughput, per (model, batch size, width, depth, threads, device), comes from epochs the
+store has measured; else from a probe (probe.py: the real training loop for a few batches,
+in a process of its own), kept in <results>/cache/throughput.json for next time; else the
+plan says it is unknown. Torch- and Ray-free: the API plans too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cifar_sweeps.config import TrainConfig
+from cifar_sweeps.schemas import EpochRange, PlanOut, PlanResources
+from cifar_sweeps.spaces import candidates
+from cifar_sweeps.spec import SweepSpec
+
+STARTUP_S = 20.0  # stated default: Ray's start, the data load, the first trial's process (seconds)
+CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
+TRIAL_BASE_MB = 900.0  # stated default peak of a trial process when nothing was probed (MiB)
+STORE_EPOCHS = 50  # the most recent matching epochs the store's estimate reads
+PROBE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Throughput:
+    seconds_per_epoch: float | None  # of this spec's data
+    peak_mb: float | None
+    source: str
+
+
+# ------------------------------------------------------------ arithmetic (pure)
+
+
+def data_sizes(spec: SweepSpec, source: str) -> tuple[int, int]:
+    """(training images, validation images) a trial of the spec sees per epoch."""
+    pool = int(source.split(":", 1)[1]) if source.startswith("synthetic:") else CIFAR_TRAIN
+    n_val = round(pool * spec.data.val_fraction)
+    n_train = pool - n_val
+    if spec.data.train_subset:
+        n_train = min(n_train, spec.data.train_subset)
+    return n_train, n_val
+
+
+def epoch_values(spec: SweepSpec) -> list[float]:
+    """The epochs a trial can be given: the fixed value, or the searched param's values."""
+    given = spec.fixed.get("epochs", spec.params.get("epochs"))
+    if given is None:
+        return [float(TrainConfig().epochs)]
+    return [float(v) for v in candidates(given)] if not isinstance(given, (int, float)) else [float(given)]
+
+
+def rungs(spec: SweepSpec, max_t: int) -> list[int]:
+    """ASHA's rungs: grace, grace*rf, ... below max_t, then max_t."""
+    out, r = [], float(spec.scheduler.grace_period)
+    while r < max_t:
+        out.append(int(r))
+        r *= spec.scheduler.reduction_factor
+    return [*out, max_t]
+
+
+def per_trial_epochs(spec: SweepSpec) -> EpochRange:
+    """Epochs one trial trains: fifo trains its budget; asha stops it at a rung. Expected
+    under ASHA assumes 1/reduction_factor of the trials pass each rung (its design ratio)."""
+    values = epoch_values(spec)
+    lo, hi = min(values), max(values)
+    mid = statistics.fmean(values)
+    if spec.scheduler.type == "fifo":
+        return EpochRange(min=lo, expected=mid, max=hi, assumption="fifo: every trial trains its epochs")
+    steps = rungs(spec, int(hi))
+    rf = spec.scheduler.reduction_factor
+    expected = steps[0] + sum((b - a) / rf ** (k + 1) for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)))
+    kind = "asha" if spec.scheduler.type == "asha" else "hyperband (counted as ASHA's rungs)"
+    return EpochRange(
+        min=float(steps[0]),
+        expected=expected,
+        max=hi,
+        assumption=f"{kind}: rungs at {steps} epochs; 1 in {rf:g} trials passes each rung",
+    )
+
+
+def trial_epochs(spec: SweepSpec) -> tuple[EpochRange, float, list[str]]:
+    """The sweep's trial-epochs (the search's, plus the repeats'), the repeats' share, and
+    where an epoch budget cuts it."""
+    n = spec.total_trials()
+    per = per_trial_epochs(spec)
+    lo = (
+        per.max + (n - 1) * per.min if spec.scheduler.type != "fifo" else n * per.min
+    )  # ASHA: one trial goes the distance
+    mid, hi = n * per.expected, n * per.max
+    cuts = []
+    cap = spec.search_budget()
+    if cap is not None:
+        if hi > cap:
+            cuts.append(f"budget.epochs stops the search at {cap} trial-epochs (of up to {hi:g})")
+        lo, mid, hi = min(lo, cap), min(mid, cap), min(hi, cap + spec.max_concurrent_trials - 1)
+    repeats = float(spec.repeat_epochs())
+    return (
+        EpochRange(min=lo + repeats, expected=mid + repeats, max=hi + repeats, assumption=per.assumption),
+        repeats,
+        cuts,
+    )
+
+
+def slots(spec: SweepSpec, cpus: float, gpus: float) -> int:
+    r = spec.resources_per_trial
+    fit = math.floor(cpus / r.cpu + 1e-9)
+    if r.gpu > 0:
+        fit = min(fit, math.floor(gpus / r.gpu + 1e-9))
+    return max(0, min(spec.max_concurrent_trials, fit, spec.total_trials() + (spec.repeat.top if spec.repeat else 0)))
+
+
+def wall_seconds(epochs: EpochRange, per_epoch: float, n_slots: int, spec: SweepSpec) -> tuple[float, float]:
+    """Best case: the trial-epochs spread over every slot. Worst case: the longest trials in
+    waves of `n_slots`, at the max epochs."""
+    n = spec.total_trials()
+    best = STARTUP_S + epochs.min * per_epoch / n_slots
+    waves = math.ceil(n / n_slots) * per_trial_epochs(spec).max
+    if spec.repeat:
+        waves += math.ceil(spec.repeat.top * (spec.repeat.seeds - 1) / n_slots) * spec.max_epochs()
+    worst = STARTUP_S + max(waves, epochs.max / n_slots) * per_epoch
+    return best, worst
+
+
+# ------------------------------------------------------------ throughput
+
+
+def trial_config(spec: SweepSpec) -> dict[str, Any]:
+    """The probe's trial: the spec's fixed values, each searched param at its first
+    candidate (the model, batch size, width and depth decide the cost)."""
+    cfg = dict(spec.fixed)
+    for name, p in spec.params.items():
+        c = candidates(p)
+        if c and name in TrainConfig.model_fields:
+            cfg[name] = max(c) if name in ("batch_size", "width", "depth") and isinstance(c[0], (int, float)) else c[0]
+    cfg = {k: v for k, v in cfg.items() if k in TrainConfig.model_fields and k != "epochs"}
+    cfg["threads"] = max(1, int(spec.resources_per_trial.cpu))
+    cfg["device"] = "cuda" if spec.resources_per_trial.gpu > 0 else "cpu"
+    return cfg
+
+
+def key_of(cfg: dict[str, Any]) -> str:
+    keys = ("model", "batch_size", "width", "depth", "threads", "device")
+    defaults = TrainConfig()
+    return json.dumps({k: cfg.get(k, getattr(defaults, k, None)) for k in keys}, sort_keys=True)
+
+
+def from_store(store, cfg: dict[str, Any], images: int) -> Throughput | None:
+    """Seconds per epoch from the store's epochs of the same model, batch size, width,
+    depth, threads and device, scaled to this spec's images per epoch."""
+    rows = store.measured_epochs(cfg.get("model", TrainConfig().model), limit=STORE_EPOCHS * 20)
+    want = key_of(cfg)
+    per_image = []
+    for seconds, config, spec, source in rows:
+        r = (spec or {}).get("resources_per_trial") or {}
+        measured = {**config, "threads": max(1, int(r.get("cpu", 1))), "device": "cuda" if r.get("gpu") else "cpu"}
+        if key_of(measured) != want:
+            continue
+        try:
+            n_train, n_val = data_sizes(SweepSpec.model_validate(spec), source)
+        except Exception:  # a spec of an older version: skip it
+            continue
+        per_image.append(seconds / (n_train + n_val))
+        if len(per_image) >= STORE_EPOCHS:
+            break
+    if not per_image:
+        return None
+    return Throughput(statistics.median(per_image) * images, None, f"store: median of {len(per_image)} measured epochs")
+
+
+def from_probe(cfg: dict[str, Any], n_train: int, n_val: int, cache: Path, run_probe: bool) -> Throughput | None:
+    """Seconds per epoch from a probe of this trial shape (cached), or None."""
+    key = key_of(cfg)
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    hit, how = known.get(key), "a probe kept from an earlier plan"
+    if hit is None and run_probe:
+        hit, how = _probe(cfg), "a probe just now"
+        if hit is not None:
+            known[key] = hit
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(known, indent=1))
+    if hit is None:
+        return None
+    seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
+    return Throughput(seconds, hit["peak_mb"], f"{how} ({hit['train_images_per_s']:.0f} train images/s)")
+
+
+def _probe(cfg: dict[str, Any]) -> dict | None:
+    """The probe in a process of its own (never this one: the API stays free of torch)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "cifar_sweeps.probe", json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_S,
+    )
+    if p.returncode != 0:
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------ the plan
+
+
+def make_plan(
+    spec: SweepSpec,
+    data_source: str,
+    store,
+    cache: Path,
+    resources: PlanResources,
+    run_probe: bool = True,
+    warn_hours: float = 8.0,
+    throughput: Throughput | None = None,
+) -> PlanOut:
+    """The plan; `throughput` given, neither the store nor a probe is asked."""
+    n_train, n_val = data_sizes(spec, data_source)
+    epochs, repeats, cuts = trial_epochs(spec)
+    cfg = trial_config(spec)
+    tp = (
+        throughput
+        or from_store(store, cfg, n_train + n_val)
+        or from_probe(cfg, n_train, n_val, cache, run_probe)
+        or Throughput(None, None, "unknown: no measured epoch of this trial shape and no probe")
+    )
+    n_slots = slots(spec, resources.cpus, resources.gpus)
+    plan = PlanOut(
+        trials=spec.total_trials(),
+        repeat_trial_epochs=repeats,
+        trial_epochs=epochs,
+        images=EpochRange(
+            min=epochs.min * (n_train + n_val),
+            expected=epochs.expected * (n_train + n_val),
+            max=epochs.max * (n_train + n_val),
+            assumption=f"{n_train} training + {n_val} validation images per epoch",
+        ),
+        resources=resources,
+        concurrent_trials=n_slots,
+        seconds_per_epoch=tp.seconds_per_epoch,
+        throughput_source=tp.source,
+        cuts=cuts,
+        warnings=[],
+    )
+    _timing(plan, spec, tp, warn_hours)
+    _memory(plan, tp, resources)
+    return plan
+
+
+def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -> None:
+    if plan.concurrent_trials == 0:
+        plan.warnings.append(
+            f"no trial fits the cluster: each asks {spec.resources_per_trial.cpu:g} CPUs and "
+            f"{spec.resources_per_trial.gpu:g} GPUs, it has {plan.resources.cpus:g} and {plan.resources.gpus:g}"
+        )
+        return
+    if tp.seconds_per_epoch is None:
+        return
+    plan.wall_s_best, plan.wall_s_worst = wall_seconds(
+        plan.trial_epochs, tp.seconds_per_epoch, plan.concurrent_trials, spec
+    )
+    plan.wall_s_expected = STARTUP_S + plan.trial_epochs.expected * tp.seconds_per_epoch / plan.concurrent_trials
+    if spec.time_budget_s is not None and plan.wall_s_worst > spec.time_budget_s:
+        plan.cuts.append(
+            f"time_budget_s stops the sweep at {spec.time_budget_s:g} s; its worst case is {plan.wall_s_worst:.0f} s"
+        )
+        plan.warnings.append(f"the worst case ({_hours(plan.wall_s_worst)}) exceeds time_budget_s")
+    if plan.wall_s_worst > warn_hours * 3600:
+        plan.warnings.append(
+            f"the worst case is {_hours(plan.wall_s_worst)} on this cluster, over {warn_hours:g} h "
+            "(CIFAR_SWEEPS_PLAN_WARN_HOURS)"
+        )
+
+
+def _memory(plan: PlanOut, tp: Throughput, resources: PlanResources) -> None:
+    plan.peak_mb_per_trial = tp.peak_mb or TRIAL_BASE_MB
+    plan.memory_source = "the probe's peak" if tp.peak_mb else f"a stated default ({TRIAL_BASE_MB:.0f} MiB)"
+    need = plan.peak_mb_per_trial * max(plan.concurrent_trials, 1)
+    plan.memory_fits = need <= resources.memory_mb
+    if not plan.memory_fits:
+        plan.warnings.append(
+            f"{plan.concurrent_trials} trials at about {plan.peak_mb_per_trial:.0f} MiB each exceed the node's "
+            f"{resources.memory_mb:.0f} MiB"
+        )
+
+
+def _hours(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min"
+
+
+def local_resources() -> PlanResources:
+    """This machine's CPUs, GPUs and memory: the cluster the service starts (a local head)."""
+    import shutil
+
+    import psutil
+
+    gpus = 0
+    if shutil.which("nvidia-smi"):
+        p = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+        gpus = sum(1 for line in p.stdout.splitlines() if line.startswith("GPU "))
+    return PlanResources(
+        cpus=float(os.cpu_count() or 1),
+        gpus=float(gpus),
+        memory_mb=psutil.virtual_memory().total / 2**20,
+        source="this machine (the local Ray head's resources)",
+    )
+
+
+def plan_for(spec: SweepSpec, settings, store, run_probe: bool = True, data_source: str | None = None) -> PlanOut:
+    """The plan of `spec` on this service's data, store and machine (its local Ray head)."""
+    return make_plan(
+        spec,
+        data_source or settings.data,
+        store,
+        settings.cache_dir / "throughput.json",
+        local_resources(),
+        run_probe=run_probe,
+        warn_hours=settings.plan_warn_hours,
+    )
+
+
+def actual(plan: dict, sweep, epochs_done: int):
+    """A finished sweep's plan against what it took (None while it runs or without a plan)."""
+    from cifar_sweeps.schemas import PlanActual
+
+    if not plan or sweep.finished_at is None:
+        return None
+    return PlanActual(
+        estimated_s=plan.get("wall_s_expected"),
+        actual_s=(sweep.finished_at - sweep.created_at).total_seconds(),
+        trial_epochs_planned=EpochRange(**plan["trial_epochs"]),
+        trial_epochs_actual=epochs_done,
+    )
+
+
+def describe(plan: PlanOut) -> str:
+    """The plan in a few lines, for a terminal."""
+    e, i = plan.trial_epochs, plan.images
+    lines = [
+        f"plan: {plan.trials} trials; trial-epochs {e.min:g} min, {e.expected:.0f} expected, {e.max:g} max "
+        f"({e.assumption})"
+        + (f"; repeats up to {plan.repeat_trial_epochs:g} of them" if plan.repeat_trial_epochs else ""),
+        f"  images processed: {i.expected:,.0f} expected ({i.assumption})",
+        f"  {plan.concurrent_trials} trials at once on {plan.resources.cpus:g} CPUs, {plan.resources.gpus:g} GPUs "
+        f"({plan.resources.source})",
+    ]
+    if plan.seconds_per_epoch is not None and plan.wall_s_best is not None:
+        lines.append(
+            f"  wall time: {_hours(plan.wall_s_best)} best, {_hours(plan.wall_s_expected)} expected, "
+            f"{_hours(plan.wall_s_worst)} worst; {plan.seconds_per_epoch:.1f} s per epoch from {plan.throughput_source}"
+        )
+    else:
+        lines.append(f"  wall time: unknown ({plan.throughput_source})")
+    lines.append(
+        f"  peak memory per trial: about {plan.peak_mb_per_trial:.0f} MiB ({plan.memory_source}); "
+        f"{'fits' if plan.memory_fits else 'does NOT fit'} the node"
+    )
+    lines += [f"  cut: {c}" for c in plan.cuts] + [f"  warning: {w}" for w in plan.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""The cost plan: the arithmetic on fixed specs (fifo, ASHA's rungs, a budget, repeats,
+concurrency, a time budget), throughput from the store and from a probe, and no side
+effect (no sweep stored, no Ray job submitted)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cifar_sweeps import lifecycle
+from cifar_sweeps.api import create_app
+from cifar_sweeps.plan import Throughput, make_plan, per_trial_epochs, slots, trial_epochs
+from cifar_sweeps.schemas import PlanResources
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec import parse_spec
+from cifar_sweeps.store import get_store
+from tests.test_api import AUTH, FakeJobs
+
+BASE = {
+    "name": "p",
+    "fixed": {"model": "mlp", "epochs": 9, "batch_size": 64},
+    "num_samples": 4,
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+}
+TWO_CPUS = PlanResources(cpus=2, gpus=0, memory_mb=24_000, source="test")
+
+
+def _spec(**over):
+    return parse_spec({**BASE, **over})
+
+
+def test_fifo_trains_every_epoch():
+    e, repeats, cuts = trial_epochs(_spec(scheduler={"type": "fifo"}))
+    assert (e.min, e.expected, e.max, repeats, cuts) == (36, 36, 36, 0, [])
+
+
+def test_asha_rung_arithmetic():
+    spec = _spec(scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 3})
+    per = per_trial_epochs(spec)
+    assert (per.min, per.max) == (1, 9) and per.expected == pytest.approx(1 + 2 / 3 + 6 / 9)
+    assert "rungs at [1, 3, 9]" in per.assumption
+    e, _, _ = trial_epochs(spec)
+    assert (e.min, e.max) == (9 + 3 * 1, 36)  # one trial goes the distance, the rest stop at the first rung
+    assert e.expected == pytest.approx(4 * (1 + 2 / 3 + 6 / 9))
+
+
+def test_a_budget_cuts_and_repeats_add():
+    spec = _spec(scheduler={"type": "fifo"}, budget={"epochs": 40}, num_samples=10, repeat={"top": 1, "seeds": 2})
+    e, repeats, cuts = trial_epochs(spec)
+    assert repeats == 9  # 1 configuration x 1 more seed x 9 epochs, reserved from the budget
+    assert cuts == ["budget.epochs stops the search at 31 trial-epochs (of up to 90)"]
+    assert e.max == 31 + 3 + 9  # the search's share, what concurrent trials finish, the repeats
+
+
+def test_trials_at_once():
+    assert slots(_spec(resources_per_trial={"cpu": 1}), 2, 0) == 2
+    assert slots(_spec(resources_per_trial={"cpu": 1, "gpu": 0.25}, max_concurrent_trials=8), 16, 1) == 4
+    plan = make_plan(
+        _spec(resources_per_trial={"cpu": 1, "gpu": 1}),
+        "synthetic:100",
+        None,
+        None,
+        TWO_CPUS,
+        throughput=Throughput(1.0, None, "test"),
+    )
+    assert plan.concurrent_trials == 0 and "no trial fits" in plan.warnings[0]
+
+
+def test_wall_time_and_a_time_budget_that_cuts():
+    spec = _spec(scheduler={"type": "fifo"}, time_budget_s=60, max_concurrent_trials=2)
+    plan = make_plan(spec, "synthetic:1000", None, None, TWO_CPUS, throughput=Throughput(10.0, 500.0, "test"))
+    # 4 trials x 9 epochs x 10 s over 2 slots, after the stated startup
+    assert plan.wall_s_expected == pytest.approx(20 + 36 * 10 / 2)
+    assert plan.wall_s_worst == pytest.approx(20 + 2 * 9 * 10) and plan.wall_s_best <= plan.wall_s_worst
+    assert any("time_budget_s stops the sweep at 60 s" in c for c in plan.cuts)
+    assert any("exceeds time_budget_s" in w for w in plan.warnings)
+    assert plan.images.expected == 36 * 1000  # 800 training + 200 validation images per epoch
+    assert plan.peak_mb_per_trial == 500.0 and plan.memory_fits
+
+
+def _measured_store(tmp_path):
+    """A store with a finished sweep of mlp at batch 64 on 1 CPU: 2 s per epoch on 1,250 images."""
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", cache_ttl_s=0)  # each GET reads anew
+    store = get_store(settings.resolved_store_url())
+    sweep = store.create_sweep(BASE | {"resources_per_trial": {"cpu": 1}}, "synthetic:1250", "v")
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "batch_size": 64, "lr": 0.01}, 3)
+    for e in (1, 2, 3):
+        store.trial_epoch(
+            tid,
+            {
+                "epoch": e,
+                "train_loss": 1,
+                "train_acc": 0.5,
+                "val_loss": 1,
+                "val_acc": 0.5,
+                "lr": 0.01,
+                "seconds": 2.0,
+                "images_per_s": 500,
+            },
+        )
+    return settings, store
+
+
+def test_the_plan_reads_the_store_within_2_s_and_changes_nothing(tmp_path):
+    settings, store = _measured_store(tmp_path)
+    jobs = FakeJobs(store)
+    client = TestClient(create_app(settings, jobs))
+    before = store.list_sweeps()[1]
+    body = BASE | {"scheduler": {"type": "fifo"}, "resources_per_trial": {"cpu": 1}}
+    t0 = time.perf_counter()
+    r = client.post("/sweeps/plan", json=body, headers=AUTH)
+    took = time.perf_counter() - t0
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["throughput_source"].startswith("store: median of 2 measured epochs")  # epoch 1 is left out
+    # 2 s for 1,250 images (synthetic:1250: 1,000 train, 250 val); this service's data: 50,000 per epoch
+    assert plan["seconds_per_epoch"] == pytest.approx(2.0 * 50_000 / 1250)
+    assert took < 2, took
+    assert store.list_sweeps()[1] == before and jobs.created == []
+    assert client.post("/sweeps/plan", json=body).status_code == 401
+
+
+def test_post_sweeps_keeps_its_plan_and_warns(tmp_path):
+    settings, store = _measured_store(tmp_path)
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    body = BASE | {"scheduler": {"type": "fifo"}, "resources_per_trial": {"cpu": 1}, "time_budget_s": 30}
+    r = client.post("/sweeps", json=body, headers=AUTH)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert any("exceeds time_budget_s" in w for w in out["warnings"])
+    got = client.get(f"/sweeps/{out['id']}").json()
+    assert got["plan"]["trials"] == 4 and got["plan_actual"] is None  # it has not ended
+    lifecycle.fail(store, out["id"], lifecycle.Reason.DRIVER_ERROR, "stopped for the test")
+    ended = client.get(f"/sweeps/{out['id']}").json()["plan_actual"]
+    assert ended["estimated_s"] == pytest.approx(got["plan"]["wall_s_expected"]) and ended["actual_s"] >= 0
+
+
+@pytest.mark.integration
+def test_a_probe_answers_within_30_s_and_is_kept(tmp_path):
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token")
+    store = get_store(settings.resolved_store_url())
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    body = BASE | {"fixed": {"model": "simple_cnn", "epochs": 2, "batch_size": 32}, "resources_per_trial": {"cpu": 1}}
+    t0 = time.perf_counter()
+    first = client.post("/sweeps/plan", json=body, headers=AUTH).json()
+    took = time.perf_counter() - t0
+    assert first["throughput_source"].startswith("a probe just now") and first["seconds_per_epoch"] > 0, first
+    assert took < 30, took
+    again = client.post("/sweeps/plan", json=body, headers=AUTH).json()
+    assert (
+        again["throughput_source"].startswith("a probe kept")
+        and again["seconds_per_epoch"] == first["seconds_per_epoch"]
+    )
+    assert first["peak_mb_per_trial"] > 100 and first["memory_source"] == "the probe's peak"
+    assert store.list_sweeps()[1] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_the_page_shows_a_presets_plan_before_submit(tmp_path):
+    """Headless Chromium: choose a preset in "Run a sweep"; its plan (trials, trial-epochs,
+    wall time from a probe, memory) appears under it, nothing is submitted, no page error."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_repeat_e2e import _serve
+    from tests.test_service_e2e import _browser
+
+    server, thread, base = _serve(tmp_path / "results")
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(base)
+            page.wait_for_selector("#e-preset option[value=quickstart]", state="attached")
+            page.select_option("#e-preset", "quickstart")
+            page.wait_for_function("document.querySelector('#e-plan').innerText.includes('wall time')", timeout=60_000)
+            text = page.inner_text("#e-plan")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert "plan: 6 trials" in text and "expected" in text and "probe" in text and "MiB per trial" in text, text
+    assert errors == []
+    assert get_store(Settings(results_dir=tmp_path / "results").resolved_store_url()).list_sweeps()[1] == 0
