@@ -159,6 +159,11 @@ class LeaderboardItem(BaseModel):
     node_id: str | None = None  # the Ray node of its latest epoch
     checkpoint_url: str | None
     error: str | None = None  # an errored trial's reason: its error's last line (GET /trials/{id}: all of it)
+    params: float | None = None  # parameter count
+    latency_ms: float | None = None  # inference ms per image at batch 1, on the trial's device
+    latency_ms_batch: float | None = None  # ... at a large batch (train.LATENCY_BATCH)
+    seconds_to_best: float | None = None  # training seconds up to the best epoch (`seconds`: in all)
+    repeat_of: str | None = None  # the trial whose configuration this one repeats with another seed
 
 
 def error_line(text: str | None, limit: int = 300) -> str | None:
@@ -189,6 +194,11 @@ def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) ->
             node_id=t.node_id,
             checkpoint_url=url_of(t),
             error=error_line(t.error),
+            params=t.params,
+            latency_ms=t.latency_ms,
+            latency_ms_batch=t.latency_ms_batch,
+            seconds_to_best=t.seconds_to_best,
+            repeat_of=t.repeat_of,
         )
         for i, t in enumerate(rows)
     ]
@@ -211,6 +221,11 @@ CSV_COLUMNS = [
     "node_id",
     "checkpoint_url",
     "error",
+    "params",
+    "latency_ms",
+    "latency_ms_batch",
+    "seconds_to_best",
+    "repeat_of",
 ]
 
 
@@ -368,6 +383,11 @@ class TrialOut(_Out):
     seconds: float
     error: str | None
     node_id: str | None = None  # the Ray node of its latest epoch
+    params: float | None = None  # parameter count
+    latency_ms: float | None = None  # inference ms per image at batch 1, on the trial's device
+    latency_ms_batch: float | None = None  # ... at a large batch (train.LATENCY_BATCH)
+    seconds_to_best: float | None = None  # training seconds up to the best epoch
+    repeat_of: str | None = None
     started_at: UtcTime
     finished_at: UtcTime | None
     checkpoint_url: str | None = None

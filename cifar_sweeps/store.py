@@ -106,6 +106,11 @@ class Trial(Base):
     node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node of its latest epoch
     # The search trial whose configuration this one trains again with another seed (a repeat).
     repeat_of: Mapped[str | None] = mapped_column(String(96))
+    # What the model costs (measured once per trial, after its first epoch, on its device).
+    params: Mapped[float | None] = mapped_column(Float)  # parameter count
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # inference ms per image, batch 1
+    latency_ms_batch: Mapped[float | None] = mapped_column(Float)  # ms per image at train.LATENCY_BATCH
+    seconds_to_best: Mapped[float | None] = mapped_column(Float)  # epoch seconds up to its best epoch
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -363,8 +368,16 @@ class Store:
             t.node_id = node or t.node_id
             t.epochs = max(t.epochs, epoch)
             t.seconds = float(m.get("time_total_s", t.seconds))
+            for k in COST_FIELDS:
+                if m.get(k) is not None:
+                    setattr(t, k, float(m[k]))
             if t.val_acc is None or m["val_acc"] > t.val_acc:
                 t.val_acc, t.val_loss, t.best_epoch = float(m["val_acc"]), float(m["val_loss"]), epoch
+                s.flush()
+                t.seconds_to_best = float(
+                    s.scalar(select(func.sum(Epoch.seconds)).where(Epoch.trial_id == trial_id, Epoch.epoch <= epoch))
+                    or 0.0
+                )
             if m.get("test_acc") is not None:
                 t.test_acc = float(m["test_acc"])
             _bump(s, t.sweep_id)
@@ -500,6 +513,9 @@ class Store:
 
 
 _BUMP = Sweep.data_version + 1
+
+
+COST_FIELDS = ("params", "latency_ms", "latency_ms_batch")  # reported with every epoch
 
 
 def _bump(s: Session, sweep_id: str) -> None:

@@ -324,3 +324,42 @@ def backbone_digest(model: nn.Module) -> str:
 
 def fit(cfg: TrainConfig, splits: Splits, on_epoch=None) -> FitResult:
     return Trainer(cfg, splits).run(on_epoch)
+
+
+# Inference latency is measured on the trial's own device, the same way for every trial:
+# per image, at batch 1 (a served request) and at a large batch (offline scoring).
+LATENCY_BATCH = 128
+LATENCY_REPEATS_B1 = 20  # timed single-image passes (median), after 3 untimed ones
+LATENCY_REPEATS_BATCH = 2  # timed large-batch passes (median), after 1 untimed one
+
+
+def cost_metrics(trainer: Trainer) -> dict[str, float]:
+    """The model's parameter count and inference latency in ms per image at batch 1 and at
+    LATENCY_BATCH: what a model costs to ship, beside what it scores (a few seconds)."""
+    model, device = trainer.model, trainer.device
+    was_training = model.training
+    model.eval()
+
+    def per_image_ms(batch: int, repeats: int, warm: int) -> float:
+        x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=trainer.memory_format)
+        times = []
+        with torch.inference_mode():
+            for i in range(warm + repeats):
+                if trainer.cuda:
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                model(x)
+                if trainer.cuda:
+                    torch.cuda.synchronize()
+                if i >= warm:
+                    times.append((time.perf_counter() - t0) * 1000 / batch)
+        return sorted(times)[len(times) // 2]
+
+    try:
+        return {
+            "params": float(sum(p.numel() for p in model.parameters())),
+            "latency_ms": per_image_ms(1, LATENCY_REPEATS_B1, 3),
+            "latency_ms_batch": per_image_ms(LATENCY_BATCH, LATENCY_REPEATS_BATCH, 1),
+        }
+    finally:
+        model.train(was_training)

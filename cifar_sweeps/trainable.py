@@ -20,7 +20,7 @@ from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import InjectedFault
 from cifar_sweeps.ranking import REPEAT_ID, REPEAT_OF
 from cifar_sweeps.spaces import flatten_config
-from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer
+from cifar_sweeps.train import EpochMetrics, TrainConfig, Trainer, cost_metrics
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
@@ -46,10 +46,11 @@ def report_metrics(m: EpochMetrics) -> dict[str, Any]:
     return out
 
 
-def _report(m: EpochMetrics, trainer: Trainer, every: int) -> None:
+def _report(m: EpochMetrics, trainer: Trainer, every: int, cost: dict[str, float] | None = None) -> None:
     from ray import tune
 
-    metrics = {**report_metrics(m), "node_id": _node_id()}
+    train_s = sum(h.seconds for h in trainer.history)  # this run's epochs (a restored run: its own)
+    metrics = {**report_metrics(m), **(cost or {}), "train_s": train_s, "node_id": _node_id()}
     if not should_checkpoint(m, every, trainer.cfg.epochs):
         tune.report(metrics)
         return
@@ -130,8 +131,12 @@ def train_trial(
     _restore(trainer)
     fault = _fault_hook(extra, tune.get_context().get_trial_dir())
 
+    cost: dict[str, float] = {}
+
     def on_epoch(m: EpochMetrics, t: Trainer) -> None:
-        _report(m, t, checkpoint_every)
+        if not cost:  # once, after the first epoch: the model's size and its inference latency
+            cost.update(cost_metrics(t))
+        _report(m, t, checkpoint_every, cost)
         fault(m)
 
     trainer.run(on_epoch)
