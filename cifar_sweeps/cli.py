@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cifar_sweeps.errors import CifarSweepsError, SpecError
+from cifar_sweeps.ranking import PARETO_METRICS
 from cifar_sweeps.settings import Settings, load_settings
 from cifar_sweeps.states import ENDED_WELL
 
@@ -208,11 +209,14 @@ def _print_leaderboard(
     filters: list[str] | None = None,
     statuses: list[str] | None = None,
     as_csv: bool = False,
+    sort: str = "best_val_acc",
 ) -> None:
     from cifar_sweeps.filters import parse_filters
+    from cifar_sweeps.ranking import PARETO_METRICS
     from cifar_sweeps.schemas import leaderboard_items, to_csv
 
-    rows, total, names = store.leaderboard_page(sweep_id, model, top, 0, parse_filters(filters or []), statuses)
+    order = PARETO_METRICS[sort]
+    rows, total, names = store.leaderboard_page(sweep_id, model, top, 0, parse_filters(filters or []), statuses, order)
     items = leaderboard_items(rows, names, 0, lambda t: t.checkpoint_path)
     if as_csv:
         print(to_csv(items), end="")
@@ -276,6 +280,34 @@ def _print_groups(
     )
 
 
+def cmd_pareto(args: argparse.Namespace) -> int:
+    """The sweep's trials over two stored metrics, each with its Pareto rank (GET
+    /sweeps/{id}/pareto)."""
+    from cifar_sweeps.schemas import csv_cell, pareto_out
+
+    store = _store(_settings(args))
+    sweep = store.sweep(args.sweep_id)
+    out = pareto_out(sweep.id, sweep.spec or {}, store.trials(sweep.id), args.x, args.y, lambda t: t.checkpoint_path)
+    if args.json:
+        print(out.model_dump_json(indent=2))
+        return 0
+    if args.csv:
+        import csv as csv_module
+
+        w = csv_module.writer(sys.stdout, lineterminator="\n")
+        w.writerow(["rank", "trial_id", "model", out.x, out.y, "config"])
+        for p in out.items:
+            w.writerow([p.rank, p.trial_id, p.model, p.x, p.y, csv_cell(json.dumps(p.config, sort_keys=True))])
+        return 0
+    print(f"sweep {sweep.id}: {out.x} ({out.x_mode}) against {out.y} ({out.y_mode}); front: {len(out.front)} trials")
+    print(f"{'front':>5}  {'trial':<30} {'model':<18} {out.x:>16} {out.y:>14}")
+    for p in out.items:
+        print(f"{p.rank:>5}  {p.trial_id:<30} {p.model:<18} {p.x:>16.6g} {p.y:>14.6g}")
+    if out.skipped:
+        print(f"({out.skipped} completed trials lack one of the two metrics)")
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from cifar_sweeps.lifecycle import reconcile_local_drivers
 
@@ -286,7 +318,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         form = "csv" if args.csv else "json" if args.json else "table"
         _print_groups(store, args.sweep, args.top, form, args.model, args.filter, args.status)
         return 0
-    _print_leaderboard(store, args.sweep, args.top, args.json, args.model, args.filter, args.status, args.csv)
+    _print_leaderboard(
+        store, args.sweep, args.top, args.json, args.model, args.filter, args.status, args.csv, args.sort
+    )
     return 0
 
 
@@ -417,6 +451,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", help="write the best model file here")
 
 
+PARETO_CHOICES = tuple(PARETO_METRICS)  # ranking.py: the metrics a front or an order takes
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cifar-sweeps", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -456,6 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_serve)
 
     _weights_parser(sub)
+    p = sub.add_parser("pareto", help="a sweep's Pareto front over two stored metrics (e.g. params and accuracy)")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.add_argument("--x", choices=list(PARETO_CHOICES), help="default: the first objective, else params")
+    p.add_argument("--y", choices=list(PARETO_CHOICES), help="default: the second objective, else best_val_acc")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    p.set_defaults(fn=cmd_pareto)
     p = sub.add_parser("analyze", help="parameter importance and best regions of a sweep")
     p.add_argument("sweep_id")
     _common(p)
@@ -510,6 +556,9 @@ def _leaderboard_parser(sub) -> None:
     p.add_argument("--status", action="append", help="trial status, e.g. terminated (repeatable)")
     p.add_argument(
         "--group", action="store_true", help="one row per configuration over its seeds: n, mean, 95%% interval"
+    )
+    p.add_argument(
+        "--sort", choices=list(PARETO_CHOICES), default="best_val_acc", help="order by this metric, best first"
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from cifar_sweeps.states import TRIAL_COMPLETED
 
@@ -155,3 +155,47 @@ def plan_repeats(trials: Sequence[Any], top: int, seeds: int, metric: str, mode:
             if tid not in done:
                 runs.append(RepeatRun(source.id, tid, {**config_of(source.config), "seed": seed}))
     return runs
+
+
+# ------------------------------------------------------------ Pareto fronts
+
+# The stored metrics a front can be drawn over: the trial column each reads, and its direction.
+PARETO_METRICS = {
+    "best_val_acc": ("val_acc", "max"),
+    "val_loss": ("val_loss", "min"),
+    "test_acc": ("test_acc", "max"),
+    "params": ("params", "min"),
+    "latency_ms": ("latency_ms", "min"),
+    "latency_ms_batch": ("latency_ms_batch", "min"),
+    "train_s": ("seconds", "min"),
+    "seconds_to_best": ("seconds_to_best", "min"),
+}
+
+
+# The names a query or a flag takes (one list: the API's Literal and the CLI's choices).
+ParetoMetric = Literal[tuple(PARETO_METRICS)]  # type: ignore[valid-type]
+
+
+def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> bool:
+    """a is at least as good as b on every objective and better on one."""
+    better = False
+    for x, y, m in zip(a, b, modes, strict=True):
+        if (x < y) if m == "max" else (x > y):
+            return False
+        better |= (x > y) if m == "max" else (x < y)
+    return better
+
+
+def pareto_ranks(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
+    """Each point's front: 1 for the non-dominated set, 2 for the non-dominated rest once
+    front 1 is removed, and so on (non-dominated sorting). Equal points share a front."""
+    ranks = [0] * len(points)
+    left = set(range(len(points)))
+    front = 0
+    while left:
+        front += 1
+        current = {i for i in left if not any(dominates(points[j], points[i], modes) for j in left if j != i)}
+        for i in current:
+            ranks[i] = front
+        left -= current
+    return ranks

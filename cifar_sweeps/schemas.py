@@ -355,6 +355,62 @@ def groups_csv(items: list[GroupItem]) -> str:
     return out.getvalue()
 
 
+class ParetoPoint(BaseModel):
+    trial_id: str
+    model: str
+    config: dict[str, Any]
+    x: float
+    y: float
+    rank: int  # its front: 1 is the non-dominated set
+    checkpoint_url: str | None = None
+
+
+class ParetoOut(BaseModel):
+    """A sweep's trials over two stored metrics, each with its Pareto rank; `front` is the
+    non-dominated set (rank 1), sorted by x."""
+
+    sweep_id: str
+    x: str
+    y: str
+    x_mode: str
+    y_mode: str
+    items: list[ParetoPoint]
+    front: list[str]
+    skipped: int  # completed trials without both metrics (measured before costs were, or errored)
+
+
+def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | None, url_of) -> ParetoOut:
+    """The front over metrics x and y (ranking.PARETO_METRICS; by default the spec's first two
+    objectives, else params and best_val_acc) of the sweep's completed trials."""
+    from cifar_sweeps.ranking import PARETO_METRICS, pareto_ranks
+    from cifar_sweeps.states import TRIAL_COMPLETED
+
+    named = [("best_val_acc" if o["metric"] == "val_acc" else o["metric"]) for o in spec.get("objectives") or []]
+    x = x or (named[0] if len(named) >= 2 else "params")
+    y = y or (named[1] if len(named) >= 2 else "best_val_acc")
+    (xc, xm), (yc, ym) = PARETO_METRICS[x], PARETO_METRICS[y]
+    done = [t for t in trials if t.status in TRIAL_COMPLETED]
+    usable = [t for t in done if getattr(t, xc) is not None and getattr(t, yc) is not None]
+    ranks = pareto_ranks([(getattr(t, xc), getattr(t, yc)) for t in usable], [xm, ym])
+    items = [
+        ParetoPoint(
+            trial_id=t.id,
+            model=t.model,
+            config=t.config,
+            x=getattr(t, xc),
+            y=getattr(t, yc),
+            rank=r,
+            checkpoint_url=url_of(t),
+        )
+        for t, r in zip(usable, ranks, strict=True)
+    ]
+    items.sort(key=lambda p: (p.rank, p.x, p.trial_id))
+    front = [p.trial_id for p in items if p.rank == 1]
+    return ParetoOut(
+        sweep_id=sweep_id, x=x, y=y, x_mode=xm, y_mode=ym, items=items, front=front, skipped=len(done) - len(usable)
+    )
+
+
 class EpochOut(_Out):
     epoch: int
     train_loss: float

@@ -11,6 +11,7 @@ from typing import Any
 
 from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
+from ray.tune.search.optuna import OptunaSearch
 
 from cifar_sweeps.spaces import Codec, configspace_hyperparameter, grid_space, hyperopt_space, optuna_distribution
 from cifar_sweeps.spec import OptunaOptions, SweepSpec
@@ -68,31 +69,53 @@ def make_search(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]] |
     return HyperOptSearch(points_to_evaluate=[{**spec.fixed, **p} for p in s.points_to_evaluate] or None, **kwargs)
 
 
-def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]]):
+def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], Any]]):
     """Ray's OptunaSearch with Optuna's TPESampler over the searched params (the fixed values
     join each trial's config through the Tuner's param_space: `param_space`). Earlier
-    sweeps' trials go in as Optuna trials already evaluated (`evaluated_rewards`)."""
+    sweeps' trials go in as Optuna trials already evaluated (`evaluated_rewards`). With
+    several objectives: the objectives' metrics and modes, TPE's multi-objective form or
+    NSGA-II, and each evaluated trial's values as a list."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     options = spec.search.optuna or OptunaOptions()
     with warnings.catch_warnings():  # multivariate and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(
-            seed=spec.search.seed,
-            n_startup_trials=spec.search.n_initial_points,
-            multivariate=options.multivariate,
-            constant_liar=options.constant_liar,
-        )
+        if options.sampler == "nsga2":
+            sampler = optuna.samplers.NSGAIISampler(seed=spec.search.seed)
+        else:
+            sampler = optuna.samplers.TPESampler(
+                seed=spec.search.seed,
+                n_startup_trials=spec.search.n_initial_points,
+                multivariate=options.multivariate,
+                constant_liar=options.constant_liar,
+            )
     points = [dict(p) for p in spec.search.points_to_evaluate] or [dict(v) for v, _ in evaluated] or None
-    return OptunaSearch(
+    objectives = spec.objectives or []
+    return MultiObjectiveOptunaSearch(
         space={k: optuna_distribution(p) for k, p in spec.params.items()},
-        metric=spec.metric,
-        mode=spec.mode,
+        metric=[o.metric for o in objectives] if objectives else spec.metric,
+        mode=[o.mode for o in objectives] if objectives else spec.mode,
         sampler=sampler,
         points_to_evaluate=points,
         evaluated_rewards=[score for _, score in evaluated] or None,
     )
+
+
+class MultiObjectiveOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, whose evaluated points (a warm start) may carry several objective
+    values: Ray's hands Optuna `value=` always, which a multi-objective study refuses."""
+
+    def add_evaluated_point(self, parameters, value, error=False, pruned=False, intermediate_values=None):
+        if not isinstance(value, (list, tuple)):
+            return super().add_evaluated_point(parameters, value, error, pruned, intermediate_values)
+        import optuna
+
+        self._ot_study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE, values=list(value), params=parameters, distributions=self._space
+            )
+        )
+        return None
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:

@@ -28,6 +28,10 @@ RESERVED = {"device", "threads"}
 # Metrics a spec can rank and search by, and the direction each is optimized in.
 # best_val_acc is the best epoch's val_acc so far: what the report's objective returned.
 METRIC_MODES = {"val_acc": "max", "best_val_acc": "max", "val_loss": "min"}
+# What a multi-objective sweep can trade against each other (every trial reports them each
+# epoch): its score, its size, its inference latency per image (batch 1 and a large batch)
+# and its training seconds so far; each in the one direction that makes sense.
+OBJECTIVE_MODES = {**METRIC_MODES, "params": "min", "latency_ms": "min", "latency_ms_batch": "min", "train_s": "min"}
 # How many random draws of a hyperopt/random space the submit-time check builds.
 CHECK_DRAWS = 32
 # At most this many grid points / choice branches are expanded by that check.
@@ -67,9 +71,16 @@ class WarmStart(_Strict):
 class OptunaOptions(_Strict):
     # Optuna's TPESampler: multivariate models the params jointly (the report's lr and batch
     # size interact); constant_liar makes concurrent trials spread out instead of piling up
-    # on the same region while the first of them are still running.
+    # on the same region while the first of them are still running. With several
+    # objectives, `sampler` nsga2 takes NSGA-II instead of (multi-objective) TPE.
     multivariate: bool = True
     constant_liar: bool = True
+    sampler: Literal["tpe", "nsga2"] = "tpe"
+
+
+class Objective(_Strict):
+    metric: Literal["val_acc", "best_val_acc", "val_loss", "params", "latency_ms", "latency_ms_batch", "train_s"]
+    mode: Literal["max", "min"]
 
 
 class SearchConfig(_Strict):
@@ -148,6 +159,9 @@ class SweepSpec(_Strict):
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
     repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
+    # Two or more objectives: a multi-objective search (Optuna's TPE or NSGA-II), fifo only;
+    # `metric`/`mode` stay the primary score (checkpoints, repeats, the leaderboard's rank).
+    objectives: list[Objective] | None = Field(None, max_length=4)
 
     @field_validator("name")
     @classmethod
@@ -183,6 +197,7 @@ class SweepSpec(_Strict):
         _check_optuna(self)
         _check_bohb(self)
         _check_repeat(self)
+        _check_objectives(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
                 if not is_choice(p):
@@ -383,6 +398,36 @@ def _check_bohb(spec: SweepSpec) -> None:
             "and reduction_factor; leave grace_period out with hyperband"
         )
     _check_plain_space(spec, "bohb", "BOHB")
+
+
+def _check_objectives(spec: SweepSpec) -> None:
+    objs = spec.objectives
+    if objs is None:
+        return
+    if len(objs) < 2:
+        raise ValueError(
+            "objectives: give two or more (a single objective is `metric` and `mode`)"
+            if objs
+            else "objectives: empty; give two or more {metric, mode}, e.g. best_val_acc max and params min"
+        )
+    for i, o in enumerate(objs):
+        first = next(j for j, x in enumerate(objs) if x.metric == o.metric)
+        if first != i:
+            raise ValueError(f"objectives[{i}].metric: {o.metric} is already objectives[{first}]")
+        if OBJECTIVE_MODES[o.metric] != o.mode:
+            raise ValueError(
+                f"objectives[{i}].mode: {o.metric} is {OBJECTIVE_MODES[o.metric]}imized, not {o.mode}imized"
+            )
+    if spec.search.algorithm != "optuna":
+        raise ValueError(
+            f"search.algorithm: several objectives need optuna (its multi-objective TPE, or NSGA-II with "
+            f"search.optuna.sampler nsga2), not {spec.search.algorithm}"
+        )
+    if spec.scheduler.type != "fifo":
+        raise ValueError(
+            f"scheduler.type: {spec.scheduler.type} stops trials by one metric and can't rank by several "
+            "objectives; use fifo"
+        )
 
 
 def _check_repeat(spec: SweepSpec) -> None:

@@ -470,6 +470,7 @@ class Store:
         offset: int = 0,
         filters: list | None = None,
         statuses: list[str] | None = None,
+        sort: tuple[str, str] = ("val_acc", "max"),
     ) -> tuple[list[Trial], int, dict[str, str]]:
         """The leaderboard's rows, their total and their sweeps' names, in one session (each
         session costs a connection checkout: a third of a cached view's recompute).
@@ -485,7 +486,8 @@ class Store:
             q = q.where(_config_clause(f))
         with self.sessions() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
-            order = (Trial.val_acc.desc().nulls_last(), Trial.id)
+            column = SORTABLE[sort[0]]
+            order = (column.desc().nulls_last() if sort[1] == "max" else column.asc().nulls_last(), Trial.id)
             rows = list(s.scalars(q.order_by(*order).limit(limit).offset(offset)).all())
             ids = {t.sweep_id for t in rows}
             names = dict(s.execute(select(Sweep.id, Sweep.name).where(Sweep.id.in_(ids))).all()) if ids else {}
@@ -516,6 +518,17 @@ _BUMP = Sweep.data_version + 1
 
 
 COST_FIELDS = ("params", "latency_ms", "latency_ms_batch")  # reported with every epoch
+# The leaderboard's orders: a column name (ranking.PARETO_METRICS) -> the column.
+SORTABLE = {
+    "val_acc": Trial.val_acc,
+    "val_loss": Trial.val_loss,
+    "test_acc": Trial.test_acc,
+    "params": Trial.params,
+    "latency_ms": Trial.latency_ms,
+    "latency_ms_batch": Trial.latency_ms_batch,
+    "seconds": Trial.seconds,
+    "seconds_to_best": Trial.seconds_to_best,
+}
 
 
 def _bump(s: Session, sweep_id: str) -> None:

@@ -59,17 +59,31 @@ def _finished_trials(spec: SweepSpec, store, sweep_id: str, where: str) -> list[
             f"which shares no param with this space's {sorted(spec.params)}"
         )
     out = []
+    metrics = [o.metric for o in spec.objectives] if spec.objectives else [spec.metric]
     for t in store.trials(sweep_id):
-        score = _score(spec.metric, t, store) if t.status in USABLE else None
-        if score is not None:
-            out.append((t, score))
+        if t.status not in USABLE:
+            continue
+        scores = [_score(m, t, store) for m in metrics]
+        if all(x is not None for x in scores):
+            out.append((t, scores if spec.objectives else scores[0]))
     return out
+
+
+# The stored trial column of each cost objective (measured once per trial, or in all).
+COST_COLUMNS = {
+    "params": "params",
+    "latency_ms": "latency_ms",
+    "latency_ms_batch": "latency_ms_batch",
+    "train_s": "seconds",
+}
 
 
 def _score(metric: str, trial, store) -> float | None:
     """The trial's value of `metric` as its own searcher would have seen it."""
     if metric == "best_val_acc":
         return trial.val_acc  # the stored val_acc is the best epoch's
+    if metric in COST_COLUMNS:
+        return getattr(trial, COST_COLUMNS[metric])
     last = store.epochs(trial.id)[-1:] if trial.epochs else []
     return getattr(last[0], metric, None) if last else None
 

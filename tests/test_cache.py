@@ -177,3 +177,22 @@ def _middlewares(app):
     while m is not None:
         yield m
         m = getattr(m, "app", None)
+
+
+def test_every_query_parameter_of_a_cached_route_is_in_the_cache_key(tmp_path):
+    """A query parameter left out of the key would answer ?group=config with the ungrouped
+    page cached for the same path (read from the app's own OpenAPI document)."""
+    from cifar_sweeps.api import create_app
+    from cifar_sweeps.cache import CACHED_PREFIXES, KEY_PARAMS
+    from cifar_sweeps.settings import Settings
+
+    paths = create_app(Settings(results_dir=tmp_path)).openapi()["paths"]
+    names = {
+        p["name"]
+        for path, ops in paths.items()
+        if path.startswith(CACHED_PREFIXES) and "get" in ops
+        for p in ops["get"].get("parameters", [])
+        if p["in"] == "query"
+    }
+    assert {"group", "sort", "x", "y", "limit"} <= names
+    assert names <= KEY_PARAMS, names - KEY_PARAMS

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.filters import ConfigFilter, parse_filters
+from cifar_sweeps.ranking import ParetoMetric
 from cifar_sweeps.routes.deps import ID_PATTERN, MAX_OFFSET, State, checkpoint_url, json_response
 from cifar_sweeps.schemas import (
     GroupedLeaderboard,
@@ -39,17 +40,28 @@ class BoardQuery:
         group: Literal["config"] | None = Query(
             None, description="config: one row per configuration over its seeds (mean, 95 % interval)"
         ),
+        sort: ParetoMetric = Query(
+            "best_val_acc", description="the order: any stored metric, in its own direction (best first)"
+        ),
     ):
         self.sweep_id, self.model, self.status, self.offset, self.group = sweep_id, model, status, offset, group
         self.filters: list[ConfigFilter] = parse_filters(filter)
+        self.sort = order_of(sort)
 
 
 Board = Annotated[BoardQuery, Depends()]
 
 
+def order_of(metric: str) -> tuple[str, str]:
+    """A metric's column in the store and its direction (ranking.PARETO_METRICS)."""
+    from cifar_sweeps.ranking import PARETO_METRICS
+
+    return PARETO_METRICS[metric]
+
+
 def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[LeaderboardItem], int]:
     rows, total, names = state.store.leaderboard_page(
-        q.sweep_id, q.model, limit, q.offset, q.filters, [s.value for s in q.status]
+        q.sweep_id, q.model, limit, q.offset, q.filters, [s.value for s in q.status], q.sort
     )
     return leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t)), total
 

@@ -12,6 +12,7 @@ from cifar_sweeps import code_version
 from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
 from cifar_sweeps.lifecycle import reconcile_local_driver
 from cifar_sweeps.plan import plan_for
+from cifar_sweeps.ranking import ParetoMetric
 from cifar_sweeps.routes.deps import (
     MAX_OFFSET,
     AppState,
@@ -19,11 +20,12 @@ from cifar_sweeps.routes.deps import (
     State,
     StrictJSON,
     SweepDep,
+    checkpoint_url,
     is_loopback,
     json_response,
     sweep_out,
 )
-from cifar_sweeps.schemas import Importance, PlanOut, SweepList, SweepOut, error_responses
+from cifar_sweeps.schemas import Importance, ParetoOut, PlanOut, SweepList, SweepOut, error_responses, pareto_out
 from cifar_sweeps.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.states import ACTIVE, RESUMABLE, SweepStatus
 from cifar_sweeps.storage import check_results_writable
@@ -167,6 +169,20 @@ def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> Swe
     ask_repeat(state.store, sweep.id, body.top, body.seeds)
     state.jobs.drain()
     return sweep_out(state, state.store.sweep(sweep.id), request)
+
+
+@router.get("/{sweep_id}/pareto", response_model=ParetoOut, responses=error_responses(404, 422))
+def sweep_pareto(
+    sweep: SweepDep,
+    request: Request,
+    state: State,
+    x: ParetoMetric | None = Query(None, description="default: the spec's first objective, else params"),
+    y: ParetoMetric | None = Query(None, description="default: the spec's second objective, else best_val_acc"),
+) -> ParetoOut:
+    """Every completed trial's Pareto rank over two stored metrics (any two: a
+    single-objective sweep too), and the non-dominated set."""
+    trials = state.store.trials(sweep.id)
+    return json_response(pareto_out(sweep.id, sweep.spec or {}, trials, x, y, lambda t: checkpoint_url(request, t)))
 
 
 @router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409, 503))

@@ -1,0 +1,139 @@
+"""Multi-objective pieces without Ray: the Pareto ranking against a brute-force check (ties
+and duplicates included), the spec's objectives and their refusals, the front and the
+leaderboard's order over stored cost metrics, the API and the CLI agreeing."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cifar_sweeps import lifecycle
+from cifar_sweeps.api import create_app
+from cifar_sweeps.cli import main
+from cifar_sweeps.ranking import dominates, pareto_ranks
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.store import get_store
+from tests.test_api import AUTH, FakeJobs
+
+
+def _brute_front(points, modes) -> set[int]:
+    def better_or_equal(a, b):
+        return all((x >= y) if m == "max" else (x <= y) for x, y, m in zip(a, b, modes, strict=True))
+
+    return {
+        i
+        for i, p in enumerate(points)
+        if not any(better_or_equal(q, p) and q != p for j, q in enumerate(points) if j != i)
+    }
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pareto_ranks_match_brute_force(seed):
+    rng = random.Random(seed)
+    modes = [rng.choice(["max", "min"]) for _ in range(rng.choice([2, 3]))]
+    # Few distinct values: ties on one axis and duplicate points are common.
+    points = [tuple(rng.choice([0, 1, 2, 3, 4]) for _ in modes) for _ in range(rng.randint(1, 40))]
+    ranks = pareto_ranks(points, modes)
+    left = set(range(len(points)))
+    front = 0
+    while left:
+        front += 1
+        sub = sorted(left)
+        brute = {sub[i] for i in _brute_front([points[k] for k in sub], modes)}
+        assert {i for i in left if ranks[i] == front} == brute
+        left -= brute
+    for i, p in enumerate(points):  # duplicates share a front
+        assert all(ranks[j] == ranks[i] for j, q in enumerate(points) if q == p)
+
+
+def test_dominance_needs_one_strict_improvement():
+    assert dominates((0.9, 10), (0.8, 10), ("max", "min"))
+    assert not dominates((0.9, 10), (0.9, 10), ("max", "min"))
+    assert not dominates((0.9, 20), (0.8, 10), ("max", "min"))
+
+
+GOOD = {
+    "name": "mo",
+    "num_samples": 4,
+    "search": {"algorithm": "optuna"},
+    "scheduler": {"type": "fifo"},
+    "fixed": {"epochs": 2},
+    "params": {"model": {"type": "choice", "values": ["mlp", "simple_cnn", "default_conv"]}},
+    "objectives": [{"metric": "best_val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}],
+}
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"objectives": []}, "objectives: empty"),
+        ({"objectives": [{"metric": "best_val_acc", "mode": "max"}]}, "objectives: give two or more"),
+        ({"objectives": [{"metric": "flops", "mode": "min"}, {"metric": "params", "mode": "min"}]}, "objectives.0"),
+        (
+            {"objectives": [{"metric": "params", "mode": "min"}, {"metric": "params", "mode": "min"}]},
+            "objectives[1].metric: params is already objectives[0]",
+        ),
+        ({"objectives": [{"metric": "best_val_acc", "mode": "min"}, {"metric": "params", "mode": "min"}]}, "mode"),
+        ({"scheduler": {"type": "asha"}}, "scheduler.type: asha stops trials by one metric"),
+        ({"search": {"algorithm": "hyperopt"}}, "search.algorithm: several objectives need optuna"),
+    ],
+)
+def test_bad_objectives_are_422_naming_the_field_and_store_nothing(tmp_path, change, field):
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token")
+    store = get_store(settings.resolved_store_url())
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    r = client.post("/sweeps", json={**GOOD, **change}, headers=AUTH)
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+    assert store.list_sweeps()[1] == 0
+    assert client.post("/sweeps", json=GOOD, headers=AUTH).status_code == 201
+
+
+def _stored(tmp_path):
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", cache_ttl_s=0)
+    store = get_store(settings.resolved_store_url())
+    sweep = store.create_sweep(GOOD, "synthetic:100", "v")
+    rng = random.Random(1)
+    for i in range(12):
+        model = rng.choice(["mlp", "simple_cnn", "default_conv"])
+        tid = lifecycle.trial_started(store, sweep.id, f"t{i}", {"model": model, "lr": i / 100}, 2)
+        acc = round(rng.uniform(0.3, 0.8), 2)
+        store.trial_epoch(
+            tid,
+            {
+                "epoch": 1,
+                "train_loss": 1,
+                "train_acc": acc,
+                "val_loss": 1 - acc,
+                "val_acc": acc,
+                "lr": 0.01,
+                "seconds": 1,
+                "images_per_s": 1,
+                "params": rng.choice([1e4, 5e4, 2e5]),
+                "latency_ms": rng.uniform(0.1, 2),
+                "latency_ms_batch": rng.uniform(0.01, 0.2),
+            },
+        )
+        lifecycle.trial_ended(store, tid, "terminated")
+    return settings, store, sweep
+
+
+def test_the_front_and_the_order_over_cost_metrics(tmp_path, capsys):
+    settings, store, sweep = _stored(tmp_path)
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    body = client.get(f"/sweeps/{sweep.id}/pareto").json()
+    assert (body["x"], body["y"]) == ("best_val_acc", "params")  # the spec's objectives
+    trials = store.trials(sweep.id)
+    points = [(t.val_acc, t.params) for t in trials]
+    assert set(body["front"]) == {trials[i].id for i in _brute_front(points, ["max", "min"])}
+    other = client.get(f"/sweeps/{sweep.id}/pareto", params={"x": "latency_ms", "y": "best_val_acc"}).json()
+    points = [(t.latency_ms, t.val_acc) for t in trials]
+    assert set(other["front"]) == {trials[i].id for i in _brute_front(points, ["min", "max"])}
+    assert client.get(f"/sweeps/{sweep.id}/pareto", params={"x": "flops"}).status_code == 422
+    rows = client.get("/leaderboard", params={"sort": "params"}).json()["items"]
+    assert [r["params"] for r in rows] == sorted(t.params for t in trials)
+    assert all(r["latency_ms"] is not None and r["latency_ms_batch"] is not None for r in rows)
+    assert main(["pareto", sweep.id, "--results-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["front"] == body["front"]
