@@ -35,7 +35,7 @@ CACHE_SIZE = 32  # importances kept, by (sweep, its data version)
 TOP_FRACTION = 0.2  # the best region: where the top fifth of the trials (at least 3) lie
 
 
-_cache: OrderedDict[tuple[str, int], Importance] = OrderedDict()
+_cache: OrderedDict[tuple[str, int, str], Importance] = OrderedDict()
 _busy = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 
@@ -49,6 +49,28 @@ class TrialRow:
     config: dict[str, Any]
     val_acc: float | None
     val_loss: float | None
+    params: float | None = None
+    latency_ms: float | None = None
+    latency_ms_batch: float | None = None
+    seconds: float | None = None
+
+
+# The stored trial fields a score can be read from, besides val_acc and val_loss.
+COST_SCORES = {
+    "params": "params",
+    "latency_ms": "latency_ms",
+    "latency_ms_batch": "latency_ms_batch",
+    "train_s": "seconds",
+}
+
+
+def for_objective(spec: SweepSpec, metric: str | None) -> SweepSpec:
+    """The spec as if `metric` (one of its objectives) were its metric: importance per objective."""
+    if metric is None or metric == spec.metric:
+        return spec
+    from cifar_sweeps.spec import OBJECTIVE_MODES
+
+    return spec.model_copy(update={"metric": metric, "mode": OBJECTIVE_MODES[metric]})
 
 
 def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials) -> Importance:
@@ -56,14 +78,27 @@ def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials)
     one computation at a time (a second gets AnalysisBusy, holding no thread), in a worker
     process: fANOVA's forest holds the GIL for seconds, which would stall every other
     request of the service. `load_trials()` reads the sweep's trials only on a miss."""
-    key = (sweep_id, version)
+    key = (sweep_id, version, spec.metric)
     if key in _cache:
         return _cache[key]
     if not _busy.acquire(blocking=False):
         raise AnalysisBusy("another parameter importance is being computed; try again in a few seconds")
     try:
         if key not in _cache:
-            rows = [TrialRow(t.id, t.status, t.config, t.val_acc, t.val_loss) for t in load_trials()]
+            rows = [
+                TrialRow(
+                    t.id,
+                    t.status,
+                    t.config,
+                    t.val_acc,
+                    t.val_loss,
+                    t.params,
+                    t.latency_ms,
+                    t.latency_ms_batch,
+                    t.seconds,
+                )
+                for t in load_trials()
+            ]
             _cache[key] = _compute(spec, sweep_id, rows)
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
@@ -132,6 +167,8 @@ def _value_of(name: str, p: Any, config: dict[str, Any]) -> Any:
 
 
 def _score(t, metric: str) -> float | None:
+    if metric in COST_SCORES:
+        return getattr(t, COST_SCORES[metric], None)
     return t.val_loss if metric == "val_loss" else t.val_acc
 
 
@@ -177,18 +214,18 @@ def _one_per_config(trials: list) -> list:
         if len(members) == 1:
             out.append(first)
             continue
+        fields = ("val_acc", "val_loss", *COST_SCORES.values())
         mean = {
             k: statistics.fmean(getattr(t, k) for t in members)
-            for k in ("val_acc", "val_loss")
-            if all(getattr(t, k) is not None for t in members)
+            for k in fields
+            if all(getattr(t, k, None) is not None for t in members)
         }
         out.append(
             SimpleNamespace(
                 id=first.id,
                 config=first.config,
                 status=first.status,
-                val_acc=mean.get("val_acc"),
-                val_loss=mean.get("val_loss"),
+                **{k: mean.get(k) for k in fields},
             )
         )
     return out

@@ -493,15 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_serve)
 
     _weights_parser(sub)
-    p = sub.add_parser("pareto", help="a sweep's Pareto front over two stored metrics (e.g. params and accuracy)")
-    p.add_argument("sweep_id")
-    _common(p)
-    p.add_argument("--x", choices=list(PARETO_CHOICES), help="default: the first objective, else params")
-    p.add_argument("--y", choices=list(PARETO_CHOICES), help="default: the second objective, else best_val_acc")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true")
-    out.add_argument("--csv", action="store_true")
-    p.set_defaults(fn=cmd_pareto)
+    _pareto_parser(sub)
     p = sub.add_parser("analyze", help="parameter importance and best regions of a sweep")
     p.add_argument("sweep_id")
     _common(p)
@@ -539,6 +531,18 @@ def _run_parsers(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="edit the spec, as `run --set`")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_plan, sweep_id=None)
+
+
+def _pareto_parser(sub) -> None:
+    p = sub.add_parser("pareto", help="a sweep's Pareto front over two stored metrics (e.g. params and accuracy)")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.add_argument("--x", choices=list(PARETO_CHOICES), help="default: the first objective, else params")
+    p.add_argument("--y", choices=list(PARETO_CHOICES), help="default: the second objective, else best_val_acc")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    p.set_defaults(fn=cmd_pareto)
 
 
 def _leaderboard_parser(sub) -> None:

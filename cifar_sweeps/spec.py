@@ -78,8 +78,11 @@ class OptunaOptions(_Strict):
     sampler: Literal["tpe", "nsga2"] = "tpe"
 
 
+ObjectiveMetric = Literal["val_acc", "best_val_acc", "val_loss", "params", "latency_ms", "latency_ms_batch", "train_s"]
+
+
 class Objective(_Strict):
-    metric: Literal["val_acc", "best_val_acc", "val_loss", "params", "latency_ms", "latency_ms_batch", "train_s"]
+    metric: ObjectiveMetric
     mode: Literal["max", "min"]
 
 

@@ -26,7 +26,7 @@ from cifar_sweeps.routes.deps import (
     sweep_out,
 )
 from cifar_sweeps.schemas import Importance, ParetoOut, PlanOut, SweepList, SweepOut, error_responses, pareto_out
-from cifar_sweeps.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
+from cifar_sweeps.spec import ObjectiveMetric, Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.states import ACTIVE, RESUMABLE, SweepStatus
 from cifar_sweeps.storage import check_results_writable
 from cifar_sweeps.warm import warm_points
@@ -186,9 +186,14 @@ def sweep_pareto(
 
 
 @router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409, 503))
-def sweep_importance(sweep: SweepDep, state: State) -> Importance:
-    """Each searched parameter's fANOVA importance for the sweep's metric, and its best
-    region; 409 while too few trials have finished."""
-    from cifar_sweeps.analysis import cached_importance
+def sweep_importance(
+    sweep: SweepDep,
+    state: State,
+    objective: ObjectiveMetric | None = Query(None, description="one of the spec's objectives (default: its metric)"),
+) -> Importance:
+    """Each searched parameter's fANOVA importance for the sweep's metric (or for one of its
+    objectives), and its best region; 409 while too few trials have finished."""
+    from cifar_sweeps.analysis import cached_importance, for_objective
 
-    return cached_importance(parse_spec(sweep.spec), sweep.id, sweep.data_version, lambda: state.store.trials(sweep.id))
+    spec = for_objective(parse_spec(sweep.spec), objective)
+    return cached_importance(spec, sweep.id, sweep.data_version, lambda: state.store.trials(sweep.id))

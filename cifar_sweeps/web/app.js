@@ -195,6 +195,7 @@ async function loadAnalysis(force = false) {
     `searched: ${params.map(([k]) => k).join(", ") || "nothing"}`;
   drawParcoords(params, trials);
   drawSlices(params, trials);
+  await drawPareto(id);
   await drawImportance(id);
 }
 
@@ -254,20 +255,75 @@ function drawSlices(params, trials) {
 
 async function drawImportance(id) {
   const div = $("#a-importance");
-  let imp;
-  try { imp = await getJSON(`/sweeps/${encodeURIComponent(id)}/importance`); } catch (e) {
+  const sweep = state.sweeps.find((s) => s.id === id);
+  // One bar group per objective of a multi-objective sweep; else the sweep's metric.
+  const objectives = (sweep && sweep.spec.objectives) ? sweep.spec.objectives.map((o) => o.metric) : [null];
+  let imps;
+  try {
+    imps = await Promise.all(objectives.map((m) => getJSON(`/sweeps/${encodeURIComponent(id)}/importance` +
+      (m ? `?objective=${encodeURIComponent(m)}` : ""))));
+  } catch (e) {
     Plotly.purge(div);
     div.replaceChildren(el("p", { class: "muted importance-message" }, `importance: ${e.message}`));
     return;
   }
   if (div.querySelector(".importance-message")) div.replaceChildren();
-  const ps = [...imp.params].reverse();  // plotly draws the first bar at the bottom
-  Plotly.react(div, [{
-    type: "bar", orientation: "h", y: ps.map((p) => p.name), x: ps.map((p) => p.importance),
-    text: ps.map((p) => best(p)), textposition: "auto", marker: { color: "#0a6cff" },
-  }], { title: { text: `importance (${imp.evaluator}, ${imp.trials_used} trials)` }, height: 340,
+  const names = [...imps[0].params].reverse().map((p) => p.name);  // plotly draws the first bar at the bottom
+  const traces = imps.map((imp, i) => {
+    const by = Object.fromEntries(imp.params.map((p) => [p.name, p]));
+    return { type: "bar", orientation: "h", name: imp.metric, y: names, x: names.map((n) => by[n]?.importance ?? 0),
+      text: names.map((n) => (by[n] ? best(by[n]) : "")), textposition: "auto", marker: { color: COLORS[i % COLORS.length] } };
+  });
+  const title = imps.length > 1 ? `importance per objective (${imps[0].evaluator})`
+    : `importance (${imps[0].evaluator}, ${imps[0].trials_used} trials)`;
+  Plotly.react(div, traces, { title: { text: title }, height: 340, barmode: "group", showlegend: imps.length > 1,
     xaxis: { title: { text: "share of the metric's variance" }, range: [0, 1] }, margin: { l: 110, r: 20, t: 60, b: 50 } },
   PLOT_CONFIG);
+}
+
+// ------------------------------------------------------------------ Pareto front of one sweep
+
+const PARETO_METRICS = ["best_val_acc", "val_loss", "test_acc", "params", "latency_ms", "latency_ms_batch", "train_s",
+  "seconds_to_best"];
+const LOG_METRICS = new Set(["params", "latency_ms", "latency_ms_batch", "train_s", "seconds_to_best"]);
+
+async function drawPareto(id) {
+  const params = new URLSearchParams();
+  if ($("#p-x").value) params.set("x", $("#p-x").value);
+  if ($("#p-y").value) params.set("y", $("#p-y").value);
+  let data;
+  try { data = await getJSON(`/sweeps/${encodeURIComponent(id)}/pareto?${params}`); } catch (e) { return; }
+  for (const [sel, v] of [["#p-x", data.x], ["#p-y", data.y]]) {
+    if (!$(sel).options.length) for (const m of PARETO_METRICS) $(sel).append(el("option", { value: m }, m));
+    $(sel).value = v;
+  }
+  const front = data.items.filter((p) => p.rank === 1).sort((a, b) => a.x - b.x);
+  const hover = (p) => `${p.trial_id}<br>${p.model}<br>` + Object.entries(p.config).filter(([k]) => k !== "model")
+    .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join("<br>");
+  const trace = (pts, name, style) => ({ type: "scatter", name, x: pts.map((p) => p.x), y: pts.map((p) => p.y),
+    customdata: pts.map((p) => p.trial_id), text: pts.map(hover), hovertemplate: "%{text}<extra></extra>", ...style });
+  Plotly.react("a-pareto", [
+    trace(data.items.filter((p) => p.rank > 1), "dominated", { mode: "markers", marker: { size: 8, color: "#adb5bd" } }),
+    trace(front, "Pareto front", { mode: "lines+markers", line: { color: "#d9480f", shape: "hv" },
+      marker: { size: 11, color: "#d9480f" } }),
+  ], { title: { text: `Pareto front: ${data.x} (${data.x_mode}) against ${data.y} (${data.y_mode}); click a point` },
+    height: 380, xaxis: { title: { text: data.x }, type: LOG_METRICS.has(data.x) ? "log" : "linear" },
+    yaxis: { title: { text: data.y }, type: LOG_METRICS.has(data.y) ? "log" : "linear" },
+    margin: { l: 70, r: 20, t: 50, b: 50 } }, PLOT_CONFIG);
+  const div = $("#a-pareto");
+  if (!div.dataset.wired) {
+    div.dataset.wired = "1";
+    div.on("plotly_click", (ev) => pickTrial(ev.points[0].customdata));
+  }
+}
+
+// A trial picked on a chart: its row in the leaderboard is selected (curves, download).
+async function pickTrial(trialId) {
+  state.selected.add(trialId);
+  renderBoard();
+  const row = document.querySelector(`#board tr[data-trial="${CSS.escape(trialId)}"]`);
+  if (row) { row.classList.add("picked"); row.scrollIntoView({ block: "center" }); }
+  await loadCurves();
 }
 
 function best(p) {
@@ -473,6 +529,7 @@ for (const id of ["#f-sweep", "#f-model", "#f-status", "#f-filter"]) {
   $(id).addEventListener("change", () => loadBoard().then(loadGroups));
 }
 $("#a-sweep").addEventListener("change", () => loadAnalysis(true));
+for (const id of ["#p-x", "#p-y"]) $(id).addEventListener("change", () => drawPareto($("#a-sweep").value));
 $("#e-preset").addEventListener("change", usePreset);
 $("#e-submit").addEventListener("click", submitSpec);
 $("#e-spec").addEventListener("change", planSpec);

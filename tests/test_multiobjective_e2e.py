@@ -1,0 +1,106 @@
+"""A 2-objective sweep end to end on a real Ray head and synthetic data: three models of
+different sizes, accuracy against parameter count, its driver SIGKILLed mid-trial and
+resumed; every trial has its cost metrics, no configuration is suggested twice, and the
+API's front is the one computed here from the stored metrics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.test_pareto import _brute_front
+from tests.test_repeat_e2e import _serve
+from tests.test_sweep_e2e import _cli, _env, _spawn_run, _store, _wait_for, _write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _check_page(base: str, body: dict) -> None:
+    """Headless Chromium: the Pareto scatter of the finished sweep, its front highlighted;
+    a click on a front point selects that trial's row (its curves, its download)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_service_e2e import _browser
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base)
+        page.wait_for_selector("#a-pareto .scatterlayer .trace .points path")
+        page.wait_for_selector("#a-importance .barlayer .trace")
+        assert page.locator("#a-importance .barlayer .trace").count() == 2  # importance per objective
+        front = page.locator("#a-pareto .scatterlayer .trace").last.locator(".points path")
+        assert front.count() == len(body["front"])
+        front.first.click(force=True)
+        page.wait_for_selector("#board tr.picked")
+        picked = page.locator("#board tr.picked").get_attribute("data-trial")
+        assert picked in body["front"]
+        assert page.locator("#board tr.picked input[type=checkbox]").is_checked()
+        browser.close()
+    assert errors == []
+
+
+def test_a_two_objective_sweep_survives_a_kill_and_its_front_is_right(ray_head, tmp_path):
+    results = tmp_path / "results"
+    spec = _write_spec(
+        tmp_path,
+        num_samples=6,
+        max_concurrent_trials=1,
+        search={"algorithm": "optuna", "seed": 2, "n_initial_points": 3},
+        scheduler={"type": "fifo"},
+        fixed={"epochs": 3, "batch_size": 64},
+        params={
+            "model": {"type": "choice", "values": ["mlp", "simple_cnn", "default_conv"]},
+            "lr": {"type": "loguniform", "low": 0.001, "high": 0.1},
+        },
+        objectives=[{"metric": "best_val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}],
+    )
+    env = _env(ray_head, results)
+    driver = _spawn_run(spec, env)
+    store = _store(results)
+    sweep_id, _ = _wait_for(
+        store,
+        lambda ts: (
+            ts
+            if sum(t.status == "terminated" for t in ts) >= 2
+            and any(t.status == "running" and t.epochs >= 1 for t in ts)
+            else []
+        ),
+        timeout=600,
+    )
+    time.sleep(1.5)  # past Tune's experiment snapshot period (0.5 s): the kill hits a running trial
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+
+    p = _cli(["resume", sweep_id], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert store.get_sweep(sweep_id).status == "succeeded"
+    trials = store.trials(sweep_id)
+    assert len(trials) == 6 and all(t.status == "terminated" for t in trials)
+    configs = [(t.config["model"], t.config["lr"]) for t in trials]
+    assert len(set(configs)) == 6  # the searcher's history came back: nothing suggested twice
+    assert len({t.config["model"] for t in trials}) >= 2
+    for t in trials:  # every trial has its cost metrics
+        assert t.params > 0 and t.latency_ms > 0 and t.latency_ms_batch > 0 and 0 < t.seconds_to_best <= t.seconds
+    sizes = {t.config["model"]: t.params for t in trials}
+    assert len(set(sizes.values())) == len(sizes)  # the models differ in size
+
+    server, thread, base = _serve(results)
+    try:
+        body = httpx.get(f"{base}/sweeps/{sweep_id}/pareto").json()
+        if shutil.which("chromium"):
+            _check_page(base, body)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    points = [(t.val_acc, t.params) for t in trials]
+    assert (body["x"], body["y"]) == ("best_val_acc", "params")
+    assert set(body["front"]) == {trials[i].id for i in _brute_front(points, ["max", "min"])}
