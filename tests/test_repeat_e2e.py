@@ -67,7 +67,19 @@ def _check_page(base: str, api: dict) -> None:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        # A 4xx or 503 the page handles (too few trials, one importance at a time) is logged by
+        # Chromium as a failed load: those are checked by status instead.
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(m.text)
+                if m.type == "error" and not m.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
+        page.on(
+            "response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 and r.status != 503 else None
+        )
         page.goto(base)
         page.wait_for_selector("#g-board tbody tr")
         page.wait_for_selector("#g-chart .scatterlayer .trace")

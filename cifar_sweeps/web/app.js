@@ -258,10 +258,10 @@ async function drawImportance(id) {
   const sweep = state.sweeps.find((s) => s.id === id);
   // One bar group per objective of a multi-objective sweep; else the sweep's metric.
   const objectives = (sweep && sweep.spec.objectives) ? sweep.spec.objectives.map((o) => o.metric) : [null];
-  let imps;
+  const imps = [];
   try {
-    imps = await Promise.all(objectives.map((m) => getJSON(`/sweeps/${encodeURIComponent(id)}/importance` +
-      (m ? `?objective=${encodeURIComponent(m)}` : ""))));
+    // One at a time: the service computes one importance at a time (503 to a second).
+    for (const m of objectives) imps.push(await importanceOf(id, m));
   } catch (e) {
     Plotly.purge(div);
     div.replaceChildren(el("p", { class: "muted importance-message" }, `importance: ${e.message}`));
@@ -279,6 +279,16 @@ async function drawImportance(id) {
   Plotly.react(div, traces, { title: { text: title }, height: 340, barmode: "group", showlegend: imps.length > 1,
     xaxis: { title: { text: "share of the metric's variance" }, range: [0, 1] }, margin: { l: 110, r: 20, t: 60, b: 50 } },
   PLOT_CONFIG);
+}
+
+async function importanceOf(id, metric) {
+  const url = `/sweeps/${encodeURIComponent(id)}/importance` + (metric ? `?objective=${encodeURIComponent(metric)}` : "");
+  for (let attempt = 0; ; attempt++) {
+    try { return await getJSON(url); } catch (e) {
+      if (e.status !== 503 || attempt >= 10) throw e;
+      await new Promise((done) => setTimeout(done, 1000));  // another importance is being computed
+    }
+  }
 }
 
 // ------------------------------------------------------------------ Pareto front of one sweep
