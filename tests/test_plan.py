@@ -4,6 +4,7 @@ effect (no sweep stored, no Ray job submitted)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -188,3 +189,20 @@ def test_the_page_shows_a_presets_plan_before_submit(tmp_path):
     assert "plan: 6 trials" in text and "expected" in text and "probe" in text and "MiB per trial" in text, text
     assert errors == []
     assert get_store(Settings(results_dir=tmp_path / "results").resolved_store_url()).list_sweeps()[1] == 0
+
+
+def test_run_dry_run_and_plan_print_the_plan_and_store_nothing(tmp_path, capsys):
+    from cifar_sweeps.cli import main
+
+    settings, store = _measured_store(tmp_path)
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(BASE | {"scheduler": {"type": "fifo"}, "resources_per_trial": {"cpu": 1}}))
+    before = store.list_sweeps()[1]
+    assert main(["run", str(spec), "--dry-run", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.startswith("plan: 4 trials; trial-epochs 36 min, 36 expected, 36 max") and "s per epoch from store" in out
+    )
+    assert main(["plan", str(spec), "--results-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == 4
+    assert store.list_sweeps()[1] == before
