@@ -155,7 +155,7 @@ def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     "/{sweep_id}/repeat",
     response_model=SweepOut,
     dependencies=[Auth, StrictJSON],
-    responses=error_responses(401, 404, 409, 422, 503, 507),
+    responses=error_responses(400, 401, 404, 409, 422, 503, 507),
 )
 def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> SweepOut:
     """Train the sweep's `top` best configurations again until each has `seeds` runs (new

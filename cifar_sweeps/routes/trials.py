@@ -49,7 +49,7 @@ def checkpoint(t: TrialDep):
     "/{trial_id}/predict",
     response_model=Prediction,
     dependencies=[Auth],
-    responses=error_responses(401, 404, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 404, 413, 415, 422, 503),
 )
 def predict(
     t: TrialDep,
