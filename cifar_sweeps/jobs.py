@@ -17,6 +17,9 @@ from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, write_secrets
 from cifar_sweeps.states import ACTIVE, SweepStatus
 from cifar_sweeps.store import Store, Sweep
 
+# Seconds a job must stay unknown to a cluster that answers before its sweep is reconciled.
+UNKNOWN_CONFIRM_S = 3.0
+
 
 class Jobs:
     """Submits sweeps as Ray jobs and keeps the store's sweep status in step with them."""
@@ -27,6 +30,7 @@ class Jobs:
         self._client = None
         self._lock = threading.Lock()  # one submitter at a time: the running-sweeps cap holds
         self._unreachable_since: float | None = None  # time.monotonic() of the first failed sync
+        self._unknown_since: dict[str, float] = {}  # job id -> time.monotonic() the cluster first denied it
 
     # ------------------------------------------------------------ Ray client
 
@@ -127,11 +131,22 @@ class Jobs:
                 # here as a connection error.
                 return sweep if dashboard_up(self.url) else self._cluster_silent(sweep)
             info = None  # the cluster does not know the job (it was restarted)
+            if not self._unknown_for_sure(sweep.ray_job_id):
+                return sweep
+        self._unknown_since.pop(sweep.ray_job_id, None)
         status = None if info is None else str(getattr(info.status, "value", info.status))
         message = "" if info is None else (info.message or "")[-2000:]
         fresh = self.store.get_sweep(sweep.id)  # the driver may have just written its end
         lifecycle.reconcile(self.store, fresh, status, message)
         return self.store.get_sweep(sweep.id)
+
+    def _unknown_for_sure(self, job_id: str) -> bool:
+        """A job the cluster says it does not know, still unknown UNKNOWN_CONFIRM_S later with
+        the dashboard up. A head that is dying answers "no such job" for a moment before it
+        stops answering at all: that is a lost cluster, not an unknown job."""
+        now = time.monotonic()
+        first = self._unknown_since.setdefault(job_id, now)
+        return now - first >= UNKNOWN_CONFIRM_S and dashboard_up(self.url)
 
     def _cluster_silent(self, sweep: Sweep) -> Sweep:
         """The cluster does not answer. A head that is gone takes its job drivers with it:
