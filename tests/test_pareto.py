@@ -137,3 +137,22 @@ def test_the_front_and_the_order_over_cost_metrics(tmp_path, capsys):
     assert all(r["latency_ms"] is not None and r["latency_ms_batch"] is not None for r in rows)
     assert main(["pareto", sweep.id, "--results-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["front"] == body["front"]
+
+
+def test_a_multi_objective_searcher_takes_a_warm_start_with_several_values():
+    """Earlier trials go to Optuna's multi-objective study as evaluated, one value per
+    objective (Ray's OptunaSearch would hand Optuna a single value, which it refuses)."""
+    from cifar_sweeps.searchers import make_search
+    from cifar_sweeps.spec import parse_spec
+
+    spec = parse_spec({**GOOD, "search": {"algorithm": "optuna", "seed": 0, "warm_start": {"sweeps": ["sw-x"]}}})
+    evaluated = [
+        ({"model": m}, [acc, params])
+        for m, acc, params in (("mlp", 0.4, 1.6e6), ("simple_cnn", 0.6, 2.1e6), ("default_conv", 0.5, 6.2e4))
+    ]
+    searcher = make_search(spec, evaluated)
+    done = searcher._ot_study.get_trials(deepcopy=False)
+    assert [t.values for t in done] == [[0.4, 1.6e6], [0.6, 2.1e6], [0.5, 6.2e4]]
+    assert [t.params["model"] for t in done] == ["mlp", "simple_cnn", "default_conv"]
+    assert searcher._ot_study.directions[1].name == "MINIMIZE"
+    assert searcher.suggest("t1")["model"] in ("mlp", "simple_cnn", "default_conv")
