@@ -25,26 +25,13 @@ def _check_page(base: str, body: dict) -> None:
     a click on a front point selects that trial's row (its curves, its download)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_service_e2e import _browser
+    from tests.test_service_e2e import _browser, record_page_errors
 
     errors: list[str] = []
     with sync_playwright() as p:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        # A 4xx or 503 the page handles (too few trials, one importance at a time) is logged by
-        # Chromium as a failed load: those are checked by status instead.
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and not m.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        page.on(
-            "response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 and r.status != 503 else None
-        )
+        record_page_errors(page, errors, lambda status: status < 500 or status == 503)  # 503: one importance at a time
         page.goto(base)
         page.wait_for_selector("#a-pareto .scatterlayer .trace .points path")
         page.wait_for_selector("#a-importance .barlayer .trace")

@@ -153,6 +153,20 @@ def _browser(p):
     )
 
 
+def record_page_errors(page, errors: list[str], status_ok) -> None:
+    """Page errors, console errors and responses whose status `status_ok` refuses, into
+    `errors`. A 4xx or 503 the page handles is logged by Chromium as a failed load: those are
+    judged by their status instead."""
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
+        ),
+    )
+    page.on("response", lambda r: None if status_ok(r.status) else errors.append(f"{r.status} {r.url}"))
+
+
 def _sweep_count(base: str) -> int:
     return httpx.get(f"{base}/sweeps", params={"limit": 1}).json()["total"]
 
@@ -177,20 +191,7 @@ def test_page_in_headless_chromium(service, tmp_path):
     with sync_playwright() as p:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        # A 4xx the page shows (the 409 of too few trials, the 422 of an invalid edit) is
-        # logged by Chromium as a failed load: those are checked by status instead.
-        page.on(
-            "console",
-            lambda m: (
-                errors.append(m.text)
-                if m.type == "error" and not m.text.startswith("Failed to load resource")
-                else None
-            ),
-        )
-        page.on(
-            "response", lambda r: errors.append(f"{r.status} {r.url}") if r.status not in (200, 201, 409, 422) else None
-        )
+        record_page_errors(page, errors, lambda status: status in (200, 201, 409, 422))
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:")) else None)
         page.goto(base)
         page.wait_for_selector("#board tbody tr")
