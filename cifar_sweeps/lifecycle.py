@@ -201,6 +201,29 @@ def trial_ended(store: Store, trial_id: str, status: TrialStatus | str, error: s
     apply_trials(store, event, trial_id=trial_id, error=error[-8000:] if error else None)
 
 
+NOT_RESTORED = (
+    "not in the sweep's saved state: it started after Tune's last experiment snapshot "
+    "(under a second before its driver ended), so it can't continue; the resumed search runs "
+    "a new trial in its place (a seeded searcher may suggest the same configuration again)"
+)
+
+
+def trials_not_restored(store: Store, sweep_id: str, restored: set[str]) -> list[str]:
+    """The search trials its dead driver left (errored, no error of their own) that the
+    restored Tune run does not hold (`restored`: Tune's trial ids): they will never run
+    again, and their rows say why. Repeats are left out (their ids are stable: a resumed
+    driver replans and reruns them). Returns their ids."""
+    lost = [
+        t
+        for t in store.trials(sweep_id)
+        if t.status == TrialStatus.ERRORED and not t.error and t.repeat_of is None and t.tune_trial_id not in restored
+    ]
+    only = frozenset({TrialStatus.ERRORED})
+    for t in lost:  # its end time stays the driver's
+        apply_trials(store, TrialEvent.ERROR, trial_id=t.id, only=only, error=NOT_RESTORED, finished_at=t.finished_at)
+    return [t.id for t in lost]
+
+
 def _end_running_trials(store: Store, sweep_id: str, event: TrialEvent) -> None:
     """The trials still running when their sweep ends or is interrupted."""
     apply_trials(store, event, sweep_id=sweep_id, only=frozenset({TrialStatus.RUNNING}))

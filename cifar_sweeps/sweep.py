@@ -103,9 +103,12 @@ def _disk_watch(settings: Settings) -> dict[str, Any]:
     return {} if isinstance(root, str) else {"storage": str(root), "min_free_mb": settings.min_free_mb / 2}
 
 
+TRIAL_DIR = "trial_"  # a trial's folder: TRIAL_DIR + Tune's trial id
+
+
 def trial_name(trial) -> str:
     """Short, stable names (Tune's default folds the whole config into the folder name)."""
-    return f"trial_{trial.trial_id}"
+    return f"{TRIAL_DIR}{trial.trial_id}"
 
 
 def build_tuner(
@@ -437,6 +440,17 @@ def _experiment_path(settings: Settings, sweep_id: str) -> str:
     return f"{root}/{sweep_id}" if isinstance(root, str) else str(root / sweep_id)
 
 
+def _mark_not_restored(store: Store, sweep_id: str, tuner) -> None:
+    """Say so on the trials the driver left that Tune's restored state does not hold (it
+    snapshots every 0.5 s: one started just before a kill is lost to it)."""
+    try:
+        restored = {Path(r.path).name.removeprefix(TRIAL_DIR) for r in tuner.get_results()}
+    except RuntimeError:  # Tune could not read its results back: no basis to judge a row
+        return
+    for tid in lifecycle.trials_not_restored(store, sweep_id, restored):
+        print(f"trial {tid}: {lifecycle.NOT_RESTORED}", flush=True)
+
+
 def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored: bool = True) -> str:
     """Continue an interrupted or stopped sweep: finished trials stay finished, unfinished
     ones continue from their last checkpoint, the searcher keeps its history."""
@@ -461,6 +475,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
             resume_errored=retry_errored,
             param_space=None,
         )
+        _mark_not_restored(store, sweep_id, tuner)
         return tuner, lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights)
 
     return _drive(store, sweep_id, path, make_tuners, settings)

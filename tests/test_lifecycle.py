@@ -305,3 +305,26 @@ def test_every_trial_status_and_event(store, status, event):
         return
     assert moved == 1 and after.status == expected
     assert (after.finished_at is None) == (expected in (R, P))
+
+
+def test_trials_a_restore_does_not_hold_say_why(store):
+    """After a driver is lost, its abandoned search trials that Tune's restored state lacks
+    get the reason; restored ones, repeats (rerun by id) and trials with their own error
+    are left as they are, and the driver's end time stays."""
+    gone = subprocess.Popen(["sleep", "30"])
+    sid = _claimed_by(store, gone.pid)
+    started = {k: lifecycle.trial_started(store, sid, k, {"model": "mlp"}, 3) for k in ("kept", "lost", "failed")}
+    repeat = lifecycle.trial_started(store, sid, "kept-s1", {"model": "mlp"}, 3, repeat_of=started["kept"])
+    lifecycle.trial_ended(store, started["failed"], TrialStatus.ERRORED, "ValueError: boom")
+    gone.kill()
+    gone.wait()
+    lifecycle.reconcile_local_driver(store, store.get_sweep(sid))
+    ended = store.get_trial(started["lost"]).finished_at
+
+    assert lifecycle.trials_not_restored(store, sid, {"kept", "failed"}) == [started["lost"]]
+    lost = store.get_trial(started["lost"])
+    assert (lost.status, lost.error, lost.finished_at) == (TrialStatus.ERRORED, lifecycle.NOT_RESTORED, ended)
+    assert store.get_trial(started["kept"]).error is None
+    assert store.get_trial(repeat).error is None
+    assert store.get_trial(started["failed"]).error == "ValueError: boom"
+    assert lifecycle.trials_not_restored(store, sid, {"kept", "failed"}) == []  # said once

@@ -158,6 +158,53 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
             assert t.finished_at == at and t.epochs == trained and len(epochs) == trained, (t.id, trained, epochs)
 
 
+def _kill_as_a_trial_starts(driver: subprocess.Popen, store: Store, finished: int, timeout: float = 300) -> tuple:
+    """SIGKILL the driver the moment a trial's row appears after `finished` trials ended:
+    inside Tune's experiment snapshot period (0.5 s). (sweep id, the new trial's id)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows, _ = store.list_sweeps()
+        trials = store.trials(rows[0].id) if rows else []
+        if sum(t.status == "terminated" for t in trials) >= finished and trials[-1].status == "running":
+            os.kill(driver.pid, signal.SIGKILL)
+            driver.wait(30)
+            return rows[0].id, trials[-1].id
+        time.sleep(0.01)
+    raise AssertionError("no trial started in time")
+
+
+def test_a_trial_started_just_before_a_kill_continues_or_says_why_not(ray_head, tmp_path):
+    """The driver SIGKILLed as a trial starts. After `resume` that trial either continued
+    (Tune's last snapshot held it) or is errored and says why (it did not: the search,
+    restored from the same snapshot, ran a new trial in its place). Either way the sweep
+    ends with its num_samples trials done, no configuration done twice."""
+    results = tmp_path / "results"
+    spec = _write_spec(
+        tmp_path,
+        num_samples=3,
+        max_concurrent_trials=1,
+        scheduler={"type": "fifo"},
+        search={"algorithm": "hyperopt", "seed": 1, "n_initial_points": 2},
+        fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
+    )
+    env = _env(ray_head, results)
+    store = _store(results)
+    sweep_id, hit = _kill_as_a_trial_starts(_spawn_run(spec, env), store, finished=1)
+
+    p = _cli(["resume", sweep_id], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert store.get_sweep(sweep_id).status == "succeeded"
+    trials = store.trials(sweep_id)
+    done = [t for t in trials if t.status == "terminated"]
+    assert len(done) == 3 and len({t.config["lr"] for t in done}) == 3  # (a lost one's may run again)
+    lost = [t for t in trials if t.status != "terminated"]
+    print(f"the trial the kill hit was {'lost' if lost else 'continued'}")
+    assert [t.id for t in lost] in ([], [hit])
+    for t in lost:
+        assert t.status == "errored" and t.error == lifecycle.NOT_RESTORED
+        assert f"trial {hit}: {lifecycle.NOT_RESTORED}" in p.stdout
+
+
 def test_ray_job_submit(ray_head, tmp_path):
     results = tmp_path / "results"
     env = _env(ray_head, results)

@@ -312,10 +312,12 @@ async function drawPareto(id) {
     .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join("<br>");
   const trace = (pts, name, style) => ({ type: "scatter", name, x: pts.map((p) => p.x), y: pts.map((p) => p.y),
     customdata: pts.map((p) => p.trial_id), text: pts.map(hover), hovertemplate: "%{text}<extra></extra>", ...style });
+  // Front markers are the smaller ones: where markers overlap, Plotly hovers (and clicks)
+  // the smallest marker under the cursor, so a click on a front point picks that trial.
   Plotly.react("a-pareto", [
-    trace(data.items.filter((p) => p.rank > 1), "dominated", { mode: "markers", marker: { size: 8, color: "#adb5bd" } }),
+    trace(data.items.filter((p) => p.rank > 1), "dominated", { mode: "markers", marker: { size: 11, color: "#ced4da" } }),
     trace(front, "Pareto front", { mode: "lines+markers", line: { color: "#d9480f", shape: "hv" },
-      marker: { size: 11, color: "#d9480f" } }),
+      marker: { size: 8, color: "#d9480f", line: { color: "#7f2704", width: 1.5 } } }),
   ], { title: { text: `Pareto front: ${data.x} (${data.x_mode}) against ${data.y} (${data.y_mode}); click a point` },
     height: 380, xaxis: { title: { text: data.x }, type: LOG_METRICS.has(data.x) ? "log" : "linear" },
     yaxis: { title: { text: data.y }, type: LOG_METRICS.has(data.y) ? "log" : "linear" },
