@@ -59,8 +59,17 @@ def test_the_stopper_counts_every_trial_epoch_once_including_those_before_a_resu
     assert not StoreStopper(store.url, sweep.id)("t1", {"epoch": 9})  # no budget: never
 
 
+# The same budget with two objectives: Optuna's multi-objective TPE over two models.
+TWO_OBJECTIVES = {
+    "objectives": [{"metric": "best_val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}],
+    "search": {"algorithm": "optuna", "seed": 1, "n_initial_points": 2},
+    "params": {**LR, "model": {"type": "choice", "values": ["mlp", "default_conv"]}},
+}
+
+
 @pytest.mark.slow
-def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tmp_path):
+@pytest.mark.parametrize("over", [{}, TWO_OBJECTIVES], ids=["one-objective", "two-objectives"])
+def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tmp_path, over):
     from tests.test_sweep_e2e import REPO, _cli, _env, _store, _write_spec
 
     results = tmp_path / "results"
@@ -73,6 +82,10 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
         fixed={"model": "mlp", "epochs": 4, "batch_size": 32},
         params=LR,
     )
+    if over:  # the model is searched: out of `fixed`
+        raw = json.loads(spec.read_text())
+        raw.update(over, fixed={"epochs": 4, "batch_size": 32})
+        spec.write_text(json.dumps(raw))
     raw = json.loads(spec.read_text())
     del raw["num_samples"]  # left open: the budget decides
     spec.write_text(json.dumps(raw))
@@ -106,6 +119,9 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     trials = store.trials(sweep_id)
     assert len(trials) >= 3 and all(t.epochs >= 1 for t in trials)  # every trial's results kept
     assert sum(t.epochs for t in trials) == spent
+    if over:  # the multi-objective searcher's history came back: no configuration twice
+        assert len({(t.config["model"], t.config["lr"]) for t in trials}) == len(trials)
+        assert all(t.params and t.latency_ms for t in trials)  # what the front ranks
 
 
 def test_an_open_num_samples_over_the_limit_says_why():
