@@ -158,19 +158,19 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
             assert t.finished_at == at and t.epochs == trained and len(epochs) == trained, (t.id, trained, epochs)
 
 
-def _kill_as_a_trial_starts(driver: subprocess.Popen, store: Store, finished: int, timeout: float = 300) -> tuple:
+def _kill_as_a_trial_starts(driver: subprocess.Popen, store: Store, finished: int) -> tuple[str, str]:
     """SIGKILL the driver the moment a trial's row appears after `finished` trials ended:
     inside Tune's experiment snapshot period (0.5 s). (sweep id, the new trial's id)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        rows, _ = store.list_sweeps()
-        trials = store.trials(rows[0].id) if rows else []
-        if sum(t.status == "terminated" for t in trials) >= finished and trials[-1].status == "running":
-            os.kill(driver.pid, signal.SIGKILL)
-            driver.wait(30)
-            return rows[0].id, trials[-1].id
-        time.sleep(0.01)
-    raise AssertionError("no trial started in time")
+    sweep_id, (hit,) = _wait_for(
+        store,
+        lambda ts: (
+            [ts[-1].id] if sum(t.status == "terminated" for t in ts) >= finished and ts[-1].status == "running" else []
+        ),
+        poll=0.01,
+    )
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(30)
+    return sweep_id, hit
 
 
 def test_a_trial_started_just_before_a_kill_continues_or_says_why_not(ray_head, tmp_path):
@@ -389,8 +389,9 @@ def _spawn_run(spec: Path, env: dict) -> subprocess.Popen:
     )
 
 
-def _wait_for(store: Store, pick, timeout: float = 300) -> tuple[str, list]:
-    """Poll the store until `pick(trials)` of its one sweep is non-empty: (sweep id, picked)."""
+def _wait_for(store: Store, pick, timeout: float = 300, poll: float = 0.3) -> tuple[str, list]:
+    """Poll the store (every `poll` s) until `pick(trials)` of its one sweep is non-empty:
+    (sweep id, picked)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         rows, _ = store.list_sweeps()
@@ -398,7 +399,7 @@ def _wait_for(store: Store, pick, timeout: float = 300) -> tuple[str, list]:
             picked = pick(store.trials(rows[0].id))
             if picked:
                 return rows[0].id, picked
-        time.sleep(0.3)
+        time.sleep(poll)
     raise AssertionError("the sweep did not reach the awaited state in time")
 
 
