@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 CACHED_PREFIXES = ("/leaderboard", "/sweeps")
 # The query parameters of the cached routes (leaderboard.py, sweeps.py): the cache key.
 KEY_PARAMS = frozenset(
-    {"sweep_id", "model", "status", "filter", "offset", "limit", "group", "sort", "x", "y", "objective"}
+    {"sweep_id", "model", "status", "filter", "offset", "limit", "group", "sort", "x", "y", "objective", "dataset"}
 )
 MAX_BYTES = 64 * 2**20  # bytes of cached answers, over every entry
 

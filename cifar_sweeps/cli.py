@@ -46,8 +46,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     fields = TrainConfig.model_fields
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-    splits = load_splits(settings.data, settings.cache_dir, args.val_fraction, args.split_seed)
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    cfg = TrainConfig(**given, model_args=_model_args(args.model_arg or []))
+    splits = load_splits(
+        settings.data, settings.cache_dir, args.val_fraction, args.split_seed, image_size=args.image_size
+    )
     if args.train_subset:
         from cifar_sweeps.data import train_subset
 
@@ -58,7 +61,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         pretrained = load_staged(cfg.model, settings.weights_dir)
     trainer = Trainer(cfg, splits, pretrained_state=pretrained)
-    print(f"train {cfg.model} on {trainer.device}: {splits.sizes}, normalize {cfg.normalize}", flush=True)
+    print(
+        f"train {cfg.model} on {trainer.device}: {splits.sizes}, {len(splits.classes)} classes at "
+        f"{splits.image_size}x{splits.image_size}, normalize {trainer.normalize}",
+        flush=True,
+    )
 
     def on_epoch(m, _t):
         print(
@@ -80,6 +87,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.save(trainer.best_model_file(), args.save)
         print(f"saved best model to {args.save}")
     return 0
+
+
+def _model_args(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise SpecError(f"--model-arg {item!r}: expected NAME=VALUE, e.g. channels=32")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
 
 
 # ---------------------------------------------------------------- sweeps
@@ -210,13 +230,16 @@ def _print_leaderboard(
     statuses: list[str] | None = None,
     as_csv: bool = False,
     sort: str = "best_val_acc",
+    dataset: str | None = None,
 ) -> None:
     from cifar_sweeps.filters import parse_filters
     from cifar_sweeps.ranking import PARETO_METRICS
     from cifar_sweeps.schemas import leaderboard_items, to_csv
 
     order = PARETO_METRICS[sort]
-    rows, total, names = store.leaderboard_page(sweep_id, model, top, 0, parse_filters(filters or []), statuses, order)
+    rows, total, names = store.leaderboard_page(
+        sweep_id, model, top, 0, parse_filters(filters or []), statuses, order, dataset
+    )
     items = leaderboard_items(rows, names, 0, lambda t: t.checkpoint_path)
     if as_csv:
         print(to_csv(items), end="")
@@ -227,7 +250,11 @@ def _print_leaderboard(
     print(
         f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  {'status':<13} config"
     )
+    shown = None
     for it in items:
+        if it.dataset != shown and not sweep_id:
+            print(f"-- data set {it.dataset or 'not loaded yet'}")
+            shown = it.dataset
         cfg = {k: v for k, v in it.config.items() if k != "model"}
         short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
         print(
@@ -319,7 +346,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         _print_groups(store, args.sweep, args.top, form, args.model, args.filter, args.status)
         return 0
     _print_leaderboard(
-        store, args.sweep, args.top, args.json, args.model, args.filter, args.status, args.csv, args.sort
+        store, args.sweep, args.top, args.json, args.model, args.filter, args.status, args.csv, args.sort, args.dataset
     )
     return 0
 
@@ -332,12 +359,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cifar_sweeps.predict import classify, decode
-    from cifar_sweeps.train import load_model_blob
+    from cifar_sweeps.train import read_model_file
 
-    model, normalize = load_model_blob(args.model_file)  # the trial's own input statistics
+    mf = read_model_file(args.model_file)  # the trial's own size, input statistics and classes
     for f in args.images:
-        label, prob = classify(model, normalize, [decode(f, Path(f).read_bytes())], k=1)[0][0]
+        label, prob = classify(mf, [decode(f, Path(f).read_bytes())], k=1)[0][0]
         print(f"{f}: {label} ({prob:.3f})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A trial's best model as ONNX or TorchScript, its preprocessing inside (export.py)."""
+    from cifar_sweeps.export import export_file
+    from cifar_sweeps.storage import local_model_file
+
+    store = _store(_settings(args))
+    trial = store.trial(args.trial_id)
+    if not trial.checkpoint_path:
+        raise CifarSweepsError(f"trial {trial.id} has no checkpoint yet")
+    with local_model_file(trial.checkpoint_path, trial.id) as model_file:
+        out = export_file(model_file, args.output, args.format, trial.id)
+    print(f"{trial.id}: {args.format} written to {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Every model a spec may name: the zoo's, then installed plug-ins' (registry.py)."""
+    from cifar_sweeps import registry
+
+    items = list(registry.models().values())
+    if args.json:
+        print(json.dumps([m.model_dump() for m in items], indent=2))
+        return 0
+    print(f"{'model':<22} {'kind':<7} {'source':<28} {'input':<8} notes")
+    for m in items:
+        source = f"{m.source} {m.version}" if m.version else m.source
+        size = f"{m.image_size}x{m.image_size}" if m.image_size else "any"
+        print(f"{m.name:<22} {m.kind:<7} {source:<28} {size:<8} {m.notes or m.target}")
+    print(f'(plug-ins: packages that register a builder under the entry-point group "{registry.GROUP}")')
     return 0
 
 
@@ -410,9 +469,17 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.config import ACTIVATIONS, MODEL_NAMES, OPTIMIZERS, SCHEDULERS
+    from cifar_sweeps.config import ACTIVATIONS, OPTIMIZERS, SCHEDULERS
 
-    p.add_argument("--model", default="simple_cnn", choices=MODEL_NAMES)
+    p.add_argument("--model", default="simple_cnn", help="a model name (`cifar-sweeps models` lists them)")
+    p.add_argument(
+        "--model-arg",
+        dest="model_arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a plug-in model's argument, VALUE as JSON (repeatable)",
+    )
+    p.add_argument("--image-size", dest="image_size", type=int, default=32, help="images resized to this square")
     p.add_argument("--activation", choices=list(ACTIVATIONS))
     p.add_argument("--dropout", type=float)
     p.add_argument("--width", type=float, help="channel multiplier of airbench (default 1)")
@@ -434,8 +501,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--normalize",
-        choices=["cifar", "report", "imagenet"],
-        help="input statistics: cifar (default), report (0.5, 0.5), imagenet",
+        choices=["auto", "cifar", "report", "imagenet", "dataset"],
+        help="input statistics: auto (default: CIFAR-10's on its classes, else the training split's own), "
+        "cifar, report (0.5, 0.5), imagenet, dataset",
     )
     p.add_argument(
         "--pretrained",
@@ -502,11 +570,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="the sweep specs that ship with cifar-sweeps (search_spaces/)")
     p.add_argument("name", nargs="?", help="print this preset's JSON")
     p.set_defaults(fn=cmd_presets)
+    _model_parsers(sub)
+    return ap
+
+
+def _model_parsers(sub) -> None:
+    p = sub.add_parser("models", help="every model a spec may name: the zoo's and installed plug-ins'")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("export", help="a trial's best model as ONNX or TorchScript, preprocessing inside")
+    p.add_argument("trial_id")
+    _common(p)
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.set_defaults(fn=cmd_export)
     p = sub.add_parser("predict", help="classify images with a downloaded model file")
     p.add_argument("model_file")
     p.add_argument("images", nargs="+")
     p.set_defaults(fn=cmd_predict)
-    return ap
 
 
 def _run_parsers(sub) -> None:
@@ -550,6 +631,7 @@ def _leaderboard_parser(sub) -> None:
     _common(p)
     p.add_argument("--sweep")
     p.add_argument("--model")
+    p.add_argument("--dataset", help="one data set only (the rows of every sweep are grouped by data set)")
     p.add_argument("--top", type=int, default=20)
     p.add_argument(
         "--filter",

@@ -1,8 +1,12 @@
-"""CIFAR-10 sources -> uint8 arrays; stratified train/validation split; on-disk cache.
+"""Image sources -> uint8 arrays; stratified train/validation split; on-disk cache.
 
-Every source is decoded once into uint8 arrays of shape (N, 32, 32, 3) with int64 labels
-and cached as an .npz keyed by the source (path, size and mtime), so a second load of the
-same source reads ~180 MB of raw arrays instead of decoding 60,000 images again.
+CIFAR-10 (torchvision's download, its python batches, or an image folder of its classes) is
+the default; any image folder (`train/<class>/*`, optional `val/` and `test/`) of any
+number of classes and any image size works too, its images resized to a square of the size
+the spec sets (data.image_size: the short side scaled, then the center cropped). Every
+source is decoded once into uint8 arrays of shape (N, S, S, 3) with int64 labels and its
+class names, and cached as an .npz keyed by the source (path, size and mtime) and S, so a
+second load reads raw arrays instead of decoding every image again.
 """
 
 from __future__ import annotations
@@ -33,17 +37,25 @@ CLASSES = (
     "truck",
 )
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+CIFAR_SIZE = 32
+SPLIT_NAMES = ("train", "val", "test")
+MAX_CLASSES = 10_000
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
 
 
 @dataclass(frozen=True)
 class Cifar:
-    """The train and test splits as uint8 images (N, 32, 32, 3) and int64 labels (N,)."""
+    """The train and test splits as uint8 images (N, S, S, 3) and int64 labels (N,), the
+    class names (label i is classes[i]) and, where the source has one, its validation split.
+    A source with no test split has an empty one (load_splits carves it from train)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    classes: tuple[str, ...] = CLASSES
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -56,39 +68,67 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    classes: tuple[str, ...] = CLASSES
 
     @property
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
 
+    @property
+    def image_size(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+def dataset_name(source: str, classes: tuple[str, ...], image_size: int) -> str:
+    """The data set a sweep's models are ranked within: cifar10 for CIFAR-10 at 32x32 in any
+    of its forms, synthetic for the generated images, else the folder's or archive's name,
+    with the size where it is not 32 (a model of 48x48 images is another task)."""
+    source = source.strip()
+    if source.startswith("synthetic:"):
+        base = "synthetic"
+    elif tuple(classes) == CLASSES:
+        base = "cifar10"
+    else:
+        name = Path(source.rstrip("/")).name
+        for suffix in TAR_SUFFIXES:
+            name = name.removesuffix(suffix)
+        base = name or "images"
+    return base if image_size == CIFAR_SIZE else f"{base}-{image_size}px"
+
 
 # ---------------------------------------------------------------- public entry points
 
 
-def load_cifar(source: str, cache_dir: Path | None = None, progress: bool = True) -> Cifar:
-    """Load CIFAR-10 from `source` (see module doc), using the cache when one exists."""
+def load_cifar(source: str, cache_dir: Path | None = None, progress: bool = True, image_size: int = 32) -> Cifar:
+    """Load `source` (see module doc) at image_size, using the cache when one exists."""
     source = source.strip()
     if source.startswith("synthetic:"):
-        return synthetic(_parse_synthetic(source))
-    cache_file = _cache_file(source, cache_dir) if cache_dir else None
+        return resize_all(synthetic(_parse_synthetic(source)), image_size)
+    cache_file = _cache_file(source, cache_dir, image_size) if cache_dir else None
     if cache_file and cache_file.exists():
         try:
             return _read_npz(cache_file)
         except Exception:  # a truncated cache file is rebuilt, never trusted
             cache_file.unlink(missing_ok=True)
-    data = _decode(source, cache_dir, progress)
-    _check(data, source)
+    data = resize_all(_decode(source, cache_dir, progress, image_size), image_size)
+    _check(data, source, image_size)
     if cache_file:
         _write_npz(cache_file, data)
     return data
 
 
-def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0) -> Splits:
-    """Stratified train/validation split of the train set; the test set is left untouched."""
+def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0, test_fraction: float = 0.2) -> Splits:
+    """Stratified train/validation split of the train set; the test set is left untouched.
+    A source's own validation split is used as it is; a source with no test split has one
+    carved from train first (test_fraction, stratified)."""
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if len(data.y_test) == 0:
+        data = _carve_test(data, test_fraction, seed)
+    if data.x_val is not None and len(data.x_val):
+        return Splits(data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test, data.classes)
     idx = np.arange(len(data.y_train))
     # The shuffled order is kept: any prefix of a split is a random sample of it (sources
     # such as image folders list the images class by class).
@@ -100,6 +140,17 @@ def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0) -> Sp
         data.y_train[va],
         data.x_test,
         data.y_test,
+        data.classes,
+    )
+
+
+def _carve_test(data: Cifar, fraction: float, seed: int) -> Cifar:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(data.y_train))
+    tr, te = train_test_split(idx, test_size=fraction, stratify=data.y_train, random_state=seed + 1)
+    return Cifar(
+        data.x_train[tr], data.y_train[tr], data.x_train[te], data.y_train[te], data.classes, data.x_val, data.y_val
     )
 
 
@@ -110,7 +161,7 @@ def train_subset(s: Splits, n: int | None, seed: int = 0) -> Splits:
     if not n or n >= len(s.y_train):
         return s
     idx, _ = train_test_split(np.arange(len(s.y_train)), train_size=n, stratify=s.y_train, random_state=seed)
-    return Splits(s.x_train[idx], s.y_train[idx], s.x_val, s.y_val, s.x_test, s.y_test)
+    return Splits(s.x_train[idx], s.y_train[idx], s.x_val, s.y_val, s.x_test, s.y_test, s.classes)
 
 
 def load_splits(
@@ -119,8 +170,43 @@ def load_splits(
     val_fraction: float = 0.2,
     seed: int = 0,
     progress: bool = True,
+    image_size: int = 32,
+    test_fraction: float = 0.2,
 ) -> Splits:
-    return split_train_val(load_cifar(source, cache_dir, progress), val_fraction, seed)
+    data = load_cifar(source, cache_dir, progress, image_size)
+    return split_train_val(data, val_fraction, seed, test_fraction)
+
+
+def resize_all(data: Cifar, size: int) -> Cifar:
+    """Every split at size x size (a no-op at the size it has)."""
+    if data.x_train.shape[1:3] == (size, size):
+        return data
+
+    def r(x: np.ndarray | None) -> np.ndarray | None:
+        if x is None:
+            return None
+        if len(x) == 0:
+            return np.zeros((0, size, size, 3), np.uint8)
+        return np.stack([square(img, size) for img in x])
+
+    return Cifar(r(data.x_train), data.y_train, r(data.x_test), data.y_test, data.classes, r(data.x_val), data.y_val)
+
+
+def square(img, size: int) -> np.ndarray:
+    """An image (PIL or HWC uint8) as size x size RGB: the short side scaled to `size`, then
+    the center cropped (no distortion of the aspect ratio)."""
+    from PIL import Image
+
+    im = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img, np.uint8))
+    im = im.convert("RGB")
+    w, h = im.size
+    if (w, h) != (size, size):
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    return np.asarray(im, np.uint8)
 
 
 def synthetic(n_train: int, n_test: int | None = None, seed: int = 0) -> Cifar:
@@ -159,7 +245,7 @@ def _parse_synthetic(source: str) -> int:
     return n
 
 
-def _decode(source: str, cache_dir: Path | None, progress: bool) -> Cifar:
+def _decode(source: str, cache_dir: Path | None, progress: bool, image_size: int = 32) -> Cifar:
     if source == "torchvision" or source.startswith("torchvision:"):
         root = source.split(":", 1)[1] if ":" in source else str((cache_dir or Path(".")) / "torchvision")
         return _from_torchvision(Path(root))
@@ -173,9 +259,9 @@ def _decode(source: str, cache_dir: Path | None, progress: bool) -> Cifar:
     if path.is_dir():
         if (path / "data_batch_1").exists() or (path / "cifar-10-batches-py").is_dir():
             return _from_batches_dir(path if (path / "data_batch_1").exists() else path / "cifar-10-batches-py")
-        return _from_image_dir(path, progress)
+        return _from_image_dir(path, progress, image_size)
     if path.name.endswith(TAR_SUFFIXES):
-        return _from_tar(path, progress)
+        return _from_tar(path, progress, image_size)
     raise DataSourceError(f"{source!r} is a file but not a tar archive ({', '.join(TAR_SUFFIXES)})")
 
 
@@ -228,10 +314,10 @@ def _split_class_path(parts: tuple[str, ...]) -> tuple[str, str] | None:
     if len(parts) < 3 or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
         return None
     split, cls = parts[-3], parts[-2]
-    return (split, cls) if split in ("train", "test") else None
+    return (split, cls) if split in SPLIT_NAMES else None
 
 
-def _from_tar(path: Path, progress: bool) -> Cifar:
+def _from_tar(path: Path, progress: bool, image_size: int = 32) -> Cifar:
     try:
         tf = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the `with tf` below)
     except (tarfile.TarError, OSError, EOFError) as e:
@@ -252,57 +338,67 @@ def _from_tar(path: Path, progress: bool) -> Cifar:
         raise DataSourceError(f"{path} is corrupt or truncated ({e})") from e
     if batches:
         return _join_batches(batches, str(path))
-    return _assemble(images, str(path), progress)
+    return _assemble(images, str(path), progress, image_size)
 
 
-def _from_image_dir(path: Path, progress: bool) -> Cifar:
+def _from_image_dir(path: Path, progress: bool, image_size: int = 32) -> Cifar:
     images = []
-    for split in ("train", "test"):
+    for split in SPLIT_NAMES:
         for f in sorted((path / split).glob("*/*")):
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 images.append((split, f.parent.name, f.read_bytes()))
-    return _assemble(images, str(path), progress)
+    return _assemble(images, str(path), progress, image_size)
 
 
 def _class_index(names: set[str], where: str) -> dict[str, int]:
-    if len(names) != 10:
+    """Class name -> label: CIFAR-10's own order for its classes, else sorted by name."""
+    if not 2 <= len(names) <= MAX_CLASSES:
         raise DataSourceError(
-            f"{where}: expected 10 class folders under train/ and test/ "
-            f"(train/<class>/*.jpg), found {len(names)}: {sorted(names)[:12]}"
+            f"{where}: expected 2 to {MAX_CLASSES} class folders under train/ (train/<class>/*.jpg), "
+            f"found {len(names)}: {sorted(names)[:12]}"
         )
     order = list(CLASSES) if names == set(CLASSES) else sorted(names)
     return {c: i for i, c in enumerate(order)}
 
 
-def _decode_image(raw: bytes) -> np.ndarray:
+def _decode_image(raw: bytes, size: int = CIFAR_SIZE) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(raw)) as im:
-        arr = np.asarray(im.convert("RGB"), np.uint8)
-    if arr.shape != (32, 32, 3):
-        raise DataSourceError(f"expected 32x32 RGB images, found one of shape {arr.shape}")
-    return arr
+        return square(im, size)
 
 
-def _assemble(images: list[tuple[str, str, bytes]], where: str, progress: bool) -> Cifar:
+def _assemble(images: list[tuple[str, str, bytes]], where: str, progress: bool, image_size: int = 32) -> Cifar:
     splits = {s for s, _, _ in images}
-    if splits != {"train", "test"}:
+    if "train" not in splits:
         raise DataSourceError(
-            f"{where}: expected images under train/<class>/ and test/<class>/, found splits {sorted(splits) or 'none'}"
+            f"{where}: expected images under train/<class>/ (and optionally val/<class>/, test/<class>/), "
+            f"found splits {sorted(splits) or 'none'}"
         )
-    index = _class_index({c for _, c, _ in images}, where)
-    out: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}
+    index = _class_index({c for s, c, _ in images if s == "train"}, where)
+    stray = sorted({c for s, c, _ in images if c not in index})
+    if stray:
+        raise DataSourceError(f"{where}: classes {stray[:5]} have images in val/ or test/ but none in train/")
+    out: dict[str, tuple[list[np.ndarray], list[int]]] = {s: ([], []) for s in SPLIT_NAMES}
     for i, (split, cls, raw) in enumerate(_progress(images, progress, "decoding images")):
         try:
-            out[split][0].append(_decode_image(raw))
-        except DataSourceError:
-            raise
+            out[split][0].append(_decode_image(raw, image_size))
         except Exception as e:
             raise DataSourceError(f"{where}: image {i} of class {cls!r} is corrupt ({e})") from e
         out[split][1].append(index[cls])
-    xs = {s: np.stack(v[0]) for s, v in out.items()}
+    empty = np.zeros((0, image_size, image_size, 3), np.uint8)
+    xs = {s: np.stack(v[0]) if v[0] else empty for s, v in out.items()}
     ys = {s: np.asarray(v[1], np.int64) for s, v in out.items()}
-    return Cifar(xs["train"], ys["train"], xs["test"], ys["test"])
+    has_val = bool(out["val"][0])
+    return Cifar(
+        xs["train"],
+        ys["train"],
+        xs["test"],
+        ys["test"],
+        tuple(index),
+        xs["val"] if has_val else None,
+        ys["val"] if has_val else None,
+    )
 
 
 def _progress(items: list, enabled: bool, what: str) -> Iterator:
@@ -314,11 +410,11 @@ def _progress(items: list, enabled: bool, what: str) -> Iterator:
         yield item
 
 
-def _check(data: Cifar, source: str) -> None:
+def _check(data: Cifar, source: str, size: int = CIFAR_SIZE) -> None:
     for name in ("x_train", "x_test"):
         x = getattr(data, name)
-        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
-            raise DataSourceError(f"{source}: {name} has shape {x.shape}, expected (N, 32, 32, 3)")
+        if x.ndim != 4 or x.shape[1:] != (size, size, 3) or x.dtype != np.uint8:
+            raise DataSourceError(f"{source}: {name} has shape {x.shape}, expected (N, {size}, {size}, 3)")
     if len(data.x_train) != len(data.y_train) or len(data.x_test) != len(data.y_test):
         raise DataSourceError(f"{source}: image and label counts differ")
 
@@ -326,13 +422,15 @@ def _check(data: Cifar, source: str) -> None:
 # ---------------------------------------------------------------- cache
 
 
-def _cache_file(source: str, cache_dir: Path) -> Path:
+def _cache_file(source: str, cache_dir: Path, image_size: int = CIFAR_SIZE) -> Path:
     p = Path(source).expanduser()
     if p.exists():
         st = p.stat()
         key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     else:
         key = source
+    if image_size != CIFAR_SIZE:  # 32 keeps its old key: caches made before sizes existed stay valid
+        key += f"|{image_size}"
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return Path(cache_dir) / f"cifar10-{digest}.npz"
 
@@ -340,10 +438,16 @@ def _cache_file(source: str, cache_dir: Path) -> Path:
 def _write_npz(path: Path, data: Cifar) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    val = {} if data.x_val is None else {"x_val": data.x_val, "y_val": data.y_val}
+    classes = np.asarray(data.classes, dtype=str)
+    np.savez(
+        tmp, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test, classes=classes, **val
+    )
     tmp.replace(path)  # atomic: a concurrent reader never sees half a file
 
 
 def _read_npz(path: Path) -> Cifar:
     with np.load(path) as z:
-        return Cifar(z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+        classes = tuple(str(c) for c in z["classes"]) if "classes" in z.files else CLASSES
+        val = (z["x_val"], z["y_val"]) if "x_val" in z.files else (None, None)
+        return Cifar(z["x_train"], z["y_train"], z["x_test"], z["y_test"], classes, *val)

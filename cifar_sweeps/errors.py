@@ -80,6 +80,12 @@ class ImageTooLarge(InputError):
     http_status = 413
 
 
+class ExportFailed(CifarSweepsError, RuntimeError):
+    """A model that could not be written as ONNX or TorchScript (an operator the format lacks)."""
+
+    http_status = 422
+
+
 class StorageError(CifarSweepsError, RuntimeError):
     """A results folder that can't take a sweep's files: read-only, full, or not a folder."""
 

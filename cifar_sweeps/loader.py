@@ -26,12 +26,41 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     "report": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
-MEAN, STD = NORMALIZATIONS["cifar"]
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) per channel
+STATS_IMAGES = 10_000  # images the training split's own statistics are computed over (a sample)
 
 
-def normalize_image(img: np.ndarray, normalize: str = "cifar") -> torch.Tensor:
+def channel_stats(x: np.ndarray, seed: int = 0) -> Stats:
+    """Per-channel mean and std, in [0, 1] units, of uint8 NHWC images (a sample of at most
+    STATS_IMAGES of them: the figures move in the fourth decimal past that)."""
+    if len(x) > STATS_IMAGES:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), STATS_IMAGES, replace=False))]
+    f = np.asarray(x, np.float64).reshape(-1, 3) / 255
+    std = np.maximum(f.std(0), 1e-3)  # a constant channel must not divide by zero
+    return tuple(float(v) for v in f.mean(0)), tuple(float(v) for v in std)
+
+
+def resolve_stats(normalize: str, classes: tuple[str, ...], x_train: np.ndarray) -> tuple[str, Stats]:
+    """The statistics a run standardizes with, and their name: auto is CIFAR-10's on data of
+    CIFAR-10's classes, else the training split's own (dataset)."""
+    from cifar_sweeps.data import CLASSES
+
+    if normalize == "auto":
+        normalize = "cifar" if tuple(classes) == CLASSES else "dataset"
+    if normalize == "dataset":
+        return normalize, channel_stats(x_train)
+    return normalize, NORMALIZATIONS[normalize]
+
+
+def _stats(normalize: str | Stats) -> Stats:
+    if isinstance(normalize, str):
+        return NORMALIZATIONS["cifar" if normalize == "auto" else normalize]
+    return normalize
+
+
+def normalize_image(img: np.ndarray, normalize: str | Stats = "cifar") -> torch.Tensor:
     """One HWC uint8 image -> a standardized CHW float tensor (what `predict` feeds a model)."""
-    mean, std = NORMALIZATIONS[normalize]
+    mean, std = _stats(normalize)
     x = np.asarray(img, np.float32) / 255
     return torch.from_numpy((x - np.array(mean, np.float32)) / np.array(std, np.float32)).permute(2, 0, 1)
 
@@ -57,13 +86,13 @@ class DeviceSplit:
     set. On a GPU it is copied there once. Chunks are permuted to NCHW as they are cut.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device, normalize: str = "cifar"):
+    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device, normalize: str | Stats = "cifar"):
         with warnings.catch_warnings():  # read-only buffers are fine: we never write to them
             warnings.simplefilter("ignore", UserWarning)
             self.x = torch.from_numpy(np.asarray(x)).to(device)
         self.y = torch.from_numpy(np.asarray(y, np.int64)).to(device)
         self.device = device
-        mean, std = NORMALIZATIONS[normalize]
+        mean, std = _stats(normalize)
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
 

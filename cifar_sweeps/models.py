@@ -31,6 +31,7 @@ Choices where the report leaves a detail open (widths are the Linear layers' siz
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -130,7 +131,9 @@ def simple_cnn_features() -> nn.Sequential:
     )
 
 
-def resnet50(activation: str, dropout: float, pretrained_state: dict[str, torch.Tensor] | None) -> nn.Module:
+def resnet50(
+    activation: str, dropout: float, pretrained_state: dict[str, torch.Tensor] | None, num_classes: int = 10
+) -> nn.Module:
     """torchvision's ResNet-50; with `pretrained_state` (its ImageNet state dict, 1000-way fc
     included) the backbone starts from those exact tensors. The head is always new."""
     import torchvision
@@ -138,7 +141,7 @@ def resnet50(activation: str, dropout: float, pretrained_state: dict[str, torch.
     net = torchvision.models.resnet50(weights=None)
     if pretrained_state is not None:
         net.load_state_dict(pretrained_state)
-    net.fc = fc_stack([net.fc.in_features, 1024, 256, 64, 16, 10], activation, dropout)
+    net.fc = fc_stack([net.fc.in_features, 1024, 256, 64, 16, num_classes], activation, dropout)
     return net
 
 
@@ -173,7 +176,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    def __init__(self, activation: str, dropout: float):
+    def __init__(self, activation: str, dropout: float, num_classes: int = 10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
         layers, c = [], 64
@@ -181,7 +184,7 @@ class ResNet18(nn.Module):
             layers += [BasicBlock(c, width, stride), BasicBlock(width, width, 1)]
             c = width
         self.layers = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(512, 10))
+        self.head = nn.Sequential(nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(512, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(x))
@@ -204,7 +207,7 @@ class AirbenchNet(nn.Module):
     """A stem conv, then three conv groups, each: conv, 2x2 max-pool, BN, GELU, then `depth`
     times conv, BN, GELU."""
 
-    def __init__(self, activation: str, dropout: float, width: float = 1.0, depth: int = 1):
+    def __init__(self, activation: str, dropout: float, width: float = 1.0, depth: int = 1, num_classes: int = 10):
         super().__init__()
         stem, *widths = scaled_widths(width)
         layers: list[nn.Module] = _conv_bn(3, stem)
@@ -216,7 +219,7 @@ class AirbenchNet(nn.Module):
             c = w
         self.features = nn.Sequential(*layers)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.head = nn.Linear(c, 10, bias=False)
+        self.head = nn.Linear(c, num_classes, bias=False)
         self.scale = 1 / 9  # airbench's logit temperature: keeps early logits small
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -224,24 +227,31 @@ class AirbenchNet(nn.Module):
         return self.head(self.drop(x)) * self.scale
 
 
-Builder = Callable[[str, float, float, int], nn.Module]  # (activation, dropout, width, depth)
+# A zoo builder: (activation, dropout, width, depth, num_classes) -> the net.
+Builder = Callable[[str, float, float, int, int], nn.Module]
+
+
+def _head(widths: Sequence[int], num_classes: int) -> list[int]:
+    """The report's layer widths with the last one set to the data's number of classes."""
+    return [*widths[:-1], num_classes]
 
 
 def _builders() -> dict[str, Builder]:
     b: dict[str, Builder] = {}
     for name, widths in MLP_WIDTHS.items():
-        b[name] = lambda a, d, wm, dp, w=widths: MLP(w, a, d)
-    b["default_conv"] = lambda a, d, wm, dp: ConvThenFC(default_conv_features(), [400, 120, 84, 10], a, d)
+        b[name] = lambda a, d, wm, dp, n, w=widths: MLP(_head(w, n), a, d)
+    b["default_conv"] = lambda a, d, wm, dp, n: ConvThenFC(default_conv_features(), [400, 120, 84, n], a, d)
     for name, widths in SIMPLE_CNN_FC.items():
-        b[name] = lambda a, d, wm, dp, w=widths: ConvThenFC(simple_cnn_features(), w, a, d)
-    b["resnet50"] = lambda a, d, wm, dp: resnet50(a, d, None)  # pretrained: see build_model
-    b["resnet18"] = lambda a, d, wm, dp: ResNet18(a, d)
-    b["airbench"] = lambda a, d, wm, dp: AirbenchNet(a, d, wm, dp)
+        b[name] = lambda a, d, wm, dp, n, w=widths: ConvThenFC(simple_cnn_features(), _head(w, n), a, d)
+    b["resnet50"] = lambda a, d, wm, dp, n: resnet50(a, d, None, n)  # pretrained: see build_model
+    b["resnet18"] = lambda a, d, wm, dp, n: ResNet18(a, d, n)
+    b["airbench"] = lambda a, d, wm, dp, n: AirbenchNet(a, d, wm, dp, n)
     return b
 
 
 BUILDERS = _builders()
 assert tuple(BUILDERS) == MODEL_NAMES and tuple(ACTIVATIONS) == ACTIVATION_NAMES, "config.py names the zoo"
+MAX_CLASSES = 10_000
 
 
 def build_model(
@@ -252,12 +262,20 @@ def build_model(
     pretrained_state: dict[str, torch.Tensor] | None = None,
     width: float = 1.0,
     depth: int = 1,
+    num_classes: int = 10,
+    model_args: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """`pretrained_state` is required with `pretrained`: the caller loads the staged weights
-    once (weights.py), so building a model never touches the network or the disk. `width`
-    and `depth` shape the scalable nets (SCALABLE) only."""
+    """The zoo's models and installed plug-ins' (registry.py), built the one way a trial,
+    `predict`, export and the submit-time check all use. `pretrained_state` is required with
+    `pretrained`: the caller loads the staged weights once (weights.py), so building a model
+    never touches the network or the disk. `width` and `depth` shape the scalable nets
+    (SCALABLE) only; `model_args` go to a plug-in's builder."""
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise ModelError(f"num_classes must be in [2, {MAX_CLASSES}], got {num_classes}")
     if name not in BUILDERS:
-        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+        return build_plugin(name, num_classes, model_args or {})
+    if model_args:
+        raise ModelError(f"model {name!r} is one of the zoo's and takes no model_args (got {sorted(model_args)})")
     if activation not in ACTIVATIONS:
         raise ModelError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
     if not 0.0 <= dropout < 1.0:
@@ -269,8 +287,85 @@ def build_model(
     if (width, depth) != (1.0, 1) and name not in SCALABLE:
         raise ModelError(f"model {name!r} has a fixed shape; width and depth apply to {sorted(SCALABLE)}")
     if name == "resnet50":
-        return resnet50(activation, dropout, pretrained_state if pretrained else None)
-    return BUILDERS[name](activation, dropout, width, depth)
+        return resnet50(activation, dropout, pretrained_state if pretrained else None, num_classes)
+    return BUILDERS[name](activation, dropout, width, depth, num_classes)
+
+
+# ---------------------------------------------------------------- plug-ins
+
+
+def declared_args(builder) -> dict[str, dict[str, Any]] | None:
+    """A plug-in builder's declared arguments (its `model_args` attribute), or None.
+
+    Each entry is {"type": "int" | "float", "low": ..., "high": ...}, {"type": "bool"}, or
+    {"choices": [...]}, optionally with a "default". Undeclared: arguments pass through."""
+    decl = getattr(builder, "model_args", None)
+    return dict(decl) if isinstance(decl, dict) else None
+
+
+def check_args(name: str, decl: dict[str, dict[str, Any]] | None, args: dict[str, Any]) -> None:
+    """ModelError naming the model and the argument, for an argument its declaration refuses."""
+    if decl is None:
+        return
+    for key, value in args.items():
+        if key not in decl:
+            raise ModelError(f"model_args.{key}: model {name!r} declares no argument {key!r}; it takes {sorted(decl)}")
+        _check_arg(name, key, decl[key], value)
+
+
+def _check_arg(name: str, key: str, d: dict[str, Any], value: Any) -> None:
+    where = f"model_args.{key}: model {name!r}"
+    if "choices" in d:
+        if value not in d["choices"]:
+            raise ModelError(f"{where} takes one of {d['choices']}, got {value!r}")
+        return
+    kind = d.get("type")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ModelError(f"{where} takes true or false, got {value!r}")
+        return
+    if kind in ("int", "float"):
+        ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok:
+            raise ModelError(f"{where} takes an {kind}, got {value!r}")
+        low, high = d.get("low"), d.get("high")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ModelError(f"{where} takes {kind}s in [{low}, {high}], got {value!r}")
+
+
+def build_plugin(name: str, num_classes: int, model_args: dict[str, Any]) -> nn.Module:
+    """A plug-in's model: `build(num_classes=..., **model_args)` after its declared
+    arguments are checked (defaults filled in by the builder itself)."""
+    from cifar_sweeps import registry
+
+    try:
+        builder = registry.load_builder(name)
+    except KeyError:
+        raise ModelError(registry.unknown_model_message(name)) from None
+    except Exception as e:  # an installed package that fails to import: say which
+        raise ModelError(f"model {name!r}: its plug-in could not be loaded ({type(e).__name__}: {e})") from e
+    check_args(name, declared_args(builder), model_args)
+    try:
+        net = builder(num_classes=num_classes, **model_args)
+    except Exception as e:
+        arg = next(iter(model_args), None)
+        hint = f" with model_args {model_args}" if arg else ""
+        raise ModelError(f"model {name!r}: its builder raised {type(e).__name__}: {e}{hint}") from e
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"model {name!r}: its builder returned a {type(net).__name__}, not a torch nn.Module")
+    return net
+
+
+def check_on_meta(model: nn.Module, num_classes: int, image_size: int) -> int:
+    """Run `model` once on the meta device (shapes only: no memory, no arithmetic) and check
+    it maps (2, 3, S, S) images to (2, num_classes) logits; returns its parameter count."""
+    out = model(torch.empty(2, 3, image_size, image_size, device="meta"))
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(
+            f"its output for 2 images of 3x{image_size}x{image_size} is {shape}, not (2, {num_classes}) logits"
+        )
+    return count_parameters(model)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -147,13 +147,19 @@ def trial_config(spec: SweepSpec) -> dict[str, Any]:
     cfg = {k: v for k, v in cfg.items() if k in TrainConfig.model_fields and k != "epochs"}
     cfg["threads"] = max(1, int(spec.resources_per_trial.cpu))
     cfg["device"] = "cuda" if spec.resources_per_trial.gpu > 0 else "cpu"
+    if spec.data.image_size != 32:  # 32 stays out of the key: throughputs kept before sizes existed hold
+        cfg["image_size"] = spec.data.image_size
     return cfg
 
 
 def key_of(cfg: dict[str, Any]) -> str:
-    keys = ("model", "batch_size", "width", "depth", "threads", "device")
-    defaults = TrainConfig()
-    return json.dumps({k: cfg.get(k, getattr(defaults, k, None)) for k in keys}, sort_keys=True)
+    keys = ("model", "batch_size", "width", "depth", "threads", "device", "model_args", "image_size")
+    defaults = {**TrainConfig().model_dump(), "model_args": {}, "image_size": 32}
+    key = {k: cfg.get(k, defaults.get(k)) for k in keys}
+    for k, default in (("model_args", {}), ("image_size", 32)):  # absent from keys made before they existed
+        if key[k] == default:
+            del key[k]
+    return json.dumps(key, sort_keys=True)
 
 
 def from_store(store, cfg: dict[str, Any], images: int) -> Throughput | None:
@@ -315,8 +321,13 @@ def local_resources() -> PlanResources:
 
 
 def plan_for(spec: SweepSpec, settings, store, run_probe: bool = True, data_source: str | None = None) -> PlanOut:
-    """The plan of `spec` on this service's data, store and machine (its local Ray head)."""
-    return make_plan(
+    """The plan of `spec` on this service's data, store and machine (its local Ray head).
+    Its plug-in models are built first (modelcheck.py: SpecError for one that can't be),
+    their parameter counts in the plan."""
+    from cifar_sweeps.modelcheck import check_models
+
+    params = check_models(spec)
+    plan = make_plan(
         spec,
         data_source or settings.data,
         store,
@@ -325,6 +336,8 @@ def plan_for(spec: SweepSpec, settings, store, run_probe: bool = True, data_sour
         run_probe=run_probe,
         warn_hours=settings.plan_warn_hours,
     )
+    plan.model_params = params
+    return plan
 
 
 def actual(plan: dict, sweep, epochs_done: int):
@@ -363,5 +376,6 @@ def describe(plan: PlanOut) -> str:
         f"  peak memory per trial: about {plan.peak_mb_per_trial:.0f} MiB ({plan.memory_source}); "
         f"{'fits' if plan.memory_fits else 'does NOT fit'} the node"
     )
+    lines += [f"  model {m}: {n:,} parameters (built on the meta device)" for m, n in plan.model_params.items()]
     lines += [f"  cut: {c}" for c in plan.cuts] + [f"  warning: {w}" for w in plan.warnings]
     return "\n".join(lines)

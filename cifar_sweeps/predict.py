@@ -1,6 +1,8 @@
 """Classifying images with a trained model: one path for `cifar-sweeps predict` and for
-POST /trials/{id}/predict. Images of any size are converted to RGB and resized to 32x32,
-then standardized with the model's own normalization (stored in its model file).
+POST /trials/{id}/predict. Images of any size are converted to RGB and brought to the size
+the model was trained at (the short side scaled, the center cropped, as its training images
+were), then standardized with the model's own statistics; results name the classes of its
+data set. All three are stored in its model file.
 
 Uploads are checked before anything is decoded in full or any model is loaded: an empty
 file, a file that is not a PNG or JPEG, or an image past MAX_PIXELS is refused, naming it.
@@ -25,7 +27,7 @@ CACHED_MODELS = 4  # models kept loaded, least recently used out first
 
 
 def decode(name: str, data: bytes):
-    """An uploaded file as a 32x32 RGB image, or an error naming the file and the problem."""
+    """An uploaded file as an RGB image, or an error naming the file and the problem."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -42,24 +44,25 @@ def decode(name: str, data: bytes):
     if w * h > MAX_PIXELS:
         raise ImageTooLarge(f"file {name!r} is {w}x{h} pixels, over the limit of {MAX_PIXELS:,} pixels")
     try:
-        return img.convert("RGB").resize((32, 32))
+        return img.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"file {name!r} can't be decoded: {e}") from None
 
 
-def classify(model, normalize: str, images: list, k: int = 3) -> list[list[tuple[str, float]]]:
-    """The top-k classes and their probabilities, for each 32x32 RGB image."""
+def classify(mf, images: list, k: int = 3) -> list[list[tuple[str, float]]]:
+    """The top-k classes and their probabilities, for each RGB image, by a model file's
+    model (train.ModelFile: its size, statistics and class names)."""
     import torch
 
-    from cifar_sweeps.data import CLASSES
+    from cifar_sweeps.data import square
     from cifar_sweeps.loader import normalize_image
 
-    x = torch.stack([normalize_image(img, normalize) for img in images])
+    x = torch.stack([normalize_image(square(img, mf.image_size), mf.stats) for img in images])
     with torch.no_grad():
-        p = torch.softmax(model(x).float(), 1)
+        p = torch.softmax(mf.model(x).float(), 1)
     top = torch.topk(p, min(k, p.shape[1]), dim=1)
     return [
-        [(CLASSES[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)]
+        [(mf.classes[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)]
         for vals, idx in zip(top.values, top.indices, strict=True)
     ]
 

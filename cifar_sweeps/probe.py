@@ -24,12 +24,14 @@ def probe(config: dict) -> dict:
     from cifar_sweeps.data import Splits
     from cifar_sweeps.train import Trainer
 
+    config = dict(config)
+    size = int(config.pop("image_size", 32))  # the spec's data.image_size
     cfg = TrainConfig(**{**config, "epochs": 2, "test_on_best": False})
     n_train, n_eval = TRAIN_BATCHES * cfg.batch_size, EVAL_IMAGES_PER_BATCH * cfg.batch_size
     rng = np.random.default_rng(0)
 
     def images(n: int) -> np.ndarray:
-        return rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+        return rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
 
     labels = (np.arange(max(n_train, n_eval)) % 10).astype(np.int64)
     splits = Splits(images(n_train), labels[:n_train], images(n_eval), labels[:n_eval], images(10), labels[:10])

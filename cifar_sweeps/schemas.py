@@ -100,6 +100,7 @@ class PlanOut(BaseModel):
     memory_fits: bool | None = None  # the concurrent trials' peaks within one node's memory
     cuts: list[str]  # where time_budget_s or budget.epochs cuts the sweep
     warnings: list[str]
+    model_params: dict[str, int] = {}  # plug-in models' parameter counts, checked at submit (modelcheck.py)
 
 
 class PlanActual(BaseModel):
@@ -122,6 +123,8 @@ class SweepOut(_Out):
     finished_at: UtcTime | None
     code_version: str
     data_source: str
+    dataset: str | None = None  # its data set, once the driver has loaded it (data.dataset_name)
+    classes: list[str] | None = None  # the data set's class names, label i first
     error: str | None
     spec: dict[str, Any]
     warm_trials: int | None = None  # finished trials of earlier sweeps given to the searcher
@@ -146,6 +149,7 @@ class LeaderboardItem(BaseModel):
     trial_id: str
     sweep_id: str
     sweep_name: str | None = None
+    dataset: str | None = None  # the data set it was trained on (models are ranked within one)
     model: str
     config: dict[str, Any]
     val_acc: float | None
@@ -181,6 +185,7 @@ def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) ->
             trial_id=t.id,
             sweep_id=t.sweep_id,
             sweep_name=names.get(t.sweep_id),
+            dataset=getattr(t, "dataset", None),
             model=t.model,
             config=t.config,
             val_acc=t.val_acc,
@@ -209,6 +214,7 @@ CSV_COLUMNS = [
     "trial_id",
     "sweep_id",
     "sweep_name",
+    "dataset",
     "model",
     "status",
     "val_acc",
@@ -510,4 +516,5 @@ class Prediction(BaseModel):
     trial_id: str
     model: str
     normalize: str
+    classes: list[str] = []  # the model's classes (its data set's), label i first
     predictions: list[ImagePrediction]

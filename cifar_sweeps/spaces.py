@@ -201,7 +201,10 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
     """Merge the chosen object of a conditional choice into the top level."""
     flat: dict[str, Any] = {}
     for k, v in config.items():
-        # No training field takes an object: an object is always a chosen sub-space, also
+        if k == "model_args" and isinstance(v, dict):  # a plug-in's arguments: one flat key each
+            flat.update({f"model_args.{a}": x for a, x in v.items()})
+            continue
+        # No other training field takes an object: an object is always a chosen sub-space, also
         # under a field's own name ({"model": "resnet50", "pretrained": true} of params.model).
         if isinstance(v, dict):
             flat.update(flatten_config(v))

@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cifar_sweeps import spaces
-from cifar_sweeps.config import PRETRAINABLE, SCALABLE, TrainConfig
+from cifar_sweeps import registry, spaces
+from cifar_sweeps.config import MODEL_ARG, PRETRAINABLE, SCALABLE, TrainConfig
 from cifar_sweeps.errors import SpecError
+from cifar_sweeps.registry import ARG_RE, FIXED_SIZE_32
 from cifar_sweeps.spaces import Param, candidates, chooses_objects, flatten_config, is_choice
 
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
@@ -53,6 +54,11 @@ CONFIG_FIELDS = set(TrainConfig.model_fields) - RESERVED
 def train_fields() -> set[str]:
     """The keys a trial config may have (with the test hooks when they are on)."""
     return CONFIG_FIELDS | ADAPTER_FIELDS if TEST_HOOKS.get() else CONFIG_FIELDS
+
+
+def is_train_key(key: str) -> bool:
+    """A trial config key: a field, or one plug-in model argument (`model_args.NAME`)."""
+    return key in train_fields() or (key.startswith(MODEL_ARG) and bool(ARG_RE.match(key.removeprefix(MODEL_ARG))))
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -129,7 +135,11 @@ class Repeat(_Strict):
 
 
 class DataConfig(_Strict):
+    # Images are resized to image_size x image_size (CIFAR-10's own 32 keeps them as they are).
+    image_size: int = Field(32, ge=8, le=512)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # Carved from the training images (stratified) when the source has no test split.
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
     train_subset: int | None = Field(None, ge=10)  # use only the first N training images
 
@@ -270,9 +280,14 @@ def _check_names(spec: SweepSpec) -> None:
         if not NAME_RE.match(key):
             raise ValueError(f"params.{key[:64]!r}: a parameter name is 1-64 letters, digits, '_', '.', '-'")
         sub = chooses_objects(p)
-        if not sub and key not in train_fields():
-            raise ValueError(f"params.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
-        if sub and key not in train_fields():
+        if not sub and not is_train_key(key):
+            raise ValueError(
+                f"params.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}, and model_args.NAME "
+                "for a plug-in model's own arguments"
+            )
+        if key.startswith(MODEL_ARG) and key.removeprefix(MODEL_ARG) in (spec.fixed.get("model_args") or {}):
+            raise ValueError(f"params.{key}: also set in fixed.model_args; keep one")
+        if sub and not is_train_key(key):
             # A plain value here would become a config key no trial knows.
             plain = next((i for i, v in enumerate(p.values) if not isinstance(v, dict)), None)
             if plain is not None:
@@ -286,7 +301,7 @@ def _check_names(spec: SweepSpec) -> None:
             _check_branch_count(p, f"params.{key}")
     for where, sub, owner in _sub_spaces(spec):
         for key, v in sub.items():
-            if key not in train_fields():
+            if not is_train_key(key):
                 raise ValueError(f"{where}.{key}: unknown parameter")
             # An object may set its own choice's field: {"model": "resnet50", "pretrained": true}
             # as one value of params.model.
@@ -346,7 +361,7 @@ def _check_values(spec: SweepSpec) -> None:
     for key, v in spec.fixed.items():
         _check_field(key, v, f"fixed.{key}")
     for key, p in spec.params.items():
-        if key in train_fields():
+        if is_train_key(key):
             for v in candidates(p):
                 _check_field(key, v, f"params.{key}")
     for where, sub, _ in _sub_spaces(spec):
@@ -480,7 +495,7 @@ def _check_points(spec: SweepSpec) -> None:
                 f"{sorted(spec.params)} (missing {sorted(missing)}, extra {sorted(extra)})"
             )
         for key, v in point.items():
-            if key in train_fields():
+            if is_train_key(key):
                 _check_field(key, v, f"search.points_to_evaluate[{i}].{key}")
 
 
@@ -554,6 +569,7 @@ def _check_point(spec: SweepSpec, cfg: dict[str, Any], where: dict[str, str]) ->
             f"{where.get(shaped[0], shaped[0])}: {shaped[0]} applies to {', '.join(sorted(SCALABLE))} only, "
             f"not to model {model!r} ({where.get('model', 'the default model')})"
         )
+    _check_model_point(spec, model, cfg, where)
     n_train = spec.data.train_subset
     batch = cfg.get("batch_size", TrainConfig.model_fields["batch_size"].default)
     if n_train is not None and batch > n_train:
@@ -561,6 +577,24 @@ def _check_point(spec: SweepSpec, cfg: dict[str, Any], where: dict[str, str]) ->
             f"{where.get('batch_size', 'batch_size')}: batch size {batch} is larger than the "
             f"training subset of {n_train} images (data.train_subset)"
         )
+
+
+def _check_model_point(spec: SweepSpec, model: str, cfg: dict[str, Any], where: dict[str, str]) -> None:
+    size = spec.data.image_size
+    if model in FIXED_SIZE_32 and size != 32:
+        raise ValueError(
+            f"data.image_size: model {model!r} ({where.get('model', 'the default model')}) takes 32x32 images "
+            f"only (its layers' sizes are fixed), not {size}x{size}; airbench, resnet18, resnet50 and "
+            "plug-in models take any size"
+        )
+    if registry.is_plugin(model):
+        zoo_only = {"activation": "relu", "dropout": 0.0}
+        for k, default in zoo_only.items():
+            if cfg.get(k, default) != default:
+                raise ValueError(
+                    f"{where.get(k, k)}: {k} shapes the zoo's models; plug-in model {model!r} takes its own "
+                    "arguments as model_args"
+                )
 
 
 def check_expanded(spec: SweepSpec) -> None:

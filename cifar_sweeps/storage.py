@@ -4,14 +4,17 @@ filesystem URI (s3://, gs://, ...)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cifar_sweeps.errors import StorageError
+from cifar_sweeps.errors import NotFound, StorageError
 
 if TYPE_CHECKING:
     from fastapi.responses import Response
@@ -80,6 +83,22 @@ def open_checkpoint(path: str, filename: str) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@contextlib.contextmanager
+def local_model_file(path: str, trial_id: str) -> Iterator[Path]:
+    """A trial's model file as a local path (a remote one fetched into a temporary file for
+    the block); NotFound when it is gone from storage."""
+    try:
+        if "://" not in path or path.startswith("file://"):
+            yield Path(open_checkpoint(path, "model.pt").path)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            local = Path(d, "model.pt")
+            local.write_bytes(open_checkpoint(path, "model.pt").body)
+            yield local
+    except FileNotFoundError:
+        raise NotFound(f"the checkpoint file of trial {trial_id} is gone from storage") from None
 
 
 def check_results_writable(settings: Settings) -> None:

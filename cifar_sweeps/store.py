@@ -78,6 +78,10 @@ class Sweep(Base):
     # Finished trials of earlier sweeps its searcher started from (search.warm_start).
     warm_trials: Mapped[int | None] = mapped_column(Integer)
     plan: Mapped[dict | None] = mapped_column(JSON)  # plan.py's plan made at submit
+    # The data set its models were trained on (data.dataset_name) and its class names, set by
+    # the driver once the data is loaded: models are ranked within one data set.
+    dataset: Mapped[str | None] = mapped_column(String(128), index=True)
+    classes: Mapped[list | None] = mapped_column(JSON)
 
 
 class Trial(Base):
@@ -471,13 +475,18 @@ class Store:
         filters: list | None = None,
         statuses: list[str] | None = None,
         sort: tuple[str, str] = ("val_acc", "max"),
+        dataset: str | None = None,
     ) -> tuple[list[Trial], int, dict[str, str]]:
         """The leaderboard's rows, their total and their sweeps' names, in one session (each
         session costs a connection checkout: a third of a cached view's recompute).
-        `filters`: filters.ConfigFilter on config parameters; `statuses`: trial statuses."""
+        `filters`: filters.ConfigFilter on config parameters; `statuses`: trial statuses.
+        Rows are ordered by data set first (models of different data sets are never ranked
+        against each other), each row's `dataset` set from its sweep."""
         q = select(Trial)
         if sweep_id:
             q = q.where(Trial.sweep_id == sweep_id)
+        if dataset:
+            q = q.where(Trial.sweep_id.in_(select(Sweep.id).where(Sweep.dataset == dataset)))
         if model:
             q = q.where(Trial.model == model)
         if statuses:
@@ -488,10 +497,25 @@ class Store:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             column = SORTABLE[sort[0]]
             order = (column.desc().nulls_last() if sort[1] == "max" else column.asc().nulls_last(), Trial.id)
+            if not (sweep_id or dataset):
+                of_sweep = select(Sweep.dataset).where(Sweep.id == Trial.sweep_id).scalar_subquery()
+                order = (of_sweep.asc().nulls_last(), *order)
             rows = list(s.scalars(q.order_by(*order).limit(limit).offset(offset)).all())
             ids = {t.sweep_id for t in rows}
-            names = dict(s.execute(select(Sweep.id, Sweep.name).where(Sweep.id.in_(ids))).all()) if ids else {}
+            found = s.execute(select(Sweep.id, Sweep.name, Sweep.dataset).where(Sweep.id.in_(ids))).all() if ids else []
+        names = {r[0]: r[1] for r in found}
+        datasets = {r[0]: r[2] for r in found}
+        for t in rows:
+            t.dataset = datasets.get(t.sweep_id)  # not a column: the sweep's, for the row's item
         return rows, int(total or 0), names
+
+    def datasets(self) -> list[tuple[str, int]]:
+        """Each data set with its number of sweeps (the leaderboard's groups)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Sweep.dataset, func.count()).where(Sweep.dataset.is_not(None)).group_by(Sweep.dataset)
+            ).all()
+        return sorted((r[0], int(r[1])) for r in rows)
 
     def sweep_summary(self, sweep_id: str) -> tuple[dict[str, int], Trial | None, list[tuple]]:
         """Trial counts by status, the best trial, and each trial's (id, status, epochs,

@@ -19,7 +19,7 @@ from ray.tune import Callback, Stopper
 
 from cifar_sweeps import code_version, lifecycle
 from cifar_sweeps.cluster import init_ray, process_default
-from cifar_sweeps.data import Splits, load_splits, train_subset
+from cifar_sweeps.data import Splits, dataset_name, load_splits, train_subset
 from cifar_sweeps.errors import SweepError, TransitionError
 from cifar_sweeps.ranking import REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.schedulers import make_scheduler
@@ -306,11 +306,22 @@ def load_weights(spec: SweepSpec, settings: Settings) -> dict:
     return weights
 
 
-def _load_data(spec: SweepSpec, source: str, settings: Settings) -> Splits:
+def _load_data(spec: SweepSpec, source: str, settings: Settings, store: Store, sweep_id: str) -> Splits:
+    """The sweep's data, once; its data set's name and classes go to the sweep's row (the
+    leaderboard ranks models within one data set)."""
     t0 = time.perf_counter()
-    splits = load_splits(source, settings.cache_dir, spec.data.val_fraction, spec.data.split_seed)
-    splits = train_subset(splits, spec.data.train_subset, spec.data.split_seed)
-    print(f"data {source}: {splits.sizes} loaded in {time.perf_counter() - t0:.1f}s", flush=True)
+    d = spec.data
+    splits = load_splits(
+        source, settings.cache_dir, d.val_fraction, d.split_seed, image_size=d.image_size, test_fraction=d.test_fraction
+    )
+    splits = train_subset(splits, d.train_subset, d.split_seed)
+    name = dataset_name(source, splits.classes, splits.image_size)
+    store.update_sweep(sweep_id, dataset=name, classes=list(splits.classes))
+    print(
+        f"data {source}: {name}, {len(splits.classes)} classes at {splits.image_size}x{splits.image_size}, "
+        f"{splits.sizes} loaded in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
     return splits
 
 
@@ -355,7 +366,7 @@ def run_sweep(
     def make_tuners():
         check_resources(spec)
         weights = load_weights(spec, settings)
-        splits = _load_data(spec, data_source, settings)
+        splits = _load_data(spec, data_source, settings, store, sweep.id)
         tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
         return tuner, lambda: repeats_tuner(spec, splits, store, sweep.id, settings, weights)
 
@@ -467,7 +478,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
 
     def make_tuners():
         weights = load_weights(spec, settings)
-        splits = _load_data(spec, sweep.data_source, settings)
+        splits = _load_data(spec, sweep.data_source, settings, store, sweep_id)
         tuner = tune.Tuner.restore(
             path,
             trainable=make_trainable(spec, splits, weights),

@@ -21,7 +21,7 @@ from torch import nn
 from cifar_sweeps.config import OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import NonFiniteLossError
-from cifar_sweeps.loader import DeviceSplit
+from cifar_sweeps.loader import DeviceSplit, Stats, resolve_stats
 from cifar_sweeps.models import MLP_WIDTHS, backbone_sha256, build_model
 
 
@@ -115,15 +115,27 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.cuda = self.device.type == "cuda"
         self.memory_format = memory_format_for(cfg)
+        self.classes = tuple(splits.classes)
+        self.image_size = int(splits.x_train.shape[1])
         self.model = build_model(
-            cfg.model, cfg.activation, cfg.dropout, cfg.pretrained, pretrained_state, cfg.width, cfg.depth
+            cfg.model,
+            cfg.activation,
+            cfg.dropout,
+            cfg.pretrained,
+            pretrained_state,
+            cfg.width,
+            cfg.depth,
+            num_classes=len(self.classes),
+            model_args=cfg.model_args,
         )
         # Which weights the backbone started from (sha256 of its tensors; None: random init).
         self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
         self.model.to(self.device, memory_format=self.memory_format)
-        self.train = DeviceSplit(splits.x_train, splits.y_train, self.device, cfg.normalize)
-        self.val = DeviceSplit(splits.x_val, splits.y_val, self.device, cfg.normalize)
-        self.test = DeviceSplit(splits.x_test, splits.y_test, self.device, cfg.normalize)
+        # The input statistics: named ones, or the training split's own (auto on other data).
+        self.normalize, self.stats = resolve_stats(cfg.normalize, self.classes, splits.x_train)
+        self.train = DeviceSplit(splits.x_train, splits.y_train, self.device, self.stats)
+        self.val = DeviceSplit(splits.x_val, splits.y_val, self.device, self.stats)
+        self.test = DeviceSplit(splits.x_test, splits.y_test, self.device, self.stats)
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         self.opt = make_optimizer(cfg, self.model.parameters())
         self.sched, self.sched_per_batch = make_scheduler(cfg, self.opt, self.steps_per_epoch)
@@ -286,14 +298,22 @@ class Trainer:
         self.history = [EpochMetrics(**m) for m in state["history"]]
 
     def best_model_file(self) -> dict[str, Any]:
-        """What a user downloads: the best weights and what is needed to rebuild the model."""
+        """What a user downloads: the best weights and what is needed to rebuild the model
+        and feed it: its input statistics, image size and class names (plain data only, so
+        it loads with weights_only)."""
         return {
             "model": self.cfg.model,
             "activation": self.cfg.activation,
             "dropout": self.cfg.dropout,
             "width": self.cfg.width,
             "depth": self.cfg.depth,
-            "normalize": self.cfg.normalize,
+            "model_args": dict(self.cfg.model_args),
+            "normalize": self.normalize,
+            "mean": list(self.stats[0]),
+            "std": list(self.stats[1]),
+            "classes": list(self.classes),
+            "image_size": self.image_size,
+            "config": self.cfg.model_dump(mode="json"),
             "init_weights": self.init_weights,
             "state_dict": self.best_state,
             "val_acc": self.best_val_acc,
@@ -302,20 +322,64 @@ class Trainer:
         }
 
 
+class ModelFile(BaseModel):
+    """A model file's model and what feeding it takes (files written before a field existed
+    get CIFAR-10's: 32x32 images, its classes, the named statistics)."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    model: Any  # the nn.Module, in eval mode
+    normalize: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    classes: tuple[str, ...]
+    image_size: int
+    meta: dict[str, Any]  # the model's name, config and scores, for an export's metadata
+
+    @property
+    def stats(self) -> Stats:
+        return self.mean, self.std
+
+
 def load_model_file(path) -> nn.Module:
     """Rebuild a model from a file written by `best_model_file` (weights_only: no pickled code)."""
-    return load_model_blob(path)[0]
+    return read_model_file(path).model
 
 
 def load_model_blob(path) -> tuple[nn.Module, str]:
-    """The model of a model file and the input normalization it was trained with (files
-    written before normalization was a parameter used CIFAR statistics)."""
+    """The model of a model file and the name of its input normalization."""
+    f = read_model_file(path)
+    return f.model, f.normalize
+
+
+def read_model_file(path) -> ModelFile:
+    from cifar_sweeps.data import CLASSES
+    from cifar_sweeps.loader import NORMALIZATIONS
+
     blob = torch.load(path, map_location="cpu", weights_only=True)
+    classes = tuple(blob.get("classes") or CLASSES)
     model = build_model(
-        blob["model"], blob["activation"], blob["dropout"], width=blob.get("width", 1.0), depth=blob.get("depth", 1)
+        blob["model"],
+        blob["activation"],
+        blob["dropout"],
+        width=blob.get("width", 1.0),
+        depth=blob.get("depth", 1),
+        num_classes=len(classes),
+        model_args=blob.get("model_args") or {},
     )
     model.load_state_dict(blob["state_dict"])
-    return model.eval(), blob.get("normalize") or "cifar"
+    normalize = blob.get("normalize") or "cifar"
+    mean, std = (blob["mean"], blob["std"]) if "mean" in blob else NORMALIZATIONS[normalize]
+    meta = {k: blob.get(k) for k in ("model", "model_args", "config", "val_acc", "test_acc", "epoch")}
+    return ModelFile(
+        model=model.eval(),
+        normalize=normalize,
+        mean=tuple(mean),
+        std=tuple(std),
+        classes=classes,
+        image_size=int(blob.get("image_size") or 32),
+        meta=meta,
+    )
 
 
 def backbone_digest(model: nn.Module) -> str:
@@ -341,7 +405,8 @@ def cost_metrics(trainer: Trainer) -> dict[str, float]:
     model.eval()
 
     def per_image_ms(batch: int, repeats: int, warm: int) -> float:
-        x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=trainer.memory_format)
+        size = trainer.image_size
+        x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=trainer.memory_format)
         times = []
         with torch.inference_mode():
             for i in range(warm + repeats):

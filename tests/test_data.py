@@ -13,6 +13,7 @@ from cifar_sweeps.data import (
     CLASSES,
     Cifar,
     DataSourceError,
+    dataset_name,
     load_cifar,
     load_splits,
     split_train_val,
@@ -151,20 +152,50 @@ def test_wrong_layout(tmp_path):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "flat" / "a.png")
     with pytest.raises(DataSourceError, match="train/<class>"):
         load_cifar(str(tmp_path / "flat"))
-    root = tmp_path / "three"
-    for c in ("a", "b", "c"):
-        for split in ("train", "test"):
-            (root / split / c).mkdir(parents=True)
-            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / split / c / "0.png")
-    with pytest.raises(DataSourceError, match="expected 10 class folders"):
+    root = tmp_path / "one"
+    (root / "train" / "a").mkdir(parents=True)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "train" / "a" / "0.png")
+    with pytest.raises(DataSourceError, match="expected 2 to"):
         load_cifar(str(root))
 
 
-def test_wrong_image_size(tmp_path):
+def test_images_of_another_size_are_brought_to_the_size_asked_for(tmp_path):
     _write_image_folder(tmp_path / "imgs")
-    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "imgs" / "train" / "cat" / "big.png")
-    with pytest.raises(DataSourceError, match="32x32"):
-        load_cifar(str(tmp_path / "imgs"))
+    big = np.zeros((64, 96, 3), np.uint8)
+    big[:, 12:84] = 255  # white around the center square: the center crop keeps only white
+    Image.fromarray(big).save(tmp_path / "imgs" / "train" / "cat" / "big.png")
+    data = load_cifar(str(tmp_path / "imgs"))
+    assert data.x_train.shape[1:] == (32, 32, 3)
+    assert (data.x_train.reshape(len(data.x_train), -1).min(1) == 255).sum() == 1  # the white one
+    at48 = load_cifar(str(tmp_path / "imgs"), image_size=48)
+    assert at48.x_train.shape[1:] == (48, 48, 3) and at48.x_test.shape[1:] == (48, 48, 3)
+
+
+def test_a_folder_of_three_classes_with_no_test_split_gets_one_carved_from_train(tmp_path):
+    root = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for c in ("circle", "square", "triangle"):
+        (root / "train" / c).mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "train" / c / f"{i}.png")
+    s = load_splits(str(root), val_fraction=0.2, image_size=24, test_fraction=0.25)
+    assert s.classes == ("circle", "square", "triangle") and s.image_size == 24
+    assert s.sizes == {"train": 36, "val": 9, "test": 15}
+    assert sorted(np.bincount(s.y_test)) == [5, 5, 5]  # stratified
+    assert dataset_name(str(root), s.classes, 24) == "shapes-24px"
+    assert dataset_name("x/cifar10-jpeg.tar.xz", CLASSES, 32) == "cifar10"
+    assert dataset_name("synthetic:100", CLASSES, 32) == "synthetic"
+
+
+def test_a_folders_own_validation_split_is_used_as_it_is(tmp_path):
+    root = tmp_path / "v"
+    for split, n in (("train", 6), ("val", 3), ("test", 2)):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(np.full((32, 32, 3), i, np.uint8)).save(root / split / c / f"{i}.png")
+    s = load_splits(str(root))
+    assert s.sizes == {"train": 12, "val": 6, "test": 4} and s.classes == ("a", "b")
 
 
 def test_missing_source(tmp_path):

@@ -43,8 +43,12 @@ class BoardQuery:
         sort: ParetoMetric = Query(
             "best_val_acc", description="the order: any stored metric, in its own direction (best first)"
         ),
+        dataset: str | None = Query(
+            None, max_length=128, description="one data set only (without it, rows are grouped by data set)"
+        ),
     ):
         self.sweep_id, self.model, self.status, self.offset, self.group = sweep_id, model, status, offset, group
+        self.dataset = dataset
         self.filters: list[ConfigFilter] = parse_filters(filter)
         self.sort = order_of(sort)
 
@@ -61,7 +65,7 @@ def order_of(metric: str) -> tuple[str, str]:
 
 def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[LeaderboardItem], int]:
     rows, total, names = state.store.leaderboard_page(
-        q.sweep_id, q.model, limit, q.offset, q.filters, [s.value for s in q.status], q.sort
+        q.sweep_id, q.model, limit, q.offset, q.filters, [s.value for s in q.status], q.sort, q.dataset
     )
     return leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t)), total
 
@@ -75,7 +79,7 @@ def grouped(state, q: BoardQuery, limit: int) -> GroupedLeaderboard:
     from cifar_sweeps.ranking import group_trials
 
     rows, _, names = state.store.leaderboard_page(
-        q.sweep_id, q.model, MAX_GROUPED_TRIALS, 0, q.filters, [s.value for s in q.status]
+        q.sweep_id, q.model, MAX_GROUPED_TRIALS, 0, q.filters, [s.value for s in q.status], dataset=q.dataset
     )
     groups = group_trials(rows)
     page = groups[q.offset : q.offset + limit]

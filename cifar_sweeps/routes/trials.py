@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from cifar_sweeps.errors import Busy, InputError, NotFound
+from cifar_sweeps.errors import Busy, ExportFailed, InputError, NotFound
 from cifar_sweeps.predict import MAX_CONCURRENT, MAX_IMAGES, ModelCache, classify, decode
 from cifar_sweeps.routes.deps import Auth, State, TrialDep, checkpoint_url
 from cifar_sweeps.schemas import ClassProb, EpochOut, ImagePrediction, Prediction, TrialOut, error_responses
+from cifar_sweeps.storage import local_model_file
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 MODELS = ModelCache()  # loaded models, shared by the requests of this process
 PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
+EXPORTING = threading.BoundedSemaphore(1)  # one export process at a time; the next gets a 503
+EXPORT_TIMEOUT_S = 300  # a ResNet-50's ONNX export takes tens of seconds on 2 cores
 
 
 @router.get("/{trial_id}", response_model=TrialOut, responses=error_responses(404))
@@ -43,6 +51,62 @@ def checkpoint(t: TrialDep):
         return open_checkpoint(t.checkpoint_path, f"{t.id}.pt")
     except FileNotFoundError:
         raise NotFound(f"the checkpoint file of trial {t.id} is gone from storage") from None
+
+
+@router.get(
+    "/{trial_id}/export",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The exported model file"},
+        **error_responses(404, 503),
+    },
+)
+def export(t: TrialDep, format: Literal["onnx", "torchscript"] = Query("onnx")):  # noqa: A002
+    """The trial's best model as ONNX or TorchScript: float32 NCHW images in [0, 1] at the
+    size it was trained at in, logits out, its input statistics inside; its class names,
+    config and scores in the file's metadata. Made in a process of its own, one at a time."""
+    if not t.checkpoint_path:
+        raise NotFound(f"trial {t.id} has no checkpoint yet")
+    if not EXPORTING.acquire(blocking=False):
+        raise Busy("an export is running; try again in a moment")
+    try:
+        path = _export(t, format)
+    finally:
+        EXPORTING.release()
+    from starlette.background import BackgroundTask
+
+    from cifar_sweeps.export import SUFFIX
+
+    return FileResponse(
+        path,
+        filename=f"{t.id}{SUFFIX[format]}",
+        media_type="application/octet-stream",
+        background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
+    )
+
+
+def _export(t, fmt: str) -> Path:
+    """Run export.py on the trial's model file in a child process (the API loads no torch)."""
+    from cifar_sweeps.export import SUFFIX
+
+    out_dir = Path(tempfile.mkdtemp(prefix="cifar-sweeps-export-"))
+    try:
+        with local_model_file(t.checkpoint_path, t.id) as model_file:
+            out = out_dir / f"model{SUFFIX[fmt]}"
+            p = subprocess.run(
+                [sys.executable, "-m", "cifar_sweeps.export", str(model_file), str(out), fmt, t.id],
+                capture_output=True,
+                text=True,
+                timeout=EXPORT_TIMEOUT_S,
+            )
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise Busy(f"the export of trial {t.id} took over {EXPORT_TIMEOUT_S} s") from None
+    if p.returncode != 0 or not out.exists():
+        shutil.rmtree(out_dir, ignore_errors=True)
+        last = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise ExportFailed(f"the export of trial {t.id} to {fmt} failed: {last}")
+    return out
 
 
 @router.post(
@@ -73,12 +137,13 @@ def _predict(t, images: list[UploadFile], top_k: int) -> Prediction:
     decoded = [decode(f.filename or f"image {i}", f.file.read()) for i, f in enumerate(images)]
     if not t.checkpoint_path:
         raise NotFound(f"trial {t.id} has no checkpoint yet")
-    model, normalize = MODELS.get((t.id, t.checkpoint_path), lambda: _load(t))
-    tops = classify(model, normalize, decoded, top_k)
+    mf = MODELS.get((t.id, t.checkpoint_path), lambda: _load(t))
+    tops = classify(mf, decoded, top_k)
     return Prediction(
         trial_id=t.id,
         model=t.model,
-        normalize=normalize,
+        normalize=mf.normalize,
+        classes=list(mf.classes),
         predictions=[
             ImagePrediction(file=f.filename or f"image {i}", top=[ClassProb(label=c, prob=p) for c, p in top])
             for i, (f, top) in enumerate(zip(images, tops, strict=True))
@@ -87,20 +152,8 @@ def _predict(t, images: list[UploadFile], top_k: int) -> Prediction:
 
 
 def _load(t):
-    """The trial's model and normalization, from its model file (a local path or a URI)."""
-    import tempfile
-    from pathlib import Path
+    """The trial's model file, read (a remote one fetched once, then cached)."""
+    from cifar_sweeps.train import read_model_file
 
-    from cifar_sweeps.storage import open_checkpoint
-    from cifar_sweeps.train import load_model_blob
-
-    path = t.checkpoint_path
-    try:
-        if "://" not in path or path.startswith("file://"):
-            return load_model_blob(open_checkpoint(path, "model.pt").path)
-        with tempfile.TemporaryDirectory() as d:  # a remote (s3://...) file: fetched once, then cached
-            local = Path(d, "model.pt")
-            local.write_bytes(open_checkpoint(path, "model.pt").body)
-            return load_model_blob(local)
-    except FileNotFoundError:
-        raise NotFound(f"the checkpoint file of trial {t.id} is gone from storage") from None
+    with local_model_file(t.checkpoint_path, t.id) as path:
+        return read_model_file(path)
