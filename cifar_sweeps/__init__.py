@@ -1,6 +1,20 @@
-"""cifar-sweeps: hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune."""
+"""cifar-sweeps: hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.
+
+The Python API (sdk.py): `run`, `open_sweep`, `leaderboard`, `load_model`, `export_model`,
+`list_models`, `SweepRun`. They load lazily: `import cifar_sweeps` loads neither torch nor Ray.
+"""
 
 __version__ = "0.1.0"
+API = ("run", "open_sweep", "leaderboard", "load_model", "export_model", "list_models", "SweepRun")
+__all__ = [*API, "code_version"]
+
+
+def __getattr__(name: str):
+    if name in API:
+        from cifar_sweeps import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'cifar_sweeps' has no attribute {name!r}")
 
 
 def code_version() -> str:

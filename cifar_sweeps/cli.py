@@ -172,15 +172,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cifar_sweeps.sweep import run_sweep
+    from cifar_sweeps.sdk import run_spec
 
     settings = _settings(args)
     store = _store(settings, writes=not args.dry_run)
     spec = _edited_spec(args, settings, store)
-    plan = None if args.sweep_id else _plan(spec, settings, store)  # a job's sweep was planned at submit
-    if args.dry_run:
+    sweep_id, _ = run_spec(spec, settings, store, args.sweep_id, args.dry_run)  # the Python API's run too
+    if sweep_id is None:
         return 0
-    sweep_id = run_sweep(spec, settings, store, settings.data, args.sweep_id, plan=plan)
     _print_leaderboard(store, sweep_id, 10, False)
     return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
 
@@ -370,16 +369,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """A trial's best model as ONNX or TorchScript, its preprocessing inside (export.py)."""
-    from cifar_sweeps.export import export_file
-    from cifar_sweeps.storage import local_model_file
+    from cifar_sweeps.sdk import export_model
 
-    store = _store(_settings(args))
-    trial = store.trial(args.trial_id)
-    if not trial.checkpoint_path:
-        raise CifarSweepsError(f"trial {trial.id} has no checkpoint yet")
-    with local_model_file(trial.checkpoint_path, trial.id) as model_file:
-        out = export_file(model_file, args.output, args.format, trial.id)
-    print(f"{trial.id}: {args.format} written to {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    out = export_model(args.trial_id, args.output, args.format, settings=_settings(args))
+    print(f"{args.trial_id}: {args.format} written to {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 

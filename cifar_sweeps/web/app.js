@@ -60,6 +60,7 @@ async function loadSweeps() {
   body.replaceChildren();
   for (const s of data.items) body.append(sweepRow(s));
   fillSelect($("#f-sweep"), data.items, "all");
+  fillDatasets(data.items);
   fillSelect($("#a-sweep"), data.items, null);
   if (!$("#a-sweep").value) {
     const done = data.items.find((s) => Object.keys(s.trial_counts).length);
@@ -67,9 +68,25 @@ async function loadSweeps() {
   }
 }
 
+// A sweep's data set and its classes (label order), e.g. "shapes-48px: circle, square, triangle".
+function datasetText(s) {
+  if (!s.dataset) return "-";
+  const classes = s.classes || [];
+  const names = classes.length <= 12 ? classes.join(", ") : `${classes.length} classes`;
+  return names ? `${s.dataset}: ${names}` : s.dataset;
+}
+
+function fillDatasets(sweeps) {
+  const sel = $("#f-dataset");
+  const chosen = sel.value;
+  sel.replaceChildren(el("option", { value: "" }, "all (grouped)"));
+  for (const d of [...new Set(sweeps.map((s) => s.dataset).filter(Boolean))].sort()) sel.append(el("option", { value: d }, d));
+  if ([...sel.options].some((o) => o.value === chosen)) sel.value = chosen;
+}
+
 function sweepRow(s) {
   const tr = el("tr", { "data-sweep": s.id });
-  tr.append(el("td", {}, s.id), el("td", {}, s.name));
+  tr.append(el("td", {}, s.id), el("td", {}, s.name), el("td", { class: "dataset" }, datasetText(s)));
   tr.append(el("td", { class: `status-${s.status}` }, s.status));
   const counts = Object.entries(s.trial_counts).map(([k, v]) => `${v} ${k}`).join(", ");
   const warm = s.warm_trials != null ? ` · warm start: ${s.warm_trials} earlier trials` : "";
@@ -348,6 +365,7 @@ function best(p) {
 
 function boardParams() {
   const params = new URLSearchParams();
+  if ($("#f-dataset").value) params.set("dataset", $("#f-dataset").value);
   if ($("#f-sweep").value) params.set("sweep_id", $("#f-sweep").value);
   if ($("#f-model").value) params.set("model", $("#f-model").value);
   if ($("#f-status").value) params.set("status", $("#f-status").value);
@@ -417,7 +435,7 @@ function boardRow(t) {
   const status = el("td", { class: `status-${t.status}`, title: t.error || "" }, t.status);
   // An errored trial says why (its error's last line; GET /trials/{id} has all of it).
   if (t.error) status.append(el("div", { class: "error-reason" }, t.error));
-  tr.append(status, el("td", {}, t.sweep_name || t.sweep_id));
+  tr.append(status, el("td", {}, t.sweep_name || t.sweep_id), el("td", {}, t.dataset || "-"));
   // The Ray node of the trial's latest epoch, shortened (the full id is its tooltip).
   tr.append(el("td", { class: "node", title: t.node_id || "" }, t.node_id ? t.node_id.slice(0, 8) : "-"));
   const cfg = Object.entries(t.config).filter(([k]) => k !== "model")
@@ -537,7 +555,7 @@ for (const th of document.querySelectorAll("#board th[data-key]")) {
     renderBoard();
   });
 }
-for (const id of ["#f-sweep", "#f-model", "#f-status", "#f-filter"]) {
+for (const id of ["#f-dataset", "#f-sweep", "#f-model", "#f-status", "#f-filter"]) {
   $(id).addEventListener("change", () => loadBoard().then(loadGroups));
 }
 $("#a-sweep").addEventListener("change", () => loadAnalysis(true));
