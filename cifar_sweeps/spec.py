@@ -15,7 +15,7 @@ import re
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps import registry, spaces
 from cifar_sweeps.config import MODEL_ARG, PRETRAINABLE, SCALABLE, TrainConfig
@@ -49,6 +49,7 @@ MAX_DEPTH = 12
 ADAPTER_FIELDS = {"fail_at_epoch", "fault"}
 TEST_HOOKS: ContextVar[bool] = ContextVar("cifar_sweeps_test_hooks", default=False)
 CONFIG_FIELDS = set(TrainConfig.model_fields) - RESERVED
+MODEL_ARGS = TypeAdapter(TrainConfig.model_fields["model_args"].annotation)  # a plug-in's arguments' values
 
 
 def train_fields() -> set[str]:
@@ -351,7 +352,10 @@ def _check_field(field: str, value: Any, where: str) -> None:
             raise ValueError(f"{where}: {field} must be an int >= 1, got {value!r}")
         return
     try:
-        TrainConfig.model_validate({field: value})
+        if field == "model_args" or field.startswith(MODEL_ARG):  # its model is checked with the whole config
+            MODEL_ARGS.validate_python(value if field == "model_args" else {field.removeprefix(MODEL_ARG): value})
+        else:
+            TrainConfig.model_validate({field: value})
     except ValidationError as e:
         msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise ValueError(f"{where}: {value!r} is not a valid {field}: {msg}") from None
