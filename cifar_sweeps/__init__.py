@@ -10,10 +10,12 @@ __all__ = [*API, "code_version"]
 
 
 def __getattr__(name: str):
+    # Loaded on first use, after every module has loaded: the package itself imports nothing,
+    # so `from cifar_sweeps import spaces` anywhere never pulls in the Python API's imports.
     if name in API:
-        from cifar_sweeps import sdk
+        import importlib
 
-        return getattr(sdk, name)
+        return getattr(importlib.import_module("cifar_sweeps.sdk"), name)
     raise AttributeError(f"module 'cifar_sweeps' has no attribute {name!r}")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from cifar_sweeps.errors import CifarSweepsError, SpecError
 from cifar_sweeps.ranking import PARETO_METRICS
 from cifar_sweeps.settings import Settings, load_settings
+from cifar_sweeps.spec import apply_overrides
 from cifar_sweeps.states import ENDED_WELL
 
 
@@ -115,28 +116,6 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
     if not args.sweep_id:
         raise SpecError("give a spec file (or preset name), or --sweep-id of a stored sweep")
     return parse_spec(store.sweep(args.sweep_id).spec, settings)
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """`--set a.b=VALUE` edits: VALUE is JSON (a bare word is a string), dotted keys reach into
-    nested objects, e.g. `fixed.epochs=15` or `resources_per_trial.gpu=0`."""
-    raw = json.loads(json.dumps(raw))
-    for item in overrides:
-        key, eq, text = item.partition("=")
-        if not eq or not key:
-            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. fixed.epochs=15")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise SpecError(f"--set {item!r}: {part} is not an object")
-        node[last] = value
-    return raw
 
 
 def _edited_spec(args: argparse.Namespace, settings, store):

@@ -49,8 +49,7 @@ def open_store(settings: Settings) -> Store:
 def load_spec(spec: str | Path | dict[str, Any], settings: Settings, edits: dict[str, Any] | None = None) -> SweepSpec:
     """A spec from a dict, a JSON file, or a preset's name; `edits` as `run --set`
     (dotted keys into the spec: {"fixed.epochs": 2})."""
-    from cifar_sweeps.cli import apply_overrides
-    from cifar_sweeps.spec import load_spec_file, parse_spec
+    from cifar_sweeps.spec import apply_overrides, load_spec_file, parse_spec
 
     base = parse_spec(spec, settings) if isinstance(spec, dict) else load_spec_file(spec, settings)
     if not edits:

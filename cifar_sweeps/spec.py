@@ -9,6 +9,7 @@ bad spec fails in milliseconds with the field it names.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import re
@@ -665,6 +666,28 @@ def parse_spec(raw: dict[str, Any] | str | bytes, settings=None) -> SweepSpec:
     if settings is not None:
         check_limits(spec, settings)
     return spec
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """`--set a.b=VALUE` edits: VALUE is JSON (a bare word is a string), dotted keys reach into
+    nested objects, e.g. `fixed.epochs=15` or `resources_per_trial.gpu=0`."""
+    raw = json.loads(json.dumps(raw))
+    for item in overrides:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. fixed.epochs=15")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SpecError(f"--set {item!r}: {part} is not an object")
+        node[last] = value
+    return raw
 
 
 def load_spec_file(path, settings=None) -> SweepSpec:
