@@ -106,6 +106,62 @@ class BodyLimit:
             await _too_large(self.max_bytes, send)
 
 
+class CrossSite:
+    """Refuses what a page on another site can make a browser send. A form or text body
+    (the content types a cross-site form or a "simple" request may carry without a CORS
+    preflight) is refused on every route, multipart except on predict (its upload); and with
+    no API token, a mutation whose Origin is another host, or whose Sec-Fetch-Site says
+    cross-site, is refused. A POST with no body and no Origin (`curl -X POST .../stop`), the
+    page (same origin) and the CLI keep working. With a token, a browser can't attach it to
+    a cross-site request, so the token is the guard."""
+
+    FORM_TYPES = (b"application/x-www-form-urlencoded", b"text/plain", b"multipart/form-data")
+
+    def __init__(self, app, token_set: bool):
+        self.app, self.token_set = app, token_set
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        upload = kind == b"multipart/form-data" and scope["path"].endswith("/predict")
+        if kind in self.FORM_TYPES and not upload:
+            want = "multipart/form-data (images)" if scope["path"].endswith("/predict") else "application/json"
+            return await _refuse(send, 415, f"a {kind.decode()} body is not taken here; send {want}")
+        if not self.token_set and _cross_site(headers):
+            return await _refuse(
+                send, 403, "a cross-site request can't change anything here (set CIFAR_SWEEPS_API_TOKEN to allow it)"
+            )
+        await self.app(scope, receive, send)
+
+
+def _cross_site(headers: dict[bytes, bytes]) -> bool:
+    """The request comes from a page of another site: its Origin's host:port is not the
+    Host it was sent to, or the browser says so (Sec-Fetch-Site: cross-site)."""
+    if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
+        return True
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False  # a terminal, a script: no browser page behind it
+    if origin == b"null":
+        return True  # a sandboxed frame or a file: never this service's own page
+    host = origin.split(b"://", 1)[-1].rstrip(b"/").lower()
+    return host != headers.get(b"host", b"").lower()
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class FaultHooks:
     """Only with Settings.test_hooks (tests): the spec knows the fault-injection keys while a
     request is validated."""
@@ -169,13 +225,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     )
     app.state.s = state
     app.state.shutdown_hooks = [shutdown_worker]  # importance's worker process (analysis.py)
-    app.add_middleware(
-        ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version, cheap_version=store.cheap_versions
-    )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
-    if settings.allowed_hosts:  # outermost: a refused Host reaches neither the cache nor a route
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    _add_middleware(app, settings, store)
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError):
@@ -206,6 +256,19 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
     if WEB_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, store) -> None:
+    """Innermost first: the cache, the body limit, the cross-site guard (a refusal reaches no
+    route and clears nothing), security headers, then the Host check (outermost)."""
+    app.add_middleware(
+        ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version, cheap_version=store.cheap_versions
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CrossSite, token_set=bool(settings.api_token))
+    app.add_middleware(SecurityHeaders)
+    if settings.allowed_hosts:  # outermost: a refused Host reaches neither the cache nor a route
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
 
 
 def _store_error(exc: DBAPIError) -> tuple[dict[str, str], int]:

@@ -13,8 +13,9 @@ served without touching the database or the thread pool:
   served at once however old it is: only views whose data changed are ever recomputed;
 - a view that nobody has in cache is computed once however many clients ask at the same
   moment (the others wait for that answer);
-- any mutating request through this process clears it. Writes by sweep drivers show up
-  within 2 * ttl_s;
+- a mutating request (POST, PUT, PATCH, DELETE) through this process that succeeded clears
+  it; a refused one, HEAD, OPTIONS or any other method leaves it as it is. Writes by sweep
+  drivers show up within 2 * ttl_s;
 - it is keyed by the path and the query parameters the cached routes read (others change
   no answer, so junk parameters can't make a new entry), and bounded in bytes: least
   recently used answers go first, and one answer over an eighth of the bound is never kept.
@@ -36,6 +37,7 @@ KEY_PARAMS = frozenset(
     {"sweep_id", "model", "status", "filter", "offset", "limit", "group", "sort", "x", "y", "objective", "dataset"}
 )
 MAX_BYTES = 64 * 2**20  # bytes of cached answers, over every entry
+MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,9 @@ class ResponseCache:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.ttl_s <= 0:
             return await self.app(scope, receive, send)
-        if scope["method"] != "GET":
-            self.entries.clear()  # a mutation through this process: no stale reads after it
-            self.bytes = 0
-            self.inflight.clear()
-            self.generation += 1
+        if scope["method"] in MUTATIONS:
+            return await self._mutate(scope, receive, send)
+        if scope["method"] != "GET":  # HEAD, OPTIONS, junk: change nothing, cached or not
             return await self.app(scope, receive, send)
         if not scope["path"].startswith(CACHED_PREFIXES):
             return await self.app(scope, receive, send)
@@ -93,6 +93,29 @@ class ResponseCache:
             if entry is not None:
                 return await _send(entry, send)
         await self._compute(key, self._begin(key), scope, receive, send)
+
+    async def _mutate(self, scope, receive, send) -> None:
+        """A mutation through this process: once it has succeeded (2xx/3xx), no stale read
+        after it. A refused one (a 4xx, a 5xx) changed nothing, and clears nothing."""
+        status = 0
+
+        async def watch(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            if 200 <= status < 400:
+                self.clear()
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+        self.inflight.clear()
+        self.generation += 1
 
     def _begin(self, key: bytes) -> asyncio.Future:
         """Marks the view as being computed (synchronously: no second computation can

@@ -126,8 +126,17 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
     )
 
 
+CUT_BY_THE_SWEEP = (
+    "early stopped: its sweep ended while it trained (the sweep's time_budget_s or epoch budget was spent)"
+)
+
+
 def finish(store: Store, sweep_id: str, reason: Reason | None = None) -> SweepStatus:
-    return apply(store, sweep_id, Event.FINISH, **({"reason": reason.value} if reason else {}))
+    to = apply(store, sweep_id, Event.FINISH, **({"reason": reason.value} if reason else {}))
+    # A budget (time or epochs) ends a sweep with trials mid-run: Tune stops them without a
+    # trial callback, so they end here, with the cause.
+    _end_running_trials(store, sweep_id, TrialEvent.EARLY_STOP, error=CUT_BY_THE_SWEEP)
+    return to
 
 
 def interrupt(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
@@ -224,9 +233,9 @@ def trials_not_restored(store: Store, sweep_id: str, restored: set[str]) -> list
     return [t.id for t in lost]
 
 
-def _end_running_trials(store: Store, sweep_id: str, event: TrialEvent) -> None:
+def _end_running_trials(store: Store, sweep_id: str, event: TrialEvent, **values: Any) -> None:
     """The trials still running when their sweep ends or is interrupted."""
-    apply_trials(store, event, sweep_id=sweep_id, only=frozenset({TrialStatus.RUNNING}))
+    apply_trials(store, event, sweep_id=sweep_id, only=frozenset({TrialStatus.RUNNING}), **values)
 
 
 def _error(error: str | None) -> dict[str, str]:

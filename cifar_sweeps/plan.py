@@ -61,10 +61,13 @@ def epoch_values(spec: SweepSpec) -> list[float]:
     return [float(v) for v in candidates(given)] if not isinstance(given, (int, float)) else [float(given)]
 
 
+MAX_RUNGS = 200  # rungs counted at most: the spec's bounds make at most about 100
+
+
 def rungs(spec: SweepSpec, max_t: int) -> list[int]:
     """ASHA's rungs: grace, grace*rf, ... below max_t, then max_t."""
     out, r = [], float(spec.scheduler.grace_period)
-    while r < max_t:
+    while r < max_t and len(out) < MAX_RUNGS:
         out.append(int(r))
         r *= spec.scheduler.reduction_factor
     return [*out, max_t]

@@ -188,7 +188,10 @@ def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> b
 
 def pareto_ranks(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
     """Each point's front: 1 for the non-dominated set, 2 for the non-dominated rest once
-    front 1 is removed, and so on (non-dominated sorting). Equal points share a front."""
+    front 1 is removed, and so on (non-dominated sorting). Equal points share a front. Two
+    objectives (the API's x and y) are sorted in O(n log n); more take the general way."""
+    if len(modes) == 2:
+        return _pareto_ranks_2d(points, modes)
     ranks = [0] * len(points)
     left = set(range(len(points)))
     front = 0
@@ -199,3 +202,24 @@ def pareto_ranks(points: Sequence[Sequence[float]], modes: Sequence[str]) -> lis
             ranks[i] = front
         left -= current
     return ranks
+
+
+def _pareto_ranks_2d(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
+    """Both objectives as minima; the distinct points in (x, y) order. A point is dominated by
+    one before it exactly when that one's y is at most its own, so its front is the first
+    whose smallest y so far is above its y: a binary search over the fronts' smallest ys,
+    which only grow from front to front."""
+    import bisect
+
+    sign = [1.0 if m == "min" else -1.0 for m in modes]
+    keys = [(sign[0] * p[0], sign[1] * p[1]) for p in points]
+    front_of: dict[tuple[float, float], int] = {}
+    lowest: list[float] = []  # the smallest y of each front so far
+    for x, y in sorted(set(keys)):
+        k = bisect.bisect_right(lowest, y)
+        if k == len(lowest):
+            lowest.append(y)
+        else:
+            lowest[k] = y
+        front_of[(x, y)] = k + 1
+    return [front_of[k] for k in keys]

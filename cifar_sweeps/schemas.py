@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from cifar_sweeps.errors import InputError
 from cifar_sweeps.states import Reason, SweepStatus, TrialStatus
 
 # The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
@@ -394,6 +395,8 @@ def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | 
     named = [("best_val_acc" if o["metric"] == "val_acc" else o["metric"]) for o in spec.get("objectives") or []]
     x = x or (named[0] if len(named) >= 2 else "params")
     y = y or (named[1] if len(named) >= 2 else "best_val_acc")
+    if x == y:
+        raise InputError(f"x and y are both {x}: a front needs two different metrics")
     (xc, xm), (yc, ym) = PARETO_METRICS[x], PARETO_METRICS[y]
     done = [t for t in trials if t.status in TRIAL_COMPLETED]
     usable = [t for t in done if getattr(t, xc) is not None and getattr(t, yc) is not None]

@@ -84,7 +84,25 @@ class Choice(_Strict):
     @field_validator("values")
     @classmethod
     def _sub_spaces(cls, values: list[Any]) -> list[Any]:
+        # [32, "64"]: samplers, grids and the analysis need one type. Objects (sub-spaces) may
+        # sit beside plain values: {"model": "resnet50", "pretrained": true} among model names.
+        kinds = {_kind(v) for v in values if not isinstance(v, dict)}
+        if len(kinds) > 1:
+            raise ValueError(f"a choice's plain values share one type; these mix {' and '.join(sorted(kinds))}")
         return [_parse_sub_space(v) if isinstance(v, dict) else v for v in values]
+
+
+def _kind(v: Any) -> str:
+    """A choice value's type for the one-type rule: ints and floats are both numbers."""
+    if isinstance(v, bool):
+        return "booleans"
+    if isinstance(v, (int, float)):
+        return "numbers"
+    if isinstance(v, str):
+        return "strings"
+    if isinstance(v, dict):
+        return "objects"
+    return "nulls" if v is None else "lists"
 
 
 Param = Annotated[Uniform | LogUniform | QUniform | QLogUniform | RandInt | Choice, Field(discriminator="type")]

@@ -113,8 +113,10 @@ class SchedulerConfig(_Strict):
     # fifo: every trial trains its epochs; hyperband: BOHB's (search.algorithm bohb only),
     # brackets of successive halving whose rungs follow from max epochs and reduction_factor.
     type: Literal["asha", "fifo", "hyperband"] = "asha"
-    grace_period: int = Field(1, ge=1)  # epochs every trial gets before it can be stopped (asha)
-    reduction_factor: float = Field(3.0, gt=1.0)
+    grace_period: int = Field(1, ge=1, le=10_000)  # epochs every trial gets before it can be stopped (asha)
+    # 1.1 at the least: the rungs grow by this factor, and a factor near 1 makes thousands of
+    # rungs (1.00000001 made 2.3e8 of them) for no scheduler that means anything.
+    reduction_factor: float = Field(3.0, ge=1.1, le=100.0)
 
 
 class Resources(_Strict):
@@ -356,7 +358,8 @@ def _check_field(field: str, value: Any, where: str) -> None:
         if field == "model_args" or field.startswith(MODEL_ARG):  # its model is checked with the whole config
             MODEL_ARGS.validate_python(value if field == "model_args" else {field.removeprefix(MODEL_ARG): value})
         else:
-            TrainConfig.model_validate({field: value})
+            # strict: "100000" is not 100000 (the limits read numbers) and 1 is not true.
+            TrainConfig.model_validate({field: value}, strict=True)
     except ValidationError as e:
         msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise ValueError(f"{where}: {value!r} is not a valid {field}: {msg}") from None

@@ -265,7 +265,7 @@ class Store:
         """The sweep, or NotFound naming it."""
         sweep = self.get_sweep(sweep_id)
         if sweep is None:
-            raise NotFound(f"no sweep {sweep_id!r} in the store at {self.url}")
+            raise NotFound(f"no sweep {sweep_id!r} in the store")  # never its URL: it may hold a password
         return sweep
 
     def update_sweep(self, sweep_id: str, **values: Any) -> None:

@@ -196,3 +196,25 @@ def test_every_query_parameter_of_a_cached_route_is_in_the_cache_key(tmp_path):
     }
     assert {"group", "sort", "x", "y", "limit"} <= names
     assert names <= KEY_PARAMS, names - KEY_PARAMS
+
+
+def test_only_a_mutation_that_succeeded_clears_it():
+    class Refusing(CountingApp):
+        async def __call__(self, scope, receive, send):
+            if scope["method"] == "GET":
+                return await super().__call__(scope, receive, send)
+            ok = scope["path"].endswith("/stop")
+            await send({"type": "http.response.start", "status": 200 if ok else 422, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    async def main():
+        app = Refusing()
+        cache = ResponseCache(app, ttl_s=60)
+        assert await get(cache) == b"1"
+        for method, path in (("POST", "/sweeps"), ("OPTIONS", "/"), ("HEAD", "/leaderboard"), ("BREW", "/sweeps")):
+            await get(cache, path=path, method=method)  # refused or no mutation at all
+        assert await get(cache) == b"1" and app.calls == 1  # still cached
+        await get(cache, path="/sweeps/sw-1/stop", method="POST")  # a mutation that succeeded
+        assert await get(cache) == b"2"
+
+    asyncio.run(main())

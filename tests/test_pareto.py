@@ -156,3 +156,28 @@ def test_a_multi_objective_searcher_takes_a_warm_start_with_several_values():
     assert [t.params["model"] for t in done] == ["mlp", "simple_cnn", "default_conv"]
     assert searcher._ot_study.directions[1].name == "MINIMIZE"
     assert searcher.suggest("t1")["model"] in ("mlp", "simple_cnn", "default_conv")
+
+
+def test_the_two_objective_sort_agrees_with_the_general_sorting_on_random_points_with_ties():
+    import random
+
+    from cifar_sweeps.ranking import dominates, pareto_ranks
+
+    def by_definition(points, modes):
+        ranks, left, front = [0] * len(points), set(range(len(points))), 0
+        while left:
+            front += 1
+            current = {i for i in left if not any(dominates(points[j], points[i], modes) for j in left if j != i)}
+            for i in current:
+                ranks[i] = front
+            left -= current
+        return ranks
+
+    rng = random.Random(0)
+    for _ in range(300):
+        points = [(rng.randint(0, 6), rng.randint(0, 6)) for _ in range(rng.randint(1, 40))]
+        modes = rng.choice([["min", "max"], ["max", "max"], ["min", "min"], ["max", "min"]])
+        assert pareto_ranks(points, modes) == by_definition(points, modes), (points, modes)
+    n = 20_000  # a chain of 20,000 fronts: the quadratic way took minutes
+    ranks = pareto_ranks([(i, -i) for i in range(n)], ["min", "max"])  # each dominates the next
+    assert ranks == list(range(1, n + 1))

@@ -120,7 +120,7 @@ HOSTILE = [
         422,
         "at most 16",
     ),
-    ("no file at all", [], 422, "images"),
+    ("no file at all (a form)", [], 415, "multipart/form-data"),
     (
         "a body over the limit",
         [("images", ("big.png", b"\x89PNG" + b"0" * 400_000, "image/png"))],
