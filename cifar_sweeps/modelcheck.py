@@ -13,18 +13,16 @@ The zoo's models are built by the test suite, not at every submit.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import threading
 from typing import Any
 
 from cifar_sweeps import registry
 from cifar_sweeps.config import MODEL_ARG, TrainConfig
-from cifar_sweeps.errors import Busy, SpecError
+from cifar_sweeps.errors import SpecError
+from cifar_sweeps.subprocs import run_torch
 
 CHECK_TIMEOUT_S = 120  # a torch import and a few builds on the meta device take seconds
 MAX_BUILDS = 64  # distinct (model, model_args) built per check
-CHECKING = threading.BoundedSemaphore(1)  # one check process at a time in this process
 
 
 def plugin_points(spec) -> list[dict[str, Any]]:
@@ -60,21 +58,8 @@ def check_models(spec) -> dict[str, int]:
     points = plugin_points(spec)
     if not points:
         return {}
-    if not CHECKING.acquire(blocking=False):
-        raise Busy("a model check is running; submit again in a moment")
-    try:
-        request = {"points": points, "num_classes": 10, "image_size": spec.data.image_size}
-        try:
-            p = subprocess.run(
-                [sys.executable, "-m", "cifar_sweeps.modelcheck", json.dumps(request)],
-                capture_output=True,
-                text=True,
-                timeout=CHECK_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            raise Busy(f"the model check took over {CHECK_TIMEOUT_S} s; nothing was stored") from None
-    finally:
-        CHECKING.release()
+    request = {"points": points, "num_classes": 10, "image_size": spec.data.image_size}
+    p = run_torch("cifar_sweeps.modelcheck", [json.dumps(request)], CHECK_TIMEOUT_S, "the model check")
     try:
         answer = json.loads(p.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

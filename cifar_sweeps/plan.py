@@ -16,7 +16,8 @@ import math
 import os
 import statistics
 import subprocess
-import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def key_of(cfg: dict[str, Any]) -> str:
     keys = ("model", "batch_size", "width", "depth", "threads", "device", "model_args", "image_size")
     defaults = {**TrainConfig().model_dump(), "model_args": {}, "image_size": 32}
     key = {k: cfg.get(k, defaults.get(k)) for k in keys}
+    if isinstance(key["width"], float):  # 0.5000001 and 0.5 are one shape (and one entry)
+        key["width"] = round(key["width"], 3)
     for k, default in (("model_args", {}), ("image_size", 32)):  # absent from keys made before they existed
         if key[k] == default:
             del key[k]
@@ -191,31 +194,86 @@ def from_store(store, cfg: dict[str, Any], images: int) -> Throughput | None:
 def from_probe(cfg: dict[str, Any], n_train: int, n_val: int, cache: Path, run_probe: bool) -> Throughput | None:
     """Seconds per epoch from a probe of this trial shape (cached), or None."""
     key = key_of(cfg)
-    known = json.loads(cache.read_text()) if cache.exists() else {}
-    hit, how = known.get(key), "a probe kept from an earlier plan"
+    hit, how = read_cache(cache).get(key), "a probe kept from an earlier plan"
+    failed = _FAILED.get(key)
+    if failed and time.monotonic() - failed[0] < FAILURE_MEMO_S:
+        return Throughput(None, None, f"unknown: the probe of this trial shape failed {failed[1]}")
     if hit is None and run_probe:
-        hit, how = _probe(cfg), "a probe just now"
+        hit, how = _probe(cfg, key), "a probe just now"
         if hit is not None:
-            known[key] = hit
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(known, indent=1))
+            remember(cache, key, hit)
     if hit is None:
         return None
     seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
     return Throughput(seconds, hit["peak_mb"], f"{how} ({hit['train_images_per_s']:.0f} train images/s)")
 
 
-def _probe(cfg: dict[str, Any]) -> dict | None:
-    """The probe in a process of its own (never this one: the API stays free of torch)."""
-    p = subprocess.run(
-        [sys.executable, "-m", "cifar_sweeps.probe", json.dumps(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT_S,
-    )
-    if p.returncode != 0:
-        return None
-    return json.loads(p.stdout.strip().splitlines()[-1])
+# A failed probe is not run again for this long (seconds): a shape that can't train (too
+# large for the memory, a plug-in that fails) would otherwise cost a process per request.
+FAILURE_MEMO_S = 600.0
+_FAILED: dict[str, tuple[float, str]] = {}
+MAX_CACHED_SHAPES = 500  # entries of throughput.json; the oldest go first
+PROBE_MAX_BATCH = 1024  # images per probe batch: past this, images/s hardly moves
+PROBE_MAX_PIXELS = 1024 * 32 * 32  # per batch: a 512x512 shape probes at batch 4, not 1024
+_CACHE_LOCK = threading.Lock()
+
+
+def probe_shape(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The shape a probe runs: the trial's, with its batch bounded (in images and pixels) and
+    its threads no more than this machine has; throughput per image barely depends on either
+    past these bounds, and no request can make a probe allocate gigabytes."""
+    size = int(cfg.get("image_size", 32))
+    batch = int(cfg.get("batch_size", TrainConfig().batch_size))
+    cap = max(4, min(PROBE_MAX_BATCH, PROBE_MAX_PIXELS // (size * size)))
+    threads = min(int(cfg.get("threads") or 1), os.cpu_count() or 1)
+    return {**cfg, "batch_size": min(batch, cap), "threads": max(1, threads)}
+
+
+def _probe(cfg: dict[str, Any], key: str) -> dict | None:
+    """The probe in a process of its own (never this one: the API stays free of torch), one
+    at a time (503 for the next); a failure is remembered for FAILURE_MEMO_S."""
+    from cifar_sweeps.subprocs import run_torch
+
+    p = run_torch("cifar_sweeps.probe", [json.dumps(probe_shape(cfg))], PROBE_TIMEOUT_S, "the throughput probe")
+    try:
+        if p.returncode == 0:
+            return json.loads(p.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        pass
+    last = (p.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    _FAILED[key] = (time.monotonic(), f"({last}); not probed again for {FAILURE_MEMO_S / 60:.0f} minutes")
+    return None
+
+
+def read_cache(cache: Path) -> dict[str, Any]:
+    """throughput.json, or {} when it is missing or unreadable (a torn file is no error)."""
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def remember(cache: Path, key: str, hit: dict[str, Any]) -> None:
+    """Add a probe's result to throughput.json: read, merge and write under a lock (this
+    process's and a file lock, for other service processes), written to a temporary file
+    and renamed over, so a reader never sees half a file; the oldest entries go past
+    MAX_CACHED_SHAPES."""
+    import fcntl
+    import tempfile
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with _CACHE_LOCK, open(cache.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = read_cache(cache)
+        known.pop(key, None)
+        known[key] = hit
+        while len(known) > MAX_CACHED_SHAPES:
+            known.pop(next(iter(known)))
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".throughput-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(known, f, indent=1)
+        os.replace(tmp, cache)
 
 
 # ------------------------------------------------------------ the plan
@@ -230,6 +288,7 @@ def make_plan(
     run_probe: bool = True,
     warn_hours: float = 8.0,
     throughput: Throughput | None = None,
+    model_params: dict[str, int] | None = None,
 ) -> PlanOut:
     """The plan; `throughput` given, neither the store nor a probe is asked."""
     n_train, n_val = data_sizes(spec, data_source)
@@ -241,6 +300,7 @@ def make_plan(
         or from_probe(cfg, n_train, n_val, cache, run_probe)
         or Throughput(None, None, "unknown: no measured epoch of this trial shape and no probe")
     )
+    model_params = model_params or {}
     n_slots = slots(spec, resources.cpus, resources.gpus)
     plan = PlanOut(
         trials=spec.total_trials(),
@@ -258,9 +318,10 @@ def make_plan(
         throughput_source=tp.source,
         cuts=cuts,
         warnings=[],
+        model_params=model_params,
     )
     _timing(plan, spec, tp, warn_hours)
-    _memory(plan, tp, resources)
+    _memory(plan, tp, resources, estimated_peak_mb(spec, max(model_params.values(), default=None)))
     return plan
 
 
@@ -289,9 +350,45 @@ def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -
         )
 
 
-def _memory(plan: PlanOut, tp: Throughput, resources: PlanResources) -> None:
-    plan.peak_mb_per_trial = tp.peak_mb or TRIAL_BASE_MB
-    plan.memory_source = "the probe's peak" if tp.peak_mb else f"a stated default ({TRIAL_BASE_MB:.0f} MiB)"
+# Where nothing was probed, a trial's peak is estimated: a trial process with torch loaded,
+# four fp32 copies of the parameters (weights, gradients, momentum, the best weights), and
+# the activations kept for the backward pass, about ACTIVATIONS_PER_INPUT floats per input
+# float (the zoo's conv nets keep 100-300 channels' worth at 32x32; stated, not measured).
+PROCESS_MB = 600.0
+ACTIVATIONS_PER_INPUT = 200
+
+
+def estimated_peak_mb(spec: SweepSpec, params: int | None) -> float:
+    """A trial's peak memory (MiB) without a probe, from its parameters and its largest batch."""
+    size = spec.data.image_size
+    batches = [v for v in candidates(spec.fixed.get("batch_size", spec.params.get("batch_size"))) or []]
+    batch = max([int(b) for b in batches if isinstance(b, (int, float))] or [TrainConfig().batch_size])
+    weights = 16 * (params or 0) / 2**20
+    activations = batch * 3 * size * size * ACTIVATIONS_PER_INPUT * 4 / 2**20
+    return PROCESS_MB + weights + activations
+
+
+def check_fits(plan: PlanOut) -> None:
+    """SpecError (422) with the figures when the trials that run at once can't fit the
+    cluster's memory: at submit, before anything is stored (the plan itself only warns)."""
+    from cifar_sweeps.errors import SpecError
+
+    if plan.memory_fits is False:
+        raise SpecError(
+            f"resources_per_trial / max_concurrent_trials: {plan.concurrent_trials} trials at once at about "
+            f"{plan.peak_mb_per_trial:.0f} MiB each ({plan.memory_source}) need "
+            f"{plan.concurrent_trials * plan.peak_mb_per_trial:.0f} MiB, over the node's "
+            f"{plan.resources.memory_mb:.0f} MiB ({plan.resources.source}); run fewer at once or smaller trials"
+        )
+
+
+def _memory(plan: PlanOut, tp: Throughput, resources: PlanResources, estimate_mb: float = TRIAL_BASE_MB) -> None:
+    plan.peak_mb_per_trial = tp.peak_mb or estimate_mb
+    plan.memory_source = (
+        "the probe's peak"
+        if tp.peak_mb
+        else f"an estimate from the model's parameters and the batch ({estimate_mb:.0f} MiB; nothing probed)"
+    )
     need = plan.peak_mb_per_trial * max(plan.concurrent_trials, 1)
     plan.memory_fits = need <= resources.memory_mb
     if not plan.memory_fits:
@@ -338,8 +435,8 @@ def plan_for(spec: SweepSpec, settings, store, run_probe: bool = True, data_sour
         local_resources(),
         run_probe=run_probe,
         warn_hours=settings.plan_warn_hours,
+        model_params=params,
     )
-    plan.model_params = params
     return plan
 
 

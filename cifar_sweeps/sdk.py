@@ -69,7 +69,7 @@ def run_spec(
     """Plan the spec (its plug-in models built on the meta device first), then run it to the
     end in this process; (sweep id, plan). A sweep the API created (`sweep_id`) was planned
     at submit. With dry_run, only the plan: nothing runs or is stored."""
-    from cifar_sweeps.plan import describe, plan_for
+    from cifar_sweeps.plan import check_fits, describe, plan_for
     from cifar_sweeps.sweep import run_sweep
 
     plan = None
@@ -78,6 +78,8 @@ def run_spec(
         echo(describe(plan))
     if dry_run:
         return None, plan
+    if plan is not None:
+        check_fits(plan)
     return run_sweep(spec, settings, store, settings.data, sweep_id, plan=plan), plan
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,6 +100,30 @@ class Settings(BaseSettings):
     def resolved_wandb_mode(self) -> str:
         return self.wandb_mode or ("online" if self.wandb_api_key else "offline")
 
+    def secret_values(self) -> list[str]:
+        """The secrets this service knows: its token, the W&B key, the store's password, and
+        Ray's token from the environment (what no answer may show)."""
+        from sqlalchemy.engine import make_url
+
+        out = [self.api_token, os.environ.get("RAY_AUTH_TOKEN", "")]
+        if self.wandb_api_key is not None:
+            out.append(self.wandb_api_key.get_secret_value())
+        try:
+            out.append(make_url(self.resolved_store_url()).password or "")
+        except Exception:
+            out.append(self.store_url)
+        return [v for v in out if v and len(v) >= 4]
+
+    def redact(self, text: str | None) -> str | None:
+        """`text` (a job's log tail, an error) without this service's secrets, any URL's
+        password, or the value of a variable whose name says it is secret."""
+        if not text:
+            return text
+        for secret in self.secret_values():
+            text = text.replace(secret, "[redacted]")
+        text = _URL_PASSWORD.sub(r"\1[redacted]@", text)
+        return _SECRET_VARIABLE.sub(r"\1=[redacted]", text)
+
     def job_env(self) -> tuple[dict[str, str], dict[str, str]]:
         """Every setting as the variable a Ray job's driver reads it from, built from the
         fields themselves so that none is forgotten; and, apart, the secrets (the API token,
@@ -117,6 +142,10 @@ class Settings(BaseSettings):
                 env[f"CIFAR_SWEEPS_{name.upper()}"] = _env_text(value)
         return env, secrets
 
+
+# scheme://user:PASSWORD@host, and NAME=VALUE where the name says token, key, password or secret.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@")
+_SECRET_VARIABLE = re.compile(r"\b([A-Z0-9_]*(?:TOKEN|API_KEY|PASSWORD|SECRET)[A-Z0-9_]*)=\S+")
 
 # Files named like a setting's variable in lower case (cifar_sweeps_store_url, ...), each
 # holding that secret: how a Ray job's driver gets the store password and the W&B key

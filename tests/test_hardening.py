@@ -113,3 +113,19 @@ def test_pareto_of_one_metric_against_itself_is_refused(server):
     lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp"}, 1)
     r = httpx.get(f"{base}/sweeps/{sweep.id}/pareto", params={"x": "params", "y": "params"})
     assert r.status_code == 422 and "two different metrics" in r.json()["detail"]
+
+
+def test_trials_that_cant_fit_the_nodes_memory_are_a_422_with_the_figures(server):
+    base, _ = server
+    big = _spec(
+        data={"image_size": 512},
+        fixed={"model": "airbench", "epochs": 2, "batch_size": 4096},
+        max_concurrent_trials=2,
+        resources_per_trial={"cpu": 1},
+    )
+    before = httpx.get(base + "/sweeps").json()["total"]
+    r = httpx.post(base + "/sweeps", json=big, timeout=60)
+    assert r.status_code == 422, r.text  # was: a warning, and the sweep stored
+    detail = r.json()["detail"]
+    assert "MiB" in detail and "over the node's" in detail and "max_concurrent_trials" in detail
+    assert httpx.get(base + "/sweeps").json()["total"] == before

@@ -110,6 +110,7 @@ def checkpoint_url(request: Request, t: Trial) -> str | None:
 def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     counts, best, trials = state.store.sweep_summary(sweep.id)
     out = SweepOut.model_validate(sweep)
+    out.error = state.settings.redact(out.error)  # a job's log tail: no secret, whoever reads it
     out.trial_counts = counts
     out.progress = progress(sweep, trials)
     out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query, Request
 from cifar_sweeps import code_version
 from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
 from cifar_sweeps.lifecycle import reconcile_local_driver
-from cifar_sweeps.plan import plan_for
+from cifar_sweeps.plan import check_fits, plan_for
 from cifar_sweeps.ranking import ParetoMetric
 from cifar_sweeps.routes.deps import (
     MAX_OFFSET,
@@ -74,6 +74,7 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
     writable_results(state)
     # From the store and earlier probes only: a submit never waits on a probe (POST /sweeps/plan runs one).
     plan = plan_for(spec, state.settings, state.store, run_probe=False)
+    check_fits(plan)  # 422 with the figures: trials that can't fit the node's memory
     try:
         sweep = state.jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
     except RayUnavailable as e:

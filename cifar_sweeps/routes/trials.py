@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -18,17 +16,18 @@ from cifar_sweeps.predict import MAX_CONCURRENT, MAX_IMAGES, ModelCache, classif
 from cifar_sweeps.routes.deps import Auth, State, TrialDep, checkpoint_url
 from cifar_sweeps.schemas import ClassProb, EpochOut, ImagePrediction, Prediction, TrialOut, error_responses
 from cifar_sweeps.storage import local_model_file
+from cifar_sweeps.subprocs import run_torch
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 MODELS = ModelCache()  # loaded models, shared by the requests of this process
 PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
-EXPORTING = threading.BoundedSemaphore(1)  # one export process at a time; the next gets a 503
 EXPORT_TIMEOUT_S = 300  # a ResNet-50's ONNX export takes tens of seconds on 2 cores
 
 
 @router.get("/{trial_id}", response_model=TrialOut, responses=error_responses(404))
 def get_trial(t: TrialDep, request: Request, state: State) -> TrialOut:
     out = TrialOut.model_validate(t)
+    out.error = state.settings.redact(out.error)
     out.checkpoint_url = checkpoint_url(request, t)
     out.curves = [EpochOut.model_validate(e) for e in state.store.epochs(t.id)]
     return out
@@ -58,7 +57,7 @@ def checkpoint(t: TrialDep):
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The exported model file"},
-        **error_responses(404, 503),
+        **error_responses(404, 422, 503),
     },
 )
 def export(t: TrialDep, format: Literal["onnx", "torchscript"] = Query("onnx")):  # noqa: A002
@@ -67,12 +66,7 @@ def export(t: TrialDep, format: Literal["onnx", "torchscript"] = Query("onnx")):
     config and scores in the file's metadata. Made in a process of its own, one at a time."""
     if not t.checkpoint_path:
         raise NotFound(f"trial {t.id} has no checkpoint yet")
-    if not EXPORTING.acquire(blocking=False):
-        raise Busy("an export is running; try again in a moment")
-    try:
-        path = _export(t, format)
-    finally:
-        EXPORTING.release()
+    path = _export(t, format)
     from starlette.background import BackgroundTask
 
     from cifar_sweeps.export import SUFFIX
@@ -90,18 +84,14 @@ def _export(t, fmt: str) -> Path:
     from cifar_sweeps.export import SUFFIX
 
     out_dir = Path(tempfile.mkdtemp(prefix="cifar-sweeps-export-"))
+    out = out_dir / f"model{SUFFIX[fmt]}"
     try:
         with local_model_file(t.checkpoint_path, t.id) as model_file:
-            out = out_dir / f"model{SUFFIX[fmt]}"
-            p = subprocess.run(
-                [sys.executable, "-m", "cifar_sweeps.export", str(model_file), str(out), fmt, t.id],
-                capture_output=True,
-                text=True,
-                timeout=EXPORT_TIMEOUT_S,
-            )
-    except subprocess.TimeoutExpired:
+            args = [str(model_file), str(out), fmt, t.id]
+            p = run_torch("cifar_sweeps.export", args, EXPORT_TIMEOUT_S, f"the export of trial {t.id}")
+    except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
-        raise Busy(f"the export of trial {t.id} took over {EXPORT_TIMEOUT_S} s") from None
+        raise
     if p.returncode != 0 or not out.exists():
         shutil.rmtree(out_dir, ignore_errors=True)
         last = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
