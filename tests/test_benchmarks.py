@@ -62,6 +62,7 @@ SMOKE = {
     "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
     "time_to_accuracy.py": ["--data", "synthetic:300", "--minutes", "0.5", "--baseline-epochs", "1"],
+    "spec_fuzz.py": ["--examples", "20"],
 }
 
 
