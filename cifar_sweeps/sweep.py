@@ -70,10 +70,8 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
 def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings) -> list:
     callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
     if spec.wandb or settings.wandb:
-        if settings.wandb_api_key:
-            # From the service's secret file: W&B's client reads the key from this process's
-            # environment, which (unlike the job's runtime env) nobody else is shown.
-            process_default("WANDB_API_KEY", settings.wandb_api_key.get_secret_value())
+        # The key stays in a file (tracking.py): never this process's environment, which
+        # Ray's own callback would copy into every logging actor's runtime env.
         callbacks.append(wandb_callback(settings, group=sweep_id))
     return callbacks
 

@@ -136,6 +136,16 @@ def _head_procs(results: Path) -> list[psutil.Process]:
     return out
 
 
+def _wandb_actor_up(results: Path) -> bool:
+    for p in _head_procs(results):
+        try:
+            if "Wandb" in " ".join(p.cmdline()):
+                return True
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return False
+
+
 @pytest.mark.slow
 def test_the_services_own_head_and_its_jobs_hold_no_secret_and_ctrl_c_ends_every_process(tmp_path):
     from ray.job_submission import JobSubmissionClient
@@ -154,6 +164,7 @@ def test_the_services_own_head_and_its_jobs_hold_no_secret_and_ctrl_c_ends_every
         CIFAR_SWEEPS_DASHBOARD_URL=dashboard,
         CIFAR_SWEEPS_API_TOKEN=TOKEN,
         WANDB_API_KEY=WANDB_KEY,
+        CIFAR_SWEEPS_WANDB_MODE="offline",  # W&B on (the spec says so) with no network
         CIFAR_SWEEPS_STORE_URL=pg.url().replace("sweeps@", f"sweeps:{PASSWORD}@"),
     )
     log = tmp_path / "serve.log"
@@ -181,20 +192,27 @@ def test_the_services_own_head_and_its_jobs_hold_no_secret_and_ctrl_c_ends_every
             "scheduler": {"type": "fifo"},
             "fixed": {"model": "mlp", "epochs": 40, "batch_size": 32},
             "params": {"lr": {"type": "choice", "values": [0.01, 0.02]}},
+            "wandb": True,  # Ray's W&B callback copied the key into its logging actors' runtime env
         }
         r = httpx.post(f"{base}/sweeps", json=spec, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
         assert r.status_code == 201, r.text
         sweep = r.json()
         while time.time() < deadline and httpx.get(f"{base}/sweeps/{sweep['id']}").json()["status"] != "running":
             time.sleep(0.5)
+        while time.time() < deadline and not _wandb_actor_up(results):
+            time.sleep(0.5)  # the trial's W&B logging actor is up
         info = JobSubmissionClient(dashboard).get_job_info(sweep["ray_job_id"])
         _no_secret_in(str(info.runtime_env) + info.entrypoint, "the job's runtime env")
         procs = _head_procs(results)
         names = " ".join(p.name() for p in procs)
         assert "raylet" in names and "gcs_server" in names, names
-        for p in procs:  # the GCS, raylet, dashboard, agents, workers and the job's driver
-            with_env = p.environ()
-            _no_secret_in(repr(with_env), f"the environment of {p.name()} (pid {p.pid})")
+        assert _wandb_actor_up(results), "no W&B logging actor ran"
+        for p in procs:  # the GCS, raylet, dashboard, agents, workers, W&B's actor and the job's driver
+            try:
+                with_env, name = p.environ(), p.name()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue  # a worker that ended since it was listed
+            _no_secret_in(repr(with_env), f"the environment of {name} (pid {p.pid})")
     finally:
         svc.send_signal(signal.SIGINT)  # Ctrl-C
         svc.wait(60)
