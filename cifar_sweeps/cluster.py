@@ -73,6 +73,24 @@ def use_token_auth_if_needed(url: str) -> None:
         os.environ[AUTH_MODE] = "token"
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_local_url(url: str) -> bool:
+    """A cluster on this machine: its dashboard is on a loopback address."""
+    from urllib.parse import urlparse
+
+    return is_loopback(urlparse(url if "://" in url else f"http://{url}").hostname or "")
+
+
 def dashboard_up(url: str, timeout_s: float = 2.0) -> bool:
     """Whether the dashboard answers at all: with Ray's token authentication on, an
     unauthenticated probe gets 401, which still means the cluster is up."""

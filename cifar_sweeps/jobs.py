@@ -11,7 +11,7 @@ import threading
 import time
 
 from cifar_sweeps import lifecycle
-from cifar_sweeps.cluster import dashboard_up, dashboard_url, use_token_auth_if_needed
+from cifar_sweeps.cluster import dashboard_up, dashboard_url, is_local_url, use_token_auth_if_needed
 from cifar_sweeps.errors import RayUnavailable
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, write_secrets
 from cifar_sweeps.states import ACTIVE, SweepStatus
@@ -54,11 +54,22 @@ class Jobs:
         """What a job's driver needs, and no secret: the Jobs API and the dashboard show a
         job's runtime env to anyone who reaches them. Every setting travels as its variable
         (Settings.job_env); the secrets go to files of this user's that the driver reads."""
-        env, secrets = self.settings.job_env()
+        shared = self.shares_paths()
+        env, secrets = self.settings.job_env(shared_paths=shared)
         env["PYTHONUNBUFFERED"] = "1"
-        if secrets:
+        # Secrets travel as files of this machine: a driver on it reads them. A cluster apart
+        # can't, and gets none: its driver reads the store password and the W&B key from its
+        # own environment or a mounted secret (docs/cluster.md), never the job's runtime env.
+        if secrets and shared:
             env[SECRETS_DIR_ENV] = str(write_secrets(self.settings.results_dir, secrets))
         return {"env_vars": env}
+
+    def shares_paths(self) -> bool:
+        """Whether the cluster's drivers see this machine's paths (Settings.cluster_paths)."""
+        mode = self.settings.cluster_paths
+        if mode != "auto":
+            return mode == "shared"
+        return is_local_url(self.url)
 
     def _submit(self, sweep_id: str, verb: str) -> str:
         entry = f"cifar-sweeps run --sweep-id {sweep_id}" if verb == "run" else f"cifar-sweeps resume {sweep_id}"

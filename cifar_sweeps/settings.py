@@ -6,6 +6,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     wandb_project: str = Field(
         "cifar-sweeps", validation_alias=AliasChoices("CIFAR_SWEEPS_WANDB_PROJECT", "WANDB_PROJECT")
     )
+    # Whether the Ray cluster's drivers see this machine's paths: "shared" sends them the
+    # results, data, weights and storage paths resolved here; "own" sends none of them (each
+    # node's own CIFAR_SWEEPS_* settings apply: an API apart from its cluster); "auto" is
+    # shared for a cluster on this machine (a loopback dashboard), own for any other.
+    cluster_paths: Literal["auto", "shared", "own"] = "auto"
     # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
     # keys like any other. The test suite turns it on; never set it in production.
     test_hooks: bool = False
@@ -124,14 +130,18 @@ class Settings(BaseSettings):
         text = _URL_PASSWORD.sub(r"\1[redacted]@", text)
         return _SECRET_VARIABLE.sub(r"\1=[redacted]", text)
 
-    def job_env(self) -> tuple[dict[str, str], dict[str, str]]:
+    def job_env(self, shared_paths: bool = True) -> tuple[dict[str, str], dict[str, str]]:
         """Every setting as the variable a Ray job's driver reads it from, built from the
         fields themselves so that none is forgotten; and, apart, the secrets (the API token,
-        the W&B key, a store URL with a password), which travel as files (write_secrets)."""
+        the W&B key, a store URL with a password), which travel as files (write_secrets).
+        A cluster that does not share this machine's paths (`shared_paths` False) gets no
+        path resolved here, and only the settings set here on purpose: its own apply."""
         env, secrets = {}, {}
         for name in type(self).model_fields:
+            if not shared_paths and (name in CLUSTER_OWN or name not in self.model_fields_set):
+                continue
             value = getattr(self, name)
-            if name == "store_url":
+            if name == "store_url" and shared_paths:
                 value = self.resolved_store_url()
             if isinstance(value, SecretStr) or name == "api_token" or (name == "store_url" and url_has_password(value)):
                 raw = value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -142,6 +152,10 @@ class Settings(BaseSettings):
                 env[f"CIFAR_SWEEPS_{name.upper()}"] = _env_text(value)
         return env, secrets
 
+
+# What a cluster apart from the API keeps its own of: paths on its nodes, and the API's own
+# serving settings.
+CLUSTER_OWN = frozenset({"results_dir", "data", "weights_dir", "storage_path", "cluster_paths", "api_token"})
 
 # scheme://user:PASSWORD@host, and NAME=VALUE where the name says token, key, password or secret.
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@")

@@ -132,3 +132,30 @@ def test_an_open_num_samples_over_the_limit_says_why():
     spec = parse_spec({"name": "b", "budget": {"epochs": 5000}, "fixed": {"model": "mlp"}, "params": LR})
     with pytest.raises(SpecError, match="under a budget num_samples defaults to budget.epochs"):
         check_limits(spec, Settings(max_num_samples=1000))
+
+
+@pytest.mark.slow
+def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head, tmp_path):
+    """time_budget_s ends a sweep (succeeded) with trials mid-run: Tune stops them with no
+    trial callback, so they stayed `running` in the store for ever. They end with the sweep."""
+    from tests.test_sweep_e2e import _cli, _env, _store, _write_spec
+
+    results = tmp_path / "results"
+    spec = _write_spec(
+        tmp_path,
+        num_samples=4,
+        max_concurrent_trials=2,
+        time_budget_s=25,
+        scheduler={"type": "fifo"},
+        fixed={"model": "mlp", "epochs": 200, "batch_size": 32},
+        params=LR,
+    )
+    p = _cli(["run", str(spec), "--data", "synthetic:3000"], _env(ray_head, results))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    store = _store(results)
+    (sweep,) = store.list_sweeps()[0]
+    assert sweep.status == "succeeded", (sweep.status, sweep.error)
+    trials = store.trials(sweep.id)
+    assert trials and all(t.status != "running" for t in trials), [(t.id, t.status) for t in trials]
+    cut = [t for t in trials if t.epochs < 200]
+    assert cut and all(t.status == "early_stopped" and "time_budget_s" in (t.error or "") for t in cut)

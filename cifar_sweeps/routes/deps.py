@@ -4,13 +4,13 @@ and trial lookups (404s), and response helpers. No route imports api.py."""
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
+from cifar_sweeps.cluster import is_loopback  # noqa: F401 (the routes and api.py import it from here)
 from cifar_sweeps.errors import InputError, Unauthorized
 from cifar_sweeps.jobs import Jobs
 from cifar_sweeps.plan import actual as plan_actual
@@ -161,12 +161,3 @@ def _total_trials(spec: dict) -> int:
         for p in (spec.get("params") or {}).values():
             n *= len(p.get("values", [None])) if isinstance(p, dict) else 1
     return n
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
