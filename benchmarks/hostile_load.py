@@ -4,7 +4,9 @@ serves it (loopback hosts only, a token set), while a prober asks GET /health ev
   (a) GET /sweeps/{id}/importance of a 5,000-trial sweep, with a junk query parameter;
   (b) POST /sweeps of a 2.4 KB spec whose one choice combines to 3.2 M settings;
   (c) 40 junk-parameter variants of /leaderboard.csv?limit=100000 (20,000 trials);
-  (d) a request with a poisoned Host, then an honest client's links.
+  (d) a request with a poisoned Host, then an honest client's links;
+  (e) 20 parallel POST /sweeps/plan of distinct trial shapes never probed: at most one
+      probe process at a time (the rest: 503 with Retry-After), and a valid cache file after.
 
 Prints, for each, the answer, its time, the slowest /health meanwhile and what it shows.
 
@@ -150,6 +152,64 @@ def timed(fn):
     return r, (time.perf_counter() - t0) * 1000
 
 
+def plan_spec(i: int) -> dict:
+    """A spec whose trial shape (batch size) no probe has measured."""
+    return {
+        "name": f"plan{i}",
+        "num_samples": 2,
+        "scheduler": {"type": "fifo"},
+        "fixed": {"model": "mlp", "epochs": 1, "batch_size": 48 + i},
+        "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+    }
+
+
+def probes_now() -> int:
+    import psutil
+
+    n = 0
+    for c in psutil.Process().children(recursive=True):
+        try:
+            n += "cifar_sweeps.probe" in " ".join(c.cmdline())
+        except psutil.Error:
+            continue
+    return n
+
+
+def parallel_plans(client: httpx.Client, prober: Prober, settings, n: int) -> list:
+    """n plan requests at once, each of a shape never probed; the most probe processes seen at
+    once (polled every 20 ms), the answers by status, and whether the cache file reads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prober.reset()
+    most, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            most[0] = max(most[0], probes_now())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    headers = {"Authorization": "Bearer bench-token"}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(lambda i: client.post("/sweeps/plan", json=plan_spec(i), headers=headers), range(n)))
+    ms = (time.perf_counter() - t0) * 1000
+    done.set()
+    watcher.join()
+    statuses = statistics.multimode([a.status_code for a in answers])
+    counts = {s: sum(a.status_code == s for a in answers) for s in sorted({a.status_code for a in answers})}
+    cache = settings.cache_dir / "throughput.json"
+    valid = cache.exists() and isinstance(json.loads(cache.read_text()), dict)
+    return [
+        f"{n} parallel plans, unprobed shapes",
+        "/".join(map(str, statuses)),
+        f"{ms:,.0f}",
+        prober.slowest(),
+        f"answers {counts}; at most {most[0]} probe process(es) at once; cache file valid: {valid}",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     from cifar_sweeps.settings import Settings
     from tests.ray_helpers import free_port
@@ -158,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=5000, help="trials of the importance sweep")
     ap.add_argument("--csv-trials", type=int, default=20000, help="trials in the store for the CSV phase")
     ap.add_argument("--variants", type=int, default=40)
+    ap.add_argument("--plans", type=int, default=20, help="parallel plan requests of unprobed shapes")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         settings = Settings(results_dir=Path(d), api_token="bench-token", dashboard_url="http://127.0.0.1:9")
@@ -228,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         bad, ms = timed(lambda: client.get("/leaderboard?limit=1", headers={"Host": "evil.example"}))
         good = client.get("/leaderboard?limit=1").json()["items"][0]["checkpoint_url"]
         rows.append(["poisoned Host", bad.status_code, f"{ms:,.0f}", prober.slowest(), f"next client's link: {good}"])
+        rows.append(parallel_plans(client, prober, settings, args.plans))
         prober.stop.set()
         server.should_exit = True
         print()

@@ -59,7 +59,7 @@ SMOKE = {
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
     "gpu_sweep.py": ["--smoke"],
     "report_table.py": ["--run", "mlp-report", "--data", "synthetic:300", "--epochs", "1"],
-    "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3"],
+    "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
     "time_to_accuracy.py": ["--data", "synthetic:300", "--minutes", "0.5", "--baseline-epochs", "1"],
     "spec_fuzz.py": ["--examples", "20"],
