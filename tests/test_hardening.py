@@ -129,3 +129,11 @@ def test_trials_that_cant_fit_the_nodes_memory_are_a_422_with_the_figures(server
     detail = r.json()["detail"]
     assert "MiB" in detail and "over the node's" in detail and "max_concurrent_trials" in detail
     assert httpx.get(base + "/sweeps").json()["total"] == before
+
+
+def test_a_json_body_with_no_content_type_is_refused_whatever_fastapi_does(server):
+    base, _ = server
+    import json
+
+    r = httpx.post(base + "/sweeps/plan", content=json.dumps(SPEC).encode(), headers={"Content-Type": ""})
+    assert r.status_code == 415 and "Content-Type" in r.json()["detail"], r.text
