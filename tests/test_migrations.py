@@ -77,8 +77,12 @@ def test_an_old_store_upgrades_in_place_with_every_row_kept(url):
     sweeps, total = store.list_sweeps()
     assert total == 2 and {s.id: s.status for s in sweeps} == old["sweeps"]
     assert store.get_sweep(old["b"]).reason == "disk_low"  # the old error prefix became the column
-    board, n = store.leaderboard()
-    assert n == 3 and [round(t.val_acc, 2) for t in board] == [0.5, 0.4, 0.25]
+    assert {s.id: s.dataset for s in sweeps} == {
+        old["b"]: "cifar10",
+        next(iter(set(old["sweeps"]) - {old["b"]})): "synthetic",
+    }
+    board, n = store.leaderboard()  # across sweeps: grouped by data set (0009), best first within each
+    assert n == 3 and [round(t.val_acc, 2) for t in board] == [0.4, 0.5, 0.25]
     assert [len(store.epochs(t)) for t in old["trials"]] == [2, 2, 1]
     assert store.get_trial(old["trials"][0]).config == {"model": "mlp", "lr": 0.1}
     # ... and it takes new writes.

@@ -45,7 +45,9 @@ def tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
 
 def _fill(folder: Path, leave_mb: float = 0) -> None:
     """Writes until the file system has only `leave_mb` MiB (or no block) left."""
-    with open(folder / "ballast", "wb") as f, contextlib.suppress(OSError):
+    # Unbuffered: a write cut short by ENOSPC leaves nothing in a buffer for close() to
+    # flush again (which raised outside the suppress, depending on how full the disk was).
+    with open(folder / "ballast", "wb", buffering=0) as f, contextlib.suppress(OSError):
         while shutil.disk_usage(folder).free > leave_mb * 2**20 + 65536 or not leave_mb:
             f.write(b"\0" * 65536)
             f.flush()
