@@ -136,8 +136,9 @@ def _edited_spec(args: argparse.Namespace, settings, store):
 
 def _plan(spec, settings, store, as_json: bool = False):
     from cifar_sweeps.plan import describe, plan_for
+    from cifar_sweeps.sdk import cluster_url
 
-    plan = plan_for(spec, settings, store)
+    plan = plan_for(spec, settings, store, cluster_url=cluster_url(settings))
     print(plan.model_dump_json(indent=2) if as_json else describe(plan), flush=True)
     return plan
 

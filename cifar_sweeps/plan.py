@@ -420,23 +420,55 @@ def local_resources() -> PlanResources:
     )
 
 
-def plan_for(spec: SweepSpec, settings, store, run_probe: bool = True, data_source: str | None = None) -> PlanOut:
-    """The plan of `spec` on this service's data, store and machine (its local Ray head).
+def cluster_resources(url: str, timeout_s: float = 5.0) -> PlanResources | None:
+    """The Ray cluster's alive nodes, CPUs, GPUs and memory, from its dashboard's state API
+    (GET /api/v0/nodes), or None when it does not answer."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/api/v0/nodes?limit=10000", timeout=timeout_s) as r:
+            nodes = json.loads(r.read())["data"]["result"]["result"]
+    except Exception:
+        return None
+    alive = [n.get("resources_total") or {} for n in nodes if n.get("state") == "ALIVE"]
+    if not alive:
+        return None
+    return PlanResources(
+        cpus=sum(float(n.get("CPU", 0)) for n in alive),
+        gpus=sum(float(n.get("GPU", 0)) for n in alive),
+        memory_mb=sum(float(n.get("memory", 0)) for n in alive) / 2**20,
+        source=f"the Ray cluster at {url}: {len(alive)} node(s), from its dashboard's state API",
+    )
+
+
+def plan_for(
+    spec: SweepSpec,
+    settings,
+    store,
+    run_probe: bool = True,
+    data_source: str | None = None,
+    cluster_url: str | None = None,
+) -> PlanOut:
+    """The plan of `spec` on this service's data and store, counted on the cluster at
+    `cluster_url` (its nodes' CPUs, GPUs and memory, when it answers) or on this machine.
     Its plug-in models are built first (modelcheck.py: SpecError for one that can't be),
     their parameter counts in the plan."""
     from cifar_sweeps.modelcheck import check_models
 
     params = check_models(spec)
+    resources = (cluster_url and cluster_resources(cluster_url)) or local_resources()
     plan = make_plan(
         spec,
         data_source or settings.data,
         store,
         settings.cache_dir / "throughput.json",
-        local_resources(),
+        resources,
         run_probe=run_probe,
         warn_hours=settings.plan_warn_hours,
         model_params=params,
     )
+    if cluster_url and resources.source.startswith("this machine"):
+        plan.warnings.append(f"the Ray cluster at {cluster_url} did not answer: counted on this machine instead")
     return plan
 
 

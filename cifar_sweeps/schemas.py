@@ -78,7 +78,7 @@ class EpochRange(BaseModel):
 class PlanResources(BaseModel):
     cpus: float
     gpus: float
-    memory_mb: float  # of one node
+    memory_mb: float  # of the cluster's alive nodes together (this machine's, for a local plan)
     source: str
 
 

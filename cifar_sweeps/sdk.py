@@ -74,13 +74,20 @@ def run_spec(
 
     plan = None
     if not sweep_id:
-        plan = plan_for(spec, settings, store)
+        plan = plan_for(spec, settings, store, cluster_url=cluster_url(settings))
         echo(describe(plan))
     if dry_run:
         return None, plan
     if plan is not None:
         check_fits(plan)
     return run_sweep(spec, settings, store, settings.data, sweep_id, plan=plan), plan
+
+
+def cluster_url(settings: Settings) -> str | None:
+    """The dashboard of the cluster RAY_ADDRESS names, whose resources a plan counts."""
+    from cifar_sweeps.cluster import dashboard_url, ray_address
+
+    return dashboard_url(settings) if ray_address() else None
 
 
 @dataclass(frozen=True)

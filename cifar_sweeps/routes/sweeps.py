@@ -73,7 +73,7 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
     warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(state)
     # From the store and earlier probes only: a submit never waits on a probe (POST /sweeps/plan runs one).
-    plan = plan_for(spec, state.settings, state.store, run_probe=False)
+    plan = plan_for(spec, state.settings, state.store, run_probe=False, cluster_url=state.jobs.url)
     check_fits(plan)  # 422 with the figures: trials that can't fit the node's memory
     try:
         sweep = state.jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
@@ -96,7 +96,7 @@ def plan_sweep(raw: Annotated[dict[str, Any], Body()], state: State) -> PlanOut:
     is stored and nothing is submitted; a trial shape the store has never measured is probed
     (a few batches, in a process of its own) and kept for next time."""
     spec = parse_spec(raw, state.settings)
-    return plan_for(spec, state.settings, state.store)
+    return plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
 
 
 @router.get("", response_model=SweepList, responses=error_responses(422))
