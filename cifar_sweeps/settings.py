@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Where clients reach the API (e.g. https://sweeps.example.org): links in answers are
     # built from it, never from a request's Host header; empty: links are relative.
     public_base_url: str = ""
+    # Where a browser reaches the Ray dashboard (links in answers and on the page), when that
+    # is not the address the service itself uses (e.g. http://ray-head:8265 inside compose).
+    public_dashboard_url: str = ""
     # Seconds the Ray cluster may stay silent before its active sweeps count as lost
     # (interrupted, resumable): a head restarting answers again well within this.
     cluster_lost_after_s: float = Field(default=30.0, gt=0)

@@ -14,7 +14,14 @@ torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
 # The tiers (pyproject.toml's markers): `slow` tests run a real Ray head; `integration`
 # tests start PostgreSQL, build a wheel, mount a filesystem or run a process of the
 # project; every other test is `unit` (pure functions and the in-process app: seconds).
-INTEGRATION_MODULES = {"test_wheel", "test_docker", "test_storage_faults", "test_schemathesis", "test_migrations"}
+INTEGRATION_MODULES = {
+    "test_wheel",
+    "test_docker",
+    "test_deploy",
+    "test_storage_faults",
+    "test_schemathesis",
+    "test_migrations",
+}
 
 
 def pytest_collection_modifyitems(config, items):

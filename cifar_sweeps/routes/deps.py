@@ -107,6 +107,12 @@ def checkpoint_url(request: Request, t: Trial) -> str | None:
     return f"{base_url(request)}/trials/{t.id}/checkpoint" if t.checkpoint_path else None
 
 
+def public_dashboard(state: AppState) -> str:
+    """The Ray dashboard as a browser reaches it (Settings.public_dashboard_url), else the
+    address the service uses."""
+    return (state.settings.public_dashboard_url or state.jobs.url).rstrip("/")
+
+
 def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     counts, best, trials = state.store.sweep_summary(sweep.id)
     out = SweepOut.model_validate(sweep)
@@ -119,7 +125,7 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     out.links = Links(
         self=f"{base}/sweeps/{sweep.id}",
         leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
-        ray_dashboard=f"{state.jobs.url}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None,
+        ray_dashboard=f"{public_dashboard(state)}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None,
     )
     return out
 

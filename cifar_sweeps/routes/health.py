@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from cifar_sweeps import __version__
-from cifar_sweeps.routes.deps import State
+from cifar_sweeps.routes.deps import State, public_dashboard
 from cifar_sweeps.schemas import Health
 
 router = APIRouter(tags=["service"])
@@ -26,7 +26,7 @@ def health(state: State) -> JSONResponse:
         status="ok" if store_ok == "ok" and ray_ok == "ok" else "degraded",
         store=store_ok,
         ray=ray_ok,
-        ray_dashboard=state.jobs.url,
+        ray_dashboard=public_dashboard(state),
         version=__version__,
     )
     return JSONResponse(body.model_dump(), status_code=200 if store_ok == "ok" else 503)

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 
 from cifar_sweeps import __version__
 from cifar_sweeps.errors import NotFound
-from cifar_sweeps.routes.deps import State
+from cifar_sweeps.routes.deps import State, public_dashboard
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 router = APIRouter(include_in_schema=False)
@@ -27,7 +27,11 @@ def page() -> FileResponse:
 
 @router.get("/config.json")
 def page_config(state: State) -> dict[str, Any]:
-    return {"ray_dashboard": state.jobs.url, "version": __version__, "token_required": bool(state.settings.api_token)}
+    return {
+        "ray_dashboard": public_dashboard(state),
+        "version": __version__,
+        "token_required": bool(state.settings.api_token),
+    }
 
 
 @lru_cache(maxsize=1)
