@@ -27,14 +27,9 @@ def ray_address() -> str | None:
     return os.environ.get(ADDRESS) or None
 
 
-def environ() -> Mapping[str, str]:
-    """This process's environment, for what a head or a job inherits (filtered there)."""
-    return os.environ
-
-
 def process_default(name: str, value: str) -> None:
     """Set a variable that a library reads from this process's environment (Tune's snapshot
-    period, torch's threads, W&B's key), unless the user set it."""
+    period, torch's threads), unless the user set it."""
     os.environ.setdefault(name, value)
 
 

@@ -20,7 +20,6 @@ ALPHA = 0.05  # Welch's test: "distinguishable" means p < ALPHA, two-sided
 # varies), the runner's own keys, and the repeat's pointer to its source.
 REPEAT_OF, REPEAT_ID = "repeat_of", "repeat_id"  # in a repeat's Tune config: its source, its own id
 NOT_CONFIG = frozenset({"seed", "device", "threads", REPEAT_OF, REPEAT_ID})
-TEST_NAME = "welch-t"
 
 
 def config_of(config: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -188,11 +187,6 @@ def _env_text(value) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value)
     return str(value)
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return load_settings()
 
 
 def url_has_password(url: str) -> bool:
