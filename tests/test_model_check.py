@@ -67,3 +67,16 @@ def test_a_good_plugin_is_built_on_the_meta_device_and_counted_in_the_plan(api):
     r = client.post("/sweeps", json=spec)
     assert r.status_code == 201, r.text
     assert store.sweep(r.json()["id"]).plan["model_params"] == {"widenet": 618}
+
+
+def test_importing_the_package_and_listing_models_loads_neither_torch_nor_ray():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cifar_sweeps as cs; names = [m['name'] for m in cs.list_models()]; "
+        "assert 'airbench' in names, names; "
+        "assert 'torch' not in sys.modules and 'ray' not in sys.modules, 'heavy import'; print('light')"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "light", p.stderr[-2000:]
