@@ -57,7 +57,6 @@ SMOKE = {
     ],
     "memory.py": ["--data", "synthetic:300", "--baseline-data", "synthetic:100", "--concurrency", "1", "2"],
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
-    "gpu_sweep.py": ["--only", "throughput", "--smoke"],  # the whole check: test_gpu_check.py
     "report_table.py": ["--run", "mlp-report", "--data", "synthetic:300", "--epochs", "1"],
     "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
@@ -71,8 +70,6 @@ def test_benchmark_runs(script, tmp_path):
     args = list(SMOKE[script])
     if script == "api_load.py":
         args += ["--port", str(free_port()), "--dashboard-port", str(free_port()), "--gcs-port", str(free_port())]
-    if script == "gpu_sweep.py":
-        args += ["--results-dir", str(tmp_path / "gpu")]
     if script == "report_table.py":
         args += ["--results-dir", str(tmp_path / "report")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")

@@ -145,7 +145,7 @@ def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head
         tmp_path,
         num_samples=4,
         max_concurrent_trials=2,
-        time_budget_s=25,
+        time_budget_s=12,
         scheduler={"type": "fifo"},
         fixed={"model": "mlp", "epochs": 200, "batch_size": 32},
         params=LR,
