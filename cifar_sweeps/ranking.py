@@ -191,6 +191,12 @@ def pareto_ranks(points: Sequence[Sequence[float]], modes: Sequence[str]) -> lis
     objectives (the API's x and y) are sorted in O(n log n); more take the general way."""
     if len(modes) == 2:
         return _pareto_ranks_2d(points, modes)
+    return pareto_ranks_by_definition(points, modes)
+
+
+def pareto_ranks_by_definition(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
+    """Non-dominated sorting as defined: peel off the non-dominated set, front by front (any
+    number of objectives; quadratic per front)."""
     ranks = [0] * len(points)
     left = set(range(len(points)))
     front = 0
