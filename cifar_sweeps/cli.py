@@ -47,11 +47,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     fields = TrainConfig.model_fields
+    recipe, data = _recipe(args.recipe) if args.recipe else ({}, {})
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    cfg = TrainConfig(**given, model_args=_model_args(args.model_arg or []))
-    splits = load_splits(
-        settings.data, settings.cache_dir, args.val_fraction, args.split_seed, image_size=args.image_size
-    )
+    model_args = {**recipe.pop("model_args", {}), **_model_args(args.model_arg or [])}
+    cfg = TrainConfig(**{**recipe, **given}, model_args=model_args)
+    val_fraction = args.val_fraction if args.val_fraction is not None else data.get("val_fraction", 0.2)
+    splits = load_splits(settings.data, settings.cache_dir, val_fraction, args.split_seed, image_size=args.image_size)
     if args.train_subset:
         from cifar_sweeps.data import train_subset
 
@@ -64,7 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, splits, pretrained_state=pretrained)
     print(
         f"train {cfg.model} on {trainer.device}: {splits.sizes}, {len(splits.classes)} classes at "
-        f"{splits.image_size}x{splits.image_size}, normalize {trainer.normalize}",
+        f"{splits.image_size}x{splits.image_size}, normalize {trainer.normalize}, "
+        f"precision {trainer.precision} ({trainer.precision_why})",
         flush=True,
     )
 
@@ -88,6 +90,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.save(trainer.best_model_file(), args.save)
         print(f"saved best model to {args.save}")
     return 0
+
+
+def _recipe(name: str) -> tuple[dict, dict]:
+    """A preset's training recipe: its fixed config with its first point to evaluate (its
+    known-good point), and its data options."""
+    from cifar_sweeps.presets import read
+    from cifar_sweeps.spec import parse_spec
+
+    spec = parse_spec(read(name))
+    points = spec.search.points_to_evaluate
+    cfg = {**spec.fixed, **(points[0] if points else {})}
+    return {k: v for k, v in cfg.items() if not isinstance(v, dict) or k == "model_args"}, spec.data.model_dump()
 
 
 def _model_args(items: list[str]) -> dict:
@@ -442,7 +456,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.config import ACTIVATIONS, OPTIMIZERS, SCHEDULERS
+    from cifar_sweeps.config import ACTIVATIONS, OPTIMIZERS, PRECISIONS, SCHEDULERS
 
     p.add_argument("--model", default="simple_cnn", help="a model name (`cifar-sweeps models` lists them)")
     p.add_argument(
@@ -458,7 +472,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=float, help="channel multiplier of airbench (default 1)")
     p.add_argument("--depth", type=int, help="conv layers after each pool of airbench (default 1)")
     p.add_argument("--nesterov", action="store_true", default=None)
-    p.add_argument("--tta", action="store_true", default=None, help="evaluate on image + mirror")
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const=1,
+        type=int,
+        choices=[0, 1, 2],
+        help="test-time augmentation: 1 (the flag alone) image + mirror, 2 also 1-pixel shifts (6 views)",
+    )
+    p.add_argument("--precision", choices=list(PRECISIONS), help="auto (default): bf16 where the CPU/GPU has it")
+    p.add_argument("--recipe", help="start from a preset's training config and first point, e.g. cpu-fast")
+    _method_args(p)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--scheduler", choices=SCHEDULERS)
     p.add_argument("--lr", type=float)
@@ -486,10 +510,20 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
-    p.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", dest="val_fraction", type=float, help="default 0.2, or the recipe's")
     p.add_argument("--split-seed", dest="split_seed", type=int, default=0)
     p.add_argument("--train-subset", dest="train_subset", type=int)
     p.add_argument("--save", help="write the best model file here")
+
+
+def _method_args(p: argparse.ArgumentParser) -> None:
+    """airbench's method (method.py), each a TrainConfig field."""
+    p.add_argument("--whiten", action="store_true", default=None, help="airbench: a patch-whitening first layer")
+    p.add_argument("--dirac", action="store_true", default=None, help="airbench: identity-initialized 3x3 convs")
+    p.add_argument("--lookahead", action="store_true", default=None, help="pull the weights to their EMA every 5 steps")
+    p.add_argument("--alternate-flip", dest="alternate_flip", action="store_true", default=None)
+    p.add_argument("--bn-bias-lr", dest="bn_bias_lr", type=float, help="lr multiplier of BatchNorm biases")
+    p.add_argument("--bn-momentum", dest="bn_momentum", type=float, help="BatchNorm running-stats momentum")
 
 
 PARETO_CHOICES = tuple(PARETO_METRICS)  # ranking.py: the metrics a front or an order takes

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cifar_sweeps import registry
 from cifar_sweeps.registry import (  # noqa: F401 (re-exported: the zoo's names live with the registry)
@@ -27,10 +37,16 @@ STAGE_HINT = (
 MODEL_ARG = "model_args."  # the prefix of a searched model argument
 
 OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
-SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle"]
+# linear: airbench's, a linear warm-up from 0.2 lr to lr over the first 23 % of the steps, then
+# a linear decay to 0.07 lr; onecycle and linear step every batch, the rest every epoch.
+SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle", "linear"]
+# auto: bf16 autocast where the hardware runs it fast (CUDA; a CPU with AMX or AVX512_BF16),
+# fp32 elsewhere (an emulated bf16 is slower than fp32); see precision.py.
+PrecisionName = Literal["auto", "fp32", "bf16"]
 # Input statistics (loader.NORMALIZATIONS): auto is CIFAR-10's on data of CIFAR-10's classes,
 # else the training split's own (dataset); the report used "report" (0.5, 0.5).
 NormalizeName = Literal["auto", "cifar", "report", "imagenet", "dataset"]
+PRECISIONS: tuple[str, ...] = PrecisionName.__args__  # type: ignore[attr-defined]
 OPTIMIZERS: tuple[str, ...] = OptimizerName.__args__  # type: ignore[attr-defined]
 SCHEDULERS: tuple[str, ...] = SchedulerName.__args__  # type: ignore[attr-defined]
 
@@ -64,14 +80,44 @@ class TrainConfig(BaseModel):
     flip: bool = True
     crop_padding: int = Field(0, ge=0, le=16)
     cutout: int = Field(0, ge=0, le=32)
-    tta: bool = False  # evaluate on image + its mirror, averaging logits
+    # Test-time augmentation: 0 none, 1 image + mirror (2 views), 2 also the 1-pixel
+    # translations up-left and down-right, each mirrored (6 views). true/false read as 1/0.
+    tta: int = Field(0, ge=0, le=2)
+    alternate_flip: bool = False  # with flip: each image mirrored every other epoch, from a random start
+    # airbench's method (KellerJordan/cifar10-airbench; docs/performance.md):
+    whiten: bool = False  # airbench: a frozen 2x2 patch-whitening first layer, fitted to the trial's images
+    whiten_bias_epochs: int = Field(3, ge=0, le=1000)  # epochs the whitening layer's bias trains, then frozen
+    dirac: bool = False  # airbench: the 3x3 convs start as the identity on their first input-width filters
+    bn_bias_lr: float = Field(1.0, gt=0.0, le=1000.0)  # lr multiplier of BatchNorm biases (airbench: 64)
+    # The weight of each batch in BatchNorm's running statistics (PyTorch's convention; its
+    # default is 0.1, airbench's 0.4). None: the model's own.
+    bn_momentum: float | None = Field(None, gt=0.0, le=1.0)
+    lookahead: bool = False  # airbench's lookahead: every 5 steps, pull the weights to an EMA of them
     seed: int = 0
     device: str = "auto"  # auto: cuda when available
-    amp: bool = True  # bf16 autocast on CUDA
+    precision: PrecisionName = "auto"  # (`amp` before it: true is auto, false is fp32)
     channels_last: bool = True  # NHWC activations for conv nets (faster on CUDA and on x86 CPUs)
     threads: int | None = Field(None, gt=0)  # torch intra-op threads on CPU
     eval_batch_size: int = Field(1024, gt=0, le=65536)
     test_on_best: bool = True  # evaluate test each time val improves (so test_acc is of the best)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_names(cls, raw: Any) -> Any:
+        """Stored trials, specs and warm starts from before `precision` and TTA levels:
+        `amp` true is precision auto (reduced precision where it is fast) and false fp32;
+        `tta` true is level 1 (image + mirror)."""
+        if not isinstance(raw, dict) or not ("amp" in raw or isinstance(raw.get("tta"), bool)):
+            return raw
+        raw = dict(raw)
+        if "amp" in raw:
+            amp = raw.pop("amp")
+            if not isinstance(amp, bool):
+                raise ValueError(f"amp: {amp!r} is not true or false (amp is the old name of precision)")
+            raw.setdefault("precision", "auto" if amp else "fp32")
+        if isinstance(raw.get("tta"), bool):
+            raw["tta"] = int(raw["tta"])
+        return raw
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +157,15 @@ class TrainConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _method_fits_model(self, info: ValidationInfo):
+        if info.context and info.context.get("field_alone"):  # a spec's field, whose model is set elsewhere
+            return self
+        misfit = inapplicable(self.model, self.model_dump(exclude_defaults=True))
+        if misfit is not None:
+            raise ValueError(misfit[1])
+        return self
+
     @field_validator("activation")
     @classmethod
     def _known_activation(cls, v: str) -> str:
@@ -122,4 +177,33 @@ class TrainConfig(BaseModel):
     def augment(self):
         from cifar_sweeps.loader import Augment
 
-        return Augment(self.flip, self.crop_padding, self.cutout)
+        return Augment(self.flip, self.crop_padding, self.cutout, self.alternate_flip)
+
+
+OLD_NAMES = frozenset({"amp"})  # accepted in configs, read as their new fields
+# The fields of airbench's method that only some models have the layers for.
+WHITENABLE = frozenset({"airbench"})  # a stem that the whitening layer replaces; 3x3 convs for dirac
+WITH_BATCHNORM = frozenset({"airbench", "resnet18", "resnet50"})  # zoo models with BatchNorm
+METHOD_MODELS: dict[str, frozenset[str]] = {
+    "whiten": WHITENABLE,
+    "dirac": WHITENABLE,
+    "bn_bias_lr": WITH_BATCHNORM,
+    "bn_momentum": WITH_BATCHNORM,
+}
+METHOD_DEFAULTS: dict[str, Any] = {"whiten": False, "dirac": False, "bn_bias_lr": 1.0, "bn_momentum": None}
+
+
+def inapplicable(model: str, cfg: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) for the first method field set away from its default on a zoo model that
+    lacks the layers it acts on, else None. Plug-ins are not refused: bn_* act on whatever
+    BatchNorm layers they have, and whiten/dirac are the zoo's airbench's only."""
+    for field, models in METHOD_MODELS.items():
+        if cfg.get(field, METHOD_DEFAULTS[field]) == METHOD_DEFAULTS[field] or model in models:
+            continue
+        if field in ("bn_bias_lr", "bn_momentum") and model not in registry.ZOO:
+            continue
+        return field, (
+            f"{field} applies to {', '.join(sorted(models))} only (the models with the layers it acts on), "
+            f"not to model {model!r}"
+        )
+    return None

@@ -72,6 +72,7 @@ class Augment:
     flip: bool = True
     crop_padding: int = 0  # pixels of zero padding (at the mean) before a random 32x32 crop
     cutout: int = 0  # side in pixels of one zeroed square per image; 0 = off
+    alternate: bool = False  # with flip: the caller's per-epoch mask (method.alternate_flip_mask), not coin flips
 
     @property
     def active(self) -> bool:
@@ -113,8 +114,11 @@ class DeviceSplit:
         augment: Augment | None = None,
         chunk_images: int = 4096,
         memory_format: torch.memory_format = torch.contiguous_format,
+        flip_mask: torch.Tensor | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled and augmented when a generator is given; in order otherwise."""
+        """Shuffled and augmented when a generator is given; in order otherwise. With a
+        `flip_mask` (one bool per image of the split), flip mirrors the images it marks
+        instead of a random half."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
         per_chunk = max(chunk_images // batch_size, 1) * batch_size
@@ -123,10 +127,11 @@ class DeviceSplit:
                 xc = self.normalize(self.x[start : start + per_chunk], memory_format)
                 yc = self.y[start : start + per_chunk]
             else:
-                idx = order[start : start + per_chunk].to(self.device)
+                picked = order[start : start + per_chunk]
+                idx = picked.to(self.device)
                 xc, yc = self.x[idx], self.y[idx]
-                if augment is not None and augment.flip:
-                    xc = flip_half(xc, generator)  # on uint8 NHWC: a quarter of the bytes
+                if augment is not None and augment.flip:  # on uint8 NHWC: a quarter of the bytes
+                    xc = flip_marked(xc, flip_mask[picked]) if flip_mask is not None else flip_half(xc, generator)
                 xc = self.normalize(xc, memory_format)
                 if augment is not None and augment.active:
                     xc = apply_augment(xc, Augment(False, augment.crop_padding, augment.cutout), generator)
@@ -138,6 +143,13 @@ def flip_half(x: torch.Tensor, g: torch.Generator | None, dim: int = 2) -> torch
     """Mirror a random half of the images (p=0.5 each, the report's) along `dim` (width:
     2 for NHWC, 3 for NCHW), in place."""
     idx = torch.nonzero(torch.rand(x.shape[0], generator=g) < 0.5).squeeze(1).to(x.device)
+    x[idx] = x[idx].flip(dim)
+    return x
+
+
+def flip_marked(x: torch.Tensor, mask: torch.Tensor, dim: int = 2) -> torch.Tensor:
+    """Mirror the images `mask` marks along `dim` (width: 2 for NHWC), in place."""
+    idx = torch.nonzero(mask).squeeze(1).to(x.device)
     x[idx] = x[idx].flip(dim)
     return x
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from cifar_sweeps.config import ACTIVATIONS as ACTIVATION_NAMES
-from cifar_sweeps.config import MODEL_NAMES, PRETRAINABLE, SCALABLE, STAGE_HINT  # noqa: F401 (re-exported)
+from cifar_sweeps.config import MODEL_NAMES, PRETRAINABLE, SCALABLE, STAGE_HINT, WHITENABLE  # noqa: F401 (re-exported)
 from cifar_sweeps.errors import ModelError
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -203,15 +203,36 @@ def scaled_widths(width: float, base: Sequence[int] = AIRBENCH_WIDTHS) -> tuple[
     return tuple(max(16, round(c * width / 16) * 16) for c in base)
 
 
-class AirbenchNet(nn.Module):
-    """A stem conv, then three conv groups, each: conv, 2x2 max-pool, BN, GELU, then `depth`
-    times conv, BN, GELU."""
+WHITEN_KERNEL = 2  # airbench's whitening patches: 2x2
+WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2  # the patch covariance's 12 eigenvectors and their negatives
 
-    def __init__(self, activation: str, dropout: float, width: float = 1.0, depth: int = 1, num_classes: int = 10):
+
+class AirbenchNet(nn.Module):
+    """A stem, then three conv groups, each: conv, 2x2 max-pool, BN, GELU, then `depth`
+    times conv, BN, GELU. The stem is a 3x3 conv, BN, GELU; with `whiten`, airbench's
+    instead: a 2x2 conv (no padding, so 31x31 out) whose frozen weights method.py fits to
+    the training images' patches, with a trained bias, then GELU."""
+
+    def __init__(
+        self,
+        activation: str,
+        dropout: float,
+        width: float = 1.0,
+        depth: int = 1,
+        num_classes: int = 10,
+        whiten: bool = False,
+    ):
         super().__init__()
         stem, *widths = scaled_widths(width)
-        layers: list[nn.Module] = _conv_bn(3, stem)
-        c = stem
+        if whiten:
+            conv = nn.Conv2d(3, WHITEN_WIDTH, WHITEN_KERNEL, padding=0, bias=True)
+            conv.weight.requires_grad_(False)  # set once from the data, never trained
+            nn.init.zeros_(conv.bias)
+            layers: list[nn.Module] = [conv, nn.GELU()]
+            c = WHITEN_WIDTH
+        else:
+            layers = _conv_bn(3, stem)
+            c = stem
         for w in widths:
             layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(w), nn.GELU()]
             for _ in range(depth):
@@ -221,6 +242,12 @@ class AirbenchNet(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(c, num_classes, bias=False)
         self.scale = 1 / 9  # airbench's logit temperature: keeps early logits small
+
+    @property
+    def whitening(self) -> nn.Conv2d | None:
+        """The whitening layer, when the net has one."""
+        first = self.features[0]
+        return first if isinstance(first, nn.Conv2d) and first.kernel_size == (WHITEN_KERNEL,) * 2 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.amax(self.features(x), dim=(2, 3))
@@ -264,12 +291,14 @@ def build_model(
     depth: int = 1,
     num_classes: int = 10,
     model_args: dict[str, Any] | None = None,
+    whiten: bool = False,
 ) -> nn.Module:
     """The zoo's models and installed plug-ins' (registry.py), built the one way a trial,
     `predict`, export and the submit-time check all use. `pretrained_state` is required with
     `pretrained`: the caller loads the staged weights once (weights.py), so building a model
     never touches the network or the disk. `width` and `depth` shape the scalable nets
-    (SCALABLE) only; `model_args` go to a plug-in's builder."""
+    (SCALABLE) only; `model_args` go to a plug-in's builder; `whiten` gives airbench its
+    whitening stem (config.WHITENABLE)."""
     if not 2 <= num_classes <= MAX_CLASSES:
         raise ModelError(f"num_classes must be in [2, {MAX_CLASSES}], got {num_classes}")
     if name not in BUILDERS:
@@ -286,8 +315,12 @@ def build_model(
         raise ModelError(f"model {name!r} with pretrained: true needs its ImageNet weights; {STAGE_HINT}")
     if (width, depth) != (1.0, 1) and name not in SCALABLE:
         raise ModelError(f"model {name!r} has a fixed shape; width and depth apply to {sorted(SCALABLE)}")
+    if whiten and name not in WHITENABLE:
+        raise ModelError(f"model {name!r} has no stem for a whitening layer; whiten applies to {sorted(WHITENABLE)}")
     if name == "resnet50":
         return resnet50(activation, dropout, pretrained_state if pretrained else None, num_classes)
+    if whiten:
+        return AirbenchNet(activation, dropout, width, depth, num_classes, whiten=True)
     return BUILDERS[name](activation, dropout, width, depth, num_classes)
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps import registry, spaces
-from cifar_sweeps.config import MODEL_ARG, PRETRAINABLE, SCALABLE, TrainConfig
+from cifar_sweeps.config import MODEL_ARG, OLD_NAMES, PRETRAINABLE, SCALABLE, TrainConfig, inapplicable
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.registry import ARG_RE, FIXED_SIZE_32
 from cifar_sweeps.spaces import Param, candidates, chooses_objects, flatten_config, is_choice
@@ -49,7 +49,7 @@ MAX_DEPTH = 12
 # parse_spec and the API set for the validation they run); otherwise unknown like any other.
 ADAPTER_FIELDS = {"fail_at_epoch", "fault"}
 TEST_HOOKS: ContextVar[bool] = ContextVar("cifar_sweeps_test_hooks", default=False)
-CONFIG_FIELDS = set(TrainConfig.model_fields) - RESERVED
+CONFIG_FIELDS = (set(TrainConfig.model_fields) | OLD_NAMES) - RESERVED
 MODEL_ARGS = TypeAdapter(TrainConfig.model_fields["model_args"].annotation)  # a plug-in's arguments' values
 
 
@@ -359,7 +359,7 @@ def _check_field(field: str, value: Any, where: str) -> None:
             MODEL_ARGS.validate_python(value if field == "model_args" else {field.removeprefix(MODEL_ARG): value})
         else:
             # strict: "100000" is not 100000 (the limits read numbers) and 1 is not true.
-            TrainConfig.model_validate({field: value}, strict=True)
+            TrainConfig.model_validate({field: value}, strict=True, context={"field_alone": True})
     except ValidationError as e:
         msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
         raise ValueError(f"{where}: {value!r} is not a valid {field}: {msg}") from None
@@ -605,11 +605,20 @@ def _check_model_point(spec: SweepSpec, model: str, cfg: dict[str, Any], where: 
                 )
 
 
+def _check_method_fits(cfg: dict[str, Any], where: dict[str, str]) -> None:
+    model = cfg.get("model", TrainConfig.model_fields["model"].default)
+    misfit = inapplicable(model, cfg)
+    if misfit is not None:
+        field, why = misfit
+        raise ValueError(f"{where.get(field, field)}: {why} ({where.get('model', 'the default model')})")
+
+
 def check_expanded(spec: SweepSpec) -> None:
     """Every expanded trial config builds a valid TrainConfig and a valid combination: what
     would otherwise fail trial by trial, after retries, fails at submit, naming its field."""
     for cfg, where in expand_space(spec):
         train_cfg = {k: v for k, v in cfg.items() if k not in ADAPTER_FIELDS}
+        _check_method_fits(train_cfg, where)
         try:
             TrainConfig.model_validate(train_cfg)
         except ValidationError as e:

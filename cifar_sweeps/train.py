@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from cifar_sweeps import method, precision
 from cifar_sweeps.config import OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import NonFiniteLossError
@@ -81,10 +82,14 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
-    """Returns (scheduler, steps_per_batch): onecycle steps every batch, the rest per epoch."""
+    """Returns (scheduler, steps_per_batch): onecycle and linear step every batch, the rest
+    per epoch. Each param group keeps its own peak lr (BatchNorm biases: bn_bias_lr x)."""
     s = cfg.scheduler
     if s == "none":
         return None, False
+    if s == "linear":
+        factor = method.linear_schedule(method.total_steps(cfg.epochs, steps_per_epoch))
+        return torch.optim.lr_scheduler.LambdaLR(opt, factor), True
     if s == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma), False
     if s == "step":
@@ -92,7 +97,7 @@ def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch
     if s == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs), False
     return torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
+        opt, max_lr=[g["lr"] for g in opt.param_groups], epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
     ), True
 
 
@@ -127,18 +132,29 @@ class Trainer:
             cfg.depth,
             num_classes=len(self.classes),
             model_args=cfg.model_args,
+            whiten=cfg.whiten,
         )
         # Which weights the backbone started from (sha256 of its tensors; None: random init).
         self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
+        if cfg.dirac:
+            method.dirac_init(self.model)
+        if cfg.bn_momentum is not None:
+            method.set_bn_momentum(self.model, cfg.bn_momentum)
         self.model.to(self.device, memory_format=self.memory_format)
         # The input statistics: named ones, or the training split's own (auto on other data).
         self.normalize, self.stats = resolve_stats(cfg.normalize, self.classes, splits.x_train)
         self.train = DeviceSplit(splits.x_train, splits.y_train, self.device, self.stats)
         self.val = DeviceSplit(splits.x_val, splits.y_val, self.device, self.stats)
         self.test = DeviceSplit(splits.x_test, splits.y_test, self.device, self.stats)
+        if cfg.whiten:
+            method.fit_whitening(self.model.whitening, self.train.normalize(self.train.x[: method.WHITEN_IMAGES]))
+        # bf16 autocast where the hardware runs it natively (precision.py); said in the log.
+        self.precision, self.precision_why = precision.resolve(cfg.precision, self.device.type)
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
-        self.opt = make_optimizer(cfg, self.model.parameters())
+        self.opt = make_optimizer(cfg, method.param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bn_bias_lr))
         self.sched, self.sched_per_batch = make_scheduler(cfg, self.opt, self.steps_per_epoch)
+        total = method.total_steps(cfg.epochs, self.steps_per_epoch)
+        self.lookahead = method.Lookahead(self.model, total) if cfg.lookahead else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
@@ -151,7 +167,16 @@ class Trainer:
     # ------------------------------------------------------------ one epoch
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.amp)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _epoch_setup(self) -> torch.Tensor | None:
+        """Freeze the whitening bias once its epochs are over; this epoch's alternating flip
+        mask (None: coin flips, or no flip)."""
+        if self.cfg.whiten:
+            self.model.whitening.bias.requires_grad_(self.epoch < self.cfg.whiten_bias_epochs)
+        if self.cfg.flip and self.cfg.alternate_flip:
+            return method.alternate_flip_mask(len(self.train), self.epoch, self.cfg.seed)
+        return None
 
     def train_epoch(self) -> tuple[float, float, float]:
         """Returns (mean loss, accuracy, images/s) over the whole epoch."""
@@ -159,19 +184,22 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
+        flip_mask = self._epoch_setup()
         t0 = time.perf_counter()
         batches = self.train.batches(
-            self.cfg.batch_size, self.generator, self.cfg.augment, memory_format=self.memory_format
+            self.cfg.batch_size, self.generator, self.cfg.augment, memory_format=self.memory_format, flip_mask=flip_mask
         )
         for step, (x, y) in enumerate(batches):
             with self._autocast():
                 out = self.model(x)
-                loss = self.loss_fn(out, y)
+            loss = self.loss_fn(out.float(), y)  # the loss in fp32, whatever the logits' dtype
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             if self.sched_per_batch:
                 self.sched.step()
+            if self.lookahead is not None:
+                self.lookahead.after_step(self.epoch * self.steps_per_epoch + step + 1)
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             seen += len(y)
@@ -196,15 +224,14 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: DeviceSplit) -> tuple[float, float]:
-        """(mean loss, accuracy) without augmentation; with TTA, logits of image + mirror."""
+        """(mean loss, accuracy) without training augmentation; with TTA, the weighted mean
+        of the logits of the level's views (method.tta_views)."""
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for x, y in split.batches(self.cfg.eval_batch_size, memory_format=self.memory_format):
             with self._autocast():
-                out = self.model(x).float()
-                if self.cfg.tta:
-                    out = (out + self.model(x.flip(3)).float()) / 2
+                out = method.tta_logits(self.model, x, self.cfg.tta)
             loss_sum += nn.functional.cross_entropy(out, y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
         return loss_sum.item() / len(split), correct.item() / len(split)
@@ -213,7 +240,7 @@ class Trainer:
 
     def step_epoch(self) -> EpochMetrics:
         t0 = time.perf_counter()
-        lr = self.opt.param_groups[0]["lr"]
+        lr = self.opt.param_groups[-1]["lr"]  # the main group (BatchNorm biases may come first, scaled)
         train_loss, train_acc, ips = self.train_epoch()
         val_loss, val_acc = self.evaluate(self.val)
         self.epoch += 1
@@ -279,6 +306,7 @@ class Trainer:
             "best_test_acc": self.best_test_acc,
             "best_state": self.best_state,
             "history": [m.model_dump() for m in self.history],
+            "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -296,6 +324,8 @@ class Trainer:
         self.best_test_acc = state["best_test_acc"]
         self.best_state = state["best_state"]
         self.history = [EpochMetrics(**m) for m in state["history"]]
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
 
     def best_model_file(self) -> dict[str, Any]:
         """What a user downloads: the best weights and what is needed to rebuild the model
@@ -366,6 +396,7 @@ def read_model_file(path) -> ModelFile:
         depth=blob.get("depth", 1),
         num_classes=len(classes),
         model_args=blob.get("model_args") or {},
+        whiten=bool((blob.get("config") or {}).get("whiten")),
     )
     model.load_state_dict(blob["state_dict"])
     normalize = blob.get("normalize") or "cifar"

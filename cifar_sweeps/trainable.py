@@ -128,6 +128,7 @@ def train_trial(
     _say_if_no_cuda()
     pretrained = (weights or {}).get(cfg.model) if cfg.pretrained else None
     trainer = Trainer(cfg, splits, pretrained_state=pretrained)
+    print(f"precision {trainer.precision} ({trainer.precision_why})", flush=True)
     _restore(trainer)
     fault = _fault_hook(extra, tune.get_context().get_trial_dir())
 
