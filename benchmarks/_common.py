@@ -17,6 +17,19 @@ def default_data() -> str:
     return str(DEFAULT_ARCHIVE) if DEFAULT_ARCHIVE.exists() else "synthetic:5000"
 
 
+def say_data(data: str) -> None:
+    """The first line of a benchmark's output: which data it measures, loudly when it is
+    not the real CIFAR-10 (no archive found: synthetic images, whose accuracies mean nothing)."""
+    if data.startswith("synthetic"):
+        print(
+            f"*** SYNTHETIC DATA ({data}): no CIFAR-10 archive found (set CIFAR10_ARCHIVE); "
+            "accuracies below are not CIFAR-10's ***",
+            flush=True,
+        )
+    else:
+        print(f"data: {data}", flush=True)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CIFAR_SWEEPS_RESULTS_DIR", ROOT / "results")) / "cache"
 

@@ -1,19 +1,23 @@
-"""The fast net's training step on this CPU: memory format, threads and torch.compile, side
-by side in one run, at several widths, against the CPU's fp32 peak.
+"""The fast net's training step on this CPU: memory format, threads and torch.compile, each
+in fp32 and in bf16 autocast, side by side in one run, at several widths, against the CPU's
+fp32 peak.
 
 For each width of `airbench` it times the same training step (SGD with Nesterov momentum,
-label smoothing, batch 512 by default) in each variant, alternating the variants in every
-repeat so drift hits all of them alike, and prints the median images/s, the ratio to the
-default variant, the training FLOPs per image (3x the forward pass's multiply-adds x 2) and
-the achieved GFLOP/s as a fraction of the peak:
+label smoothing, batch 512 by default) in each variant and precision, alternating them in
+every repeat so drift hits all of them alike, and prints the median images/s in fp32 and
+in bf16, their ratio, the fp32 ratio to the default variant, the training FLOPs per image
+(3x the forward pass's multiply-adds x 2) and the fp32 GFLOP/s as a fraction of the peak:
 
     peak = cores x clock x FLOPs per cycle per core
     FLOPs per cycle per core = FMA units x fp32 lanes x 2 (AVX-512: 16 lanes; AVX2: 8)
 
 The clock is /proc/cpuinfo's (or --ghz), the FMA units --fma-units (2 on current x86
-server cores). Those are stated assumptions, printed with the table.
+server cores). Those are stated assumptions, printed with the table, with the CPU's model
+and its bf16 flags (amx_bf16, avx512_bf16: without either, bf16 is emulated and slow, and
+`precision: auto` trains in fp32).
 
     python benchmarks/cpu_loop.py --widths 0.25 0.5 0.75 1 --repeats 3
+    python benchmarks/cpu_loop.py --whiten     # the method's net: the whitening stem
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
+from cifar_sweeps import precision  # noqa: E402
 from cifar_sweeps.models import build_model  # noqa: E402
+
+PRECISIONS = ("fp32", "bf16")
 
 VARIANTS = {  # name: (channels_last, threads (None: all cores), compile)
     "channels_last, all cores (default)": (True, None, False),
@@ -77,9 +84,10 @@ def cpu_ghz() -> float:
 class StepTimer:
     """One variant's model, optimizer and fixed batch; `time(steps)` returns images/s."""
 
-    def __init__(self, width: float, batch: int, channels_last: bool, compile_: bool):
+    def __init__(self, width: float, batch: int, channels_last: bool, compile_: bool, bf16: bool, whiten: bool):
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = build_model("airbench", width=width).to(memory_format=fmt).train()
+        self.bf16 = bf16
+        self.model = build_model("airbench", width=width, whiten=whiten).to(memory_format=fmt).train()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=0.2)
         self.forward = torch.compile(self.model) if compile_ else self.model
@@ -87,7 +95,9 @@ class StepTimer:
         self.y = torch.randint(0, 10, (batch,))
 
     def step(self) -> None:
-        loss = self.loss_fn(self.forward(self.x), self.y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.forward(self.x)
+        loss = self.loss_fn(out.float(), self.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -99,21 +109,30 @@ class StepTimer:
         return steps * len(self.y) / (time.perf_counter() - t0)
 
 
-def measure_width(width: float, args: argparse.Namespace, variants: dict) -> dict[str, list[float]]:
+def measure_width(width: float, args: argparse.Namespace, variants: dict) -> dict[tuple[str, str], list[float]]:
     timers, results = {}, {}
     for name, (cl, threads, comp) in variants.items():
-        torch.set_num_threads(threads or args.cores)
-        t0 = time.perf_counter()
-        timers[name] = StepTimer(width, args.batch_size, cl, comp)
-        timers[name].step()  # warm-up: oneDNN primitive creation, and the compile itself
-        timers[name].step()
-        print(f"  width {width}: {name} ready in {time.perf_counter() - t0:.1f} s", flush=True)
-        results[name] = []
-    for _ in range(args.repeats):
-        for name, (_cl, threads, _c) in variants.items():
+        for prec in PRECISIONS:
             torch.set_num_threads(threads or args.cores)
-            results[name].append(timers[name].time(args.steps))
+            t0 = time.perf_counter()
+            timer = StepTimer(width, args.batch_size, cl, comp, prec == "bf16", args.whiten)
+            timer.step()  # warm-up: oneDNN primitive creation, and the compile itself
+            timer.step()
+            timers[name, prec] = timer
+            print(f"  width {width}: {name}, {prec} ready in {time.perf_counter() - t0:.1f} s", flush=True)
+            results[name, prec] = []
+    for _ in range(args.repeats):
+        for (name, prec), timer in timers.items():
+            torch.set_num_threads(variants[name][1] or args.cores)
+            results[name, prec].append(timer.time(args.steps))
     return results
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,10 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ghz", type=float, default=0.0, help="clock (default: /proc/cpuinfo's)")
     ap.add_argument("--fma-units", type=int, default=2, help="fp32 FMA pipes per core")
     ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    ap.add_argument("--whiten", action="store_true", help="the net with airbench's whitening stem")
     args = ap.parse_args(argv)
     ghz = args.ghz or cpu_ghz()
     peak, lanes = cpu_peak_gflops(args.cores, ghz, args.fma_units)
     variants = {k: v for k, v in VARIANTS.items() if not (args.no_compile and v[2])}
+    flags = sorted(set(precision.BF16_FLAGS) & precision.cpu_flags())
+    print(
+        f"{cpu_model()}; bf16 flags: {', '.join(flags) or 'none (bf16 is emulated here)'}; "
+        f"precision auto picks {precision.resolve('auto', 'cpu')[0]}",
+        flush=True,
+    )
     print(
         f"torch {torch.__version__}; {args.cores} cores at {ghz:.2f} GHz, {args.fma_units} FMA units x "
         f"{lanes} fp32 lanes x 2: fp32 peak {peak:.0f} GFLOP/s; batch {args.batch_size}, "
@@ -138,25 +164,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for width in args.widths:
-        train_flops = 3 * forward_flops(build_model("airbench", width=width))
+        train_flops = 3 * forward_flops(build_model("airbench", width=width, whiten=args.whiten))
         res = measure_width(width, args, variants)
-        base = statistics.median(res[next(iter(variants))])
-        for name, xs in res.items():
-            ips = statistics.median(xs)
-            gflops = ips * train_flops / 1e9
+        base = statistics.median(res[next(iter(variants)), "fp32"])
+        for name in variants:
+            fp32, bf16 = (statistics.median(res[name, p]) for p in PRECISIONS)
+            gflops = fp32 * train_flops / 1e9
             rows.append(
                 [
                     width,
                     name,
                     f"{train_flops / 1e6:.0f}",
-                    round(ips),
-                    f"{ips / base:.2f}",
+                    round(fp32),
+                    round(bf16),
+                    f"{bf16 / fp32:.2f}",
+                    f"{fp32 / base:.2f}",
                     round(gflops),
                     f"{gflops / peak:.0%}",
                 ]
             )
     print()
-    print_table(["width", "variant", "train MFLOP/img", "img/s", "vs default", "GFLOP/s", "of peak"], rows)
+    headers = ["width", "variant", "train MFLOP/img", "fp32 img/s", "bf16 img/s", "bf16/fp32"]
+    print_table([*headers, "fp32 vs default", "fp32 GFLOP/s", "of fp32 peak"], rows)
     return 0
 
 

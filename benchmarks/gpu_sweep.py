@@ -189,7 +189,7 @@ def check_state_roundtrip(device: str, splits: Splits) -> list:
     weights and the epoch come back exactly, and the restored run trains its next epoch."""
     import io
 
-    cfg = TrainConfig(model="airbench", width=0.25, epochs=3, batch_size=64, device=device, scheduler="onecycle")
+    cfg = TrainConfig(model="airbench", width=0.25, epochs=3, batch_size=64, device=device, lr_schedule="onecycle")
     a = Trainer(cfg, splits)
     a.step_epoch()
     buf = io.BytesIO()

@@ -456,7 +456,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.config import ACTIVATIONS, OPTIMIZERS, PRECISIONS, SCHEDULERS
+    from cifar_sweeps.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
     p.add_argument("--model", default="simple_cnn", help="a model name (`cifar-sweeps models` lists them)")
     p.add_argument(
@@ -484,7 +484,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", help="start from a preset's training config and first point, e.g. cpu-fast")
     _method_args(p)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--scheduler", choices=SCHEDULERS)
+    p.add_argument("--lr-schedule", "--scheduler", dest="lr_schedule", choices=LR_SCHEDULES, help="default none")
     p.add_argument("--lr", type=float)
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", dest="weight_decay", type=float)
@@ -524,6 +524,14 @@ def _method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alternate-flip", dest="alternate_flip", action="store_true", default=None)
     p.add_argument("--bn-bias-lr", dest="bn_bias_lr", type=float, help="lr multiplier of BatchNorm biases")
     p.add_argument("--bn-momentum", dest="bn_momentum", type=float, help="BatchNorm running-stats momentum")
+    p.add_argument("--freeze-bn-weight", dest="freeze_bn_weight", action="store_true", default=None)
+    p.add_argument(
+        "--test-at-end",
+        dest="test_on_best",
+        action="store_false",
+        default=None,
+        help="evaluate test once, on the best weights at the end (default: each time val improves)",
+    )
 
 
 PARETO_CHOICES = tuple(PARETO_METRICS)  # ranking.py: the metrics a front or an order takes

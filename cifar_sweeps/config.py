@@ -39,7 +39,7 @@ MODEL_ARG = "model_args."  # the prefix of a searched model argument
 OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
 # linear: airbench's, a linear warm-up from 0.2 lr to lr over the first 23 % of the steps, then
 # a linear decay to 0.07 lr; onecycle and linear step every batch, the rest every epoch.
-SchedulerName = Literal["none", "exponential", "step", "cosine", "onecycle", "linear"]
+LrScheduleName = Literal["none", "exponential", "step", "cosine", "onecycle", "linear"]
 # auto: bf16 autocast where the hardware runs it fast (CUDA; a CPU with AMX or AVX512_BF16),
 # fp32 elsewhere (an emulated bf16 is slower than fp32); see precision.py.
 PrecisionName = Literal["auto", "fp32", "bf16"]
@@ -48,7 +48,7 @@ PrecisionName = Literal["auto", "fp32", "bf16"]
 NormalizeName = Literal["auto", "cifar", "report", "imagenet", "dataset"]
 PRECISIONS: tuple[str, ...] = PrecisionName.__args__  # type: ignore[attr-defined]
 OPTIMIZERS: tuple[str, ...] = OptimizerName.__args__  # type: ignore[attr-defined]
-SCHEDULERS: tuple[str, ...] = SchedulerName.__args__  # type: ignore[attr-defined]
+LR_SCHEDULES: tuple[str, ...] = LrScheduleName.__args__  # type: ignore[attr-defined]
 
 
 class TrainConfig(BaseModel):
@@ -71,7 +71,7 @@ class TrainConfig(BaseModel):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
-    scheduler: SchedulerName = "none"
+    lr_schedule: LrScheduleName = "none"  # the learning-rate schedule (`scheduler` before it)
     gamma: float = Field(0.95, gt=0.0, le=1.0)  # exponential / step decay factor per epoch/step
     step_size: int = Field(10, gt=0)  # epochs between step-scheduler decays
     batch_size: int = Field(32, gt=0, le=65536)
@@ -92,6 +92,9 @@ class TrainConfig(BaseModel):
     # The weight of each batch in BatchNorm's running statistics (PyTorch's convention; its
     # default is 0.1, airbench's 0.4). None: the model's own.
     bn_momentum: float | None = Field(None, gt=0.0, le=1.0)
+    # BatchNorm's scale stays 1 (airbench): with it trained, the high lr of the method makes
+    # the running statistics lag the weights, and validation collapses mid-run.
+    freeze_bn_weight: bool = False
     lookahead: bool = False  # airbench's lookahead: every 5 steps, pull the weights to an EMA of them
     seed: int = 0
     device: str = "auto"  # auto: cuda when available
@@ -104,20 +107,7 @@ class TrainConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _read_old_names(cls, raw: Any) -> Any:
-        """Stored trials, specs and warm starts from before `precision` and TTA levels:
-        `amp` true is precision auto (reduced precision where it is fast) and false fp32;
-        `tta` true is level 1 (image + mirror)."""
-        if not isinstance(raw, dict) or not ("amp" in raw or isinstance(raw.get("tta"), bool)):
-            return raw
-        raw = dict(raw)
-        if "amp" in raw:
-            amp = raw.pop("amp")
-            if not isinstance(amp, bool):
-                raise ValueError(f"amp: {amp!r} is not true or false (amp is the old name of precision)")
-            raw.setdefault("precision", "auto" if amp else "fp32")
-        if isinstance(raw.get("tta"), bool):
-            raw["tta"] = int(raw["tta"])
-        return raw
+        return read_old_names(raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="before")
     @classmethod
@@ -180,7 +170,33 @@ class TrainConfig(BaseModel):
         return Augment(self.flip, self.crop_padding, self.cutout, self.alternate_flip)
 
 
-OLD_NAMES = frozenset({"amp"})  # accepted in configs, read as their new fields
+# Old field names, still read in specs, stored trials, warm starts and resumes: old -> new.
+OLD_NAMES: dict[str, str] = {"amp": "precision", "scheduler": "lr_schedule"}
+
+
+def read_old_names(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config with its old names as the new fields: `scheduler` is `lr_schedule`; `amp`
+    true is precision auto (reduced precision where it is fast) and false fp32; `tta`
+    true/false is level 1/0 (image + mirror / none)."""
+    if not any(k in raw for k in OLD_NAMES) and not isinstance(raw.get("tta"), bool):
+        return raw
+    raw = dict(raw)
+    for old, new in OLD_NAMES.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            raise ValueError(f"{old}: the old name of {new}, which is given too; keep {new}")
+        value = raw.pop(old)
+        if old == "amp":
+            if not isinstance(value, bool):
+                raise ValueError(f"amp: {value!r} is not true or false (amp is the old name of precision)")
+            value = "auto" if value else "fp32"
+        raw[new] = value
+    if isinstance(raw.get("tta"), bool):
+        raw["tta"] = int(raw["tta"])
+    return raw
+
+
 # The fields of airbench's method that only some models have the layers for.
 WHITENABLE = frozenset({"airbench"})  # a stem that the whitening layer replaces; 3x3 convs for dirac
 WITH_BATCHNORM = frozenset({"airbench", "resnet18", "resnet50"})  # zoo models with BatchNorm
@@ -189,8 +205,16 @@ METHOD_MODELS: dict[str, frozenset[str]] = {
     "dirac": WHITENABLE,
     "bn_bias_lr": WITH_BATCHNORM,
     "bn_momentum": WITH_BATCHNORM,
+    "freeze_bn_weight": WITH_BATCHNORM,
 }
-METHOD_DEFAULTS: dict[str, Any] = {"whiten": False, "dirac": False, "bn_bias_lr": 1.0, "bn_momentum": None}
+METHOD_DEFAULTS: dict[str, Any] = {
+    "whiten": False,
+    "dirac": False,
+    "bn_bias_lr": 1.0,
+    "bn_momentum": None,
+    "freeze_bn_weight": False,
+}
+BN_FIELDS = frozenset({"bn_bias_lr", "bn_momentum", "freeze_bn_weight"})
 
 
 def inapplicable(model: str, cfg: dict[str, Any]) -> tuple[str, str] | None:
@@ -200,7 +224,7 @@ def inapplicable(model: str, cfg: dict[str, Any]) -> tuple[str, str] | None:
     for field, models in METHOD_MODELS.items():
         if cfg.get(field, METHOD_DEFAULTS[field]) == METHOD_DEFAULTS[field] or model in models:
             continue
-        if field in ("bn_bias_lr", "bn_momentum") and model not in registry.ZOO:
+        if field in BN_FIELDS and model not in registry.ZOO:
             continue
         return field, (
             f"{field} applies to {', '.join(sorted(models))} only (the models with the layers it acts on), "

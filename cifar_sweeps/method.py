@@ -6,7 +6,7 @@ sweep can ablate it.
   training images' 2x2 patches, scaled to unit variance, with their negatives; frozen.
 - dirac: 3x3 convs start as the identity on their first input-width filters.
 - BatchNorm biases train at a multiple of the lr, with weight decay scaled down so that
-  each step decays them as much as the other weights.
+  each step decays them as much as the other weights; BatchNorm's scales may stay 1.
 - lookahead: every 5 steps the weights are pulled to an EMA of themselves, with a decay
   that grows as (step / total)^3; the run ends on the EMA.
 - alternating flip: each image is mirrored on every other epoch, from a random start.
@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from cifar_sweeps.config import TrainConfig
 
 WHITEN_IMAGES = 5000  # training images the patch covariance is estimated from (airbench's)
 WHITEN_EPS = 5e-4  # added to the eigenvalues: caps the gain of near-constant directions
@@ -32,6 +36,16 @@ FLIP_SEED_SALT = 0x5EED  # the alternating flip's start draws from the seed, apa
 
 
 # ---------------------------------------------------------------- initialization
+
+
+def initialize(model: nn.Module, cfg: TrainConfig) -> None:
+    """The method's changes to a model just built (the whitening waits for the data)."""
+    if cfg.dirac:
+        dirac_init(model)
+    if cfg.bn_momentum is not None:
+        set_bn_momentum(model, cfg.bn_momentum)
+    if cfg.freeze_bn_weight:
+        freeze_bn_weights(model)
 
 
 def patches(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -73,6 +87,13 @@ def set_bn_momentum(model: nn.Module, momentum: float) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.momentum = momentum
+
+
+def freeze_bn_weights(model: nn.Module) -> None:
+    """BatchNorm's scales stay at their init (1): only the biases train."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None:
+            m.weight.requires_grad_(False)
 
 
 # ---------------------------------------------------------------- optimization

@@ -25,7 +25,7 @@ from typing import Any
 from cifar_sweeps.config import TrainConfig
 from cifar_sweeps.schemas import EpochRange, PlanOut, PlanResources
 from cifar_sweeps.spaces import candidates
-from cifar_sweeps.spec import SweepSpec
+from cifar_sweeps.spec import SweepSpec, old_name_warnings
 
 STARTUP_S = 20.0  # stated default: Ray's start, the data load, the first trial's process (seconds)
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
@@ -157,14 +157,19 @@ def trial_config(spec: SweepSpec) -> dict[str, Any]:
 
 
 def key_of(cfg: dict[str, Any]) -> str:
-    keys = ("model", "batch_size", "width", "depth", "threads", "device", "model_args", "image_size")
+    keys = ("model", "batch_size", "width", "depth", "threads", "device", "model_args", "image_size", "whiten")
     defaults = {**TrainConfig().model_dump(), "model_args": {}, "image_size": 32}
     key = {k: cfg.get(k, defaults.get(k)) for k in keys}
     if isinstance(key["width"], float):  # 0.5000001 and 0.5 are one shape (and one entry)
         key["width"] = round(key["width"], 3)
-    for k, default in (("model_args", {}), ("image_size", 32)):  # absent from keys made before they existed
+    for k, default in (("model_args", {}), ("image_size", 32), ("whiten", False)):  # absent from older keys
         if key[k] == default:
             del key[k]
+    # What an epoch costs also depends on the arithmetic and the evaluation's views. A config
+    # from before `precision` ran fp32 on CPUs (its amp was CUDA's only), and a key from
+    # before these two never matches: the shape is probed again.
+    key["precision"] = cfg.get("precision") or ("fp32" if key["device"] == "cpu" or cfg.get("amp") is False else "auto")
+    key["tta"] = int(cfg.get("tta") or 0)
     return json.dumps(key, sort_keys=True)
 
 
@@ -320,6 +325,7 @@ def make_plan(
         warnings=[],
         model_params=model_params,
     )
+    plan.warnings += old_name_warnings(spec)
     _timing(plan, spec, tp, warn_hours)
     _memory(plan, tp, resources, estimated_peak_mb(spec, max(model_params.values(), default=None)))
     return plan

@@ -49,7 +49,7 @@ MAX_DEPTH = 12
 # parse_spec and the API set for the validation they run); otherwise unknown like any other.
 ADAPTER_FIELDS = {"fail_at_epoch", "fault"}
 TEST_HOOKS: ContextVar[bool] = ContextVar("cifar_sweeps_test_hooks", default=False)
-CONFIG_FIELDS = (set(TrainConfig.model_fields) | OLD_NAMES) - RESERVED
+CONFIG_FIELDS = (set(TrainConfig.model_fields) | set(OLD_NAMES)) - RESERVED
 MODEL_ARGS = TypeAdapter(TrainConfig.model_fields["model_args"].annotation)  # a plug-in's arguments' values
 
 
@@ -277,6 +277,7 @@ def _sub_spaces(spec: SweepSpec):
 
 
 def _check_names(spec: SweepSpec) -> None:
+    _check_old_names(spec)
     for key in spec.fixed:
         if key not in train_fields():
             raise ValueError(f"fixed.{key}: unknown parameter; known: {', '.join(sorted(train_fields()))}")
@@ -313,6 +314,32 @@ def _check_names(spec: SweepSpec) -> None:
                 raise ValueError(f"{where}.{key}: also set in fixed or params; keep one")
             if chooses_objects(v, (dict, list)):
                 raise ValueError(f"{where}.{key}: a choice inside a choice's object takes plain values only")
+
+
+def _check_old_names(spec: SweepSpec) -> None:
+    given = {**{k: "fixed" for k in spec.fixed}, **{k: "params" for k in spec.params}}
+    for old, new in OLD_NAMES.items():
+        if old in given and new in given:
+            raise ValueError(
+                f"{given[old]}.{old}: the old name of {new}, which is set too ({given[new]}.{new}); keep {new}"
+            )
+
+
+OLD_NAME_NOTES = {"scheduler": " (the learning-rate schedule; the spec's top-level `scheduler` is the trial scheduler)"}
+
+
+def old_name_warnings(spec: SweepSpec) -> list[str]:
+    """A line for each trial parameter given by its old name: it still works, and says so."""
+    out = []
+    places = [("fixed", spec.fixed), ("params", spec.params), *((w, obj) for w, obj, _ in _sub_spaces(spec))]
+    for where, keys in places:
+        for old, new in OLD_NAMES.items():
+            if old in keys:
+                note = OLD_NAME_NOTES.get(old, "")
+                out.append(
+                    f"{where}.{old} is the old name of {where}.{new}{note}: it still works; {new} is its name now"
+                )
+    return out
 
 
 def settings_count(p: Any) -> int:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from cifar_sweeps import method, precision
-from cifar_sweeps.config import OPTIMIZERS, SCHEDULERS, TrainConfig  # noqa: F401 (re-exported)
+from cifar_sweeps.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import NonFiniteLossError
 from cifar_sweeps.loader import DeviceSplit, Stats, resolve_stats
@@ -81,10 +81,10 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def make_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+def make_lr_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
     """Returns (scheduler, steps_per_batch): onecycle and linear step every batch, the rest
     per epoch. Each param group keeps its own peak lr (BatchNorm biases: bn_bias_lr x)."""
-    s = cfg.scheduler
+    s = cfg.lr_schedule
     if s == "none":
         return None, False
     if s == "linear":
@@ -136,10 +136,7 @@ class Trainer:
         )
         # Which weights the backbone started from (sha256 of its tensors; None: random init).
         self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
-        if cfg.dirac:
-            method.dirac_init(self.model)
-        if cfg.bn_momentum is not None:
-            method.set_bn_momentum(self.model, cfg.bn_momentum)
+        method.initialize(self.model, cfg)
         self.model.to(self.device, memory_format=self.memory_format)
         # The input statistics: named ones, or the training split's own (auto on other data).
         self.normalize, self.stats = resolve_stats(cfg.normalize, self.classes, splits.x_train)
@@ -152,7 +149,7 @@ class Trainer:
         self.precision, self.precision_why = precision.resolve(cfg.precision, self.device.type)
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         self.opt = make_optimizer(cfg, method.param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bn_bias_lr))
-        self.sched, self.sched_per_batch = make_scheduler(cfg, self.opt, self.steps_per_epoch)
+        self.sched, self.sched_per_batch = make_lr_schedule(cfg, self.opt, self.steps_per_epoch)
         total = method.total_steps(cfg.epochs, self.steps_per_epoch)
         self.lookahead = method.Lookahead(self.model, total) if cfg.lookahead else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -296,7 +293,7 @@ class Trainer:
             "config": self.cfg.model_dump(),
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict() if self.sched is not None else None,
+            "lr_schedule": self.sched.state_dict() if self.sched is not None else None,
             "epoch": self.epoch,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -312,8 +309,9 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
-        if self.sched is not None and state["scheduler"] is not None:
-            self.sched.load_state_dict(state["scheduler"])
+        schedule = state.get("lr_schedule", state.get("scheduler"))  # its key before the rename
+        if self.sched is not None and schedule is not None:
+            self.sched.load_state_dict(schedule)
         self.epoch = state["epoch"]
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cifar_sweeps.config import TrainConfig
+from cifar_sweeps.config import TrainConfig, read_old_names
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spaces import flatten_config, in_domain
 from cifar_sweeps.spec import SweepSpec
@@ -90,10 +90,18 @@ def _score(metric: str, trial, store) -> float | None:
 
 def _fit(spec: SweepSpec, trial) -> dict[str, Any] | None:
     """The trial's searched values if its config fits the new space, else None."""
-    config = flatten_config(trial.config or {})
+    try:
+        config = read_old_names(flatten_config(trial.config or {}))  # stored before a rename
+    except ValueError:
+        return None
+    try:
+        fixed = read_old_names(spec.fixed)
+    except ValueError:
+        return None
     defaults = TrainConfig()
-    if any(config.get(key, getattr(defaults, key, None)) != value for key, value in spec.fixed.items()):
+    if any(config.get(key, getattr(defaults, key, None)) != value for key, value in fixed.items()):
         return None
-    if not all(key in config and in_domain(p, config[key]) for key, p in spec.params.items()):
+    named = {key: "lr_schedule" if key == "scheduler" else key for key in spec.params}  # a renamed searched key
+    if not all(named[key] in config and in_domain(p, config[named[key]]) for key, p in spec.params.items()):
         return None
-    return {key: config[key] for key in spec.params}
+    return {key: config[named[key]] for key in spec.params}

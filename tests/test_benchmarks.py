@@ -60,7 +60,10 @@ SMOKE = {
     "report_table.py": ["--run", "mlp-report", "--data", "synthetic:300", "--epochs", "1"],
     "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
-    "time_to_accuracy.py": ["--data", "synthetic:300", "--minutes", "0.5", "--baseline-epochs", "1"],
+    "time_to_accuracy.py": [
+        *("--data", "synthetic:300", "--minutes", "0.5", "--baseline-minutes", "0.3", "--baseline-epochs", "1"),
+    ],
+    "ablation.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1"],
     "spec_fuzz.py": ["--examples", "20"],
 }
 

@@ -12,7 +12,7 @@ from cifar_sweeps import method, precision
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.loader import Augment, DeviceSplit
 from cifar_sweeps.models import build_model
-from cifar_sweeps.spec import parse_spec
+from cifar_sweeps.spec import old_name_warnings, parse_spec
 from cifar_sweeps.train import TrainConfig, Trainer, load_model_file
 
 
@@ -178,13 +178,19 @@ def test_a_trainer_on_the_cpu_follows_the_cpus_flags(tiny_splits, monkeypatch, f
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # weights (and BatchNorm's) stay fp32
 
 
-def test_the_old_names_are_read_as_the_new_fields():
+def test_the_old_names_are_read_as_the_new_fields_with_a_warning_and_never_beside_them():
     assert TrainConfig(amp=False).precision == "fp32" and TrainConfig(amp=True).precision == "auto"
     assert TrainConfig(tta=True).tta == 1 and TrainConfig(tta=False).tta == 0
-    spec = parse_spec(
-        {"params": {"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}}, "fixed": {"amp": False, "tta": True}}
-    )
-    assert spec.fixed == {"amp": False, "tta": True}  # stored as given; a trial reads it as the new fields
+    assert TrainConfig(scheduler="onecycle").lr_schedule == "onecycle"
+    lr = {"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}}
+    spec = parse_spec({"params": lr, "fixed": {"amp": False, "tta": True, "scheduler": "cosine"}})
+    assert spec.fixed == {"amp": False, "tta": True, "scheduler": "cosine"}  # stored as given
+    warned = old_name_warnings(spec)
+    assert len(warned) == 2 and any("fixed.scheduler is the old name of fixed.lr_schedule" in w for w in warned)
+    with pytest.raises(SpecError, match=r"fixed\.scheduler: the old name of lr_schedule, which is set too"):
+        parse_spec({"params": lr, "fixed": {"scheduler": "cosine", "lr_schedule": "none"}})
+    optim = {"type": "choice", "values": [{"optimizer": "sgd", "scheduler": "none"}, {"optimizer": "adam"}]}
+    assert "params.optim.values[0].scheduler" in old_name_warnings(parse_spec({"params": {"optim": optim}}))[0]
 
 
 @pytest.mark.parametrize(
@@ -194,6 +200,7 @@ def test_the_old_names_are_read_as_the_new_fields():
         ("resnet18", "dirac", True),
         ("mlp", "bn_bias_lr", 64.0),
         ("simple_cnn", "bn_momentum", 0.4),
+        ("mlp", "freeze_bn_weight", True),
     ],
 )
 def test_the_method_is_refused_on_models_it_does_not_apply_to(model, field, value):
@@ -213,8 +220,9 @@ def test_the_method_is_refused_on_models_it_does_not_apply_to(model, field, valu
 def test_the_whole_method_trains_resumes_exactly_and_round_trips_through_its_model_file(tiny_splits, tmp_path):
     cfg = TrainConfig(
         model="airbench", width=0.25, epochs=4, batch_size=64, lr=0.2, momentum=0.85, nesterov=True,
-        scheduler="linear", whiten=True, whiten_bias_epochs=1, dirac=True, bn_bias_lr=16.0, bn_momentum=0.4,
+        lr_schedule="linear", whiten=True, whiten_bias_epochs=1, dirac=True, bn_bias_lr=16.0, bn_momentum=0.4,
         lookahead=True, alternate_flip=True, crop_padding=2, tta=2, label_smoothing=0.2, threads=1,
+        freeze_bn_weight=True,
     )  # fmt: skip
     full = Trainer(cfg, tiny_splits).run()
     first = Trainer(cfg, tiny_splits)
@@ -226,6 +234,8 @@ def test_the_whole_method_trains_resumes_exactly_and_round_trips_through_its_mod
     rest = resumed.run()
     assert [h.val_acc for h in rest.history] == [h.val_acc for h in full.history]
     assert full.best_val_acc > 0.3
+    scales = [m.weight for m in resumed.model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert scales and all(torch.equal(w, torch.ones_like(w)) for w in scales)  # frozen at 1
     torch.save(resumed.best_model_file(), tmp_path / "m.pt")
     model = load_model_file(tmp_path / "m.pt")  # rebuilt with its whitening stem
     assert model.whitening is not None and model(torch.randn(1, 3, 32, 32)).shape == (1, 10)

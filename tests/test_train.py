@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cifar_sweeps.train import (
+    LR_SCHEDULES,
     OPTIMIZERS,
-    SCHEDULERS,
     NonFiniteLossError,
     TrainConfig,
     Trainer,
@@ -26,9 +26,9 @@ def test_every_optimizer(tiny_splits, opt):
     assert r.epochs_run == 2 and r.best_val_acc > 0.3
 
 
-@pytest.mark.parametrize("sched", SCHEDULERS)
-def test_every_scheduler(tiny_splits, sched):
-    r = fit(_cfg(scheduler=sched, epochs=3, gamma=0.5, step_size=1), tiny_splits)
+@pytest.mark.parametrize("sched", LR_SCHEDULES)
+def test_every_lr_schedule(tiny_splits, sched):
+    r = fit(_cfg(lr_schedule=sched, epochs=3, gamma=0.5, step_size=1), tiny_splits)
     lrs = [h.lr for h in r.history]
     if sched == "none":
         assert lrs == [0.01] * 3
@@ -56,7 +56,7 @@ def test_metrics_per_epoch(tiny_splits):
 
 
 def test_save_restore_continue_matches_uninterrupted(tiny_splits, tmp_path):
-    cfg = _cfg(model="simple_cnn", epochs=4, dropout=0.3, crop_padding=2, cutout=4, scheduler="cosine")
+    cfg = _cfg(model="simple_cnn", epochs=4, dropout=0.3, crop_padding=2, cutout=4, lr_schedule="cosine")
     full = Trainer(cfg, tiny_splits).run()
 
     first = Trainer(cfg, tiny_splits)
