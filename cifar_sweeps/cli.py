@@ -79,10 +79,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
 
     result = trainer.run(on_epoch)
-    print(
-        f"best val_acc {result.best_val_acc:.4f} at epoch {result.best_epoch}; test_acc {result.test_acc:.4f}",
-        flush=True,
+    best = (
+        "no validation split: the last epoch's weights"
+        if not len(splits.y_val)
+        else (f"best val_acc {result.best_val_acc:.4f} at epoch {result.best_epoch}")
     )
+    print(f"{best}; test_acc {result.test_acc:.4f}", flush=True)
     if args.save:
         import torch
 
@@ -510,7 +512,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
-    p.add_argument("--val-fraction", dest="val_fraction", type=float, help="default 0.2, or the recipe's")
+    p.add_argument(
+        "--val-fraction",
+        dest="val_fraction",
+        type=float,
+        help="default 0.2, or the recipe's; 0: train on every training image, keep the last epoch",
+    )
     p.add_argument("--split-seed", dest="split_seed", type=int, default=0)
     p.add_argument("--train-subset", dest="train_subset", type=int)
     p.add_argument("--save", help="write the best model file here")

@@ -123,12 +123,17 @@ def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0, test_
     carved from train first (test_fraction, stratified)."""
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if len(data.y_test) == 0:
         data = _carve_test(data, test_fraction, seed)
     if data.x_val is not None and len(data.x_val):
         return Splits(data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test, data.classes)
+    if val_fraction == 0:  # every training image trains (a single final run; sweeps need a validation split)
+        empty = slice(0, 0)
+        return Splits(
+            data.x_train, data.y_train, data.x_train[empty], data.y_train[empty], data.x_test, data.y_test, data.classes
+        )
     idx = np.arange(len(data.y_train))
     # The shuffled order is kept: any prefix of a split is a random sample of it (sources
     # such as image folders list the images class by class).

@@ -239,9 +239,11 @@ class Trainer:
         t0 = time.perf_counter()
         lr = self.opt.param_groups[-1]["lr"]  # the main group (BatchNorm biases may come first, scaled)
         train_loss, train_acc, ips = self.train_epoch()
-        val_loss, val_acc = self.evaluate(self.val)
+        # No validation split (`cifar-sweeps train --val-fraction 0`: a final run on every
+        # training image, as airbench trains): nothing to choose by, the last epoch is kept.
+        val_loss, val_acc = self.evaluate(self.val) if len(self.val) else (math.nan, math.nan)
         self.epoch += 1
-        if val_acc > self.best_val_acc:
+        if not len(self.val) or val_acc > self.best_val_acc:
             self.best_val_acc, self.best_epoch = val_acc, self.epoch
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             if self.cfg.test_on_best:

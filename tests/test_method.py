@@ -239,3 +239,15 @@ def test_the_whole_method_trains_resumes_exactly_and_round_trips_through_its_mod
     torch.save(resumed.best_model_file(), tmp_path / "m.pt")
     model = load_model_file(tmp_path / "m.pt")  # rebuilt with its whitening stem
     assert model.whitening is not None and model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_a_run_without_a_validation_split_trains_on_every_image_and_keeps_its_last_epoch():
+    from cifar_sweeps.data import split_train_val, synthetic
+
+    splits = split_train_val(synthetic(300, 100, seed=0), 0.0, seed=0)
+    assert len(splits.y_val) == 0 and len(splits.y_train) == 300
+    cfg = TrainConfig(model="airbench", width=0.25, epochs=2, batch_size=64, threads=1, test_on_best=False)
+    result = Trainer(cfg, splits).run()
+    assert result.best_epoch == 2 and result.test_acc is not None
+    with pytest.raises(SpecError, match="data.val_fraction"):  # a sweep still needs one to rank by
+        parse_spec({"params": {"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}}, "data": {"val_fraction": 0}})
