@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import ROOT, cache_dir, default_data, print_table  # noqa: E402
+from benchmarks._common import ROOT, cache_dir, default_data, print_table, say_data  # noqa: E402
 from benchmarks.pipeline import ReportDataset  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits  # noqa: E402
 from cifar_sweeps.train import TrainConfig, Trainer  # noqa: E402
@@ -255,6 +255,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.smoke:
         args.images, args.models, args.data = 256, ["airbench"], "synthetic:600"
         args.spec_override = json.dumps(SMOKE_SPEC)
+    say_data(args.data)
     args.results_dir = args.results_dir or tempfile.mkdtemp(prefix="gpu-check-")
     return args
 

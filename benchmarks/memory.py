@@ -21,7 +21,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, fit_sweep, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, fit_sweep, print_table, say_data  # noqa: E402
 from cifar_sweeps.data import load_splits  # noqa: E402
 
 MB = 1024 * 1024
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a small data set: the same code's memory without the big arrays",
     )
     args = ap.parse_args(argv)
+    say_data(args.data)
 
     import ray
 

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, median, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, median, print_table, say_data  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits  # noqa: E402
 from cifar_sweeps.models import build_model  # noqa: E402
 from cifar_sweeps.train import TrainConfig, Trainer, memory_format_for  # noqa: E402
@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop-padding", type=int, default=0, help="the loop's random-crop padding (cpu-fast: 2)")
     ap.add_argument("--skip-report", action="store_true", help="leave the report's DataLoader out")
     args = ap.parse_args(argv)
+    say_data(args.data)
 
     torch.set_num_threads(args.threads)
     splits = load_splits(args.data, cache_dir())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import ROOT, default_data, print_table  # noqa: E402
+from benchmarks._common import ROOT, default_data, print_table, say_data  # noqa: E402
 
 CPU = ["--set", "resources_per_trial.gpu=0", "--set", "resources_per_trial.cpu=1", "--set", "max_concurrent_trials=1"]
 # name -> (preset, --set edits). Epochs are the preset's (the report's 50) unless an edit
@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, help="override every experiment's epochs (smoke runs)")
     ap.add_argument("--gradients", action="store_true", help="print the gradient check of the deep heads")
     args = ap.parse_args()
+    say_data(args.data)
     if args.gradients:
         gradients()
         return

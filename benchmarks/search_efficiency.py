@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table, say_data  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits, train_subset  # noqa: E402
 
 POINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget the anytime curve is read at
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the candidates to run (the report's method always runs: it sets the budget)",
     )
     args = ap.parse_args(argv)
+    say_data(args.data)
     args.methods = [REPORT_NAME] + [SHORT[m] for m in args.methods if m != "report"]
 
     import ray

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table  # noqa: E402
+from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table, say_data  # noqa: E402
 from cifar_sweeps.data import Splits, load_splits  # noqa: E402
 
 
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-images", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args(argv)
+    say_data(args.data)
 
     import ray
 

@@ -8,10 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from cifar_sweeps.errors import CifarSweepsError, SpecError
 from cifar_sweeps.ranking import PARETO_METRICS
 from cifar_sweeps.settings import Settings, load_settings
-from cifar_sweeps.spec import apply_overrides
+from cifar_sweeps.spec import apply_overrides, format_validation_error
 from cifar_sweeps.states import ENDED_WELL
 
 
@@ -50,7 +52,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe, data = _recipe(args.recipe) if args.recipe else ({}, {})
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     model_args = {**recipe.pop("model_args", {}), **_model_args(args.model_arg or [])}
-    cfg = TrainConfig(**{**recipe, **given}, model_args=model_args)
+    try:
+        cfg = TrainConfig(**{**recipe, **given}, model_args=model_args)
+    except ValidationError as e:
+        raise SpecError(format_validation_error(e)) from None
     val_fraction = args.val_fraction if args.val_fraction is not None else data.get("val_fraction", 0.2)
     splits = load_splits(settings.data, settings.cache_dir, val_fraction, args.split_seed, image_size=args.image_size)
     if args.train_subset:
@@ -460,7 +465,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _train_args(p: argparse.ArgumentParser) -> None:
     from cifar_sweeps.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
-    p.add_argument("--model", default="simple_cnn", help="a model name (`cifar-sweeps models` lists them)")
+    p.add_argument("--model", help="a model name (`cifar-sweeps models` lists them; default simple_cnn)")
     p.add_argument(
         "--model-arg",
         dest="model_arg",

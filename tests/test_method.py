@@ -251,3 +251,21 @@ def test_a_run_without_a_validation_split_trains_on_every_image_and_keeps_its_la
     assert result.best_epoch == 2 and result.test_acc is not None
     with pytest.raises(SpecError, match="data.val_fraction"):  # a sweep still needs one to rank by
         parse_spec({"params": {"lr": {"type": "loguniform", "low": 0.01, "high": 0.1}}, "data": {"val_fraction": 0}})
+
+
+def test_train_with_a_recipe_runs_the_presets_point_and_says_its_precision(tmp_path, capsys):
+    from cifar_sweeps.cli import main
+
+    code = main(
+        ["train", "--recipe", "quickstart", "--data", "synthetic:300", "--epochs", "1", "--results-dir", str(tmp_path)]
+        + ["--save", str(tmp_path / "m.pt"), "--width", "0.25"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "train airbench" in out and "precision " in out and "epoch   1/1" in out
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    cfg = blob["config"]  # the preset's fixed config and first point, the flags over them
+    assert cfg["whiten"] and cfg["lookahead"] and cfg["tta"] == 2 and cfg["lr"] == 1.5 and cfg["width"] == 0.25
+    assert cfg["lr_schedule"] == "linear" and cfg["epochs"] == 1
+    assert main(["train", "--recipe", "no-such-preset", "--data", "synthetic:300"]) == 2
+    assert "no preset 'no-such-preset'" in capsys.readouterr().err
