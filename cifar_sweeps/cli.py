@@ -463,7 +463,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+    from cifar_sweeps.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS
 
     p.add_argument("--model", help="a model name (`cifar-sweeps models` lists them; default simple_cnn)")
     p.add_argument(
@@ -479,15 +479,6 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=float, help="channel multiplier of airbench (default 1)")
     p.add_argument("--depth", type=int, help="conv layers after each pool of airbench (default 1)")
     p.add_argument("--nesterov", action="store_true", default=None)
-    p.add_argument(
-        "--tta",
-        nargs="?",
-        const=1,
-        type=int,
-        choices=[0, 1, 2],
-        help="test-time augmentation: 1 (the flag alone) image + mirror, 2 also 1-pixel shifts (6 views)",
-    )
-    p.add_argument("--precision", choices=list(PRECISIONS), help="auto (default): bf16 where the CPU/GPU has it")
     p.add_argument("--recipe", help="start from a preset's training config and first point, e.g. cpu-fast")
     _method_args(p)
     p.add_argument("--optimizer", choices=OPTIMIZERS)
@@ -529,7 +520,18 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _method_args(p: argparse.ArgumentParser) -> None:
-    """airbench's method (method.py), each a TrainConfig field."""
+    """airbench's method (method.py) and the arithmetic, each a TrainConfig field."""
+    from cifar_sweeps.config import PRECISIONS
+
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const=1,
+        type=int,
+        choices=[0, 1, 2],
+        help="test-time augmentation: 1 (the flag alone) image + mirror, 2 also 1-pixel shifts (6 views)",
+    )
+    p.add_argument("--precision", choices=list(PRECISIONS), help="auto (default): bf16 where the CPU/GPU has it")
     p.add_argument("--whiten", action="store_true", default=None, help="airbench: a patch-whitening first layer")
     p.add_argument("--dirac", action="store_true", default=None, help="airbench: identity-initialized 3x3 convs")
     p.add_argument("--lookahead", action="store_true", default=None, help="pull the weights to their EMA every 5 steps")
