@@ -117,7 +117,10 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     assert sweep.status == "succeeded" and sweep.reason == "budget_spent", (sweep.status, sweep.reason)
     assert 12 <= spent <= 12 + 1, (before, spent)  # + (concurrent trials - 1)
     trials = store.trials(sweep_id)
-    assert len(trials) >= 3 and all(t.epochs >= 1 for t in trials)  # every trial's results kept
+    assert len(trials) >= 3  # every trial's results kept
+    # A trial Tune launched in the moment the budget ran out is stopped before its first
+    # epoch: at most (concurrent trials - 1) of them, the same slack the epochs have.
+    assert sum(t.epochs == 0 for t in trials) <= 1, [t.epochs for t in trials]
     assert sum(t.epochs for t in trials) == spent
     if over:  # the multi-objective searcher's history came back: no configuration twice
         assert len({(t.config["model"], t.config["lr"]) for t in trials}) == len(trials)
