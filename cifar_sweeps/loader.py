@@ -142,9 +142,7 @@ class DeviceSplit:
 def flip_half(x: torch.Tensor, g: torch.Generator | None, dim: int = 2) -> torch.Tensor:
     """Mirror a random half of the images (p=0.5 each, the report's) along `dim` (width:
     2 for NHWC, 3 for NCHW), in place."""
-    idx = torch.nonzero(torch.rand(x.shape[0], generator=g) < 0.5).squeeze(1).to(x.device)
-    x[idx] = x[idx].flip(dim)
-    return x
+    return flip_marked(x, torch.rand(x.shape[0], generator=g) < 0.5, dim)
 
 
 def flip_marked(x: torch.Tensor, mask: torch.Tensor, dim: int = 2) -> torch.Tensor:
