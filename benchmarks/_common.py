@@ -64,8 +64,8 @@ def fit_sweep(spec, splits, callbacks: list | None = None, with_epochs: bool = F
     from sqlalchemy import select
 
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store import Epoch, Store, Trial
-    from cifar_sweeps.sweep import build_tuner
+    from cifar_sweeps.store.store import Epoch, Store, Trial
+    from cifar_sweeps.tuning.sweep import build_tuner
 
     with tempfile.TemporaryDirectory() as d:
         settings = Settings(results_dir=Path(d))

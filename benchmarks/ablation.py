@@ -72,7 +72,7 @@ def rows_config(width: float, epochs: int, seed: int, threads: int) -> list[tupl
 
 
 def run_row(cfg: dict, splits, target: float) -> dict:
-    from cifar_sweeps.train import TrainConfig, Trainer
+    from cifar_sweeps.training.train import TrainConfig, Trainer
 
     t0 = time.perf_counter()
     trainer = Trainer(TrainConfig(**cfg), splits)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from cifar_sweeps.data import load_splits
+    from cifar_sweeps.training.data import load_splits
 
     torch.set_num_threads(args.threads)
     splits = load_splits(args.data, cache_dir(), 0.1, 0)

@@ -35,8 +35,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
-from cifar_sweeps import precision  # noqa: E402
-from cifar_sweeps.models import build_model  # noqa: E402
+from cifar_sweeps.training import precision
+from cifar_sweeps.training.models import build_model  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")
 

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import ROOT, cache_dir, default_data, print_table, say_data  # noqa: E402
 from benchmarks.pipeline import ReportDataset  # noqa: E402
-from cifar_sweeps.data import Splits, load_splits  # noqa: E402
-from cifar_sweeps.train import TrainConfig, Trainer  # noqa: E402
+from cifar_sweeps.training.data import Splits, load_splits  # noqa: E402
+from cifar_sweeps.training.train import TrainConfig, Trainer  # noqa: E402
 
 MODELS = {  # model -> the config its throughput is measured with
     "airbench": dict(batch_size=512, optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True),
@@ -61,7 +61,7 @@ def project_ips(model: str, splits: Splits, device: str) -> float:
 def report_ips(model: str, splits: Splits, device: str, workers: int) -> float:
     import torchvision.transforms as T
 
-    from cifar_sweeps.models import build_model
+    from cifar_sweeps.training.models import build_model
 
     cfg = MODELS[model]
     tf = T.Compose([T.RandomHorizontalFlip(0.5), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
@@ -121,9 +121,9 @@ class GpuBusy:
 
 def run_sweep(args, data: str) -> dict:
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.spec import load_spec_file, parse_spec
-    from cifar_sweeps.store import Store
-    from cifar_sweeps.sweep import run_sweep as run
+    from cifar_sweeps.spec.spec import load_spec_file, parse_spec
+    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.tuning.sweep import run_sweep as run
 
     spec = load_spec_file(args.spec)
     over = json.loads(args.spec_override) if args.spec_override else {}
@@ -161,8 +161,8 @@ def check_models(device: str, batch: int = 4) -> list[list]:
     """Forward and backward of every zoo model on `device`, bf16 autocast where the device
     takes it and channels_last for the conv nets (as a trial runs them): finite loss, a
     gradient on every trainable parameter. One row per model."""
-    from cifar_sweeps.models import BUILDERS, build_model
-    from cifar_sweeps.registry import MLP_MODELS
+    from cifar_sweeps.spec.registry import MLP_MODELS
+    from cifar_sweeps.training.models import BUILDERS, build_model
 
     rows = []
     for name in BUILDERS:

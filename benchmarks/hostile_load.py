@@ -30,7 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
-from cifar_sweeps.store import Store, Sweep, Trial, utcnow  # noqa: E402
+from cifar_sweeps.store.store import Store, Sweep, Trial, utcnow  # noqa: E402
 
 SPEC = {
     "name": "imp",
@@ -127,7 +127,7 @@ class Prober(threading.Thread):
 def serve(settings, port: int):
     import uvicorn
 
-    from cifar_sweeps.api import create_app, serving_settings
+    from cifar_sweeps.service.api import create_app, serving_settings
 
     app = create_app(serving_settings(settings, "127.0.0.1"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -138,7 +138,7 @@ def serve(settings, port: int):
 
 
 def cache_of(app):
-    from cifar_sweeps.cache import ResponseCache
+    from cifar_sweeps.service.cache import ResponseCache
 
     m = app.middleware_stack
     while m is not None and not isinstance(m, ResponseCache):
@@ -169,7 +169,7 @@ def probes_now() -> int:
     n = 0
     for c in psutil.Process().children(recursive=True):
         try:
-            n += "cifar_sweeps.probe" in " ".join(c.cmdline())
+            n += "cifar_sweeps.training.probe" in " ".join(c.cmdline())
         except psutil.Error:
             continue
     return n

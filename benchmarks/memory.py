@@ -22,7 +22,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import cache_dir, default_data, fit_sweep, print_table, say_data  # noqa: E402
-from cifar_sweeps.data import load_splits  # noqa: E402
+from cifar_sweeps.training.data import load_splits  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -63,7 +63,7 @@ class Sampler:
 
 
 def run(splits, concurrency: int, args) -> dict:
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec.spec import parse_spec
 
     spec = parse_spec(
         {

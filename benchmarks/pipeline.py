@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import cache_dir, default_data, median, print_table, say_data  # noqa: E402
-from cifar_sweeps.data import Splits, load_splits  # noqa: E402
-from cifar_sweeps.models import build_model  # noqa: E402
-from cifar_sweeps.train import TrainConfig, Trainer, memory_format_for  # noqa: E402
+from cifar_sweeps.training.data import Splits, load_splits  # noqa: E402
+from cifar_sweeps.training.models import build_model  # noqa: E402
+from cifar_sweeps.training.train import TrainConfig, Trainer, memory_format_for  # noqa: E402
 
 
 class ReportDataset(torch.utils.data.Dataset):

@@ -89,7 +89,7 @@ def run(name: str, args) -> None:
 
 
 def table(results_dir: Path) -> None:
-    from cifar_sweeps.store import Store
+    from cifar_sweeps.store.store import Store
 
     store = Store(f"sqlite:///{(results_dir / 'cifar_sweeps.db').resolve()}")
     rows = []
@@ -140,7 +140,7 @@ def gradients() -> None:
     layer at initialization, for one batch of inputs in [-1, 1] (the report's normalization)."""
     import torch
 
-    from cifar_sweeps.models import build_model
+    from cifar_sweeps.training.models import build_model
 
     rows = []
     for name in ["simple_cnn", "simple_cnn_arq_4", "simple_cnn_arq_2", "mlp", "relu_layer_div4", "relu_layer_div2"]:

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table, say_data  # noqa: E402
-from cifar_sweeps.data import Splits, load_splits, train_subset  # noqa: E402
+from cifar_sweeps.training.data import Splits, load_splits, train_subset  # noqa: E402
 
 POINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget the anytime curve is read at
 REPORT_NAME = "report (random, full length)"
@@ -53,7 +53,7 @@ SHORT = dict(zip(("report", "hyperopt", "optuna", "bohb"), METHODS, strict=True)
 
 
 def make_spec(args, name: str, seed: int, budget: int | None):
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec.spec import parse_spec
 
     method = METHODS[name]
     epochs = {"type": "quniform", "low": args.min_epochs, "high": args.max_epochs, "q": 1}
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 def _intervals(rows: list[list], name: str) -> list:
     """Mean and 95 % t-interval of best@100 % over the seeds, and of the paired difference
     against the report's method on the same seeds (ranking.py's statistics)."""
-    from cifar_sweeps.ranking import summarize
+    from cifar_sweeps.analysis.ranking import summarize
 
     mine = {r[0]: r[8] for r in rows if r[1] == name}
     report = {r[0]: r[8] for r in rows if r[1] == REPORT_NAME}

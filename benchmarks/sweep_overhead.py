@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import cache_dir, default_data, fit_sweep, median, print_table, say_data  # noqa: E402
-from cifar_sweeps.data import Splits, load_splits  # noqa: E402
+from cifar_sweeps.training.data import Splits, load_splits  # noqa: E402
 
 
 def subset(s: Splits, n_train: int, n_eval: int) -> Splits:
@@ -42,7 +42,7 @@ def trial_configs(args) -> tuple[dict, list[float]]:
 def _bare_one(job) -> float:
     import torch
 
-    from cifar_sweeps.train import TrainConfig, fit
+    from cifar_sweeps.training.train import TrainConfig, fit
 
     cfg, splits, threads = job
     torch.set_num_threads(threads)
@@ -60,7 +60,7 @@ def run_bare(base: dict, lrs: list[float], splits: Splits, concurrency: int, thr
 def run_tune(base: dict, lrs: list[float], splits: Splits, concurrency: int, threads: int) -> tuple[float, float]:
     from ray.tune import Callback
 
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec.spec import parse_spec
 
     class FirstResult(Callback):
         first: float | None = None

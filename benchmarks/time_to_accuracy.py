@@ -64,10 +64,10 @@ def run_preset(name: str, data: str, budget_s: float, curve: Curve) -> str:
     a summary line."""
     from ray.tune import Callback
 
-    from cifar_sweeps import presets
-    from cifar_sweeps.cluster import init_ray
-    from cifar_sweeps.data import load_splits, train_subset
-    from cifar_sweeps.spec import SweepSpec
+    from cifar_sweeps.cluster.cluster import init_ray
+    from cifar_sweeps.spec import presets
+    from cifar_sweeps.spec.spec import SweepSpec
+    from cifar_sweeps.training.data import load_splits, train_subset
 
     raw = json.loads(presets.spec_text(name))
     raw["time_budget_s"] = budget_s
@@ -99,8 +99,8 @@ def run_report(data: str, epochs: int, budget_s: float, threads: int, curve: Cur
     """The report's recipe as one training run, stopped at the budget; returns a summary."""
     import torch
 
-    from cifar_sweeps.data import load_splits
-    from cifar_sweeps.train import TrainConfig, Trainer
+    from cifar_sweeps.training.data import load_splits
+    from cifar_sweeps.training.train import TrainConfig, Trainer
 
     t0 = time.perf_counter()
     cfg = TrainConfig(

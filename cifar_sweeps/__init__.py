@@ -4,6 +4,10 @@ The Python API (sdk.py): `run`, `open_sweep`, `leaderboard`, `load_model`, `expo
 `list_models`, `SweepRun`. They load lazily: `import cifar_sweeps` loads neither torch nor Ray.
 """
 
+from cifar_sweeps import moved as _moved
+
+_moved.install()  # the modules' old paths, for experiments pickled before the layers (moved.py)
+
 __version__ = "0.1.0"
 API = ("run", "open_sweep", "leaderboard", "load_model", "export_model", "list_models", "SweepRun")
 __all__ = [*API, "code_version"]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cifar_sweeps.analysis.ranking import PARETO_METRICS
 from cifar_sweeps.errors import CifarSweepsError, SpecError
-from cifar_sweeps.ranking import PARETO_METRICS
 from cifar_sweeps.settings import Settings, load_settings
-from cifar_sweeps.spec import apply_overrides, format_validation_error
-from cifar_sweeps.states import ENDED_WELL
+from cifar_sweeps.spec.spec import apply_overrides, format_validation_error
+from cifar_sweeps.store.states import ENDED_WELL
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,10 +29,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _store(settings: Settings, writes: bool = False):
-    from cifar_sweeps.store import get_store
+    from cifar_sweeps.store.store import get_store
 
     if writes and not settings.store_url:
-        from cifar_sweeps.storage import check_writable
+        from cifar_sweeps.store.artifacts import check_writable
 
         # The SQLite file lives in the results folder: say so plainly if it can't be
         # written (sweep.py checks the free space, and records a failure in the store).
@@ -44,8 +44,8 @@ def _store(settings: Settings, writes: bool = False):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cifar_sweeps.data import load_splits
-    from cifar_sweeps.train import TrainConfig, Trainer
+    from cifar_sweeps.training.data import load_splits
+    from cifar_sweeps.training.train import TrainConfig, Trainer
 
     settings = _settings(args)
     fields = TrainConfig.model_fields
@@ -59,12 +59,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     val_fraction = args.val_fraction if args.val_fraction is not None else data.get("val_fraction", 0.2)
     splits = load_splits(settings.data, settings.cache_dir, val_fraction, args.split_seed, image_size=args.image_size)
     if args.train_subset:
-        from cifar_sweeps.data import train_subset
+        from cifar_sweeps.training.data import train_subset
 
         splits = train_subset(splits, args.train_subset, args.split_seed)
     pretrained = None
     if cfg.pretrained:
-        from cifar_sweeps.weights import load_staged
+        from cifar_sweeps.training.weights import load_staged
 
         pretrained = load_staged(cfg.model, settings.weights_dir)
     trainer = Trainer(cfg, splits, pretrained_state=pretrained)
@@ -102,8 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _recipe(name: str) -> tuple[dict, dict]:
     """A preset's training recipe: its fixed config with its first point to evaluate (its
     known-good point), and its data options."""
-    from cifar_sweeps.presets import read
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec.presets import read
+    from cifar_sweeps.spec.spec import parse_spec
 
     spec = parse_spec(read(name))
     points = spec.search.points_to_evaluate
@@ -130,7 +130,7 @@ def _model_args(items: list[str]) -> dict:
 def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
     """The spec file named on the command line, or the stored spec of --sweep-id (the path
     the API takes: only the id travels to the cluster)."""
-    from cifar_sweeps.spec import load_spec_file, parse_spec
+    from cifar_sweeps.spec.spec import load_spec_file, parse_spec
 
     if args.spec:
         return load_spec_file(args.spec, settings)
@@ -140,7 +140,7 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
 
 
 def _edited_spec(args: argparse.Namespace, settings, store):
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec.spec import parse_spec
 
     spec = _spec_for_run(args, settings, store)
     update = {}
@@ -156,7 +156,7 @@ def _edited_spec(args: argparse.Namespace, settings, store):
 
 
 def _plan(spec, settings, store, as_json: bool = False):
-    from cifar_sweeps.plan import describe, plan_for
+    from cifar_sweeps.analysis.plan import describe, plan_for
     from cifar_sweeps.sdk import cluster_url
 
     plan = plan_for(spec, settings, store, cluster_url=cluster_url(settings))
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from cifar_sweeps.sweep import resume_sweep
+    from cifar_sweeps.tuning.sweep import resume_sweep
 
     settings = _settings(args)
     store = _store(settings, writes=True)
@@ -196,8 +196,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_repeat(args: argparse.Namespace) -> int:
-    from cifar_sweeps.lifecycle import repeat
-    from cifar_sweeps.sweep import resume_sweep
+    from cifar_sweeps.store.lifecycle import repeat
+    from cifar_sweeps.tuning.sweep import resume_sweep
 
     settings = _settings(args)
     store = _store(settings, writes=True)
@@ -208,7 +208,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from cifar_sweeps.lifecycle import request_stop
+    from cifar_sweeps.store.lifecycle import request_stop
 
     settings = _settings(args)
     status = request_stop(_store(settings), args.sweep_id)  # NotFound naming it
@@ -232,9 +232,9 @@ def _print_leaderboard(
     sort: str = "best_val_acc",
     dataset: str | None = None,
 ) -> None:
-    from cifar_sweeps.filters import parse_filters
-    from cifar_sweeps.ranking import PARETO_METRICS
-    from cifar_sweeps.schemas import leaderboard_items, to_csv
+    from cifar_sweeps.analysis.filters import parse_filters
+    from cifar_sweeps.analysis.ranking import PARETO_METRICS
+    from cifar_sweeps.service.schemas import leaderboard_items, to_csv
 
     order = PARETO_METRICS[sort]
     rows, total, names = store.leaderboard_page(
@@ -275,9 +275,9 @@ def _print_groups(
 ) -> None:
     """The grouped leaderboard (one row per configuration over its seeds), as GET
     /leaderboard?group=config gives it."""
-    from cifar_sweeps.filters import parse_filters
-    from cifar_sweeps.ranking import group_trials
-    from cifar_sweeps.schemas import group_items, groups_csv
+    from cifar_sweeps.analysis.filters import parse_filters
+    from cifar_sweeps.analysis.ranking import group_trials
+    from cifar_sweeps.service.schemas import group_items, groups_csv
 
     rows, _, names = store.leaderboard_page(sweep_id, model, 100_000, 0, parse_filters(filters or []), statuses)
     groups = group_trials(rows)
@@ -310,7 +310,7 @@ def _print_groups(
 def cmd_pareto(args: argparse.Namespace) -> int:
     """The sweep's trials over two stored metrics, each with its Pareto rank (GET
     /sweeps/{id}/pareto)."""
-    from cifar_sweeps.schemas import csv_cell, pareto_out
+    from cifar_sweeps.service.schemas import csv_cell, pareto_out
 
     store = _store(_settings(args))
     sweep = store.sweep(args.sweep_id)
@@ -336,7 +336,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from cifar_sweeps.lifecycle import reconcile_local_drivers
+    from cifar_sweeps.store.lifecycle import reconcile_local_drivers
 
     settings = _settings(args)
     store = _store(settings)
@@ -352,14 +352,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cifar_sweeps.api import serve
+    from cifar_sweeps.service.api import serve
 
     return serve(_settings(args), args.host, args.port, submit=args.submit)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cifar_sweeps.predict import classify, decode
-    from cifar_sweeps.train import read_model_file
+    from cifar_sweeps.training.predict import classify, decode
+    from cifar_sweeps.training.train import read_model_file
 
     mf = read_model_file(args.model_file)  # the trial's own size, input statistics and classes
     for f in args.images:
@@ -379,7 +379,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Every model a spec may name: the zoo's, then installed plug-ins' (registry.py)."""
-    from cifar_sweeps import registry
+    from cifar_sweeps.spec import registry
 
     items = list(registry.models().values())
     if args.json:
@@ -395,8 +395,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from cifar_sweeps.analysis import importance
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.analysis.importance import importance
+    from cifar_sweeps.spec.spec import parse_spec
 
     store = _store(_settings(args))
     sweep = store.sweep(args.sweep_id)
@@ -420,8 +420,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from cifar_sweeps import presets
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec import presets
+    from cifar_sweeps.spec.spec import parse_spec
 
     if args.name:
         print(presets.read(args.name), end="")
@@ -433,7 +433,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from cifar_sweeps import weights as w
+    from cifar_sweeps.training import weights as w
 
     d = _settings(args).weights_dir
     if args.action == "fetch":
@@ -463,7 +463,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS
+    from cifar_sweeps.spec.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS
 
     p.add_argument("--model", help="a model name (`cifar-sweeps models` lists them; default simple_cnn)")
     p.add_argument(
@@ -521,7 +521,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _method_args(p: argparse.ArgumentParser) -> None:
     """airbench's method (method.py) and the arithmetic, each a TrainConfig field."""
-    from cifar_sweeps.config import PRECISIONS
+    from cifar_sweeps.spec.config import PRECISIONS
 
     p.add_argument(
         "--tta",

@@ -10,7 +10,7 @@ same functions (`cifar-sweeps run` calls `run_spec` below): nothing here is a se
     sweep.export_best("best.onnx")             # preprocessing inside, class names in its metadata
 
 `import cifar_sweeps` loads neither torch nor Ray: each function imports what it needs. The
-names are the package's own: none is a module's (cifar_sweeps.export, .models and .sweep are
+names are the package's own: none is a module's (cifar_sweeps.training.export, .models and .sweep are
 modules, so the functions are export_model, list_models and open_sweep).
 """
 
@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 from cifar_sweeps.errors import CifarSweepsError, NotFound
 
 if TYPE_CHECKING:
-    from cifar_sweeps.schemas import LeaderboardItem, PlanOut
+    from cifar_sweeps.analysis.results import PlanOut
+    from cifar_sweeps.service.schemas import LeaderboardItem
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.spec import SweepSpec
-    from cifar_sweeps.store import Store
-    from cifar_sweeps.train import ModelFile
+    from cifar_sweeps.spec.spec import SweepSpec
+    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.training.train import ModelFile
 
 
 def settings_for(data: str | None = None, results_dir: str | Path | None = None, store_url: str | None = None):
@@ -41,7 +42,7 @@ def settings_for(data: str | None = None, results_dir: str | Path | None = None,
 
 
 def open_store(settings: Settings) -> Store:
-    from cifar_sweeps.store import get_store
+    from cifar_sweeps.store.store import get_store
 
     return get_store(settings.resolved_store_url())
 
@@ -49,7 +50,7 @@ def open_store(settings: Settings) -> Store:
 def load_spec(spec: str | Path | dict[str, Any], settings: Settings, edits: dict[str, Any] | None = None) -> SweepSpec:
     """A spec from a dict, a JSON file, or a preset's name; `edits` as `run --set`
     (dotted keys into the spec: {"fixed.epochs": 2})."""
-    from cifar_sweeps.spec import apply_overrides, load_spec_file, parse_spec
+    from cifar_sweeps.spec.spec import apply_overrides, load_spec_file, parse_spec
 
     base = parse_spec(spec, settings) if isinstance(spec, dict) else load_spec_file(spec, settings)
     if not edits:
@@ -69,8 +70,8 @@ def run_spec(
     """Plan the spec (its plug-in models built on the meta device first), then run it to the
     end in this process; (sweep id, plan). A sweep the API created (`sweep_id`) was planned
     at submit. With dry_run, only the plan: nothing runs or is stored."""
-    from cifar_sweeps.plan import check_fits, describe, plan_for
-    from cifar_sweeps.sweep import run_sweep
+    from cifar_sweeps.analysis.plan import check_fits, describe, plan_for
+    from cifar_sweeps.tuning.sweep import run_sweep
 
     plan = None
     if not sweep_id:
@@ -85,7 +86,7 @@ def run_spec(
 
 def cluster_url(settings: Settings) -> str | None:
     """The dashboard of the cluster RAY_ADDRESS names, whose resources a plan counts."""
-    from cifar_sweeps.cluster import dashboard_url, ray_address
+    from cifar_sweeps.cluster.cluster import dashboard_url, ray_address
 
     return dashboard_url(settings) if ray_address() else None
 
@@ -148,7 +149,7 @@ def leaderboard(
     settings: Settings | None = None,
 ) -> list[LeaderboardItem]:
     """The leaderboard's rows, best first (GET /leaderboard's items)."""
-    from cifar_sweeps.schemas import leaderboard_items
+    from cifar_sweeps.service.schemas import leaderboard_items
 
     store = open_store(settings or settings_for())
     rows, _, names = store.leaderboard_page(sweep, model, top, 0, dataset=dataset)
@@ -158,8 +159,8 @@ def leaderboard(
 def load_model(trial_id: str, settings: Settings | None = None) -> ModelFile:
     """A trial's best model, ready to call: .model (eval mode), .classes, .image_size and
     its input statistics (.mean, .std), as `predict` uses them."""
-    from cifar_sweeps.storage import local_model_file
-    from cifar_sweeps.train import read_model_file
+    from cifar_sweeps.store.artifacts import local_model_file
+    from cifar_sweeps.training.train import read_model_file
 
     trial = open_store(settings or settings_for()).trial(trial_id)
     if not trial.checkpoint_path:
@@ -170,8 +171,8 @@ def load_model(trial_id: str, settings: Settings | None = None) -> ModelFile:
 
 def export_model(trial_id: str, path: str | Path, format: str = "onnx", settings: Settings | None = None) -> Path:  # noqa: A002
     """A trial's best model as ONNX or TorchScript (export.py), preprocessing inside."""
-    from cifar_sweeps.export import export_file
-    from cifar_sweeps.storage import local_model_file
+    from cifar_sweeps.store.artifacts import local_model_file
+    from cifar_sweeps.training.export import export_file
 
     trial = open_store(settings or settings_for()).trial(trial_id)
     if not trial.checkpoint_path:
@@ -182,6 +183,6 @@ def export_model(trial_id: str, path: str | Path, format: str = "onnx", settings
 
 def list_models() -> list[dict[str, Any]]:
     """Every model a spec may name (registry.py), as dicts."""
-    from cifar_sweeps import registry
+    from cifar_sweeps.spec import registry
 
     return [m.model_dump() for m in registry.models().values()]

@@ -32,7 +32,7 @@ def main() -> int:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from cifar_sweeps.api import create_app
+    from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:  # a copy: the page's reads never touch the original

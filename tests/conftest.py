@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from cifar_sweeps.data import split_train_val, synthetic
+from cifar_sweeps.training.data import split_train_val, synthetic
 from tests.ray_helpers import RayHead
 
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores

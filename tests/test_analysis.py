@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
 from cifar_sweeps.cli import main
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import parse_spec
-from cifar_sweeps.store import get_store
+from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import FakeJobs
 
 SPEC = {
@@ -149,17 +149,17 @@ def test_a_trial_outside_the_space_is_skipped_and_counted(tmp_path):
 
 
 def test_importance_is_sampled_cached_per_data_version_and_one_at_a_time(tmp_path, monkeypatch):
-    from cifar_sweeps import analysis
+    from cifar_sweeps.analysis import importance
 
-    settings, store, sweep = _stored_sweep(tmp_path, analysis.MAX_TRIALS + 60)
+    settings, store, sweep = _stored_sweep(tmp_path, importance.MAX_TRIALS + 60)
     settings = settings.model_copy(update={"cache_ttl_s": 0})  # this cache, not the HTTP one
     client = TestClient(create_app(settings, FakeJobs(store)))
     calls = []
-    real = analysis._compute  # the computation, in the worker process
-    monkeypatch.setattr(analysis, "_compute", lambda *a: calls.append(1) or real(*a))
+    real = importance._compute  # the computation, in the worker process
+    monkeypatch.setattr(importance, "_compute", lambda *a: calls.append(1) or real(*a))
     body = client.get(f"/sweeps/{sweep.id}/importance").json()
-    assert body["sampled"] and body["trials_used"] == analysis.MAX_TRIALS
-    assert body["trials_finished"] == analysis.MAX_TRIALS + 60
+    assert body["sampled"] and body["trials_used"] == importance.MAX_TRIALS
+    assert body["trials_finished"] == importance.MAX_TRIALS + 60
     for junk in ("", "?x=1", "?nocache=2&y=3"):  # any query: the same computation, not a new one
         assert client.get(f"/sweeps/{sweep.id}/importance{junk}").json() == body
     assert len(calls) == 1
@@ -168,13 +168,13 @@ def test_importance_is_sampled_cached_per_data_version_and_one_at_a_time(tmp_pat
     )  # the sweep's data version moves on
     client.get(f"/sweeps/{sweep.id}/importance")
     assert len(calls) == 2
-    with analysis._busy:  # another computation under way: no thread waits on it
+    with importance._busy:  # another computation under way: no thread waits on it
         r = client.get(f"/sweeps/{sweep.id}/importance?x=9")
     assert r.status_code == 200  # this one is cached
     other = _stored_sweep(tmp_path / "o", 6)[2]
     store_other = get_store(Settings(results_dir=tmp_path / "o").resolved_store_url())
     client_other = TestClient(create_app(Settings(results_dir=tmp_path / "o"), FakeJobs(store_other)))
-    with analysis._busy:
+    with importance._busy:
         r = client_other.get(f"/sweeps/{other.id}/importance")
     assert r.status_code == 503 and "try again" in r.json()["detail"]
 
@@ -184,8 +184,8 @@ def test_analysis_judges_the_space_the_sampler_drew_from():
     stays an int on a log scale, a quniform keeps its step."""
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    from cifar_sweeps.analysis import distribution
-    from cifar_sweeps.spaces import optuna_distribution
+    from cifar_sweeps.analysis.importance import distribution
+    from cifar_sweeps.spec.spaces import optuna_distribution
 
     spec = parse_spec(
         {
@@ -221,9 +221,9 @@ sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 from pathlib import Path
 from tests.test_analysis import _stored_sweep
 from cifar_sweeps import analysis
-from cifar_sweeps.spec import parse_spec
+from cifar_sweeps.spec.spec import parse_spec
 settings, store, sweep = _stored_sweep(Path({str(tmp_path)!r}), 8)
-analysis.cached_importance(parse_spec(sweep.spec), sweep.id, 0, lambda: store.trials(sweep.id))
+importance.cached_importance(parse_spec(sweep.spec), sweep.id, 0, lambda: store.trials(sweep.id))
 import psutil
 print("PIDS", *(c.pid for c in psutil.Process().children(recursive=True)), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)

@@ -8,10 +8,10 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import check_bind, create_app
+from cifar_sweeps.service.api import check_bind, create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 
 GOOD = {
     "name": "t",
@@ -34,7 +34,7 @@ class FakeJobs:
         return self.up
 
     def create(self, spec, version, plan=None):
-        from cifar_sweeps.jobs import RayUnavailable
+        from cifar_sweeps.cluster.jobs import RayUnavailable
 
         if not self.up:
             raise RayUnavailable("Ray is down")
@@ -55,7 +55,7 @@ class FakeJobs:
         self.drained = getattr(self, "drained", 0) + 1
 
     def stop(self, sweep):  # the real one: it only writes the store
-        from cifar_sweeps.jobs import Jobs
+        from cifar_sweeps.cluster.jobs import Jobs
 
         return Jobs.stop(self, sweep)
 
@@ -207,7 +207,7 @@ def test_relative_data_path_becomes_absolute(tmp_path, monkeypatch):
 
 
 def test_progress_of_a_running_sweep(setup):
-    from cifar_sweeps import lifecycle
+    from cifar_sweeps.store import lifecycle
 
     client, store, _ = setup
     sweep = store.create_sweep({"name": "p", "num_samples": 4, "max_concurrent_trials": 4}, "synthetic:10", "v")
@@ -266,7 +266,7 @@ def test_page_assets_are_served_by_the_app(setup):
 
 
 def test_an_errored_trial_carries_its_reason_line(setup):
-    from cifar_sweeps.schemas import error_line
+    from cifar_sweeps.service.schemas import error_line
 
     client, store, _ = setup
     sweep = store.create_sweep(GOOD, "synthetic:100", "v")
@@ -299,7 +299,7 @@ def test_a_spec_is_expanded_off_the_event_loop(setup, monkeypatch):
     answers every other request."""
     import asyncio
 
-    from cifar_sweeps import spec as spec_module
+    from cifar_sweeps.spec import spec as spec_module
 
     client, _, _ = setup
     on_loop = []

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.cache import ResponseCache
+from cifar_sweeps.service.cache import ResponseCache
+from cifar_sweeps.store import lifecycle
 
 
 class CountingApp:
@@ -144,10 +144,10 @@ def test_junk_parameters_share_one_entry_and_the_cache_stays_under_its_byte_boun
     answer), and the bytes held never pass the bound, whatever is asked."""
     from fastapi.testclient import TestClient
 
-    from cifar_sweeps.api import create_app
-    from cifar_sweeps.cache import ResponseCache
+    from cifar_sweeps.service.api import create_app
+    from cifar_sweeps.service.cache import ResponseCache
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store import get_store
+    from cifar_sweeps.store.store import get_store
     from tests.test_api import GOOD, FakeJobs
 
     settings = Settings(results_dir=tmp_path, cache_ttl_s=60)
@@ -182,8 +182,8 @@ def _middlewares(app):
 def test_every_query_parameter_of_a_cached_route_is_in_the_cache_key(tmp_path):
     """A query parameter left out of the key would answer ?group=config with the ungrouped
     page cached for the same path (read from the app's own OpenAPI document)."""
-    from cifar_sweeps.api import create_app
-    from cifar_sweeps.cache import CACHED_PREFIXES, KEY_PARAMS
+    from cifar_sweeps.service.api import create_app
+    from cifar_sweeps.service.cache import CACHED_PREFIXES, KEY_PARAMS
     from cifar_sweeps.settings import Settings
 
     paths = create_app(Settings(results_dir=tmp_path)).openapi()["paths"]

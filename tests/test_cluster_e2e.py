@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cifar_sweeps.store import Store
+from cifar_sweeps.store.store import Store
 from tests.ray_helpers import RayHead, WorkerNode, kill_node
 from tests.test_reliability_e2e import Service
 
@@ -102,7 +102,7 @@ def test_trials_run_on_both_nodes_and_checkpoints_download(cluster, service, tmp
     r = httpx.get(f"{service.base}/trials/{on_second.id}/checkpoint", timeout=30)
     assert r.status_code == 200
     (tmp_path / "best.pt").write_bytes(r.content)
-    from cifar_sweeps.train import load_model_file
+    from cifar_sweeps.training.train import load_model_file
 
     assert load_model_file(tmp_path / "best.pt")(__import__("torch").zeros(1, 3, 32, 32)).shape == (1, 10)
     assert httpx.get(f"{service.base}/trials/{on_second.id}", timeout=10).json()["node_id"] == nodes["second"]

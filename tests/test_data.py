@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifar_sweeps.data import (
+from cifar_sweeps.training.data import (
     CLASSES,
     Cifar,
     DataSourceError,
@@ -236,7 +236,7 @@ def test_real_archive(tmp_path):
 
 
 def test_train_subset_is_stratified():
-    from cifar_sweeps.data import train_subset
+    from cifar_sweeps.training.data import train_subset
 
     # Class-by-class order, as image folders list their files.
     d = synthetic(1000, 100)

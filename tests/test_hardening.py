@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.ray_helpers import free_port
 from tests.test_service_e2e import _serve
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import GOOD, FakeJobs
 
 TOKEN = {"Authorization": "Bearer tok"}
@@ -203,7 +203,7 @@ def test_hostile_input(app, what, method, url, body, headers, expected):
     ],
 )
 def test_csv_cells_never_run_as_formulas(value, cell):
-    from cifar_sweeps.schemas import csv_cell
+    from cifar_sweeps.service.schemas import csv_cell
 
     assert csv_cell(value) == cell
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import LOOPBACK_HOSTS, create_app, serving_settings
+from cifar_sweeps.service.api import LOOPBACK_HOSTS, create_app, serving_settings
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import GOOD, FakeJobs
 
 

@@ -13,11 +13,11 @@ import random
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
 from cifar_sweeps.cli import main
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import FakeJobs
 
 _db = itertools.count()

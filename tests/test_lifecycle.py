@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 
-from cifar_sweeps import lifecycle
 from cifar_sweeps.errors import NotFound, TransitionError
-from cifar_sweeps.states import Event, Reason, SweepStatus, TrialEvent, TrialStatus
-from cifar_sweeps.store import Store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.states import Event, Reason, SweepStatus, TrialEvent, TrialStatus
+from cifar_sweeps.store.store import Store
 
 Q, R, OK, F, S, INT = (
     SweepStatus.QUEUED,
@@ -242,7 +242,7 @@ def test_request_stop(store):
 def test_a_silent_cluster_interrupts_its_sweeps_after_the_grace(store, tmp_path):
     import time
 
-    from cifar_sweeps.jobs import Jobs
+    from cifar_sweeps.cluster.jobs import Jobs
     from cifar_sweeps.settings import Settings
 
     settings = Settings(results_dir=tmp_path, dashboard_url="http://127.0.0.1:9", cluster_lost_after_s=0.3)

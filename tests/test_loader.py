@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cifar_sweeps.loader import Augment, DeviceSplit, apply_augment, cutout, random_crop
+from cifar_sweeps.training.loader import Augment, DeviceSplit, apply_augment, cutout, random_crop
 
 
 def _split(n=64):

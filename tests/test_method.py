@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_sweeps import method, precision
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.loader import Augment, DeviceSplit
-from cifar_sweeps.models import build_model
-from cifar_sweeps.spec import old_name_warnings, parse_spec
-from cifar_sweeps.train import TrainConfig, Trainer, load_model_file
+from cifar_sweeps.spec.spec import old_name_warnings, parse_spec
+from cifar_sweeps.training import method, precision
+from cifar_sweeps.training.loader import Augment, DeviceSplit
+from cifar_sweeps.training.models import build_model
+from cifar_sweeps.training.train import TrainConfig, Trainer, load_model_file
 
 
 def _smooth_images(n: int = 400, seed: int = 0) -> torch.Tensor:
@@ -242,7 +242,7 @@ def test_the_whole_method_trains_resumes_exactly_and_round_trips_through_its_mod
 
 
 def test_a_run_without_a_validation_split_trains_on_every_image_and_keeps_its_last_epoch():
-    from cifar_sweeps.data import split_train_val, synthetic
+    from cifar_sweeps.training.data import split_train_val, synthetic
 
     splits = split_train_val(synthetic(300, 100, seed=0), 0.0, seed=0)
     assert len(splits.y_val) == 0 and len(splits.y_train) == 300

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from cifar_sweeps.migrations import current_revision, head_revision
-from cifar_sweeps.store import Base, Store
+from cifar_sweeps.store.migrations import current_revision, head_revision
+from cifar_sweeps.store.store import Base, Store
 from tests.fixtures import store_v0
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_an_old_store_upgrades_in_place_with_every_row_kept(url):
 
 OPEN = textwrap.dedent("""
     import sys
-    from cifar_sweeps.store import Store
+    from cifar_sweeps.store.store import Store
     s = Store(sys.argv[1])
     print("up", s.list_sweeps()[1])
 """)
@@ -139,7 +139,7 @@ def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_ke
     in from each sweep's data source."""
     from alembic import command
 
-    from cifar_sweeps.migrations import _config
+    from cifar_sweeps.store.migrations import _config
 
     old = make_old_store(url)
     with create_engine(url).connect() as c:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.api import create_app
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store.store import get_store
 from tests.test_api import FakeJobs
 from tests.test_plugins import plugin  # noqa: F401 (the fixture: an installed plug-in distribution)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cifar_sweeps.models import ACTIVATIONS, MODEL_NAMES, ModelError, build_model, count_parameters
+from cifar_sweeps.training.models import ACTIVATIONS, MODEL_NAMES, ModelError, build_model, count_parameters
 
 # Parameter counts pin each architecture (a change to a layer shows up here).
 EXPECTED_PARAMS = {

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from cifar_sweeps import lifecycle
+from cifar_sweeps.store import lifecycle
 from tests.test_pareto import _brute_front
 from tests.test_repeat_e2e import _serve
 from tests.test_sweep_e2e import _cli, _env, _spawn_run, _store, _wait_for, _write_spec

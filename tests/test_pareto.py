@@ -10,12 +10,12 @@ import random
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
+from cifar_sweeps.analysis.ranking import dominates, pareto_ranks
 from cifar_sweeps.cli import main
-from cifar_sweeps.ranking import dominates, pareto_ranks
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import AUTH, FakeJobs
 
 
@@ -142,8 +142,8 @@ def test_the_front_and_the_order_over_cost_metrics(tmp_path, capsys):
 def test_a_multi_objective_searcher_takes_a_warm_start_with_several_values():
     """Earlier trials go to Optuna's multi-objective study as evaluated, one value per
     objective (Ray's OptunaSearch would hand Optuna a single value, which it refuses)."""
-    from cifar_sweeps.searchers import make_search
-    from cifar_sweeps.spec import parse_spec
+    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.tuning.searchers import make_search
 
     spec = parse_spec({**GOOD, "search": {"algorithm": "optuna", "seed": 0, "warm_start": {"sweeps": ["sw-x"]}}})
     evaluated = [
@@ -161,8 +161,8 @@ def test_a_multi_objective_searcher_takes_a_warm_start_with_several_values():
 def test_the_two_objective_sort_agrees_with_the_general_sorting_on_random_points_with_ties():
     import random
 
-    from cifar_sweeps.ranking import pareto_ranks
-    from cifar_sweeps.ranking import pareto_ranks_by_definition as by_definition
+    from cifar_sweeps.analysis.ranking import pareto_ranks
+    from cifar_sweeps.analysis.ranking import pareto_ranks_by_definition as by_definition
 
     rng = random.Random(0)
     for _ in range(300):

@@ -11,13 +11,13 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
-from cifar_sweeps.plan import Throughput, make_plan, per_trial_epochs, slots, trial_epochs
-from cifar_sweeps.schemas import PlanResources
+from cifar_sweeps.analysis.plan import Throughput, make_plan, per_trial_epochs, slots, trial_epochs
+from cifar_sweeps.analysis.results import PlanResources
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import parse_spec
-from cifar_sweeps.store import get_store
+from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import AUTH, FakeJobs
 
 BASE = {

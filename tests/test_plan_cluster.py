@@ -12,10 +12,10 @@ import subprocess
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.api import create_app
-from cifar_sweeps.jobs import Jobs
+from cifar_sweeps.cluster.jobs import Jobs
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store.store import get_store
 from tests.ray_helpers import VENV_BIN, RayHead, WorkerNode
 
 pytestmark = pytest.mark.slow

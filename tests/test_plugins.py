@@ -13,15 +13,15 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import registry
-from cifar_sweeps.api import create_app
-from cifar_sweeps.data import Splits
 from cifar_sweeps.errors import ModelError
-from cifar_sweeps.models import build_model, check_on_meta, count_parameters
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import parse_spec
-from cifar_sweeps.store import get_store
-from cifar_sweeps.train import TrainConfig, Trainer, read_model_file
+from cifar_sweeps.spec import registry
+from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.store.store import get_store
+from cifar_sweeps.training.data import Splits
+from cifar_sweeps.training.models import build_model, check_on_meta, count_parameters
+from cifar_sweeps.training.train import TrainConfig, Trainer, read_model_file
 from tests.test_api import FakeJobs
 
 FAKENETS = """
@@ -215,7 +215,7 @@ def test_the_model_file_carries_classes_size_and_the_training_splits_own_statist
 def test_predict_names_the_models_own_classes(three_class_model):
     from PIL import Image
 
-    from cifar_sweeps.predict import classify
+    from cifar_sweeps.training.predict import classify
 
     mf = read_model_file(three_class_model[0])
     img = np.zeros((64, 80, 3), np.uint8)
@@ -226,7 +226,7 @@ def test_predict_names_the_models_own_classes(three_class_model):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_the_export_agrees_with_pytorch_and_carries_its_preprocessing_and_classes(three_class_model, tmp_path, fmt):
-    from cifar_sweeps.export import export_file, read_metadata, with_preprocessing
+    from cifar_sweeps.training.export import export_file, read_metadata, with_preprocessing
 
     path, _ = three_class_model
     out = export_file(path, tmp_path / f"m.{fmt}", fmt, trial_id="sw-x-t1")

@@ -13,13 +13,13 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
 from cifar_sweeps.cli import main
-from cifar_sweeps.routes.trials import MODELS
+from cifar_sweeps.service.api import create_app
+from cifar_sweeps.service.routes.trials import MODELS
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
-from cifar_sweeps.train import TrainConfig, Trainer
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
+from cifar_sweeps.training.train import TrainConfig, Trainer
 from tests.test_api import FakeJobs
 
 
@@ -163,7 +163,7 @@ def test_unknown_trial_is_a_404(api):
 
 
 def test_predict_needs_the_token_when_one_is_set_and_is_capped_in_concurrency(tmp_path, model_file):
-    from cifar_sweeps.routes.trials import MAX_CONCURRENT, PREDICTING
+    from cifar_sweeps.service.routes.trials import MAX_CONCURRENT, PREDICTING
 
     settings = Settings(results_dir=tmp_path, api_token="tok-pred")
     store = get_store(settings.resolved_store_url())

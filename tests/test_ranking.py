@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cifar_sweeps.ranking import ALPHA, group_key, group_trials, plan_repeats, summarize, welch_p
+from cifar_sweeps.analysis.ranking import ALPHA, group_key, group_trials, plan_repeats, summarize, welch_p
 
 
 def _trial(tid, acc, seed=0, lr=0.1, sweep="sw-a", status="terminated", repeat_of=None, test=None, tune=None):

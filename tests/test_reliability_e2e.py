@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cifar_sweeps.store import Store
+from cifar_sweeps.store.store import Store
 from tests.ray_helpers import VENV_BIN, cli_env, free_port
 
 pytestmark = pytest.mark.slow

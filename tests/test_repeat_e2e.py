@@ -21,7 +21,7 @@ import httpx
 import pytest
 from scipy import stats
 
-from cifar_sweeps.ranking import group_key
+from cifar_sweeps.analysis.ranking import group_key
 from tests.ray_helpers import free_port
 from tests.test_sweep_e2e import _cli, _env, _spawn_run, _store, _wait_for, _write_spec
 
@@ -33,7 +33,7 @@ def _serve(results: Path):
     """The API on a free loopback port, in this process (a real uvicorn server)."""
     import uvicorn
 
-    from cifar_sweeps.api import create_app
+    from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
 
     port = free_port()

@@ -13,10 +13,10 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
-from cifar_sweeps import lifecycle  # noqa: E402
-from cifar_sweeps.api import create_app  # noqa: E402
+from cifar_sweeps.service.api import create_app  # noqa: E402
 from cifar_sweeps.settings import Settings  # noqa: E402
-from cifar_sweeps.store import get_store  # noqa: E402
+from cifar_sweeps.store import lifecycle  # noqa: E402
+from cifar_sweeps.store.store import get_store  # noqa: E402
 from tests.test_api import GOOD, FakeJobs  # noqa: E402
 
 _SETTINGS = Settings(results_dir=Path(tempfile.mkdtemp(prefix="cifar-sweeps-st-")), api_token="tok")

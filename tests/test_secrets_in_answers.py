@@ -9,10 +9,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store import get_store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import GOOD, FakeJobs
 
 TOKEN, KEY, PASSWORD = "tok-3f9a8c2e71", "wandb-key-5b6c7d8e9f", "pg-pa55-7a1b2c"

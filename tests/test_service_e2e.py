@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cifar_sweeps.train import load_model_file
+from cifar_sweeps.training.train import load_model_file
 from tests.ray_helpers import VENV_BIN, cli_env, free_port
 
 pytestmark = pytest.mark.slow
@@ -115,7 +115,7 @@ def _predict_matches_the_cli(base: str, trial_id: str, model_file: Path, tmp: Pa
     """The sweep's best checkpoint classifies images over HTTP as `cifar-sweeps predict` does."""
     from PIL import Image
 
-    from cifar_sweeps.data import synthetic
+    from cifar_sweeps.training.data import synthetic
 
     paths = []
     for i, img in enumerate(synthetic(20, 10, seed=3).x_test[:4]):
@@ -310,7 +310,7 @@ def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
         assert seen[-1] == "succeeded", seen
         board = httpx.get(f"{base}/leaderboard").json()
         assert board["total"] == 2
-        from cifar_sweeps.store import Store
+        from cifar_sweeps.store.store import Store
 
         for item in board["items"]:
             trial = Store(url).get_trial(item["trial_id"])

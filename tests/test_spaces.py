@@ -12,10 +12,10 @@ from hyperopt.pyll.stochastic import sample
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from pydantic import TypeAdapter
 
-from cifar_sweeps import spaces
-from cifar_sweeps.analysis import distribution
+from cifar_sweeps.analysis.importance import distribution
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import parse_spec
+from cifar_sweeps.spec import spaces
+from cifar_sweeps.spec.spec import parse_spec
 
 DRAWS = 300
 PARAMS = {

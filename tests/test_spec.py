@@ -6,8 +6,8 @@ import pytest
 from hyperopt.pyll.stochastic import sample
 
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spaces import flatten_config, hyperopt_space
-from cifar_sweeps.spec import SpecError, load_spec_file, parse_spec
+from cifar_sweeps.spec.spaces import flatten_config, hyperopt_space
+from cifar_sweeps.spec.spec import SpecError, load_spec_file, parse_spec
 
 PRESETS = sorted(Path(__file__).resolve().parent.parent.joinpath("search_spaces").glob("*.json"))
 REPORT_TPE = {
@@ -180,7 +180,7 @@ def test_optuna_options_are_checked(search, params, message):
 
 
 def test_optuna_draws_what_the_spec_draws():
-    from cifar_sweeps.searchers import make_search
+    from cifar_sweeps.tuning.searchers import make_search
 
     spec = parse_spec(
         {
@@ -260,7 +260,7 @@ def test_bohb_draws_what_the_spec_draws(tmp_path):
     points_to_evaluate first; a config is kept past its trial's end and recovered from the
     result after a restore, so BOHB's model gets every result (Ray's own TuneBOHB raises
     KeyError on a result of a trial it forgot)."""
-    from cifar_sweeps.searchers import make_search
+    from cifar_sweeps.tuning.searchers import make_search
 
     spec = parse_spec(
         {

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.store import Store
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import Store
 
 _db_counter = itertools.count()
 

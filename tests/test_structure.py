@@ -1,6 +1,6 @@
-"""The package's shape: no import cycle between its modules, no function past 60 lines,
-status strings only in lifecycle.py, a light API process (no torch, no Ray), and the
-fault-injection keys only where a test turns them on."""
+"""The package's shape: its layers import downward only, no import cycle between its
+modules, no function past 60 lines, status strings only in lifecycle.py, a light API
+process (no torch, no Ray), and the fault-injection keys only where a test turns them on."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.api import create_app
 from cifar_sweeps.errors import SpecError
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import parse_spec
-from cifar_sweeps.states import SweepStatus, TrialStatus
-from cifar_sweeps.store import get_store
+from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.store.states import SweepStatus, TrialStatus
+from cifar_sweeps.store.store import get_store
 from tests.test_api import AUTH, FakeJobs
 
 PKG = Path(__file__).resolve().parent.parent / "cifar_sweeps"
@@ -41,6 +41,97 @@ def _imports(path: Path) -> set[str]:
             out.add(node.module)
             out |= {f"{node.module}.{a.name}" for a in node.names}
     return {m for m in out if m in MODULES}
+
+
+# The layers, bottom to top: each part and the parts it may import. The package's root
+# holds the bottom (errors, settings, subprocs, moved) and the top (cli, sdk, __main__).
+LAYERS: dict[str, set[str]] = {
+    "spec": set(),  # sweep specs, trial configs, search spaces, presets, the plug-in registry
+    "store": {"spec"},  # the SQL store, statuses, lifecycle, artifact files, migrations
+    "training": {"spec"},  # data, models, the training loop (torch)
+    "analysis": {"spec", "store"},  # ranking, filters, plans, warm starts, importance
+    "cluster": {"spec", "store"},  # the Ray head and the Ray Jobs client
+    "tuning": {"spec", "store", "training", "analysis", "cluster"},  # Ray Tune
+    "service": {"spec", "store", "analysis", "cluster"},  # the HTTP API and its page
+}
+BOTTOM = {"errors", "settings", "subprocs", "moved", "__init__"}
+TOP = {"cli", "sdk", "__main__"}
+# Libraries a part must not import (at any depth: a lazy import is an import too).
+BANNED: dict[str, set[str]] = {
+    "spec": {"torch", "torchvision", "ray", "fastapi", "sqlalchemy"},
+    "store": {"torch", "torchvision", "ray"},
+    "analysis": {"torch", "torchvision", "ray"},
+    "cluster": {"torch", "torchvision"},
+    "training": {"ray"},
+    "service": {"torch", "torchvision", "ray"},  # Ray only through cluster/
+}
+# The imports that cross the layers upward on purpose, each with its reason.
+ALLOWED_UP = {
+    # POST /trials/{id}/predict classifies in the API process, which loads torch on the first
+    # prediction only (predict.py imports it lazily); a child process per request would
+    # read the model file again each time.
+    ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.predict"),
+    ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.train"),
+    # The submit's check that pretrained weights are staged: a file test, no torch.
+    ("cifar_sweeps.service.routes.sweeps", "cifar_sweeps.training.weights"),
+}
+
+
+def _part(module: str) -> str:
+    bits = module.split(".")
+    if len(bits) == 1:  # the package's __init__
+        return "bottom"
+    if len(bits) > 2 or bits[1] in LAYERS:
+        return bits[1]
+    return "top" if bits[1] in TOP else "bottom"
+
+
+def _all_imports(path: Path) -> list[str]:
+    """Every module `path` imports (absolute imports; the package uses no relative ones)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:  # `from pkg import module` names the module
+            out += [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module for a in node.names
+            ]
+    return out
+
+
+def layer_violations(modules: dict[str, Path]) -> list[str]:
+    found = []
+    for name, path in modules.items():
+        me = _part(name)
+        for imported in _all_imports(path):
+            root = imported.split(".")[0]
+            if root != "cifar_sweeps":
+                if root in BANNED.get(me, ()):
+                    found.append(f"{name} ({me}) imports {imported}")
+                continue
+            other = _part(imported) if "." in imported else "bottom"
+            if other == me or me == "top" or other == "bottom" and me != "bottom":
+                continue
+            upward = me == "bottom" or other == "top" or other not in LAYERS[me]
+            if upward and (name, imported) not in ALLOWED_UP:
+                found.append(f"{name} ({me}) imports {imported} ({other})")
+    return found
+
+
+def test_the_layers_import_downward_only():
+    assert {_part(m) for m in MODULES} == {*LAYERS, "top", "bottom"}
+    assert layer_violations(MODULES) == []
+
+
+def test_the_layer_rule_catches_a_wrong_way_import(tmp_path):
+    planted = tmp_path / "config.py"
+    planted.write_text(PKG.joinpath("spec", "config.py").read_text() + "\nfrom cifar_sweeps.tuning import sweep\n")
+    found = layer_violations({**MODULES, "cifar_sweeps.spec.config": planted})
+    assert found == ["cifar_sweeps.spec.config (spec) imports cifar_sweeps.tuning.sweep (tuning)"]
+    planted.write_text("def f():\n    import torch\n")
+    assert layer_violations({"cifar_sweeps.service.cache": planted}) == [
+        "cifar_sweeps.service.cache (service) imports torch"
+    ]
 
 
 def test_no_import_cycle():
@@ -90,7 +181,7 @@ def test_status_strings_only_in_the_states():
 LIGHT = textwrap.dedent("""
     import sys
     from fastapi.testclient import TestClient
-    from cifar_sweeps.api import create_app
+    from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
     app = create_app(Settings(results_dir=sys.argv[1]))
     r = TestClient(app).get("/leaderboard")
@@ -198,7 +289,8 @@ def test_the_environment_is_read_only_by_settings_and_cluster():
 
 
 def test_routes_raise_domain_errors_only():
-    routes = sorted(p.name for p in (PKG / "routes").glob("*.py") if "HTTPException" in p.read_text())
+    routes = sorted(p.name for p in (PKG / "service" / "routes").glob("*.py") if "HTTPException" in p.read_text())
+    assert len(list((PKG / "service" / "routes").glob("*.py"))) > 5
     assert routes == []
 
 

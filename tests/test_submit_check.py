@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.api import create_app
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import SpecError, check_expanded, expand_space, load_spec_file, needs_pretrained, parse_spec
-from cifar_sweeps.store import get_store
+from cifar_sweeps.spec.spec import SpecError, check_expanded, expand_space, load_spec_file, needs_pretrained, parse_spec
+from cifar_sweeps.store.store import get_store
 from tests.test_api import AUTH, FakeJobs
 
 PRESETS = sorted(Path(__file__).resolve().parent.parent.joinpath("search_spaces").glob("*.json"))

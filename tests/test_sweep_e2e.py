@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.store import Store
-from cifar_sweeps.train import load_model_file
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import Store
+from cifar_sweeps.training.train import load_model_file
 from tests.ray_helpers import VENV_BIN, RayHead, cli_env
 
 pytestmark = pytest.mark.slow
@@ -357,7 +357,7 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     os.kill(driver.pid, signal.SIGKILL)
     killed_at = time.time()
     driver.wait(30)
-    from cifar_sweeps.states import TRIAL_COMPLETED, TrialStatus
+    from cifar_sweeps.store.states import TRIAL_COMPLETED, TrialStatus
 
     lifecycle.trial_ended(store, running[0].id, TrialStatus.EARLY_STOPPED)  # the stop Tune's snapshot missed
     sweep = store.get_sweep(sweep_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cifar_sweeps.train import (
+from cifar_sweeps.training.train import (
     LR_SCHEDULES,
     OPTIMIZERS,
     NonFiniteLossError,

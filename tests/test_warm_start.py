@@ -11,13 +11,13 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps import lifecycle
-from cifar_sweeps.api import create_app
+from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.errors import SpecError
+from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import parse_spec
-from cifar_sweeps.store import get_store
-from cifar_sweeps.warm import warm_points
+from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
 from tests.test_api import AUTH, FakeJobs
 
 LR = {"type": "loguniform", "low": 0.001, "high": 0.1}
@@ -122,7 +122,7 @@ def test_warm_start_spec_errors(search, message):
 
 
 def test_the_searcher_holds_the_old_trials_as_evaluated_and_suggests_new_configs():
-    from cifar_sweeps.searchers import WarmHyperOptSearch, make_search
+    from cifar_sweeps.tuning.searchers import WarmHyperOptSearch, make_search
 
     spec = parse_spec(
         _spec(search={"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3, "warm_start": {"sweeps": ["sw-x"]}})

@@ -10,10 +10,10 @@ import torch
 import torchvision
 
 from cifar_sweeps.cli import main
-from cifar_sweeps.loader import NORMALIZATIONS, DeviceSplit
-from cifar_sweeps.models import backbone_sha256, build_model
-from cifar_sweeps.train import TrainConfig, Trainer, backbone_digest, load_model_blob
-from cifar_sweeps.weights import (
+from cifar_sweeps.training.loader import NORMALIZATIONS, DeviceSplit
+from cifar_sweeps.training.models import backbone_sha256, build_model
+from cifar_sweeps.training.train import TrainConfig, Trainer, backbone_digest, load_model_blob
+from cifar_sweeps.training.weights import (
     WeightsError,
     import_weights,
     list_weights,

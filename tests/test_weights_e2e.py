@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_sweeps.models import backbone_sha256
+from cifar_sweeps.training.models import backbone_sha256
 from tests.ray_helpers import cli_env
 from tests.test_sweep_e2e import _cli, _store
 from tests.test_weights import stand_in_resnet50

@@ -18,7 +18,7 @@ SERVE = textwrap.dedent("""
     import json, sys
     import cifar_sweeps
     from fastapi.testclient import TestClient
-    from cifar_sweeps.api import create_app
+    from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
     client = TestClient(create_app(Settings(results_dir=sys.argv[1])))
     listed = client.get("/search-spaces").json()["items"]

@@ -1,0 +1,521 @@
+"""The cost of a spec before it runs: trials, trial-epochs (the scheduler's rung arithmetic),
+images, how many trials fit at once, wall time (best and worst case), peak memory per trial,
+and where a time budget or an epoch budget cuts the sweep. No side effects: nothing is
+stored and nothing is submitted. Every figure says where it came from.
+
+Throughput, per (model, batch size, width, depth, threads, device), comes from epochs the
+store has measured; else from a probe (probe.py: the real training loop for a few batches,
+in a process of its own), kept in <results>/cache/throughput.json for next time; else the
+plan says it is unknown. Torch- and Ray-free: the API plans too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cifar_sweeps.analysis.results import EpochRange, PlanOut, PlanResources
+from cifar_sweeps.spec.config import TrainConfig
+from cifar_sweeps.spec.spaces import candidates
+from cifar_sweeps.spec.spec import SweepSpec, old_name_warnings
+
+STARTUP_S = 20.0  # stated default: Ray's start, the data load, the first trial's process (seconds)
+CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
+TRIAL_BASE_MB = 900.0  # stated default peak of a trial process when nothing was probed (MiB)
+STORE_EPOCHS = 50  # the most recent matching epochs the store's estimate reads
+PROBE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Throughput:
+    seconds_per_epoch: float | None  # of this spec's data
+    peak_mb: float | None
+    source: str
+
+
+# ------------------------------------------------------------ arithmetic (pure)
+
+
+def data_sizes(spec: SweepSpec, source: str) -> tuple[int, int]:
+    """(training images, validation images) a trial of the spec sees per epoch."""
+    pool = int(source.split(":", 1)[1]) if source.startswith("synthetic:") else CIFAR_TRAIN
+    n_val = round(pool * spec.data.val_fraction)
+    n_train = pool - n_val
+    if spec.data.train_subset:
+        n_train = min(n_train, spec.data.train_subset)
+    return n_train, n_val
+
+
+def epoch_values(spec: SweepSpec) -> list[float]:
+    """The epochs a trial can be given: the fixed value, or the searched param's values."""
+    given = spec.fixed.get("epochs", spec.params.get("epochs"))
+    if given is None:
+        return [float(TrainConfig().epochs)]
+    return [float(v) for v in candidates(given)] if not isinstance(given, (int, float)) else [float(given)]
+
+
+MAX_RUNGS = 200  # rungs counted at most: the spec's bounds make at most about 100
+
+
+def rungs(spec: SweepSpec, max_t: int) -> list[int]:
+    """ASHA's rungs: grace, grace*rf, ... below max_t, then max_t."""
+    out, r = [], float(spec.scheduler.grace_period)
+    while r < max_t and len(out) < MAX_RUNGS:
+        out.append(int(r))
+        r *= spec.scheduler.reduction_factor
+    return [*out, max_t]
+
+
+def per_trial_epochs(spec: SweepSpec) -> EpochRange:
+    """Epochs one trial trains: fifo trains its budget; asha stops it at a rung. Expected
+    under ASHA assumes 1/reduction_factor of the trials pass each rung (its design ratio)."""
+    values = epoch_values(spec)
+    lo, hi = min(values), max(values)
+    mid = statistics.fmean(values)
+    if spec.scheduler.type == "fifo":
+        return EpochRange(min=lo, expected=mid, max=hi, assumption="fifo: every trial trains its epochs")
+    steps = rungs(spec, int(hi))
+    rf = spec.scheduler.reduction_factor
+    expected = steps[0] + sum((b - a) / rf ** (k + 1) for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)))
+    kind = "asha" if spec.scheduler.type == "asha" else "hyperband (counted as ASHA's rungs)"
+    return EpochRange(
+        min=float(steps[0]),
+        expected=expected,
+        max=hi,
+        assumption=f"{kind}: rungs at {steps} epochs; 1 in {rf:g} trials passes each rung",
+    )
+
+
+def trial_epochs(spec: SweepSpec) -> tuple[EpochRange, float, list[str]]:
+    """The sweep's trial-epochs (the search's, plus the repeats'), the repeats' share, and
+    where an epoch budget cuts it."""
+    n = spec.total_trials()
+    per = per_trial_epochs(spec)
+    lo = (
+        per.max + (n - 1) * per.min if spec.scheduler.type != "fifo" else n * per.min
+    )  # ASHA: one trial goes the distance
+    mid, hi = n * per.expected, n * per.max
+    cuts = []
+    cap = spec.search_budget()
+    if cap is not None:
+        if hi > cap:
+            cuts.append(f"budget.epochs stops the search at {cap} trial-epochs (of up to {hi:g})")
+        lo, mid, hi = min(lo, cap), min(mid, cap), min(hi, cap + spec.max_concurrent_trials - 1)
+    repeats = float(spec.repeat_epochs())
+    return (
+        EpochRange(min=lo + repeats, expected=mid + repeats, max=hi + repeats, assumption=per.assumption),
+        repeats,
+        cuts,
+    )
+
+
+def slots(spec: SweepSpec, cpus: float, gpus: float) -> int:
+    r = spec.resources_per_trial
+    fit = math.floor(cpus / r.cpu + 1e-9)
+    if r.gpu > 0:
+        fit = min(fit, math.floor(gpus / r.gpu + 1e-9))
+    return max(0, min(spec.max_concurrent_trials, fit, spec.total_trials() + (spec.repeat.top if spec.repeat else 0)))
+
+
+def wall_seconds(epochs: EpochRange, per_epoch: float, n_slots: int, spec: SweepSpec) -> tuple[float, float]:
+    """Best case: the trial-epochs spread over every slot. Worst case: the longest trials in
+    waves of `n_slots`, at the max epochs."""
+    n = spec.total_trials()
+    best = STARTUP_S + epochs.min * per_epoch / n_slots
+    waves = math.ceil(n / n_slots) * per_trial_epochs(spec).max
+    if spec.repeat:
+        waves += math.ceil(spec.repeat.top * (spec.repeat.seeds - 1) / n_slots) * spec.max_epochs()
+    worst = STARTUP_S + max(waves, epochs.max / n_slots) * per_epoch
+    return best, worst
+
+
+# ------------------------------------------------------------ throughput
+
+
+def trial_config(spec: SweepSpec) -> dict[str, Any]:
+    """The probe's trial: the spec's fixed values, each searched param at its first
+    candidate (the model, batch size, width and depth decide the cost)."""
+    cfg = dict(spec.fixed)
+    for name, p in spec.params.items():
+        c = candidates(p)
+        if c and name in TrainConfig.model_fields:
+            cfg[name] = max(c) if name in ("batch_size", "width", "depth") and isinstance(c[0], (int, float)) else c[0]
+    cfg = {k: v for k, v in cfg.items() if k in TrainConfig.model_fields and k != "epochs"}
+    cfg["threads"] = max(1, int(spec.resources_per_trial.cpu))
+    cfg["device"] = "cuda" if spec.resources_per_trial.gpu > 0 else "cpu"
+    if spec.data.image_size != 32:  # 32 stays out of the key: throughputs kept before sizes existed hold
+        cfg["image_size"] = spec.data.image_size
+    return cfg
+
+
+def key_of(cfg: dict[str, Any]) -> str:
+    keys = ("model", "batch_size", "width", "depth", "threads", "device", "model_args", "image_size", "whiten")
+    defaults = {**TrainConfig().model_dump(), "model_args": {}, "image_size": 32}
+    key = {k: cfg.get(k, defaults.get(k)) for k in keys}
+    if isinstance(key["width"], float):  # 0.5000001 and 0.5 are one shape (and one entry)
+        key["width"] = round(key["width"], 3)
+    for k, default in (("model_args", {}), ("image_size", 32), ("whiten", False)):  # absent from older keys
+        if key[k] == default:
+            del key[k]
+    # What an epoch costs also depends on the arithmetic and the evaluation's views. A config
+    # from before `precision` ran fp32 on CPUs (its amp was CUDA's only), and a key from
+    # before these two never matches: the shape is probed again.
+    key["precision"] = cfg.get("precision") or ("fp32" if key["device"] == "cpu" or cfg.get("amp") is False else "auto")
+    key["tta"] = int(cfg.get("tta") or 0)
+    return json.dumps(key, sort_keys=True)
+
+
+def from_store(store, cfg: dict[str, Any], images: int) -> Throughput | None:
+    """Seconds per epoch from the store's epochs of the same model, batch size, width,
+    depth, threads and device, scaled to this spec's images per epoch."""
+    rows = store.measured_epochs(cfg.get("model", TrainConfig().model), limit=STORE_EPOCHS * 20)
+    want = key_of(cfg)
+    per_image = []
+    for seconds, config, spec, source in rows:
+        r = (spec or {}).get("resources_per_trial") or {}
+        measured = {**config, "threads": max(1, int(r.get("cpu", 1))), "device": "cuda" if r.get("gpu") else "cpu"}
+        if key_of(measured) != want:
+            continue
+        try:
+            n_train, n_val = data_sizes(SweepSpec.model_validate(spec), source)
+        except Exception:  # a spec of an older version: skip it
+            continue
+        per_image.append(seconds / (n_train + n_val))
+        if len(per_image) >= STORE_EPOCHS:
+            break
+    if not per_image:
+        return None
+    return Throughput(statistics.median(per_image) * images, None, f"store: median of {len(per_image)} measured epochs")
+
+
+def from_probe(cfg: dict[str, Any], n_train: int, n_val: int, cache: Path, run_probe: bool) -> Throughput | None:
+    """Seconds per epoch from a probe of this trial shape (cached), or None."""
+    key = key_of(cfg)
+    hit, how = read_cache(cache).get(key), "a probe kept from an earlier plan"
+    failed = _FAILED.get(key)
+    if failed and time.monotonic() - failed[0] < FAILURE_MEMO_S:
+        return Throughput(None, None, f"unknown: the probe of this trial shape failed {failed[1]}")
+    if hit is None and run_probe:
+        hit, how = _probe(cfg, key), "a probe just now"
+        if hit is not None:
+            remember(cache, key, hit)
+    if hit is None:
+        return None
+    seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
+    return Throughput(seconds, hit["peak_mb"], f"{how} ({hit['train_images_per_s']:.0f} train images/s)")
+
+
+# A failed probe is not run again for this long (seconds): a shape that can't train (too
+# large for the memory, a plug-in that fails) would otherwise cost a process per request.
+FAILURE_MEMO_S = 600.0
+_FAILED: dict[str, tuple[float, str]] = {}
+MAX_CACHED_SHAPES = 500  # entries of throughput.json; the oldest go first
+PROBE_MAX_BATCH = 1024  # images per probe batch: past this, images/s hardly moves
+PROBE_MAX_PIXELS = 1024 * 32 * 32  # per batch: a 512x512 shape probes at batch 4, not 1024
+_CACHE_LOCK = threading.Lock()
+
+
+def probe_shape(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The shape a probe runs: the trial's, with its batch bounded (in images and pixels) and
+    its threads no more than this machine has; throughput per image barely depends on either
+    past these bounds, and no request can make a probe allocate gigabytes."""
+    size = int(cfg.get("image_size", 32))
+    batch = int(cfg.get("batch_size", TrainConfig().batch_size))
+    cap = max(4, min(PROBE_MAX_BATCH, PROBE_MAX_PIXELS // (size * size)))
+    threads = min(int(cfg.get("threads") or 1), os.cpu_count() or 1)
+    return {**cfg, "batch_size": min(batch, cap), "threads": max(1, threads)}
+
+
+def _probe(cfg: dict[str, Any], key: str) -> dict | None:
+    """The probe in a process of its own (never this one: the API stays free of torch), one
+    at a time (503 for the next); a failure is remembered for FAILURE_MEMO_S."""
+    from cifar_sweeps.subprocs import run_torch
+
+    p = run_torch(
+        "cifar_sweeps.training.probe", [json.dumps(probe_shape(cfg))], PROBE_TIMEOUT_S, "the throughput probe"
+    )
+    try:
+        if p.returncode == 0:
+            return json.loads(p.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        pass
+    last = (p.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    _FAILED[key] = (time.monotonic(), f"({last}); not probed again for {FAILURE_MEMO_S / 60:.0f} minutes")
+    return None
+
+
+def read_cache(cache: Path) -> dict[str, Any]:
+    """throughput.json, or {} when it is missing or unreadable (a torn file is no error)."""
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def remember(cache: Path, key: str, hit: dict[str, Any]) -> None:
+    """Add a probe's result to throughput.json: read, merge and write under a lock (this
+    process's and a file lock, for other service processes), written to a temporary file
+    and renamed over, so a reader never sees half a file; the oldest entries go past
+    MAX_CACHED_SHAPES."""
+    import fcntl
+    import tempfile
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with _CACHE_LOCK, open(cache.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = read_cache(cache)
+        known.pop(key, None)
+        known[key] = hit
+        while len(known) > MAX_CACHED_SHAPES:
+            known.pop(next(iter(known)))
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".throughput-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(known, f, indent=1)
+        os.replace(tmp, cache)
+
+
+# ------------------------------------------------------------ the plan
+
+
+def make_plan(
+    spec: SweepSpec,
+    data_source: str,
+    store,
+    cache: Path,
+    resources: PlanResources,
+    run_probe: bool = True,
+    warn_hours: float = 8.0,
+    throughput: Throughput | None = None,
+    model_params: dict[str, int] | None = None,
+) -> PlanOut:
+    """The plan; `throughput` given, neither the store nor a probe is asked."""
+    n_train, n_val = data_sizes(spec, data_source)
+    epochs, repeats, cuts = trial_epochs(spec)
+    cfg = trial_config(spec)
+    tp = (
+        throughput
+        or from_store(store, cfg, n_train + n_val)
+        or from_probe(cfg, n_train, n_val, cache, run_probe)
+        or Throughput(None, None, "unknown: no measured epoch of this trial shape and no probe")
+    )
+    model_params = model_params or {}
+    n_slots = slots(spec, resources.cpus, resources.gpus)
+    plan = PlanOut(
+        trials=spec.total_trials(),
+        repeat_trial_epochs=repeats,
+        trial_epochs=epochs,
+        images=EpochRange(
+            min=epochs.min * (n_train + n_val),
+            expected=epochs.expected * (n_train + n_val),
+            max=epochs.max * (n_train + n_val),
+            assumption=f"{n_train} training + {n_val} validation images per epoch",
+        ),
+        resources=resources,
+        concurrent_trials=n_slots,
+        seconds_per_epoch=tp.seconds_per_epoch,
+        throughput_source=tp.source,
+        cuts=cuts,
+        warnings=[],
+        model_params=model_params,
+    )
+    plan.warnings += old_name_warnings(spec)
+    _timing(plan, spec, tp, warn_hours)
+    _memory(plan, tp, resources, estimated_peak_mb(spec, max(model_params.values(), default=None)))
+    return plan
+
+
+def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -> None:
+    if plan.concurrent_trials == 0:
+        plan.warnings.append(
+            f"no trial fits the cluster: each asks {spec.resources_per_trial.cpu:g} CPUs and "
+            f"{spec.resources_per_trial.gpu:g} GPUs, it has {plan.resources.cpus:g} and {plan.resources.gpus:g}"
+        )
+        return
+    if tp.seconds_per_epoch is None:
+        return
+    plan.wall_s_best, plan.wall_s_worst = wall_seconds(
+        plan.trial_epochs, tp.seconds_per_epoch, plan.concurrent_trials, spec
+    )
+    plan.wall_s_expected = STARTUP_S + plan.trial_epochs.expected * tp.seconds_per_epoch / plan.concurrent_trials
+    if spec.time_budget_s is not None and plan.wall_s_worst > spec.time_budget_s:
+        plan.cuts.append(
+            f"time_budget_s stops the sweep at {spec.time_budget_s:g} s; its worst case is {plan.wall_s_worst:.0f} s"
+        )
+        plan.warnings.append(f"the worst case ({_hours(plan.wall_s_worst)}) exceeds time_budget_s")
+    if plan.wall_s_worst > warn_hours * 3600:
+        plan.warnings.append(
+            f"the worst case is {_hours(plan.wall_s_worst)} on this cluster, over {warn_hours:g} h "
+            "(CIFAR_SWEEPS_PLAN_WARN_HOURS)"
+        )
+
+
+# Where nothing was probed, a trial's peak is estimated: a trial process with torch loaded,
+# four fp32 copies of the parameters (weights, gradients, momentum, the best weights), and
+# the activations kept for the backward pass, about ACTIVATIONS_PER_INPUT floats per input
+# float (the zoo's conv nets keep 100-300 channels' worth at 32x32; stated, not measured).
+PROCESS_MB = 600.0
+ACTIVATIONS_PER_INPUT = 200
+
+
+def estimated_peak_mb(spec: SweepSpec, params: int | None) -> float:
+    """A trial's peak memory (MiB) without a probe, from its parameters and its largest batch."""
+    size = spec.data.image_size
+    batches = [v for v in candidates(spec.fixed.get("batch_size", spec.params.get("batch_size"))) or []]
+    batch = max([int(b) for b in batches if isinstance(b, (int, float))] or [TrainConfig().batch_size])
+    weights = 16 * (params or 0) / 2**20
+    activations = batch * 3 * size * size * ACTIVATIONS_PER_INPUT * 4 / 2**20
+    return PROCESS_MB + weights + activations
+
+
+def check_fits(plan: PlanOut) -> None:
+    """SpecError (422) with the figures when the trials that run at once can't fit the
+    cluster's memory: at submit, before anything is stored (the plan itself only warns)."""
+    from cifar_sweeps.errors import SpecError
+
+    if plan.memory_fits is False:
+        raise SpecError(
+            f"resources_per_trial / max_concurrent_trials: {plan.concurrent_trials} trials at once at about "
+            f"{plan.peak_mb_per_trial:.0f} MiB each ({plan.memory_source}) need "
+            f"{plan.concurrent_trials * plan.peak_mb_per_trial:.0f} MiB, over the node's "
+            f"{plan.resources.memory_mb:.0f} MiB ({plan.resources.source}); run fewer at once or smaller trials"
+        )
+
+
+def _memory(plan: PlanOut, tp: Throughput, resources: PlanResources, estimate_mb: float = TRIAL_BASE_MB) -> None:
+    plan.peak_mb_per_trial = tp.peak_mb or estimate_mb
+    plan.memory_source = (
+        "the probe's peak"
+        if tp.peak_mb
+        else f"an estimate from the model's parameters and the batch ({estimate_mb:.0f} MiB; nothing probed)"
+    )
+    need = plan.peak_mb_per_trial * max(plan.concurrent_trials, 1)
+    plan.memory_fits = need <= resources.memory_mb
+    if not plan.memory_fits:
+        plan.warnings.append(
+            f"{plan.concurrent_trials} trials at about {plan.peak_mb_per_trial:.0f} MiB each exceed the node's "
+            f"{resources.memory_mb:.0f} MiB"
+        )
+
+
+def _hours(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min"
+
+
+def local_resources() -> PlanResources:
+    """This machine's CPUs, GPUs and memory: the cluster the service starts (a local head)."""
+    import shutil
+
+    import psutil
+
+    gpus = 0
+    if shutil.which("nvidia-smi"):
+        p = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+        gpus = sum(1 for line in p.stdout.splitlines() if line.startswith("GPU "))
+    return PlanResources(
+        cpus=float(os.cpu_count() or 1),
+        gpus=float(gpus),
+        memory_mb=psutil.virtual_memory().total / 2**20,
+        source="this machine (the local Ray head's resources)",
+    )
+
+
+def cluster_resources(url: str, timeout_s: float = 5.0) -> PlanResources | None:
+    """The Ray cluster's alive nodes, CPUs, GPUs and memory, from its dashboard's state API
+    (GET /api/v0/nodes), or None when it does not answer."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/api/v0/nodes?limit=10000", timeout=timeout_s) as r:
+            nodes = json.loads(r.read())["data"]["result"]["result"]
+    except Exception:
+        return None
+    alive = [n.get("resources_total") or {} for n in nodes if n.get("state") == "ALIVE"]
+    if not alive:
+        return None
+    return PlanResources(
+        cpus=sum(float(n.get("CPU", 0)) for n in alive),
+        gpus=sum(float(n.get("GPU", 0)) for n in alive),
+        memory_mb=sum(float(n.get("memory", 0)) for n in alive) / 2**20,
+        source=f"the Ray cluster at {url}: {len(alive)} node(s), from its dashboard's state API",
+    )
+
+
+def plan_for(
+    spec: SweepSpec,
+    settings,
+    store,
+    run_probe: bool = True,
+    data_source: str | None = None,
+    cluster_url: str | None = None,
+) -> PlanOut:
+    """The plan of `spec` on this service's data and store, counted on the cluster at
+    `cluster_url` (its nodes' CPUs, GPUs and memory, when it answers) or on this machine.
+    Its plug-in models are built first (modelcheck.py: SpecError for one that can't be),
+    their parameter counts in the plan."""
+    from cifar_sweeps.spec.modelcheck import check_models
+
+    params = check_models(spec)
+    resources = (cluster_url and cluster_resources(cluster_url)) or local_resources()
+    plan = make_plan(
+        spec,
+        data_source or settings.data,
+        store,
+        settings.cache_dir / "throughput.json",
+        resources,
+        run_probe=run_probe,
+        warn_hours=settings.plan_warn_hours,
+        model_params=params,
+    )
+    if cluster_url and resources.source.startswith("this machine"):
+        plan.warnings.append(f"the Ray cluster at {cluster_url} did not answer: counted on this machine instead")
+    return plan
+
+
+def actual(plan: dict, sweep, epochs_done: int):
+    """A finished sweep's plan against what it took (None while it runs or without a plan)."""
+    from cifar_sweeps.analysis.results import PlanActual
+
+    if not plan or sweep.finished_at is None:
+        return None
+    return PlanActual(
+        estimated_s=plan.get("wall_s_expected"),
+        actual_s=(sweep.finished_at - sweep.created_at).total_seconds(),
+        trial_epochs_planned=EpochRange(**plan["trial_epochs"]),
+        trial_epochs_actual=epochs_done,
+    )
+
+
+def describe(plan: PlanOut) -> str:
+    """The plan in a few lines, for a terminal."""
+    e, i = plan.trial_epochs, plan.images
+    lines = [
+        f"plan: {plan.trials} trials; trial-epochs {e.min:g} min, {e.expected:.0f} expected, {e.max:g} max "
+        f"({e.assumption})"
+        + (f"; repeats up to {plan.repeat_trial_epochs:g} of them" if plan.repeat_trial_epochs else ""),
+        f"  images processed: {i.expected:,.0f} expected ({i.assumption})",
+        f"  {plan.concurrent_trials} trials at once on {plan.resources.cpus:g} CPUs, {plan.resources.gpus:g} GPUs "
+        f"({plan.resources.source})",
+    ]
+    if plan.seconds_per_epoch is not None and plan.wall_s_best is not None:
+        lines.append(
+            f"  wall time: {_hours(plan.wall_s_best)} best, {_hours(plan.wall_s_expected)} expected, "
+            f"{_hours(plan.wall_s_worst)} worst; {plan.seconds_per_epoch:.1f} s per epoch from {plan.throughput_source}"
+        )
+    else:
+        lines.append(f"  wall time: unknown ({plan.throughput_source})")
+    lines.append(
+        f"  peak memory per trial: about {plan.peak_mb_per_trial:.0f} MiB ({plan.memory_source}); "
+        f"{'fits' if plan.memory_fits else 'does NOT fit'} the node"
+    )
+    lines += [f"  model {m}: {n:,} parameters (built on the meta device)" for m, n in plan.model_params.items()]
+    lines += [f"  cut: {c}" for c in plan.cuts] + [f"  warning: {w}" for w in plan.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,415 @@
+"""The HTTP API (FastAPI): sweeps through the Ray Jobs API, the leaderboard, the page.
+
+Routes are thin: validation lives in spec.py, storage in store.py, Ray in jobs.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import threading
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from cifar_sweeps import __version__
+from cifar_sweeps.analysis.importance import shutdown_worker
+from cifar_sweeps.cluster.cluster import LocalHead
+from cifar_sweeps.cluster.jobs import Jobs
+from cifar_sweeps.errors import BodyTooLarge, CifarSweepsError, RayUnavailable
+from cifar_sweeps.service.cache import ResponseCache
+from cifar_sweeps.service.routes import ROUTERS
+from cifar_sweeps.service.routes.deps import AppState, is_loopback
+from cifar_sweeps.service.routes.page import WEB_DIR
+from cifar_sweeps.settings import Settings, load_settings
+from cifar_sweeps.spec.spec import TEST_HOOKS
+from cifar_sweeps.store.states import ACTIVE
+from cifar_sweeps.store.store import db_error_cause, get_store
+
+SYNC_EVERY_S = 3.0
+
+
+# ---------------------------------------------------------------- middleware and errors
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+# The page loads only its own files; plotly's WebGL charts (regl) compile their draw calls
+# with Function(), hence 'unsafe-eval'; its SVG charts set inline styles.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders:
+    """No framing and no MIME sniffing for every answer; the page also gets its CSP (the
+    API docs page loads Swagger UI from a CDN, so it gets none)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        page = scope["path"] == "/"
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                if page:
+                    headers.append((b"content-security-policy", PAGE_CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413, whether or not Content-Length is
+    sent (a chunked body is counted as it arrives)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await _too_large(self.max_bytes, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > self.max_bytes:
+                raise BodyTooLarge()
+            return msg
+
+        try:
+            await self.app(scope, counted, send)
+        except BodyTooLarge:
+            await _too_large(self.max_bytes, send)
+
+
+class CrossSite:
+    """Refuses what a page on another site can make a browser send. A form or text body
+    (the content types a cross-site form or a "simple" request may carry without a CORS
+    preflight) is refused on every route, multipart except on predict (its upload); and with
+    no API token, a mutation whose Origin is another host, or whose Sec-Fetch-Site says
+    cross-site, is refused. A POST with no body and no Origin (`curl -X POST .../stop`), the
+    page (same origin) and the CLI keep working. With a token, a browser can't attach it to
+    a cross-site request, so the token is the guard."""
+
+    FORM_TYPES = (b"application/x-www-form-urlencoded", b"text/plain", b"multipart/form-data")
+
+    def __init__(self, app, token_set: bool):
+        self.app, self.token_set = app, token_set
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        upload = kind == b"multipart/form-data" and scope["path"].endswith("/predict")
+        sized = headers.get(b"content-length", b"0") not in (b"", b"0") or b"transfer-encoding" in headers
+        if sized and not kind:  # older FastAPI read such a body as JSON: a form could post one
+            return await _refuse(send, 415, "a body with no Content-Type is not taken; send application/json")
+        if kind in self.FORM_TYPES and not upload:
+            want = "multipart/form-data (images)" if scope["path"].endswith("/predict") else "application/json"
+            return await _refuse(send, 415, f"a {kind.decode()} body is not taken here; send {want}")
+        if not self.token_set and _cross_site(headers):
+            return await _refuse(
+                send, 403, "a cross-site request can't change anything here (set CIFAR_SWEEPS_API_TOKEN to allow it)"
+            )
+        await self.app(scope, receive, send)
+
+
+def _cross_site(headers: dict[bytes, bytes]) -> bool:
+    """The request comes from a page of another site: its Origin's host:port is not the
+    Host it was sent to, or the browser says so (Sec-Fetch-Site: cross-site)."""
+    if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
+        return True
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False  # a terminal, a script: no browser page behind it
+    if origin == b"null":
+        return True  # a sandboxed frame or a file: never this service's own page
+    host = origin.split(b"://", 1)[-1].rstrip(b"/").lower()
+    return host != headers.get(b"host", b"").lower()
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class FaultHooks:
+    """Only with Settings.test_hooks (tests): the spec knows the fault-injection keys while a
+    request is validated."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        token = TEST_HOOKS.set(True)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            TEST_HOOKS.reset(token)
+
+
+async def _too_large(max_bytes: int, send) -> None:
+    body = json.dumps({"detail": f"request body is over the limit of {max_bytes} bytes"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if x != "body" and not str(x).startswith("function-")]
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        errors.append({"loc": loc, "msg": msg, "type": err.get("type", "")})
+    text = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
+    return text or "invalid request", errors
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    store = get_store(settings.resolved_store_url())
+    state = AppState(settings, store, jobs or Jobs(settings, store))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        task = asyncio.create_task(_sync_loop(state))
+        yield
+        task.cancel()
+        # Here, not after uvicorn returns: uvicorn re-raises SIGTERM/SIGINT once it has shut
+        # down, so code after server.run() never runs on Ctrl-C.
+        for hook in app.state.shutdown_hooks:
+            await asyncio.to_thread(hook)
+
+    app = FastAPI(
+        title="cifar-sweeps",
+        version=__version__,
+        lifespan=lifespan,
+        description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.",
+    )
+    app.state.s = state
+    app.state.shutdown_hooks = [shutdown_worker]  # importance's worker process (analysis/importance.py)
+    _add_middleware(app, settings, store)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError):
+        text, errors = _validation_message(exc)
+        return JSONResponse({"detail": text, "errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow lists one route's methods; a path can have several routes.
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.scope)))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _on_store_error(request: Request, exc: DBAPIError):
+        return JSONResponse(*_store_error(exc))
+
+    @app.exception_handler(CifarSweepsError)
+    async def _on_error(request: Request, exc: CifarSweepsError):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=exc.headers or None)
+
+    if settings.test_hooks:
+        app.add_middleware(FaultHooks)
+    for router in ROUTERS:
+        app.include_router(router)
+    _document_spec_body(app)
+    if WEB_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, store) -> None:
+    """Innermost first: the cache, the body limit, the cross-site guard (a refusal reaches no
+    route and clears nothing), security headers, then the Host check (outermost)."""
+    app.add_middleware(
+        ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version, cheap_version=store.cheap_versions
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CrossSite, token_set=bool(settings.api_token))
+    app.add_middleware(SecurityHeaders)
+    if settings.allowed_hosts:  # outermost: a refused Host reaches neither the cache nor a route
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+
+
+def _store_error(exc: DBAPIError) -> tuple[dict[str, str], int]:
+    """A store that can't be written or reached: a clear message (the driver's own words,
+    never the SQL or its parameters), and the transaction was rolled back."""
+    cause = db_error_cause(exc)
+    full = any(w in cause.lower() for w in ("readonly", "read-only", "disk is full", "no space"))
+    return {
+        "detail": f"the store can't {'be written' if full else 'be reached'}: {cause}; nothing was changed"
+    }, 507 if full else 503
+
+
+def _allowed_methods(app: FastAPI, scope) -> set[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"}) if hasattr(route, "methods") else (Match.NONE, None)
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return methods
+
+
+async def _sync_loop(state: AppState) -> None:
+    """Keeps sweep statuses in step with their Ray jobs and drains the queue."""
+    while True:
+        await asyncio.sleep(SYNC_EVERY_S)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(_sync_once, state)
+
+
+def _sync_once(state: AppState) -> None:
+    if state.store.count_sweeps(ACTIVE) == 0:
+        return
+    state.jobs.sync_all()
+    with contextlib.suppress(RayUnavailable):
+        state.jobs.drain()
+
+
+# ---------------------------------------------------------------- serve
+
+
+def check_bind(host: str, settings: Settings) -> None:
+    if not is_loopback(host) and not settings.api_token:
+        raise SystemExit(
+            f"refusing to bind {host}: a non-loopback address needs an API token "
+            "(set CIFAR_SWEEPS_API_TOKEN), or bind 127.0.0.1"
+        )
+
+
+def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -> None:
+    from cifar_sweeps import code_version
+    from cifar_sweeps.spec.spec import load_spec_file
+
+    while not server.started:
+        time.sleep(0.2)
+    state: AppState = app.state.s
+    base = f"http://{host}:{port}"
+    try:
+        spec = load_spec_file(spec_arg, state.settings)
+        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version())
+        print(f"\nsubmitted sweep {sweep.id} ({spec.name}) as Ray job {sweep.ray_job_id}", flush=True)
+    except Exception as e:
+        print(f"\ncould not submit {spec_arg}: {e}", file=sys.stderr, flush=True)
+    print(
+        f"  leaderboard page: {base}/\n  API:              {base}/docs\n"
+        f"  leaderboard JSON: {base}/leaderboard\n  Ray dashboard:    {state.jobs.url}\n",
+        flush=True,
+    )
+
+
+def print_token_hint(url: str) -> None:
+    """A dashboard with Ray's token authentication on opens on a token prompt: say where the
+    token is."""
+    from cifar_sweeps.cluster.cluster import needs_token, token_path_hint
+
+    if needs_token(url):
+        print(
+            f"the Ray dashboard at {url} asks for a token: paste the one in {token_path_hint()}; "
+            "this service sends it to the Jobs API itself",
+            flush=True,
+        )
+
+
+def _document_spec_body(app: FastAPI) -> None:
+    """POST /sweeps validates its body in the route (routes/sweeps.py), so FastAPI does not
+    see the model: the document names SweepSpec as its body, with the model's own schema."""
+    from cifar_sweeps.spec.spec import SweepSpec
+
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = generate()
+            spec = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            components.update(spec.pop("$defs", {}))
+            components["SweepSpec"] = spec
+            body = doc["paths"]["/sweeps"]["post"]["requestBody"]["content"]["application/json"]
+            body["schema"] = {"$ref": "#/components/schemas/SweepSpec"}
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def serving_settings(settings: Settings, host: str) -> Settings:
+    """Bound to loopback with no allowed hosts set: only loopback names are answered, so a
+    page on another site can't reach the service by rebinding its own name to 127.0.0.1."""
+    if not settings.allowed_hosts and is_loopback(host):
+        return settings.model_copy(update={"allowed_hosts": list(LOOPBACK_HOSTS)})
+    return settings
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None) -> int:
+    import uvicorn
+
+    from cifar_sweeps.cluster.cluster import dashboard_url, ray_address, use_token_auth_if_needed
+
+    check_bind(host, settings)
+    settings = serving_settings(settings, host)
+    get_store(settings.resolved_store_url())  # a store that can't be opened: say so before Ray starts
+    head = None
+    if not ray_address():
+        head = LocalHead(dashboard_url(settings))
+        print(f"starting a local Ray head (dashboard {head.dashboard}) unless one is running...", flush=True)
+        head.ensure()
+    # Before Ray's job client is first used: Ray reads its auth mode once.
+    use_token_auth_if_needed(dashboard_url(settings))
+    print_token_hint(dashboard_url(settings))
+    app = create_app(settings)
+    if head is not None:
+        app.state.shutdown_hooks.append(head.stop)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    if submit:
+        threading.Thread(target=_submit_when_up, args=(server, app, submit, host, port), daemon=True).start()
+    try:
+        server.run()
+    finally:
+        if head is not None:
+            head.stop()
+    return 0

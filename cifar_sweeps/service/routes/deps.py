@@ -1,0 +1,169 @@
+"""What the routes share: the app's state, the token check, strict JSON bodies, the sweep
+and trial lookups (404s), and response helpers. No route imports api.py."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import Response
+
+from cifar_sweeps.analysis.plan import actual as plan_actual
+from cifar_sweeps.cluster.cluster import is_loopback  # noqa: F401 (the routes and api.py import it from here)
+from cifar_sweeps.cluster.jobs import Jobs
+from cifar_sweeps.errors import InputError, Unauthorized
+from cifar_sweeps.service.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.store.states import ACTIVE, TRIAL_ENDED, TrialStatus
+from cifar_sweeps.store.store import Store, Sweep, Trial
+
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,96}$"
+MAX_OFFSET = 10**9
+
+
+class AppState:
+    """What every request works with: one Settings, one store, one Jobs (the Ray cluster)."""
+
+    def __init__(self, settings: Settings, store: Store, jobs: Jobs):
+        self.settings, self.store, self.jobs = settings, store, jobs
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.s
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def require_token(request: Request, state: State) -> None:
+    token = state.settings.api_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # compare_digest: the time taken does not tell how much of the token was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized("missing or wrong API token (send Authorization: Bearer <token>)")
+
+
+def _reject_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if dups:
+        raise ValueError(f"duplicated key(s) {', '.join(repr(k) for k in dups)}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+async def strict_json(request: Request) -> None:
+    """JSON bodies must be plain JSON: no duplicated keys (which would silently keep the
+    last), no NaN or Infinity, and not nested past a sane depth."""
+    raw = await request.body()
+    if not raw:
+        return
+    if raw.count(b"[") + raw.count(b"{") > 10_000:
+        raise InputError("request body is nested too deeply")
+    try:
+        json.loads(raw, object_pairs_hook=_reject_pairs, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InputError("request body is nested too deeply") from None
+    except ValueError as e:
+        raise InputError(f"invalid JSON body: {e}") from None
+
+
+Auth = Depends(require_token)
+StrictJSON = Depends(strict_json)
+
+
+def sweep_or_404(state: State, sweep_id: Annotated[str, Path()]) -> Sweep:
+    return state.store.sweep(sweep_id)
+
+
+def trial_or_404(state: State, trial_id: Annotated[str, Path()]) -> Trial:
+    return state.store.trial(trial_id)
+
+
+SweepDep = Annotated[Sweep, Depends(sweep_or_404)]
+TrialDep = Annotated[Trial, Depends(trial_or_404)]
+
+
+def base_url(request: Request) -> str:
+    """The configured public base URL, or "" (relative links): never the request's Host,
+    which a client chooses and a shared response cache would hand to everyone."""
+    return request.app.state.s.settings.public_base_url.rstrip("/")
+
+
+def json_response(model) -> Response:
+    """A response model already built and validated here, serialized once (FastAPI would
+    validate and encode it again: half the cost of the leaderboard's hot path)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+def checkpoint_url(request: Request, t: Trial) -> str | None:
+    return f"{base_url(request)}/trials/{t.id}/checkpoint" if t.checkpoint_path else None
+
+
+def public_dashboard(state: AppState) -> str:
+    """The Ray dashboard as a browser reaches it (Settings.public_dashboard_url), else the
+    address the service uses."""
+    return (state.settings.public_dashboard_url or state.jobs.url).rstrip("/")
+
+
+def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
+    counts, best, trials = state.store.sweep_summary(sweep.id)
+    out = SweepOut.model_validate(sweep)
+    out.error = state.settings.redact(out.error)  # a job's log tail: no secret, whoever reads it
+    out.trial_counts = counts
+    out.progress = progress(sweep, trials)
+    out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
+    out.plan_actual = plan_actual(sweep.plan, sweep, out.progress.epochs_done)
+    base = base_url(request)
+    out.links = Links(
+        self=f"{base}/sweeps/{sweep.id}",
+        leaderboard=f"{base}/leaderboard?sweep_id={sweep.id}",
+        ray_dashboard=f"{public_dashboard(state)}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None,
+    )
+    return out
+
+
+def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
+    """Trials done out of the total, each running trial's epoch out of its budget, and an
+    estimate of the time left: the epochs left (unstarted trials at the mean budget) at
+    the pace measured so far, spread over the trials that run at once."""
+    spec = sweep.spec or {}
+    total = max(len(trials), _total_trials(spec))
+    running = [
+        RunningTrial(trial_id=t[0], epoch=t[2], epochs_budget=t[3]) for t in trials if t[1] == TrialStatus.RUNNING
+    ]
+    epochs_done = sum(t[2] for t in trials)
+    pace = sum(t[4] for t in trials) / epochs_done if epochs_done else None
+    budgets = [t[3] for t in trials if t[3]]
+    mean_budget = sum(budgets) / len(budgets) if budgets else 0
+    left = sum(max((r.epochs_budget or 0) - r.epoch, 0) for r in running) + mean_budget * (total - len(trials))
+    budget = (spec.get("budget") or {}).get("epochs")
+    if budget is not None:  # a budget ends the sweep first
+        left = min(left, max(budget - epochs_done, 0))
+    concurrency = max(1, min(int(spec.get("max_concurrent_trials", 1)), max(len(running), 1)))
+    eta = left * pace / concurrency if pace is not None and sweep.status in ACTIVE else None
+    return Progress(
+        trials_total=total,
+        trials_done=sum(1 for t in trials if t[1] in TRIAL_ENDED),
+        running=running,
+        epochs_done=epochs_done,
+        budget_epochs=budget,
+        seconds_per_epoch=pace,
+        eta_s=eta,
+    )
+
+
+def _total_trials(spec: dict) -> int:
+    """The spec's number of trials (grid points times num_samples), without validating it."""
+    n = int(spec.get("num_samples", 1) or 1)
+    if (spec.get("search") or {}).get("algorithm") == "grid":
+        for p in (spec.get("params") or {}).values():
+            n *= len(p.get("values", [None])) if isinstance(p, dict) else 1
+    return n

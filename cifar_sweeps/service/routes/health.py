@@ -1,0 +1,32 @@
+"""Service health: the store and the Ray cluster."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from cifar_sweeps import __version__
+from cifar_sweeps.service.routes.deps import State, public_dashboard
+from cifar_sweeps.service.schemas import Health
+
+router = APIRouter(tags=["service"])
+
+
+@router.get(
+    "/health", response_model=Health, responses={503: {"model": Health, "description": "The store is unreachable"}}
+)
+def health(state: State) -> JSONResponse:
+    try:
+        state.store.ping()
+        store_ok = "ok"
+    except Exception as e:
+        store_ok = f"error: {type(e).__name__}"
+    ray_ok = "ok" if state.jobs.reachable() else "unreachable"
+    body = Health(
+        status="ok" if store_ok == "ok" and ray_ok == "ok" else "degraded",
+        store=store_ok,
+        ray=ray_ok,
+        ray_dashboard=public_dashboard(state),
+        version=__version__,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if store_ok == "ok" else 503)

@@ -1,0 +1,207 @@
+"""Sweeps: submit, list, read, stop, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, Body, Query, Request
+
+from cifar_sweeps import code_version
+from cifar_sweeps.analysis.plan import check_fits, plan_for
+from cifar_sweeps.analysis.ranking import ParetoMetric
+from cifar_sweeps.analysis.results import Importance, PlanOut
+from cifar_sweeps.analysis.warm import warm_points
+from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
+from cifar_sweeps.service.routes.deps import (
+    MAX_OFFSET,
+    AppState,
+    Auth,
+    State,
+    StrictJSON,
+    SweepDep,
+    checkpoint_url,
+    is_loopback,
+    json_response,
+    sweep_out,
+)
+from cifar_sweeps.service.schemas import (
+    ParetoOut,
+    SweepList,
+    SweepOut,
+    error_responses,
+    pareto_out,
+)
+from cifar_sweeps.spec.spec import ObjectiveMetric, Repeat, SweepSpec, needs_pretrained, parse_spec
+from cifar_sweeps.store.artifacts import check_results_writable
+from cifar_sweeps.store.lifecycle import reconcile_local_driver
+from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+
+def check_local_weights(spec: SweepSpec, state: AppState) -> None:
+    """On a cluster on this machine (the service's own local head) the driver reads the same
+    weights folder as this process: weights it would not find are a 422 now, not a failed
+    sweep later. A remote cluster's driver checks its own folder before any trial starts."""
+    from cifar_sweeps.training.weights import check_staged
+
+    if is_loopback(urlparse(state.jobs.url).hostname or ""):
+        check_staged(needs_pretrained(spec), state.settings.weights_dir)
+
+
+def writable_results(state: AppState) -> None:
+    try:
+        check_results_writable(state.settings)
+    except StorageError as e:
+        # 507 Insufficient Storage: the server can't store what the sweep will write.
+        raise StorageError(f"{e}; nothing was stored") from None
+
+
+# The body is taken as plain JSON and validated in the route, which runs in the thread pool:
+# the submit-time checks expand the space (bounded: milliseconds to tens of them), and no
+# other request may wait on that on the event loop. api.py documents it as a SweepSpec.
+@router.post(
+    "",
+    status_code=201,
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 413, 422, 429, 503, 507),
+)
+def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
+    spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
+    queued = state.store.count_sweeps([SweepStatus.QUEUED])
+    if queued >= state.settings.max_queued_sweeps:
+        raise QueueFull(
+            f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again once some have started"
+        )
+    check_local_weights(spec, state)
+    warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
+    writable_results(state)
+    # From the store and earlier probes only: a submit never waits on a probe (POST /sweeps/plan runs one).
+    plan = plan_for(spec, state.settings, state.store, run_probe=False, cluster_url=state.jobs.url)
+    check_fits(plan)  # 422 with the figures: trials that can't fit the node's memory
+    try:
+        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
+    except RayUnavailable as e:
+        raise RayUnavailable(f"{e}; nothing was stored, submit again once Ray is up") from None
+    out = sweep_out(state, sweep, request)
+    out.warnings = plan.warnings
+    return out
+
+
+@router.post(
+    "/plan",
+    response_model=PlanOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 413, 422),
+)
+def plan_sweep(raw: Annotated[dict[str, Any], Body()], state: State) -> PlanOut:
+    """What the spec (the body of POST /sweeps) will cost on this cluster: trials, trial-epochs,
+    images, trials at once, wall time (best, expected, worst), memory, and what cuts it. Nothing
+    is stored and nothing is submitted; a trial shape the store has never measured is probed
+    (a few batches, in a process of its own) and kept for next time."""
+    spec = parse_spec(raw, state.settings)
+    return plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
+
+
+@router.get("", response_model=SweepList, responses=error_responses(422))
+def list_sweeps(
+    request: Request,
+    state: State,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    status: SweepStatus | None = Query(None),
+) -> SweepList:
+    rows, total = state.store.list_sweeps(limit, offset, status)
+    rows = [reconcile_local_driver(state.store, r) for r in rows]  # a killed terminal run reads interrupted
+    return json_response(
+        SweepList(items=[sweep_out(state, r, request) for r in rows], total=total, limit=limit, offset=offset)
+    )
+
+
+@router.get("/{sweep_id}", response_model=SweepOut, responses=error_responses(404))
+async def get_sweep(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    # Reads of the local store take about a millisecond: done on the event loop, they skip
+    # the thread pool's hand-offs. Only an active sweep asks Ray or the OS (in a thread).
+    if sweep.status in ACTIVE:
+        sweep = await asyncio.to_thread(_follow, state, sweep)
+    return json_response(sweep_out(state, sweep, request))
+
+
+def _follow(state: AppState, sweep):
+    return reconcile_local_driver(state.store, state.jobs.sync(sweep))
+
+
+@router.post("/{sweep_id}/stop", response_model=SweepOut, dependencies=[Auth], responses=error_responses(401, 404, 409))
+def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    if sweep.status not in ACTIVE:
+        raise SweepError(f"sweep {sweep.id} is {sweep.status}, not queued or running")
+    return sweep_out(state, state.jobs.stop(sweep), request)
+
+
+@router.post(
+    "/{sweep_id}/resume",
+    response_model=SweepOut,
+    dependencies=[Auth],
+    responses=error_responses(401, 404, 409, 503, 507),
+)
+def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
+    if sweep.status not in RESUMABLE:
+        raise SweepError(
+            f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} sweeps can be resumed"
+        )
+    if not sweep.experiment_path:
+        raise SweepError(f"sweep {sweep.id} never started, so there is nothing to resume")
+    writable_results(state)
+    return sweep_out(state, state.jobs.resume(sweep), request)
+
+
+@router.post(
+    "/{sweep_id}/repeat",
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 404, 409, 422, 503, 507),
+)
+def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> SweepOut:
+    """Train the sweep's `top` best configurations again until each has `seeds` runs (new
+    seeds, full epochs, no early stopping); the grouped leaderboard then ranks them by mean.
+    409 while the sweep runs or when it has no finished trial; nothing changes then."""
+    from cifar_sweeps.store.lifecycle import repeat as ask_repeat
+
+    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
+    writable_results(state)
+    state.jobs.client()  # Ray down: 503 before anything changes
+    ask_repeat(state.store, sweep.id, body.top, body.seeds)
+    state.jobs.drain()
+    return sweep_out(state, state.store.sweep(sweep.id), request)
+
+
+@router.get("/{sweep_id}/pareto", response_model=ParetoOut, responses=error_responses(404, 422))
+def sweep_pareto(
+    sweep: SweepDep,
+    request: Request,
+    state: State,
+    x: ParetoMetric | None = Query(None, description="default: the spec's first objective, else params"),
+    y: ParetoMetric | None = Query(None, description="default: the spec's second objective, else best_val_acc"),
+) -> ParetoOut:
+    """Every completed trial's Pareto rank over two stored metrics (any two: a
+    single-objective sweep too), and the non-dominated set."""
+    trials = state.store.trials(sweep.id)
+    return json_response(pareto_out(sweep.id, sweep.spec or {}, trials, x, y, lambda t: checkpoint_url(request, t)))
+
+
+@router.get("/{sweep_id}/importance", response_model=Importance, responses=error_responses(404, 409, 503))
+def sweep_importance(
+    sweep: SweepDep,
+    state: State,
+    objective: ObjectiveMetric | None = Query(None, description="one of the spec's objectives (default: its metric)"),
+) -> Importance:
+    """Each searched parameter's fANOVA importance for the sweep's metric (or for one of its
+    objectives), and its best region; 409 while too few trials have finished."""
+    from cifar_sweeps.analysis.importance import cached_importance, for_objective
+
+    spec = for_objective(parse_spec(sweep.spec), objective)
+    return cached_importance(spec, sweep.id, sweep.data_version, lambda: state.store.trials(sweep.id))

@@ -1,0 +1,375 @@
+"""Sweep and trial status: the only ways they change, and why a sweep ended as it did.
+
+Every change of a sweep's or a trial's status goes through `apply` or `apply_trials` (through
+the functions below, which name the events): the store updates a row only if its status is
+still one the event may leave from (states.py's tables), in one conditional UPDATE, so two
+processes that race (a driver finishing, the API reconciling with Ray) can't both win, and
+a refused transition changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from cifar_sweeps.errors import SpecError, SweepError, TransitionError
+from cifar_sweeps.store.states import (
+    ACTIVE,
+    TERMINAL,
+    TRANSITIONS,
+    TRIAL_COMPLETED,
+    TRIAL_ENDED,
+    TRIAL_TRANSITIONS,
+    Event,
+    Reason,
+    SweepStatus,
+    TrialEvent,
+    TrialStatus,
+)
+
+if TYPE_CHECKING:
+    from cifar_sweeps.store.store import Store, Sweep
+
+
+# Trials still running when their sweep is interrupted: continue from their checkpoints on
+# resume when Tune saved its state (a clean interrupt), else they are marked errored.
+CLEAN_INTERRUPTS = frozenset({Reason.DISK_LOW, Reason.DRIVER_INTERRUPTED})
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def next_status(status: str, event: Event) -> SweepStatus:
+    """The status `event` leads to from `status`, or TransitionError."""
+    allowed, to = TRANSITIONS[event]
+    if status not in allowed:
+        raise TransitionError(f"a {status} sweep can't {event.value} (only from {', '.join(sorted(allowed))})")
+    return to
+
+
+def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStatus:
+    """Move a sweep through `event`, writing `values` with the new status, or raise
+    TransitionError (nothing changed) when its status does not allow it."""
+    sweep = store.sweep(sweep_id)  # NotFound naming it
+    allowed, to = TRANSITIONS[event]
+    next_status(sweep.status, event)
+    values["status"] = to
+    # An ended sweep has an end time; one that runs or waits again has none.
+    values.setdefault("finished_at", utcnow() if to in TERMINAL else None)
+    if not store.transition_sweep(sweep_id, {str(s) for s in allowed}, values):
+        now = store.get_sweep(sweep_id)
+        raise TransitionError(
+            f"sweep {sweep_id} became {now.status if now else 'deleted'} meanwhile; it can't {event.value}"
+        )
+    return to
+
+
+# ---------------------------------------------------------------- the events, by name
+
+
+def claim(store: Store, sweep_id: str, host: str, pid: int, experiment_path: str) -> SweepStatus:
+    return apply(
+        store,
+        sweep_id,
+        Event.START,
+        driver_host=host,
+        driver_pid=pid,
+        experiment_path=experiment_path,
+        stop_requested=False,
+        started_at=utcnow(),
+        finished_at=None,
+        error=None,
+        reason=None,
+    )
+
+
+def requeue(store: Store, sweep_id: str) -> SweepStatus:
+    return apply(
+        store, sweep_id, Event.REQUEUE, ray_job_id=None, stop_requested=False, finished_at=None, error=None, reason=None
+    )
+
+
+def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
+    """Ask an ended sweep for repeats of its `top` best configurations to `seeds` runs each:
+    the spec gains its repeat section, and the sweep is queued for a driver that resumes it
+    (the search is over: only the repeats run). Refused (SweepError, SpecError: nothing
+    changes) while it runs, when it has no finished trial, or when its budget can't pay."""
+    from cifar_sweeps.spec.spec import parse_spec
+
+    sweep = store.sweep(sweep_id)
+    if sweep.status not in TERMINAL:
+        raise SweepError(f"sweep {sweep_id} is {sweep.status}; repeat it once it has ended")
+    trials = store.trials(sweep_id)
+    if not any(t.status in TRIAL_COMPLETED and t.val_acc is not None for t in trials):
+        raise SweepError(f"sweep {sweep_id} has no finished trial with a score: there is nothing to repeat")
+    if not sweep.experiment_path:
+        raise SweepError(f"sweep {sweep_id} never started, so there is nothing to repeat")
+    spec = parse_spec({**sweep.spec, "repeat": {"top": top, "seeds": seeds}})  # SpecError naming the field
+    if spec.budget is not None:
+        left = spec.budget.epochs - len(store.epoch_keys(sweep_id))
+        if spec.repeat_epochs() > left:
+            raise SpecError(
+                f"repeat: the repeats need up to {spec.repeat_epochs()} trial-epochs, and "
+                f"budget.epochs has {max(left, 0)} left"
+            )
+    return apply(
+        store,
+        sweep_id,
+        Event.REPEAT,
+        spec=spec.model_dump(mode="json"),
+        ray_job_id=None,
+        stop_requested=False,
+        error=None,
+        reason=None,
+    )
+
+
+CUT_BY_THE_SWEEP = (
+    "early stopped: its sweep ended while it trained (the sweep's time_budget_s or epoch budget was spent)"
+)
+
+
+def finish(store: Store, sweep_id: str, reason: Reason | None = None) -> SweepStatus:
+    to = apply(store, sweep_id, Event.FINISH, **({"reason": reason.value} if reason else {}))
+    # A budget (time or epochs) ends a sweep with trials mid-run: Tune stops them without a
+    # trial callback, so they end here, with the cause.
+    _end_running_trials(store, sweep_id, TrialEvent.EARLY_STOP, error=CUT_BY_THE_SWEEP)
+    return to
+
+
+def interrupt(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
+    to = apply(store, sweep_id, Event.INTERRUPT, reason=reason.value, **_error(error))
+    _end_running_trials(store, sweep_id, TrialEvent.PAUSE if reason in CLEAN_INTERRUPTS else TrialEvent.ABANDON)
+    return to
+
+
+def stopped(store: Store, sweep_id: str) -> SweepStatus:
+    to = apply(store, sweep_id, Event.STOP)
+    _end_running_trials(store, sweep_id, TrialEvent.EARLY_STOP)
+    return to
+
+
+def fail(store: Store, sweep_id: str, reason: Reason, error: str | None = None) -> SweepStatus:
+    to = apply(store, sweep_id, Event.FAIL, reason=reason.value, **_error(error))
+    _end_running_trials(store, sweep_id, TrialEvent.ABANDON)
+    return to
+
+
+# ---------------------------------------------------------------- trials
+
+
+def apply_trials(
+    store: Store,
+    event: TrialEvent,
+    *,
+    trial_id: str | None = None,
+    sweep_id: str | None = None,
+    only: frozenset[TrialStatus] | None = None,
+    **values: Any,
+) -> int:
+    """Move a trial (or a sweep's trials, those in `only`) through `event`, writing `values`
+    with the new status, where their status allows it; how many moved. A refusal is no error:
+    a trial that completed keeps its first end (a restored run reports it again)."""
+    allowed, to = TRIAL_TRANSITIONS[event]
+    if only is not None:
+        allowed = allowed & only
+    values["status"] = to
+    values.setdefault("finished_at", utcnow() if to in TRIAL_ENDED else None)
+    if to == TrialStatus.RUNNING:  # a retry starts clean
+        values.setdefault("error", None)
+    return store.transition_trials({str(s) for s in allowed}, values, trial_id=trial_id, sweep_id=sweep_id)
+
+
+def trial_started(
+    store: Store,
+    sweep_id: str,
+    tune_trial_id: str,
+    config: dict[str, Any],
+    epochs_budget: int | None,
+    repeat_of: str | None = None,
+) -> str:
+    """A trial starts: a new row, running; or a retried or resumed one, running again."""
+    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget, repeat_of)
+    if not created:
+        apply_trials(store, TrialEvent.START, trial_id=tid)
+    return tid
+
+
+TRIAL_END_EVENTS = {
+    TrialStatus.TERMINATED: TrialEvent.COMPLETE,
+    TrialStatus.EARLY_STOPPED: TrialEvent.EARLY_STOP,
+    TrialStatus.ERRORED: TrialEvent.ERROR,
+}
+
+
+def trial_ended(store: Store, trial_id: str, status: TrialStatus | str, error: str | None = None) -> None:
+    """A trial ends (Tune's complete or error callback)."""
+    event = TRIAL_END_EVENTS[TrialStatus(status)]
+    apply_trials(store, event, trial_id=trial_id, error=error[-8000:] if error else None)
+
+
+NOT_RESTORED = (
+    "not in the sweep's saved state: it started after Tune's last experiment snapshot "
+    "(under a second before its driver ended), so it can't continue; the resumed search runs "
+    "a new trial in its place (a seeded searcher may suggest the same configuration again)"
+)
+
+
+def trials_not_restored(store: Store, sweep_id: str, restored: set[str]) -> list[str]:
+    """The search trials its dead driver left (errored, no error of their own) that the
+    restored Tune run does not hold (`restored`: Tune's trial ids): they will never run
+    again, and their rows say why. Repeats are left out (their ids are stable: a resumed
+    driver replans and reruns them). Returns their ids."""
+    lost = [
+        t
+        for t in store.trials(sweep_id)
+        if t.status == TrialStatus.ERRORED and not t.error and t.repeat_of is None and t.tune_trial_id not in restored
+    ]
+    only = frozenset({TrialStatus.ERRORED})
+    for t in lost:  # its end time stays the driver's
+        apply_trials(store, TrialEvent.ERROR, trial_id=t.id, only=only, error=NOT_RESTORED, finished_at=t.finished_at)
+    return [t.id for t in lost]
+
+
+def _end_running_trials(store: Store, sweep_id: str, event: TrialEvent, **values: Any) -> None:
+    """The trials still running when their sweep ends or is interrupted."""
+    apply_trials(store, event, sweep_id=sweep_id, only=frozenset({TrialStatus.RUNNING}), **values)
+
+
+def _error(error: str | None) -> dict[str, str]:
+    return {"error": error[-4000:]} if error else {}
+
+
+def note(store: Store, sweep_id: str, reason: Reason, error: str) -> None:
+    """Record why a running sweep is about to end (e.g. the disk watch, before it raises
+    SIGINT); the status moves when the driver ends (`driver_ended`)."""
+    store.update_sweep(sweep_id, reason=reason.value, error=error[-4000:])
+
+
+def request_stop(store: Store, sweep_id: str) -> str:
+    """Ask a sweep to stop: its driver's stopper ends every trial and keeps the results. A
+    sweep still waiting in the queue is stopped at once. Returns its status, or `stopping`."""
+    sweep = store.sweep(sweep_id)  # NotFound naming it
+    if sweep.status not in ACTIVE:
+        return sweep.status
+    store.update_sweep(sweep_id, stop_requested=True)
+    if sweep.status == SweepStatus.QUEUED and not sweep.ray_job_id:
+        return stopped(store, sweep_id)
+    return "stopping"
+
+
+# ---------------------------------------------------------------- deciding the end
+
+
+def driver_ended(
+    store: Store, sweep_id: str, unfinished_trials: int, errored: int, total: int, budget_spent: bool = False
+) -> SweepStatus:
+    """How a sweep ends when its driver's Tune run returns: the reason it was interrupted
+    (noted before), a stop request, trials left unfinished (Tune returned on a signal), all
+    trials failed, or success (its epoch budget spent, or its trials all ended)."""
+    sweep = store.get_sweep(sweep_id)
+    if sweep.reason == Reason.DISK_LOW:
+        return interrupt(store, sweep_id, Reason.DISK_LOW)
+    if sweep.stop_requested:
+        return stopped(store, sweep_id)
+    if unfinished_trials:
+        return interrupt(
+            store,
+            sweep_id,
+            Reason.DRIVER_INTERRUPTED,
+            f"the driver was interrupted with {unfinished_trials} trial(s) unfinished; resume it",
+        )
+    if total and errored == total:
+        return fail(store, sweep_id, Reason.ALL_TRIALS_FAILED, f"all {total} trials failed")
+    return finish(store, sweep_id, Reason.BUDGET_SPENT if budget_spent else None)
+
+
+def reconcile_local_driver(store: Store, sweep: Sweep) -> Sweep:
+    """A running sweep whose driver ran on this host from a terminal (`cifar-sweeps run`,
+    or `ray job submit` of it: no job id of ours) and is gone (SIGKILL, the OOM killer, a
+    machine that lost power) is interrupted, so that `resume` can continue it. Every reader
+    that judges a sweep's status calls this first. Job-path sweeps are judged by the Ray
+    Jobs API instead (`Jobs.sync`)."""
+    import socket
+
+    if (
+        sweep.status != SweepStatus.RUNNING
+        or sweep.ray_job_id
+        or not sweep.driver_pid
+        or sweep.driver_host != socket.gethostname()
+        or driver_alive(sweep.driver_pid, sweep.started_at)
+    ):
+        return sweep
+    with contextlib.suppress(TransitionError):  # the driver wrote its own end meanwhile: that one stands
+        interrupt(
+            store,
+            sweep.id,
+            Reason.DRIVER_LOST,
+            f"the driver (pid {sweep.driver_pid} on {sweep.driver_host}) is gone; resume the sweep",
+        )
+    return store.get_sweep(sweep.id)
+
+
+def reconcile_local_drivers(store: Store) -> None:
+    """`reconcile_local_driver` for every running sweep (what the CLI's readers call first)."""
+    rows, _ = store.list_sweeps(limit=1000, status=SweepStatus.RUNNING)
+    for sweep in rows:
+        reconcile_local_driver(store, sweep)
+
+
+def driver_alive(pid: int, started_at: dt.datetime | None) -> bool:
+    """Whether `pid` is still the driver that claimed the sweep at `started_at` (UTC): a
+    zombie is not, and neither is a later process that got the same pid."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists, assume it is the driver
+        return True
+    # The driver starts before it claims the sweep; 2 s of slack for clock granularity.
+    return started_at is None or created <= started_at.replace(tzinfo=dt.UTC).timestamp() + 2
+
+
+def reconcile(store: Store, sweep: Sweep, job_status: str | None, message: str = "") -> SweepStatus | str:
+    """Bring an active sweep in line with its Ray job: `job_status` is the job's status, or
+    None when the cluster does not know the job. A job still going changes nothing."""
+    if sweep.status not in ACTIVE or job_status in ("PENDING", "RUNNING"):
+        return sweep.status
+    started = sweep.status == SweepStatus.RUNNING
+    try:
+        if job_status is None:
+            why = f"Ray job {sweep.ray_job_id} is unknown to the cluster"
+            return (
+                interrupt(store, sweep.id, Reason.JOB_UNKNOWN, why)
+                if started
+                else fail(store, sweep.id, Reason.JOB_UNKNOWN, why)
+            )
+        if job_status == "STOPPED":
+            return stopped(store, sweep.id)
+        if job_status == "SUCCEEDED":
+            return finish(store, sweep.id) if started else fail(store, sweep.id, Reason.JOB_FAILED, message)
+        return (
+            interrupt(store, sweep.id, Reason.JOB_FAILED, message)
+            if started
+            else fail(store, sweep.id, Reason.JOB_FAILED, message)
+        )
+    except TransitionError:  # the driver wrote its own end meanwhile: that one stands
+        return store.get_sweep(sweep.id).status
+
+
+def reconcile_lost_cluster(store: Store, sweep: Sweep, why: str) -> SweepStatus | str:
+    """An active sweep whose cluster is gone: interrupted (resumable) if it had started,
+    failed if it never had."""
+    try:
+        if sweep.status == SweepStatus.RUNNING:
+            return interrupt(store, sweep.id, Reason.CLUSTER_LOST, why)
+        return fail(store, sweep.id, Reason.CLUSTER_LOST, why)
+    except TransitionError:  # the driver wrote its own end meanwhile: that one stands
+        return store.get_sweep(sweep.id).status

@@ -1,0 +1,607 @@
+"""The SQL store: sweeps, trials, per-epoch metrics, and the leaderboard query.
+
+SQLAlchemy 2 on any URL; SQLite by default (WAL, so the API reads while a driver writes).
+The schema is Alembic's (migrations/): opening a store upgrades it in place.
+The sweep's driver writes through `StoreCallback` (in sweep.py); the API and CLI read.
+Every write is one short transaction, so a killed writer leaves no half-written sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    exc,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from cifar_sweeps.errors import NotFound, StoreUnavailable
+from cifar_sweeps.store.states import ACTIVE, SweepStatus, TrialStatus
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_sweep_id() -> str:
+    return "sw-" + secrets.token_hex(5)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    spec: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=SweepStatus.QUEUED.value)
+    data_source: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ray_job_id: Mapped[str | None] = mapped_column(String(128))
+    code_version: Mapped[str] = mapped_column(String(64), default="")
+    experiment_path: Mapped[str | None] = mapped_column(String(2048))
+    driver_host: Mapped[str | None] = mapped_column(String(256))
+    driver_pid: Mapped[int | None] = mapped_column(Integer)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(32))  # lifecycle.Reason: why it ended so
+    # Bumped by every write to this sweep or its trials: cached views of one sweep are
+    # revalidated against it, so writes to other sweeps leave them valid.
+    data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Finished trials of earlier sweeps its searcher started from (search.warm_start).
+    warm_trials: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[dict | None] = mapped_column(JSON)  # plan.py's plan made at submit
+    # The data set its models were trained on (data.dataset_name) and its class names, set by
+    # the driver once the data is loaded: models are ranked within one data set.
+    dataset: Mapped[str | None] = mapped_column(String(128), index=True)
+    classes: Mapped[list | None] = mapped_column(JSON)
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    # The leaderboard's orders: best first, across sweeps, within one, or for one model.
+    __table_args__ = (
+        Index("ix_trials_rank", text("val_acc DESC"), "id"),
+        Index("ix_trials_sweep_rank", "sweep_id", text("val_acc DESC"), "id"),
+        Index("ix_trials_model_rank", "model", text("val_acc DESC"), "id"),
+    )
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)  # "<sweep id>-<tune trial id>"
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    tune_trial_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64), index=True, default="")
+    config: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.RUNNING.value)
+    val_acc: Mapped[float | None] = mapped_column(Float, index=True)  # best over epochs
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    test_acc: Mapped[float | None] = mapped_column(Float)  # of the best-validation weights
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer, default=0)  # epochs run
+    epochs_budget: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    checkpoint_path: Mapped[str | None] = mapped_column(String(2048))  # best model file
+    error: Mapped[str | None] = mapped_column(Text)
+    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node of its latest epoch
+    # The search trial whose configuration this one trains again with another seed (a repeat).
+    repeat_of: Mapped[str | None] = mapped_column(String(96))
+    # What the model costs (measured once per trial, after its first epoch, on its device).
+    params: Mapped[float | None] = mapped_column(Float)  # parameter count
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # inference ms per image, batch 1
+    latency_ms_batch: Mapped[float | None] = mapped_column(Float)  # ms per image at train.LATENCY_BATCH
+    seconds_to_best: Mapped[float | None] = mapped_column(Float)  # epoch seconds up to its best epoch
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Epoch(Base):
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("trial_id", "epoch"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float] = mapped_column(Float)
+    train_acc: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float] = mapped_column(Float)
+    val_acc: Mapped[float] = mapped_column(Float)
+    lr: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    images_per_s: Mapped[float] = mapped_column(Float)
+    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node it ran on
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writing driver
+        cur.execute("PRAGMA busy_timeout=30000")  # ms; concurrent drivers wait, not fail
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+def db_error_cause(e: exc.DBAPIError) -> str:
+    """The database driver's own first line (never the SQL or its parameters)."""
+    return str(e.orig).strip().splitlines()[0][:300] if e.orig else type(e).__name__
+
+
+class Store:
+    """All reads and writes of the SQL store."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            self._ensure_sqlite_dir(url)
+            self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        try:
+            from cifar_sweeps.store.migrations import upgrade
+
+            upgrade(self.engine)  # in place, under a lock: see migrations/__init__.py
+        except exc.DBAPIError as e:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StoreUnavailable(f"the store {where} can't be opened: {db_error_cause(e)}") from None
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._version_conn = None
+        self._version_lock = threading.Lock()
+        # every sweep's data_version, read in one query, as of the store version in [0]
+        self._sweep_versions: tuple[str | None, dict[str, int]] = (None, {})
+
+    def data_version(self) -> str | None:
+        """A value that changes whenever anything is committed (by any process), cheap to
+        read: answers cached from an unchanged store need no recomputing. None where the
+        database has no such value. SQLite: `PRAGMA data_version` on a connection of its
+        own (it counts the commits of every other connection); PostgreSQL: the WAL position."""
+        try:
+            with self._version_lock:
+                if self.engine.dialect.name == "sqlite":
+                    if self.engine.url.database in (None, "", ":memory:"):
+                        return None
+                    if self._version_conn is None:
+                        import sqlite3
+
+                        self._version_conn = sqlite3.connect(self.engine.url.database, check_same_thread=False)
+                    return str(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+            if self.engine.dialect.name == "postgresql":
+                with self.engine.connect() as c:
+                    return str(c.scalar(text("SELECT pg_current_wal_lsn()")))
+        except Exception:
+            return None
+        return None
+
+    def view_version(self, key: bytes) -> str | None:
+        """The version a cached GET view depends on: one sweep's data_version for a view of
+        one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`), the store's otherwise.
+        On SQLite this costs a PRAGMA (microseconds) while nothing is committed, and one
+        query for all sweeps' versions (about 1 ms per 1,000 sweeps) after each commit."""
+        store_version = self.data_version()
+        sweep_id = _sweep_of_view(key.decode("latin-1"))
+        if sweep_id is None:
+            return store_version
+        if store_version is None:
+            with self.sessions() as s:
+                return f"{sweep_id}:{s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))}"
+        with self._version_lock:
+            if self._sweep_versions[0] != store_version:  # something was committed: read all at once
+                with self.sessions() as s:
+                    self._sweep_versions = (store_version, dict(s.execute(select(Sweep.id, Sweep.data_version)).all()))
+            return f"{sweep_id}:{self._sweep_versions[1].get(sweep_id)}"
+
+    @property
+    def cheap_versions(self) -> bool:
+        """Whether view_version answers without a network round trip (SQLite file): the
+        response cache then asks it on the event loop instead of in a thread."""
+        return self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
+
+    @staticmethod
+    def _ensure_sqlite_dir(url: str) -> None:
+        from pathlib import Path
+
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as s, s.begin():
+            yield s
+
+    def ping(self) -> None:
+        with self.engine.connect() as c:
+            c.execute(select(1))
+
+    # ------------------------------------------------------------ sweeps
+
+    def create_sweep(
+        self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None, plan: dict | None = None
+    ) -> Sweep:
+        """A new sweep, queued (every later status change goes through lifecycle.py)."""
+        sweep = Sweep(
+            id=sweep_id or new_sweep_id(),
+            name=spec.get("name", "sweep"),
+            spec=spec,
+            status=SweepStatus.QUEUED.value,
+            data_source=data_source,
+            code_version=code_version,
+            plan=plan,
+        )
+        with self.session() as s:
+            s.add(sweep)
+        return sweep
+
+    def get_sweep(self, sweep_id: str) -> Sweep | None:
+        with self.sessions() as s:
+            return s.get(Sweep, sweep_id)
+
+    def sweep(self, sweep_id: str) -> Sweep:
+        """The sweep, or NotFound naming it."""
+        sweep = self.get_sweep(sweep_id)
+        if sweep is None:
+            raise NotFound(f"no sweep {sweep_id!r} in the store")  # never its URL: it may hold a password
+        return sweep
+
+    def update_sweep(self, sweep_id: str, **values: Any) -> None:
+        if "status" in values:  # only transition_sweep writes a status, guarded
+            raise ValueError("a sweep's status changes through lifecycle.py, not update_sweep")
+        with self.session() as s:
+            s.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values, data_version=_BUMP))
+
+    def transition_sweep(self, sweep_id: str, allowed_from: set[str], values: dict[str, Any]) -> bool:
+        """Write `values` only if the sweep's status is still one of `allowed_from`, in one
+        conditional UPDATE (lifecycle.apply's atomic step); False when it was not."""
+        values = {k: (v.value if isinstance(v, SweepStatus) else v) for k, v in values.items()}
+        with self.session() as s:
+            done = s.execute(
+                update(Sweep)
+                .where(Sweep.id == sweep_id, Sweep.status.in_(sorted(allowed_from)))
+                .values(**values, data_version=_BUMP)
+            )
+            return done.rowcount == 1
+
+    def delete_sweep(self, sweep_id: str) -> None:
+        with self.session() as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is not None:
+                s.delete(sweep)
+
+    def next_queued(self) -> Sweep | None:
+        """The oldest queued sweep not yet submitted (first in, first out)."""
+        with self.sessions() as s:
+            return s.scalars(
+                select(Sweep)
+                .where(Sweep.status == SweepStatus.QUEUED, Sweep.ray_job_id.is_(None), Sweep.stop_requested.is_(False))
+                .order_by(Sweep.created_at, Sweep.id)
+                .limit(1)
+            ).first()
+
+    def list_sweeps(self, limit: int = 50, offset: int = 0, status: str | None = None) -> tuple[list[Sweep], int]:
+        q = select(Sweep)
+        if status:
+            q = q.where(Sweep.status == status)
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            rows = s.scalars(q.order_by(Sweep.created_at.desc(), Sweep.id).limit(limit).offset(offset)).all()
+        return list(rows), int(total or 0)
+
+    def count_sweeps(self, statuses) -> int:
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count()).where(Sweep.status.in_(sorted(statuses)))) or 0)
+
+    def count_submitted_active(self) -> int:
+        """Active sweeps that hold a Ray job: those that count against max_running_sweeps."""
+        with self.sessions() as s:
+            return int(
+                s.scalar(select(func.count()).where(Sweep.status.in_(sorted(ACTIVE)), Sweep.ray_job_id.is_not(None)))
+                or 0
+            )
+
+    def stop_requested(self, sweep_id: str) -> bool:
+        with self.sessions() as s:
+            return bool(s.scalar(select(Sweep.stop_requested).where(Sweep.id == sweep_id)))
+
+    # ------------------------------------------------------------ trials (driver writes)
+
+    def create_trial(
+        self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None, repeat_of: str | None = None
+    ) -> tuple[str, bool]:
+        """The trial's row, written running if it is new (every later status change goes
+        through lifecycle.py); its id, and whether it was new."""
+        tid = f"{sweep_id}-{tune_trial_id}"
+        with self.session() as s:
+            created = s.get(Trial, tid) is None
+            if created:
+                s.add(
+                    Trial(
+                        id=tid,
+                        sweep_id=sweep_id,
+                        tune_trial_id=tune_trial_id,
+                        model=str(config.get("model", "")),
+                        config=config,
+                        status=TrialStatus.RUNNING.value,
+                        epochs_budget=epochs_budget,
+                        repeat_of=repeat_of,
+                    )
+                )
+                _bump(s, sweep_id)
+        return tid, created
+
+    def trial_epoch(self, trial_id: str, m: dict[str, Any]) -> None:
+        """Record one epoch's metrics; idempotent, so a replayed epoch (after a restore) is
+        written once."""
+        fields = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
+        with self.session() as s:
+            t = s.get(Trial, trial_id)
+            if t is None:
+                return
+            epoch, node = int(m["epoch"]), m.get("node_id")
+            row = s.scalar(select(Epoch).where(Epoch.trial_id == trial_id, Epoch.epoch == epoch))
+            if row is None:
+                s.add(Epoch(trial_id=trial_id, epoch=epoch, node_id=node, **{k: float(m[k]) for k in fields}))
+            else:
+                for k in fields:
+                    setattr(row, k, float(m[k]))
+                row.node_id = node
+            t.node_id = node or t.node_id
+            t.epochs = max(t.epochs, epoch)
+            t.seconds = float(m.get("time_total_s", t.seconds))
+            for k in COST_FIELDS:
+                if m.get(k) is not None:
+                    setattr(t, k, float(m[k]))
+            if t.val_acc is None or m["val_acc"] > t.val_acc:
+                t.val_acc, t.val_loss, t.best_epoch = float(m["val_acc"]), float(m["val_loss"]), epoch
+                s.flush()
+                t.seconds_to_best = float(
+                    s.scalar(select(func.sum(Epoch.seconds)).where(Epoch.trial_id == trial_id, Epoch.epoch <= epoch))
+                    or 0.0
+                )
+            if m.get("test_acc") is not None:
+                t.test_acc = float(m["test_acc"])
+            _bump(s, t.sweep_id)
+
+    def trial_checkpoint(self, trial_id: str, path: str) -> None:
+        with self.session() as s:
+            s.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
+            _bump_trial(s, trial_id)
+
+    def transition_trials(
+        self,
+        allowed_from: set[str],
+        values: dict[str, Any],
+        *,
+        trial_id: str | None = None,
+        sweep_id: str | None = None,
+    ) -> int:
+        """Write `values` to the trial (or to the sweep's trials) whose status is still one of
+        `allowed_from`, in one conditional UPDATE (lifecycle.apply_trials's atomic step); how
+        many rows changed."""
+        values = {k: (v.value if isinstance(v, TrialStatus) else v) for k, v in values.items()}
+        where = [Trial.status.in_(sorted(allowed_from))]
+        where.append(Trial.id == trial_id if trial_id is not None else Trial.sweep_id == sweep_id)
+        with self.session() as s:
+            done = s.execute(update(Trial).where(*where).values(**values)).rowcount
+            if trial_id is not None:
+                _bump_trial(s, trial_id)
+            else:
+                _bump(s, sweep_id)
+            return done
+
+    # ------------------------------------------------------------ reads
+
+    def measured_epochs(self, model: str, limit: int) -> list[tuple[float, dict, dict, str]]:
+        """The most recent epochs of `model`'s trials: (seconds, the trial's config, its
+        sweep's spec, its data source), what plan.py calibrates throughput from."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Epoch.seconds, Trial.config, Sweep.spec, Sweep.data_source)
+                .join(Trial, Epoch.trial_id == Trial.id)
+                .join(Sweep, Trial.sweep_id == Sweep.id)
+                .where(Trial.model == model, Epoch.epoch > 1)  # the first epoch pays one-time costs
+                .order_by(Epoch.id.desc())
+                .limit(limit)
+            ).all()
+        return [tuple(r) for r in rows]
+
+    def get_trial(self, trial_id: str) -> Trial | None:
+        with self.sessions() as s:
+            return s.get(Trial, trial_id)
+
+    def trial(self, trial_id: str) -> Trial:
+        """The trial, or NotFound naming it."""
+        trial = self.get_trial(trial_id)
+        if trial is None:
+            raise NotFound(f"no trial {trial_id!r}")
+        return trial
+
+    def epochs(self, trial_id: str) -> list[Epoch]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Epoch).where(Epoch.trial_id == trial_id).order_by(Epoch.epoch)))
+
+    def epoch_keys(self, sweep_id: str) -> set[tuple[str, int]]:
+        """(Tune trial id, epoch) of every epoch the sweep's trials have recorded: what the
+        sweep has spent of an epoch budget (a replayed epoch is one row, counted once)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Trial.tune_trial_id, Epoch.epoch)
+                .join(Epoch, Epoch.trial_id == Trial.id)
+                .where(Trial.sweep_id == sweep_id)
+            ).all()
+        return {(r[0], int(r[1])) for r in rows}
+
+    def trials(self, sweep_id: str) -> list[Trial]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.started_at)))
+
+    def leaderboard(
+        self, sweep_id: str | None = None, model: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Trial], int]:
+        """Trials by best val_acc, best first (trials with no epoch yet last)."""
+        rows, total, _ = self.leaderboard_page(sweep_id, model, limit, offset)
+        return rows, total
+
+    def leaderboard_page(
+        self,
+        sweep_id: str | None = None,
+        model: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        filters: list | None = None,
+        statuses: list[str] | None = None,
+        sort: tuple[str, str] = ("val_acc", "max"),
+        dataset: str | None = None,
+    ) -> tuple[list[Trial], int, dict[str, str]]:
+        """The leaderboard's rows, their total and their sweeps' names, in one session (each
+        session costs a connection checkout: a third of a cached view's recompute).
+        `filters`: filters.ConfigFilter on config parameters; `statuses`: trial statuses.
+        Rows are ordered by data set first (models of different data sets are never ranked
+        against each other), each row's `dataset` set from its sweep."""
+        q = select(Trial)
+        if sweep_id:
+            q = q.where(Trial.sweep_id == sweep_id)
+        if dataset:
+            q = q.where(Trial.sweep_id.in_(select(Sweep.id).where(Sweep.dataset == dataset)))
+        if model:
+            q = q.where(Trial.model == model)
+        if statuses:
+            q = q.where(Trial.status.in_(statuses))
+        for f in filters or []:
+            q = q.where(_config_clause(f))
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            column = SORTABLE[sort[0]]
+            order = (column.desc().nulls_last() if sort[1] == "max" else column.asc().nulls_last(), Trial.id)
+            if not (sweep_id or dataset):
+                of_sweep = select(Sweep.dataset).where(Sweep.id == Trial.sweep_id).scalar_subquery()
+                order = (of_sweep.asc().nulls_last(), *order)
+            rows = list(s.scalars(q.order_by(*order).limit(limit).offset(offset)).all())
+            ids = {t.sweep_id for t in rows}
+            found = s.execute(select(Sweep.id, Sweep.name, Sweep.dataset).where(Sweep.id.in_(ids))).all() if ids else []
+        names = {r[0]: r[1] for r in found}
+        datasets = {r[0]: r[2] for r in found}
+        for t in rows:
+            t.dataset = datasets.get(t.sweep_id)  # not a column: the sweep's, for the row's item
+        return rows, int(total or 0), names
+
+    def datasets(self) -> list[tuple[str, int]]:
+        """Each data set with its number of sweeps (the leaderboard's groups)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Sweep.dataset, func.count()).where(Sweep.dataset.is_not(None)).group_by(Sweep.dataset)
+            ).all()
+        return sorted((r[0], int(r[1])) for r in rows)
+
+    def sweep_summary(self, sweep_id: str) -> tuple[dict[str, int], Trial | None, list[tuple]]:
+        """Trial counts by status, the best trial, and each trial's (id, status, epochs,
+        epoch budget, seconds) for the sweep's progress, in one session."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Trial.id, Trial.status, Trial.epochs, Trial.epochs_budget, Trial.seconds).where(
+                    Trial.sweep_id == sweep_id
+                )
+            ).all()
+            best = s.scalars(
+                select(Trial)
+                .where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
+                .order_by(Trial.val_acc.desc(), Trial.id)
+                .limit(1)
+            ).first()
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts, best, [tuple(r) for r in rows]
+
+
+_BUMP = Sweep.data_version + 1
+
+
+COST_FIELDS = ("params", "latency_ms", "latency_ms_batch")  # reported with every epoch
+# The leaderboard's orders: a column name (ranking.PARETO_METRICS) -> the column.
+SORTABLE = {
+    "val_acc": Trial.val_acc,
+    "val_loss": Trial.val_loss,
+    "test_acc": Trial.test_acc,
+    "params": Trial.params,
+    "latency_ms": Trial.latency_ms,
+    "latency_ms_batch": Trial.latency_ms_batch,
+    "seconds": Trial.seconds,
+    "seconds_to_best": Trial.seconds_to_best,
+}
+
+
+def _bump(s: Session, sweep_id: str) -> None:
+    s.execute(update(Sweep).where(Sweep.id == sweep_id).values(data_version=_BUMP))
+
+
+def _bump_trial(s: Session, trial_id: str) -> None:
+    s.execute(
+        update(Sweep)
+        .where(Sweep.id == select(Trial.sweep_id).where(Trial.id == trial_id).scalar_subquery())
+        .values(data_version=_BUMP)
+    )
+
+
+def _config_clause(f):
+    """SQL for one filters.ConfigFilter on the JSON config (SQLite json_extract, PostgreSQL ->>)."""
+    from sqlalchemy import and_, or_
+
+    field = Trial.config[f.name]
+    if f.values is None:
+        number = field.as_float()
+        return and_(
+            *([number >= f.low] if f.low is not None else []),
+            *([number <= f.high] if f.high is not None else []),
+            field.is_not(None),
+        )
+    alternatives = []
+    for v in f.values:
+        if isinstance(v, bool):
+            alternatives.append(field.as_boolean() == v)
+        elif isinstance(v, (int, float)):
+            alternatives.append(field.as_float() == float(v))
+        else:
+            alternatives.append(field.as_string() == v)
+    return or_(*alternatives)
+
+
+def _sweep_of_view(key: str) -> str | None:
+    """The sweep a GET view shows alone, from its cache key (path?query), or None."""
+    path, _, query = key.partition("?")
+    if path.startswith("/sweeps/") and path.count("/") == 2:
+        return path.removeprefix("/sweeps/")
+    if path == "/leaderboard":
+        ids = [v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "sweep_id"]
+        return ids[0] if len(ids) == 1 and ids[0] else None
+    return None
+
+
+@lru_cache(maxsize=8)
+def get_store(url: str) -> Store:
+    """One Store (one connection pool) per URL per process."""
+    return Store(url)

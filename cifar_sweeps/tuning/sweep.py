@@ -1,0 +1,491 @@
+"""SweepSpec -> tune.Tuner, run and resume; the driver's store callback and stop signal.
+
+The driver loads the data once and hands it to every trial through the Ray object store
+(tune.with_parameters), so trials on a node share one read-only copy of the arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback, Stopper
+
+from cifar_sweeps import code_version
+from cifar_sweeps.analysis.ranking import REPEAT_ID, REPEAT_OF, plan_repeats
+from cifar_sweeps.analysis.warm import warm_points
+from cifar_sweeps.cluster.cluster import init_ray, process_default
+from cifar_sweeps.errors import SweepError, TransitionError
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec.spaces import flatten_config
+from cifar_sweeps.spec.spec import SweepSpec
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.artifacts import check_results_writable
+from cifar_sweeps.store.states import Reason, TrialStatus
+from cifar_sweeps.store.store import Store, get_store
+from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset
+from cifar_sweeps.tuning.schedulers import make_scheduler
+from cifar_sweeps.tuning.searchers import make_search, param_space
+from cifar_sweeps.tuning.tracking import wandb_callback
+
+# ---------------------------------------------------------------- Ray runtime
+
+
+def check_resources(spec: SweepSpec) -> None:
+    import ray
+
+    have = ray.cluster_resources()
+    r = spec.resources_per_trial
+    if r.gpu > 0 and have.get("GPU", 0) <= 0:
+        raise SweepError(
+            f"resources_per_trial.gpu is {r.gpu} but the Ray cluster has no GPU; set it to 0 "
+            "to run on CPUs, or point RAY_ADDRESS at a cluster with GPUs"
+        )
+    if r.gpu > have.get("GPU", 0) and have.get("GPU", 0) > 0:
+        raise SweepError(f"resources_per_trial.gpu is {r.gpu} but the cluster has {have['GPU']:g} GPUs")
+    if r.cpu > have.get("CPU", 0):
+        raise SweepError(f"resources_per_trial.cpu is {r.cpu:g} but the cluster has {have.get('CPU', 0):g} CPUs")
+
+
+# ---------------------------------------------------------------- Tune pieces
+
+
+def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None):
+    from ray import tune
+
+    from cifar_sweeps.tuning.trainable import train_trial
+
+    r = spec.resources_per_trial
+    fn = tune.with_parameters(
+        train_trial, splits=splits, cpus_per_trial=r.cpu, checkpoint_every=spec.checkpoint_every, weights=weights or {}
+    )
+    return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
+
+
+def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings) -> list:
+    callbacks: list = [StoreCallback(store.url, sweep_id, spec.max_epochs())]
+    if spec.wandb or settings.wandb:
+        # The key stays in a file (tracking.py): never this process's environment, which
+        # Ray's own callback would copy into every logging actor's runtime env.
+        callbacks.append(wandb_callback(settings, group=sweep_id))
+    return callbacks
+
+
+def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings):
+    from ray import tune
+
+    return tune.RunConfig(
+        name=sweep_id,
+        storage_path=str(settings.storage_root()),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=spec.keep_checkpoints,
+            checkpoint_score_attribute="val_acc",
+            checkpoint_score_order="max",
+        ),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        callbacks=make_callbacks(spec, store, sweep_id, settings),
+        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.search_budget()),
+        verbose=1,
+    )
+
+
+def _disk_watch(settings: Settings) -> dict[str, Any]:
+    """A running sweep stops when its local results disk falls under half the free space a
+    sweep needs to start: room for the checkpoints already being written."""
+    root = settings.storage_root()
+    return {} if isinstance(root, str) else {"storage": str(root), "min_free_mb": settings.min_free_mb / 2}
+
+
+TRIAL_DIR = "trial_"  # a trial's folder: TRIAL_DIR + Tune's trial id
+
+
+def trial_name(trial) -> str:
+    """Short, stable names (Tune's default folds the whole config into the folder name)."""
+    return f"{TRIAL_DIR}{trial.trial_id}"
+
+
+def build_tuner(
+    spec: SweepSpec,
+    splits: Splits,
+    store: Store,
+    sweep_id: str,
+    settings: Settings,
+    weights: dict | None = None,
+    evaluated: list | None = None,
+):
+    from ray import tune
+
+    return tune.Tuner(
+        make_trainable(spec, splits, weights),
+        param_space=param_space(spec),
+        tune_config=tune.TuneConfig(
+            search_alg=make_search(spec, evaluated),
+            scheduler=make_scheduler(spec, store.url, sweep_id),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+            time_budget_s=spec.time_budget_s,
+            # A new trial runs in an idle worker of a finished one: no process start and no
+            # torch import per trial (seconds each on a small machine).
+            reuse_actors=True,
+        ),
+        run_config=run_config(spec, store, sweep_id, settings),
+    )
+
+
+# ---------------------------------------------------------------- driver-side callbacks
+
+
+def _trial_config(config: dict[str, Any]) -> dict[str, Any]:
+    return flatten_config(config)
+
+
+def _tune_id(trial) -> str:
+    """The trial's id in the store: Tune's, or a repeat's own stable one (the same row
+    whichever driver runs it)."""
+    return _trial_config(trial.config).get(REPEAT_ID) or trial.trial_id
+
+
+class StoreStopper(Stopper):
+    """Stops every trial when `stop` was asked for in the store (CLI or API), when the
+    results disk runs low (both checked at most every 2 s so a sweep's hot loop does not
+    hammer the database), or when the sweep's epoch budget is spent. Holds the store's URL,
+    not a connection, so Tune can pickle it with the experiment state."""
+
+    def __init__(
+        self,
+        store_url: str,
+        sweep_id: str,
+        every_s: float = 2.0,
+        storage: str | None = None,
+        min_free_mb: float = 0.0,
+        budget_epochs: int | None = None,
+    ):
+        self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
+        self.storage, self.min_free_mb, self.budget_epochs = storage, min_free_mb, budget_epochs
+        self._last = 0.0
+        self._stop = self._interrupted = False
+        self._spent: set[tuple[str, int]] | None = None  # (Tune trial id, epoch) trained so far
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if self.budget_epochs is not None and "epoch" in result:
+            self._count(trial_id, int(result["epoch"]))
+        return self.stop_all()
+
+    def _count(self, trial_id: str, epoch: int) -> None:
+        """One more trial-epoch; the epochs recorded before (a resumed sweep) count too, and
+        an epoch replayed after a restore counts once."""
+        if self._spent is None:
+            self._spent = get_store(self.store_url).epoch_keys(self.sweep_id)
+        self._spent.add((trial_id, epoch))
+        if len(self._spent) >= self.budget_epochs:
+            self._stop = True
+
+    def stop_all(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and now - self._last > self.every_s:
+            self._last = now
+            self._stop = get_store(self.store_url).stop_requested(self.sweep_id)
+            self._disk_low()
+        return self._stop
+
+    def _disk_low(self) -> None:
+        """A disk that fills mid-sweep would fail every trial at its next checkpoint: say
+        why in the store and interrupt the sweep the way Ctrl-C does (Tune saves its state
+        and ends the run), so that `resume` continues it once space is freed."""
+        if self._interrupted or not self.storage or self.min_free_mb <= 0:
+            return
+        try:
+            free_mb = shutil.disk_usage(self.storage).free / 2**20
+        except OSError:
+            return
+        if free_mb >= self.min_free_mb:
+            return
+        self._interrupted = True
+        lifecycle.note(
+            get_store(self.store_url),
+            self.sweep_id,
+            Reason.DISK_LOW,
+            (
+                f"interrupted: the results folder {self.storage} is down to {free_mb:.0f} MiB free (under "
+                f"{self.min_free_mb:g} MiB); free some space, then resume the sweep"
+            ),
+        )
+        signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
+
+    def __getstate__(self):
+        return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False, "_spent": None}
+
+
+def _error_text(trial) -> str:
+    try:
+        if trial.error_file and Path(trial.error_file).exists():
+            return Path(trial.error_file).read_text()[-8000:]
+    except Exception:
+        pass
+    err = trial.get_error() if hasattr(trial, "get_error") else None
+    return str(err) if err else "trial failed"
+
+
+def checkpoint_uri(checkpoint) -> str:
+    """Where the checkpoint's model file is: a local path, or scheme://path on a pyarrow
+    filesystem (Tune's checkpoint.path drops the scheme)."""
+    fs = getattr(checkpoint, "filesystem", None)
+    kind = getattr(fs, "type_name", "local") if fs is not None else "local"
+    path = f"{checkpoint.path}/model.pt"
+    return path if kind == "local" else f"{kind}://{path}"
+
+
+class StoreCallback(Callback):
+    """Writes trials and per-epoch metrics to the store as they happen (in the driver).
+    Holds the store's URL, not a connection, so it pickles with the experiment state and
+    reconnects after a resume."""
+
+    def __init__(self, store_url: str, sweep_id: str, max_t: int):
+        self.store_url, self.sweep_id, self.max_t = store_url, sweep_id, max_t
+
+    @property
+    def store(self) -> Store:
+        return get_store(self.store_url)
+
+    def _id(self, trial) -> str:
+        return f"{self.sweep_id}-{_tune_id(trial)}"
+
+    def _budget(self, trial) -> int:
+        return int(_trial_config(trial.config).get("epochs", self.max_t))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        config = _trial_config(trial.config)
+        repeat_of = config.pop(REPEAT_OF, None)
+        config.pop(REPEAT_ID, None)
+        lifecycle.trial_started(self.store, self.sweep_id, _tune_id(trial), config, self._budget(trial), repeat_of)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "val_acc" in result:
+            self.store.trial_epoch(self._id(trial), result)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.store.trial_checkpoint(self._id(trial), checkpoint_uri(checkpoint))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        done = int((trial.last_result or {}).get("epoch", 0)) >= self._budget(trial)
+        end = TrialStatus.TERMINATED if done else TrialStatus.EARLY_STOPPED
+        lifecycle.trial_ended(self.store, self._id(trial), end)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        lifecycle.trial_ended(self.store, self._id(trial), TrialStatus.ERRORED, _error_text(trial))
+
+
+# ---------------------------------------------------------------- run / resume
+
+
+def load_weights(spec: SweepSpec, settings: Settings) -> dict:
+    """The pretrained weights the sweep's trials start from, loaded once here (a sweep that
+    needs weights the driver can't find fails before any trial starts, saying how to stage them)."""
+    from cifar_sweeps.spec.spec import needs_pretrained
+    from cifar_sweeps.training.weights import load_for
+
+    models = needs_pretrained(spec)
+    if not models:
+        return {}
+    t0 = time.perf_counter()
+    weights = load_for(models, settings.weights_dir)
+    print(
+        f"pretrained weights {', '.join(weights)} loaded from {settings.weights_dir} "
+        f"in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+    return weights
+
+
+def _load_data(spec: SweepSpec, source: str, settings: Settings, store: Store, sweep_id: str) -> Splits:
+    """The sweep's data, once; its data set's name and classes go to the sweep's row (the
+    leaderboard ranks models within one data set)."""
+    t0 = time.perf_counter()
+    d = spec.data
+    splits = load_splits(
+        source, settings.cache_dir, d.val_fraction, d.split_seed, image_size=d.image_size, test_fraction=d.test_fraction
+    )
+    splits = train_subset(splits, d.train_subset, d.split_seed)
+    name = dataset_name(source, splits.classes, splits.image_size)
+    store.update_sweep(sweep_id, dataset=name, classes=list(splits.classes))
+    print(
+        f"data {source}: {name}, {len(splits.classes)} classes at {splits.image_size}x{splits.image_size}, "
+        f"{splits.sizes} loaded in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+    return splits
+
+
+def _finish(store: Store, sweep_id: str, results: list) -> tuple[str, str | None]:
+    """The sweep's end, decided by the lifecycle from Tune's trials (of the search, and of
+    the repeats if they ran); and its error."""
+    unfinished = sum(1 for r in results for t in _tune_trials(r) if not t.is_finished())
+    errored = sum(1 for res in results for r in res if r.error is not None)
+    total = sum(len(r) for r in results)
+    budget = (store.get_sweep(sweep_id).spec.get("budget") or {}).get("epochs")
+    spent = budget is not None and len(store.epoch_keys(sweep_id)) >= budget
+    status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, total, budget_spent=spent)
+    return status, store.get_sweep(sweep_id).error
+
+
+def _tune_trials(results) -> list:
+    """Tune's Trial objects of the fit (each knows whether it ended: a fit that returned on
+    Ctrl-C/SIGTERM leaves some unfinished), or [] where the ResultGrid does not hold them."""
+    try:
+        return list(results._experiment_analysis.trials)
+    except AttributeError:
+        return []
+
+
+def run_sweep(
+    spec: SweepSpec, settings: Settings, store: Store, data_source: str, sweep_id: str | None = None, plan=None
+) -> str:
+    """Run a sweep to the end in this process (the driver); returns the sweep id."""
+    warm = warm_points(spec, store)  # an unknown warm-start sweep fails before anything is stored
+    sweep = store.get_sweep(sweep_id) if sweep_id else None
+    if sweep is None:
+        plan_json = plan.model_dump(mode="json") if plan is not None else None
+        sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id, plan=plan_json)
+    if spec.search.warm_start:
+        store.update_sweep(sweep.id, warm_trials=len(warm.points))
+        print(
+            f"warm start: {len(warm.points)} finished trials of {', '.join(spec.search.warm_start.sweeps)} "
+            f"given to the searcher as evaluated ({warm.skipped} did not fit this space)",
+            flush=True,
+        )
+
+    def make_tuners():
+        check_resources(spec)
+        weights = load_weights(spec, settings)
+        splits = _load_data(spec, data_source, settings, store, sweep.id)
+        tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
+        return tuner, lambda: repeats_tuner(spec, splits, store, sweep.id, settings, weights)
+
+    return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuners, settings)
+
+
+def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, settings: Settings) -> str:
+    """Run a sweep as its driver: claim it, fit the search's Tuner, then the repeats' (if
+    the spec asks for them and the search ended), and record how it ended (any error,
+    Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
+    # Tune snapshots the experiment (which trials exist, which finished) every 10 s by
+    # default; a driver killed in between would, on resume, rerun a trial that had finished
+    # and forget one that had started. Half a second bounds that window; the snapshot of a
+    # sweep of a few dozen trials takes milliseconds.
+    process_default("TUNE_GLOBAL_CHECKPOINT_S", "0.5")
+    try:
+        check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
+        init_ray()
+        tuner, make_repeats = make_tuners()
+        lifecycle.claim(store, sweep_id, socket.gethostname(), os.getpid(), experiment_path)
+        results = [tuner.fit()]
+        if _search_ended(store, sweep_id, results[0]):
+            repeats = make_repeats()
+            if repeats is not None:
+                results.append(repeats.fit())
+    except BaseException as e:
+        with contextlib.suppress(TransitionError):
+            lifecycle.fail(store, sweep_id, Reason.DRIVER_ERROR, f"{type(e).__name__}: {e}")
+        raise
+    status, error = _finish(store, sweep_id, results)
+    print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
+    return sweep_id
+
+
+def _search_ended(store: Store, sweep_id: str, results) -> bool:
+    """Whether the search ran to its end: every trial finished, no stop asked for, no disk
+    running low (the repeats follow only then)."""
+    sweep = store.get_sweep(sweep_id)
+    unfinished = any(not t.is_finished() for t in _tune_trials(results))
+    return not (unfinished or sweep.stop_requested or sweep.reason == Reason.DISK_LOW)
+
+
+def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
+    """A Tuner of the repeats still missing (spec.repeat): each of the best configurations
+    with new seeds, to its full epochs, first in first out; None when none is missing. Each
+    repeat has a stable id, so a resumed driver replans, skips the finished ones, and runs
+    an unfinished one again in its own row."""
+    from ray import tune
+
+    if spec.repeat is None:
+        return None
+    runs = plan_repeats(store.trials(sweep_id), spec.repeat.top, spec.repeat.seeds, spec.metric, spec.mode)
+    if not runs:
+        print(f"repeats: none missing ({spec.repeat.top} best configurations x {spec.repeat.seeds} seeds)", flush=True)
+        return None
+    print(
+        f"repeats: {len(runs)} runs of the {spec.repeat.top} best configurations, to {spec.repeat.seeds} seeds each",
+        flush=True,
+    )
+    configs = [{**r.config, REPEAT_OF: r.source_id, REPEAT_ID: r.tune_trial_id} for r in runs]
+    run = run_config(spec, store, sweep_id, settings)
+    run.name = f"{sweep_id}-repeats"
+    run.stop = StoreStopper(
+        store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
+    )
+    return tune.Tuner(
+        make_trainable(spec, splits, weights),
+        param_space={"run": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+            reuse_actors=True,
+        ),
+        run_config=run,
+    )
+
+
+def _experiment_path(settings: Settings, sweep_id: str) -> str:
+    root = settings.storage_root()
+    return f"{root}/{sweep_id}" if isinstance(root, str) else str(root / sweep_id)
+
+
+def _mark_not_restored(store: Store, sweep_id: str, tuner) -> None:
+    """Say so on the trials the driver left that Tune's restored state does not hold (it
+    snapshots every 0.5 s: one started just before a kill is lost to it)."""
+    try:
+        restored = {Path(r.path).name.removeprefix(TRIAL_DIR) for r in tuner.get_results()}
+    except RuntimeError:  # Tune could not read its results back: no basis to judge a row
+        return
+    for tid in lifecycle.trials_not_restored(store, sweep_id, restored):
+        print(f"trial {tid}: {lifecycle.NOT_RESTORED}", flush=True)
+
+
+def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored: bool = True) -> str:
+    """Continue an interrupted or stopped sweep: finished trials stay finished, unfinished
+    ones continue from their last checkpoint, the searcher keeps its history."""
+    from ray import tune
+
+    from cifar_sweeps.spec.spec import parse_spec
+
+    # A killed terminal run is interrupted, not running.
+    sweep = lifecycle.reconcile_local_driver(store, store.sweep(sweep_id))
+    path = sweep.experiment_path or _experiment_path(settings, sweep_id)
+    if not tune.Tuner.can_restore(path):
+        raise SweepError(f"sweep {sweep_id} has no Tune state at {path} to resume from")
+    spec = parse_spec(sweep.spec, settings)
+
+    def make_tuners():
+        weights = load_weights(spec, settings)
+        splits = _load_data(spec, sweep.data_source, settings, store, sweep_id)
+        tuner = tune.Tuner.restore(
+            path,
+            trainable=make_trainable(spec, splits, weights),
+            resume_unfinished=True,
+            resume_errored=retry_errored,
+            param_space=None,
+        )
+        _mark_not_restored(store, sweep_id, tuner)
+        return tuner, lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights)
+
+    return _drive(store, sweep_id, path, make_tuners, settings)
