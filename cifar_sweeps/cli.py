@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cifar_sweeps.analysis.ranking import PARETO_METRICS
 from cifar_sweeps.errors import CifarSweepsError, SpecError
 from cifar_sweeps.settings import Settings, load_settings
+from cifar_sweeps.spec.metrics import DEFAULT_ORDER, STORED
 from cifar_sweeps.spec.spec import apply_overrides, format_validation_error
 from cifar_sweeps.store.states import ENDED_WELL
 
@@ -229,14 +229,13 @@ def _print_leaderboard(
     filters: list[str] | None = None,
     statuses: list[str] | None = None,
     as_csv: bool = False,
-    sort: str = "best_val_acc",
+    sort: str = DEFAULT_ORDER,
     dataset: str | None = None,
 ) -> None:
     from cifar_sweeps.analysis.filters import parse_filters
-    from cifar_sweeps.analysis.ranking import PARETO_METRICS
     from cifar_sweeps.service.schemas import leaderboard_items, to_csv
 
-    order = PARETO_METRICS[sort]
+    order = STORED[sort]
     rows, total, names = store.leaderboard_page(
         sweep_id, model, top, 0, parse_filters(filters or []), statuses, order, dataset
     )
@@ -548,7 +547,7 @@ def _method_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-PARETO_CHOICES = tuple(PARETO_METRICS)  # ranking.py: the metrics a front or an order takes
+PARETO_CHOICES = tuple(STORED)  # metrics.py: the metrics a front or an order takes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -673,7 +672,7 @@ def _leaderboard_parser(sub) -> None:
         "--group", action="store_true", help="one row per configuration over its seeds: n, mean, 95%% interval"
     )
     p.add_argument(
-        "--sort", choices=list(PARETO_CHOICES), default="best_val_acc", help="order by this metric, best first"
+        "--sort", choices=list(PARETO_CHOICES), default=DEFAULT_ORDER, help="order by this metric, best first"
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")

@@ -68,7 +68,7 @@ def for_objective(spec: SweepSpec, metric: str | None) -> SweepSpec:
     """The spec as if `metric` (one of its objectives) were its metric: importance per objective."""
     if metric is None or metric == spec.metric:
         return spec
-    from cifar_sweeps.spec.spec import OBJECTIVE_MODES
+    from cifar_sweeps.spec.metrics import OBJECTIVE_MODES
 
     return spec.model_copy(update={"metric": metric, "mode": OBJECTIVE_MODES[metric]})
 

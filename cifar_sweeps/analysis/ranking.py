@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from cifar_sweeps.store.states import TRIAL_COMPLETED
 
@@ -158,21 +158,7 @@ def plan_repeats(trials: Sequence[Any], top: int, seeds: int, metric: str, mode:
 
 # ------------------------------------------------------------ Pareto fronts
 
-# The stored metrics a front can be drawn over: the trial column each reads, and its direction.
-PARETO_METRICS = {
-    "best_val_acc": ("val_acc", "max"),
-    "val_loss": ("val_loss", "min"),
-    "test_acc": ("test_acc", "max"),
-    "params": ("params", "min"),
-    "latency_ms": ("latency_ms", "min"),
-    "latency_ms_batch": ("latency_ms_batch", "min"),
-    "train_s": ("seconds", "min"),
-    "seconds_to_best": ("seconds_to_best", "min"),
-}
-
-
-# The names a query or a flag takes (one list: the API's Literal and the CLI's choices).
-ParetoMetric = Literal[tuple(PARETO_METRICS)]  # type: ignore[valid-type]
+# The stored metrics a front can be drawn over (and a leaderboard ordered by): spec/metrics.py.
 
 
 def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> bool:

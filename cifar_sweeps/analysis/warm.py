@@ -15,6 +15,7 @@ from typing import Any
 
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec.config import TrainConfig, read_old_names
+from cifar_sweeps.spec.metrics import METRICS
 from cifar_sweeps.spec.spaces import flatten_config, in_domain
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store.states import TrialStatus
@@ -69,23 +70,13 @@ def _finished_trials(spec: SweepSpec, store, sweep_id: str, where: str) -> list[
     return out
 
 
-# The stored trial column of each cost objective (measured once per trial, or in all).
-COST_COLUMNS = {
-    "params": "params",
-    "latency_ms": "latency_ms",
-    "latency_ms_batch": "latency_ms_batch",
-    "train_s": "seconds",
-}
-
-
 def _score(metric: str, trial, store) -> float | None:
-    """The trial's value of `metric` as its own searcher would have seen it."""
-    if metric == "best_val_acc":
-        return trial.val_acc  # the stored val_acc is the best epoch's
-    if metric in COST_COLUMNS:
-        return getattr(trial, COST_COLUMNS[metric])
+    """The trial's value of `metric` as its own searcher would have seen it (metrics.py)."""
+    m = METRICS[metric]
+    if m.scored_as != "epoch":
+        return getattr(trial, m.column)
     last = store.epochs(trial.id)[-1:] if trial.epochs else []
-    return getattr(last[0], metric, None) if last else None
+    return getattr(last[0], m.column, None) if last else None
 
 
 def _fit(spec: SweepSpec, trial) -> dict[str, Any] | None:

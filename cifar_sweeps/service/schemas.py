@@ -343,17 +343,18 @@ class ParetoOut(BaseModel):
 
 
 def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | None, url_of) -> ParetoOut:
-    """The front over metrics x and y (ranking.PARETO_METRICS; by default the spec's first two
+    """The front over stored metrics x and y (metrics.STORED; by default the spec's first two
     objectives, else params and best_val_acc) of the sweep's completed trials."""
-    from cifar_sweeps.analysis.ranking import PARETO_METRICS, pareto_ranks
+    from cifar_sweeps.analysis.ranking import pareto_ranks
+    from cifar_sweeps.spec.metrics import STORED, stored_name
     from cifar_sweeps.store.states import TRIAL_COMPLETED
 
-    named = [("best_val_acc" if o["metric"] == "val_acc" else o["metric"]) for o in spec.get("objectives") or []]
+    named = [stored_name(o["metric"]) for o in spec.get("objectives") or []]
     x = x or (named[0] if len(named) >= 2 else "params")
     y = y or (named[1] if len(named) >= 2 else "best_val_acc")
     if x == y:
         raise InputError(f"x and y are both {x}: a front needs two different metrics")
-    (xc, xm), (yc, ym) = PARETO_METRICS[x], PARETO_METRICS[y]
+    (xc, xm), (yc, ym) = STORED[x], STORED[y]
     done = [t for t in trials if t.status in TRIAL_COMPLETED]
     usable = [t for t in done if getattr(t, xc) is not None and getattr(t, yc) is not None]
     ranks = pareto_ranks([(getattr(t, xc), getattr(t, yc)) for t in usable], [xm, ym])

@@ -21,19 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec import registry, spaces
 from cifar_sweeps.spec.config import MODEL_ARG, OLD_NAMES, PRETRAINABLE, SCALABLE, TrainConfig, inapplicable
+from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
 from cifar_sweeps.spec.spaces import Param, candidates, chooses_objects, flatten_config, is_choice
 
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
 # user's: a choice of seeds repeats one config.)
 RESERVED = {"device", "threads"}
-# Metrics a spec can rank and search by, and the direction each is optimized in.
-# best_val_acc is the best epoch's val_acc so far: what the report's objective returned.
-METRIC_MODES = {"val_acc": "max", "best_val_acc": "max", "val_loss": "min"}
-# What a multi-objective sweep can trade against each other (every trial reports them each
-# epoch): its score, its size, its inference latency per image (batch 1 and a large batch)
-# and its training seconds so far; each in the one direction that makes sense.
-OBJECTIVE_MODES = {**METRIC_MODES, "params": "min", "latency_ms": "min", "latency_ms_batch": "min", "train_s": "min"}
 # How many random draws of a hyperopt/random space the submit-time check builds.
 CHECK_DRAWS = 32
 # At most this many grid points / choice branches are expanded by that check.
@@ -84,9 +78,6 @@ class OptunaOptions(_Strict):
     multivariate: bool = True
     constant_liar: bool = True
     sampler: Literal["tpe", "nsga2"] = "tpe"
-
-
-ObjectiveMetric = Literal["val_acc", "best_val_acc", "val_loss", "params", "latency_ms", "latency_ms_batch", "train_s"]
 
 
 class Objective(_Strict):
@@ -159,7 +150,7 @@ class SweepSpec(_Strict):
 
     name: str = "sweep"
     description: str = Field("", max_length=2000)
-    metric: Literal["val_acc", "best_val_acc", "val_loss"] = "val_acc"
+    metric: SearchMetric = "val_acc"  # metrics.py: the metrics and each one's direction
     mode: Literal["max", "min"] = "max"
     num_samples: int = Field(10, ge=1)
     max_concurrent_trials: int = Field(4, ge=1)

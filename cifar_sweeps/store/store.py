@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from cifar_sweeps.errors import NotFound, StoreUnavailable
+from cifar_sweeps.spec.metrics import STORED
 from cifar_sweeps.store.states import ACTIVE, SweepStatus, TrialStatus
 
 
@@ -542,17 +543,8 @@ _BUMP = Sweep.data_version + 1
 
 
 COST_FIELDS = ("params", "latency_ms", "latency_ms_batch")  # reported with every epoch
-# The leaderboard's orders: a column name (ranking.PARETO_METRICS) -> the column.
-SORTABLE = {
-    "val_acc": Trial.val_acc,
-    "val_loss": Trial.val_loss,
-    "test_acc": Trial.test_acc,
-    "params": Trial.params,
-    "latency_ms": Trial.latency_ms,
-    "latency_ms_batch": Trial.latency_ms_batch,
-    "seconds": Trial.seconds,
-    "seconds_to_best": Trial.seconds_to_best,
-}
+# The leaderboard's orders: each stored metric's column (metrics.STORED) -> the column.
+SORTABLE = {column: getattr(Trial, column) for column, _ in STORED.values()}
 
 
 def _bump(s: Session, sweep_id: str) -> None:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.analysis.filters import ConfigFilter, parse_filters
-from cifar_sweeps.analysis.ranking import ParetoMetric
 from cifar_sweeps.service.routes.deps import ID_PATTERN, MAX_OFFSET, State, checkpoint_url, json_response
 from cifar_sweeps.service.schemas import (
     GroupedLeaderboard,
@@ -21,6 +20,7 @@ from cifar_sweeps.service.schemas import (
     leaderboard_items,
     to_csv,
 )
+from cifar_sweeps.spec.metrics import DEFAULT_ORDER, StoredMetric
 from cifar_sweeps.store.states import TrialStatus
 
 router = APIRouter(tags=["leaderboard"])
@@ -40,8 +40,8 @@ class BoardQuery:
         group: Literal["config"] | None = Query(
             None, description="config: one row per configuration over its seeds (mean, 95 % interval)"
         ),
-        sort: ParetoMetric = Query(
-            "best_val_acc", description="the order: any stored metric, in its own direction (best first)"
+        sort: StoredMetric = Query(
+            DEFAULT_ORDER, description="the order: any stored metric, in its own direction (best first)"
         ),
         dataset: str | None = Query(
             None, max_length=128, description="one data set only (without it, rows are grouped by data set)"
@@ -57,10 +57,10 @@ Board = Annotated[BoardQuery, Depends()]
 
 
 def order_of(metric: str) -> tuple[str, str]:
-    """A metric's column in the store and its direction (ranking.PARETO_METRICS)."""
-    from cifar_sweeps.analysis.ranking import PARETO_METRICS
+    """A metric's column in the store and its direction (metrics.STORED)."""
+    from cifar_sweeps.spec.metrics import STORED
 
-    return PARETO_METRICS[metric]
+    return STORED[metric]
 
 
 def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[LeaderboardItem], int]:

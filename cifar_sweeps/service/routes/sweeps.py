@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body, Query, Request
 
 from cifar_sweeps import code_version
 from cifar_sweeps.analysis.plan import check_fits, plan_for
-from cifar_sweeps.analysis.ranking import ParetoMetric
 from cifar_sweeps.analysis.results import Importance, PlanOut
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
@@ -33,7 +32,8 @@ from cifar_sweeps.service.schemas import (
     error_responses,
     pareto_out,
 )
-from cifar_sweeps.spec.spec import ObjectiveMetric, Repeat, SweepSpec, needs_pretrained, parse_spec
+from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
+from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.store.artifacts import check_results_writable
 from cifar_sweeps.store.lifecycle import reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
@@ -184,8 +184,8 @@ def sweep_pareto(
     sweep: SweepDep,
     request: Request,
     state: State,
-    x: ParetoMetric | None = Query(None, description="default: the spec's first objective, else params"),
-    y: ParetoMetric | None = Query(None, description="default: the spec's second objective, else best_val_acc"),
+    x: StoredMetric | None = Query(None, description="default: the spec's first objective, else params"),
+    y: StoredMetric | None = Query(None, description="default: the spec's second objective, else best_val_acc"),
 ) -> ParetoOut:
     """Every completed trial's Pareto rank over two stored metrics (any two: a
     single-objective sweep too), and the non-dominated set."""
