@@ -1,0 +1,213 @@
+"""The docs name only what exists. Every shell example in README.md and docs/ (fenced,
+indented, or an inline `code` span) is read: each `cifar-sweeps` line's subcommand and
+flags against the CLI's parser, each `curl` line's method, route and query keys against
+the OpenAPI document (a body posted as JSON must say so: this API refuses it otherwise),
+and every `GET /path` the prose names, every `cifar_sweeps/...` file and module path and
+every `search_spaces/*.json` against the tree. The test prints how many of each it read.
+(The lines are read, not run: running them is the end-to-end tests' job.)"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import re
+import shlex
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cifar_sweeps.cli import build_parser
+from cifar_sweeps.service.api import create_app
+from cifar_sweeps.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+INLINE = re.compile(r"`((?:cifar-sweeps|curl) [^`]+)`")
+ROUTE = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)")
+FILES = re.compile(r"\b((?:cifar_sweeps|search_spaces|benchmarks|scripts|deploy|docker|tests)/[\w./-]*\w)")
+MODULES = re.compile(r"\bcifar_sweeps(?:\.\w+)+")
+
+
+def code_lines(text: str) -> list[str]:
+    """The shell lines of a page: in ``` fences, indented 4 spaces, or inline code spans;
+    a trailing backslash joins the next line."""
+    out, fenced, joined = [], False, ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced or line.startswith("    "):
+            joined += line.strip()
+            if joined.endswith("\\"):
+                joined = joined[:-1] + " "
+                continue
+            out.append(joined)
+            joined = ""
+        else:
+            out += INLINE.findall(line)
+    return [re.sub(r"^\$ ", "", x) for x in out]
+
+
+def commands(text: str, program: str) -> list[str]:
+    """The page's `program` lines (a curl line with no URL is a mention, not an example)."""
+    lines = [x for x in code_lines(text) if x.startswith(program + " ")]
+    return [x for x in lines if program != "curl" or "localhost" in x or "://" in x]
+
+
+def _words(line: str) -> list[str]:
+    """The words of a synopsis line: comments, `...`, brackets and the other branch of an
+    `a | b` choice dropped."""
+    line = re.sub(r"\s+#.*$", "", line)
+    try:
+        words = shlex.split(line.replace("[", " ").replace("]", " "))
+    except ValueError:  # an unbalanced quote in a synopsis
+        words = line.replace("[", " ").replace("]", " ").split()
+    out, skip = [], False
+    for w in words:
+        if w == "|":
+            skip = True
+        elif skip:
+            skip = False
+        elif w != "...":
+            out.append(w)
+    return out
+
+
+def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next((a.choices for a in p._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def cli_problems(line: str, parser: argparse.ArgumentParser) -> list[str]:
+    words, p, at = _words(line)[1:], parser, []
+    while words and (subs := _subparsers(p)):
+        if words[0] not in subs:
+            return [f"{line!r}: no subcommand {' '.join([*at, words[0]])!r}"]
+        at.append(words[0])
+        p, words = subs[words.pop(0)], words
+    known = set(p._option_string_actions)
+    return [
+        f"{line!r}: {' '.join(at)} has no flag {w}" for w in words if w.startswith("-") and w.split("=")[0] not in known
+    ]
+
+
+def _pattern(path: str) -> re.Pattern:
+    return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
+
+
+def _operations(app) -> list[tuple[re.Pattern, str, dict]]:
+    """Every route of the app and method: its OpenAPI operation, or {} for the page's own
+    routes that the document leaves out."""
+    documented = app.openapi()["paths"]
+    ops = [(_pattern(path), m.upper(), op) for path, by in documented.items() for m, op in by.items()]
+    for path, methods in _routes(app.routes):
+        ops += [(_pattern(path), m, {}) for m in methods if path not in documented]
+    return ops
+
+
+def _routes(routes) -> list[tuple[str, set[str]]]:
+    """(path, methods) of every route, inside included routers too."""
+    out = []
+    for r in routes:
+        if hasattr(r, "original_router"):  # an included router (its routes carry its prefix)
+            out += _routes(r.original_router.routes)
+        elif getattr(r, "methods", None):
+            out.append((r.path, set(r.methods)))
+    return out
+
+
+def curl_problems(line: str, ops) -> list[str]:
+    words = _words(line)
+    url = next((w for w in words if "localhost:" in w or w.startswith("http")), None)
+    if url is None:
+        return [f"{line!r}: no URL"]
+    path, _, query = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")
+    method = "POST" if "-F" in words else "GET"
+    if "-X" in words:
+        method = words[words.index("-X") + 1]
+    found = [op for pattern, m, op in ops if pattern.match(path) and m == method]
+    if not found:
+        return [f"{line!r}: no route {method} {path}"]
+    names = {p["name"] for p in found[0].get("parameters", []) if p["in"] == "query"}
+    problems = [f"{line!r}: {path} takes no query key {k!r}" for k in re.findall(r"(\w+)=", query) if k not in names]
+    if "-d" in words and not any(re.match(r"(?i)content-type:\s*application/json", w) for w in words):
+        problems.append(f"{line!r}: posts JSON without -H 'Content-Type: application/json'")
+    return problems
+
+
+def route_problems(text: str, ops) -> list[str]:
+    return [
+        f"{method} {path}: no such route"
+        for method, path in ROUTE.findall(text)
+        if not any(pattern.match(re.sub(r"\{[^}]+\}", "x", path)) and m == method for pattern, m, _ in ops)
+    ]
+
+
+def path_problems(text: str) -> list[str]:
+    files = [f for f in FILES.findall(text) if "*" not in f and not (ROOT / f).exists()]
+    modules = [m for m in MODULES.findall(text) if not _resolves(m)]
+    return [f"{f}: no such file" for f in files] + [f"{m}: no such module" for m in modules]
+
+
+def _resolves(dotted: str) -> bool:
+    """A module, or a module's attribute (its longest module prefix, then getattr)."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 1, -1):
+        try:
+            found = importlib.util.find_spec(".".join(parts[:n])) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            obj = importlib.import_module(".".join(parts[:n]))
+            for attr in parts[n:]:
+                if not hasattr(obj, attr):
+                    return False
+                obj = getattr(obj, attr)
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory):
+    return _operations(create_app(Settings(results_dir=tmp_path_factory.mktemp("r"))))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_the_docs_name_only_what_exists(page, ops):
+    text, parser = page.read_text(), build_parser()
+    problems = [x for line in commands(text, "cifar-sweeps") for x in cli_problems(line, parser)]
+    problems += [x for line in commands(text, "curl") for x in curl_problems(line, ops)]
+    problems += route_problems(text, ops) + path_problems(text)
+    assert problems == []
+
+
+def test_every_page_is_read_and_the_counts_are_shown(ops):
+    counts: Counter[str] = Counter()
+    for page in PAGES:
+        text = page.read_text()
+        counts["cifar-sweeps lines"] += len(commands(text, "cifar-sweeps"))
+        counts["curl lines"] += len(commands(text, "curl"))
+        counts["routes in prose"] += len(ROUTE.findall(text))
+        counts["file paths"] += len(FILES.findall(text))
+        counts["module paths"] += len(MODULES.findall(text))
+    print("docs examples read:", dict(counts))
+    assert counts["cifar-sweeps lines"] > 40 and counts["curl lines"] > 20 and counts["routes in prose"] > 10
+
+
+def test_a_wrong_flag_a_wrong_route_and_a_bare_post_are_caught(ops):
+    parser = build_parser()
+    assert cli_problems("cifar-sweeps leaderboard --sweep ID --top 5", parser) == []
+    assert cli_problems("cifar-sweeps leaderboard --sort-by params", parser) == [
+        "'cifar-sweeps leaderboard --sort-by params': leaderboard has no flag --sort-by"
+    ]
+    assert cli_problems("cifar-sweeps weights fetch resnet50", parser) == []
+    assert "no subcommand 'weights pull'" in cli_problems("cifar-sweeps weights pull x", parser)[0]
+    assert curl_problems("curl 'localhost:8000/leaderboard?sort=latency_ms'", ops) == []
+    assert "takes no query key 'order'" in curl_problems("curl 'localhost:8000/leaderboard?order=x'", ops)[0]
+    assert "no route GET /sweep/x" in curl_problems("curl localhost:8000/sweep/x", ops)[0]
+    assert "without -H" in curl_problems("curl -X POST localhost:8000/sweeps -d @s.json", ops)[0]
+    assert path_problems("see cifar_sweeps/spec/nothing.py and cifar_sweeps.spec.nothing") == [
+        "cifar_sweeps/spec/nothing.py: no such file",
+        "cifar_sweeps.spec.nothing: no such module",
+    ]
