@@ -212,7 +212,7 @@ def parallel_plans(client: httpx.Client, prober: Prober, settings, n: int) -> li
 
 def main(argv: list[str] | None = None) -> int:
     from cifar_sweeps.settings import Settings
-    from tests.ray_helpers import free_port
+    from tests.helpers.ray_head import free_port
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=5000, help="trials of the importance sweep")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cifar_sweeps.training.data import split_train_val, synthetic
-from tests.ray_helpers import RayHead
+from tests.helpers.ray_head import RayHead
 
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
 
@@ -78,7 +78,7 @@ def ray_head(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server on a private port and data folder (skipped if absent)."""
-    from tests.pg_helpers import PrivatePostgres, pg_bin
+    from tests.helpers.postgres import PrivatePostgres, pg_bin
 
     if pg_bin() is None:
         pytest.skip("Debian's postgresql is not installed")

@@ -10,7 +10,7 @@ import os
 import httpx
 import pytest
 
-from tests.ray_helpers import RayHead, free_port
+from tests.helpers.ray_head import RayHead, free_port
 from tests.test_service_e2e import _serve, _wait_status
 
 pytestmark = pytest.mark.slow

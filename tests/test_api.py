@@ -12,6 +12,7 @@ from cifar_sweeps.service.api import check_bind, create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
+from tests.helpers.jobs import FakeJobs
 
 GOOD = {
     "name": "t",
@@ -19,45 +20,6 @@ GOOD = {
     "fixed": {"model": "mlp", "epochs": 2},
     "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
 }
-
-
-class FakeJobs:
-    """Stands in for the Ray cluster only where a test is about the API itself; the
-    end-to-end tests use a real Ray head."""
-
-    url = "http://127.0.0.1:1"
-
-    def __init__(self, store, up=True):
-        self.store, self.up, self.created = store, up, []
-
-    def reachable(self):
-        return self.up
-
-    def create(self, spec, version, plan=None):
-        from cifar_sweeps.cluster.jobs import RayUnavailable
-
-        if not self.up:
-            raise RayUnavailable("Ray is down")
-        sweep = self.store.create_sweep(spec, "synthetic:100", version, plan=plan)
-        self.created.append(sweep.id)
-        return sweep
-
-    def sync(self, sweep):
-        return sweep
-
-    def client(self):
-        from cifar_sweeps.errors import RayUnavailable
-
-        if not self.up:
-            raise RayUnavailable("Ray is down")
-
-    def drain(self):
-        self.drained = getattr(self, "drained", 0) + 1
-
-    def stop(self, sweep):  # the real one: it only writes the store
-        from cifar_sweeps.cluster.jobs import Jobs
-
-        return Jobs.stop(self, sweep)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ray_helpers import free_port
+from tests.helpers.ray_head import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

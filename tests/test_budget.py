@@ -16,7 +16,7 @@ from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from cifar_sweeps.tuning.sweep import StoreStopper
-from tests.ray_helpers import VENV_BIN
+from tests.helpers.ray_head import VENV_BIN
 
 LR = {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}
 
@@ -70,10 +70,10 @@ TWO_OBJECTIVES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("over", [{}, TWO_OBJECTIVES], ids=["one-objective", "two-objectives"])
 def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tmp_path, over):
-    from tests.test_sweep_e2e import REPO, _cli, _env, _store, _write_spec
+    from tests.helpers.sweeps import REPO, open_store, run_cli, sweep_env, write_spec
 
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=None,
         budget={"epochs": 12},
@@ -89,7 +89,7 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     raw = json.loads(spec.read_text())
     del raw["num_samples"]  # left open: the budget decides
     spec.write_text(json.dumps(raw))
-    env = _env(ray_head, results)
+    env = sweep_env(ray_head, results)
     driver = subprocess.Popen(
         [str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
         env=env,
@@ -97,7 +97,7 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    store = _store(results)
+    store = open_store(results)
     deadline, sweep_id = time.time() + 300, None
     while time.time() < deadline:
         rows, _ = store.list_sweeps()
@@ -110,7 +110,7 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
     driver.wait(30)
     before = len(store.epoch_keys(sweep_id))
 
-    p = _cli(["resume", sweep_id], env)
+    p = run_cli(["resume", sweep_id], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep = store.get_sweep(sweep_id)
     spent = len(store.epoch_keys(sweep_id))
@@ -141,10 +141,10 @@ def test_an_open_num_samples_over_the_limit_says_why():
 def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head, tmp_path):
     """time_budget_s ends a sweep (succeeded) with trials mid-run: Tune stops them with no
     trial callback, so they stayed `running` in the store for ever. They end with the sweep."""
-    from tests.test_sweep_e2e import _cli, _env, _store, _write_spec
+    from tests.helpers.sweeps import open_store, run_cli, sweep_env, write_spec
 
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=4,
         max_concurrent_trials=2,
@@ -153,9 +153,9 @@ def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head
         fixed={"model": "mlp", "epochs": 200, "batch_size": 32},
         params=LR,
     )
-    p = _cli(["run", str(spec), "--data", "synthetic:3000"], _env(ray_head, results))
+    p = run_cli(["run", str(spec), "--data", "synthetic:3000"], sweep_env(ray_head, results))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    store = _store(results)
+    store = open_store(results)
     (sweep,) = store.list_sweeps()[0]
     assert sweep.status == "succeeded", (sweep.status, sweep.error)
     trials = store.trials(sweep.id)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from cifar_sweeps.store.store import Store
-from tests.ray_helpers import RayHead, WorkerNode, kill_node
+from tests.helpers.ray_head import RayHead, WorkerNode, kill_node
 from tests.test_reliability_e2e import Service
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.ray_helpers import free_port
+from tests.helpers.ray_head import free_port
 from tests.test_service_e2e import _serve
 
 pytestmark = pytest.mark.integration

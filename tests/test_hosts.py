@@ -12,7 +12,8 @@ from cifar_sweeps.service.api import LOOPBACK_HOSTS, create_app, serving_setting
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.test_api import GOOD, FakeJobs
+from tests.helpers.jobs import FakeJobs
+from tests.test_api import GOOD
 
 
 def _app(tmp_path, **over):

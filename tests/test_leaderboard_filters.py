@@ -18,7 +18,7 @@ from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.test_api import FakeJobs
+from tests.helpers.jobs import FakeJobs
 
 _db = itertools.count()
 

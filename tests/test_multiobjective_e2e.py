@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from cifar_sweeps.store import lifecycle
+from tests.helpers.sweeps import open_store, run_cli, spawn_run, sweep_env, wait_for, write_spec
 from tests.test_pareto import _brute_front
 from tests.test_repeat_e2e import _serve
-from tests.test_sweep_e2e import _cli, _env, _spawn_run, _store, _wait_for, _write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def _check_page(base: str, body: dict) -> None:
 
 def test_a_two_objective_sweep_survives_a_kill_and_its_front_is_right(ray_head, tmp_path):
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=6,
         max_concurrent_trials=1,
@@ -66,10 +66,10 @@ def test_a_two_objective_sweep_survives_a_kill_and_its_front_is_right(ray_head, 
         },
         objectives=[{"metric": "best_val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}],
     )
-    env = _env(ray_head, results)
-    driver = _spawn_run(spec, env)
-    store = _store(results)
-    sweep_id, _ = _wait_for(
+    env = sweep_env(ray_head, results)
+    driver = spawn_run(spec, env)
+    store = open_store(results)
+    sweep_id, _ = wait_for(
         store,
         lambda ts: (
             ts
@@ -83,7 +83,7 @@ def test_a_two_objective_sweep_survives_a_kill_and_its_front_is_right(ray_head, 
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
 
-    p = _cli(["resume", sweep_id], env)
+    p = run_cli(["resume", sweep_id], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert store.get_sweep(sweep_id).status == "succeeded"
     every = store.trials(sweep_id)

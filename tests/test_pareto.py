@@ -16,7 +16,8 @@ from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.test_api import AUTH, FakeJobs
+from tests.helpers.jobs import FakeJobs
+from tests.test_api import AUTH
 
 
 def _brute_front(points, modes) -> set[int]:

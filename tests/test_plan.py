@@ -18,7 +18,8 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.test_api import AUTH, FakeJobs
+from tests.helpers.jobs import FakeJobs
+from tests.test_api import AUTH
 
 BASE = {
     "name": "p",

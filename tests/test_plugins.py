@@ -22,7 +22,7 @@ from cifar_sweeps.store.store import get_store
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.models import build_model, check_on_meta, count_parameters
 from cifar_sweeps.training.train import TrainConfig, Trainer, read_model_file
-from tests.test_api import FakeJobs
+from tests.helpers.jobs import FakeJobs
 
 FAKENETS = """
 from torch import nn

@@ -20,7 +20,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from cifar_sweeps.training.train import TrainConfig, Trainer
-from tests.test_api import FakeJobs
+from tests.helpers.jobs import FakeJobs
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ray_helpers import VENV_BIN, cli_env
+from tests.helpers.ray_head import VENV_BIN, cli_env
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

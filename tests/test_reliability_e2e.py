@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cifar_sweeps.store.store import Store
-from tests.ray_helpers import VENV_BIN, cli_env, free_port
+from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -228,7 +228,7 @@ def test_token_guards_mutations_and_never_leaks(ray_head, tmp_path):
 def test_ray_head_down_then_up_the_same_sweep_submits(tmp_path):
     """The service's Ray head is down: POST /sweeps answers 503 naming the Jobs API, and
     nothing is stored; once the head is up, the same request is accepted and runs."""
-    from tests.ray_helpers import RayHead
+    from tests.helpers.ray_head import RayHead
 
     head = RayHead(tmp_path / "ray", num_cpus=1)  # not started yet
     svc = Service(head, tmp_path / "results").start()

@@ -22,8 +22,8 @@ import pytest
 from scipy import stats
 
 from cifar_sweeps.analysis.ranking import group_key
-from tests.ray_helpers import free_port
-from tests.test_sweep_e2e import _cli, _env, _spawn_run, _store, _wait_for, _write_spec
+from tests.helpers.ray_head import free_port
+from tests.helpers.sweeps import open_store, run_cli, spawn_run, sweep_env, wait_for, write_spec
 
 pytestmark = pytest.mark.slow
 EPOCHS = 8
@@ -95,7 +95,7 @@ def _check_group(item: dict, store, mean_key: str = "val_acc") -> None:
 
 def test_repeats_survive_a_kill_and_the_grouped_views_agree(ray_head, tmp_path):
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=6,
         search={"algorithm": "hyperopt", "seed": 3, "n_initial_points": 3},
@@ -103,21 +103,21 @@ def test_repeats_survive_a_kill_and_the_grouped_views_agree(ray_head, tmp_path):
         fixed={"model": "mlp", "epochs": EPOCHS, "batch_size": 64},
         repeat={"top": 2, "seeds": 3},
     )
-    env = _env(ray_head, results)
-    driver = _spawn_run(spec, env)
-    store = _store(results)
+    env = sweep_env(ray_head, results)
+    driver = spawn_run(spec, env)
+    store = open_store(results)
 
     def in_the_repeats(trials):
         reps = [t for t in trials if t.repeat_of]
         done = [t for t in reps if t.status == "terminated"]
         return done if done and any(t.status == "running" and 1 <= t.epochs < EPOCHS - 2 for t in reps) else []
 
-    sweep_id, finished = _wait_for(store, in_the_repeats, timeout=600)
+    sweep_id, finished = wait_for(store, in_the_repeats, timeout=600)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(30)
     before = {t.id: (t.finished_at, t.epochs, t.val_acc) for t in finished}
 
-    p = _cli(["resume", sweep_id], env)  # what the user types after the kill
+    p = run_cli(["resume", sweep_id], env)  # what the user types after the kill
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep, trials = store.get_sweep(sweep_id), store.trials(sweep_id)
     assert sweep.status == "succeeded"
@@ -158,14 +158,14 @@ def test_repeats_survive_a_kill_and_the_grouped_views_agree(ray_head, tmp_path):
     assert [(r["rank"], r["n"], r["trials"]) for r in rows] == [
         (str(it["rank"]), str(it["n"]), " ".join(it["trials"])) for it in api["items"]
     ]
-    p = _cli(["leaderboard", "--group", "--json", "--sweep", sweep_id, "--top", "100"], env)
+    p = run_cli(["leaderboard", "--group", "--json", "--sweep", sweep_id, "--top", "100"], env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout)["items"] == api["items"]
-    p = _cli(["leaderboard", "--group", "--sweep", sweep_id], env)
+    p = run_cli(["leaderboard", "--group", "--sweep", sweep_id], env)
     assert "[" in p.stdout and "configurations" in p.stdout
 
     # The ended sweep, asked for one more seed of its best configuration: one new repeat.
-    p = _cli(["repeat", sweep_id, "--top", "1", "--seeds", "4"], env)
+    p = run_cli(["repeat", sweep_id, "--top", "1", "--seeds", "4"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     after = store.trials(sweep_id)
     assert len(after) == len(trials) + 1 and store.get_sweep(sweep_id).status == "succeeded"

@@ -20,7 +20,7 @@ from cifar_sweeps.cluster.cluster import HEAD_MARKER, head_environment
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, load_settings
 from cifar_sweeps.store.store import Store
-from tests.ray_helpers import VENV_BIN, free_port
+from tests.helpers.ray_head import VENV_BIN, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD, TOKEN, WANDB_KEY = "pw-Hx81-secret", "tok-Qm27-secret", "wk-Lr55-secret"
@@ -115,7 +115,7 @@ def test_every_setting_reaches_the_driver(tmp_path, monkeypatch):
 
 
 def _pg_or_skip():
-    from tests.pg_helpers import PrivatePostgres, pg_bin
+    from tests.helpers.postgres import PrivatePostgres, pg_bin
 
     if pg_bin() is None:
         pytest.skip("PostgreSQL is not installed")

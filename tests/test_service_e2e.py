@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from cifar_sweeps.training.train import load_model_file
-from tests.ray_helpers import VENV_BIN, cli_env, free_port
+from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

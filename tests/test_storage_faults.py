@@ -22,7 +22,8 @@ from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.artifacts import StorageError, check_writable
 from cifar_sweeps.store.store import get_store
-from tests.test_api import AUTH, GOOD, FakeJobs
+from tests.helpers.jobs import FakeJobs
+from tests.test_api import AUTH, GOOD
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 120  # a hang shows up as this timeout; the check itself takes milliseconds
@@ -250,7 +251,7 @@ def test_disk_filling_mid_sweep_interrupts_it_resumable(ray_head, tmp_path):
     """Tune's storage fills while a sweep runs: the sweep is interrupted on its own within
     seconds (no trial dies on a failed checkpoint, no hang), says why, keeps every result,
     and resumes to the end once space is freed, the cut trial from its checkpoint."""
-    from tests.ray_helpers import VENV_BIN, cli_env
+    from tests.helpers.ray_head import VENV_BIN, cli_env
 
     results = tmp_path / "results"
     spec = tmp_path / "spec.json"

@@ -20,7 +20,8 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store.states import SweepStatus, TrialStatus
 from cifar_sweeps.store.store import get_store
-from tests.test_api import AUTH, FakeJobs
+from tests.helpers.jobs import FakeJobs
+from tests.test_api import AUTH
 
 PKG = Path(__file__).resolve().parent.parent / "cifar_sweeps"
 MODULES = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -13,58 +12,30 @@ from pathlib import Path
 import pytest
 
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import Store
 from cifar_sweeps.training.train import load_model_file
-from tests.ray_helpers import VENV_BIN, RayHead, cli_env
+from tests.helpers.ray_head import VENV_BIN, RayHead
+from tests.helpers.sweeps import (
+    REPO,
+    kill_as_a_trial_starts,
+    open_store,
+    result_epochs,
+    run_cli,
+    spawn_run,
+    sweep_env,
+    trial_results,
+    wait_for,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _env(head: RayHead, results: Path) -> dict[str, str]:
-    return cli_env(head, results, CIFAR_SWEEPS_TEST_HOOKS="1")  # fail_at_epoch / fault are used here
-
-
-def _write_spec(tmp: Path, **over) -> Path:
-    spec = {
-        "name": "e2e",
-        "num_samples": 6,
-        "max_concurrent_trials": 2,
-        "search": {"algorithm": "hyperopt", "seed": 1, "n_initial_points": 3},
-        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-        "fixed": {"model": "mlp", "epochs": 4, "batch_size": 64},
-        "params": {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1}},
-    }
-    spec.update(over)
-    path = tmp / "spec.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
-def _cli(args: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(VENV_BIN / "cifar-sweeps"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
-    )
-
-
-def _store(results: Path) -> Store:
-    return Store(f"sqlite:///{results / 'cifar_sweeps.db'}")
-
-
-def _results(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line]
-
-
-def _result_epochs(trial_dir: Path) -> list[int]:
-    return [r["epoch"] for r in _results(trial_dir)]
 
 
 def test_hyperopt_asha_sweep(ray_head, tmp_path):
     results = tmp_path / "results"
-    p = _cli(["run", str(_write_spec(tmp_path)), "--data", "synthetic:1000"], _env(ray_head, results))
+    p = run_cli(["run", str(write_spec(tmp_path)), "--data", "synthetic:1000"], sweep_env(ray_head, results))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "rank" in p.stdout and "val_acc" in p.stdout  # the final leaderboard is printed
-    store = _store(results)
+    store = open_store(results)
     (sweep,), _ = store.list_sweeps()
     assert sweep.status == "succeeded"
     trials = store.trials(sweep.id)
@@ -87,7 +58,7 @@ def test_hyperopt_asha_sweep(ray_head, tmp_path):
 
 def test_retry_continues_from_checkpoint(ray_head, tmp_path):
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=1,
         scheduler={"type": "fifo"},
@@ -95,15 +66,15 @@ def test_retry_continues_from_checkpoint(ray_head, tmp_path):
         fixed={"model": "mlp", "epochs": 4, "batch_size": 64, "fail_at_epoch": 2},
         params={"lr": {"type": "choice", "values": [0.01]}},
     )
-    p = _cli(["run", str(spec), "--data", "synthetic:500"], _env(ray_head, results))
+    p = run_cli(["run", str(spec), "--data", "synthetic:500"], sweep_env(ray_head, results))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    store = _store(results)
+    store = open_store(results)
     (sweep,), _ = store.list_sweeps()
     (trial,) = store.trials(sweep.id)
     trial_dir = Path(sweep.experiment_path) / f"trial_{trial.tune_trial_id}"
     assert (trial_dir / "injected_fault_done").read_text() == "2"  # the fault did happen
     # After the failure at epoch 2 the retry restored epoch 2's checkpoint and went on at 3.
-    assert _result_epochs(trial_dir) == [1, 2, 3, 4]
+    assert result_epochs(trial_dir) == [1, 2, 3, 4]
     assert trial.status == "terminated" and trial.epochs == 4
 
 
@@ -113,7 +84,7 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
     state comes back (the sweep ends with exactly num_samples trials), configs keep their
     types, no finished trial trains again."""
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=4,
         max_concurrent_trials=1,
@@ -125,10 +96,10 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
             "batch_size": {"type": "choice", "values": [32, 64]},
         },
     )
-    env = _env(ray_head, results)
-    driver = _spawn_run(spec, env)
-    store = _store(results)
-    sweep_id, trials = _wait_for(
+    env = sweep_env(ray_head, results)
+    driver = spawn_run(spec, env)
+    store = open_store(results)
+    sweep_id, trials = wait_for(
         store,
         lambda ts: (
             ts
@@ -143,7 +114,7 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
 
     kept = {t.id for t in store.trials(sweep_id) if t.val_acc is not None}
 
-    p = _cli(["resume", sweep_id], env)  # what the user types after the kill, nothing in between
+    p = run_cli(["resume", sweep_id], env)  # what the user types after the kill, nothing in between
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep = store.get_sweep(sweep_id)
     assert sweep.status == "succeeded"
@@ -155,26 +126,11 @@ def test_sigkill_driver_then_resume(ray_head, tmp_path, algorithm):
         assert t.status == "terminated" and t.epochs == 3
         assert isinstance(t.config["lr"], float) and t.config["batch_size"] in (32, 64)
         assert type(t.config["batch_size"]) is int and type(t.config["epochs"]) is int
-        epochs = _result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
+        epochs = result_epochs(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
         assert epochs.count(1) == 1, f"{t.id} trained from scratch again: {epochs}"
         if t.id in finished_before:  # finished trials were not run again
             at, trained = finished_before[t.id]
             assert t.finished_at == at and t.epochs == trained and len(epochs) == trained, (t.id, trained, epochs)
-
-
-def _kill_as_a_trial_starts(driver: subprocess.Popen, store: Store, finished: int) -> tuple[str, str]:
-    """SIGKILL the driver the moment a trial's row appears after `finished` trials ended:
-    inside Tune's experiment snapshot period (0.5 s). (sweep id, the new trial's id)."""
-    sweep_id, (hit,) = _wait_for(
-        store,
-        lambda ts: (
-            [ts[-1].id] if sum(t.status == "terminated" for t in ts) >= finished and ts[-1].status == "running" else []
-        ),
-        poll=0.01,
-    )
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait(30)
-    return sweep_id, hit
 
 
 def test_a_trial_started_just_before_a_kill_continues_or_says_why_not(ray_head, tmp_path):
@@ -183,7 +139,7 @@ def test_a_trial_started_just_before_a_kill_continues_or_says_why_not(ray_head, 
     restored from the same snapshot, ran a new trial in its place). Either way the sweep
     ends with its num_samples trials done, no configuration done twice."""
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=3,
         max_concurrent_trials=1,
@@ -191,11 +147,11 @@ def test_a_trial_started_just_before_a_kill_continues_or_says_why_not(ray_head, 
         search={"algorithm": "hyperopt", "seed": 1, "n_initial_points": 2},
         fixed={"model": "mlp", "epochs": 2, "batch_size": 64},
     )
-    env = _env(ray_head, results)
-    store = _store(results)
-    sweep_id, hit = _kill_as_a_trial_starts(_spawn_run(spec, env), store, finished=1)
+    env = sweep_env(ray_head, results)
+    store = open_store(results)
+    sweep_id, hit = kill_as_a_trial_starts(spawn_run(spec, env), store, finished=1)
 
-    p = _cli(["resume", sweep_id], env)
+    p = run_cli(["resume", sweep_id], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert store.get_sweep(sweep_id).status == "succeeded"
     trials = store.trials(sweep_id)
@@ -211,8 +167,8 @@ def test_a_trial_started_just_before_a_kill_continues_or_says_why_not(ray_head, 
 
 def test_ray_job_submit(ray_head, tmp_path):
     results = tmp_path / "results"
-    env = _env(ray_head, results)
-    spec = _write_spec(tmp_path, num_samples=2, fixed={"model": "mlp", "epochs": 2, "batch_size": 64})
+    env = sweep_env(ray_head, results)
+    spec = write_spec(tmp_path, num_samples=2, fixed={"model": "mlp", "epochs": 2, "batch_size": 64})
     p = subprocess.run(
         [
             str(VENV_BIN / "ray"),
@@ -243,7 +199,7 @@ def test_ray_job_submit(ray_head, tmp_path):
     client = JobSubmissionClient(ray_head.dashboard_url)
     jobs = [j for j in client.list_jobs() if j.entrypoint and "cifar-sweeps run" in j.entrypoint]
     assert jobs and jobs[-1].status == JobStatus.SUCCEEDED
-    store = _store(results)
+    store = open_store(results)
     (sweep,), _ = store.list_sweeps()
     assert sweep.status == "succeeded" and len(store.trials(sweep.id)) == 2
 
@@ -254,7 +210,7 @@ def test_wandb_offline_logs_every_epoch(ray_head, tmp_path):
     from tests.wandb_reader import history
 
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=1,
         max_concurrent_trials=2,
@@ -264,12 +220,12 @@ def test_wandb_offline_logs_every_epoch(ray_head, tmp_path):
         fixed={"model": "mlp", "epochs": 3, "batch_size": 64},
         params={"lr": {"type": "choice", "values": [0.01, 0.03]}},
     )
-    env = _env(ray_head, results)
+    env = sweep_env(ray_head, results)
     env.pop("WANDB_API_KEY", None)
     env.update(WANDB_SILENT="true", WANDB_MODE="offline")
-    p = _cli(["run", str(spec), "--data", "synthetic:400"], env)
+    p = run_cli(["run", str(spec), "--data", "synthetic:400"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    store = _store(results)
+    store = open_store(results)
     (sweep,), _ = store.list_sweeps()
     trials = store.trials(sweep.id)
     assert len(trials) == 2
@@ -285,7 +241,7 @@ def test_trial_faults_are_recorded_and_the_sweep_goes_on(ray_head, tmp_path):
     """A trial that raises, one whose loss goes NaN and one out of GPU memory (torch's OOM
     error, injected) are each recorded as errored with their error text; the rest finish."""
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=1,
         max_concurrent_trials=2,
@@ -305,8 +261,8 @@ def test_trial_faults_are_recorded_and_the_sweep_goes_on(ray_head, tmp_path):
             }
         },
     )
-    p = _cli(["run", str(spec), "--data", "synthetic:400"], _env(ray_head, results))
-    store = _store(results)
+    p = run_cli(["run", str(spec), "--data", "synthetic:400"], sweep_env(ray_head, results))
+    store = open_store(results)
     (sweep,), _ = store.list_sweeps()
     assert sweep.status == "succeeded", p.stdout[-2000:] + p.stderr[-2000:]
     by_case = {}
@@ -330,7 +286,7 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     caught as it started, marked not restored); no ended trial trains again and
     no trial trains from scratch."""
     results = tmp_path / "results"
-    spec = _write_spec(
+    spec = write_spec(
         tmp_path,
         num_samples=5,
         max_concurrent_trials=1,
@@ -342,10 +298,10 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
             "batch_size": {"type": "choice", "values": [32, 64]},
         },
     )
-    env = _env(ray_head, results)
-    driver = _spawn_run(spec, env)
-    store = _store(results)
-    sweep_id, running = _wait_for(
+    env = sweep_env(ray_head, results)
+    driver = spawn_run(spec, env)
+    store = open_store(results)
+    sweep_id, running = wait_for(
         store,
         lambda ts: (
             [t for t in ts if t.status == "running" and t.epochs >= 2]
@@ -364,7 +320,7 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     ended = {t.id: (t.finished_at, t.epochs) for t in store.trials(sweep_id) if t.status in TRIAL_COMPLETED}
     assert running[0].id in ended and len(ended) >= 3
 
-    p = _cli(["resume", sweep_id], env)
+    p = run_cli(["resume", sweep_id], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert store.get_sweep(sweep_id).status == "succeeded"
     rows = store.trials(sweep_id)
@@ -379,7 +335,7 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
         assert t.status in ("terminated", "early_stopped") and 1 <= t.epochs <= 3
         assert type(t.config["lr"]) is float and type(t.config["batch_size"]) is int
         assert t.config["batch_size"] in (32, 64)
-        results = _results(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
+        results = trial_results(Path(sweep.experiment_path) / f"trial_{t.tune_trial_id}")
         epochs = [r["epoch"] for r in results]
         assert epochs.count(1) == 1, f"{t.id} trained from scratch again: {epochs}"
         if t.id in ended:  # ended before the resume: not trained again, its end kept
@@ -390,31 +346,6 @@ def test_bohb_sigkill_driver_then_resume(ray_head, tmp_path):
     assert any(t.status == "terminated" and t.epochs == 3 for t in trials)  # a trial HyperBand promoted to max_t
 
 
-def _spawn_run(spec: Path, env: dict) -> subprocess.Popen:
-    """A `cifar-sweeps run` driver in the background, on 3,000 synthetic images."""
-    return subprocess.Popen(
-        [str(VENV_BIN / "cifar-sweeps"), "run", str(spec), "--data", "synthetic:3000"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_for(store: Store, pick, timeout: float = 300, poll: float = 0.3) -> tuple[str, list]:
-    """Poll the store (every `poll` s) until `pick(trials)` of its one sweep is non-empty:
-    (sweep id, picked)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        rows, _ = store.list_sweeps()
-        if rows:
-            picked = pick(store.trials(rows[0].id))
-            if picked:
-                return rows[0].id, picked
-        time.sleep(poll)
-    raise AssertionError("the sweep did not reach the awaited state in time")
-
-
 def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
     """A head with one GPU (Ray only counts it: this machine has none), a spec asking a
     quarter GPU per trial: four trials run at once, and each says in one line that CUDA is
@@ -422,7 +353,7 @@ def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
     head = RayHead(tmp_path / "gpu-head", num_cpus=4, num_gpus=1).start()
     try:
         results = tmp_path / "results"
-        spec = _write_spec(
+        spec = write_spec(
             tmp_path,
             num_samples=4,
             max_concurrent_trials=4,
@@ -431,10 +362,10 @@ def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
             search={"algorithm": "random", "seed": 0},
             fixed={"model": "mlp", "epochs": 3, "batch_size": 32},
         )
-        env = {**_env(head, results), "RAY_DEDUP_LOGS": "0"}  # each trial's line, not "[repeated 3x]"
-        p = _cli(["run", str(spec), "--data", "synthetic:1200"], env)
+        env = {**sweep_env(head, results), "RAY_DEDUP_LOGS": "0"}  # each trial's line, not "[repeated 3x]"
+        p = run_cli(["run", str(spec), "--data", "synthetic:1200"], env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-        trials = _store(results).trials(_store(results).list_sweeps()[0][0].id)
+        trials = open_store(results).trials(open_store(results).list_sweeps()[0][0].id)
         assert len(trials) == 4 and all(t.status == "terminated" for t in trials)
         first_end = min(t.finished_at for t in trials)
         assert all(t.started_at < first_end for t in trials)  # all four were running together

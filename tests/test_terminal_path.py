@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cifar_sweeps.cluster.cluster import start_head, stop_head
-from tests.ray_helpers import VENV_BIN, free_port
+from tests.helpers.ray_head import VENV_BIN, free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

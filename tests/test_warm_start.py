@@ -18,7 +18,8 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.test_api import AUTH, FakeJobs
+from tests.helpers.jobs import FakeJobs
+from tests.test_api import AUTH
 
 LR = {"type": "loguniform", "low": 0.001, "high": 0.1}
 
@@ -156,15 +157,15 @@ def test_api_refuses_an_unknown_warm_start_sweep_and_stores_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_a_warm_started_sweep_on_real_ray_trains_only_new_configs(ray_head, tmp_path):
-    from tests.test_sweep_e2e import _cli, _env, _store
+    from tests.helpers.sweeps import open_store, run_cli, sweep_env
 
     results = tmp_path / "results"
-    env = _env(ray_head, results)
+    env = sweep_env(ray_head, results)
     first = tmp_path / "first.json"
     first.write_text(json.dumps(_spec(name="first")))
-    p = _cli(["run", str(first), "--data", "synthetic:600"], env)
+    p = run_cli(["run", str(first), "--data", "synthetic:600"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    store = _store(results)
+    store = open_store(results)
     (old,), _ = store.list_sweeps()
     old_configs = {(t.config["lr"], t.config["batch_size"]) for t in store.trials(old.id)}
     assert len(old_configs) == 4 and old.warm_trials is None
@@ -179,7 +180,7 @@ def test_a_warm_started_sweep_on_real_ray_trains_only_new_configs(ray_head, tmp_
             )
         )
     )
-    p = _cli(["run", str(second), "--data", "synthetic:600"], env)
+    p = run_cli(["run", str(second), "--data", "synthetic:600"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert f"warm start: 4 finished trials of {old.id} given to the searcher as evaluated" in p.stdout
     new = next(s for s in store.list_sweeps()[0] if s.name == "second")

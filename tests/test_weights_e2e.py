@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from cifar_sweeps.training.models import backbone_sha256
-from tests.ray_helpers import cli_env
-from tests.test_sweep_e2e import _cli, _store
+from tests.helpers.ray_head import cli_env
+from tests.helpers.sweeps import open_store, run_cli
 from tests.test_weights import stand_in_resnet50
 
 pytestmark = pytest.mark.slow
@@ -36,13 +36,13 @@ def test_imported_weights_reach_the_trial_through_the_object_store(ray_head, tmp
     (tmp_path / "spec.json").write_text(json.dumps(SPEC))
     env = cli_env(ray_head, tmp_path / "results", CIFAR_SWEEPS_WEIGHTS_DIR=str(tmp_path / "weights"))
 
-    p = _cli(["weights", "import", "resnet50", str(tmp_path / "resnet50-standin.pth")], env)
+    p = run_cli(["weights", "import", "resnet50", str(tmp_path / "resnet50-standin.pth")], env)
     assert p.returncode == 0, p.stderr
-    p = _cli(["run", str(tmp_path / "spec.json"), "--data", "synthetic:300"], env)
+    p = run_cli(["run", str(tmp_path / "spec.json"), "--data", "synthetic:300"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "pretrained weights resnet50 loaded" in p.stdout
 
-    store = _store(tmp_path / "results")
+    store = open_store(tmp_path / "results")
     (sweep,), _ = store.list_sweeps()
     trials = {t.model: t for t in store.trials(sweep.id)}
     assert sweep.status == "succeeded" and set(trials) == {"simple_cnn", "resnet50"}
@@ -58,9 +58,9 @@ def test_imported_weights_reach_the_trial_through_the_object_store(ray_head, tmp
 def test_no_staged_weights_fails_before_any_trial(ray_head, tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(SPEC))
     env = cli_env(ray_head, tmp_path / "results", CIFAR_SWEEPS_WEIGHTS_DIR=str(tmp_path / "empty"))
-    p = _cli(["run", str(tmp_path / "spec.json"), "--data", "synthetic:300"], env)
+    p = run_cli(["run", str(tmp_path / "spec.json"), "--data", "synthetic:300"], env)
     assert p.returncode != 0
-    store = _store(tmp_path / "results")
+    store = open_store(tmp_path / "results")
     (sweep,), _ = store.list_sweeps()
     assert sweep.status == "failed" and store.trials(sweep.id) == []
     assert "cifar-sweeps weights fetch resnet50" in sweep.error

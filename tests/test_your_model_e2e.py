@@ -20,7 +20,7 @@ from PIL import Image
 
 from cifar_sweeps.training.export import read_metadata, with_preprocessing
 from cifar_sweeps.training.train import read_model_file
-from tests.ray_helpers import VENV_BIN, cli_env, free_port
+from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
 from tests.test_service_e2e import _browser, _serve, _wait_status, record_page_errors
 
 pytestmark = pytest.mark.slow

@@ -194,16 +194,21 @@ CSV_COLUMNS = [
 
 def to_csv(items: list[LeaderboardItem]) -> str:
     """One row per trial: the leaderboard's columns, then `config.NAME` for every config key."""
+    return _csv(CSV_COLUMNS, [(it.model_dump(mode="json"), it.config) for it in items])
+
+
+def _csv(columns: list[str], rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The one CSV writer: each (row, config) as `columns`, then `config.NAME` for every key
+    of any row's config; every cell through csv_cell."""
     import csv
     import io
 
-    keys = sorted({k for it in items for k in it.config})
+    keys = sorted({k for _, config in rows for k in config})
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS + [f"config.{k}" for k in keys])
-    for it in items:
-        row = it.model_dump(mode="json")
-        w.writerow([csv_cell(row[c]) for c in CSV_COLUMNS] + [csv_cell(it.config.get(k)) for k in keys])
+    w.writerow(columns + [f"config.{k}" for k in keys])
+    for row, config in rows:
+        w.writerow([csv_cell(row[c]) for c in columns] + [csv_cell(config.get(k)) for k in keys])
     return out.getvalue()
 
 
@@ -305,17 +310,8 @@ GROUP_CSV_COLUMNS = [c for c in GroupItem.model_fields if c not in ("config", "t
 
 def groups_csv(items: list[GroupItem]) -> str:
     """One row per group: its columns, members joined by spaces, then `config.NAME`."""
-    import csv
-    import io
-
-    keys = sorted({k for it in items for k in it.config})
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(GROUP_CSV_COLUMNS + [f"config.{k}" for k in keys])
-    for it in items:
-        row = it.model_dump(mode="json") | {"trials": " ".join(it.trials)}
-        w.writerow([csv_cell(row[c]) for c in GROUP_CSV_COLUMNS] + [csv_cell(it.config.get(k)) for k in keys])
-    return out.getvalue()
+    rows = [(it.model_dump(mode="json") | {"trials": " ".join(it.trials)}, it.config) for it in items]
+    return _csv(GROUP_CSV_COLUMNS, rows)
 
 
 class ParetoPoint(BaseModel):

@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 PARAM_TYPES = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     # strict: 0 is not a bool and "3" is not a number; unknown keys are errors; no inf or NaN.
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-class _Range(_Strict):
+class _Range(Strict):
     low: float
     high: float
 
@@ -63,7 +63,7 @@ class QLogUniform(_PositiveRange):
     q: float = Field(gt=0)
 
 
-class RandInt(_Strict):
+class RandInt(Strict):
     """Integers in [low, high) (high exclusive, as numpy and hyperopt)."""
 
     type: Literal["randint"]
@@ -77,7 +77,7 @@ class RandInt(_Strict):
         return self
 
 
-class Choice(_Strict):
+class Choice(Strict):
     type: Literal["choice"]
     values: list[Any] = Field(min_length=1, max_length=1000)
 

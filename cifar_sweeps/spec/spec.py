@@ -16,14 +16,14 @@ import re
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec import registry, spaces
 from cifar_sweeps.spec.config import MODEL_ARG, OLD_NAMES, PRETRAINABLE, SCALABLE, TrainConfig, inapplicable
 from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
-from cifar_sweeps.spec.spaces import Param, candidates, chooses_objects, flatten_config, is_choice
+from cifar_sweeps.spec.spaces import Param, Strict, candidates, chooses_objects, flatten_config, is_choice
 
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
 # user's: a choice of seeds repeats one config.)
@@ -60,17 +60,12 @@ def is_train_key(key: str) -> bool:
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class _Strict(BaseModel):
-    # strict: 0 is not a bool and "3" is not a number; unknown keys are errors; no inf or NaN.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class WarmStart(_Strict):
+class WarmStart(Strict):
     # Earlier sweeps whose finished trials the searcher starts from, as already evaluated.
     sweeps: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,96}$")]] = Field(min_length=1, max_length=20)
 
 
-class OptunaOptions(_Strict):
+class OptunaOptions(Strict):
     # Optuna's TPESampler: multivariate models the params jointly (the report's lr and batch
     # size interact); constant_liar makes concurrent trials spread out instead of piling up
     # on the same region while the first of them are still running. With several
@@ -80,12 +75,12 @@ class OptunaOptions(_Strict):
     sampler: Literal["tpe", "nsga2"] = "tpe"
 
 
-class Objective(_Strict):
+class Objective(Strict):
     metric: ObjectiveMetric
     mode: Literal["max", "min"]
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     # hyperopt: TPE after n_initial_points random trials; random: hyperopt's random draws;
     # grid: every combination of the choice params (the report's ladders), num_samples times;
     # optuna: Optuna's TPE (options in `optuna`), also after n_initial_points random trials.
@@ -99,7 +94,7 @@ class SearchConfig(_Strict):
     optuna: OptunaOptions | None = None  # only with algorithm optuna
 
 
-class SchedulerConfig(_Strict):
+class SchedulerConfig(Strict):
     # asha: stops a trial at a rung when it is not in the top 1/reduction_factor there;
     # fifo: every trial trains its epochs; hyperband: BOHB's (search.algorithm bohb only),
     # brackets of successive halving whose rungs follow from max epochs and reduction_factor.
@@ -110,18 +105,18 @@ class SchedulerConfig(_Strict):
     reduction_factor: float = Field(3.0, ge=1.1, le=100.0)
 
 
-class Resources(_Strict):
+class Resources(Strict):
     cpu: float = Field(1.0, gt=0, le=256)
     gpu: float = Field(0.0, ge=0, le=64)  # fractions share one GPU between trials
 
 
-class Budget(_Strict):
+class Budget(Strict):
     # The sweep's compute: trial-epochs in total, over all its trials. New trials start until
     # it is spent; trials running then stop at their next epoch.
     epochs: int = Field(ge=1, le=10_000_000)
 
 
-class Repeat(_Strict):
+class Repeat(Strict):
     # After the search: each of the `top` best configurations is trained again until it has
     # `seeds` runs (new seeds: init and data order; the split stays), to its full epochs with
     # no early stopping. The leaderboard's grouped view (ranking.py) ranks them by mean.
@@ -129,7 +124,7 @@ class Repeat(_Strict):
     seeds: int = Field(ge=2, le=10)
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     # Images are resized to image_size x image_size (CIFAR-10's own 32 keeps them as they are).
     image_size: int = Field(32, ge=8, le=512)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
@@ -139,7 +134,7 @@ class DataConfig(_Strict):
     train_subset: int | None = Field(None, ge=10)  # use only the first N training images
 
 
-class SweepSpec(_Strict):
+class SweepSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _shallow(cls, raw: Any) -> Any:

@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING
 
 from cifar_sweeps.errors import NotFound, StorageError
 
+# A trial checkpoint's file of its best weights so far, with its config and normalization:
+# what the leaderboard, export and predict read (trainable.py writes it).
+MODEL_FILE = "model.pt"
+
 if TYPE_CHECKING:
     from fastapi.responses import Response
 
@@ -91,11 +95,11 @@ def local_model_file(path: str, trial_id: str) -> Iterator[Path]:
     the block); NotFound when it is gone from storage."""
     try:
         if "://" not in path or path.startswith("file://"):
-            yield Path(open_checkpoint(path, "model.pt").path)
+            yield Path(open_checkpoint(path, MODEL_FILE).path)
             return
         with tempfile.TemporaryDirectory() as d:
-            local = Path(d, "model.pt")
-            local.write_bytes(open_checkpoint(path, "model.pt").body)
+            local = Path(d, MODEL_FILE)
+            local.write_bytes(open_checkpoint(path, MODEL_FILE).body)
             yield local
     except FileNotFoundError:
         raise NotFound(f"the checkpoint file of trial {trial_id} is gone from storage") from None

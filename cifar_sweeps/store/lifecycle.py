@@ -27,6 +27,7 @@ from cifar_sweeps.store.states import (
     TrialEvent,
     TrialStatus,
 )
+from cifar_sweeps.store.store import utcnow
 
 if TYPE_CHECKING:
     from cifar_sweeps.store.store import Store, Sweep
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
 # Trials still running when their sweep is interrupted: continue from their checkpoints on
 # resume when Tune saved its state (a clean interrupt), else they are marked errored.
 CLEAN_INTERRUPTS = frozenset({Reason.DISK_LOW, Reason.DRIVER_INTERRUPTED})
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def next_status(status: str, event: Event) -> SweepStatus:

@@ -26,7 +26,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spaces import flatten_config
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.artifacts import check_results_writable
+from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable
 from cifar_sweeps.store.states import Reason, TrialStatus
 from cifar_sweeps.store.store import Store, get_store
 from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset
@@ -239,7 +239,7 @@ def checkpoint_uri(checkpoint) -> str:
     filesystem (Tune's checkpoint.path drops the scheme)."""
     fs = getattr(checkpoint, "filesystem", None)
     kind = getattr(fs, "type_name", "local") if fs is not None else "local"
-    path = f"{checkpoint.path}/model.pt"
+    path = f"{checkpoint.path}/{MODEL_FILE}"
     return path if kind == "local" else f"{kind}://{path}"
 
 

@@ -19,11 +19,11 @@ from cifar_sweeps.analysis.ranking import REPEAT_ID, REPEAT_OF
 from cifar_sweeps.cluster.cluster import process_default
 from cifar_sweeps.errors import InjectedFault
 from cifar_sweeps.spec.spaces import flatten_config
+from cifar_sweeps.store.artifacts import MODEL_FILE
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.train import EpochMetrics, TrainConfig, Trainer, cost_metrics
 
 STATE_FILE = "state.pt"
-MODEL_FILE = "model.pt"
 # Keys of a trial config that steer the adapter, not the training loop.
 ADAPTER_KEYS = ("fail_at_epoch", "fault", REPEAT_OF, REPEAT_ID)
 

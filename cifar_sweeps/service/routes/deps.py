@@ -11,12 +11,13 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.analysis.plan import actual as plan_actual
+from cifar_sweeps.analysis.progress import TrialPace, estimate
 from cifar_sweeps.cluster.cluster import is_loopback  # noqa: F401 (the routes and api.py import it from here)
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.errors import InputError, Unauthorized
 from cifar_sweeps.service.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store.states import ACTIVE, TRIAL_ENDED, TrialStatus
+from cifar_sweeps.store.states import ACTIVE
 from cifar_sweeps.store.store import Store, Sweep, Trial
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,96}$"
@@ -132,38 +133,14 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
 
 def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
     """Trials done out of the total, each running trial's epoch out of its budget, and an
-    estimate of the time left: the epochs left (unstarted trials at the mean budget) at
-    the pace measured so far, spread over the trials that run at once."""
-    spec = sweep.spec or {}
-    total = max(len(trials), _total_trials(spec))
-    running = [
-        RunningTrial(trial_id=t[0], epoch=t[2], epochs_budget=t[3]) for t in trials if t[1] == TrialStatus.RUNNING
-    ]
-    epochs_done = sum(t[2] for t in trials)
-    pace = sum(t[4] for t in trials) / epochs_done if epochs_done else None
-    budgets = [t[3] for t in trials if t[3]]
-    mean_budget = sum(budgets) / len(budgets) if budgets else 0
-    left = sum(max((r.epochs_budget or 0) - r.epoch, 0) for r in running) + mean_budget * (total - len(trials))
-    budget = (spec.get("budget") or {}).get("epochs")
-    if budget is not None:  # a budget ends the sweep first
-        left = min(left, max(budget - epochs_done, 0))
-    concurrency = max(1, min(int(spec.get("max_concurrent_trials", 1)), max(len(running), 1)))
-    eta = left * pace / concurrency if pace is not None and sweep.status in ACTIVE else None
+    estimate of the time left (analysis/progress.py)."""
+    e = estimate(sweep.spec or {}, [TrialPace(*t) for t in trials], sweep.status in ACTIVE)
     return Progress(
-        trials_total=total,
-        trials_done=sum(1 for t in trials if t[1] in TRIAL_ENDED),
-        running=running,
-        epochs_done=epochs_done,
-        budget_epochs=budget,
-        seconds_per_epoch=pace,
-        eta_s=eta,
+        trials_total=e.trials_total,
+        trials_done=e.trials_done,
+        running=[RunningTrial(trial_id=t.id, epoch=t.epochs, epochs_budget=t.epochs_budget) for t in e.running],
+        epochs_done=e.epochs_done,
+        budget_epochs=e.budget_epochs,
+        seconds_per_epoch=e.seconds_per_epoch,
+        eta_s=e.eta_s,
     )
-
-
-def _total_trials(spec: dict) -> int:
-    """The spec's number of trials (grid points times num_samples), without validating it."""
-    n = int(spec.get("num_samples", 1) or 1)
-    if (spec.get("search") or {}).get("algorithm") == "grid":
-        for p in (spec.get("params") or {}).values():
-            n *= len(p.get("values", [None])) if isinstance(p, dict) else 1
-    return n

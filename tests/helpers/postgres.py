@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from tests.ray_helpers import free_port
+from tests.helpers.ray_head import free_port
 
 
 def pg_bin() -> str | None:
