@@ -21,12 +21,16 @@ INTEGRATION_MODULES = {
     "test_storage_faults",
     "test_schemathesis",
     "test_migrations",
+    "test_hardening",  # a served process, and answers in time
 }
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") or item.get_closest_marker("integration"):
+            continue
+        if item.get_closest_marker("realdata"):  # decodes 60,000 images: never in the unit tier
+            item.add_marker(pytest.mark.integration)
             continue
         module = item.module.__name__.rsplit(".", 1)[-1]
         params = getattr(getattr(item, "callspec", None), "params", {})

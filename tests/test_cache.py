@@ -4,7 +4,6 @@ under a burst, and mutations that leave no stale read behind."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from cifar_sweeps.service.cache import ResponseCache
 from cifar_sweeps.store import lifecycle
@@ -67,9 +66,8 @@ def test_stale_is_served_while_one_refresh_runs():
         cache = ResponseCache(app, ttl_s=0.5)
         assert await get(cache) == b"1"
         await asyncio.sleep(0.6)  # stale now, within the second ttl
-        t0 = time.monotonic()
         answers = await asyncio.gather(*(get(cache) for _ in range(20)))
-        assert set(answers) == {b"1"} and time.monotonic() - t0 < 0.2  # nobody waited for the refresh
+        assert set(answers) == {b"1"}  # all stale: nobody waited for the refresh (it answers "2")
         await asyncio.sleep(0.4)
         assert app.calls == 2 and await get(cache) == b"2"  # one refresh, now served fresh
         await asyncio.sleep(1.1)  # past 2 * ttl: too old to serve, computed again
