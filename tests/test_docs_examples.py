@@ -13,14 +13,18 @@ import importlib
 import importlib.util
 import re
 import shlex
+import typing
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cifar_sweeps.cli import build_parser
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec.config import TrainConfig
+from cifar_sweeps.spec.spec import RESERVED, SweepSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -211,3 +215,35 @@ def test_a_wrong_flag_a_wrong_route_and_a_bare_post_are_caught(ops):
         "cifar_sweeps/spec/nothing.py: no such file",
         "cifar_sweeps.spec.nothing: no such module",
     ]
+
+
+def _spec_field(path: str) -> bool:
+    """A dotted SweepSpec field (`search.algorithm`); `*` stands for any key of a dict."""
+    model: Any = SweepSpec
+    for name in path.split("."):
+        if name == "*":
+            return True
+        fields = getattr(model, "model_fields", None)
+        if fields is None or name not in fields:
+            return False
+        model = next((a for a in _types(fields[name].annotation) if hasattr(a, "model_fields")), None)
+    return True
+
+
+def _types(annotation) -> list:
+    args = typing.get_args(annotation)
+    return [t for a in args for t in _types(a)] if args else [annotation]
+
+
+def spec_table_problems(text: str) -> list[str]:
+    """The first column of docs/spec.md's field table: each name a field of the spec."""
+    names = [n for row in re.findall(r"^\| (`[^|]+)\|", text, re.M) for n in re.findall(r"`([\w.*]+)`", row)]
+    return [f"{n}: no such spec field" for n in names if n != "choice" and not _spec_field(n)]
+
+
+def test_the_spec_page_names_every_field_and_only_fields():
+    text = (ROOT / "docs" / "spec.md").read_text()
+    assert spec_table_problems(text) == []
+    undocumented = [f for f in TrainConfig.model_fields if f not in RESERVED and f"`{f}`" not in text]
+    assert undocumented == [], "trial parameters docs/spec.md does not name"
+    assert spec_table_problems("| `search.algorithms` | x |") == ["search.algorithms: no such spec field"]
