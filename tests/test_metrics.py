@@ -42,3 +42,13 @@ def test_the_spec_the_api_and_the_cli_take_the_registrys_names(tmp_path):
     assert set(next(p for p in params if p["name"] == "sort")["schema"]["enum"]) == set(STORED)
     flags = build_parser().parse_args(["leaderboard", "--sort", "seconds_to_best"])
     assert flags.sort == "seconds_to_best"
+
+
+def test_an_epoch_is_one_record_for_the_trainer_the_store_and_the_api():
+    from cifar_sweeps.service.schemas import EpochOut
+    from cifar_sweeps.spec.epoch import MEASURED, EpochRecord
+    from cifar_sweeps.store.store import Epoch
+    from cifar_sweeps.training.train import EpochMetrics
+
+    assert set(MEASURED) <= set(Epoch.__table__.columns.keys())
+    assert issubclass(EpochMetrics, EpochRecord) and issubclass(EpochOut, EpochRecord)

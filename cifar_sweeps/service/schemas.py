@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from cifar_sweeps.analysis.results import PlanActual, PlanOut
 from cifar_sweeps.errors import InputError
+from cifar_sweeps.spec.epoch import EpochRecord
 from cifar_sweeps.store.states import Reason, SweepStatus, TrialStatus
 
 # The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
@@ -373,15 +374,7 @@ def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | 
     )
 
 
-class EpochOut(_Out):
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    seconds: float
-    images_per_s: float
+class EpochOut(EpochRecord, _Out):
     node_id: str | None = None  # the Ray node it ran on
 
 

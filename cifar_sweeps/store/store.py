@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from cifar_sweeps.errors import NotFound, StoreUnavailable
+from cifar_sweeps.spec.epoch import MEASURED
 from cifar_sweeps.spec.metrics import STORED
 from cifar_sweeps.store.states import ACTIVE, SweepStatus, TrialStatus
 
@@ -357,7 +358,6 @@ class Store:
     def trial_epoch(self, trial_id: str, m: dict[str, Any]) -> None:
         """Record one epoch's metrics; idempotent, so a replayed epoch (after a restore) is
         written once."""
-        fields = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s")
         with self.session() as s:
             t = s.get(Trial, trial_id)
             if t is None:
@@ -365,9 +365,9 @@ class Store:
             epoch, node = int(m["epoch"]), m.get("node_id")
             row = s.scalar(select(Epoch).where(Epoch.trial_id == trial_id, Epoch.epoch == epoch))
             if row is None:
-                s.add(Epoch(trial_id=trial_id, epoch=epoch, node_id=node, **{k: float(m[k]) for k in fields}))
+                s.add(Epoch(trial_id=trial_id, epoch=epoch, node_id=node, **{k: float(m[k]) for k in MEASURED}))
             else:
-                for k in fields:
+                for k in MEASURED:
                     setattr(row, k, float(m[k]))
                 row.node_id = node
             t.node_id = node or t.node_id

@@ -20,21 +20,16 @@ from torch import nn
 
 from cifar_sweeps.errors import NonFiniteLossError
 from cifar_sweeps.spec.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (re-exported)
+from cifar_sweeps.spec.epoch import EpochRecord
 from cifar_sweeps.training import method, precision
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.loader import Augment, DeviceSplit, Stats, resolve_stats
 from cifar_sweeps.training.models import MLP_WIDTHS, backbone_sha256, build_model
 
 
-class EpochMetrics(BaseModel):
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    seconds: float  # wall time of the epoch, training and evaluation
-    images_per_s: float  # training images per second of the training phase
+class EpochMetrics(EpochRecord):
+    """An epoch as the trainer reports it: the record, and the run's best so far."""
+
     best_val_acc: float
     best_epoch: int
     test_acc: float | None = None  # of the best-validation weights so far

@@ -1,0 +1,22 @@
+"""What each epoch of a trial reports, once: the trainer's result (training/train.py), the
+metrics Tune passes on, the store's epoch row (store/store.py) and the API's epoch item
+(service/schemas.py) all extend or read this model."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class EpochRecord(BaseModel):
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float  # this epoch's (metrics.py: `val_acc`)
+    lr: float  # the last param group's, at the epoch's start
+    seconds: float  # wall time of the epoch, training and evaluation
+    images_per_s: float  # training images per second of the training phase
+
+
+# The measured values of an epoch (all but its number): the store's columns of an epoch row.
+MEASURED: tuple[str, ...] = tuple(f for f in EpochRecord.model_fields if f != "epoch")
