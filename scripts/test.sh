@@ -13,7 +13,7 @@ lint() {
 }
 if [ "${1:-}" = "--fast" ]; then
   lint
-  exec .venv/bin/python -m pytest -q -m unit
+  exec .venv/bin/python -m pytest -q -m unit -n auto
 fi
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian's chromium for the browser test..."
@@ -34,5 +34,5 @@ lint
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
-.venv/bin/python -m pytest -q -m unit   # fails fast, before any Ray head starts
+.venv/bin/python -m pytest -q -m unit -n auto   # on every core; fails fast, before any Ray head starts
 .venv/bin/python -m pytest -q -m "not unit" --durations=20
