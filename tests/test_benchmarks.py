@@ -64,6 +64,7 @@ SMOKE = {
         *("--data", "synthetic:300", "--minutes", "0.5", "--baseline-minutes", "0.3", "--baseline-epochs", "1"),
     ],
     "ablation.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1"],
+    "jpeg_quality.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1", "--qualities", "50"],
     "spec_fuzz.py": ["--examples", "20"],
 }
 
