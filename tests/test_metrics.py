@@ -4,6 +4,7 @@ queries and the CLI's flags take."""
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -52,3 +53,14 @@ def test_an_epoch_is_one_record_for_the_trainer_the_store_and_the_api():
 
     assert set(MEASURED) <= set(Epoch.__table__.columns.keys())
     assert issubclass(EpochMetrics, EpochRecord) and issubclass(EpochOut, EpochRecord)
+
+
+def test_the_page_draws_the_registrys_metrics(tmp_path):
+    from fastapi.testclient import TestClient
+
+    metrics = TestClient(create_app(Settings(results_dir=tmp_path))).get("/config.json").json()["metrics"]
+    assert [m["name"] for m in metrics] == list(STORED)
+    logs = {m["name"] for m in metrics if m["log"]}
+    assert logs == {"params", "latency_ms", "latency_ms_batch", "train_s", "seconds_to_best"}
+    page = (Path(__file__).resolve().parent.parent / "cifar_sweeps" / "service" / "web" / "app.js").read_text()
+    assert "seconds_to_best" not in page  # the page names no metric of its own

@@ -27,6 +27,7 @@ class Metric:
     searchable: bool = False  # a spec's `metric`: what the search and the scheduler optimize
     objective: bool = False  # one of a multi-objective sweep's `objectives`
     stored: bool = True  # a leaderboard order and a Pareto axis (its column, as stored)
+    log_axis: bool = False  # drawn on a log axis (the page's Pareto plot): sizes and times span decades
 
 
 METRICS: dict[str, Metric] = {
@@ -36,11 +37,13 @@ METRICS: dict[str, Metric] = {
         Metric("best_val_acc", "val_acc", "max", "best", searchable=True, objective=True),
         Metric("val_loss", "val_loss", "min", "epoch", searchable=True, objective=True),
         Metric("test_acc", "test_acc", "max", "best"),
-        Metric("params", "params", "min", "cost", objective=True),
-        Metric("latency_ms", "latency_ms", "min", "cost", objective=True),  # inference ms per image, batch 1
-        Metric("latency_ms_batch", "latency_ms_batch", "min", "cost", objective=True),  # at a large batch
-        Metric("train_s", "seconds", "min", "cost", objective=True),  # training seconds
-        Metric("seconds_to_best", "seconds_to_best", "min", "best"),  # epoch seconds up to the best epoch
+        Metric("params", "params", "min", "cost", objective=True, log_axis=True),
+        # inference ms per image, at batch 1 and at a large batch
+        Metric("latency_ms", "latency_ms", "min", "cost", objective=True, log_axis=True),
+        Metric("latency_ms_batch", "latency_ms_batch", "min", "cost", objective=True, log_axis=True),
+        Metric("train_s", "seconds", "min", "cost", objective=True, log_axis=True),  # training seconds
+        # epoch seconds up to the best epoch
+        Metric("seconds_to_best", "seconds_to_best", "min", "best", log_axis=True),
     )
 }
 

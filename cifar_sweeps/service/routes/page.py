@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 from cifar_sweeps import __version__
 from cifar_sweeps.errors import NotFound
 from cifar_sweeps.service.routes.deps import State, public_dashboard
+from cifar_sweeps.spec.metrics import METRICS
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 router = APIRouter(include_in_schema=False)
@@ -31,6 +32,8 @@ def page_config(state: State) -> dict[str, Any]:
         "ray_dashboard": public_dashboard(state),
         "version": __version__,
         "token_required": bool(state.settings.api_token),
+        # the Pareto plot's axes: every stored metric, in the registry's order (metrics.py)
+        "metrics": [{"name": k, "mode": m.mode, "log": m.log_axis} for k, m in METRICS.items() if m.stored],
     }
 
 

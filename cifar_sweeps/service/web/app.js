@@ -310,9 +310,9 @@ async function importanceOf(id, metric) {
 
 // ------------------------------------------------------------------ Pareto front of one sweep
 
-const PARETO_METRICS = ["best_val_acc", "val_loss", "test_acc", "params", "latency_ms", "latency_ms_batch", "train_s",
-  "seconds_to_best"];
-const LOG_METRICS = new Set(["params", "latency_ms", "latency_ms_batch", "train_s", "seconds_to_best"]);
+// The axes a front takes, and which are drawn on a log scale: the service's metric registry
+// (/config.json), so the page never lists a metric the API does not know.
+const logAxis = (name) => state.cfg.metrics.some((m) => m.name === name && m.log);
 
 async function drawPareto(id) {
   const params = new URLSearchParams();
@@ -321,7 +321,7 @@ async function drawPareto(id) {
   let data;
   try { data = await getJSON(`/sweeps/${encodeURIComponent(id)}/pareto?${params}`); } catch (e) { return; }
   for (const [sel, v] of [["#p-x", data.x], ["#p-y", data.y]]) {
-    if (!$(sel).options.length) for (const m of PARETO_METRICS) $(sel).append(el("option", { value: m }, m));
+    if (!$(sel).options.length) for (const m of state.cfg.metrics) $(sel).append(el("option", { value: m.name }, m.name));
     $(sel).value = v;
   }
   const front = data.items.filter((p) => p.rank === 1).sort((a, b) => a.x - b.x);
@@ -336,8 +336,8 @@ async function drawPareto(id) {
     trace(front, "Pareto front", { mode: "lines+markers", line: { color: "#d9480f", shape: "hv" },
       marker: { size: 8, color: "#d9480f", line: { color: "#7f2704", width: 1.5 } } }),
   ], { title: { text: `Pareto front: ${data.x} (${data.x_mode}) against ${data.y} (${data.y_mode}); click a point` },
-    height: 380, xaxis: { title: { text: data.x }, type: LOG_METRICS.has(data.x) ? "log" : "linear" },
-    yaxis: { title: { text: data.y }, type: LOG_METRICS.has(data.y) ? "log" : "linear" },
+    height: 380, xaxis: { title: { text: data.x }, type: logAxis(data.x) ? "log" : "linear" },
+    yaxis: { title: { text: data.y }, type: logAxis(data.y) ? "log" : "linear" },
     margin: { l: 70, r: 20, t: 50, b: 50 } }, PLOT_CONFIG);
   const div = $("#a-pareto");
   if (!div.dataset.wired) {
