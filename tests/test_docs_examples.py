@@ -34,9 +34,9 @@ FILES = re.compile(r"\b((?:cifar_sweeps|search_spaces|benchmarks|scripts|deploy|
 MODULES = re.compile(r"\bcifar_sweeps(?:\.\w+)+")
 
 
-def code_lines(text: str) -> list[str]:
-    """The shell lines of a page: in ``` fences, indented 4 spaces, or inline code spans;
-    a trailing backslash joins the next line."""
+def code_lines(text: str, inline: bool = True) -> list[str]:
+    """The shell lines of a page: in ``` fences, indented 4 spaces, or (`inline`) inline code
+    spans; a trailing backslash joins the next line."""
     out, fenced, joined = [], False, ""
     for line in text.splitlines():
         if line.lstrip().startswith("```"):
@@ -49,18 +49,18 @@ def code_lines(text: str) -> list[str]:
                 continue
             out.append(joined)
             joined = ""
-        else:
+        elif inline:
             out += INLINE.findall(line)
     return [re.sub(r"^\$ ", "", x) for x in out]
 
 
-def commands(text: str, program: str) -> list[str]:
+def commands(text: str, program: str, inline: bool = True) -> list[str]:
     """The page's `program` lines (a curl line with no URL is a mention, not an example)."""
-    lines = [x for x in code_lines(text) if x.startswith(program + " ")]
+    lines = [x for x in code_lines(text, inline) if x.startswith(program + " ")]
     return [x for x in lines if program != "curl" or "localhost" in x or "://" in x]
 
 
-def _words(line: str) -> list[str]:
+def words(line: str) -> list[str]:
     """The words of a synopsis line: comments, `...`, brackets and the other branch of an
     `a | b` choice dropped."""
     line = re.sub(r"\s+#.*$", "", line)
@@ -84,16 +84,15 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 
 
 def cli_problems(line: str, parser: argparse.ArgumentParser) -> list[str]:
-    words, p, at = _words(line)[1:], parser, []
-    while words and (subs := _subparsers(p)):
-        if words[0] not in subs:
-            return [f"{line!r}: no subcommand {' '.join([*at, words[0]])!r}"]
-        at.append(words[0])
-        p, words = subs[words.pop(0)], words
+    rest, p, at = words(line)[1:], parser, []
+    while rest and (subs := _subparsers(p)):
+        if rest[0] not in subs:
+            return [f"{line!r}: no subcommand {' '.join([*at, rest[0]])!r}"]
+        at.append(rest[0])
+        p = subs[rest.pop(0)]
     known = set(p._option_string_actions)
-    return [
-        f"{line!r}: {' '.join(at)} has no flag {w}" for w in words if w.startswith("-") and w.split("=")[0] not in known
-    ]
+    unknown = [w for w in rest if w.startswith("-") and w.split("=")[0] not in known]
+    return [f"{line!r}: {' '.join(at)} has no flag {w}" for w in unknown]
 
 
 def _pattern(path: str) -> re.Pattern:
@@ -122,20 +121,20 @@ def _routes(routes) -> list[tuple[str, set[str]]]:
 
 
 def curl_problems(line: str, ops) -> list[str]:
-    words = _words(line)
-    url = next((w for w in words if "localhost:" in w or w.startswith("http")), None)
+    ws = words(line)
+    url = next((w for w in ws if "localhost:" in w or w.startswith("http")), None)
     if url is None:
         return [f"{line!r}: no URL"]
     path, _, query = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")
-    method = "POST" if "-F" in words else "GET"
-    if "-X" in words:
-        method = words[words.index("-X") + 1]
+    method = "POST" if "-F" in ws else "GET"
+    if "-X" in ws:
+        method = ws[ws.index("-X") + 1]
     found = [op for pattern, m, op in ops if pattern.match(path) and m == method]
     if not found:
         return [f"{line!r}: no route {method} {path}"]
     names = {p["name"] for p in found[0].get("parameters", []) if p["in"] == "query"}
     problems = [f"{line!r}: {path} takes no query key {k!r}" for k in re.findall(r"(\w+)=", query) if k not in names]
-    if "-d" in words and not any(re.match(r"(?i)content-type:\s*application/json", w) for w in words):
+    if "-d" in ws and not any(re.match(r"(?i)content-type:\s*application/json", w) for w in ws):
         problems.append(f"{line!r}: posts JSON without -H 'Content-Type: application/json'")
     return problems
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from cifar_sweeps.analysis.results import Importance, ParamImportance
 from cifar_sweeps.errors import AnalysisBusy, NotEnoughTrials
+from cifar_sweeps.spec.metrics import METRICS, OBJECTIVE_MODES, stored_value
 from cifar_sweeps.spec.spaces import chooses_objects, optuna_distribution
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store.states import TRIAL_COMPLETED
@@ -56,19 +57,10 @@ class TrialRow:
 
 
 # The stored trial fields a score can be read from, besides val_acc and val_loss.
-COST_SCORES = {
-    "params": "params",
-    "latency_ms": "latency_ms",
-    "latency_ms_batch": "latency_ms_batch",
-    "train_s": "seconds",
-}
-
-
 def for_objective(spec: SweepSpec, metric: str | None) -> SweepSpec:
     """The spec as if `metric` (one of its objectives) were its metric: importance per objective."""
     if metric is None or metric == spec.metric:
         return spec
-    from cifar_sweeps.spec.metrics import OBJECTIVE_MODES
 
     return spec.model_copy(update={"metric": metric, "mode": OBJECTIVE_MODES[metric]})
 
@@ -166,12 +158,6 @@ def _value_of(name: str, p: Any, config: dict[str, Any]) -> Any:
     return config.get(name)
 
 
-def _score(t, metric: str) -> float | None:
-    if metric in COST_SCORES:
-        return getattr(t, COST_SCORES[metric], None)
-    return t.val_loss if metric == "val_loss" else t.val_acc
-
-
 def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any], float]], int]:
     """An in-memory study of the trials; also how many lie outside the spec's space."""
     import optuna
@@ -190,11 +176,13 @@ def _study(spec: SweepSpec, trials: list) -> tuple[Any, list[tuple[dict[str, Any
             k: (int(v) if isinstance(dists[k], optuna.distributions.IntDistribution) else v) for k, v in params.items()
         }
         try:
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=_score(t, spec.metric)))
+            study.add_trial(
+                optuna.trial.create_trial(params=params, distributions=dists, value=stored_value(t, spec.metric))
+            )
         except ValueError:  # "The value ... isn't contained in the distribution"
             outside += 1
             continue
-        used.append((params, _score(t, spec.metric)))
+        used.append((params, stored_value(t, spec.metric)))
     return study, used, outside
 
 
@@ -214,7 +202,7 @@ def _one_per_config(trials: list) -> list:
         if len(members) == 1:
             out.append(first)
             continue
-        fields = ("val_acc", "val_loss", *COST_SCORES.values())
+        fields = {m.column for m in METRICS.values() if m.objective}  # every column a sweep may score by
         mean = {
             k: statistics.fmean(getattr(t, k) for t in members)
             for k in fields
@@ -256,7 +244,7 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
 
     if not spec.params:
         raise NotEnoughTrials(f"sweep {sweep_id} searched no parameter: there is nothing to rank")
-    finished = [t for t in trials if t.status in TRIAL_COMPLETED and _score(t, spec.metric) is not None]
+    finished = [t for t in trials if t.status in TRIAL_COMPLETED and stored_value(t, spec.metric) is not None]
     finished = _one_per_config(finished)
     study, used, outside = _study(spec, _sample(finished))
     if len(used) < MIN_TRIALS:

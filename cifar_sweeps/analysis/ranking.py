@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cifar_sweeps.spec.metrics import stored_value
 from cifar_sweeps.store.states import TRIAL_COMPLETED
 
 CONFIDENCE = 0.95
@@ -82,29 +83,23 @@ class Group:
     note: str = ""  # the comparison, in words
 
 
-def score(trial: Any, metric: str) -> float | None:
-    """The trial's value of the sweep's metric: the best epoch's val_acc (val_acc and
-    best_val_acc rank the same stored value) or that epoch's val_loss."""
-    return trial.val_loss if metric == "val_loss" else trial.val_acc
-
-
 def group_trials(trials: Iterable[Any], metric: str = "val_acc", mode: str = "max") -> list[Group]:
     """Completed trials with a score, grouped by configuration and sorted by mean (best
     first), each compared with the next one down."""
     groups: dict[str, Group] = {}
     for t in trials:
-        if t.status not in TRIAL_COMPLETED or score(t, metric) is None:
+        if t.status not in TRIAL_COMPLETED or stored_value(t, metric) is None:
             continue
         key = group_key(t.sweep_id, t.config or {})
         groups.setdefault(key, Group(key, t.sweep_id, config_of(t.config or {}))).trials.append(t)
     out = list(groups.values())
     for g in out:
         g.trials.sort(key=lambda t: t.id)
-        g.metric = summarize([score(t, metric) for t in g.trials])
+        g.metric = summarize([stored_value(t, metric) for t in g.trials])
         g.test = summarize([t.test_acc for t in g.trials if t.test_acc is not None])
     out.sort(key=lambda g: (-g.metric.mean if mode == "max" else g.metric.mean, g.key))
     for a, b in zip(out, out[1:], strict=False):
-        a.p_next = welch_p([score(t, metric) for t in a.trials], [score(t, metric) for t in b.trials])
+        a.p_next = welch_p([stored_value(t, metric) for t in a.trials], [stored_value(t, metric) for t in b.trials])
         a.distinct_from_next = None if a.p_next is None else a.p_next < ALPHA
     for i, g in enumerate(out):
         g.note = _note(g, out[i + 1] if i + 1 < len(out) else None)
@@ -123,7 +118,7 @@ def _note(g: Group, below: Group | None) -> str:
 
 def best_trial(g: Group, metric: str, mode: str) -> Any:
     pick = max if mode == "max" else min
-    return pick(g.trials, key=lambda t: score(t, metric))
+    return pick(g.trials, key=lambda t: stored_value(t, metric))
 
 
 @dataclass(frozen=True)

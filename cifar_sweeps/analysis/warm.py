@@ -15,7 +15,7 @@ from typing import Any
 
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec.config import TrainConfig, read_old_names
-from cifar_sweeps.spec.metrics import METRICS
+from cifar_sweeps.spec.metrics import METRICS, stored_value
 from cifar_sweeps.spec.spaces import flatten_config, in_domain
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store.states import TrialStatus
@@ -72,11 +72,10 @@ def _finished_trials(spec: SweepSpec, store, sweep_id: str, where: str) -> list[
 
 def _score(metric: str, trial, store) -> float | None:
     """The trial's value of `metric` as its own searcher would have seen it (metrics.py)."""
-    m = METRICS[metric]
-    if m.scored_as != "epoch":
-        return getattr(trial, m.column)
+    if METRICS[metric].scored_as != "epoch":
+        return stored_value(trial, metric)
     last = store.epochs(trial.id)[-1:] if trial.epochs else []
-    return getattr(last[0], m.column, None) if last else None
+    return getattr(last[0], METRICS[metric].column, None) if last else None
 
 
 def _fit(spec: SweepSpec, trial) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ the trial column it is stored in, its direction, and how a stored trial is score
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Mode = Literal["max", "min"]
 
@@ -60,6 +60,12 @@ DEFAULT_ORDER = "best_val_acc"
 SearchMetric = Literal[tuple(METRIC_MODES)]  # type: ignore[valid-type]
 ObjectiveMetric = Literal[tuple(OBJECTIVE_MODES)]  # type: ignore[valid-type]
 StoredMetric = Literal[tuple(STORED)]  # type: ignore[valid-type]
+
+
+def stored_value(trial: Any, metric: str) -> float | None:
+    """A stored trial's value of `metric`: its column (val_acc and best_val_acc: the best
+    epoch's val_acc; val_loss: that epoch's). What rankings and importance score by."""
+    return getattr(trial, METRICS[metric].column, None)
 
 
 def stored_name(name: str) -> str:
