@@ -220,7 +220,7 @@ import os, signal, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 from pathlib import Path
 from tests.test_analysis import _stored_sweep
-from cifar_sweeps import analysis
+from cifar_sweeps.analysis import importance
 from cifar_sweeps.spec.spec import parse_spec
 settings, store, sweep = _stored_sweep(Path({str(tmp_path)!r}), 8)
 importance.cached_importance(parse_spec(sweep.spec), sweep.id, 0, lambda: store.trials(sweep.id))
