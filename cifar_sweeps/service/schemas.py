@@ -343,12 +343,12 @@ def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | 
     """The front over stored metrics x and y (metrics.STORED; by default the spec's first two
     objectives, else params and best_val_acc) of the sweep's completed trials."""
     from cifar_sweeps.analysis.ranking import pareto_ranks
-    from cifar_sweeps.spec.metrics import STORED, stored_name
+    from cifar_sweeps.spec.metrics import DEFAULT_FRONT, STORED, stored_name
     from cifar_sweeps.store.states import TRIAL_COMPLETED
 
     named = [stored_name(o["metric"]) for o in spec.get("objectives") or []]
-    x = x or (named[0] if len(named) >= 2 else "params")
-    y = y or (named[1] if len(named) >= 2 else "best_val_acc")
+    default = named[:2] if len(named) >= 2 else DEFAULT_FRONT
+    x, y = x or default[0], y or default[1]
     if x == y:
         raise InputError(f"x and y are both {x}: a front needs two different metrics")
     (xc, xm), (yc, ym) = STORED[x], STORED[y]

@@ -53,8 +53,9 @@ OBJECTIVE_MODES: dict[str, Mode] = {k: m.mode for k, m in METRICS.items() if m.o
 # The stored metrics: a leaderboard order or a Pareto axis -> (its column, its direction).
 STORED: dict[str, tuple[str, Mode]] = {k: (m.column, m.mode) for k, m in METRICS.items() if m.stored}
 
-# The leaderboard's order when none is asked for.
+# The leaderboard's order when none is asked for, and a front's axes when the sweep names none.
 DEFAULT_ORDER = "best_val_acc"
+DEFAULT_FRONT = ("params", DEFAULT_ORDER)
 
 # The names each place takes (one list: the schema's Literal, the API's query, the CLI's choices).
 SearchMetric = Literal[tuple(METRIC_MODES)]  # type: ignore[valid-type]
