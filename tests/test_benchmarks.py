@@ -52,8 +52,7 @@ SMOKE = {
         "--model",
         "mlp",
         "--methods",
-        "optuna",
-        "bohb",
+        "optuna",  # (bohb's path: test_sweep_e2e)
     ],
     "memory.py": ["--data", "synthetic:300", "--baseline-data", "synthetic:100", "--concurrency", "1", "2"],
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
@@ -61,7 +60,7 @@ SMOKE = {
     "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
     "time_to_accuracy.py": [
-        *("--data", "synthetic:300", "--minutes", "0.5", "--baseline-minutes", "0.3", "--baseline-epochs", "1"),
+        *("--data", "synthetic:300", "--minutes", "0.3", "--baseline-minutes", "0.2", "--baseline-epochs", "1"),
     ],
     "ablation.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1"],
     "jpeg_quality.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1", "--qualities", "50"],
