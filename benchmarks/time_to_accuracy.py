@@ -12,8 +12,8 @@ the report's recipe, one after the other in one run, on the real CIFAR-10.
       its 50 epochs (--baseline-epochs), on every core, cut at --baseline-minutes.
 
 At any moment, a run's "best model" is the one the leaderboard would rank first: the
-best validation accuracy seen so far; its test accuracy is that of the same weights (each
-trial evaluates the test split whenever its validation accuracy improves). The table
+best validation accuracy seen so far whose weights were tested (a trial tests its best
+weights at ASHA's rungs and its last epoch; the report's run, each new best). The table
 gives that test accuracy at 10/20/40/60 minutes (scaled to --minutes) and the first time
 it reached 86, 90, 93 and 94 %.
 

@@ -140,7 +140,8 @@ def test_an_open_num_samples_over_the_limit_says_why():
 @pytest.mark.slow
 def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head, tmp_path):
     """time_budget_s ends a sweep (succeeded) with trials mid-run: Tune stops them with no
-    trial callback, so they stayed `running` in the store for ever. They end with the sweep."""
+    trial callback, so they stayed `running` in the store for ever. They end with the sweep,
+    and their best weights are tested."""
     from tests.helpers.sweeps import open_store, run_cli, sweep_env, write_spec
 
     results = tmp_path / "results"
@@ -162,3 +163,10 @@ def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head
     assert trials and all(t.status != "running" for t in trials), [(t.id, t.status) for t in trials]
     cut = [t for t in trials if t.epochs < 200]
     assert cut and all(t.status == "early_stopped" and "time_budget_s" in (t.error or "") for t in cut)
+    # FIFO stops a trial only at its last epoch, where it would test its best weights; the
+    # budget cut them before, so the driver tested them after the sweep.
+    scored = [t for t in cut if t.val_acc is not None]
+    assert scored and all(t.test_acc is not None and 0 <= t.test_acc <= 1 for t in scored), [
+        (t.id, t.val_acc, t.test_acc) for t in scored
+    ]
+    assert p.stdout.count("stopped before it tested its best weights") == len(scored), p.stdout[-3000:]

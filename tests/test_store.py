@@ -209,3 +209,17 @@ def test_a_trial_keeps_its_first_end(store):
     assert store.get_trial(tid2).status == "running"
     lifecycle.trial_ended(store, tid2, "terminated")
     assert store.get_trial(tid2).status == "terminated" and store.get_trial(tid2).error is None
+
+
+def test_a_new_best_drops_the_test_of_the_previous_one_until_it_is_tested(store):
+    """A trial tests its best weights at its scheduler's rungs and its end: a best found in
+    between has no test yet, and the stored test must not be the previous weights'."""
+    sweep = store.create_sweep({"name": "a"}, "s", "v")
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp"}, 6)
+    store.trial_epoch(tid, _metrics(2, 0.6, test_acc=0.58))
+    store.trial_epoch(tid, _metrics(3, 0.5))  # worse: the tested best stays
+    assert store.get_trial(tid).test_acc == pytest.approx(0.58)
+    store.trial_epoch(tid, _metrics(4, 0.7))  # a new best, untested
+    assert (store.get_trial(tid).val_acc, store.get_trial(tid).test_acc) == (0.7, None)
+    store.trial_tested(tid, 0.69)  # tested after the run (a sweep's budget cut it)
+    assert store.get_trial(tid).test_acc == pytest.approx(0.69)

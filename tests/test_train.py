@@ -101,3 +101,46 @@ def test_a_fast_net_at_a_width_round_trips_through_its_model_file(tiny_splits, t
     x = torch.randn(2, 3, 32, 32)
     t.model.load_state_dict(t.best_state)
     assert torch.allclose(model(x), t.model.eval()(x), atol=1e-5)
+
+
+class _CountingTests:
+    """Counts the evaluations of the test split (the trainer's `evaluate` on its test)."""
+
+    def __init__(self, trainer: Trainer):
+        self.epochs: list[int] = []
+        inner = trainer.evaluate
+
+        def evaluate(split):
+            if split is trainer.test:
+                self.epochs.append(trainer.epoch)
+            return inner(split)
+
+        trainer.evaluate = evaluate
+
+
+def test_a_run_with_test_epochs_tests_its_best_there_and_at_its_last_epoch_only(tiny_splits):
+    cfg = _cfg(model="simple_cnn", epochs=6, lr=0.01)
+    every = Trainer(cfg, tiny_splits)
+    counted_every = _CountingTests(every)
+    every.run()
+    best_at = {h.epoch: h.best_epoch for h in every.history}
+    assert counted_every.epochs == [e for e, b in best_at.items() if b == e]  # each new best
+
+    rungs = Trainer(cfg, tiny_splits, test_epochs=frozenset({2, 4}))
+    counted = _CountingTests(rungs)
+    seen = []
+    rungs.run(lambda m, t: seen.append(m))
+    # The same seed trains the same weights (testing draws no random numbers): a test point
+    # tests only when the best changed since the previous one, and scores what the
+    # every-best run scored for those weights.
+    points = [2, 4, 6]
+    expected = [e for i, e in enumerate(points) if i == 0 or best_at[e] != best_at[points[i - 1]]]
+    assert counted.epochs == expected
+    tested_best = None
+    for m in seen:
+        if m.epoch in points:
+            tested_best = m.best_epoch
+            assert m.test_acc == every.history[m.epoch - 1].test_acc
+        elif m.best_epoch != tested_best:
+            assert m.test_acc is None  # a best newer than the last test point: not tested yet
+    assert seen[-1].test_acc is not None

@@ -102,7 +102,7 @@ class TrainConfig(BaseModel):
     channels_last: bool = True  # NHWC activations for conv nets (faster on CUDA and on x86 CPUs)
     threads: int | None = Field(None, gt=0)  # torch intra-op threads on CPU
     eval_batch_size: int = Field(1024, gt=0, le=65536)
-    test_on_best: bool = True  # evaluate test each time val improves (so test_acc is of the best)
+    test_on_best: bool = True  # test_acc: of the best-val weights (a trial tests them at rungs and its end)
 
     @model_validator(mode="before")
     @classmethod

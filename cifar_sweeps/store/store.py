@@ -378,6 +378,7 @@ class Store:
                     setattr(t, k, float(m[k]))
             if t.val_acc is None or m["val_acc"] > t.val_acc:
                 t.val_acc, t.val_loss, t.best_epoch = float(m["val_acc"]), float(m["val_loss"]), epoch
+                t.test_acc = None  # the previous best's: these weights are tested at a rung or the end
                 s.flush()
                 t.seconds_to_best = float(
                     s.scalar(select(func.sum(Epoch.seconds)).where(Epoch.trial_id == trial_id, Epoch.epoch <= epoch))
@@ -386,6 +387,12 @@ class Store:
             if m.get("test_acc") is not None:
                 t.test_acc = float(m["test_acc"])
             _bump(s, t.sweep_id)
+
+    def trial_tested(self, trial_id: str, test_acc: float) -> None:
+        """The test accuracy of the trial's best weights, measured after its run ended."""
+        with self.session() as s:
+            s.execute(update(Trial).where(Trial.id == trial_id).values(test_acc=test_acc))
+            _bump_trial(s, trial_id)
 
     def trial_checkpoint(self, trial_id: str, path: str) -> None:
         with self.session() as s:

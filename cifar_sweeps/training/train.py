@@ -105,10 +105,14 @@ class Trainer:
         splits: Splits,
         device: torch.device | None = None,
         pretrained_state: dict[str, torch.Tensor] | None = None,
+        test_epochs: frozenset[int] | None = None,
     ):
-        """`pretrained_state`: the backbone's ImageNet weights when cfg.pretrained (handed in by
-        the caller, who loaded them once: trials never download or read weight files)."""
+        """`pretrained_state`: the backbone's ImageNet weights when cfg.pretrained (loaded once by
+        the caller: trials never read weight files). `test_epochs` (with cfg.test_on_best): where
+        the run may be stopped (a scheduler's rungs); the best weights are tested there and at
+        the last epoch, if untested. None: each time they improve."""
         self.cfg = cfg
+        self.test_epochs = test_epochs
         self.device = device or resolve_device(cfg.device)
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
@@ -245,8 +249,10 @@ class Trainer:
         if not len(self.val) or val_acc > self.best_val_acc:
             self.best_val_acc, self.best_epoch = val_acc, self.epoch
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            if self.cfg.test_on_best:
-                self.best_test_acc = self.evaluate(self.test)[1]
+            self.best_test_acc = None  # of the previous best: this one is untested
+        if self._test_due():
+            # The current weights are the best ones when they just improved: no swap needed.
+            self.best_test_acc = self.evaluate(self.test)[1] if self.best_epoch == self.epoch else self.test_best()
         m = EpochMetrics(
             epoch=self.epoch,
             train_loss=train_loss,
@@ -262,6 +268,13 @@ class Trainer:
         )
         self.history.append(m)
         return m
+
+    def _test_due(self) -> bool:
+        """Whether the best weights are to be tested now: they are untested, and the run
+        tests each new best, or may end after this epoch."""
+        if not self.cfg.test_on_best or self.best_state is None or self.best_test_acc is not None:
+            return False
+        return self.test_epochs is None or self.epoch in self.test_epochs or self.epoch >= self.cfg.epochs
 
     def run(self, on_epoch: Callable[[EpochMetrics, Trainer], None] | None = None) -> FitResult:
         while self.epoch < self.cfg.epochs:
@@ -349,6 +362,16 @@ class Trainer:
             "epoch": self.best_epoch,
             "test_acc": self.best_test_acc,
         }
+
+
+def test_model_blob(blob: dict[str, Any], splits: Splits) -> float:
+    """The test accuracy of a model file's weights (a `best_model_file` dict), measured the
+    way its run measures it (its TTA level, precision, input statistics and layout): for a
+    best model whose run was stopped before it tested it."""
+    cfg = TrainConfig(**blob["config"]).model_copy(update={"pretrained": False, "threads": None})
+    trainer = Trainer(cfg, splits)
+    trainer.model.load_state_dict(blob["state_dict"])
+    return trainer.evaluate(trainer.test)[1]
 
 
 class ModelFile(BaseModel):

@@ -21,16 +21,16 @@ from cifar_sweeps import code_version
 from cifar_sweeps.analysis.ranking import REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.cluster import init_ray, process_default
-from cifar_sweeps.errors import SweepError, TransitionError
+from cifar_sweeps.errors import NotFound, SweepError, TransitionError
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spaces import flatten_config
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable
-from cifar_sweeps.store.states import Reason, TrialStatus
+from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable, local_model_file
+from cifar_sweeps.store.states import TRIAL_COMPLETED, Reason, TrialStatus
 from cifar_sweeps.store.store import Store, get_store
 from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset
-from cifar_sweeps.tuning.schedulers import make_scheduler
+from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 from cifar_sweeps.tuning.searchers import make_search, param_space
 from cifar_sweeps.tuning.tracking import wandb_callback
 
@@ -63,7 +63,12 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
 
     r = spec.resources_per_trial
     fn = tune.with_parameters(
-        train_trial, splits=splits, cpus_per_trial=r.cpu, checkpoint_every=spec.checkpoint_every, weights=weights or {}
+        train_trial,
+        splits=splits,
+        cpus_per_trial=r.cpu,
+        checkpoint_every=spec.checkpoint_every,
+        weights=weights or {},
+        test_epochs=decision_epochs(spec),
     )
     return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
 
@@ -367,7 +372,7 @@ def run_sweep(
         weights = load_weights(spec, settings)
         splits = _load_data(spec, data_source, settings, store, sweep.id)
         tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
-        return tuner, lambda: repeats_tuner(spec, splits, store, sweep.id, settings, weights)
+        return tuner, lambda: repeats_tuner(spec, splits, store, sweep.id, settings, weights), splits
 
     return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuners, settings)
 
@@ -384,7 +389,7 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, setti
     try:
         check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
-        tuner, make_repeats = make_tuners()
+        tuner, make_repeats, splits = make_tuners()
         lifecycle.claim(store, sweep_id, socket.gethostname(), os.getpid(), experiment_path)
         results = [tuner.fit()]
         if _search_ended(store, sweep_id, results[0]):
@@ -396,8 +401,42 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, setti
             lifecycle.fail(store, sweep_id, Reason.DRIVER_ERROR, f"{type(e).__name__}: {e}")
         raise
     status, error = _finish(store, sweep_id, results)
+    score_untested_bests(store, sweep_id, splits)  # after _finish: it ends the trials a time budget cut
     print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
     return sweep_id
+
+
+def score_untested_bests(store: Store, sweep_id: str, splits: Splits) -> None:
+    """Test the best weights of each ended trial that was stopped before it tested them
+    (trials test at their scheduler's rungs and last epoch; a sweep's time or epoch budget,
+    or a stop, can end one in between): the leaderboard's test column is of every model."""
+    import torch
+
+    from cifar_sweeps.training.train import test_model_blob
+
+    for t in store.trials(sweep_id):
+        if t.status not in TRIAL_COMPLETED or t.test_acc is not None or t.val_acc is None or not t.checkpoint_path:
+            continue
+        t0 = time.perf_counter()
+        try:
+            with local_model_file(t.checkpoint_path, t.id) as f:
+                blob = torch.load(f, map_location="cpu", weights_only=True)
+        except NotFound as e:
+            print(f"trial {t.id}: not tested ({e})", flush=True)
+            continue
+        if blob.get("epoch") != t.best_epoch:  # the checkpoint holds other weights than the best
+            continue
+        try:
+            acc = test_model_blob(blob, splits)
+        except Exception as e:  # the sweep has ended well: a failed extra test must not undo that
+            print(f"trial {t.id}: its best weights could not be tested ({type(e).__name__}: {e})", flush=True)
+            continue
+        store.trial_tested(t.id, acc)
+        print(
+            f"trial {t.id}: stopped before it tested its best weights (epoch {t.best_epoch}); "
+            f"test {acc:.4f} in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
 
 
 def _search_ended(store: Store, sweep_id: str, results) -> bool:
@@ -486,6 +525,6 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
             param_space=None,
         )
         _mark_not_restored(store, sweep_id, tuner)
-        return tuner, lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights)
+        return tuner, lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights), splits
 
     return _drive(store, sweep_id, path, make_tuners, settings)

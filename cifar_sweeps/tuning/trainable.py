@@ -115,10 +115,12 @@ def train_trial(
     cpus_per_trial: float = 1.0,
     checkpoint_every: int = 1,
     weights: dict[str, dict[str, torch.Tensor]] | None = None,
+    test_epochs: frozenset[int] | None = None,
 ) -> None:
     """The function trainable: one trial of a sweep. Torch threads = the trial's CPUs.
     `weights`: pretrained state dicts by model name, loaded once by the driver and shared
-    through the object store like `splits`."""
+    through the object store like `splits`. `test_epochs`: where the scheduler may stop
+    the trial (schedulers.decision_epochs): its best weights are tested there."""
     from ray import tune
 
     cfg, extra = trial_train_config(config)
@@ -127,7 +129,7 @@ def train_trial(
     process_default("OMP_NUM_THREADS", str(threads))
     _say_if_no_cuda()
     pretrained = (weights or {}).get(cfg.model) if cfg.pretrained else None
-    trainer = Trainer(cfg, splits, pretrained_state=pretrained)
+    trainer = Trainer(cfg, splits, pretrained_state=pretrained, test_epochs=test_epochs)
     print(f"precision {trainer.precision} ({trainer.precision_why})", flush=True)
     _restore(trainer)
     fault = _fault_hook(extra, tune.get_context().get_trial_dir())
