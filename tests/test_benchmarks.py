@@ -60,7 +60,9 @@ SMOKE = {
     "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
     "time_to_accuracy.py": [
-        *("--data", "synthetic:300", "--minutes", "0.3", "--baseline-minutes", "0.2", "--baseline-epochs", "1"),
+        # The previous recipe's sweep is the preset's path on a spec file (test_spec loads it).
+        *("--data", "synthetic:300", "--minutes", "0.3", "--skip-previous"),
+        *("--baseline-minutes", "0.2", "--baseline-epochs", "1"),
     ],
     "ablation.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1"],
     "jpeg_quality.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1", "--qualities", "50"],

@@ -35,7 +35,10 @@ def test_there_are_presets():
     } <= names
 
 
-@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+BENCHMARK_SPECS = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "specs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PRESETS + BENCHMARK_SPECS, ids=lambda p: p.stem)
 def test_every_preset_loads(path):
     spec = load_spec_file(path, Settings())
     assert spec.total_trials() >= 1 and spec.max_epochs() >= 1
