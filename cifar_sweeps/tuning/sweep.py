@@ -396,26 +396,33 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, setti
             repeats = make_repeats()
             if repeats is not None:
                 results.append(repeats.fit())
+        score_untested_bests(store, sweep_id, splits, results)  # the sweep is still running meanwhile
     except BaseException as e:
         with contextlib.suppress(TransitionError):
             lifecycle.fail(store, sweep_id, Reason.DRIVER_ERROR, f"{type(e).__name__}: {e}")
         raise
     status, error = _finish(store, sweep_id, results)
-    score_untested_bests(store, sweep_id, splits)  # after _finish: it ends the trials a time budget cut
     print(f"sweep {sweep_id}: {status}" + (f" ({error})" if error else ""), flush=True)
     return sweep_id
 
 
-def score_untested_bests(store: Store, sweep_id: str, splits: Splits) -> None:
-    """Test the best weights of each ended trial that was stopped before it tested them
-    (trials test at their scheduler's rungs and last epoch; a sweep's time or epoch budget,
-    or a stop, can end one in between): the leaderboard's test column is of every model."""
+def score_untested_bests(store: Store, sweep_id: str, splits: Splits, results: list) -> None:
+    """Test the best weights of each trial that was stopped before it tested them (trials
+    test at their scheduler's rungs and last epoch; a sweep's time or epoch budget, or a
+    stop, can end one in between): the leaderboard's test column is of every model. Not
+    after an interrupted run (Ctrl-C, a full disk): its resumed run does it at its end.
+    A trial a time budget cut is still `running` in the store here (_finish ends it)."""
     import torch
 
     from cifar_sweeps.training.train import test_model_blob
 
+    sweep = store.get_sweep(sweep_id)
+    unfinished = any(not t.is_finished() for r in results for t in _tune_trials(r))
+    if sweep.reason == Reason.DISK_LOW or (unfinished and not sweep.stop_requested):  # as driver_ended judges
+        return
     for t in store.trials(sweep_id):
-        if t.status not in TRIAL_COMPLETED or t.test_acc is not None or t.val_acc is None or not t.checkpoint_path:
+        ended = t.status in TRIAL_COMPLETED or t.status == TrialStatus.RUNNING
+        if not ended or t.test_acc is not None or t.val_acc is None or not t.checkpoint_path:
             continue
         t0 = time.perf_counter()
         try:
