@@ -332,13 +332,18 @@ def _load_data(spec: SweepSpec, source: str, settings: Settings, store: Store, s
 def _finish(store: Store, sweep_id: str, results: list) -> tuple[str, str | None]:
     """The sweep's end, decided by the lifecycle from Tune's trials (of the search, and of
     the repeats if they ran); and its error."""
-    unfinished = sum(1 for r in results for t in _tune_trials(r) if not t.is_finished())
+    unfinished = _unfinished(results)
     errored = sum(1 for res in results for r in res if r.error is not None)
     total = sum(len(r) for r in results)
     budget = (store.get_sweep(sweep_id).spec.get("budget") or {}).get("epochs")
     spent = budget is not None and len(store.epoch_keys(sweep_id)) >= budget
     status = lifecycle.driver_ended(store, sweep_id, unfinished, errored, total, budget_spent=spent)
     return status, store.get_sweep(sweep_id).error
+
+
+def _unfinished(results: list) -> int:
+    """How many of the fits' Tune trials had not ended when they returned."""
+    return sum(1 for r in results for t in _tune_trials(r) if not t.is_finished())
 
 
 def _tune_trials(results) -> list:
@@ -417,7 +422,7 @@ def score_untested_bests(store: Store, sweep_id: str, splits: Splits, results: l
     from cifar_sweeps.training.train import test_model_blob
 
     sweep = store.get_sweep(sweep_id)
-    unfinished = any(not t.is_finished() for r in results for t in _tune_trials(r))
+    unfinished = _unfinished(results)
     if sweep.reason == Reason.DISK_LOW or (unfinished and not sweep.stop_requested):  # as driver_ended judges
         return
     for t in store.trials(sweep_id):
