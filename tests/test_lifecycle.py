@@ -328,3 +328,32 @@ def test_trials_a_restore_does_not_hold_say_why(store):
     assert store.get_trial(repeat).error is None
     assert store.get_trial(started["failed"]).error == "ValueError: boom"
     assert lifecycle.trials_not_restored(store, sid, {"kept", "failed"}) == []  # said once
+
+
+def _closed_port_with_404() -> int:
+    """A local port whose number holds "404" (40400-40499) and that nothing listens on."""
+    import socket
+
+    for port in range(40400, 40500):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port  # bound, then closed at once: a connection to it is refused
+    raise AssertionError("no free port in 40400-40499")
+
+
+def test_a_head_whose_port_holds_404_is_not_taken_for_an_unknown_job():
+    """A head on a port such as 40461 that is gone answers with a connection error naming the
+    port: that is silence (the cluster-lost timer runs), not Ray's "no such job"."""
+    import requests
+
+    from cifar_sweeps.cluster.jobs import job_not_found
+
+    port = _closed_port_with_404()
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.get(f"http://127.0.0.1:{port}/api/jobs/raysubmit_1", timeout=5)
+    assert "404" in str(refused.value) and not job_not_found(refused.value)
+    # Ray's Jobs SDK on an unknown job (SubmissionClient._raise_error's wording):
+    assert job_not_found(RuntimeError("Request failed with status code 404: Job raysubmit_1 does not exist."))

@@ -21,6 +21,14 @@ from cifar_sweeps.store.store import Store, Sweep
 UNKNOWN_CONFIRM_S = 3.0
 
 
+def job_not_found(e: Exception) -> bool:
+    """Whether Ray's Jobs SDK said the job is unknown: its error reads "Request failed with
+    status code 404: Job ... does not exist". A bare "404" is not enough: a connection error
+    names the dashboard's port, and a port such as 40461 holds one."""
+    msg = str(e)
+    return "status code 404" in msg or "does not exist" in msg
+
+
 class Jobs:
     """Submits sweeps as Ray jobs and keeps the store's sweep status in step with them."""
 
@@ -137,7 +145,7 @@ class Jobs:
         except RayUnavailable:
             return self._cluster_silent(sweep)
         except Exception as e:
-            if "404" not in str(e) and "does not exist" not in str(e):
+            if not job_not_found(e):
                 # The client was made while the cluster was up: a head gone since shows
                 # here as a connection error.
                 return sweep if dashboard_up(self.url) else self._cluster_silent(sweep)
