@@ -256,6 +256,8 @@ def _print_leaderboard(
             shown = it.dataset
         cfg = {k: v for k, v in it.config.items() if k != "model"}
         short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
+        if it.refit_of:  # the sweep's model: its source's configuration on every training image
+            short = f"refit of {it.refit_of} on {it.train_images or '?'} images; {short}"
         print(
             f"{it.rank:>4}  {it.trial_id:<28} {it.model:<14} {_fmt(it.val_acc):>7} {_fmt(it.test_acc):>8} "
             f"{it.epochs:>6}  {it.status:<13} {short}"

@@ -223,3 +223,25 @@ def test_a_new_best_drops_the_test_of_the_previous_one_until_it_is_tested(store)
     assert (store.get_trial(tid).val_acc, store.get_trial(tid).test_acc) == (0.7, None)
     store.trial_tested(tid, 0.69)  # tested after the run (a sweep's budget cut it)
     assert store.get_trial(tid).test_acc == pytest.approx(0.69)
+
+
+def test_a_refit_ranks_beside_its_source_first_and_stores_no_validation(store):
+    """A refit's row starts with its source's validation scores (it has none of its own), its
+    epochs store NULL for them, its last epoch is its model, and it ranks first of the two."""
+    sw = store.create_sweep({"name": "r"}, "synthetic:10", "v")
+    lifecycle.claim(store, sw.id, "h", 1, "/p")
+    src = lifecycle.trial_started(store, sw.id, "t1", {"model": "mlp", "lr": 0.1}, 2)
+    other = lifecycle.trial_started(store, sw.id, "t2", {"model": "mlp", "lr": 0.2}, 2)
+    store.trial_epoch(src, _metrics(1, 0.7))
+    store.trial_epoch(other, _metrics(1, 0.6))
+    refit = lifecycle.trial_started(store, sw.id, "refit", {"model": "mlp", "lr": 0.1}, 2, refit_of=src)
+    for epoch in (1, 2):
+        nan = {"val_acc": float("nan"), "val_loss": float("nan"), "train_images": 12}
+        store.trial_epoch(refit, {**_metrics(epoch, 0.0, 0.75 if epoch == 2 else None), **nan})
+    row = store.get_trial(refit)
+    assert (row.refit_of, row.val_acc, row.val_loss, row.best_epoch) == (src, 0.7, pytest.approx(0.3), 2)
+    assert (row.test_acc, row.train_images, row.seconds_to_best) == (0.75, 12, 2.0)
+    assert [e.val_acc for e in store.epochs(refit)] == [None, None]
+    rows, total = store.leaderboard(sw.id)
+    assert [t.id for t in rows] == [refit, src, other] and total == 3
+    assert store.sweep_summary(sw.id)[1].id == refit

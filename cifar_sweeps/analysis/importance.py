@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cifar_sweeps.analysis.ranking import searched
 from cifar_sweeps.analysis.results import Importance, ParamImportance
 from cifar_sweeps.errors import AnalysisBusy, NotEnoughTrials
 from cifar_sweeps.spec.metrics import METRICS, OBJECTIVE_MODES, stored_value
@@ -244,7 +245,7 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
 
     if not spec.params:
         raise NotEnoughTrials(f"sweep {sweep_id} searched no parameter: there is nothing to rank")
-    finished = [t for t in trials if t.status in TRIAL_COMPLETED and stored_value(t, spec.metric) is not None]
+    finished = [t for t in searched(trials) if t.status in TRIAL_COMPLETED and stored_value(t, spec.metric) is not None]
     finished = _one_per_config(finished)
     study, used, outside = _study(spec, _sample(finished))
     if len(used) < MIN_TRIALS:

@@ -95,8 +95,8 @@ def per_trial_epochs(spec: SweepSpec) -> EpochRange:
 
 
 def trial_epochs(spec: SweepSpec) -> tuple[EpochRange, float, list[str]]:
-    """The sweep's trial-epochs (the search's, plus the repeats'), the repeats' share, and
-    where an epoch budget cuts it."""
+    """The sweep's trial-epochs (the search's, plus the repeats' and the refit's), the
+    repeats' and the refit's share, and where an epoch budget cuts it."""
     n = spec.total_trials()
     per = per_trial_epochs(spec)
     lo = (
@@ -109,10 +109,10 @@ def trial_epochs(spec: SweepSpec) -> tuple[EpochRange, float, list[str]]:
         if hi > cap:
             cuts.append(f"budget.epochs stops the search at {cap} trial-epochs (of up to {hi:g})")
         lo, mid, hi = min(lo, cap), min(mid, cap), min(hi, cap + spec.max_concurrent_trials - 1)
-    repeats = float(spec.repeat_epochs())
+    after = float(spec.repeat_epochs() + spec.refit_epochs())
     return (
-        EpochRange(min=lo + repeats, expected=mid + repeats, max=hi + repeats, assumption=per.assumption),
-        repeats,
+        EpochRange(min=lo + after, expected=mid + after, max=hi + after, assumption=per.assumption),
+        after,
         cuts,
     )
 
@@ -133,6 +133,7 @@ def wall_seconds(epochs: EpochRange, per_epoch: float, n_slots: int, spec: Sweep
     waves = math.ceil(n / n_slots) * per_trial_epochs(spec).max
     if spec.repeat:
         waves += math.ceil(spec.repeat.top * (spec.repeat.seeds - 1) / n_slots) * spec.max_epochs()
+    waves += spec.refit_epochs()  # one trial, after the search: no slot shares it
     worst = STARTUP_S + max(waves, epochs.max / n_slots) * per_epoch
     return best, worst
 
@@ -299,7 +300,7 @@ def make_plan(
 ) -> PlanOut:
     """The plan; `throughput` given, neither the store nor a probe is asked."""
     n_train, n_val = data_sizes(spec, data_source)
-    epochs, repeats, cuts = trial_epochs(spec)
+    epochs, after, cuts = trial_epochs(spec)
     cfg = trial_config(spec)
     tp = (
         throughput
@@ -311,7 +312,8 @@ def make_plan(
     n_slots = slots(spec, resources.cpus, resources.gpus)
     plan = PlanOut(
         trials=spec.total_trials(),
-        repeat_trial_epochs=repeats,
+        repeat_trial_epochs=float(spec.repeat_epochs()),
+        refit_trial_epochs=float(spec.refit_epochs()),
         trial_epochs=epochs,
         images=EpochRange(
             min=epochs.min * (n_train + n_val),
@@ -345,7 +347,11 @@ def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -
     plan.wall_s_best, plan.wall_s_worst = wall_seconds(
         plan.trial_epochs, tp.seconds_per_epoch, plan.concurrent_trials, spec
     )
-    plan.wall_s_expected = STARTUP_S + plan.trial_epochs.expected * tp.seconds_per_epoch / plan.concurrent_trials
+    # The refit runs alone after the search: its epochs share no slot.
+    shared = plan.trial_epochs.expected - plan.refit_trial_epochs
+    plan.wall_s_expected = (
+        STARTUP_S + (shared / plan.concurrent_trials + plan.refit_trial_epochs) * tp.seconds_per_epoch
+    )
     if spec.time_budget_s is not None and plan.wall_s_worst > spec.time_budget_s:
         plan.cuts.append(
             f"time_budget_s stops the sweep at {spec.time_budget_s:g} s; its worst case is {plan.wall_s_worst:.0f} s"
@@ -500,7 +506,12 @@ def describe(plan: PlanOut) -> str:
     lines = [
         f"plan: {plan.trials} trials; trial-epochs {e.min:g} min, {e.expected:.0f} expected, {e.max:g} max "
         f"({e.assumption})"
-        + (f"; repeats up to {plan.repeat_trial_epochs:g} of them" if plan.repeat_trial_epochs else ""),
+        + (f"; repeats up to {plan.repeat_trial_epochs:g} of them" if plan.repeat_trial_epochs else "")
+        + (
+            f"; the refit up to {plan.refit_trial_epochs:g} of them (on the training and validation images)"
+            if plan.refit_trial_epochs
+            else ""
+        ),
         f"  images processed: {i.expected:,.0f} expected ({i.assumption})",
         f"  {plan.concurrent_trials} trials at once on {plan.resources.cpus:g} CPUs, {plan.resources.gpus:g} GPUs "
         f"({plan.resources.source})",

@@ -20,7 +20,15 @@ ALPHA = 0.05  # Welch's test: "distinguishable" means p < ALPHA, two-sided
 # Keys of a trial's config that are not part of its configuration: the seed (what a repeat
 # varies), the runner's own keys, and the repeat's pointer to its source.
 REPEAT_OF, REPEAT_ID = "repeat_of", "repeat_id"  # in a repeat's Tune config: its source, its own id
-NOT_CONFIG = frozenset({"seed", "device", "threads", REPEAT_OF, REPEAT_ID})
+REFIT_OF = "refit_of"  # in a refit's Tune config: the search trial whose configuration it trains again
+NOT_CONFIG = frozenset({"seed", "device", "threads", REPEAT_OF, REPEAT_ID, REFIT_OF})
+
+
+def searched(trials: Iterable[Any]) -> list[Any]:
+    """The trials of the search and its repeats, without refits: a refit has no validation
+    images, so its validation score is its source's, and counting it would count one run twice
+    (in a group's mean, a front, importance, warm start)."""
+    return [t for t in trials if getattr(t, "refit_of", None) is None]
 
 
 def config_of(config: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +95,7 @@ def group_trials(trials: Iterable[Any], metric: str = "val_acc", mode: str = "ma
     """Completed trials with a score, grouped by configuration and sorted by mean (best
     first), each compared with the next one down."""
     groups: dict[str, Group] = {}
-    for t in trials:
+    for t in searched(trials):
         if t.status not in TRIAL_COMPLETED or stored_value(t, metric) is None:
             continue
         key = group_key(t.sweep_id, t.config or {})
@@ -134,7 +142,7 @@ def plan_repeats(trials: Sequence[Any], top: int, seeds: int, metric: str, mode:
     """The runs that bring each of the `top` best configurations of the search to `seeds`
     completed runs: the search trials rank the configurations; repeats already completed
     count, so a resumed repeat phase plans only what is missing."""
-    search = [t for t in trials if t.repeat_of is None]
+    search = [t for t in searched(trials) if t.repeat_of is None]
     ranked = group_trials(search, metric, mode)[:top]
     done = {t.tune_trial_id for t in trials if t.repeat_of is not None and t.status in TRIAL_COMPLETED}
     runs = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cifar_sweeps.analysis.ranking import searched
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec.config import TrainConfig, read_old_names
 from cifar_sweeps.spec.metrics import METRICS, stored_value
@@ -61,7 +62,7 @@ def _finished_trials(spec: SweepSpec, store, sweep_id: str, where: str) -> list[
         )
     out = []
     metrics = [o.metric for o in spec.objectives] if spec.objectives else [spec.metric]
-    for t in store.trials(sweep_id):
+    for t in searched(store.trials(sweep_id)):
         if t.status not in USABLE:
             continue
         scores = [_score(m, t, store) for m in metrics]

@@ -49,9 +49,14 @@ class Links(BaseModel):
 
 
 class BestTrial(BaseModel):
+    """The sweep's model: its refit once one has started (ranked beside its source), else its
+    best trial."""
+
     trial_id: str
     val_acc: float | None
     test_acc: float | None
+    refit_of: str | None = None  # a refit: the search trial whose configuration it trained again
+    train_images: int | None = None  # the images it trained on (a refit: training + validation)
 
 
 class RunningTrial(BaseModel):
@@ -126,6 +131,10 @@ class LeaderboardItem(BaseModel):
     latency_ms_batch: float | None = None  # ... at a large batch (train.LATENCY_BATCH)
     seconds_to_best: float | None = None  # training seconds up to the best epoch (`seconds`: in all)
     repeat_of: str | None = None  # the trial whose configuration this one repeats with another seed
+    # A refit (tuning/refit.py): the search trial whose configuration it trained again on the
+    # training and validation images; its val_acc is that trial's (it has no validation images).
+    refit_of: str | None = None
+    train_images: int | None = None  # how many images it trained on
 
 
 def error_line(text: str | None, limit: int = 300) -> str | None:
@@ -162,6 +171,8 @@ def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) ->
             latency_ms_batch=t.latency_ms_batch,
             seconds_to_best=t.seconds_to_best,
             repeat_of=t.repeat_of,
+            refit_of=t.refit_of,
+            train_images=t.train_images,
         )
         for i, t in enumerate(rows)
     ]
@@ -190,6 +201,8 @@ CSV_COLUMNS = [
     "latency_ms_batch",
     "seconds_to_best",
     "repeat_of",
+    "refit_of",
+    "train_images",
 ]
 
 
@@ -342,7 +355,7 @@ class ParetoOut(BaseModel):
 def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | None, url_of) -> ParetoOut:
     """The front over stored metrics x and y (metrics.STORED; by default the spec's first two
     objectives, else params and best_val_acc) of the sweep's completed trials."""
-    from cifar_sweeps.analysis.ranking import pareto_ranks
+    from cifar_sweeps.analysis.ranking import pareto_ranks, searched
     from cifar_sweeps.spec.metrics import DEFAULT_FRONT, STORED, stored_name
     from cifar_sweeps.store.states import TRIAL_COMPLETED
 
@@ -352,7 +365,7 @@ def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | 
     if x == y:
         raise InputError(f"x and y are both {x}: a front needs two different metrics")
     (xc, xm), (yc, ym) = STORED[x], STORED[y]
-    done = [t for t in trials if t.status in TRIAL_COMPLETED]
+    done = [t for t in searched(trials) if t.status in TRIAL_COMPLETED]
     usable = [t for t in done if getattr(t, xc) is not None and getattr(t, yc) is not None]
     ranks = pareto_ranks([(getattr(t, xc), getattr(t, yc)) for t in usable], [xm, ym])
     items = [
@@ -399,6 +412,8 @@ class TrialOut(_Out):
     latency_ms_batch: float | None = None  # ... at a large batch (train.LATENCY_BATCH)
     seconds_to_best: float | None = None  # training seconds up to the best epoch
     repeat_of: str | None = None
+    refit_of: str | None = None  # a refit: the search trial whose configuration it trained again
+    train_images: int | None = None  # how many images it trained on
     started_at: UtcTime
     finished_at: UtcTime | None
     checkpoint_url: str | None = None

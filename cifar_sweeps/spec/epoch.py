@@ -11,8 +11,9 @@ class EpochRecord(BaseModel):
     epoch: int  # 1-based
     train_loss: float
     train_acc: float
-    val_loss: float
-    val_acc: float  # this epoch's (metrics.py: `val_acc`)
+    # None (NaN from the trainer): no validation images, as in a refit (tuning/refit.py)
+    val_loss: float | None
+    val_acc: float | None  # this epoch's (metrics.py: `val_acc`)
     lr: float  # the last param group's, at the epoch's start
     seconds: float  # wall time of the epoch, training and evaluation
     images_per_s: float  # training images per second of the training phase

@@ -162,6 +162,9 @@ class SweepSpec(Strict):
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
     repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
+    # After the search (and the repeats): the best configuration trained again on the training
+    # and validation images and tested once, the sweep's model (tuning/refit.py).
+    refit: bool = False
     # Two or more objectives: a multi-objective search (Optuna's TPE or NSGA-II), fifo only;
     # `metric`/`mode` stay the primary score (checkpoints, repeats, the leaderboard's rank).
     objectives: list[Objective] | None = Field(None, max_length=4)
@@ -226,9 +229,14 @@ class SweepSpec(Strict):
         what a budgeted sweep reserves for them, so its search stops that much earlier."""
         return 0 if self.repeat is None else self.repeat.top * (self.repeat.seeds - 1) * self.max_epochs()
 
+    def refit_epochs(self) -> int:
+        """The trial-epochs the refit can take at most: the max epochs, each over the training
+        and validation images (1 / (1 - val_fraction) of a search trial's epoch)."""
+        return math.ceil(self.max_epochs() / (1 - self.data.val_fraction) - 1e-9) if self.refit else 0
+
     def search_budget(self) -> int | None:
-        """The trial-epochs the search may spend: the budget less the repeats' reserve."""
-        return None if self.budget is None else self.budget.epochs - self.repeat_epochs()
+        """The trial-epochs the search may spend: the budget less the repeats' and the refit's reserve."""
+        return None if self.budget is None else self.budget.epochs - self.repeat_epochs() - self.refit_epochs()
 
     def max_epochs(self) -> int:
         """The longest a trial can train: ASHA's max_t, and the limit checked on submit."""
@@ -470,15 +478,23 @@ def _check_objectives(spec: SweepSpec) -> None:
 
 
 def _check_repeat(spec: SweepSpec) -> None:
-    if spec.repeat is None or spec.budget is None:
+    if spec.budget is None:
         return
-    need = spec.repeat_epochs()
-    if need >= spec.budget.epochs:
-        raise ValueError(
+    need = spec.repeat_epochs() + spec.refit_epochs()
+    if need < spec.budget.epochs:
+        return
+    parts = []
+    if spec.repeat is not None:
+        parts.append(
             f"repeat: {spec.repeat.top} configurations x {spec.repeat.seeds - 1} more seeds x up to "
-            f"{spec.max_epochs()} epochs reserve {need} trial-epochs, which leaves nothing of budget.epochs "
-            f"({spec.budget.epochs}) for the search"
+            f"{spec.max_epochs()} epochs reserve {spec.repeat_epochs()} trial-epochs"
         )
+    if spec.refit:
+        parts.append(
+            f"refit: up to {spec.max_epochs()} epochs on the training and validation images reserve "
+            f"{spec.refit_epochs()} trial-epochs"
+        )
+    raise ValueError(f"{'; '.join(parts)}, which leaves nothing of budget.epochs ({spec.budget.epochs}) for the search")
 
 
 def _check_warm_start(spec: SweepSpec) -> None:

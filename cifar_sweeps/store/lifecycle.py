@@ -186,9 +186,10 @@ def trial_started(
     config: dict[str, Any],
     epochs_budget: int | None,
     repeat_of: str | None = None,
+    refit_of: str | None = None,
 ) -> str:
     """A trial starts: a new row, running; or a retried or resumed one, running again."""
-    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget, repeat_of)
+    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget, repeat_of, refit_of)
     if not created:
         apply_trials(store, TrialEvent.START, trial_id=tid)
     return tid
@@ -222,7 +223,11 @@ def trials_not_restored(store: Store, sweep_id: str, restored: set[str]) -> list
     lost = [
         t
         for t in store.trials(sweep_id)
-        if t.status == TrialStatus.ERRORED and not t.error and t.repeat_of is None and t.tune_trial_id not in restored
+        if t.status == TrialStatus.ERRORED
+        and not t.error
+        and t.repeat_of is None
+        and t.refit_of is None
+        and t.tune_trial_id not in restored
     ]
     only = frozenset({TrialStatus.ERRORED})
     for t in lost:  # its end time stays the driver's

@@ -9,6 +9,7 @@ Every write is one short transaction, so a killed writer leaves no half-written 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 import threading
 from collections.abc import Iterator
@@ -112,6 +113,10 @@ class Trial(Base):
     node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node of its latest epoch
     # The search trial whose configuration this one trains again with another seed (a repeat).
     repeat_of: Mapped[str | None] = mapped_column(String(96))
+    # The search trial whose configuration this one trains again on the training and
+    # validation images (a refit: tuning/refit.py); its val_acc is that trial's.
+    refit_of: Mapped[str | None] = mapped_column(String(96))
+    train_images: Mapped[int | None] = mapped_column(Integer)  # how many images it trained on
     # What the model costs (measured once per trial, after its first epoch, on its device).
     params: Mapped[float | None] = mapped_column(Float)  # parameter count
     latency_ms: Mapped[float | None] = mapped_column(Float)  # inference ms per image, batch 1
@@ -129,8 +134,8 @@ class Epoch(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     train_loss: Mapped[float] = mapped_column(Float)
     train_acc: Mapped[float] = mapped_column(Float)
-    val_loss: Mapped[float] = mapped_column(Float)
-    val_acc: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)  # None: no validation images (a refit)
+    val_acc: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
     images_per_s: Mapped[float] = mapped_column(Float)
@@ -332,13 +337,21 @@ class Store:
     # ------------------------------------------------------------ trials (driver writes)
 
     def create_trial(
-        self, sweep_id: str, tune_trial_id: str, config: dict, epochs_budget: int | None, repeat_of: str | None = None
+        self,
+        sweep_id: str,
+        tune_trial_id: str,
+        config: dict,
+        epochs_budget: int | None,
+        repeat_of: str | None = None,
+        refit_of: str | None = None,
     ) -> tuple[str, bool]:
         """The trial's row, written running if it is new (every later status change goes
-        through lifecycle.py); its id, and whether it was new."""
+        through lifecycle.py); its id, and whether it was new. A refit's row starts with its
+        source's validation scores: it has no validation images of its own."""
         tid = f"{sweep_id}-{tune_trial_id}"
         with self.session() as s:
             created = s.get(Trial, tid) is None
+            source = s.get(Trial, refit_of) if created and refit_of else None
             if created:
                 s.add(
                     Trial(
@@ -350,6 +363,9 @@ class Store:
                         status=TrialStatus.RUNNING.value,
                         epochs_budget=epochs_budget,
                         repeat_of=repeat_of,
+                        refit_of=refit_of,
+                        val_acc=source.val_acc if source else None,
+                        val_loss=source.val_loss if source else None,
                     )
                 )
                 _bump(s, sweep_id)
@@ -363,12 +379,13 @@ class Store:
             if t is None:
                 return
             epoch, node = int(m["epoch"]), m.get("node_id")
+            values = {k: _number(m[k]) for k in MEASURED}
             row = s.scalar(select(Epoch).where(Epoch.trial_id == trial_id, Epoch.epoch == epoch))
             if row is None:
-                s.add(Epoch(trial_id=trial_id, epoch=epoch, node_id=node, **{k: float(m[k]) for k in MEASURED}))
+                s.add(Epoch(trial_id=trial_id, epoch=epoch, node_id=node, **values))
             else:
-                for k in MEASURED:
-                    setattr(row, k, float(m[k]))
+                for k, v in values.items():
+                    setattr(row, k, v)
                 row.node_id = node
             t.node_id = node or t.node_id
             t.epochs = max(t.epochs, epoch)
@@ -376,14 +393,15 @@ class Store:
             for k in COST_FIELDS:
                 if m.get(k) is not None:
                     setattr(t, k, float(m[k]))
-            if t.val_acc is None or m["val_acc"] > t.val_acc:
-                t.val_acc, t.val_loss, t.best_epoch = float(m["val_acc"]), float(m["val_loss"]), epoch
+            if m.get("train_images") is not None:
+                t.train_images = int(m["train_images"])
+            if t.refit_of is not None:  # no validation images: its last epoch is its model
+                t.best_epoch = epoch
+                t.seconds_to_best = _seconds_to(s, trial_id, epoch)
+            elif values["val_acc"] is not None and (t.val_acc is None or values["val_acc"] > t.val_acc):
+                t.val_acc, t.val_loss, t.best_epoch = values["val_acc"], values["val_loss"], epoch
                 t.test_acc = None  # the previous best's: these weights are tested at a rung or the end
-                s.flush()
-                t.seconds_to_best = float(
-                    s.scalar(select(func.sum(Epoch.seconds)).where(Epoch.trial_id == trial_id, Epoch.epoch <= epoch))
-                    or 0.0
-                )
+                t.seconds_to_best = _seconds_to(s, trial_id, epoch)
             if m.get("test_acc") is not None:
                 t.test_acc = float(m["test_acc"])
             _bump(s, t.sweep_id)
@@ -504,7 +522,9 @@ class Store:
         with self.sessions() as s:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             column = SORTABLE[sort[0]]
-            order = (column.desc().nulls_last() if sort[1] == "max" else column.asc().nulls_last(), Trial.id)
+            # A refit ties with its source on val_acc (it has no validation images): it comes first.
+            first = column.desc().nulls_last() if sort[1] == "max" else column.asc().nulls_last()
+            order = (first, Trial.refit_of.is_(None), Trial.id)
             if not (sweep_id or dataset):
                 of_sweep = select(Sweep.dataset).where(Sweep.id == Trial.sweep_id).scalar_subquery()
                 order = (of_sweep.asc().nulls_last(), *order)
@@ -537,7 +557,7 @@ class Store:
             best = s.scalars(
                 select(Trial)
                 .where(Trial.sweep_id == sweep_id, Trial.val_acc.is_not(None))
-                .order_by(Trial.val_acc.desc(), Trial.id)
+                .order_by(Trial.val_acc.desc(), Trial.refit_of.is_(None), Trial.id)
                 .limit(1)
             ).first()
         counts: dict[str, int] = {}
@@ -547,6 +567,19 @@ class Store:
 
 
 _BUMP = Sweep.data_version + 1
+
+
+def _seconds_to(s: Session, trial_id: str, epoch: int) -> float:
+    """A trial's epoch seconds up to `epoch` (its rows, this one included)."""
+    s.flush()
+    total = s.scalar(select(func.sum(Epoch.seconds)).where(Epoch.trial_id == trial_id, Epoch.epoch <= epoch))
+    return float(total or 0.0)
+
+
+def _number(v: Any) -> float | None:
+    """A measured value as stored: NaN (no validation images: a refit) is NULL."""
+    x = float(v)
+    return None if math.isnan(x) else x
 
 
 COST_FIELDS = ("params", "latency_ms", "latency_ms_batch")  # reported with every epoch

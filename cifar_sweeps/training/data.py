@@ -169,6 +169,20 @@ def train_subset(s: Splits, n: int | None, seed: int = 0) -> Splits:
     return Splits(s.x_train[idx], s.y_train[idx], s.x_val, s.y_val, s.x_test, s.y_test, s.classes)
 
 
+def with_validation_in_training(s: Splits) -> Splits:
+    """The same splits with the validation images moved into training and no validation
+    split: what a refit trains on (its configuration was chosen by those images already)."""
+    return Splits(
+        np.concatenate([s.x_train, s.x_val]),
+        np.concatenate([s.y_train, s.y_val]),
+        s.x_val[:0],
+        s.y_val[:0],
+        s.x_test,
+        s.y_test,
+        s.classes,
+    )
+
+
 def load_splits(
     source: str,
     cache_dir: Path | None = None,

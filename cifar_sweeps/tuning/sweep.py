@@ -12,13 +12,14 @@ import shutil
 import signal
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback, Stopper
 
 from cifar_sweeps import code_version
-from cifar_sweeps.analysis.ranking import REPEAT_ID, REPEAT_OF, plan_repeats
+from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.cluster import init_ray, process_default
 from cifar_sweeps.errors import NotFound, SweepError, TransitionError
@@ -29,7 +30,8 @@ from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable, local_model_file
 from cifar_sweeps.store.states import TRIAL_COMPLETED, Reason, TrialStatus
 from cifar_sweeps.store.store import Store, get_store
-from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset
+from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset, with_validation_in_training
+from cifar_sweeps.tuning.refit import REFIT_ID, plan_refit, refit_done, refit_seconds, tune_config
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 from cifar_sweeps.tuning.searchers import make_search, param_space
 from cifar_sweeps.tuning.tracking import wandb_callback
@@ -56,7 +58,9 @@ def check_resources(spec: SweepSpec) -> None:
 # ---------------------------------------------------------------- Tune pieces
 
 
-def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None):
+def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None, refit: bool = False):
+    """The trainable of the sweep's trials; `refit`: of its refit, which trains on the
+    training and validation images, is checkpointed every epoch and tested at its end."""
     from ray import tune
 
     from cifar_sweeps.tuning.trainable import train_trial
@@ -64,11 +68,11 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None)
     r = spec.resources_per_trial
     fn = tune.with_parameters(
         train_trial,
-        splits=splits,
+        splits=with_validation_in_training(splits) if refit else splits,
         cpus_per_trial=r.cpu,
-        checkpoint_every=spec.checkpoint_every,
+        checkpoint_every=1 if refit else spec.checkpoint_every,
         weights=weights or {},
-        test_epochs=decision_epochs(spec),
+        test_epochs=frozenset() if refit else decision_epochs(spec),
     )
     return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
 
@@ -95,9 +99,22 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=make_callbacks(spec, store, sweep_id, settings),
-        stop=StoreStopper(store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.search_budget()),
+        stop=StoreStopper(
+            store.url,
+            sweep_id,
+            **_disk_watch(settings),
+            budget_epochs=spec.search_budget(),
+            refit_reserve=_refit_reserve(spec),
+        ),
         verbose=1,
     )
+
+
+def _refit_reserve(spec: SweepSpec) -> RefitReserve | None:
+    """Under a time budget, the refit's share is kept: the search stops that much earlier."""
+    if not spec.refit or spec.time_budget_s is None:
+        return None
+    return RefitReserve(spec.time_budget_s, spec.metric, spec.mode, spec.max_epochs(), spec.data.val_fraction)
 
 
 def _disk_watch(settings: Settings) -> dict[str, Any]:
@@ -158,11 +175,28 @@ def _tune_id(trial) -> str:
     return _trial_config(trial.config).get(REPEAT_ID) or trial.trial_id
 
 
+@dataclass(frozen=True)
+class RefitReserve:
+    """A time budget's share kept for the refit (refit.refit_seconds estimates it)."""
+
+    budget_s: float
+    metric: str
+    mode: str
+    max_epochs: int
+    val_fraction: float
+
+    def search_over(self, trials: list, elapsed_s: float) -> float | None:
+        """The refit's estimate when the search must stop now to leave it its time, else None."""
+        need = refit_seconds(trials, self.metric, self.mode, self.max_epochs, self.val_fraction)
+        return need if need is not None and elapsed_s + need >= self.budget_s else None
+
+
 class StoreStopper(Stopper):
     """Stops every trial when `stop` was asked for in the store (CLI or API), when the
     results disk runs low (both checked at most every 2 s so a sweep's hot loop does not
-    hammer the database), or when the sweep's epoch budget is spent. Holds the store's URL,
-    not a connection, so Tune can pickle it with the experiment state."""
+    hammer the database), when the sweep's epoch budget is spent, or when what is left of its
+    time budget is the refit's share. Holds the store's URL, not a connection, so Tune can
+    pickle it with the experiment state."""
 
     def __init__(
         self,
@@ -172,9 +206,12 @@ class StoreStopper(Stopper):
         storage: str | None = None,
         min_free_mb: float = 0.0,
         budget_epochs: int | None = None,
+        refit_reserve: RefitReserve | None = None,
     ):
         self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
         self.storage, self.min_free_mb, self.budget_epochs = storage, min_free_mb, budget_epochs
+        self.refit_reserve = refit_reserve
+        self._t0: float | None = time.monotonic()  # a restored stopper starts at its first call
         self._last = 0.0
         self._stop = self._interrupted = False
         self._spent: set[tuple[str, int]] | None = None  # (Tune trial id, epoch) trained so far
@@ -199,7 +236,23 @@ class StoreStopper(Stopper):
             self._last = now
             self._stop = get_store(self.store_url).stop_requested(self.sweep_id)
             self._disk_low()
+            self._refit_due(now)
         return self._stop
+
+    def _refit_due(self, now: float) -> None:
+        if self._stop or self.refit_reserve is None:
+            return
+        if self._t0 is None:
+            self._t0 = now
+        elapsed = now - self._t0
+        need = self.refit_reserve.search_over(get_store(self.store_url).trials(self.sweep_id), elapsed)
+        if need is not None:
+            self._stop = True
+            print(
+                f"search: stopped after {elapsed:.0f} s of the {self.refit_reserve.budget_s:g} s budget, "
+                f"leaving the refit its estimated {need:.0f} s",
+                flush=True,
+            )
 
     def _disk_low(self) -> None:
         """A disk that fills mid-sweep would fail every trial at its next checkpoint: say
@@ -226,7 +279,7 @@ class StoreStopper(Stopper):
         signal.raise_signal(signal.SIGINT)  # Tune's handler: stop trials, save state, return
 
     def __getstate__(self):
-        return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False, "_spent": None}
+        return {**self.__dict__, "_stop": False, "_last": 0.0, "_interrupted": False, "_spent": None, "_t0": None}
 
 
 def _error_text(trial) -> str:
@@ -268,9 +321,11 @@ class StoreCallback(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         config = _trial_config(trial.config)
-        repeat_of = config.pop(REPEAT_OF, None)
+        repeat_of, refit_of = config.pop(REPEAT_OF, None), config.pop(REFIT_OF, None)
         config.pop(REPEAT_ID, None)
-        lifecycle.trial_started(self.store, self.sweep_id, _tune_id(trial), config, self._budget(trial), repeat_of)
+        lifecycle.trial_started(
+            self.store, self.sweep_id, _tune_id(trial), config, self._budget(trial), repeat_of, refit_of
+        )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "val_acc" in result:
@@ -377,15 +432,24 @@ def run_sweep(
         weights = load_weights(spec, settings)
         splits = _load_data(spec, data_source, settings, store, sweep.id)
         tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
-        return tuner, lambda: repeats_tuner(spec, splits, store, sweep.id, settings, weights), splits
+        return tuner, after_search(spec, splits, store, sweep.id, settings, weights), splits
 
     return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuners, settings)
 
 
+def after_search(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights) -> list:
+    """What runs once the search has ended, in order: the repeats, then the refit (each a
+    function that makes its Tuner, or None when there is nothing left to run)."""
+    return [
+        lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights),
+        lambda: refit_tuner(spec, splits, store, sweep_id, settings, weights),
+    ]
+
+
 def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, settings: Settings) -> str:
-    """Run a sweep as its driver: claim it, fit the search's Tuner, then the repeats' (if
-    the spec asks for them and the search ended), and record how it ended (any error,
-    Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
+    """Run a sweep as its driver: claim it, fit the search's Tuner, then the repeats' and the
+    refit's (if the spec asks for them and the search ended), and record how it ended (any
+    error, Ctrl-C included, leaves the sweep `failed` with its reason, never `running`)."""
     # Tune snapshots the experiment (which trials exist, which finished) every 10 s by
     # default; a driver killed in between would, on resume, rerun a trial that had finished
     # and forget one that had started. Half a second bounds that window; the snapshot of a
@@ -394,13 +458,15 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, setti
     try:
         check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
-        tuner, make_repeats, splits = make_tuners()
+        tuner, phases, splits = make_tuners()
         lifecycle.claim(store, sweep_id, socket.gethostname(), os.getpid(), experiment_path)
         results = [tuner.fit()]
-        if _search_ended(store, sweep_id, results[0]):
-            repeats = make_repeats()
-            if repeats is not None:
-                results.append(repeats.fit())
+        for make_phase in phases:
+            if not _search_ended(store, sweep_id, results[-1]):
+                break
+            phase = make_phase()
+            if phase is not None:
+                results.append(phase.fit())
         score_untested_bests(store, sweep_id, splits, results)  # the sweep is still running meanwhile
     except BaseException as e:
         with contextlib.suppress(TransitionError):
@@ -496,6 +562,45 @@ def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, 
     )
 
 
+def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
+    """A Tuner of the sweep's refit (refit.py), or None when the spec asks for none, no search
+    trial completed, or it is done. An interrupted refit's Tune state is restored, so it goes
+    on from its last checkpoint (every epoch is one)."""
+    from ray import tune
+
+    if not spec.refit:
+        return None
+    trials = store.trials(sweep_id)
+    if refit_done(trials):
+        print("refit: done already", flush=True)
+        return None
+    trainable = make_trainable(spec, splits, weights, refit=True)
+    path = _experiment_path(settings, f"{sweep_id}-{REFIT_ID}")
+    if tune.Tuner.can_restore(path):
+        print(f"refit: resumed from its checkpoint in {path}", flush=True)
+        return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    run = plan_refit(trials, spec.metric, spec.mode)
+    if run is None:
+        print("refit: no search trial completed with a score, so there is nothing to refit", flush=True)
+        return None
+    n_images = len(splits.y_train) + len(splits.y_val)
+    print(
+        f"refit: trial {run.source_id}'s configuration on {n_images} training + validation images, {run.why}",
+        flush=True,
+    )
+    config = run_config(spec, store, sweep_id, settings)
+    config.name = f"{sweep_id}-{REFIT_ID}"
+    # No validation score to rank its checkpoints by: the latest is the model.
+    config.checkpoint_config = tune.CheckpointConfig(num_to_keep=1)
+    config.stop = StoreStopper(store.url, sweep_id, **_disk_watch(settings))
+    return tune.Tuner(
+        trainable,
+        param_space={"run": tune.grid_search([tune_config(run)])},
+        tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=config,
+    )
+
+
 def _experiment_path(settings: Settings, sweep_id: str) -> str:
     root = settings.storage_root()
     return f"{root}/{sweep_id}" if isinstance(root, str) else str(root / sweep_id)
@@ -537,6 +642,6 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
             param_space=None,
         )
         _mark_not_restored(store, sweep_id, tuner)
-        return tuner, lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights), splits
+        return tuner, after_search(spec, splits, store, sweep_id, settings, weights), splits
 
     return _drive(store, sweep_id, path, make_tuners, settings)

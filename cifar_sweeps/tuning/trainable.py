@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cifar_sweeps.analysis.ranking import REPEAT_ID, REPEAT_OF
+from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, REPEAT_OF
 from cifar_sweeps.cluster.cluster import process_default
 from cifar_sweeps.errors import InjectedFault
 from cifar_sweeps.spec.spaces import flatten_config
@@ -25,7 +25,7 @@ from cifar_sweeps.training.train import EpochMetrics, TrainConfig, Trainer, cost
 
 STATE_FILE = "state.pt"
 # Keys of a trial config that steer the adapter, not the training loop.
-ADAPTER_KEYS = ("fail_at_epoch", "fault", REPEAT_OF, REPEAT_ID)
+ADAPTER_KEYS = ("fail_at_epoch", "fault", REPEAT_OF, REPEAT_ID, REFIT_OF)
 
 
 def trial_train_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
@@ -50,7 +50,13 @@ def _report(m: EpochMetrics, trainer: Trainer, every: int, cost: dict[str, float
     from ray import tune
 
     train_s = sum(h.seconds for h in trainer.history)  # this run's epochs (a restored run: its own)
-    metrics = {**report_metrics(m), **(cost or {}), "train_s": train_s, "node_id": _node_id()}
+    metrics = {
+        **report_metrics(m),
+        **(cost or {}),
+        "train_s": train_s,
+        "node_id": _node_id(),
+        "train_images": len(trainer.train),
+    }
     if not should_checkpoint(m, every, trainer.cfg.epochs):
         tune.report(metrics)
         return

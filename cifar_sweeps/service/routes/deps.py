@@ -120,7 +120,17 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     out.error = state.settings.redact(out.error)  # a job's log tail: no secret, whoever reads it
     out.trial_counts = counts
     out.progress = progress(sweep, trials)
-    out.best_trial = BestTrial(trial_id=best.id, val_acc=best.val_acc, test_acc=best.test_acc) if best else None
+    out.best_trial = (
+        BestTrial(
+            trial_id=best.id,
+            val_acc=best.val_acc,
+            test_acc=best.test_acc,
+            refit_of=best.refit_of,
+            train_images=best.train_images,
+        )
+        if best
+        else None
+    )
     out.plan_actual = plan_actual(sweep.plan, sweep, out.progress.epochs_done)
     base = base_url(request)
     out.links = Links(

@@ -429,7 +429,14 @@ function boardRow(t) {
     loadCurves();
   });
   const cb = el("td"); cb.append(box); tr.append(cb);
-  tr.append(el("td", { class: "num" }, t.rank), el("td", {}, t.model));
+  // The sweep's refit: its source's configuration trained again on every training image.
+  const model = el("td", {}, t.model);
+  if (t.refit_of) {
+    tr.classList.add("refit");
+    model.append(el("div", { class: "refit-tag", title: `refit of ${t.refit_of}` },
+      `refit, ${t.train_images ?? "?"} images`));
+  }
+  tr.append(el("td", { class: "num" }, t.rank), model);
   tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
   tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
   const status = el("td", { class: `status-${t.status}`, title: t.error || "" }, t.status);

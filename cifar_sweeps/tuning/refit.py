@@ -1,0 +1,86 @@
+"""The refit: after the search (and its repeats), the best configuration trained again on the
+training and validation images and tested once. It is the sweep's model: a row of its own,
+linked to the trial it came from (`refit_of`), ranked beside it, served as the sweep's model.
+
+Which configuration: the best group of the search by the spec's metric (ranking.py: a
+configuration's runs over seeds rank by their mean, a single run by itself), its best run's
+config. How long: a schedule shaped by the run's length (onecycle, linear, cosine) trains its
+full schedule, since a shorter run would train at other learning rates at every step; any other
+schedule (none, exponential, step) trains the epochs of its best result, since its first k
+epochs are the same whatever the run's length. It runs as a Tune trial of its own (experiment
+`<sweep>-refit`), checkpointed every epoch, so a killed refit resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials, searched
+from cifar_sweeps.spec.config import TrainConfig, read_old_names
+from cifar_sweeps.store.states import TRIAL_COMPLETED
+
+REFIT_ID = "refit"  # the refit's Tune id: its store row is "<sweep id>-refit", whichever driver runs it
+# Learning-rate schedules whose every step depends on the run's length (train.make_lr_schedule).
+LENGTH_SHAPED = frozenset({"onecycle", "linear", "cosine"})
+
+
+@dataclass(frozen=True)
+class RefitRun:
+    source_id: str  # the store id of the search trial whose configuration it trains again
+    config: dict[str, Any]  # the source's config with the refit's epochs
+    epochs: int
+    why: str  # which epochs, and why
+
+
+def refit_epochs(config: dict[str, Any], best_epoch: int | None) -> tuple[int, str]:
+    """The refit's epochs for a trial's config and best epoch, and why (see the module's note)."""
+    cfg = TrainConfig.model_validate(read_old_names(config))
+    if cfg.lr_schedule in LENGTH_SHAPED or not best_epoch:
+        return cfg.epochs, f"its full schedule of {cfg.epochs} epochs ({cfg.lr_schedule} is shaped by the run's length)"
+    return best_epoch, (
+        f"the {best_epoch} epochs of its best result (a {cfg.lr_schedule} schedule's first epochs "
+        "do not depend on the run's length)"
+    )
+
+
+def plan_refit(trials: list, metric: str, mode: str) -> RefitRun | None:
+    """The refit of the best configuration of the search, or None when no search trial
+    completed with a score."""
+    ranked = group_trials(trials, metric, mode)  # the search's and its repeats', never a refit
+    if not ranked:
+        return None
+    source = best_trial(ranked[0], metric, mode)
+    epochs, why = refit_epochs(source.config, source.best_epoch)
+    seed = (source.config or {}).get("seed")
+    config = {**config_of(source.config), **({"seed": seed} if seed is not None else {}), "epochs": epochs}
+    return RefitRun(source.id, config, epochs, why)
+
+
+def tune_config(run: RefitRun) -> dict[str, Any]:
+    """The refit's Tune config: its own stable id and its source, which the driver's store
+    callback takes off before the trainable sees it; its best weights tested at its end."""
+    return {**run.config, "test_on_best": True, REFIT_OF: run.source_id, REPEAT_ID: REFIT_ID}
+
+
+def refit_row(trials: list) -> Any | None:
+    """The sweep's refit row, if it has started."""
+    return next((t for t in trials if getattr(t, "refit_of", None) is not None), None)
+
+
+def refit_done(trials: list) -> bool:
+    row = refit_row(trials)
+    return row is not None and row.status in TRIAL_COMPLETED
+
+
+def refit_seconds(trials: list, metric: str, mode: str, max_epochs: int, val_fraction: float) -> float | None:
+    """What the refit will take, from the sweep's own epochs so far: the median seconds per
+    epoch of its trials, scaled to the training and validation images, times the refit's
+    epochs (the best trial's, or the max while none has completed). None before any epoch."""
+    per_epoch = [t.seconds / t.epochs for t in searched(trials) if t.epochs and t.seconds]
+    if not per_epoch:
+        return None
+    run = plan_refit(trials, metric, mode)
+    epochs = run.epochs if run is not None else max_epochs
+    return statistics.median(per_epoch) * epochs / (1 - val_fraction)

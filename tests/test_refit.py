@@ -1,0 +1,116 @@
+"""The refit's pure parts: which configuration, how many epochs and why, its Tune config,
+its time estimate; the spec's reserve for it under a budget, and the plan's count of it; the
+splits it trains on, and a run with no validation images tested once, at its end."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from cifar_sweeps.analysis.plan import Throughput, make_plan
+from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, searched
+from cifar_sweeps.analysis.results import PlanResources
+from cifar_sweeps.errors import SpecError
+from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.training.data import split_train_val, synthetic, with_validation_in_training
+from cifar_sweeps.training.train import TrainConfig, Trainer
+from cifar_sweeps.tuning.refit import plan_refit, refit_epochs, refit_seconds, tune_config
+
+
+def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of=None, seconds=30.0, epochs=3):
+    return SimpleNamespace(
+        id=tid,
+        tune_trial_id=tid,
+        sweep_id="sw-a",
+        config={"model": "mlp", "lr": lr, "seed": seed, "epochs": 6, "lr_schedule": "onecycle"},
+        status=status,
+        val_acc=acc,
+        val_loss=1 - acc,
+        best_epoch=best_epoch,
+        test_acc=None,
+        repeat_of=None,
+        refit_of=refit_of,
+        seconds=seconds,
+        epochs=epochs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "best", "epochs"),
+    [("onecycle", 4, 10), ("linear", 4, 10), ("cosine", 4, 10), ("none", 4, 4), ("exponential", 7, 7), ("step", 2, 2)],
+)
+def test_a_length_shaped_schedule_refits_in_full_any_other_to_its_best_epoch(schedule, best, epochs):
+    n, why = refit_epochs({"model": "mlp", "epochs": 10, "lr_schedule": schedule}, best)
+    assert n == epochs
+    assert ("full schedule" in why) == (epochs == 10)
+
+
+def test_the_old_name_of_the_schedule_is_read():
+    assert refit_epochs({"model": "mlp", "epochs": 9, "scheduler": "cosine"}, 3)[0] == 9
+
+
+def test_the_refit_trains_the_best_configuration_of_the_search_never_a_refit_or_a_failed_trial():
+    trials = [
+        _trial("a", 0.70, lr=0.1),
+        _trial("b", 0.80, lr=0.2, seed=3),
+        _trial("c", 0.95, lr=0.3, status="errored"),
+        _trial("r", 0.99, lr=0.4, refit_of="b"),
+    ]
+    run = plan_refit(trials, "val_acc", "max")
+    assert run.source_id == "b" and run.epochs == 6
+    assert run.config == {"model": "mlp", "lr": 0.2, "seed": 3, "epochs": 6, "lr_schedule": "onecycle"}
+    assert [t.id for t in searched(trials)] == ["a", "b", "c"]
+    cfg = tune_config(run)
+    assert cfg[REFIT_OF] == "b" and cfg[REPEAT_ID] == "refit" and cfg["test_on_best"] is True
+    assert plan_refit([_trial("x", 0.5, status="errored")], "val_acc", "max") is None
+    assert plan_refit(trials, "val_loss", "min").source_id == "b"  # 0.2 is the lowest val_loss usable
+
+
+def test_the_refits_time_is_the_sweeps_median_epoch_scaled_to_every_image():
+    trials = [_trial("a", 0.7, seconds=30.0, epochs=3), _trial("b", 0.8, seconds=90.0, epochs=3)]
+    # median 20 s per epoch; 6 epochs (onecycle: the full schedule); 1 / (1 - 0.2) more images
+    assert refit_seconds(trials, "val_acc", "max", 10, 0.2) == pytest.approx(20 * 6 / 0.8)
+    running = [_trial("a", 0.7, status="running", seconds=10.0, epochs=1)]
+    assert refit_seconds(running, "val_acc", "max", 10, 0.2) == pytest.approx(10 * 10 / 0.8)  # the max epochs
+    assert refit_seconds([], "val_acc", "max", 10, 0.2) is None
+
+
+SPEC = {
+    "fixed": {"model": "mlp", "epochs": 8},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+    "refit": True,
+}
+
+
+def test_a_budget_reserves_the_refits_epochs_and_refuses_one_it_cannot_hold():
+    spec = parse_spec({**SPEC, "budget": {"epochs": 100}})
+    assert spec.refit_epochs() == 10  # 8 epochs on 1 / 0.8 as many images
+    assert spec.search_budget() == 90
+    assert parse_spec({**SPEC, "refit": False, "budget": {"epochs": 100}}).search_budget() == 100
+    with pytest.raises(SpecError, match=r"refit: up to 8 epochs .* reserve 10 trial-epochs.*budget.epochs \(10\)"):
+        parse_spec({**SPEC, "budget": {"epochs": 10}})
+
+
+def test_the_plan_counts_the_refit_alone_after_the_search():
+    res = PlanResources(cpus=2, gpus=0, memory_mb=8000, source="test")
+    tp = Throughput(seconds_per_epoch=10.0, peak_mb=100.0, source="given")
+    spec = {**SPEC, "num_samples": 4, "max_concurrent_trials": 2, "scheduler": {"type": "fifo"}}
+    with_refit = make_plan(parse_spec(spec), "synthetic:1000", None, None, res, throughput=tp)
+    without = make_plan(parse_spec({**spec, "refit": False}), "synthetic:1000", None, None, res, throughput=tp)
+    assert with_refit.refit_trial_epochs == 10 and without.refit_trial_epochs == 0
+    assert with_refit.trial_epochs.expected == without.trial_epochs.expected + 10
+    assert with_refit.wall_s_expected == pytest.approx(without.wall_s_expected + 10 * 10.0)  # one slot
+    assert with_refit.wall_s_worst == pytest.approx(without.wall_s_worst + 10 * 10.0)
+
+
+def test_the_refit_trains_on_every_training_and_validation_image_and_is_tested_once_at_its_end():
+    splits = split_train_val(synthetic(200, 40), 0.25)
+    merged = with_validation_in_training(splits)
+    assert merged.sizes == {"train": 200, "val": 0, "test": 40}
+    assert sorted(merged.y_train.tolist()) == sorted([*splits.y_train.tolist(), *splits.y_val.tolist()])
+    trainer = Trainer(TrainConfig(model="mlp", epochs=3, batch_size=32, threads=1), merged, test_epochs=frozenset())
+    tested = []
+    result = trainer.run(lambda m, t: tested.append(m.test_acc))
+    assert tested[:2] == [None, None] and tested[2] is not None  # once, at the last epoch
+    assert result.best_epoch == 3 and result.test_acc == tested[2]
