@@ -121,6 +121,42 @@ def test_an_installed_plugin_is_listed_swept_with_a_searched_argument_and_export
     assert np.abs(got_ts - expected).max() < 1e-3
 
 
+def test_a_plugin_with_no_params_gets_a_planned_space_and_the_sweep_refits(tinynet, served, tmp_path):
+    """No `params`: the service plans a space for the plug-in (the plan shows it), searches it,
+    and ends in a refit, which is the sweep's model (its best trial, first on its board)."""
+    base, env = served("synthetic:600")
+    spec = {
+        "name": "tinynet-auto",
+        "num_samples": 3,
+        "max_concurrent_trials": 2,
+        "search": {"algorithm": "optuna", "seed": 0, "n_initial_points": 2},
+        "resources_per_trial": {"cpu": 1, "gpu": 0},
+        "fixed": {"model": "tinynet", "model_args": {"channels": 8, "blocks": 2}, "epochs": 2},
+    }
+    plan = httpx.post(f"{base}/sweeps/plan", json=spec, timeout=120)
+    assert plan.status_code == 200, plan.text
+    space = plan.json()["auto_space"]
+    assert set(space) == {"lr", "weight_decay", "batch_size", "label_smoothing"}  # epochs is fixed
+    assert space["lr"] == {"type": "loguniform", "low": 0.005, "high": 0.5}  # SGD's range
+    assert plan.json()["refit_trial_epochs"] == 3  # 2 epochs on 1 / 0.8 as many images, rounded up
+
+    r = httpx.post(f"{base}/sweeps", json=spec, timeout=120)
+    assert r.status_code == 201, r.text
+    sweep_id = r.json()["id"]
+    assert _wait_status(base, sweep_id)[-1] == "succeeded"
+    sweep = httpx.get(f"{base}/sweeps/{sweep_id}").json()
+    assert sorted(sweep["spec"]["auto_params"]) == sorted(space) and sweep["spec"]["refit"] is True
+    items = httpx.get(f"{base}/leaderboard", params={"sweep_id": sweep_id}).json()["items"]
+    refit, search = items[0], [it for it in items if not it["refit_of"]]
+    assert len(items) == 4 and len(search) == 3
+    assert refit["refit_of"] in {it["trial_id"] for it in search} and refit["test_acc"] is not None
+    assert refit["train_images"] == 600 and {it["train_images"] for it in search} == {480}
+    assert sweep["best_trial"]["trial_id"] == refit["trial_id"] and sweep["best_trial"]["refit_of"]
+    for t in search:  # every trial drew from the planned space
+        assert 0.005 <= t["config"]["lr"] <= 0.5 and t["config"]["batch_size"] in (64, 128, 256)
+    assert httpx.get(base + refit["checkpoint_url"], timeout=60).status_code == 200
+
+
 def _shapes_folder(root: Path, size: int = 48) -> list[Path]:
     """3 classes of 48x48 PNGs, each class a colour with noise: train/ and test/, no val/."""
     rng = np.random.default_rng(0)

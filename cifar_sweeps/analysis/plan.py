@@ -328,6 +328,7 @@ def make_plan(
         cuts=cuts,
         warnings=[],
         model_params=model_params,
+        auto_space={k: spec.params[k].model_dump(mode="json") for k in spec.auto_params if k in spec.params},
     )
     plan.warnings += old_name_warnings(spec)
     _timing(plan, spec, tp, warn_hours)
@@ -410,6 +411,13 @@ def _memory(plan: PlanOut, tp: Throughput, resources: PlanResources, estimate_mb
             f"{plan.concurrent_trials} trials at about {plan.peak_mb_per_trial:.0f} MiB each exceed the node's "
             f"{resources.memory_mb:.0f} MiB"
         )
+
+
+def _range(name: str, p: dict[str, Any]) -> str:
+    """One param as a terminal shows it: `lr loguniform 0.005..0.5`, `batch_size 64|128|256`."""
+    if p.get("type") == "choice":
+        return f"{name} " + "|".join(str(v) for v in p.get("values", []))
+    return f"{name} {p.get('type')} {p.get('low'):g}..{p.get('high'):g}"
 
 
 def _hours(s: float) -> str:
@@ -528,5 +536,7 @@ def describe(plan: PlanOut) -> str:
         f"{'fits' if plan.memory_fits else 'does NOT fit'} the node"
     )
     lines += [f"  model {m}: {n:,} parameters (built on the meta device)" for m, n in plan.model_params.items()]
+    if plan.auto_space:
+        lines.append("  space chosen by the service: " + "; ".join(_range(k, p) for k, p in plan.auto_space.items()))
     lines += [f"  cut: {c}" for c in plan.cuts] + [f"  warning: {w}" for w in plan.warnings]
     return "\n".join(lines)

@@ -44,6 +44,8 @@ class PlanOut(BaseModel):
     cuts: list[str]  # where time_budget_s or budget.epochs cuts the sweep
     warnings: list[str]
     model_params: dict[str, int] = {}  # plug-in models' parameter counts, checked at submit (modelcheck.py)
+    # The params the service chose (spec `"params": "auto"`, or none given: autospace.py), as spec params.
+    auto_space: dict[str, dict[str, Any]] = {}
 
 
 class PlanActual(BaseModel):

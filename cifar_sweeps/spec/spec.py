@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import registry, spaces
+from cifar_sweeps.spec import autospace, registry, spaces
 from cifar_sweeps.spec.config import MODEL_ARG, OLD_NAMES, PRETRAINABLE, SCALABLE, TrainConfig, inapplicable
 from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
@@ -141,6 +141,8 @@ class SweepSpec(Strict):
         where = too_deep(raw, MAX_DEPTH)
         if where is not None:
             raise ValueError(f"{where or 'the spec'}: nested deeper than {MAX_DEPTH} levels of objects and lists")
+        if isinstance(raw, dict) and autospace.wants_auto(raw):
+            return autospace.expand(raw)  # the service's space, params given winning (autospace.py)
         return raw
 
     name: str = "sweep"
@@ -155,6 +157,8 @@ class SweepSpec(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     fixed: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Param] = Field(default_factory=dict)
+    # The params the service chose (`"params": "auto"`, or none given): autospace.py's rules.
+    auto_params: list[str] = Field(default_factory=list, max_length=64)
     keep_checkpoints: int = Field(2, ge=1, le=100)  # best k by val_acc per trial
     max_failures: int = Field(2, ge=0, le=100)  # retries of a failed trial, from its checkpoint
     checkpoint_every: int = Field(1, ge=1)  # epochs; a new best and the last epoch always are
@@ -211,7 +215,8 @@ class SweepSpec(Strict):
         elif not self.params:
             raise ValueError(
                 f"params: empty, so a {self.search.algorithm} search has nothing to search and would train "
-                "one config num_samples times; add a searched param, use `cifar-sweeps train` for a single "
+                "one config num_samples times; add a searched param, name a model (fixed.model) and give "
+                '"params": "auto" for a space the service chooses, use `cifar-sweeps train` for a single '
                 'run, or search a choice of seeds ("seed": {"type": "choice", "values": [0, 1, 2]}) for repeats'
             )
         check_expanded(self)
