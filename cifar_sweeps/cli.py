@@ -355,7 +355,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from cifar_sweeps.service.api import serve
 
-    return serve(_settings(args), args.host, args.port, submit=args.submit)
+    return serve(_settings(args), args.host, args.port, submit=args.submit, access_log=args.access_log)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -588,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--submit", help="a spec (file or preset name) to submit once the service is up")
+    p.add_argument("--access-log", action="store_true", help="a line per request (off: the page polls)")
     p.set_defaults(fn=cmd_serve)
 
     _weights_parser(sub)

@@ -33,3 +33,11 @@ def test_a_grid_counts_its_points_times_num_samples():
     grid = {"num_samples": 2, "search": {"algorithm": "grid"}, "params": {"m": {"type": "choice", "values": [1, 2, 3]}}}
     assert total_trials(grid) == 6
     assert total_trials({"num_samples": 3, "params": {"m": {"type": "choice", "values": [1, 2]}}}) == 3
+
+
+def test_the_time_left_never_exceeds_what_the_time_budget_has_left():
+    spec = {"num_samples": 50, "max_concurrent_trials": 1, "time_budget_s": 600}
+    e = estimate(spec, TRIALS, active=True, elapsed_s=550.0)
+    assert e.eta_s == pytest.approx(50.0)  # not the 48 trials' epochs at the pace so far
+    assert estimate(spec, TRIALS, active=True, elapsed_s=700.0).eta_s == 0.0
+    assert estimate(spec, TRIALS, active=True).eta_s == pytest.approx((2 + 47 * 4) * 2.5)  # no start: no cap

@@ -15,7 +15,7 @@ from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.training.data import split_train_val, synthetic, with_validation_in_training
 from cifar_sweeps.training.train import TrainConfig, Trainer
-from cifar_sweeps.tuning.refit import plan_refit, refit_epochs, refit_seconds, tune_config
+from cifar_sweeps.tuning.refit import REFIT_MARGIN, plan_refit, refit_epochs, refit_seconds, tune_config
 
 
 def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of=None, seconds=30.0, epochs=3):
@@ -33,6 +33,7 @@ def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of
         refit_of=refit_of,
         seconds=seconds,
         epochs=epochs,
+        train_images=None,
     )
 
 
@@ -67,13 +68,14 @@ def test_the_refit_trains_the_best_configuration_of_the_search_never_a_refit_or_
     assert plan_refit(trials, "val_loss", "min").source_id == "b"  # 0.2 is the lowest val_loss usable
 
 
-def test_the_refits_time_is_the_sweeps_median_epoch_scaled_to_every_image():
-    trials = [_trial("a", 0.7, seconds=30.0, epochs=3), _trial("b", 0.8, seconds=90.0, epochs=3)]
-    # median 20 s per epoch; 6 epochs (onecycle: the full schedule); 1 / (1 - 0.2) more images
-    assert refit_seconds(trials, "val_acc", "max", 10, 0.2) == pytest.approx(20 * 6 / 0.8)
-    running = [_trial("a", 0.7, status="running", seconds=10.0, epochs=1)]
-    assert refit_seconds(running, "val_acc", "max", 10, 0.2) == pytest.approx(10 * 10 / 0.8)  # the max epochs
-    assert refit_seconds([], "val_acc", "max", 10, 0.2) is None
+def test_the_refits_time_is_its_images_and_epochs_at_the_searchs_median_training_rate():
+    trials = [_trial("a", 0.7), _trial("b", 0.8)]
+    rates = [100.0, 200.0, 400.0]  # images per second of the search's epochs
+    # 6 epochs (onecycle: the full schedule) of 5,000 images at 200 images/s, with the margin
+    assert refit_seconds(trials, rates, "val_acc", "max", 10, 5000) == pytest.approx(5000 * 6 / 200 * REFIT_MARGIN)
+    running = [_trial("a", 0.7, status="running")]
+    assert refit_seconds(running, rates, "val_acc", "max", 10, 5000) == pytest.approx(5000 * 10 / 200 * REFIT_MARGIN)
+    assert refit_seconds(trials, [], "val_acc", "max", 10, 5000) is None
 
 
 SPEC = {

@@ -123,7 +123,12 @@ def shutdown_worker() -> None:
 def _end_with_parent(parent: int) -> None:
     """In the worker: exit once the process that spawned it is gone. A service killed, or
     ended by the SIGTERM that uvicorn re-raises after its shutdown, runs no clean-up, and the
-    worker would otherwise live on (it holds its own queue's pipe open, so it never reads EOF)."""
+    worker would otherwise live on (it holds its own queue's pipe open, so it never reads EOF).
+    Ctrl-C in the service's terminal reaches the worker too (one process group): the service
+    ends it, so the worker ignores the signal instead of printing a KeyboardInterrupt trace."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -39,11 +39,12 @@ def total_trials(spec: dict[str, Any]) -> int:
     return n
 
 
-def estimate(spec: dict[str, Any], trials: list[TrialPace], active: bool) -> Estimate:
+def estimate(spec: dict[str, Any], trials: list[TrialPace], active: bool, elapsed_s: float | None = None) -> Estimate:
     """Trials done out of the total, and the time left (None once the sweep is not active):
     the epochs left (each running trial's to its budget, each unstarted trial at the mean
     budget, capped by the spec's epoch budget) at the seconds per epoch measured so far,
-    spread over the trials that run at once."""
+    spread over the trials that run at once; never more than what its time budget has left
+    after `elapsed_s` seconds of running."""
     total = max(len(trials), total_trials(spec))
     running = [t for t in trials if t.status == TrialStatus.RUNNING]
     epochs_done = sum(t.epochs for t in trials)
@@ -55,6 +56,10 @@ def estimate(spec: dict[str, Any], trials: list[TrialPace], active: bool) -> Est
     if budget is not None:  # a budget ends the sweep first
         left = min(left, max(budget - epochs_done, 0))
     concurrency = max(1, min(int(spec.get("max_concurrent_trials", 1)), max(len(running), 1)))
+    eta = left * pace / concurrency if pace is not None and active else None
+    limit = spec.get("time_budget_s")
+    if eta is not None and limit is not None and elapsed_s is not None:
+        eta = min(eta, max(float(limit) - elapsed_s, 0.0))
     return Estimate(
         trials_total=total,
         trials_done=sum(1 for t in trials if t.status in TRIAL_ENDED),
@@ -62,5 +67,5 @@ def estimate(spec: dict[str, Any], trials: list[TrialPace], active: bool) -> Est
         epochs_done=epochs_done,
         budget_epochs=budget,
         seconds_per_epoch=pace,
-        eta_s=left * pace / concurrency if pace is not None and active else None,
+        eta_s=eta,
     )

@@ -385,7 +385,11 @@ def serving_settings(settings: Settings, host: str) -> Settings:
     return settings
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None) -> int:
+def serve(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit: str | None = None, access_log: bool = False
+) -> int:
+    """Serve the API and the page; `access_log`: a line per request (off by default: the
+    page polls every few seconds, which would flood the terminal)."""
     import uvicorn
 
     from cifar_sweeps.cluster.cluster import dashboard_url, ray_address, use_token_auth_if_needed
@@ -404,7 +408,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, submit:
     app = create_app(settings)
     if head is not None:
         app.state.shutdown_hooks.append(head.stop)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log))
     if submit:
         threading.Thread(target=_submit_when_up, args=(server, app, submit, host, port), daemon=True).start()
     try:

@@ -481,6 +481,17 @@ class Store:
             ).all()
         return {(r[0], int(r[1])) for r in rows}
 
+    def training_rates(self, sweep_id: str) -> list[float]:
+        """The training images per second of every epoch of the sweep's search trials (and
+        repeats): what a refit's time is estimated from."""
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(Epoch.images_per_s)
+                .join(Trial, Epoch.trial_id == Trial.id)
+                .where(Trial.sweep_id == sweep_id, Trial.refit_of.is_(None))
+            ).all()
+        return [float(r) for r in rows]
+
     def trials(self, sweep_id: str) -> list[Trial]:
         with self.sessions() as s:
             return list(s.scalars(select(Trial).where(Trial.sweep_id == sweep_id).order_by(Trial.started_at)))

@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials, searched
+from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials
 from cifar_sweeps.spec.config import TrainConfig, read_old_names
 from cifar_sweeps.store.states import TRIAL_COMPLETED
 
@@ -74,13 +74,21 @@ def refit_done(trials: list) -> bool:
     return row is not None and row.status in TRIAL_COMPLETED
 
 
-def refit_seconds(trials: list, metric: str, mode: str, max_epochs: int, val_fraction: float) -> float | None:
-    """What the refit will take, from the sweep's own epochs so far: the median seconds per
-    epoch of its trials, scaled to the training and validation images, times the refit's
-    epochs (the best trial's, or the max while none has completed). None before any epoch."""
-    per_epoch = [t.seconds / t.epochs for t in searched(trials) if t.epochs and t.seconds]
-    if not per_epoch:
+# The refit's time over its training alone: its one test at the end, the trial's start and
+# checkpoints (a stated margin, not measured per sweep).
+REFIT_MARGIN = 1.15
+
+
+def refit_seconds(
+    trials: list, rates: list[float], metric: str, mode: str, max_epochs: int, refit_images: int
+) -> float | None:
+    """What the refit will take, from the sweep's own epochs so far: its images and epochs
+    (the best trial's, or the max while none has completed) at the median training rate of
+    the search's epochs (`rates`, images per second, measured with a trial's resources: the
+    refit has at least those), with REFIT_MARGIN. None before any epoch."""
+    rates = [r for r in rates if r > 0]
+    if not rates:
         return None
     run = plan_refit(trials, metric, mode)
     epochs = run.epochs if run is not None else max_epochs
-    return statistics.median(per_epoch) * epochs / (1 - val_fraction)
+    return refit_images * epochs / statistics.median(rates) * REFIT_MARGIN

@@ -65,16 +65,28 @@ def make_trainable(spec: SweepSpec, splits: Splits, weights: dict | None = None,
 
     from cifar_sweeps.tuning.trainable import train_trial
 
-    r = spec.resources_per_trial
+    cpu, gpu = refit_resources(spec) if refit else (spec.resources_per_trial.cpu, spec.resources_per_trial.gpu)
     fn = tune.with_parameters(
         train_trial,
         splits=with_validation_in_training(splits) if refit else splits,
-        cpus_per_trial=r.cpu,
+        cpus_per_trial=cpu,
         checkpoint_every=1 if refit else spec.checkpoint_every,
         weights=weights or {},
         test_epochs=frozenset() if refit else decision_epochs(spec),
     )
-    return tune.with_resources(fn, {"cpu": r.cpu, "gpu": r.gpu})
+    return tune.with_resources(fn, {"cpu": cpu, "gpu": gpu})
+
+
+def refit_resources(spec: SweepSpec) -> tuple[float, float]:
+    """The refit runs alone after the search: it takes every slot's CPUs and GPUs (its trial's
+    times max_concurrent_trials), as far as the cluster has them, and at least one trial's."""
+    import ray
+
+    have, r, n = ray.cluster_resources(), spec.resources_per_trial, spec.max_concurrent_trials
+    cpu = max(r.cpu, min(r.cpu * n, float(have.get("CPU", r.cpu))))
+    gpu = max(r.gpu, min(r.gpu * n, float(have.get("GPU", 0.0)))) if r.gpu else 0.0
+    # One trial's GPUs below a whole card stay a fraction; whole cards stay whole.
+    return cpu, (gpu if gpu < 1 else float(int(gpu)))
 
 
 def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings) -> list:
@@ -86,7 +98,7 @@ def make_callbacks(spec: SweepSpec, store: Store, sweep_id: str, settings: Setti
     return callbacks
 
 
-def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings):
+def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings, refit_images: int = 0):
     from ray import tune
 
     return tune.RunConfig(
@@ -104,17 +116,17 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings)
             sweep_id,
             **_disk_watch(settings),
             budget_epochs=spec.search_budget(),
-            refit_reserve=_refit_reserve(spec),
+            refit_reserve=_refit_reserve(spec, refit_images),
         ),
         verbose=1,
     )
 
 
-def _refit_reserve(spec: SweepSpec) -> RefitReserve | None:
+def _refit_reserve(spec: SweepSpec, refit_images: int) -> RefitReserve | None:
     """Under a time budget, the refit's share is kept: the search stops that much earlier."""
-    if not spec.refit or spec.time_budget_s is None:
+    if not spec.refit or spec.time_budget_s is None or not refit_images:
         return None
-    return RefitReserve(spec.time_budget_s, spec.metric, spec.mode, spec.max_epochs(), spec.data.val_fraction)
+    return RefitReserve(spec.time_budget_s, spec.metric, spec.mode, spec.max_epochs(), refit_images)
 
 
 def _disk_watch(settings: Settings) -> dict[str, Any]:
@@ -140,6 +152,7 @@ def build_tuner(
     settings: Settings,
     weights: dict | None = None,
     evaluated: list | None = None,
+    refit_images: int = 0,
 ):
     from ray import tune
 
@@ -158,7 +171,7 @@ def build_tuner(
             # torch import per trial (seconds each on a small machine).
             reuse_actors=True,
         ),
-        run_config=run_config(spec, store, sweep_id, settings),
+        run_config=run_config(spec, store, sweep_id, settings, refit_images),
     )
 
 
@@ -183,11 +196,11 @@ class RefitReserve:
     metric: str
     mode: str
     max_epochs: int
-    val_fraction: float
+    refit_images: int  # the training and validation images it trains on
 
-    def search_over(self, trials: list, elapsed_s: float) -> float | None:
+    def search_over(self, trials: list, rates: list[float], elapsed_s: float) -> float | None:
         """The refit's estimate when the search must stop now to leave it its time, else None."""
-        need = refit_seconds(trials, self.metric, self.mode, self.max_epochs, self.val_fraction)
+        need = refit_seconds(trials, rates, self.metric, self.mode, self.max_epochs, self.refit_images)
         return need if need is not None and elapsed_s + need >= self.budget_s else None
 
 
@@ -245,7 +258,8 @@ class StoreStopper(Stopper):
         if self._t0 is None:
             self._t0 = now
         elapsed = now - self._t0
-        need = self.refit_reserve.search_over(get_store(self.store_url).trials(self.sweep_id), elapsed)
+        store = get_store(self.store_url)
+        need = self.refit_reserve.search_over(store.trials(self.sweep_id), store.training_rates(self.sweep_id), elapsed)
         if need is not None:
             self._stop = True
             print(
@@ -365,15 +379,16 @@ def load_weights(spec: SweepSpec, settings: Settings) -> dict:
     return weights
 
 
-def _load_data(spec: SweepSpec, source: str, settings: Settings, store: Store, sweep_id: str) -> Splits:
-    """The sweep's data, once; its data set's name and classes go to the sweep's row (the
-    leaderboard ranks models within one data set)."""
+def _load_data(spec: SweepSpec, source: str, settings: Settings, store: Store, sweep_id: str) -> tuple[Splits, Splits]:
+    """The sweep's data, once: the search's splits (`data.train_subset` of the training
+    images, a cheaper fidelity) and all of them (what a refit trains on); its data set's name
+    and classes go to the sweep's row (the leaderboard ranks models within one data set)."""
     t0 = time.perf_counter()
     d = spec.data
     splits = load_splits(
         source, settings.cache_dir, d.val_fraction, d.split_seed, image_size=d.image_size, test_fraction=d.test_fraction
     )
-    splits = train_subset(splits, d.train_subset, d.split_seed)
+    full, splits = splits, train_subset(splits, d.train_subset, d.split_seed)
     name = dataset_name(source, splits.classes, splits.image_size)
     store.update_sweep(sweep_id, dataset=name, classes=list(splits.classes))
     print(
@@ -381,7 +396,7 @@ def _load_data(spec: SweepSpec, source: str, settings: Settings, store: Store, s
         f"{splits.sizes} loaded in {time.perf_counter() - t0:.1f}s",
         flush=True,
     )
-    return splits
+    return splits, full
 
 
 def _finish(store: Store, sweep_id: str, results: list) -> tuple[str, str | None]:
@@ -430,19 +445,23 @@ def run_sweep(
     def make_tuners():
         check_resources(spec)
         weights = load_weights(spec, settings)
-        splits = _load_data(spec, data_source, settings, store, sweep.id)
-        tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points)
-        return tuner, after_search(spec, splits, store, sweep.id, settings, weights), splits
+        splits, full = _load_data(spec, data_source, settings, store, sweep.id)
+        refit_images = len(full.y_train) + len(full.y_val)
+        tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points, refit_images)
+        return tuner, after_search(spec, splits, full, store, sweep.id, settings, weights), splits
 
     return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuners, settings)
 
 
-def after_search(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights) -> list:
-    """What runs once the search has ended, in order: the repeats, then the refit (each a
-    function that makes its Tuner, or None when there is nothing left to run)."""
+def after_search(
+    spec: SweepSpec, splits: Splits, full: Splits, store: Store, sweep_id: str, settings: Settings, weights
+) -> list:
+    """What runs once the search has ended, in order: the repeats (on the search's splits),
+    then the refit (on every training image: `full`), each a function that makes its Tuner,
+    or None when there is nothing left to run."""
     return [
         lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights),
-        lambda: refit_tuner(spec, splits, store, sweep_id, settings, weights),
+        lambda: refit_tuner(spec, full, store, sweep_id, settings, weights),
     ]
 
 
@@ -494,6 +513,8 @@ def score_untested_bests(store: Store, sweep_id: str, splits: Splits, results: l
     for t in store.trials(sweep_id):
         ended = t.status in TRIAL_COMPLETED or t.status == TrialStatus.RUNNING
         if not ended or t.test_acc is not None or t.val_acc is None or not t.checkpoint_path:
+            continue
+        if (t.config or {}).get("test_on_best") is False:  # its spec tests no search trial (a refit's does)
             continue
         t0 = time.perf_counter()
         try:
@@ -563,9 +584,10 @@ def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, 
 
 
 def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
-    """A Tuner of the sweep's refit (refit.py), or None when the spec asks for none, no search
-    trial completed, or it is done. An interrupted refit's Tune state is restored, so it goes
-    on from its last checkpoint (every epoch is one)."""
+    """A Tuner of the sweep's refit (refit.py) on `splits`' training and validation images
+    (every one: no `data.train_subset`), or None when the spec asks for none, no search trial
+    completed, or it is done. An interrupted refit's Tune state is restored, so it goes on
+    from its last checkpoint (every epoch is one)."""
     from ray import tune
 
     if not spec.refit:
@@ -633,7 +655,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
 
     def make_tuners():
         weights = load_weights(spec, settings)
-        splits = _load_data(spec, sweep.data_source, settings, store, sweep_id)
+        splits, full = _load_data(spec, sweep.data_source, settings, store, sweep_id)
         tuner = tune.Tuner.restore(
             path,
             trainable=make_trainable(spec, splits, weights),
@@ -642,6 +664,6 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
             param_space=None,
         )
         _mark_not_restored(store, sweep_id, tuner)
-        return tuner, after_search(spec, splits, store, sweep_id, settings, weights), splits
+        return tuner, after_search(spec, splits, full, store, sweep_id, settings, weights), splits
 
     return _drive(store, sweep_id, path, make_tuners, settings)

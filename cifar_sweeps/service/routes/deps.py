@@ -18,7 +18,7 @@ from cifar_sweeps.errors import InputError, Unauthorized
 from cifar_sweeps.service.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.states import ACTIVE
-from cifar_sweeps.store.store import Store, Sweep, Trial
+from cifar_sweeps.store.store import Store, Sweep, Trial, utcnow
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,96}$"
 MAX_OFFSET = 10**9
@@ -144,7 +144,8 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
 def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
     """Trials done out of the total, each running trial's epoch out of its budget, and an
     estimate of the time left (analysis/progress.py)."""
-    e = estimate(sweep.spec or {}, [TrialPace(*t) for t in trials], sweep.status in ACTIVE)
+    elapsed = (utcnow() - sweep.started_at).total_seconds() if sweep.started_at else None
+    e = estimate(sweep.spec or {}, [TrialPace(*t) for t in trials], sweep.status in ACTIVE, elapsed)
     return Progress(
         trials_total=e.trials_total,
         trials_done=e.trials_done,

@@ -212,7 +212,11 @@ async function loadAnalysis(force = false) {
     `searched: ${params.map(([k]) => k).join(", ") || "nothing"}`;
   drawParcoords(params, trials);
   drawSlices(params, trials);
-  await drawPareto(id);
+  // A front is the answer of a multi-objective sweep; on another, only when asked for.
+  const pareto = Boolean(sweep.spec.objectives) || $("#p-show").checked;
+  $("#p-show").checked = pareto;
+  $("#a-pareto-box").hidden = !pareto;
+  if (pareto) await drawPareto(id);
   await drawImportance(id);
 }
 
@@ -469,7 +473,11 @@ async function loadGroups() {
   body.replaceChildren();
   for (const g of data.items) body.append(groupRow(g));
   $("#g-verdict").textContent = groupVerdict(data.items);
-  drawGroups(data.items.slice(0, 15));
+  // Without a configuration run over seeds the chart would show single runs: say how to get some.
+  const seeded = data.items.some((g) => g.n > 1);
+  $("#g-none").hidden = seeded;
+  $("#g-chart").hidden = !seeded;
+  if (seeded) drawGroups(data.items.slice(0, 15));
 }
 
 // What the top of the ranking can claim: a plain mark when #1 is not significantly better than #2.
@@ -567,6 +575,7 @@ for (const id of ["#f-dataset", "#f-sweep", "#f-model", "#f-status", "#f-filter"
 }
 $("#a-sweep").addEventListener("change", () => loadAnalysis(true));
 for (const id of ["#p-x", "#p-y"]) $(id).addEventListener("change", () => drawPareto($("#a-sweep").value));
+$("#p-show").addEventListener("change", () => loadAnalysis(true));
 $("#e-preset").addEventListener("change", usePreset);
 $("#e-submit").addEventListener("click", submitSpec);
 $("#e-spec").addEventListener("change", planSpec);
