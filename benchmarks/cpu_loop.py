@@ -34,7 +34,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import cpu_model, print_table  # noqa: E402
 from cifar_sweeps.training import precision
 from cifar_sweeps.training.models import build_model  # noqa: E402
 
@@ -126,13 +126,6 @@ def measure_width(width: float, args: argparse.Namespace, variants: dict) -> dic
             torch.set_num_threads(variants[name][1] or args.cores)
             results[name, prec].append(timer.time(args.steps))
     return results
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:

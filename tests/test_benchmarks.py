@@ -67,6 +67,20 @@ SMOKE = {
     "ablation.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1"],
     "jpeg_quality.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1", "--qualities", "50"],
     "spec_fuzz.py": ["--examples", "20"],
+    # (the report's method is the random searcher and fifo: test_spec and test_sweep_e2e's paths)
+    "search_gain.py": [
+        "--task",
+        "mlp",
+        "--data",
+        "synthetic:400",
+        "--seeds",
+        "0",
+        "--minutes",
+        "0.3",
+        "--methods",
+        "student",
+        "service",
+    ],
 }
 
 
@@ -77,6 +91,8 @@ def test_benchmark_runs(script, tmp_path):
         args += ["--port", str(free_port()), "--dashboard-port", str(free_port()), "--gcs-port", str(free_port())]
     if script == "report_table.py":
         args += ["--results-dir", str(tmp_path / "report")]
+    if script == "search_gain.py":
+        args += ["--out", str(tmp_path / "gain.jsonl")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
     p = subprocess.run(

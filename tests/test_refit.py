@@ -94,16 +94,20 @@ def test_a_budget_reserves_the_refits_epochs_and_refuses_one_it_cannot_hold():
         parse_spec({**SPEC, "budget": {"epochs": 10}})
 
 
-def test_the_plan_counts_the_refit_alone_after_the_search():
+def test_the_plan_counts_the_refit_alone_after_the_search_on_every_image():
     res = PlanResources(cpus=2, gpus=0, memory_mb=8000, source="test")
-    tp = Throughput(seconds_per_epoch=10.0, peak_mb=100.0, source="given")
+    tp = Throughput(seconds_per_epoch=10.0, peak_mb=100.0, source="given")  # a search epoch: 800 + 200 images
     spec = {**SPEC, "num_samples": 4, "max_concurrent_trials": 2, "scheduler": {"type": "fifo"}}
     with_refit = make_plan(parse_spec(spec), "synthetic:1000", None, None, res, throughput=tp)
     without = make_plan(parse_spec({**spec, "refit": False}), "synthetic:1000", None, None, res, throughput=tp)
     assert with_refit.refit_trial_epochs == 10 and without.refit_trial_epochs == 0
     assert with_refit.trial_epochs.expected == without.trial_epochs.expected + 10
-    assert with_refit.wall_s_expected == pytest.approx(without.wall_s_expected + 10 * 10.0)  # one slot
-    assert with_refit.wall_s_worst == pytest.approx(without.wall_s_worst + 10 * 10.0)
+    assert with_refit.refit_s == pytest.approx(8 * 10.0) and without.refit_s == 0  # 8 epochs of the 1,000 images
+    assert with_refit.wall_s_expected == pytest.approx(without.wall_s_expected + 80.0)  # alone: one slot
+    assert with_refit.wall_s_worst == pytest.approx(without.wall_s_worst + 80.0)
+    subset = {**spec, "data": {"train_subset": 200}}  # the search sees 200 + 200 images an epoch, the refit 1,000
+    plan = make_plan(parse_spec(subset), "synthetic:1000", None, None, res, throughput=tp)
+    assert plan.refit_s == pytest.approx(8 * 10.0 * 1000 / 400)
 
 
 def test_the_refit_trains_on_every_training_and_validation_image_and_is_tested_once_at_its_end():

@@ -90,7 +90,7 @@ def cached_importance(spec: SweepSpec, sweep_id: str, version: int, load_trials)
                     t.latency_ms_batch,
                     t.seconds,
                 )
-                for t in load_trials()
+                for t in searched(load_trials())  # a refit repeats its source's point
             ]
             _cache[key] = _compute(spec, sweep_id, rows)
             while len(_cache) > CACHE_SIZE:

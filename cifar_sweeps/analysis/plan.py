@@ -46,12 +46,24 @@ class Throughput:
 
 def data_sizes(spec: SweepSpec, source: str) -> tuple[int, int]:
     """(training images, validation images) a trial of the spec sees per epoch."""
-    pool = int(source.split(":", 1)[1]) if source.startswith("synthetic:") else CIFAR_TRAIN
+    pool = training_pool(source)
     n_val = round(pool * spec.data.val_fraction)
     n_train = pool - n_val
     if spec.data.train_subset:
         n_train = min(n_train, spec.data.train_subset)
     return n_train, n_val
+
+
+def training_pool(source: str) -> int:
+    """The source's training images (CIFAR-10's 50,000 for any source but the synthetic):
+    what a refit trains on, training and validation images together."""
+    return int(source.split(":", 1)[1]) if source.startswith("synthetic:") else CIFAR_TRAIN
+
+
+def refit_seconds(spec: SweepSpec, per_epoch: float, n_train: int, n_val: int, pool: int) -> float:
+    """The refit's wall time: its epochs (at most the max), each over the whole pool where
+    a search trial's epoch (`per_epoch`) covers n_train + n_val images."""
+    return spec.max_epochs() * per_epoch * pool / (n_train + n_val) if spec.refit else 0.0
 
 
 def epoch_values(spec: SweepSpec) -> list[float]:
@@ -133,7 +145,6 @@ def wall_seconds(epochs: EpochRange, per_epoch: float, n_slots: int, spec: Sweep
     waves = math.ceil(n / n_slots) * per_trial_epochs(spec).max
     if spec.repeat:
         waves += math.ceil(spec.repeat.top * (spec.repeat.seeds - 1) / n_slots) * spec.max_epochs()
-    waves += spec.refit_epochs()  # one trial, after the search: no slot shares it
     worst = STARTUP_S + max(waves, epochs.max / n_slots) * per_epoch
     return best, worst
 
@@ -331,6 +342,8 @@ def make_plan(
         auto_space={k: spec.params[k].model_dump(mode="json") for k in spec.auto_params if k in spec.params},
     )
     plan.warnings += old_name_warnings(spec)
+    if tp.seconds_per_epoch is not None:
+        plan.refit_s = refit_seconds(spec, tp.seconds_per_epoch, n_train, n_val, training_pool(data_source))
     _timing(plan, spec, tp, warn_hours)
     _memory(plan, tp, resources, estimated_peak_mb(spec, max(model_params.values(), default=None)))
     return plan
@@ -345,19 +358,26 @@ def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -
         return
     if tp.seconds_per_epoch is None:
         return
-    plan.wall_s_best, plan.wall_s_worst = wall_seconds(
-        plan.trial_epochs, tp.seconds_per_epoch, plan.concurrent_trials, spec
+    # The search's trial-epochs; the refit runs alone after it, on every training image.
+    search = plan.trial_epochs.model_copy(
+        update={k: getattr(plan.trial_epochs, k) - plan.refit_trial_epochs for k in ("min", "expected", "max")}
     )
-    # The refit runs alone after the search: its epochs share no slot.
-    shared = plan.trial_epochs.expected - plan.refit_trial_epochs
-    plan.wall_s_expected = (
-        STARTUP_S + (shared / plan.concurrent_trials + plan.refit_trial_epochs) * tp.seconds_per_epoch
-    )
-    if spec.time_budget_s is not None and plan.wall_s_worst > spec.time_budget_s:
+    refit = plan.refit_s or 0.0
+    best, worst = wall_seconds(search, tp.seconds_per_epoch, plan.concurrent_trials, spec)
+    expected = STARTUP_S + search.expected * tp.seconds_per_epoch / plan.concurrent_trials
+    plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst = best + refit, expected + refit, worst + refit
+    limit = spec.time_budget_s
+    if limit is not None and plan.wall_s_worst > STARTUP_S + limit:
         plan.cuts.append(
-            f"time_budget_s stops the sweep at {spec.time_budget_s:g} s; its worst case is {plan.wall_s_worst:.0f} s"
+            f"time_budget_s stops the sweep at {limit:g} s"
+            + (" (the search stops early to leave the refit its time)" if spec.refit else "")
+            + f"; without it the worst case is {plan.wall_s_worst:.0f} s"
         )
         plan.warnings.append(f"the worst case ({_hours(plan.wall_s_worst)}) exceeds time_budget_s")
+        # The budget bounds the run: the search's trials stop at it, or earlier by the refit's share.
+        plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst = (
+            min(x, STARTUP_S + limit) for x in (plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst)
+        )
     if plan.wall_s_worst > warn_hours * 3600:
         plan.warnings.append(
             f"the worst case is {_hours(plan.wall_s_worst)} on this cluster, over {warn_hours:g} h "

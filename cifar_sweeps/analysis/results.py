@@ -30,6 +30,7 @@ class PlanOut(BaseModel):
     trial_epochs: EpochRange  # the repeats' included
     repeat_trial_epochs: float  # of which the repeats (spec.repeat), at most
     refit_trial_epochs: float = 0.0  # of which the refit (spec.refit), at most: reserved from a budget
+    refit_s: float | None = None  # the refit's wall time: its epochs on every training image, alone
     images: EpochRange  # images processed: training and validation
     resources: PlanResources
     concurrent_trials: int  # trials at once: resources_per_trial against the cluster, max_concurrent_trials

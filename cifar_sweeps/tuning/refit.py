@@ -76,7 +76,7 @@ def refit_done(trials: list) -> bool:
 
 # The refit's time over its training alone: its one test at the end, the trial's start and
 # checkpoints (a stated margin, not measured per sweep).
-REFIT_MARGIN = 1.15
+REFIT_MARGIN = 1.05
 
 
 def refit_seconds(

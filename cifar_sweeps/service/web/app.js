@@ -206,7 +206,8 @@ async function loadAnalysis(force = false) {
   if (!force && key === state.analysisKey) return;  // nothing new to draw
   state.analysisKey = key;
   const board = await getJSON(`/leaderboard?${new URLSearchParams({ sweep_id: id, limit: "1000" })}`);
-  const trials = board.items.filter((t) => t.val_acc !== null);
+  // The search's trials: a refit has its source's score and configuration (no point of its own).
+  const trials = board.items.filter((t) => t.val_acc !== null && !t.refit_of);
   const params = Object.entries(sweep.spec.params || {});
   $("#a-note").textContent = `${trials.length} trials with a score; colour and y: best val_acc; ` +
     `searched: ${params.map(([k]) => k).join(", ") || "nothing"}`;
