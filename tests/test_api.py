@@ -367,3 +367,29 @@ def test_repeat_refuses_a_running_sweep_one_with_nothing_to_repeat_and_unknown_o
     r = client.post(f"/sweeps/{done.id}/repeat", json={"top": 1, "seeds": 3}, headers=AUTH)
     assert r.status_code == 200 and r.json()["status"] == "queued", r.text
     assert store.get_sweep(done.id).spec["repeat"] == {"top": 1, "seeds": 3} and jobs.drained == 1
+
+
+def test_the_leaderboard_takes_a_plugin_name_with_a_hyphen_or_a_dot_and_ranks_a_refit_first(setup):
+    client, store, _ = setup
+    sw = store.create_sweep({"name": "p"}, "synthetic:10", "v")
+    src, _ = store.create_trial(sw.id, "t1", {"model": "my-net.v2", "lr": 0.1}, 2)
+    store.trial_epoch(
+        src,
+        {
+            "epoch": 1,
+            "train_loss": 1,
+            "train_acc": 0.5,
+            "val_loss": 0.5,
+            "val_acc": 0.6,
+            "lr": 0.1,
+            "seconds": 1,
+            "images_per_s": 10,
+        },
+    )
+    refit, _ = store.create_trial(sw.id, "refit", {"model": "my-net.v2", "lr": 0.1}, 2, refit_of=src)
+    body = client.get("/leaderboard", params={"model": "my-net.v2"}).json()
+    assert [it["trial_id"] for it in body["items"]] == [refit, src]
+    assert body["items"][0]["refit_of"] == src and body["items"][0]["val_acc"] == 0.6
+    assert "refit_of" in client.get("/leaderboard.csv").text.splitlines()[0]
+    assert client.get(f"/sweeps/{sw.id}").json()["best_trial"]["refit_of"] == src
+    assert client.get("/leaderboard", params={"model": "../etc"}).status_code == 422

@@ -217,3 +217,17 @@ def test_only_a_mutation_that_succeeded_clears_it():
         assert await get(cache) == b"2"
 
     asyncio.run(main())
+
+
+def test_a_plan_or_a_prediction_changes_nothing_and_clears_nothing():
+    async def main():
+        app = CountingApp()
+        cache = ResponseCache(app, ttl_s=60)
+        assert await get(cache) == b"1"
+        await get(cache, path="/sweeps/plan", method="POST")  # answered 200: it read, it wrote nothing
+        await get(cache, path="/trials/sw-1-t1/predict", method="POST")
+        assert await get(cache) == b"1" and app.calls == 3  # still the first answer
+        await get(cache, path="/sweeps", method="POST")  # a submit that succeeded
+        assert await get(cache) == b"5"
+
+    asyncio.run(main())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,55 @@ def test_bad_specs_are_rejected_naming_the_field(what, raw, field):
 def test_limits(raw, field):
     with pytest.raises(SpecError, match=field):
         parse_spec(raw, Settings(max_num_samples=1000, max_epochs=500, max_concurrent_trials=64))
+
+
+EPOCH_PATHS = [
+    (
+        {"fixed": {"model": "mlp", "epochs": 501}, "params": {"lr": {"type": "uniform", "low": 0.01, "high": 0.1}}},
+        "fixed.epochs",
+    ),
+    ({"fixed": {"model": "mlp"}, "params": {"epochs": {"type": "randint", "low": 2, "high": 100000}}}, "params.epochs"),
+    ({"fixed": {"model": "mlp"}, "params": {"epochs": {"type": "choice", "values": [2, 100000]}}}, "params.epochs"),
+    (
+        {
+            "fixed": {"model": "mlp"},
+            "params": {
+                "o": {"type": "choice", "values": [{"optimizer": "sgd", "epochs": 100000}, {"optimizer": "adam"}]}
+            },
+        },
+        "params.o.values[0].epochs",
+    ),
+    (
+        {
+            "fixed": {"model": "mlp"},
+            "params": {
+                "o": {
+                    "type": "choice",
+                    "values": [{"optimizer": "sgd", "epochs": {"type": "quniform", "low": 2, "high": 100000, "q": 1}}],
+                }
+            },
+        },
+        "params.o.values[0].epochs",
+    ),
+    (
+        {
+            "fixed": {"model": "mlp"},
+            "params": {
+                "lr": {"type": "uniform", "low": 0.01, "high": 0.1},
+                "epochs": {"type": "choice", "values": [2, 3]},
+            },
+            "search": {"points_to_evaluate": [{"lr": 0.05, "epochs": 100000}]},
+        },
+        "search.points_to_evaluate[0].epochs",
+    ),
+]
+
+
+@pytest.mark.parametrize("raw,where", EPOCH_PATHS, ids=[w for _, w in EPOCH_PATHS])
+def test_the_epoch_cap_holds_on_every_path_a_spec_can_give_epochs(raw, where):
+    with pytest.raises(SpecError, match=rf"^{re.escape(where)}: up to \d+ epochs is over the limit of 500"):
+        parse_spec(raw, Settings(max_epochs=500))
+    assert parse_spec(raw).max_epochs() > 500  # the scheduler's max and the plan read the same number
 
 
 def test_malformed_json_and_missing_file(tmp_path):

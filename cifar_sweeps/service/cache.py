@@ -38,6 +38,8 @@ KEY_PARAMS = frozenset(
 )
 MAX_BYTES = 64 * 2**20  # bytes of cached answers, over every entry
 MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that read and change nothing (a plan, a prediction): they leave the cache as it is.
+READ_ONLY_POSTS = ("/sweeps/plan", "/predict")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ResponseCache:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.ttl_s <= 0:
+            return await self.app(scope, receive, send)
+        if scope["method"] == "POST" and scope["path"].endswith(READ_ONLY_POSTS):
             return await self.app(scope, receive, send)
         if scope["method"] in MUTATIONS:
             return await self._mutate(scope, receive, send)

@@ -244,9 +244,22 @@ class SweepSpec(Strict):
         return None if self.budget is None else self.budget.epochs - self.repeat_epochs() - self.refit_epochs()
 
     def max_epochs(self) -> int:
-        """The longest a trial can train: ASHA's max_t, and the limit checked on submit."""
-        given = [x for x in (self.fixed.get("epochs"), self.params.get("epochs")) if x is not None]
+        """The longest a trial can train: ASHA's max_t, the refit's reserve, and the limit
+        checked on submit; from every place a spec can give epochs (fixed, params, a choice's
+        objects, points to evaluate)."""
+        given = [x for _, x in epoch_settings(self)]
         return int(max(_values_of(*given))) if given else TrainConfig().epochs
+
+
+def epoch_settings(spec: SweepSpec) -> list[tuple[str, Any]]:
+    """(where, value or param) of every epochs the spec gives, wherever it is given."""
+    out = [("fixed.epochs", spec.fixed.get("epochs")), ("params.epochs", spec.params.get("epochs"))]
+    out += [(f"{where}.epochs", sub.get("epochs")) for where, sub, _ in _sub_spaces(spec)]
+    out += [
+        (f"search.points_to_evaluate[{i}].epochs", p.get("epochs"))
+        for i, p in enumerate(spec.search.points_to_evaluate)
+    ]
+    return [(where, x) for where, x in out if x is not None]
 
 
 def too_deep(raw: Any, limit: int) -> str | None:
@@ -683,7 +696,11 @@ def check_limits(spec: SweepSpec, settings) -> None:
             f"num_samples: {spec.total_trials()} trials is over the limit of {settings.max_num_samples}{hint}"
         )
     if spec.max_epochs() > settings.max_epochs:
-        raise SpecError(f"epochs: up to {spec.max_epochs()} is over the limit of {settings.max_epochs}")
+        where = next(w for w, x in epoch_settings(spec) if max(_values_of(x)) > settings.max_epochs)
+        raise SpecError(
+            f"{where}: up to {spec.max_epochs()} epochs is over the limit of {settings.max_epochs} "
+            "(CIFAR_SWEEPS_MAX_EPOCHS)"
+        )
     if spec.max_concurrent_trials > settings.max_concurrent_trials:
         raise SpecError(
             f"max_concurrent_trials: {spec.max_concurrent_trials} is over the limit of {settings.max_concurrent_trials}"

@@ -21,6 +21,7 @@ from cifar_sweeps.service.schemas import (
     to_csv,
 )
 from cifar_sweeps.spec.metrics import DEFAULT_ORDER, StoredMetric
+from cifar_sweeps.spec.registry import NAME_RE as MODEL_NAME_RE
 from cifar_sweeps.store.states import TrialStatus
 
 router = APIRouter(tags=["leaderboard"])
@@ -33,7 +34,7 @@ class BoardQuery:
     def __init__(
         self,
         sweep_id: str | None = Query(None, pattern=ID_PATTERN),
-        model: str | None = Query(None, pattern=r"^[A-Za-z0-9_]{1,64}$"),
+        model: str | None = Query(None, pattern=MODEL_NAME_RE.pattern),  # a plug-in's name may have '-' or '.'
         status: list[TrialStatus] = Query([], description="trial status; repeat for several"),
         filter: list[str] = Query([], description=FILTER_HELP, max_length=20),  # noqa: A002
         offset: int = Query(0, ge=0, le=MAX_OFFSET),
