@@ -67,7 +67,7 @@ def test_serve_submit_plans_the_first_sweep_stays_quiet_and_ends_on_ctrl_c(ray_h
             proc.send_signal(signal.SIGINT)
             code = proc.wait(60)
     text = log.read_text()
-    assert code == 0, text[-3000:]
+    assert code in (0, 130), text[-3000:]  # 130: the shell's code for a program Ctrl-C ended
     assert "plan: 3 trials" in text and "space chosen by the service" in text and f"{base}/docs" in text
     assert '"GET /sweeps HTTP/1.1"' not in text  # no access log by default
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
