@@ -68,6 +68,7 @@ SMOKE = {
     "jpeg_quality.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1", "--qualities", "50"],
     "spec_fuzz.py": ["--examples", "20"],
     # (the report's method is the random searcher and fifo: test_spec and test_sweep_e2e's paths)
+    "tabulate.py": ["--task", "mlp", "--configs", "4", "--seeds", "1", "--workers", "1", "--data", "synthetic:300"],
     "search_gain.py": [
         "--task",
         "mlp",
@@ -93,6 +94,8 @@ def test_benchmark_runs(script, tmp_path):
         args += ["--results-dir", str(tmp_path / "report")]
     if script == "search_gain.py":
         args += ["--out", str(tmp_path / "gain.jsonl")]
+    if script == "tabulate.py":
+        args += ["--out", str(tmp_path / "tables")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
     p = subprocess.run(
