@@ -393,3 +393,11 @@ def test_the_leaderboard_takes_a_plugin_name_with_a_hyphen_or_a_dot_and_ranks_a_
     assert "refit_of" in client.get("/leaderboard.csv").text.splitlines()[0]
     assert client.get(f"/sweeps/{sw.id}").json()["best_trial"]["refit_of"] == src
     assert client.get("/leaderboard", params={"model": "../etc"}).status_code == 422
+
+
+def test_answers_name_a_data_source_never_the_servers_path_to_it(setup):
+    client, store, _ = setup
+    sw = store.create_sweep({"name": "d"}, "/srv/secret/datasets/cifar10-png.tar.xz", "v")
+    assert client.get(f"/sweeps/{sw.id}").json()["data_source"] == "cifar10-png.tar.xz"
+    assert client.get("/sweeps").json()["items"][0]["data_source"] == "cifar10-png.tar.xz"
+    assert store.sweep(sw.id).data_source == "/srv/secret/datasets/cifar10-png.tar.xz"  # the driver's, kept

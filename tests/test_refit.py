@@ -65,6 +65,8 @@ def test_the_refit_trains_the_best_configuration_of_the_search_never_a_refit_or_
     cfg = tune_config(run)
     assert cfg[REFIT_OF] == "b" and cfg[REPEAT_ID] == "refit" and cfg["test_on_best"] is True
     assert plan_refit([_trial("x", 0.5, status="errored")], "val_acc", "max") is None
+    # A trial a budget cut is still running in the store when the refit is planned: it counts.
+    assert plan_refit([*trials, _trial("cut", 0.9, lr=0.5, status="running")], "val_acc", "max").source_id == "cut"
     assert plan_refit(trials, "val_loss", "min").source_id == "b"  # 0.2 is the lowest val_loss usable
 
 

@@ -91,12 +91,14 @@ class Group:
     note: str = ""  # the comparison, in words
 
 
-def group_trials(trials: Iterable[Any], metric: str = "val_acc", mode: str = "max") -> list[Group]:
-    """Completed trials with a score, grouped by configuration and sorted by mean (best
-    first), each compared with the next one down."""
+def group_trials(
+    trials: Iterable[Any], metric: str = "val_acc", mode: str = "max", statuses: frozenset = TRIAL_COMPLETED
+) -> list[Group]:
+    """Trials of `statuses` (completed ones) with a score, grouped by configuration and sorted
+    by mean (best first), each compared with the next one down."""
     groups: dict[str, Group] = {}
     for t in searched(trials):
-        if t.status not in TRIAL_COMPLETED or stored_value(t, metric) is None:
+        if t.status not in statuses or stored_value(t, metric) is None:
             continue
         key = group_key(t.sweep_id, t.config or {})
         groups.setdefault(key, Group(key, t.sweep_id, config_of(t.config or {}))).trials.append(t)

@@ -19,7 +19,7 @@ from typing import Any
 
 from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials
 from cifar_sweeps.spec.config import TrainConfig, read_old_names
-from cifar_sweeps.store.states import TRIAL_COMPLETED
+from cifar_sweeps.store.states import TRIAL_COMPLETED, TrialStatus
 
 REFIT_ID = "refit"  # the refit's Tune id: its store row is "<sweep id>-refit", whichever driver runs it
 # Learning-rate schedules whose every step depends on the run's length (train.make_lr_schedule).
@@ -45,10 +45,15 @@ def refit_epochs(config: dict[str, Any], best_epoch: int | None) -> tuple[int, s
     )
 
 
+# Trials a refit may come from once the search has ended: completed ones, and those still
+# `running` in the store then, which a time or epoch budget cut (their driver ends them next).
+REFIT_SOURCES = TRIAL_COMPLETED | {TrialStatus.RUNNING}
+
+
 def plan_refit(trials: list, metric: str, mode: str) -> RefitRun | None:
-    """The refit of the best configuration of the search, or None when no search trial
-    completed with a score."""
-    ranked = group_trials(trials, metric, mode)  # the search's and its repeats', never a refit
+    """The refit of the best configuration of the search, or None when no search trial has
+    a score."""
+    ranked = group_trials(trials, metric, mode, REFIT_SOURCES)  # the search's and its repeats', never a refit
     if not ranked:
         return None
     source = best_trial(ranked[0], metric, mode)

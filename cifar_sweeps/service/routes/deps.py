@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -118,6 +119,7 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     counts, best, trials = state.store.sweep_summary(sweep.id)
     out = SweepOut.model_validate(sweep)
     out.error = state.settings.redact(out.error)  # a job's log tail: no secret, whoever reads it
+    out.data_source = source_name(sweep.data_source)
     out.trial_counts = counts
     out.progress = progress(sweep, trials)
     out.best_trial = (
@@ -139,6 +141,14 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
         ray_dashboard=f"{public_dashboard(state)}/#/jobs/{sweep.ray_job_id}" if sweep.ray_job_id else None,
     )
     return out
+
+
+def source_name(source: str) -> str:
+    """A data source as answers show it: its file or folder name, never the server's path
+    to it (the store keeps the path for the driver; answers are cached for every reader)."""
+    if "://" in source or source.startswith("synthetic:"):
+        return source.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] if "://" in source else source
+    return PurePath(source.rstrip("/")).name or source
 
 
 def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
