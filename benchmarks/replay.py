@@ -131,9 +131,12 @@ def make_spec(table: Table, method: dict[str, Any], seed: int, num_samples: int 
     return parse_spec(raw)
 
 
-def replay(table: Table, spec, seed: int, budget_s: float) -> list[tuple[float, float, float]]:
+def replay(
+    table: Table, spec, seed: int, budget_s: float, spent: list[float] | None = None
+) -> list[tuple[float, float, float]]:
     """The anytime curve of one run: (simulated seconds, best validation so far, the test
-    accuracy of that best trial's epoch) at each result that improved the best."""
+    accuracy of that best trial's epoch) at each result that improved the best; `spent`, if
+    given, gets the simulated seconds the run used in all."""
     import numpy as np
 
     from cifar_sweeps.spec.spaces import flatten_config
@@ -186,6 +189,8 @@ def replay(table: Table, spec, seed: int, budget_s: float) -> list[tuple[float, 
         else:
             heapq.heappush(events, (clock + runs[epoch][2], order, tid))
             order += 1
+        if spent is not None:
+            spent[:] = [clock]
     return curve
 
 
@@ -200,10 +205,10 @@ def report_budget(table: Table, seeds: int = 200) -> float:
     spec = make_spec(table, METHODS[REPORT], 0, num_samples=10)
     totals = []
     for seed in range(seeds):
-        curve = replay(
-            table, spec.model_copy(update={"search": spec.search.model_copy(update={"seed": seed})}), seed, 1e18
-        )
-        totals.append(curve[-1][0] if curve else 0.0)
+        spent = [0.0]
+        seeded = spec.model_copy(update={"search": spec.search.model_copy(update={"seed": seed})})
+        replay(table, seeded, seed, 1e18, spent)
+        totals.append(spent[0])
     return statistics.fmean(totals)
 
 
@@ -211,6 +216,8 @@ def interval(xs: list[float]) -> tuple[float, float, float]:
     from scipy import stats
 
     xs = [x for x in xs if not math.isnan(x)]
+    if not xs:
+        return math.nan, math.nan, math.nan
     m = statistics.fmean(xs)
     half = stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else math.nan
     return m, m - half, m + half
@@ -226,6 +233,9 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--tables", type=Path, default=ROOT / "benchmarks" / "tables")
     args = p.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study, hundreds of them
     t0 = time.perf_counter()
     table = load_table(args.tables / f"{args.task}.csv")
     budget = args.budget_s or report_budget(table)

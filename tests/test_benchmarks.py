@@ -67,6 +67,8 @@ SMOKE = {
     "ablation.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1"],
     "jpeg_quality.py": ["--data", "synthetic:300", "--width", "0.25", "--epochs", "1", "--qualities", "50"],
     "spec_fuzz.py": ["--examples", "20"],
+    # on the table that tabulate.py writes first (below)
+    "replay.py": ["--task", "mlp", "--seeds", "3", "--methods", "optuna TPE (5) + ASHA 1/3"],
     "tabulate.py": ["--task", "mlp", "--configs", "2", "--seeds", "1", "--workers", "1", "--data", "synthetic:300"],
     # The student's run alone: the two sweeps are the service's own path (test_refit_e2e, test_quickstart_e2e).
     "search_gain.py": [
@@ -95,6 +97,17 @@ def test_benchmark_runs(script, tmp_path):
         args += ["--out", str(tmp_path / "gain.jsonl")]
     if script == "tabulate.py":
         args += ["--out", str(tmp_path / "tables")]
+    if script == "replay.py":
+        table = [*SMOKE["tabulate.py"], "--out", str(tmp_path / "tables")]
+        subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "tabulate.py"), *table],
+            check=True,
+            timeout=300,
+            cwd=ROOT,
+            env=dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path)),
+            capture_output=True,
+        )
+        args += ["--tables", str(tmp_path / "tables")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
     env.pop("RAY_ADDRESS", None)
     p = subprocess.run(

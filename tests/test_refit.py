@@ -26,7 +26,7 @@ def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of
         config={"model": "mlp", "lr": lr, "seed": seed, "epochs": 6, "lr_schedule": "onecycle"},
         status=status,
         val_acc=acc,
-        val_loss=1 - acc,
+        val_loss=None if acc is None else 1 - acc,
         best_epoch=best_epoch,
         test_acc=None,
         repeat_of=None,
@@ -75,8 +75,8 @@ def test_the_refits_time_is_its_images_and_epochs_at_the_searchs_median_training
     rates = [100.0, 200.0, 400.0]  # images per second of the search's epochs
     # 6 epochs (onecycle: the full schedule) of 5,000 images at 200 images/s, with the margin
     assert refit_seconds(trials, rates, "val_acc", "max", 10, 5000) == pytest.approx(5000 * 6 / 200 * REFIT_MARGIN)
-    running = [_trial("a", 0.7, status="running")]
-    assert refit_seconds(running, rates, "val_acc", "max", 10, 5000) == pytest.approx(5000 * 10 / 200 * REFIT_MARGIN)
+    unscored = [_trial("a", None, status="running")]  # no epoch yet: the max epochs
+    assert refit_seconds(unscored, rates, "val_acc", "max", 10, 5000) == pytest.approx(5000 * 10 / 200 * REFIT_MARGIN)
     assert refit_seconds(trials, [], "val_acc", "max", 10, 5000) is None
 
 
