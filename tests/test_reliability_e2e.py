@@ -34,7 +34,8 @@ class Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:  # the child keeps its own handle
             self.proc = subprocess.Popen(
-                [str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port)],
+                # The access log on: the token test reads it for leaks.
+                [str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(self.port), "--access-log"],
                 env=self.env,
                 cwd=REPO,
                 stdout=log,

@@ -252,6 +252,11 @@ class StoreStopper(Stopper):
             self._refit_due(now)
         return self._stop
 
+    def __setstate__(self, state: dict) -> None:
+        # A stopper pickled in a sweep's Tune state by the code before the refit has no
+        # reserve: the resumed sweep runs as it was submitted.
+        self.__dict__.update({"refit_reserve": None, "_t0": None, **state})
+
     def _refit_due(self, now: float) -> None:
         if self._stop or self.refit_reserve is None:
             return
