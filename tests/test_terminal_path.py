@@ -87,4 +87,6 @@ def test_the_readme_terminal_commands_in_order(tmp_path):
     import json
 
     items = json.loads(board.stdout)["items"]
-    assert len(items) == 4 and all(i["status"] == "terminated" for i in items)
+    assert all(i["status"] == "terminated" for i in items)
+    # two sweeps of two trials each, each ending in its refit (the quickstart preset refits)
+    assert len([i for i in items if not i["refit_of"]]) == 4 and len([i for i in items if i["refit_of"]]) == 2
