@@ -155,11 +155,13 @@ def _edited_spec(args: argparse.Namespace, settings, store):
     return spec
 
 
-def _plan(spec, settings, store, as_json: bool = False):
-    from cifar_sweeps.analysis.plan import describe, plan_for
+def _plan(spec, settings, store, as_json: bool = False, replay: str | None = None, replay_seeds: int = 20):
+    from cifar_sweeps.analysis.plan import describe, plan_for, with_replay
     from cifar_sweeps.sdk import cluster_url
 
     plan = plan_for(spec, settings, store, cluster_url=cluster_url(settings))
+    if replay:
+        plan = with_replay(plan, spec, settings, replay, replay_seeds, allow_path=True)
     print(plan.model_dump_json(indent=2) if as_json else describe(plan), flush=True)
     return plan
 
@@ -168,7 +170,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """The spec's cost on this machine; nothing is stored and nothing is submitted."""
     settings = _settings(args)
     store = _store(settings)
-    _plan(_edited_spec(args, settings, store), settings, store, args.json)
+    _plan(_edited_spec(args, settings, store), settings, store, args.json, args.replay, args.replay_seeds)
     return 0
 
 
@@ -642,6 +644,13 @@ def _run_parsers(sub) -> None:
     _common(p)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="edit the spec, as `run --set`")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--replay",
+        metavar="TASK",
+        help="also replay the spec's searcher and scheduler on a tabulated task (mlp, airbench, tinynet: "
+        "benchmarks/tables; or a table's CSV path) and print the expected best accuracy against simulated seconds",
+    )
+    p.add_argument("--replay-seeds", type=int, default=20, help="seeds of the replay (1-200; default 20)")
     p.set_defaults(fn=cmd_plan, sweep_id=None)
 
 

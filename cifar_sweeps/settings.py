@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # node's own CIFAR_SWEEPS_* settings apply: an API apart from its cluster); "auto" is
     # shared for a cluster on this machine (a loopback dashboard), own for any other.
     cluster_paths: Literal["auto", "shared", "own"] = "auto"
+    # Where `plan --replay TASK` finds tabulated tasks (<task>.csv and .json, written by
+    # benchmarks/tabulate.py); empty: the tables committed in the source checkout.
+    replay_tables: str = ""
     # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
     # keys like any other. The test suite turns it on; never set it in production.
     test_hooks: bool = False

@@ -514,6 +514,17 @@ def plan_for(
     return plan
 
 
+def with_replay(
+    plan: PlanOut, spec: SweepSpec, settings, table: str, seeds: int = 20, allow_path: bool = False
+) -> PlanOut:
+    """The plan with the spec's search replayed on the tabulated task `table` (replay.py)."""
+    from cifar_sweeps.analysis.replay import find_table, load_table, replay_spec, tables_dir
+
+    path = find_table(table, tables_dir(settings.replay_tables), allow_path)
+    plan.replay = replay_spec(spec, load_table(path), path.stem, seeds)
+    return plan
+
+
 def actual(plan: dict, sweep, epochs_done: int):
     """A finished sweep's plan against what it took (None while it runs or without a plan)."""
     from cifar_sweeps.analysis.results import PlanActual
@@ -559,4 +570,8 @@ def describe(plan: PlanOut) -> str:
     if plan.auto_space:
         lines.append("  space chosen by the service: " + "; ".join(_range(k, p) for k, p in plan.auto_space.items()))
     lines += [f"  cut: {c}" for c in plan.cuts] + [f"  warning: {w}" for w in plan.warnings]
+    if plan.replay is not None:
+        from cifar_sweeps.analysis.replay import describe_replay
+
+        lines.append(describe_replay(plan.replay))
     return "\n".join(lines)

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cifar_sweeps.analysis.replay import ReplayOut
+
 
 class EpochRange(BaseModel):
     min: float
@@ -47,6 +49,8 @@ class PlanOut(BaseModel):
     model_params: dict[str, int] = {}  # plug-in models' parameter counts, checked at submit (modelcheck.py)
     # The params the service chose (spec `"params": "auto"`, or none given: autospace.py), as spec params.
     auto_space: dict[str, dict[str, Any]] = {}
+    # The spec's search replayed on a tabulated task (`plan --replay TASK`), when asked.
+    replay: ReplayOut | None = None
 
 
 class PlanActual(BaseModel):

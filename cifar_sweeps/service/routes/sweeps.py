@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, Body, Query, Request
 
 from cifar_sweeps import code_version
-from cifar_sweeps.analysis.plan import check_fits, plan_for
+from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
+from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS
 from cifar_sweeps.analysis.results import Importance, PlanOut
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
@@ -97,13 +98,21 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
     dependencies=[Auth, StrictJSON],
     responses=error_responses(400, 401, 413, 422),
 )
-def plan_sweep(raw: Annotated[dict[str, Any], Body()], state: State) -> PlanOut:
+def plan_sweep(
+    raw: Annotated[dict[str, Any], Body()],
+    state: State,
+    replay: Annotated[str | None, Query(max_length=64, description="a tabulated task: mlp, airbench, tinynet")] = None,
+    replay_seeds: Annotated[int, Query(ge=1, le=MAX_REPLAY_SEEDS)] = 20,
+) -> PlanOut:
     """What the spec (the body of POST /sweeps) will cost on this cluster: trials, trial-epochs,
     images, trials at once, wall time (best, expected, worst), memory, and what cuts it. Nothing
     is stored and nothing is submitted; a trial shape the store has never measured is probed
-    (a few batches, in a process of its own) and kept for next time."""
+    (a few batches, in a process of its own) and kept for next time. With `replay`, the
+    spec's searcher and scheduler are also replayed on that tabulated task (`replay` in the
+    answer: expected best accuracy against simulated seconds)."""
     spec = parse_spec(raw, state.settings)
-    return plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
+    plan = plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
+    return with_replay(plan, spec, state.settings, replay, replay_seeds) if replay else plan
 
 
 @router.get("", response_model=SweepList, responses=error_responses(422))

@@ -1,0 +1,308 @@
+"""A sweep's search replayed on a tabulated task (benchmarks/tabulate.py): the searcher and
+scheduler a sweep builds (`tuning.searchers.make_search`, `tuning.schedulers.make_scheduler`),
+fed learning curves measured once, on a simulated clock. Hundreds of seeds in minutes; no
+training.
+
+- A suggestion maps to the nearest tabulated configuration: each parameter scaled to [0, 1]
+  on its own scale (log for loguniform), a choice counting 0 when equal and 1 when not,
+  squared Euclidean distance over the table's parameters.
+- A trial then follows that configuration's curve for one training seed (the replay seed and
+  the trial's number pick which), epoch by epoch, each epoch costing its tabulated seconds;
+  `max_concurrent_trials` run at once; the scheduler's STOP ends a trial.
+
+What a table stands for: one task's space, on the images, subset and CPU it was measured on
+(its JSON says which). What it doesn't: another model, another data set, or this machine's
+seconds. A replay compares searchers on a task like the user's; it does not predict the
+accuracy of the user's own sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cifar_sweeps.errors import InputError, NotFound
+
+# A curve's point: (validation accuracy, test accuracy, seconds of the epoch).
+Epoch = tuple[float, float, float]
+# An anytime curve's point: (simulated seconds, best validation so far, that trial's test).
+Best = tuple[float, float, float]
+
+
+@dataclass
+class Table:
+    space: dict[str, Any]  # {"fixed": ..., "params": ...}
+    configs: dict[int, dict[str, Any]]
+    curves: dict[tuple[int, int], list[Epoch]]  # (config, seed) -> one Epoch per epoch
+    seeds: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+    _coords: dict[int, list[float]] = field(default_factory=dict, repr=False)
+
+    def curve(self, config_id: int, seed: int) -> list[Epoch]:
+        return self.curves.get((config_id, seed % self.seeds)) or self.curves[(config_id, 0)]
+
+
+def load_table(path: Path) -> Table:
+    meta = json.loads(path.with_suffix(".json").read_text())
+    configs: dict[int, dict[str, Any]] = {}
+    curves: dict[tuple[int, int], list[Epoch]] = {}
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            cid, seed = int(r["config_id"]), int(r["seed"])
+            configs[cid] = json.loads(r["params"])
+            curves.setdefault((cid, seed), []).append((float(r["val_acc"]), float(r["test_acc"]), float(r["seconds"])))
+    if not curves:
+        raise InputError(f"the table {path.name} has no rows yet: run benchmarks/tabulate.py")
+    return Table(meta["space"], configs, curves, max(s for _, s in curves) + 1, meta)
+
+
+def tables_dir(setting: str = "") -> Path:
+    """The setting's folder, or the tables committed beside the package (a source checkout's
+    benchmarks/tables)."""
+    return Path(setting).expanduser() if setting else Path(__file__).resolve().parents[2] / "benchmarks" / "tables"
+
+
+def find_table(name: str, folder: Path, allow_path: bool = False) -> Path:
+    """A table by task name (`mlp`) in `folder`, or (`allow_path`: the CLI, never HTTP) by
+    the path of its CSV."""
+    if allow_path and name.endswith(".csv"):
+        path = Path(name)
+    else:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise InputError(f"replay: {name!r} is not a table's name")
+        path = folder / f"{name}.csv"
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        names = sorted(p.stem for p in folder.glob("*.csv")) if folder.is_dir() else []
+        raise NotFound(f"replay: no table {name!r}; tables: {', '.join(names) or 'none (run benchmarks/tabulate.py)'}")
+    return path
+
+
+# ------------------------------------------------------------ the nearest configuration (pure)
+
+
+def coordinate(p: dict[str, Any], v: Any) -> float:
+    if p["type"] == "choice":
+        return float(p["values"].index(v)) if v in p["values"] else -1.0
+    if p["type"] in ("loguniform", "qloguniform"):
+        return (math.log(v) - math.log(p["low"])) / (math.log(p["high"]) - math.log(p["low"]))
+    return (float(v) - p["low"]) / (p["high"] - p["low"])
+
+
+def distance(params: dict[str, dict[str, Any]], a: dict[str, Any], b: dict[str, Any]) -> float:
+    total = 0.0
+    for name, p in params.items():
+        if p["type"] == "choice":
+            total += 0.0 if a.get(name) == b.get(name) else 1.0
+        else:
+            total += (coordinate(p, a[name]) - coordinate(p, b[name])) ** 2
+    return total
+
+
+def nearest(table: Table, suggestion: dict[str, Any]) -> int:
+    params = table.space["params"]
+    return min(table.configs, key=lambda cid: distance(params, suggestion, table.configs[cid]))
+
+
+# ------------------------------------------------------------ one replay
+
+
+@dataclass(frozen=True)
+class ReplayTrial:
+    """What a Tune scheduler reads of a trial."""
+
+    trial_id: str
+    config: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+def table_spec(table: Table, method: dict[str, Any], seed: int, num_samples: int = 100_000):
+    """A spec over the table's space with `method`'s searcher, scheduler and limits."""
+    from cifar_sweeps.spec.spec import parse_spec
+
+    raw = {
+        "name": "replay",
+        "metric": "best_val_acc",
+        "mode": "max",
+        "num_samples": num_samples,
+        "max_concurrent_trials": 2,
+        "fixed": table.space["fixed"],
+        "params": table.space["params"],
+        **json.loads(json.dumps(method)),
+    }
+    raw["search"] = {**raw.get("search", {}), "seed": seed}
+    return parse_spec(raw)
+
+
+def reseeded(spec, seed: int):
+    return spec.model_copy(update={"search": spec.search.model_copy(update={"seed": seed})})
+
+
+def replay(table: Table, spec, seed: int, budget_s: float, stats: dict[str, float] | None = None) -> list[Best]:
+    """The anytime curve of one run: a point at each result that improved the best, up to
+    `budget_s` simulated seconds; `stats`, if given, gets the simulated `seconds` used and
+    the `trials` started."""
+    import numpy as np
+
+    from cifar_sweeps.spec.spaces import flatten_config
+    from cifar_sweeps.tuning.schedulers import make_scheduler
+    from cifar_sweeps.tuning.searchers import make_search
+
+    np.random.seed(seed)  # ASHA picks its bracket with numpy's global RNG
+    searcher = make_search(spec)
+    scheduler = make_scheduler(spec, "sqlite://", "replay")
+    events: list[tuple[float, int, str]] = []  # (when a trial's next epoch ends, order, trial id)
+    trials: dict[str, tuple[ReplayTrial, list[Epoch], list[float]]] = {}
+    clock, started, order, best = 0.0, 0, 0, -1.0
+    curve: list[Best] = []
+
+    def start() -> bool:
+        nonlocal started, order
+        tid = f"t{started}"
+        config = searcher.suggest(tid)
+        if config is None:
+            return False
+        runs = table.curve(nearest(table, flatten_config(config)), seed + started)
+        trial = ReplayTrial(tid, config)
+        scheduler.on_trial_add(None, trial)
+        trials[tid] = (trial, runs, [])
+        heapq.heappush(events, (clock + runs[0][2], order, tid))
+        started, order = started + 1, order + 1
+        return True
+
+    while len(events) < spec.max_concurrent_trials and started < spec.num_samples and start():
+        pass
+    while events:
+        clock, _, tid = heapq.heappop(events)
+        if clock > budget_s:
+            break
+        trial, runs, vals = trials[tid]
+        val, test, _ = runs[len(vals)]
+        vals.append(val)
+        epoch = len(vals)
+        result = {"epoch": epoch, "training_iteration": epoch, "val_acc": val, "best_val_acc": max(vals)}
+        if val > best:
+            best = val
+            curve.append((clock, val, test))
+        action = scheduler.on_trial_result(None, trial, result)
+        searcher.on_trial_result(tid, result)
+        if action == "STOP" or epoch == len(runs):
+            scheduler.on_trial_complete(None, trial, result)
+            searcher.on_trial_complete(tid, result)
+            if started < spec.num_samples:
+                start()
+        else:
+            heapq.heappush(events, (clock + runs[epoch][2], order, tid))
+            order += 1
+        if stats is not None:
+            stats.update(seconds=clock, trials=started)
+    return curve
+
+
+def at(curve: list[Best], t: float) -> tuple[float, float]:
+    """(best validation, its test) at simulated time t (nan before the first result)."""
+    seen = [c for c in curve if c[0] <= t]
+    return (seen[-1][1], seen[-1][2]) if seen else (math.nan, math.nan)
+
+
+def interval(xs: list[float]) -> tuple[float, float, float]:
+    """Mean and its 95 % t-interval, NaNs left out."""
+    from scipy import stats
+
+    xs = [x for x in xs if not math.isnan(x)]
+    if not xs:
+        return math.nan, math.nan, math.nan
+    m = statistics.fmean(xs)
+    half = stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else math.nan
+    return m, m - half, m + half
+
+
+# ------------------------------------------------------------ a spec's replay (plan --replay)
+
+
+class ReplayPoint(BaseModel):
+    seconds: float = Field(description="simulated seconds of the table's CPU")
+    fraction: float = Field(description="of the replay's budget")
+    # None before any seed has a result
+    val_acc: float | None = Field(description="the best validation accuracy so far, mean over seeds")
+    val_low: float | None = None
+    val_high: float | None = None
+    test_acc: float | None = Field(None, description="the test accuracy of that best trial's epoch, mean over seeds")
+
+
+class ReplayOut(BaseModel):
+    """What the spec's searcher and scheduler would find on a tabulated task."""
+
+    table: str
+    configs: int
+    cpu: str
+    seeds: int
+    budget_s: float = Field(description="simulated seconds: the spec's time budget, or its trials' mean")
+    trials: float = Field(description="trials started, mean over seeds")
+    points: list[ReplayPoint]
+    note: str
+
+
+REPLAY_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0)
+FIGURES = ("val_acc", "val_low", "val_high", "test_acc")
+MAX_REPLAY_SEEDS = 200
+
+
+def replay_spec(spec, table: Table, name: str, seeds: int = 20) -> ReplayOut:
+    """The spec's searcher, scheduler, trials at once, trial count and time budget, replayed
+    over the table's space (its own space may differ: the table is the task's)."""
+    if not 1 <= seeds <= MAX_REPLAY_SEEDS:
+        raise InputError(f"replay: seeds must be 1..{MAX_REPLAY_SEEDS}, got {seeds}")
+    method = {
+        "search": spec.search.model_dump(mode="json", exclude={"seed"}),
+        "scheduler": spec.scheduler.model_dump(mode="json"),
+        "max_concurrent_trials": spec.max_concurrent_trials,
+    }
+    base = table_spec(table, method, 0, num_samples=spec.num_samples)
+    curves, runs = [], []
+    budget = float(spec.time_budget_s or math.inf)
+    for s in range(seeds):
+        runs.append({"seconds": 0.0, "trials": 0})
+        curves.append(replay(table, reseeded(base, s), s, budget, runs[-1]))
+    if math.isinf(budget):
+        budget = statistics.fmean(r["seconds"] for r in runs)
+    points = []
+    for f in REPLAY_POINTS:
+        vals = [at(c, f * budget) for c in curves]
+        m, lo, hi = interval([v for v, _ in vals])
+        tests = [t for _, t in vals if not math.isnan(t)] or [math.nan]
+        figures = [None if math.isnan(x) else x for x in (m, lo, hi, statistics.fmean(tests))]
+        points.append(ReplayPoint(seconds=f * budget, fraction=f, **dict(zip(FIGURES, figures, strict=True))))
+    return ReplayOut(
+        table=name,
+        configs=len(table.configs),
+        cpu=str(table.meta.get("cpu", "unknown")),
+        seeds=seeds,
+        budget_s=budget,
+        trials=statistics.fmean(r["trials"] for r in runs),
+        points=points,
+        note=(
+            "the spec's searcher and scheduler on the table's space and seconds "
+            f"({table.meta.get('data', '?')}, {table.meta.get('cpu', '?')}): a comparison of searches on a task "
+            "like yours, not a forecast of your sweep's accuracy"
+        ),
+    )
+
+
+def describe_replay(out: ReplayOut) -> str:
+    lines = [
+        f"replay on the table {out.table} ({out.configs} configurations, {out.cpu}), {out.seeds} seeds, "
+        f"{out.trials:.1f} trials started on average:",
+        "  simulated s   best validation (95% CI)     its test",
+    ]
+    for p in out.points:
+        pct = [f"{x * 100:6.2f}" if x is not None else "     -" for x in (p.val_acc, p.val_low, p.val_high, p.test_acc)]
+        lines.append(f"  {p.seconds:>11.0f}   {pct[0]} [{pct[1]}, {pct[2]}]     {pct[3]}")
+    lines.append(f"  ({out.note})")
+    return "\n".join(lines)
