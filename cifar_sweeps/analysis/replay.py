@@ -44,7 +44,17 @@ class Table:
     curves: dict[tuple[int, int], list[Epoch]]  # (config, seed) -> one Epoch per epoch
     seeds: int = 1
     meta: dict[str, Any] = field(default_factory=dict)
-    _coords: dict[int, list[float]] = field(default_factory=dict, repr=False)
+    _index: tuple[list[int], Any] | None = field(default=None, repr=False)  # ids, their coordinates
+
+    def coordinates(self) -> tuple[list[int], Any]:
+        """The configurations' ids and an (n, parameters) array of their coordinates, once."""
+        if self._index is None:
+            import numpy as np
+
+            ids, params = list(self.configs), self.space["params"]
+            rows = [[coordinate(p, self.configs[i][k]) for k, p in params.items()] for i in ids]
+            self._index = (ids, np.asarray(rows, dtype=float).reshape(len(ids), len(params)))
+        return self._index
 
     def curve(self, config_id: int, seed: int) -> list[Epoch]:
         return self.curves.get((config_id, seed % self.seeds)) or self.curves[(config_id, 0)]
@@ -107,8 +117,16 @@ def distance(params: dict[str, dict[str, Any]], a: dict[str, Any], b: dict[str, 
 
 
 def nearest(table: Table, suggestion: dict[str, Any]) -> int:
+    """`distance`'s nearest configuration (the first of equals), over the whole table at once."""
+    import numpy as np
+
     params = table.space["params"]
-    return min(table.configs, key=lambda cid: distance(params, suggestion, table.configs[cid]))
+    ids, coords = table.coordinates()
+    point = np.asarray([coordinate(p, suggestion[k]) for k, p in params.items()], dtype=float)
+    is_choice = np.asarray([p["type"] == "choice" for p in params.values()], dtype=bool)
+    diff = coords - point
+    cost = np.where(is_choice, (diff != 0).astype(float), diff**2).sum(axis=1)
+    return ids[int(np.argmin(cost))]
 
 
 # ------------------------------------------------------------ one replay
