@@ -63,8 +63,9 @@ def test_malformed_json_422(setup):
 def test_unknown_ids_404(setup):
     client, _, _ = setup
     for url in ("/sweeps/sw-nope", "/trials/nope", "/trials/nope/checkpoint", "/search-spaces/nope"):
-        r = client.get(url)
+        r = client.get(url, headers=AUTH)
         assert r.status_code == 404 and "nope" in r.json()["detail"]
+    assert client.get("/trials/nope/checkpoint").status_code == 401  # a model file is behind the token
     for url in ("/sweeps/sw-nope/stop", "/sweeps/sw-nope/resume"):
         assert client.post(url, headers=AUTH).status_code == 404
 

@@ -120,8 +120,18 @@ class CrossSite:
     def __init__(self, app, token_set: bool):
         self.app, self.token_set = app, token_set
 
+    # GETs that start work (an export holds the one torch-process slot for up to 300 s) or
+    # hand out a model: an <img> tag on another site could otherwise fire them.
+    WORK_GETS = ("/export", "/checkpoint")
+
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] in ("GET", "HEAD") and scope["path"].endswith(self.WORK_GETS):
+            if _cross_site(dict(scope.get("headers") or [])):
+                return await _refuse(send, 403, "a page of another site can't fetch or export a model here")
+            return await self.app(scope, receive, send)
+        if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -36,12 +39,15 @@ def get_trial(t: TrialDep, request: Request, state: State) -> TrialOut:
 @router.get(
     "/{trial_id}/checkpoint",
     response_class=FileResponse,
+    dependencies=[Auth],
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The best model file"},
-        **error_responses(404),
+        **error_responses(401, 404),
     },
 )
 def checkpoint(t: TrialDep):
+    """The trial's best model file (behind the API token when one is set: a model is the
+    sweep's product)."""
     from cifar_sweeps.store.artifacts import open_checkpoint
 
     if not t.checkpoint_path:
@@ -55,45 +61,66 @@ def checkpoint(t: TrialDep):
 @router.get(
     "/{trial_id}/export",
     response_class=FileResponse,
+    dependencies=[Auth],
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The exported model file"},
-        **error_responses(404, 422, 503),
+        **error_responses(401, 404, 422, 503),
     },
 )
-def export(t: TrialDep, format: Literal["onnx", "torchscript"] = Query("onnx")):  # noqa: A002
+def export(t: TrialDep, state: State, format: Literal["onnx", "torchscript"] = Query("onnx")):  # noqa: A002
     """The trial's best model as ONNX or TorchScript: float32 NCHW images in [0, 1] at the
     size it was trained at in, logits out, its input statistics inside; its class names,
-    config and scores in the file's metadata. Made in a process of its own, one at a time."""
+    config and scores in the file's metadata. Made in a process of its own, one at a time,
+    and kept by trial, model file and format: asking again answers from the cache. Behind the
+    API token when one is set; refused to a page of another site (it starts work)."""
     if not t.checkpoint_path:
         raise NotFound(f"trial {t.id} has no checkpoint yet")
-    path = _export(t, format)
-    from starlette.background import BackgroundTask
-
-    return FileResponse(
-        path,
-        filename=f"{t.id}{path.suffix}",
-        media_type="application/octet-stream",
-        background=BackgroundTask(shutil.rmtree, path.parent, ignore_errors=True),
-    )
+    path = _export(t, format, state.settings.cache_dir / "exports")
+    return FileResponse(path, filename=f"{t.id}{path.suffix}", media_type="application/octet-stream")
 
 
-def _export(t, fmt: str) -> Path:
-    """Run export.py on the trial's model file in a child process (the API loads no torch);
-    the child names the file (model.onnx, model.pt) in a folder of its own."""
-    out_dir = Path(tempfile.mkdtemp(prefix="cifar-sweeps-export-"))
+EXPORT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def export_key(trial_id: str, checkpoint_path: str, fmt: str) -> str:
+    """A cached export's file name: the trial, a digest of its model file's path (a trial
+    trained on writes a new one) and the format."""
+    digest = hashlib.sha256(checkpoint_path.encode()).hexdigest()[:16]
+    return f"{trial_id}-{digest}{EXPORT_SUFFIX[fmt]}"
+
+
+def _export(t, fmt: str, cache: Path) -> Path:
+    """Run export.py on the trial's model file in a child process (the API loads no torch),
+    into a folder of its own under the cache; the file it writes (model.onnx or model.pt,
+    by its exact name) moves into the cache. Leftover folders of a crashed export are
+    removed by the next one."""
+    cache.mkdir(parents=True, exist_ok=True)
+    kept = cache / export_key(t.id, t.checkpoint_path, fmt)
+    if kept.is_file():
+        return kept
+    _sweep_leftovers(cache)
+    out_dir = Path(tempfile.mkdtemp(prefix="partial-", dir=cache))
     try:
         with local_model_file(t.checkpoint_path, t.id) as model_file:
             args = [str(model_file), str(out_dir), fmt, t.id]
             p = run_torch("cifar_sweeps.training.export", args, EXPORT_TIMEOUT_S, f"the export of trial {t.id}")
-    except BaseException:
+        out = out_dir / f"model{EXPORT_SUFFIX[fmt]}"
+        if p.returncode != 0 or not out.is_file():
+            last = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            raise ExportFailed(f"the export of trial {t.id} to {fmt} failed: {last}")
+        out.replace(kept)  # atomic: a concurrent reader sees the whole file or none
+        return kept
+    finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    out = next(out_dir.glob("model.*"), None)
-    if p.returncode != 0 or out is None:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        last = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        raise ExportFailed(f"the export of trial {t.id} to {fmt} failed: {last}")
-    return out
+
+
+def _sweep_leftovers(cache: Path, older_than_s: float = 2 * EXPORT_TIMEOUT_S) -> None:
+    """Remove the folders of exports that died mid-way (older than any export can run)."""
+    now = time.time()
+    for d in cache.glob("partial-*"):
+        with contextlib.suppress(OSError):
+            if now - d.stat().st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 @router.post(

@@ -154,6 +154,26 @@ function authHeaders() {
   return headers;
 }
 
+// A model file behind the API token: fetched with it, then saved from a blob (a plain link
+// can't carry the Authorization header).
+async function download(url, name) {
+  const headers = authHeaders();
+  delete headers["Content-Type"];
+  const r = await fetch(url, { headers });
+  if (!r.ok) {
+    if (r.status === 401) $("#e-token-label").hidden = false;  // the token goes in the editor's field
+    const body = await r.json().catch(() => ({}));
+    alert(`download: ${r.status} ${body.detail || r.statusText}`);
+    return;
+  }
+  const href = URL.createObjectURL(await r.blob());
+  const a = el("a", { href, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60_000);
+}
+
 const minutes = (s) => (s == null ? "?" : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 
 // The spec's cost before Submit (POST /sweeps/plan: nothing is stored or submitted).
@@ -454,7 +474,11 @@ function boardRow(t) {
     .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : v}`).join(" ");
   tr.append(el("td", { class: "config" }, cfg));
   const dl = el("td");
-  if (t.checkpoint_url) dl.append(el("a", { href: t.checkpoint_url }, "download"));
+  if (t.checkpoint_url) {
+    const a = el("a", { href: t.checkpoint_url, download: `${t.trial_id}.pt` }, "download");
+    a.addEventListener("click", (ev) => { ev.preventDefault(); download(t.checkpoint_url, `${t.trial_id}.pt`); });
+    dl.append(a);
+  }
   tr.append(dl);
   return tr;
 }

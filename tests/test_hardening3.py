@@ -1,0 +1,105 @@
+"""The third round of hardening, each finding as the request that showed it, against a real
+`cifar-sweeps serve` on loopback: one with an API token, one without (the default)."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from cifar_sweeps.service.routes.trials import export_key
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
+from tests.helpers.ray_head import free_port
+from tests.test_service_e2e import _serve
+
+pytestmark = pytest.mark.integration
+TOKEN = "t0ken-for-the-test"
+SPEC = {
+    "name": "h3",
+    "fixed": {"model": "mlp", "epochs": 2, "batch_size": 64},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+}
+
+
+def _server(root, token: str | None):
+    results = root / "results"
+    env = {
+        **os.environ,
+        "CIFAR_SWEEPS_RESULTS_DIR": str(results),
+        "RAY_ADDRESS": f"http://127.0.0.1:{free_port()}",  # no cluster: nothing here needs one
+        "CIFAR_SWEEPS_DATA": "synthetic:500",
+    }
+    env.pop("CIFAR_SWEEPS_STORE_URL", None)
+    env.pop("CIFAR_SWEEPS_API_TOKEN", None)
+    if token:
+        env["CIFAR_SWEEPS_API_TOKEN"] = token
+    log = open(root / "serve.log", "w")  # noqa: SIM115 (closed by the fixture)
+    proc, base = _serve(env, free_port(), log)
+    return proc, log, base, results
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """(with a token, without one): each (base URL, results folder)."""
+    started = [_server(tmp_path_factory.mktemp(name), tok) for name, tok in (("tok", TOKEN), ("open", None))]
+    yield [(base, results) for _, _, base, results in started]
+    for proc, log, _, _ in started:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def _trial_with_a_model_file(results, content: bytes = b"model bytes") -> tuple[str, str]:
+    """A finished trial whose checkpoint is a file in the results folder: (trial id, its path)."""
+    store = get_store(f"sqlite:///{results / 'cifar_sweeps.db'}")
+    sweep = store.create_sweep(SPEC, "synthetic:500", "v")
+    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "lr": 0.01}, 2)
+    path = results / f"{tid}.pt"
+    path.write_bytes(content)
+    store.trial_checkpoint(tid, str(path))
+    return tid, str(path)
+
+
+def test_export_and_checkpoint_answer_only_with_the_token(servers):
+    (base, results), _ = servers
+    tid, path = _trial_with_a_model_file(results)
+    for url in (f"/trials/{tid}/checkpoint", f"/trials/{tid}/export?format=onnx"):
+        r = httpx.get(base + url)
+        assert r.status_code == 401, (url, r.status_code)  # was 200 with the model, or an export started
+        r = httpx.get(base + url, headers={"Authorization": "Bearer wrong-token-here"})
+        assert r.status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.get(f"{base}/trials/{tid}/checkpoint", headers=auth)
+    assert r.status_code == 200 and r.content == b"model bytes"
+
+
+def test_an_export_is_answered_from_its_cache_by_trial_model_file_and_format(servers):
+    """A kept export is served again without a child process (the real one would fail here:
+    the model file is not a model)."""
+    (base, results), _ = servers
+    tid, path = _trial_with_a_model_file(results)
+    kept = results / "cache" / "exports" / export_key(tid, path, "onnx")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(b"an onnx file")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    r = httpx.get(f"{base}/trials/{tid}/export", params={"format": "onnx"}, headers=auth, timeout=60)
+    assert r.status_code == 200 and r.content == b"an onnx file"
+    assert r.headers["content-disposition"].endswith(f'{tid}.onnx"')
+    r = httpx.get(f"{base}/trials/{tid}/export", params={"format": "torchscript"}, headers=auth, timeout=120)
+    assert r.status_code == 422 and "failed" in r.json()["detail"]  # another format: a real export, which fails
+    assert not list(kept.parent.glob("partial-*"))  # its folder is gone
+    assert export_key(tid, path + "2", "onnx") != kept.name  # a new model file, a new export
+
+
+def test_a_page_of_another_site_cant_start_an_export_or_fetch_a_model(servers):
+    _, (base, results) = servers  # no token: the cross-site guard is all there is
+    tid, _ = _trial_with_a_model_file(results)
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}):
+        for url in (f"/trials/{tid}/export", f"/trials/{tid}/checkpoint"):
+            r = httpx.get(base + url, headers=headers)
+            assert r.status_code == 403 and "another site" in r.json()["detail"], (url, headers)
+    r = httpx.get(f"{base}/trials/{tid}/checkpoint", headers={"Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 200  # the page's own download
+    assert httpx.get(f"{base}/trials/{tid}/checkpoint").status_code == 200  # curl
