@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # node's own CIFAR_SWEEPS_* settings apply: an API apart from its cluster); "auto" is
     # shared for a cluster on this machine (a loopback dashboard), own for any other.
     cluster_paths: Literal["auto", "shared", "own"] = "auto"
+    # Seconds a throughput probe may take (plan.py); past it the plan's wall time is
+    # "unknown", with a warning, remembered for 10 minutes: a loaded machine never stops a run.
+    probe_timeout_s: float = Field(default=60.0, gt=0, le=600)
     # Where `plan --replay TASK` finds tabulated tasks (<task>.csv and .json, written by
     # benchmarks/tabulate.py); empty: the tables committed in the source checkout.
     replay_tables: str = ""

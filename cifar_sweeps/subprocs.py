@@ -1,28 +1,138 @@
 """The torch processes the service starts for a request (a throughput probe, a model check
-at submit, an export): one at a time per service process, each bounded in time. The API
-process loads no torch; a request that would start a second one gets a 503 with
-Retry-After at once, so no request waits on another's process, and the thread that
-/health and the light routes need is never held by a queue of them."""
+at submit, an export): one at a time per service process, each bounded in time and memory.
+The API process loads no torch; a request that would start a second one gets a 503 with a
+Retry-After of the running one's time left, so no request waits on another's process, and
+the thread that /health and the light routes need is never held by a queue of them.
+
+A child runs plug-in code, so it starts isolated: `python -I` (no working directory or user
+site on its path, no PYTHON* variables), in a temporary folder, with an environment that
+holds no secret (an allow-list: no API token, W&B key or store URL) and hubs set offline,
+in a process group of its own that is killed whole on timeout, and its data memory capped
+(RLIMIT_DATA, set by the child's entry before any plug-in is imported). The request travels
+as JSON on stdin, never on the command line (Linux caps one argument at 128 KiB), with the
+parent's import path less its working directory (plug-ins found by the API are found)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
+import os
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
+from typing import Any
 
 from cifar_sweeps.errors import Busy
 
 TORCH_PROCESS = threading.BoundedSemaphore(1)
+_RUNNING_UNTIL = [0.0]  # monotonic deadline of the running child: what Retry-After says
+CHILD_MEMORY_MB = 6144  # RLIMIT_DATA of a child (MiB): a probe of a large net at its batch fits
+MEMORY_ENV = "CIFAR_SWEEPS_CHILD_MEMORY_MB"
+# What a child may inherit: the locale, the path to find tools, the device choice. Nothing
+# else (secrets live in CIFAR_SWEEPS_*, WANDB_*, RAY_* and the store's URL).
+KEEP_ENV = (
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-def run_torch(module: str, args: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
-    """`python -m module args...` in a process of its own, one at a time; Busy (503) when one
-    is running or when this one outlives `timeout_s` (it is killed)."""
+class ChildTimeout(Busy):
+    """A child process outlived its time and was killed (its whole process group)."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+
+
+def child_env(home: str, memory_mb: int) -> dict[str, str]:
+    env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
+    return {**env, **OFFLINE_ENV, "HOME": home, "TMPDIR": home, MEMORY_ENV: str(memory_mb)}
+
+
+def busy_error(what: str) -> Busy:
+    left = _RUNNING_UNTIL[0] - time.monotonic()
+    err = Busy(
+        f"{what}: another torch process of this service is running (a probe, a model check or an export); "
+        f"retry in {max(1, math.ceil(left))} s at most"
+    )
+    err.headers = {"Retry-After": str(max(1, math.ceil(left)))}
+    return err
+
+
+def run_torch(
+    module: str, request: Any, timeout_s: float, what: str, memory_mb: int = CHILD_MEMORY_MB
+) -> subprocess.CompletedProcess:
+    """`python -I -m module` with `request` as JSON on stdin, isolated (above), one at a
+    time: Busy (503) when one is running, ChildTimeout (503) when this one outlives
+    `timeout_s` (its group is killed)."""
     if not TORCH_PROCESS.acquire(blocking=False):
-        raise Busy(f"{what}: another torch process of this service is running (a probe, a model check or an export)")
+        raise busy_error(what)
+    _RUNNING_UNTIL[0] = time.monotonic() + timeout_s
     try:
-        return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise Busy(f"{what} took over {timeout_s:g} s and was stopped") from None
+        with tempfile.TemporaryDirectory(prefix="cifar-sweeps-child-") as home:
+            return _run(module, request, timeout_s, what, home, memory_mb)
     finally:
+        _RUNNING_UNTIL[0] = 0.0
         TORCH_PROCESS.release()
+
+
+def _run(module: str, request: Any, timeout_s: float, what: str, home: str, memory_mb: int):
+    cmd = [sys.executable, "-I", "-m", module]
+    p = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=home,
+        env=child_env(home, memory_mb),
+        start_new_session=True,  # its own process group: killed whole, grandchildren too
+    )
+    try:
+        out, err = p.communicate(json.dumps({"path": import_path(), "request": request}), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(p)
+        raise ChildTimeout(f"{what} took over {timeout_s:g} s and was stopped", timeout_s) from None
+    except BaseException:
+        kill_group(p)
+        raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def import_path() -> list[str]:
+    """This process's import path without its working directory ('' or the folder `python -m`
+    started in): what the operator gave (PYTHONPATH, site-packages, plug-ins' folders), which
+    `python -I` would otherwise drop."""
+    here = os.path.realpath(os.getcwd())
+    return [p for p in sys.path if p and os.path.realpath(p) != here]
+
+
+def kill_group(p: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.communicate()
+
+
+def read_request() -> Any:
+    """A child's first step: cap its own data memory (before any plug-in is imported), read
+    its request from stdin, and add the parent's import path after its own."""
+    import resource
+
+    mb = int(os.environ.get(MEMORY_ENV, "0") or 0)
+    if mb > 0:
+        resource.setrlimit(resource.RLIMIT_DATA, (mb << 20, mb << 20))
+    envelope = json.loads(sys.stdin.read())
+    sys.path += [p for p in envelope.get("path", []) if p not in sys.path]
+    return envelope["request"]

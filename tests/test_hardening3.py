@@ -103,3 +103,24 @@ def test_a_page_of_another_site_cant_start_an_export_or_fetch_a_model(servers):
     r = httpx.get(f"{base}/trials/{tid}/checkpoint", headers={"Sec-Fetch-Site": "same-origin"})
     assert r.status_code == 200  # the page's own download
     assert httpx.get(f"{base}/trials/{tid}/checkpoint").status_code == 200  # curl
+
+
+def test_long_model_argument_strings_are_a_422_naming_the_argument(servers):
+    """64 strings of 3,000 characters in a searched model argument: the model check's request
+    went on one command line, past Linux's 128 KiB, and the OSError was a 500."""
+    (base, _), _ = servers
+    spec = {
+        **SPEC,
+        "params": {"model_args.tag": {"type": "choice", "values": [f"{i}" + "x" * 3000 for i in range(64)]}},
+    }
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for url in ("/sweeps/plan", "/sweeps"):
+        r = httpx.post(base + url, json=spec, headers=auth, timeout=60)
+        assert r.status_code == 422, (url, r.status_code, r.text[:300])
+        assert r.json()["detail"].startswith(
+            "params.model_args.tag.values[0]: a string of 3001 characters; at most 256"
+        )
+    for name in ("num_classes", "__class__"):
+        spec = {**SPEC, "params": {f"model_args.{name}": {"type": "choice", "values": [3]}}}
+        r = httpx.post(f"{base}/sweeps/plan", json=spec, headers=auth, timeout=60)
+        assert r.status_code == 422 and "the service sets this argument itself" in r.json()["detail"], r.text

@@ -224,3 +224,30 @@ def test_planning_on_a_real_cluster_submits_no_job(ray_head, tmp_path):
     assert r.status_code == 200 and r.json()["seconds_per_epoch"] > 0, r.text
     assert {j.submission_id for j in ray_jobs.list_jobs()} == before
     assert get_store(settings.resolved_store_url()).list_sweeps()[1] == 0
+
+
+@pytest.mark.integration
+def test_a_probe_past_its_time_gives_an_unknown_figure_and_the_command_goes_on(tmp_path, monkeypatch, capsys):
+    """A loaded machine: the probe is stopped (its process group killed) at the timeout, the
+    plan says "unknown" with a warning, `plan` exits 0, and the next command (a process of
+    its own) reads the failure from throughput.json instead of waiting again."""
+    from cifar_sweeps.cli import main
+
+    monkeypatch.setenv("CIFAR_SWEEPS_PROBE_TIMEOUT_S", "0.5")  # torch's import alone takes longer
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(BASE | {"fixed": {"model": "simple_cnn", "epochs": 2, "batch_size": 32}}))
+    args = ["plan", str(spec), "--results-dir", str(tmp_path), "--data", "synthetic:500", "--json"]
+    assert main(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["seconds_per_epoch"] is None and "took over 0.5 s and was stopped" in plan["throughput_source"]
+    assert any("the sweep can still run" in w for w in plan["warnings"])
+    kept = json.loads((tmp_path / "cache" / "throughput.json").read_text())
+    assert [v["failed"] for v in kept.values()] and all("at" in v for v in kept.values())
+    import cifar_sweeps.subprocs
+
+    def no_probe(*a, **k):
+        raise AssertionError("a remembered failure started a probe")
+
+    monkeypatch.setattr(cifar_sweeps.subprocs, "run_torch", no_probe)
+    assert main(args[:-1]) == 0  # read from the file: no torch process started
+    assert "wall time: unknown (unknown: the probe of this trial shape took over 0.5 s" in capsys.readouterr().out

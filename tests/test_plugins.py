@@ -40,6 +40,24 @@ def bad_shape(num_classes=10):
     return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes + 1))
 
 
+def spy(num_classes=10):
+    # What a plug-in's code can see of the process that builds it, as its error message.
+    import json
+    import os
+    import resource
+    import sys
+
+    seen = {
+        "secrets": sorted(k for k in os.environ if k.startswith(("CIFAR_SWEEPS_API", "WANDB", "CIFAR_SWEEPS_STORE"))),
+        "cwd": os.getcwd(),
+        "path_has_cwd": any(p in ("", os.getcwd()) for p in sys.path),
+        "data_limit_mb": resource.getrlimit(resource.RLIMIT_DATA)[0] >> 20,
+        "own_group": os.getpgid(0) == os.getpid(),
+        "hub_offline": os.environ.get("HF_HUB_OFFLINE"),
+    }
+    raise ValueError("SPY" + json.dumps(seen) + "YPS")
+
+
 def raises(num_classes=10, depth=1):
     if depth > 2:
         raise ValueError(f"depth {depth} is too deep for this net")
@@ -62,6 +80,7 @@ def install_fake_plugin(site) -> None:
             widenet = fakenets:build
             badshape = fakenets:bad_shape
             raises = fakenets:raises
+            spy = fakenets:spy
             airbench = fakenets:build
             """
         )
@@ -159,6 +178,28 @@ def test_a_spec_naming_an_unregistered_model_or_a_module_path_is_a_422_with_noth
     for part in names:
         assert part in r.json()["detail"], (part, r.json()["detail"])
     assert store.list_sweeps()[1] == 0
+
+
+def test_the_model_check_runs_plugin_code_isolated(plugin, tmp_path, monkeypatch):
+    """Plug-in code in the check's child: no secret in its environment, a temporary working
+    directory that is not on its import path, its data memory capped, a process group of its
+    own, hubs offline; the request (the spec's builds) travelled on stdin."""
+    import json as js
+
+    from cifar_sweeps.errors import SpecError
+    from cifar_sweeps.spec.modelcheck import check_models
+    from cifar_sweeps.subprocs import CHILD_MEMORY_MB
+
+    for k in ("CIFAR_SWEEPS_API_TOKEN", "WANDB_API_KEY", "CIFAR_SWEEPS_STORE_URL"):
+        monkeypatch.setenv(k, "a-secret-value")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as err:
+        check_models(parse_spec(_spec(fixed={"model": "spy"})))
+    text = str(err.value)
+    seen = js.loads(text[text.index("SPY") + 3 : text.index("YPS")])
+    assert seen["secrets"] == [] and seen["hub_offline"] == "1" and seen["own_group"]
+    assert seen["cwd"] != str(tmp_path) and not seen["path_has_cwd"]
+    assert seen["data_limit_mb"] == CHILD_MEMORY_MB
 
 
 def test_get_models_lists_the_zoo_and_the_plugin(plugin, tmp_path):

@@ -208,19 +208,23 @@ def from_store(store, cfg: dict[str, Any], images: int) -> Throughput | None:
     return Throughput(statistics.median(per_image) * images, None, f"store: median of {len(per_image)} measured epochs")
 
 
-def from_probe(cfg: dict[str, Any], n_train: int, n_val: int, cache: Path, run_probe: bool) -> Throughput | None:
-    """Seconds per epoch from a probe of this trial shape (cached), or None."""
+def from_probe(
+    cfg: dict[str, Any], n_train: int, n_val: int, cache: Path, run_probe: bool, timeout_s: float = PROBE_TIMEOUT_S
+) -> Throughput | None:
+    """Seconds per epoch from a probe of this trial shape (cached), or None; a probe that
+    failed or timed out is an "unknown" figure that says why, remembered (in this process
+    and in throughput.json, for the next command) for FAILURE_MEMO_S."""
     key = key_of(cfg)
     hit, how = read_cache(cache).get(key), "a probe kept from an earlier plan"
-    failed = _FAILED.get(key)
-    if failed and time.monotonic() - failed[0] < FAILURE_MEMO_S:
-        return Throughput(None, None, f"unknown: the probe of this trial shape failed {failed[1]}")
+    if hit is not None and "failed" in hit:
+        hit = None if time.time() - float(hit.get("at", 0)) > FAILURE_MEMO_S else hit
     if hit is None and run_probe:
-        hit, how = _probe(cfg, key), "a probe just now"
-        if hit is not None:
-            remember(cache, key, hit)
+        hit, how = _probe(cfg, timeout_s), "a probe just now"
+        remember(cache, key, hit)
     if hit is None:
         return None
+    if "failed" in hit:
+        return Throughput(None, None, f"unknown: the probe of this trial shape {hit['failed']}")
     seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
     return Throughput(seconds, hit["peak_mb"], f"{how} ({hit['train_images_per_s']:.0f} train images/s)")
 
@@ -228,7 +232,6 @@ def from_probe(cfg: dict[str, Any], n_train: int, n_val: int, cache: Path, run_p
 # A failed probe is not run again for this long (seconds): a shape that can't train (too
 # large for the memory, a plug-in that fails) would otherwise cost a process per request.
 FAILURE_MEMO_S = 600.0
-_FAILED: dict[str, tuple[float, str]] = {}
 MAX_CACHED_SHAPES = 500  # entries of throughput.json; the oldest go first
 PROBE_MAX_BATCH = 1024  # images per probe batch: past this, images/s hardly moves
 PROBE_MAX_PIXELS = 1024 * 32 * 32  # per batch: a 512x512 shape probes at batch 4, not 1024
@@ -246,22 +249,23 @@ def probe_shape(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**cfg, "batch_size": min(batch, cap), "threads": max(1, threads)}
 
 
-def _probe(cfg: dict[str, Any], key: str) -> dict | None:
+def _probe(cfg: dict[str, Any], timeout_s: float) -> dict:
     """The probe in a process of its own (never this one: the API stays free of torch), one
-    at a time (503 for the next); a failure is remembered for FAILURE_MEMO_S."""
-    from cifar_sweeps.subprocs import run_torch
+    at a time (503 for the next): its figures, or {"failed": why, "at": when}."""
+    from cifar_sweeps.subprocs import ChildTimeout, run_torch
 
-    p = run_torch(
-        "cifar_sweeps.training.probe", [json.dumps(probe_shape(cfg))], PROBE_TIMEOUT_S, "the throughput probe"
-    )
+    memo = f"not probed again for {FAILURE_MEMO_S / 60:.0f} minutes"
+    try:
+        p = run_torch("cifar_sweeps.training.probe", probe_shape(cfg), timeout_s, "the throughput probe")
+    except ChildTimeout:  # a loaded machine: the plan goes on with "unknown"
+        return {"failed": f"took over {timeout_s:g} s and was stopped ({memo})", "at": time.time()}
     try:
         if p.returncode == 0:
             return json.loads(p.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         pass
     last = (p.stderr.strip().splitlines() or ["no output"])[-1][:200]
-    _FAILED[key] = (time.monotonic(), f"({last}); not probed again for {FAILURE_MEMO_S / 60:.0f} minutes")
-    return None
+    return {"failed": f"failed ({last}); {memo}", "at": time.time()}
 
 
 def read_cache(cache: Path) -> dict[str, Any]:
@@ -308,6 +312,7 @@ def make_plan(
     warn_hours: float = 8.0,
     throughput: Throughput | None = None,
     model_params: dict[str, int] | None = None,
+    probe_timeout_s: float = PROBE_TIMEOUT_S,
 ) -> PlanOut:
     """The plan; `throughput` given, neither the store nor a probe is asked."""
     n_train, n_val = data_sizes(spec, data_source)
@@ -316,7 +321,7 @@ def make_plan(
     tp = (
         throughput
         or from_store(store, cfg, n_train + n_val)
-        or from_probe(cfg, n_train, n_val, cache, run_probe)
+        or from_probe(cfg, n_train, n_val, cache, run_probe, probe_timeout_s)
         or Throughput(None, None, "unknown: no measured epoch of this trial shape and no probe")
     )
     model_params = model_params or {}
@@ -342,6 +347,8 @@ def make_plan(
         auto_space={k: spec.params[k].model_dump(mode="json") for k in spec.auto_params if k in spec.params},
     )
     plan.warnings += old_name_warnings(spec)
+    if tp.source.startswith("unknown: the probe"):
+        plan.warnings.append(f"wall time {tp.source.removeprefix('unknown: ')}: the sweep can still run")
     if tp.seconds_per_epoch is not None:
         plan.refit_s = refit_seconds(spec, tp.seconds_per_epoch, n_train, n_val, training_pool(data_source))
     _timing(plan, spec, tp, warn_hours)
@@ -508,6 +515,7 @@ def plan_for(
         run_probe=run_probe,
         warn_hours=settings.plan_warn_hours,
         model_params=params,
+        probe_timeout_s=settings.probe_timeout_s,
     )
     if cluster_url and resources.source.startswith("this machine"):
         plan.warnings.append(f"the Ray cluster at {cluster_url} did not answer: counted on this machine instead")

@@ -35,6 +35,8 @@ STAGE_HINT = (
 )
 
 MODEL_ARG = "model_args."  # the prefix of a searched model argument
+MAX_ARG_CHARS = 256  # a model argument's string: a name or a mode, never a payload
+RESERVED_ARGS = frozenset({"num_classes"})  # what the service passes a builder itself
 
 OptimizerName = Literal["sgd", "adagrad", "adadelta", "adam", "adamw"]
 # linear: airbench's, a linear warm-up from 0.2 lr to lr over the first 23 % of the steps, then
@@ -136,6 +138,14 @@ class TrainConfig(BaseModel):
         bad = next((k for k in v if not ARG_RE.match(k)), None)
         if bad is not None:
             raise ValueError(f"model_args: {bad[:64]!r} is no argument name (letters, digits, '_')")
+        taken = next((k for k in v if k in RESERVED_ARGS or k.startswith("_")), None)
+        if taken is not None:
+            raise ValueError(
+                f"model_args.{taken}: the service sets this argument itself (or it is private); choose another name"
+            )
+        long = next((k for k, x in v.items() if isinstance(x, str) and len(x) > MAX_ARG_CHARS), None)
+        if long is not None:
+            raise ValueError(f"model_args.{long}: a string of {len(v[long])} characters; at most {MAX_ARG_CHARS}")
         return v
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ every range: spec.expand_space) is built on the meta device (no memory, no weigh
 once on two images of the spec's size, and its parameters counted. A builder that raises,
 an argument its declaration refuses, or logits of the wrong shape is a SpecError (422)
 naming the field, before anything is stored: Ray Tune would find it trial by trial, after
-retries. The builds run in a child process (`python -m cifar_sweeps.training.meta_build REQUEST`),
+retries. The builds run in a child process (`python -I -m cifar_sweeps.training.meta_build`, the request on stdin),
 as the probe does, since the API process loads no torch; one at a time, and bounded in time.
 The zoo's models are built by the test suite, not at every submit.
 """
@@ -58,7 +58,7 @@ def check_models(spec) -> dict[str, int]:
     if not points:
         return {}
     request = {"points": points, "num_classes": 10, "image_size": spec.data.image_size}
-    p = run_torch("cifar_sweeps.training.meta_build", [json.dumps(request)], CHECK_TIMEOUT_S, "the model check")
+    p = run_torch("cifar_sweeps.training.meta_build", request, CHECK_TIMEOUT_S, "the model check")
     try:
         answer = json.loads(p.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

@@ -672,6 +672,9 @@ def check_expanded(spec: SweepSpec) -> None:
             err = e.errors()[0]
             key = str(err["loc"][0]) if err["loc"] else ""
             msg = err["msg"].removeprefix("Value error, ")
+            if key == "model_args" and msg.startswith(MODEL_ARG):  # names its argument: say where the spec gave it
+                arg, _, why = msg.partition(": ")
+                raise ValueError(f"{where.get(arg, arg)}: {why}") from None
             raise ValueError(f"{where.get(key, key)}: {train_cfg.get(key)!r} is not a valid {key}: {msg}") from None
         _check_point(spec, cfg, where)
 

@@ -12,7 +12,6 @@ GET /trials/{id}/export, which runs it in a process of its own
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -135,12 +134,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    """`python -m cifar_sweeps.training.export MODEL_FILE OUT_DIR FORMAT [TRIAL_ID]`: writes
-    OUT_DIR/model.<the format's suffix> and prints {"path": ...} (the service's export)."""
-    model_file, out_dir, fmt = sys.argv[1:4]
-    trial_id = sys.argv[4] if len(sys.argv) > 4 else None
-    out = Path(out_dir) / f"model{SUFFIX[fmt]}"
-    export_file(model_file, out, fmt, trial_id)  # type: ignore[arg-type]
+    """`python -I -m cifar_sweeps.training.export` with {"model_file", "out_dir", "format",
+    "trial_id"} as JSON on stdin: writes OUT_DIR/model.<the format's suffix> and prints
+    {"path": ...} (the service's export)."""
+    from cifar_sweeps.subprocs import read_request
+
+    request = read_request()
+    fmt = request["format"]
+    out = Path(request["out_dir"]) / f"model{SUFFIX[fmt]}"
+    export_file(request["model_file"], out, fmt, request.get("trial_id"))
     print(json.dumps({"path": str(out)}), flush=True)
     return 0
 

@@ -5,7 +5,6 @@ parameters; prints one JSON line: {"params": {model: count}, "error": message or
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 
@@ -42,7 +41,9 @@ def run_checks(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    print(json.dumps(run_checks(json.loads(sys.argv[1]))), flush=True)
+    from cifar_sweeps.subprocs import read_request
+
+    print(json.dumps(run_checks(read_request())), flush=True)
     return 0
 
 

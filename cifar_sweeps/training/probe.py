@@ -1,6 +1,6 @@
 """A throughput probe: the real training loop (train.Trainer: augmentation, memory format,
 optimizer, evaluation) for two short epochs on random CIFAR-shaped images, in a process of
-its own (`python -m cifar_sweeps.training.probe CONFIG_JSON`), so that the API process never loads
+its own (`python -I -m cifar_sweeps.training.probe`, the config as JSON on stdin), so that the API process never loads
 torch. The second epoch is timed (the first pays one-time costs). Prints one JSON line:
 training images/s, evaluation images/s, and the process's peak memory (MiB).
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 import time
 
 # Images per timed epoch: a few batches, so a probe takes seconds even for a large model.
@@ -51,7 +50,9 @@ def probe(config: dict) -> dict:
 
 def main() -> int:
     t0 = time.perf_counter()
-    out = probe(json.loads(sys.argv[1]))
+    from cifar_sweeps.subprocs import read_request
+
+    out = probe(read_request())
     print(json.dumps({**out, "probe_s": time.perf_counter() - t0}))
     return 0
 

@@ -102,8 +102,8 @@ def _export(t, fmt: str, cache: Path) -> Path:
     out_dir = Path(tempfile.mkdtemp(prefix="partial-", dir=cache))
     try:
         with local_model_file(t.checkpoint_path, t.id) as model_file:
-            args = [str(model_file), str(out_dir), fmt, t.id]
-            p = run_torch("cifar_sweeps.training.export", args, EXPORT_TIMEOUT_S, f"the export of trial {t.id}")
+            request = {"model_file": str(model_file), "out_dir": str(out_dir), "format": fmt, "trial_id": t.id}
+            p = run_torch("cifar_sweeps.training.export", request, EXPORT_TIMEOUT_S, f"the export of trial {t.id}")
         out = out_dir / f"model{EXPORT_SUFFIX[fmt]}"
         if p.returncode != 0 or not out.is_file():
             last = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
