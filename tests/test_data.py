@@ -246,3 +246,71 @@ def test_train_subset_is_stratified():
     sub = train_subset(s, 200, 0)
     assert np.bincount(sub.y_train).tolist() == [20] * 10
     assert len(sub.y_val) == len(s.y_val)
+
+
+# ------------------------------------------------------------ what an image source may hold
+
+
+class _RunsCode:
+    """A pickle that runs a shell command when loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_batch_archive_whose_pickle_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    src = tmp_path / "src" / "cifar-10-batches-py"
+    _write_batches(src)
+    marker = tmp_path / "ran"
+    (src / "data_batch_1").write_bytes(pickle.dumps({b"data": _RunsCode(marker), b"labels": [0]}))
+    for source in (src, _tar(src, tmp_path / "evil.tar.gz", "w:gz", "cifar-10-batches-py")):
+        with pytest.raises(DataSourceError, match=r"data_batch_1 is not a CIFAR-10 python batch .*names posix\.system"):
+            load_cifar(str(source))
+    assert not marker.exists()
+
+
+def test_only_jpeg_png_and_bmp_decode_and_a_huge_image_is_refused_before_it_decodes(tmp_path):
+    _write_image_folder(tmp_path / "eps")
+    (tmp_path / "eps" / "train" / "cat" / "x.png").write_bytes(
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\nshowpage\n"
+    )
+    with pytest.raises(DataSourceError, match="of class 'cat' is corrupt"):  # Ghostscript never sees it
+        load_cifar(str(tmp_path / "eps"))
+    _write_image_folder(tmp_path / "bomb")
+    Image.new("1", (5000, 5000)).save(tmp_path / "bomb" / "train" / "dog" / "big.png")  # 25 M pixels, a few KB
+    with pytest.raises(DataSourceError, match=r"5000x5000 pixels, over the 16,777,216"):
+        load_cifar(str(tmp_path / "bomb"))
+
+
+def test_links_and_fifos_in_an_image_folder_are_skipped_and_files_are_capped(tmp_path, monkeypatch):
+    import os
+
+    from cifar_sweeps.training import data
+
+    want = _write_image_folder(tmp_path / "imgs")
+    cat = tmp_path / "imgs" / "train" / "cat"
+    (cat / "passwd.png").symlink_to("/etc/passwd")
+    os.mkfifo(cat / "pipe.png")  # read whole, it would block the driver for ever
+    (tmp_path / "imgs" / "train" / "linked").symlink_to(cat)  # a class folder that is a link
+    _same_multiset(load_cifar(str(tmp_path / "imgs")), want)
+    (cat / "pipe.png").unlink()
+    arch = _tar(tmp_path / "imgs", tmp_path / "c.tar", "w", "c")
+    monkeypatch.setattr(data, "MAX_IMAGE_BYTES", 10)
+    for source in (tmp_path / "imgs", arch):
+        with pytest.raises(DataSourceError, match=r"0000.png has \d+ bytes, over the 10 a file of this kind may have"):
+            load_cifar(str(source))
+
+
+def test_the_cache_sees_an_image_changed_inside_a_class_folder(tmp_path):
+    from cifar_sweeps.training.data import _cache_file
+
+    _write_image_folder(tmp_path / "imgs")
+    before = _cache_file(str(tmp_path / "imgs"), tmp_path / "cache")
+    img = next((tmp_path / "imgs" / "train" / "cat").glob("*.png"))
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(img)  # the root folder's own time does not change
+    assert _cache_file(str(tmp_path / "imgs"), tmp_path / "cache") != before

@@ -37,6 +37,11 @@ CLASSES = (
     "truck",
 )
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP")  # Pillow's names of the suffixes' formats: no other decoder runs
+MAX_IMAGE_PIXELS = 4096 * 4096  # per image: a decompression bomb is refused before it decodes
+MAX_IMAGE_BYTES = 32 * 2**20  # per image file or tar member (bytes)
+MAX_BATCH_BYTES = 64 * 2**20  # per CIFAR-10 python batch (each is about 31 MiB)
+BATCH_NAMES = frozenset({f"data_batch_{i}" for i in range(1, 6)} | {"test_batch"})
 CIFAR_SIZE = 32
 SPLIT_NAMES = ("train", "val", "test")
 MAX_CLASSES = 10_000
@@ -303,9 +308,29 @@ def _from_torchvision(root: Path) -> Cifar:
     )
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches hold a dict of bytes, lists, numbers and one numpy array: no
+    other global may load (a pickle that names `os.system` is refused, never run)."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # Python 2's pickles of byte strings
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never does")
+        return super().find_class(module, name)
+
+
 def _unpickle_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        d = pickle.loads(raw, encoding="bytes")
+        d = BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
         x = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         y = np.asarray(d[b"labels"], np.int64)
     except Exception as e:
@@ -325,7 +350,32 @@ def _join_batches(batches: dict[str, bytes], where: str) -> Cifar:
 
 
 def _from_batches_dir(path: Path) -> Cifar:
-    return _join_batches({p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}, str(path))
+    files = [p for p in path.iterdir() if p.name in BATCH_NAMES and _regular_size(p) is not None]
+    return _join_batches({p.name: _read_capped(p, MAX_BATCH_BYTES, path) for p in files}, str(path))
+
+
+def _regular_size(p: Path) -> int | None:
+    """A regular file's size; None for a link, a FIFO, a device or a folder (never followed)."""
+    import stat
+
+    try:
+        st = p.lstat()
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _fits(size: int, cap: int, name: str, where: Path) -> int:
+    if size > cap:
+        raise DataSourceError(f"{where}: {name} has {size:,} bytes, over the {cap:,} a file of this kind may have")
+    return size
+
+
+def _read_capped(p: Path, cap: int, where: Path) -> bytes:
+    with p.open("rb") as f:
+        raw = f.read(cap + 1)
+    _fits(len(raw), cap, p.name, where)
+    return raw
 
 
 def _split_class_path(parts: tuple[str, ...]) -> tuple[str, str] | None:
@@ -346,13 +396,13 @@ def _from_tar(path: Path, progress: bool, image_size: int = 32) -> Cifar:
     try:
         with tf:
             for m in tf:
-                if not m.isfile():
+                if not m.isreg():  # links, devices and FIFOs are never followed
                     continue
                 parts = tuple(Path(m.name).parts)
-                if parts[-1] in {f"data_batch_{i}" for i in range(1, 6)} | {"test_batch"}:
-                    batches[parts[-1]] = tf.extractfile(m).read()
+                if parts[-1] in BATCH_NAMES:
+                    batches[parts[-1]] = tf.extractfile(m).read(_fits(m.size, MAX_BATCH_BYTES, m.name, path))
                 elif (sc := _split_class_path(parts)) is not None:
-                    images.append((sc[0], sc[1], tf.extractfile(m).read()))
+                    images.append((sc[0], sc[1], tf.extractfile(m).read(_fits(m.size, MAX_IMAGE_BYTES, m.name, path))))
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         raise DataSourceError(f"{path} is corrupt or truncated ({e})") from e
     if batches:
@@ -361,12 +411,21 @@ def _from_tar(path: Path, progress: bool, image_size: int = 32) -> Cifar:
 
 
 def _from_image_dir(path: Path, progress: bool, image_size: int = 32) -> Cifar:
-    images = []
-    for split in SPLIT_NAMES:
-        for f in sorted((path / split).glob("*/*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                images.append((split, f.parent.name, f.read_bytes()))
+    images = [(split, f.parent.name, _read_capped(f, MAX_IMAGE_BYTES, path)) for split, f in image_files(path)]
     return _assemble(images, str(path), progress, image_size)
+
+
+def image_files(path: Path) -> list[tuple[str, Path]]:
+    """(split, file) of every image of an image folder: regular files with an image suffix
+    under <split>/<class>/, in a stable order; class folders that are links are skipped."""
+    out = []
+    for split in SPLIT_NAMES:
+        if (path / split).is_symlink():
+            continue
+        for f in sorted((path / split).glob("*/*")):
+            if f.suffix.lower() in IMAGE_SUFFIXES and not f.parent.is_symlink() and _regular_size(f) is not None:
+                out.append((split, f))
+    return out
 
 
 def _class_index(names: set[str], where: str) -> dict[str, int]:
@@ -383,7 +442,12 @@ def _class_index(names: set[str], where: str) -> dict[str, int]:
 def _decode_image(raw: bytes, size: int = CIFAR_SIZE) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(io.BytesIO(raw)) as im:
+    # Only the formats an image folder's suffixes name: Pillow would otherwise hand an EPS
+    # named .png to Ghostscript; and the pixel count is read from the header before decoding.
+    with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as im:
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ValueError(f"{w}x{h} pixels, over the {MAX_IMAGE_PIXELS:,} an image may have")
         return square(im, size)
 
 
@@ -443,7 +507,9 @@ def _check(data: Cifar, source: str, size: int = CIFAR_SIZE) -> None:
 
 def _cache_file(source: str, cache_dir: Path, image_size: int = CIFAR_SIZE) -> Path:
     p = Path(source).expanduser()
-    if p.exists():
+    if p.is_dir():
+        key = f"{p.resolve()}|{_listing_digest(p)}"
+    elif p.exists():
         st = p.stat()
         key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     else:
@@ -452,6 +518,24 @@ def _cache_file(source: str, cache_dir: Path, image_size: int = CIFAR_SIZE) -> P
         key += f"|{image_size}"
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return Path(cache_dir) / f"cifar10-{digest}.npz"
+
+
+def _listing_digest(folder: Path) -> str:
+    """A folder's contents as the cache sees them: every file it would read, by relative
+    path, size and modification time (an image edited, added or removed inside a class
+    folder changes it; the root folder's own time does not see those)."""
+    h = hashlib.sha1()
+    files = [f for _, f in image_files(folder)] or [
+        f
+        for d in (folder, folder / "cifar-10-batches-py")
+        if d.is_dir()
+        for f in sorted(d.iterdir())
+        if f.name in BATCH_NAMES
+    ]
+    for f in files:
+        st = f.lstat()
+        h.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def _write_npz(path: Path, data: Cifar) -> None:
