@@ -230,7 +230,7 @@ def test_the_whole_method_trains_resumes_exactly_and_round_trips_through_its_mod
     first.step_epoch()
     torch.save(first.state_dict(), tmp_path / "state.pt")
     resumed = Trainer(cfg, tiny_splits)
-    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     rest = resumed.run()
     assert [h.val_acc for h in rest.history] == [h.val_acc for h in full.history]
     assert full.best_val_acc > 0.3

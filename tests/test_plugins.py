@@ -253,6 +253,29 @@ def test_the_model_file_carries_classes_size_and_the_training_splits_own_statist
     assert mf.model(torch.zeros(1, 3, 24, 24)).shape == (1, 3)
 
 
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"model": "os:system"}, "model"),
+        ({"model": "fakenets:build"}, "module path"),
+        ({"image_size": 100_000}, "image_size"),
+        ({"model_args": {"num_classes": 3}}, "the service sets this argument itself"),
+        ({"width": 1e9}, "width"),
+        ({"classes": ["a"] * 20_000}, "20000 classes"),
+    ],
+)
+def test_a_model_file_is_checked_as_a_spec_is_before_anything_is_built(three_class_model, tmp_path, change, names):
+    """predict and export rebuild a model from the file's own fields: a file that names a
+    module path, a huge size or an argument a spec can't give is refused, nothing built."""
+    path, _ = three_class_model
+    blob = torch.load(path, weights_only=True)
+    bad = tmp_path / "bad.pt"
+    torch.save({**blob, **change}, bad)
+    with pytest.raises(ModelError, match="the model file can't be used") as err:
+        read_model_file(bad)
+    assert names in str(err.value)
+
+
 def test_predict_names_the_models_own_classes(three_class_model):
     from PIL import Image
 

@@ -66,7 +66,7 @@ def test_save_restore_continue_matches_uninterrupted(tiny_splits, tmp_path):
     del first
     torch.manual_seed(1234)  # the process RNG moves on; restore must bring it back
     resumed = Trainer(cfg, tiny_splits)
-    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     rest = resumed.run()
     assert [h.val_acc for h in rest.history] == [h.val_acc for h in full.history]
     assert [h.train_loss for h in rest.history] == pytest.approx([h.train_loss for h in full.history], rel=1e-6)

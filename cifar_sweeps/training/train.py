@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from cifar_sweeps.errors import NonFiniteLossError
+from cifar_sweeps.errors import ModelError, NonFiniteLossError
 from cifar_sweeps.spec.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.spec.epoch import EpochRecord
 from cifar_sweeps.training import method, precision
@@ -404,12 +404,34 @@ def load_model_blob(path) -> tuple[nn.Module, str]:
     return f.model, f.normalize
 
 
+MAX_FILE_CLASSES = 10_000  # as an image folder may have (data.MAX_CLASSES)
+
+
+def _check_model_file(blob: dict[str, Any], classes: tuple) -> None:
+    """A model file is checked as a spec is before anything is built from it: a registered
+    model (no module path), its arguments, width, depth and dropout as TrainConfig takes
+    them, an image size a spec may ask for, and a sane class list."""
+    from pydantic import ValidationError
+
+    from cifar_sweeps.spec.spec import DataConfig
+
+    fields = {k: blob[k] for k in ("model", "activation", "dropout", "width", "depth", "model_args") if k in blob}
+    try:
+        TrainConfig.model_validate(fields)
+        DataConfig.model_validate({"image_size": int(blob.get("image_size") or 32)})
+    except (ValidationError, TypeError, ValueError) as e:
+        raise ModelError(f"the model file can't be used: {e}") from None
+    if not 2 <= len(classes) <= MAX_FILE_CLASSES or not all(isinstance(c, str) and len(c) <= 256 for c in classes):
+        raise ModelError(f"the model file can't be used: {len(classes)} classes, or a class name that is not text")
+
+
 def read_model_file(path) -> ModelFile:
     from cifar_sweeps.training.data import CLASSES
     from cifar_sweeps.training.loader import NORMALIZATIONS
 
     blob = torch.load(path, map_location="cpu", weights_only=True)
     classes = tuple(blob.get("classes") or CLASSES)
+    _check_model_file(blob, classes)
     model = build_model(
         blob["model"],
         blob["activation"],

@@ -80,7 +80,9 @@ def _restore(trainer: Trainer) -> None:
     if ckpt is None:
         return
     with ckpt.as_directory() as d:
-        trainer.load_state_dict(torch.load(Path(d, STATE_FILE), map_location="cpu", weights_only=False))
+        # weights_only: tensors, numbers, strings and containers only; a checkpoint folder
+        # written by anything else can't run code in the trial (the state is plain data).
+        trainer.load_state_dict(torch.load(Path(d, STATE_FILE), map_location="cpu", weights_only=True))
 
 
 def _fault_hook(extra: dict[str, Any], trial_dir: str):
