@@ -138,6 +138,18 @@ class Settings(BaseSettings):
         text = _URL_PASSWORD.sub(r"\1[redacted]@", text)
         return _SECRET_VARIABLE.sub(r"\1=[redacted]", text)
 
+    def scrub(self, text: str | None) -> str | None:
+        """`text` for an HTTP answer: redacted (above), and with no server detail: an absolute
+        path becomes its last part, a URL keeps its scheme and path but not its user or host,
+        and a database driver's quoted host and user become placeholders. The server logs
+        the full text."""
+        text = self.redact(text)
+        if not text:
+            return text
+        text = _URL_AUTHORITY.sub(r"\1[host]", text)
+        text = _DB_NAMED.sub(lambda m: f'{m[1]} "[{_DB_PLACEHOLDER[m[1].split()[-1].lower()]}]"', text)
+        return _ABS_PATH.sub(lambda m: m[1] or "[path]", text)
+
     def job_env(self, shared_paths: bool = True) -> tuple[dict[str, str], dict[str, str]]:
         """Every setting as the variable a Ray job's driver reads it from, built from the
         fields themselves so that none is forgotten; and, apart, the secrets (the API token,
@@ -202,6 +214,15 @@ def url_has_password(url: str) -> bool:
         return bool(make_url(url).password)
     except Exception:  # not a URL SQLAlchemy can read: treat it as secret
         return True
+
+
+# A URL's user, password, host and port (scheme://user:pw@host:port): the authority goes.
+_URL_AUTHORITY = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s\"'@]*@?[^/\s\"'@]+(?=[/\s\"']|$)", re.IGNORECASE)
+# libpq's and PyMySQL's words: connection to server at "10.0.0.5", ... for user "sweeps".
+_DB_NAMED = re.compile(r'\b(server at|host|for user|user|database|role)\s+"[^"]*"', re.IGNORECASE)
+_DB_PLACEHOLDER = {"at": "host", "host": "host", "user": "user", "role": "user", "database": "database"}
+# An absolute POSIX path of two or more parts (not a URL's path: no scheme or host before it).
+_ABS_PATH = re.compile(r"(?<![\w:/.\]\[-])/(?:[^\s/\"'`:;,()\[\]]+/)+([^\s/\"'`:;,()\[\]]*)")
 
 
 def write_secrets(results_dir: Path, values: dict[str, str]) -> Path:

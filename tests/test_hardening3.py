@@ -23,7 +23,7 @@ SPEC = {
 }
 
 
-def _server(root, token: str | None):
+def _server(root, token: str | None, **extra: str):
     results = root / "results"
     env = {
         **os.environ,
@@ -35,6 +35,7 @@ def _server(root, token: str | None):
     env.pop("CIFAR_SWEEPS_API_TOKEN", None)
     if token:
         env["CIFAR_SWEEPS_API_TOKEN"] = token
+    env.update(extra)
     log = open(root / "serve.log", "w")  # noqa: SIM115 (closed by the fixture)
     proc, base = _serve(env, free_port(), log)
     return proc, log, base, results
@@ -43,7 +44,11 @@ def _server(root, token: str | None):
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """(with a token, without one): each (base URL, results folder)."""
-    started = [_server(tmp_path_factory.mktemp(name), tok) for name, tok in (("tok", TOKEN), ("open", None))]
+    # The open one asks more free disk than any has: its submits are a 507.
+    started = [
+        _server(tmp_path_factory.mktemp("tok"), TOKEN),
+        _server(tmp_path_factory.mktemp("open-s3cr3t"), None, CIFAR_SWEEPS_MIN_FREE_MB="1e12"),
+    ]
     yield [(base, results) for _, _, base, results in started]
     for proc, log, _, _ in started:
         proc.terminate()
@@ -124,3 +129,26 @@ def test_long_model_argument_strings_are_a_422_naming_the_argument(servers):
         spec = {**SPEC, "params": {f"model_args.{name}": {"type": "choice", "values": [3]}}}
         r = httpx.post(f"{base}/sweeps/plan", json=spec, headers=auth, timeout=60)
         assert r.status_code == 422 and "the service sets this argument itself" in r.json()["detail"], r.text
+
+
+def test_answers_carry_no_module_path_and_no_server_path(servers):
+    (base, _), (open_base, open_results) = servers
+    items = httpx.get(f"{base}/models").json()["items"]
+    assert items and all(m.get("target") is None for m in items)  # was "module:attribute" of each builder
+    r = httpx.post(f"{open_base}/sweeps", json=SPEC, timeout=60)
+    assert r.status_code == 507, r.text
+    detail = r.json()["detail"]
+    assert "is full" in detail and str(open_results.parent) not in detail and "/" not in detail.split("is full")[0]
+
+
+def test_a_store_error_names_no_host_and_no_user():
+    from cifar_sweeps.service.api import _scrubbed
+    from cifar_sweeps.settings import Settings
+
+    libpq = (
+        'the store can\'t be reached: connection to server at "10.1.2.3", port 5432 failed: FATAL:  password '
+        'authentication failed for user "sweeps" (postgresql://sweeps:pw@10.1.2.3:5432/cifar)'
+    )
+    out = _scrubbed(Settings(), libpq)
+    assert "10.1.2.3" not in out and "sweeps:" not in out and '"sweeps"' not in out and "pw" not in out
+    assert 'server at "[host]"' in out and 'for user "[user]"' in out

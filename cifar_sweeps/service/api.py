@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import threading
 import time
@@ -35,6 +36,8 @@ from cifar_sweeps.store.states import ACTIVE
 from cifar_sweeps.store.store import db_error_cause, get_store
 
 SYNC_EVERY_S = 3.0
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- middleware and errors
@@ -255,11 +258,13 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
 
     @app.exception_handler(DBAPIError)
     async def _on_store_error(request: Request, exc: DBAPIError):
-        return JSONResponse(*_store_error(exc))
+        body, status = _store_error(exc)
+        return JSONResponse({"detail": _scrubbed(settings, body["detail"])}, status_code=status)
 
     @app.exception_handler(CifarSweepsError)
     async def _on_error(request: Request, exc: CifarSweepsError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=exc.headers or None)
+        detail = _scrubbed(settings, str(exc))
+        return JSONResponse({"detail": detail}, status_code=exc.http_status, headers=exc.headers or None)
 
     if settings.test_hooks:
         app.add_middleware(FaultHooks)
@@ -282,6 +287,15 @@ def _add_middleware(app: FastAPI, settings: Settings, store) -> None:
     app.add_middleware(SecurityHeaders)
     if settings.allowed_hosts:  # outermost: a refused Host reaches neither the cache nor a route
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+
+
+def _scrubbed(settings: Settings, text: str) -> str:
+    """An error for an answer: no secret, path, host or user (settings.scrub); the server's
+    log keeps the full text when anything was taken out."""
+    out = settings.scrub(text) or ""
+    if out != text:
+        log.warning("answered with details removed: %s", settings.redact(text))
+    return out
 
 
 def _store_error(exc: DBAPIError) -> tuple[dict[str, str], int]:

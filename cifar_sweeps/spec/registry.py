@@ -64,7 +64,7 @@ class ModelInfo(BaseModel):
     kind: Literal["zoo", "plugin"]
     source: str  # the package that provides it: cifar-sweeps for the zoo, else the plug-in's distribution
     version: str | None = None  # the plug-in distribution's version
-    target: str  # "module:attribute" of its builder
+    target: str | None = None  # "module:attribute" of its builder (the CLI's list; never in an HTTP answer)
     image_size: int | None = None  # the only input size it takes; None: any size
     args: dict[str, Any] | None = None  # declared model_args (plug-ins that declare them), else None
     notes: str = ""

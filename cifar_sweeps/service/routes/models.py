@@ -19,5 +19,6 @@ class ModelList(BaseModel):
 @router.get("", response_model=ModelList)
 def list_models() -> ModelList:
     """The zoo's models, then each installed plug-in (read from package metadata: no
-    plug-in code runs here). A spec names one of these, never a module path."""
-    return ModelList(items=list(registry.models().values()))
+    plug-in code runs here). A spec names one of these, never a module path; the answer
+    names none either (a builder's module is the server's business)."""
+    return ModelList(items=[m.model_copy(update={"target": None}) for m in registry.models().values()])
