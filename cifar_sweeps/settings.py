@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     # node's own CIFAR_SWEEPS_* settings apply: an API apart from its cluster); "auto" is
     # shared for a cluster on this machine (a loopback dashboard), own for any other.
     cluster_paths: Literal["auto", "shared", "own"] = "auto"
+    # The most a sweep's data set may take in memory at its image size (MiB): images x size x
+    # size x 3 bytes, held by the driver and again by the object store its trials read. A spec
+    # past it (e.g. data.image_size 512 over CIFAR-10: 45,000 MiB) is a 422 at plan and submit.
+    max_data_mb: float = Field(default=16_384, gt=0)
+    # The data cache folder's cap (MiB): decoded and resized data sets, least recently used
+    # first out. Read by drivers and trials from the environment too (training/data.py).
+    cache_max_mb: float = Field(default=20_480, gt=0)
     # Seconds a throughput probe may take (plan.py); past it the plan's wall time is
     # "unknown", with a warning, remembered for 10 minutes: a loaded machine never stops a run.
     probe_timeout_s: float = Field(default=60.0, gt=0, le=600)

@@ -314,3 +314,45 @@ def test_the_cache_sees_an_image_changed_inside_a_class_folder(tmp_path):
     img = next((tmp_path / "imgs" / "train" / "cat").glob("*.png"))
     Image.new("RGB", (32, 32), (1, 2, 3)).save(img)  # the root folder's own time does not change
     assert _cache_file(str(tmp_path / "imgs"), tmp_path / "cache") != before
+
+
+# ------------------------------------------------------------ memory and disk bounded by the data's size
+
+
+def test_channel_statistics_copy_a_chunk_not_the_sample():
+    import tracemalloc
+
+    from cifar_sweeps.training.loader import STATS_PIXELS, channel_stats
+
+    x = np.random.default_rng(0).integers(0, 256, (4000, 64, 64, 3), dtype=np.uint8)  # 49 MB
+    tracemalloc.start()
+    mean, std = channel_stats(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100 * 2**20, peak / 2**20  # the whole sample in float64 was 245 MiB (and 393 before its cap)
+    sample = x[: STATS_PIXELS // (64 * 64)].reshape(-1, 3) / 255
+    assert np.allclose(mean, sample.mean(0), atol=3e-3) and np.allclose(std, sample.std(0), atol=3e-3)
+
+
+def test_loader_chunks_are_sized_by_pixels():
+    from cifar_sweeps.training.loader import chunk_images_for
+
+    assert chunk_images_for((50_000, 32, 32, 3), 128) == 4096
+    assert chunk_images_for((50_000, 256, 256, 3), 32) == 64
+    assert chunk_images_for((50_000, 512, 512, 3), 32) == 32  # at least a batch
+
+
+def test_the_data_cache_keeps_its_cap_least_recently_used_first(tmp_path):
+    import os
+
+    from cifar_sweeps.training.data import evict
+
+    files = []
+    for i in range(4):
+        f = tmp_path / f"cifar10-{i}.npz"
+        f.write_bytes(b"x" * 2**20)  # 1 MiB each
+        os.utime(f, (1000 + i, 1000 + i))
+        files.append(f)
+    os.utime(files[0], (5000, 5000))  # read just now: the most recent
+    gone = evict(tmp_path, 2.5, keep=files[3])
+    assert gone == [files[1], files[2]] and files[0].exists() and files[3].exists()

@@ -45,8 +45,10 @@ def _server(root, token: str | None, **extra: str):
 def servers(tmp_path_factory):
     """(with a token, without one): each (base URL, results folder)."""
     # The open one asks more free disk than any has: its submits are a 507.
+    archive = tmp_path_factory.mktemp("data") / "cifar10-png.tar.xz"  # named as the real one: 60,000 images
+    archive.write_bytes(b"never decoded by a plan")
     started = [
-        _server(tmp_path_factory.mktemp("tok"), TOKEN),
+        _server(tmp_path_factory.mktemp("tok"), TOKEN, CIFAR_SWEEPS_DATA=str(archive)),
         _server(tmp_path_factory.mktemp("open-s3cr3t"), None, CIFAR_SWEEPS_MIN_FREE_MB="1e12"),
     ]
     yield [(base, results) for _, _, base, results in started]
@@ -152,3 +154,23 @@ def test_a_store_error_names_no_host_and_no_user():
     out = _scrubbed(Settings(), libpq)
     assert "10.1.2.3" not in out and "sweeps:" not in out and '"sweeps"' not in out and "pw" not in out
     assert 'server at "[host]"' in out and 'for user "[user]"' in out
+
+
+def test_512_pixel_images_of_the_archive_are_a_422_at_plan_and_submit_with_nothing_stored(servers):
+    """`data.image_size: 512` over CIFAR-10 passed the memory check (about 3.2 GB at batch 4);
+    the driver then held about 78 GB and wrote a 47 GB cache file."""
+    (base, results), _ = servers
+    spec = {
+        **SPEC,
+        "data": {"image_size": 512},
+        "fixed": {**SPEC["fixed"], "model": "resnet18", "normalize": "dataset"},
+    }
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    before = httpx.get(f"{base}/sweeps").json()["total"]
+    for url in ("/sweeps/plan", "/sweeps"):
+        r = httpx.post(base + url, json=spec, headers=auth, timeout=60)
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["detail"].startswith("data.image_size: 512x512 images take 45,000 MiB for this data set")
+        assert "over the 16,384 MiB a sweep may hold" in r.json()["detail"]
+    assert httpx.get(f"{base}/sweeps").json()["total"] == before
+    assert not list((results / "cache").glob("*.npz"))

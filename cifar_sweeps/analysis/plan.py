@@ -54,6 +54,30 @@ def data_sizes(spec: SweepSpec, source: str) -> tuple[int, int]:
     return n_train, n_val
 
 
+def data_mb(spec: SweepSpec, source: str) -> float:
+    """The data set's bytes at the spec's image size (MiB): every training and test image as
+    uint8, size x size x 3 (CIFAR-10's 60,000 for any source but the synthetic)."""
+    pool = training_pool(source)
+    test = pool // 5 if source.startswith("synthetic:") else CIFAR_TEST
+    return (pool + test) * spec.data.image_size**2 * 3 / 2**20
+
+
+def check_data_size(spec: SweepSpec, source: str, max_mb: float) -> None:
+    """SpecError (422) naming data.image_size with the figures when the data set at its size
+    is past what a sweep may hold: before any probe, check or decode (in milliseconds)."""
+    from cifar_sweeps.errors import SpecError
+
+    mb = data_mb(spec, source)
+    if mb > max_mb:
+        size = spec.data.image_size
+        raise SpecError(
+            f"data.image_size: {size}x{size} images take {mb:,.0f} MiB for this data set "
+            f"({training_pool(source) + (CIFAR_TEST if not source.startswith('synthetic:') else 0):,} images x "
+            f"{size}x{size}x3 bytes), over the {max_mb:,.0f} MiB a sweep may hold (CIFAR_SWEEPS_MAX_DATA_MB); "
+            "ask a smaller size"
+        )
+
+
 def training_pool(source: str) -> int:
     """The source's training images (CIFAR-10's 50,000 for any source but the synthetic):
     what a refit trains on, training and validation images together."""
@@ -504,6 +528,7 @@ def plan_for(
     their parameter counts in the plan."""
     from cifar_sweeps.spec.modelcheck import check_models
 
+    check_data_size(spec, data_source or settings.data, settings.max_data_mb)
     params = check_models(spec)
     resources = (cluster_url and cluster_resources(cluster_url)) or local_resources()
     plan = make_plan(

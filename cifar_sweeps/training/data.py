@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import sys
 import tarfile
@@ -41,6 +42,7 @@ IMAGE_FORMATS = ("JPEG", "PNG", "BMP")  # Pillow's names of the suffixes' format
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image: a decompression bomb is refused before it decodes
 MAX_IMAGE_BYTES = 32 * 2**20  # per image file or tar member (bytes)
 MAX_BATCH_BYTES = 64 * 2**20  # per CIFAR-10 python batch (each is about 31 MiB)
+CACHE_MAX_MB = 20_480.0  # the data cache folder's cap (MiB); least recently used files go first
 BATCH_NAMES = frozenset({f"data_batch_{i}" for i in range(1, 6)} | {"test_batch"})
 CIFAR_SIZE = 32
 SPLIT_NAMES = ("train", "val", "test")
@@ -112,14 +114,40 @@ def load_cifar(source: str, cache_dir: Path | None = None, progress: bool = True
     cache_file = _cache_file(source, cache_dir, image_size) if cache_dir else None
     if cache_file and cache_file.exists():
         try:
-            return _read_npz(cache_file)
+            data = _read_npz(cache_file)
+            os.utime(cache_file)  # its time is its last use: the eviction below goes by it
+            return data
         except Exception:  # a truncated cache file is rebuilt, never trusted
             cache_file.unlink(missing_ok=True)
     data = resize_all(_decode(source, cache_dir, progress, image_size), image_size)
     _check(data, source, image_size)
     if cache_file:
         _write_npz(cache_file, data)
+        evict(cache_file.parent, cache_max_mb(), keep=cache_file)
     return data
+
+
+def cache_max_mb() -> float:
+    """The data cache's cap (MiB), CIFAR_SWEEPS_CACHE_MAX_MB (settings.py), read here without
+    the settings class: trials and drivers load data with no Settings object at hand."""
+    return float(os.environ.get("CIFAR_SWEEPS_CACHE_MAX_MB") or CACHE_MAX_MB)
+
+
+def evict(folder: Path, max_mb: float, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used data-cache files until the folder's .npz files take at
+    most `max_mb` MiB (`keep`, the one just written, stays); returns what went."""
+    files = sorted(folder.glob("cifar10-*.npz"), key=lambda f: f.stat().st_mtime)
+    total = sum(f.stat().st_size for f in files) / 2**20
+    gone = []
+    for f in files:
+        if total <= max_mb:
+            break
+        if f == keep:
+            continue
+        total -= f.stat().st_size / 2**20
+        f.unlink(missing_ok=True)
+        gone.append(f)
+    return gone
 
 
 def split_train_val(data: Cifar, val_fraction: float = 0.2, seed: int = 0, test_fraction: float = 0.2) -> Splits:
@@ -209,9 +237,10 @@ def resize_all(data: Cifar, size: int) -> Cifar:
     def r(x: np.ndarray | None) -> np.ndarray | None:
         if x is None:
             return None
-        if len(x) == 0:
-            return np.zeros((0, size, size, 3), np.uint8)
-        return np.stack([square(img, size) for img in x])
+        out = np.empty((len(x), size, size, 3), np.uint8)  # filled in place: no list beside it
+        for i, img in enumerate(x):
+            out[i] = square(img, size)
+        return out
 
     return Cifar(r(data.x_train), data.y_train, r(data.x_test), data.y_test, data.classes, r(data.x_val), data.y_val)
 

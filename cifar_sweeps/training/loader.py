@@ -30,16 +30,32 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 }
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) per channel
 STATS_IMAGES = 10_000  # images the training split's own statistics are computed over (a sample)
+STATS_PIXELS = STATS_IMAGES * 32 * 32  # and at most this many pixels: fewer images when they are larger
+CHUNK_PIXELS = 4096 * 32 * 32  # pixels per loader chunk (4,096 CIFAR images; 64 at 256x256)
+STATS_CHUNK = 256  # images summed at a time (float64: 256 x 32 x 32 x 3 x 8 bytes = 6 MiB at 32 px)
 
 
 def channel_stats(x: np.ndarray, seed: int = 0) -> Stats:
-    """Per-channel mean and std, in [0, 1] units, of uint8 NHWC images (a sample of at most
-    STATS_IMAGES of them: the figures move in the fourth decimal past that)."""
-    if len(x) > STATS_IMAGES:
-        x = x[np.sort(np.random.default_rng(seed).choice(len(x), STATS_IMAGES, replace=False))]
-    f = np.asarray(x, np.float64).reshape(-1, 3) / 255
-    std = np.maximum(f.std(0), 1e-3)  # a constant channel must not divide by zero
-    return tuple(float(v) for v in f.mean(0)), tuple(float(v) for v in std)
+    """Per-channel mean and std, in [0, 1] units, of uint8 NHWC images: a sample of at most
+    STATS_IMAGES of them and STATS_PIXELS pixels (the figures move in the fourth decimal past
+    that), summed in chunks, so the float copy is a chunk's, never the sample's."""
+    cap = max(1, min(STATS_IMAGES, STATS_PIXELS // max(1, x.shape[1] * x.shape[2])))
+    idx = np.arange(len(x))
+    if len(x) > cap:
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), cap, replace=False))
+    total, squares, n = np.zeros(3), np.zeros(3), 0
+    for start in range(0, len(idx), STATS_CHUNK):
+        f = np.asarray(x[idx[start : start + STATS_CHUNK]], np.float64).reshape(-1, 3) / 255
+        total, squares, n = total + f.sum(0), squares + (f * f).sum(0), n + len(f)
+    mean = total / max(n, 1)
+    std = np.maximum(np.sqrt(np.maximum(squares / max(n, 1) - mean**2, 0)), 1e-3)  # a constant channel: no 0
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def chunk_images_for(shape: tuple[int, ...], batch_size: int) -> int:
+    """Images per loader chunk for images of `shape` (N, H, W, C): CHUNK_PIXELS of them, at
+    least one batch."""
+    return max(batch_size, CHUNK_PIXELS // max(1, shape[1] * shape[2]))
 
 
 def resolve_stats(normalize: str, classes: tuple[str, ...], x_train: np.ndarray) -> tuple[str, Stats]:
@@ -119,7 +135,7 @@ class DeviceSplit:
         batch_size: int,
         generator: torch.Generator | None = None,
         augment: Augment | None = None,
-        chunk_images: int = 4096,
+        chunk_images: int | None = None,
         memory_format: torch.memory_format = torch.contiguous_format,
         flip_mask: torch.Tensor | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -128,6 +144,7 @@ class DeviceSplit:
         instead of a random half."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
+        chunk_images = chunk_images or chunk_images_for(tuple(self.x.shape), batch_size)
         per_chunk = max(chunk_images // batch_size, 1) * batch_size
         for start in range(0, n, per_chunk):
             if order is None:
