@@ -202,6 +202,33 @@ def test_the_model_check_runs_plugin_code_isolated(plugin, tmp_path, monkeypatch
     assert seen["data_limit_mb"] == CHILD_MEMORY_MB
 
 
+def test_the_model_check_refuses_what_it_cant_check_builds_with_the_datas_classes_and_remembers(
+    plugin, tmp_path, monkeypatch
+):
+    from cifar_sweeps.analysis.plan import class_count
+    from cifar_sweeps.errors import SpecError
+    from cifar_sweeps.spec import modelcheck
+
+    many = {"model_args.channels": {"type": "choice", "values": list(range(4, 64))}}  # 60 values
+    many["model_args.extra"] = {"type": "choice", "values": [1, 2]}  # 120 builds: past the 64 checked
+    with pytest.raises(SpecError, match="more than 64 distinct builds"):
+        modelcheck.plugin_points(parse_spec(_spec(fixed={"model": "raises"}, params=many)))
+    for c in ("a", "b", "c"):
+        (tmp_path / "imgs" / "train" / c).mkdir(parents=True)
+    assert class_count(str(tmp_path / "imgs")) == 3 and class_count("synthetic:100") == 10
+    spec = parse_spec(_spec(fixed={"model": "widenet", "model_args": {"channels": 8}}))
+    assert modelcheck.check_models(spec, 3) == {"widenet": 8 * 3 * 9 + 8 + 8 * 3 + 3}  # 3 classes: Linear(8, 3)
+    real = modelcheck.run_torch
+    monkeypatch.setattr(modelcheck, "run_torch", lambda *a, **k: pytest.fail("a remembered check ran again"))
+    assert modelcheck.check_models(spec, 3) == {"widenet": 8 * 3 * 9 + 8 + 8 * 3 + 3}
+    bad = parse_spec(_spec(fixed={"model": "raises", "model_args": {"depth": 3}}))
+    monkeypatch.setattr(modelcheck, "run_torch", real)
+    for _ in range(2):  # the failure is remembered too: the second one starts no process
+        with pytest.raises(SpecError, match="depth 3 is too deep"):
+            modelcheck.check_models(bad)
+        monkeypatch.setattr(modelcheck, "run_torch", lambda *a, **k: pytest.fail("a remembered failure ran again"))
+
+
 def test_get_models_lists_the_zoo_and_the_plugin(plugin, tmp_path):
     settings = Settings(results_dir=tmp_path)
     client = TestClient(create_app(settings, FakeJobs(get_store(settings.resolved_store_url()))))

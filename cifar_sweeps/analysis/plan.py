@@ -78,6 +78,17 @@ def check_data_size(spec: SweepSpec, source: str, max_mb: float) -> None:
         )
 
 
+def class_count(source: str) -> int:
+    """The classes a model is built with: an image folder's class folders under train/ (a
+    listing, no image read); 10 for CIFAR-10 and the synthetic set, and for an archive
+    (counting its classes would decompress it)."""
+    train = Path(source) / "train"
+    if train.is_dir() and not train.is_symlink():
+        n = sum(1 for d in train.iterdir() if d.is_dir() and not d.is_symlink())
+        return n if n >= 2 else 10
+    return 10
+
+
 def training_pool(source: str) -> int:
     """The source's training images (CIFAR-10's 50,000 for any source but the synthetic):
     what a refit trains on, training and validation images together."""
@@ -529,7 +540,7 @@ def plan_for(
     from cifar_sweeps.spec.modelcheck import check_models
 
     check_data_size(spec, data_source or settings.data, settings.max_data_mb)
-    params = check_models(spec)
+    params = check_models(spec, class_count(data_source or settings.data))
     resources = (cluster_url and cluster_resources(cluster_url)) or local_resources()
     plan = make_plan(
         spec,
