@@ -101,7 +101,9 @@ def main() -> None:
                 plan, waited = one(spec_path, folder, args.data)
                 expected = plan.get("wall_s_expected")
                 ratio = f"{expected / waited:.2f}" if expected else "-"
-                rows.append([name, state, plan["throughput_source"][:48], f"{expected or 0:.0f}", f"{waited:.0f}", ratio])
+                rows.append(
+                    [name, state, plan["throughput_source"][:48], f"{expected or 0:.0f}", f"{waited:.0f}", ratio]
+                )
                 print(f"  {name} {state}: plan {expected} s, waited {waited:.0f} s", flush=True)
     print()
     print_table(["spec", "run", "throughput from", "plan s", "waited s", "plan / actual"], rows)

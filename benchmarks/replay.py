@@ -30,15 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import ROOT, cpu_model, print_table  # noqa: E402
-from cifar_sweeps.analysis.replay import (  # noqa: E402
-    Table,
-    at,
-    interval,
-    load_table,
-    replay,
-    reseeded,
-    table_spec,
-)
+from cifar_sweeps.analysis.replay import Table, at, interval, load_table  # noqa: E402
+from cifar_sweeps.tuning.replay import replay, reseeded, table_spec  # noqa: E402
 
 POINTS = (0.25, 0.5, 1.0, 2.0)  # of the budget (1x: the report's method's 10 trials)
 REPORT = "report: random, full length"

@@ -4,6 +4,8 @@ exception handler). Messages name the problem: they are shown to users as they a
 
 from __future__ import annotations
 
+import math
+
 
 class CifarSweepsError(Exception):
     exit_code: int = 1
@@ -30,6 +32,15 @@ class Busy(CifarSweepsError, RuntimeError):
 
     http_status = 503
     headers = {"Retry-After": "1"}
+
+
+class ChildTimeout(Busy):
+    """A child process (a probe, a model check, an export, a replay, a prediction) outlived
+    its time and was killed, its whole process group with it."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
 
 
 class QueueFull(CifarSweepsError, RuntimeError):

@@ -243,3 +243,47 @@ def write_secrets(results_dir: Path, values: dict[str, str]) -> Path:
         with os.fdopen(fd, "w") as f:
             f.write(value)
     return d
+
+
+# ------------------------------------------------------------ the environment of child processes
+# (subprocs.py's children, the predict worker, trials' data cache): read and written here only.
+
+# What a child may inherit: the locale, the path to find tools, the device choice. Nothing
+# else (secrets live in CIFAR_SWEEPS_*, WANDB_*, RAY_* and the store's URL).
+CHILD_KEEP_ENV = (
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+CHILD_MEMORY_ENV = "CIFAR_SWEEPS_CHILD_MEMORY_MB"
+SECRET_PREFIXES = ("CIFAR_SWEEPS_", "WANDB_", "RAY_AUTH", "AWS_", "GOOGLE_", "AZURE_")
+
+
+def child_env(home: str, memory_mb: int) -> dict[str, str]:
+    """A child's whole environment: the allow-list above, hubs offline, its own home."""
+    env = {k: os.environ[k] for k in CHILD_KEEP_ENV if k in os.environ}
+    return {**env, **OFFLINE_ENV, "HOME": home, "TMPDIR": home, CHILD_MEMORY_ENV: str(memory_mb)}
+
+
+def child_memory_mb() -> int:
+    """In a child: the data memory its parent gave it (MiB; 0: none set)."""
+    return int(os.environ.get(CHILD_MEMORY_ENV, "0") or 0)
+
+
+def drop_secrets_from_env() -> None:
+    """In a worker that runs plug-in code: no secret left in its environment, hubs offline."""
+    for name in [k for k in os.environ if k.startswith(SECRET_PREFIXES)]:
+        del os.environ[name]
+    os.environ.update(OFFLINE_ENV)
+
+
+def data_cache_max_mb(default: float) -> float:
+    """CIFAR_SWEEPS_CACHE_MAX_MB where data loads without a Settings object (drivers, trials)."""
+    return float(os.environ.get("CIFAR_SWEEPS_CACHE_MAX_MB") or default)

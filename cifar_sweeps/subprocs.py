@@ -26,39 +26,12 @@ import threading
 import time
 from typing import Any
 
-from cifar_sweeps.errors import Busy
+from cifar_sweeps.errors import Busy, ChildTimeout
+from cifar_sweeps.settings import child_env, child_memory_mb
 
 TORCH_PROCESS = threading.BoundedSemaphore(1)
 _RUNNING_UNTIL = [0.0]  # monotonic deadline of the running child: what Retry-After says
 CHILD_MEMORY_MB = 6144  # RLIMIT_DATA of a child (MiB): a probe of a large net at its batch fits
-MEMORY_ENV = "CIFAR_SWEEPS_CHILD_MEMORY_MB"
-# What a child may inherit: the locale, the path to find tools, the device choice. Nothing
-# else (secrets live in CIFAR_SWEEPS_*, WANDB_*, RAY_* and the store's URL).
-KEEP_ENV = (
-    "PATH",
-    "LD_LIBRARY_PATH",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "CUDA_VISIBLE_DEVICES",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-)
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-class ChildTimeout(Busy):
-    """A child process outlived its time and was killed (its whole process group)."""
-
-    def __init__(self, message: str, retry_after_s: float):
-        super().__init__(message)
-        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
-
-
-def child_env(home: str, memory_mb: int) -> dict[str, str]:
-    env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
-    return {**env, **OFFLINE_ENV, "HOME": home, "TMPDIR": home, MEMORY_ENV: str(memory_mb)}
 
 
 def busy_error(what: str) -> Busy:
@@ -97,7 +70,7 @@ def _run(module: str, request: Any, timeout_s: float, what: str, home: str, memo
         stderr=subprocess.PIPE,
         text=True,
         cwd=home,
-        env=child_env(home, memory_mb),
+        env=child_env(home, memory_mb),  # settings.py: an allow-list, no secret
         start_new_session=True,  # its own process group: killed whole, grandchildren too
     )
     try:
@@ -130,7 +103,7 @@ def read_request() -> Any:
     its request from stdin, and add the parent's import path after its own."""
     import resource
 
-    mb = int(os.environ.get(MEMORY_ENV, "0") or 0)
+    mb = child_memory_mb()
     if mb > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (mb << 20, mb << 20))
     envelope = json.loads(sys.stdin.read())

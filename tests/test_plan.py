@@ -242,7 +242,7 @@ def test_a_probe_past_its_time_gives_an_unknown_figure_and_the_command_goes_on(t
     assert plan["seconds_per_epoch"] is None and "took over 0.5 s and was stopped" in plan["throughput_source"]
     assert any("the sweep can still run" in w for w in plan["warnings"])
     kept = json.loads((tmp_path / "cache" / "throughput.json").read_text())
-    assert [v["failed"] for v in kept.values()] and all("at" in v for v in kept.values())
+    assert [v["error"] for v in kept.values()] and all("at" in v for v in kept.values())
     import cifar_sweeps.subprocs
 
     def no_probe(*a, **k):

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from cifar_sweeps.cli import main
+from cifar_sweeps.service import predict_pool
 from cifar_sweeps.service.api import create_app
-from cifar_sweeps.service.routes.trials import MODELS
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
@@ -39,7 +39,7 @@ def api(tmp_path, model_file):
     sweep = store.create_sweep({"name": "p"}, "synthetic:10", "v")
     tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "simple_cnn"}, 1)
     store.trial_checkpoint(tid, str(model_file))
-    MODELS.models.clear()
+    predict_pool.shutdown_worker()  # each test starts with no worker and no model loaded
     return TestClient(create_app(settings, FakeJobs(store))), tid
 
 
@@ -66,9 +66,9 @@ def test_predict_matches_the_command_line(api, tiny_splits, tmp_path, model_file
     lines = capsys.readouterr().out.splitlines()
     for line, p in zip(lines, preds, strict=True):
         assert line.endswith(f"{p['top'][0]['label']} ({p['top'][0]['prob']:.3f})"), (line, p["top"][0])
-    assert len(MODELS) == 1
+    assert predict_pool.worker_models() == 1  # in the worker process, not this one
     client.post(f"/trials/{tid}/predict", files=files[:1])
-    assert len(MODELS) == 1  # loaded once, then reused
+    assert predict_pool.worker_models() == 1  # loaded once, then reused
 
 
 def _huge_png() -> bytes:
@@ -140,7 +140,7 @@ def test_hostile_uploads(api, what, files, status, words):
     )
     assert r.status_code == status, r.text
     assert words in r.json()["detail"], r.json()["detail"]
-    assert len(MODELS) == 0  # nothing loaded or cached
+    assert predict_pool.worker_models() is None  # nothing loaded: no worker started
 
 
 @pytest.mark.parametrize("top_k", [0, 11])
@@ -151,7 +151,7 @@ def test_top_k_out_of_range(api, top_k):
         params={"top_k": top_k},
         files=[("images", ("a.png", _png(Image.new("RGB", (4, 4))), "image/png"))],
     )
-    assert r.status_code == 422 and len(MODELS) == 0
+    assert r.status_code == 422 and predict_pool.worker_models() is None
 
 
 def test_unknown_trial_is_a_404(api):

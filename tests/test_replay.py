@@ -1,4 +1,4 @@
-"""The replay (cifar_sweeps.analysis.replay, run by benchmarks/replay.py) against what can
+"""The replay (cifar_sweeps.tuning.replay, run by benchmarks/replay.py) against what can
 be computed without it: random search with full-length trials, one at a time, is k
 independent draws from the table, so its expected best after k trials is an order
 statistic of the table's values; and the mapping of a suggestion to the nearest tabulated
@@ -12,7 +12,8 @@ import statistics
 import pytest
 
 from benchmarks.replay import METHODS, REPORT
-from cifar_sweeps.analysis.replay import Table, at, nearest, replay, reseeded, table_spec
+from cifar_sweeps.analysis.replay import Table, at, nearest
+from cifar_sweeps.tuning.replay import replay, reseeded, table_spec
 
 N = 8  # configurations, one per value of a choice: random search draws each with probability 1/N
 VALS = [0.30, 0.42, 0.45, 0.51, 0.55, 0.60, 0.71, 0.74]

@@ -68,11 +68,11 @@ BANNED: dict[str, set[str]] = {
 }
 # The imports that cross the layers upward on purpose, each with its reason.
 ALLOWED_UP = {
-    # POST /trials/{id}/predict classifies in the API process, which loads torch on the first
-    # prediction only (predict.py imports it lazily); a child process per request would
-    # read the model file again each time.
+    # POST /trials/{id}/predict decodes and checks uploads with predict.py's torch-free
+    # functions, then classifies in a worker process (service/predict_pool.py) that runs
+    # predict.py's worker functions: the API process itself never imports torch.
     ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.predict"),
-    ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.train"),
+    ("cifar_sweeps.service.predict_pool", "cifar_sweeps.training.predict"),
     # The submit's check that pretrained weights are staged: a file test, no torch.
     ("cifar_sweeps.service.routes.sweeps", "cifar_sweeps.training.weights"),
 }

@@ -32,6 +32,7 @@ CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 TRIAL_BASE_MB = 900.0  # stated default peak of a trial process when nothing was probed (MiB)
 STORE_EPOCHS = 50  # the most recent matching epochs the store's estimate reads
 PROBE_TIMEOUT_S = 60
+REPLAY_TIMEOUT_S = 120  # 20 seeds of TPE take seconds; 200 up to a minute or two
 
 
 @dataclass(frozen=True)
@@ -251,15 +252,15 @@ def from_probe(
     and in throughput.json, for the next command) for FAILURE_MEMO_S."""
     key = key_of(cfg)
     hit, how = read_cache(cache).get(key), "a probe kept from an earlier plan"
-    if hit is not None and "failed" in hit:
+    if hit is not None and "error" in hit:
         hit = None if time.time() - float(hit.get("at", 0)) > FAILURE_MEMO_S else hit
     if hit is None and run_probe:
         hit, how = _probe(cfg, timeout_s), "a probe just now"
         remember(cache, key, hit)
     if hit is None:
         return None
-    if "failed" in hit:
-        return Throughput(None, None, f"unknown: the probe of this trial shape {hit['failed']}")
+    if "error" in hit:
+        return Throughput(None, None, f"unknown: the probe of this trial shape {hit['error']}")
     seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
     return Throughput(seconds, hit["peak_mb"], f"{how} ({hit['train_images_per_s']:.0f} train images/s)")
 
@@ -286,21 +287,22 @@ def probe_shape(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _probe(cfg: dict[str, Any], timeout_s: float) -> dict:
     """The probe in a process of its own (never this one: the API stays free of torch), one
-    at a time (503 for the next): its figures, or {"failed": why, "at": when}."""
-    from cifar_sweeps.subprocs import ChildTimeout, run_torch
+    at a time (503 for the next): its figures, or {"error": why, "at": when}."""
+    from cifar_sweeps.errors import ChildTimeout
+    from cifar_sweeps.subprocs import run_torch
 
     memo = f"not probed again for {FAILURE_MEMO_S / 60:.0f} minutes"
     try:
         p = run_torch("cifar_sweeps.training.probe", probe_shape(cfg), timeout_s, "the throughput probe")
     except ChildTimeout:  # a loaded machine: the plan goes on with "unknown"
-        return {"failed": f"took over {timeout_s:g} s and was stopped ({memo})", "at": time.time()}
+        return {"error": f"took over {timeout_s:g} s and was stopped ({memo})", "at": time.time()}
     try:
         if p.returncode == 0:
             return json.loads(p.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         pass
     last = (p.stderr.strip().splitlines() or ["no output"])[-1][:200]
-    return {"failed": f"failed ({last}); {memo}", "at": time.time()}
+    return {"error": f"failed ({last}); {memo}", "at": time.time()}
 
 
 def read_cache(cache: Path) -> dict[str, Any]:
@@ -561,11 +563,23 @@ def plan_for(
 def with_replay(
     plan: PlanOut, spec: SweepSpec, settings, table: str, seeds: int = 20, allow_path: bool = False
 ) -> PlanOut:
-    """The plan with the spec's search replayed on the tabulated task `table` (replay.py)."""
-    from cifar_sweeps.analysis.replay import find_table, load_table, replay_spec, tables_dir
+    """The plan with the spec's search replayed on the tabulated task `table`: in a process
+    of its own (tuning/replay.py: Ray Tune's searchers stay out of the API process), one at
+    a time with the service's other children, bounded in time."""
+    from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS, ReplayOut, find_table, tables_dir
+    from cifar_sweeps.errors import InputError
+    from cifar_sweeps.subprocs import run_torch
 
+    if not 1 <= seeds <= MAX_REPLAY_SEEDS:
+        raise InputError(f"replay: seeds must be 1..{MAX_REPLAY_SEEDS}, got {seeds}")
     path = find_table(table, tables_dir(settings.replay_tables), allow_path)
-    plan.replay = replay_spec(spec, load_table(path), path.stem, seeds)
+    request = {"spec": spec.model_dump(mode="json"), "table": str(path.resolve()), "seeds": seeds}
+    p = run_torch("cifar_sweeps.tuning.replay", request, REPLAY_TIMEOUT_S, "the replay")
+    try:
+        plan.replay = ReplayOut.model_validate_json(p.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise InputError(f"replay: the replay on {path.stem} failed ({tail})") from None
     return plan
 
 

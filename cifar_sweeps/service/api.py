@@ -27,6 +27,7 @@ from cifar_sweeps.cluster.cluster import LocalHead
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.errors import BodyTooLarge, CifarSweepsError, RayUnavailable
 from cifar_sweeps.service.cache import ResponseCache
+from cifar_sweeps.service.predict_pool import shutdown_worker as shutdown_predict_worker
 from cifar_sweeps.service.routes import ROUTERS
 from cifar_sweeps.service.routes.deps import AppState, is_loopback
 from cifar_sweeps.service.routes.page import WEB_DIR
@@ -240,7 +241,8 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.",
     )
     app.state.s = state
-    app.state.shutdown_hooks = [shutdown_worker]  # importance's worker process (analysis/importance.py)
+    # The worker processes: importance's (analysis/importance.py) and predict's (predict_pool.py).
+    app.state.shutdown_hooks = [shutdown_worker, shutdown_predict_worker]
     _add_middleware(app, settings, store)
 
     @app.exception_handler(RequestValidationError)

@@ -16,10 +16,10 @@ import json
 import time
 from typing import Any
 
-from cifar_sweeps.errors import SpecError
+from cifar_sweeps.errors import ChildTimeout, SpecError
 from cifar_sweeps.spec import registry
 from cifar_sweeps.spec.config import MODEL_ARG, TrainConfig
-from cifar_sweeps.subprocs import ChildTimeout, run_torch
+from cifar_sweeps.subprocs import run_torch
 
 CHECK_TIMEOUT_S = 120  # a torch import and a few builds on the meta device take seconds
 MAX_BUILDS = 64  # distinct (model, model_args) built per check

@@ -130,7 +130,9 @@ def load_cifar(source: str, cache_dir: Path | None = None, progress: bool = True
 def cache_max_mb() -> float:
     """The data cache's cap (MiB), CIFAR_SWEEPS_CACHE_MAX_MB (settings.py), read here without
     the settings class: trials and drivers load data with no Settings object at hand."""
-    return float(os.environ.get("CIFAR_SWEEPS_CACHE_MAX_MB") or CACHE_MAX_MB)
+    from cifar_sweeps.settings import data_cache_max_mb
+
+    return data_cache_max_mb(CACHE_MAX_MB)
 
 
 def evict(folder: Path, max_mb: float, keep: Path | None = None) -> list[Path]:

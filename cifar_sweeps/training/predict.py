@@ -87,3 +87,60 @@ class ModelCache:
 
     def __len__(self) -> int:
         return len(self.models)
+
+
+# ------------------------------------------------------------ the service's predict worker (service/predict_pool.py)
+
+
+_models = None  # the worker's ModelCache
+
+
+def init_worker(parent: int, threads: int, memory_mb: int) -> None:
+    """The worker's start: no secret in its environment, no working folder on its import
+    path, a temporary one to run in, its data memory capped, `threads` torch threads; it
+    exits when its parent is gone."""
+    import os
+    import resource
+    import signal
+    import sys
+    import tempfile
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service ends it; Ctrl-C prints no trace here
+    from cifar_sweeps.settings import drop_secrets_from_env
+
+    drop_secrets_from_env()
+    here = os.path.realpath(os.getcwd())
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
+    os.chdir(tempfile.mkdtemp(prefix="cifar-sweeps-predict-"))
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_mb << 20, memory_mb << 20))
+
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def held_models() -> int:
+    return 0 if _models is None else len(_models)
+
+
+def work(key: tuple[str, str], model_file: str, images: list, top_k: int) -> dict[str, Any]:
+    """In the worker: the top-k of each image by the trial's model (loaded once, kept)."""
+    global _models
+    from cifar_sweeps.training.train import read_model_file
+
+    if _models is None:
+        _models = ModelCache()
+    mf = _models.get(key, lambda: read_model_file(model_file))
+    return {
+        "normalize": mf.normalize,
+        "classes": list(mf.classes),
+        "tops": classify(mf, images, top_k),
+    }

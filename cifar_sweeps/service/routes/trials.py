@@ -15,14 +15,14 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from cifar_sweeps.errors import Busy, ExportFailed, InputError, NotFound
+from cifar_sweeps.service.predict_pool import classify_in_worker
 from cifar_sweeps.service.routes.deps import Auth, State, TrialDep, checkpoint_url
 from cifar_sweeps.service.schemas import ClassProb, EpochOut, ImagePrediction, Prediction, TrialOut, error_responses
 from cifar_sweeps.store.artifacts import local_model_file
 from cifar_sweeps.subprocs import run_torch
-from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, ModelCache, classify, decode
+from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, decode
 
 router = APIRouter(prefix="/trials", tags=["trials"])
-MODELS = ModelCache()  # loaded models, shared by the requests of this process
 PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
 EXPORT_TIMEOUT_S = 300  # a ResNet-50's ONNX export takes tens of seconds on 2 cores
 
@@ -151,23 +151,19 @@ def _predict(t, images: list[UploadFile], top_k: int) -> Prediction:
     decoded = [decode(f.filename or f"image {i}", f.file.read()) for i, f in enumerate(images)]
     if not t.checkpoint_path:
         raise NotFound(f"trial {t.id} has no checkpoint yet")
-    mf = MODELS.get((t.id, t.checkpoint_path), lambda: _load(t))
-    tops = classify(mf, decoded, top_k)
+    import numpy as np
+
+    arrays = [np.asarray(img, np.uint8) for img in decoded]
+    with local_model_file(t.checkpoint_path, t.id) as path:
+        out = classify_in_worker((t.id, t.checkpoint_path), str(path), arrays, top_k)
+    tops = out["tops"]
     return Prediction(
         trial_id=t.id,
         model=t.model,
-        normalize=mf.normalize,
-        classes=list(mf.classes),
+        normalize=out["normalize"],
+        classes=out["classes"],
         predictions=[
             ImagePrediction(file=f.filename or f"image {i}", top=[ClassProb(label=c, prob=p) for c, p in top])
             for i, (f, top) in enumerate(zip(images, tops, strict=True))
         ],
     )
-
-
-def _load(t):
-    """The trial's model file, read (a remote one fetched once, then cached)."""
-    from cifar_sweeps.training.train import read_model_file
-
-    with local_model_file(t.checkpoint_path, t.id) as path:
-        return read_model_file(path)
