@@ -18,12 +18,24 @@ def default_data() -> str:
     return next((str(a) for a in ARCHIVES if a.exists()), "synthetic:5000")
 
 
+ZEN = {(25, 17): "Zen 4", (25, 97): "Zen 4", (25, 160): "Zen 4c", (26, 2): "Zen 5", (26, 17): "Zen 5"}
+
+
 def cpu_model() -> str:
-    """The CPU's name, printed beside every figure (figures compare only on one CPU)."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+    """The CPU's name, printed beside every figure (figures compare only on one CPU); an AMD
+    EPYC, whose name alone doesn't say its generation, with its Zen core by family and model."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip(), v.strip())
+    name = fields.get("model name", "unknown CPU")
+    if "AMD" in name and fields.get("cpu family", "").isdigit() and fields.get("model", "").isdigit():
+        fam, mod = int(fields["cpu family"]), int(fields["model"])
+        name += f" ({ZEN.get((fam, mod), 'Zen')}, family {fam} model {mod})"
+    elif "amx_tile" in fields.get("flags", ""):
+        name += " (AMX)"
+    return name
 
 
 def say_data(data: str) -> None:
