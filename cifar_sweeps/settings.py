@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # Where `plan --replay TASK` finds tabulated tasks (<task>.csv and .json, written by
     # benchmarks/tabulate.py); empty: the tables committed in the source checkout.
     replay_tables: str = ""
+    # Where the Ray cluster's pods mount the drivers' secrets (the store URL, the W&B key) as
+    # files, e.g. a Kubernetes Secret at /var/run/secrets/cifar-sweeps: jobs are told to read
+    # them there and the service writes no copy onto the shared results volume.
+    cluster_secrets_dir: str = ""
     # Test-only fault injection (the trial keys fail_at_epoch / fault): off, they are unknown
     # keys like any other. The test suite turns it on; never set it in production.
     test_hooks: bool = False

@@ -8,6 +8,7 @@ check is shown failing on a planted mistake."""
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -198,6 +199,87 @@ def key_problems(objs: list[dict], secret: dict) -> list[str]:
     return out
 
 
+def pod_specs(objs: list[dict]) -> list[tuple[str, dict]]:
+    """(a name, the pod spec) of every pod the objects make: Deployments' and StatefulSets'
+    templates, the RayCluster's head and worker groups, the RayJob's submitter."""
+    out = []
+    for o in objs:
+        name, spec = f"{o['kind']}/{o['metadata']['name']}", o.get("spec") or {}
+        if o["kind"] in ("Deployment", "StatefulSet"):
+            out.append((name, spec["template"]["spec"]))
+        elif o["kind"] == "RayCluster":
+            out.append((f"{name} head", spec["headGroupSpec"]["template"]["spec"]))
+            out += [(f"{name} {g['groupName']}", g["template"]["spec"]) for g in spec["workerGroupSpecs"]]
+        elif o["kind"] == "RayJob":
+            out.append((f"{name} submitter", spec["submitterPodTemplate"]["spec"]))
+    return out
+
+
+def _reads_secret_files(pod: dict) -> bool:
+    return any("secret" in v for v in pod.get("volumes", []))
+
+
+def security_problems(objs: list[dict]) -> list[str]:
+    """Every pod non-root with the runtime's seccomp profile; every container with no
+    privilege escalation, no capability and a read-only root; secrets mounted 0440 readable
+    (an fsGroup); no service-account token but where Kubernetes is talked to (the Ray head's
+    autoscaler); images pinned; liveness that depends on nothing."""
+    out = []
+    for name, pod in pod_specs(objs):
+        sc = pod.get("securityContext") or {}
+        if sc.get("runAsNonRoot") is not True or not sc.get("runAsUser"):
+            out.append(f"{name}: may run as root (runAsNonRoot and runAsUser)")
+        if (sc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            out.append(f"{name}: no RuntimeDefault seccomp profile")
+        if _reads_secret_files(pod) and not sc.get("fsGroup"):
+            out.append(f"{name}: mounts secrets 0440 with no fsGroup: its user can't read them")
+        if pod.get("automountServiceAccountToken") is not False and not name.endswith(" head"):
+            out.append(f"{name}: the service-account token is mounted (automountServiceAccountToken)")
+        for c in pod["containers"]:
+            csc = c.get("securityContext") or {}
+            if csc.get("allowPrivilegeEscalation") is not False:
+                out.append(f"{name} {c['name']}: privilege escalation allowed")
+            if "ALL" not in (csc.get("capabilities") or {}).get("drop", []):
+                out.append(f"{name} {c['name']}: capabilities not dropped")
+            if csc.get("readOnlyRootFilesystem") is not True:
+                out.append(f"{name} {c['name']}: a writable root filesystem")
+            tag = c["image"].rsplit("/", 1)[-1]
+            if "@sha256:" not in tag and (":" not in tag or re.fullmatch(r"latest|\d+", tag.split(":")[1])):
+                out.append(f"{name} {c['name']}: image {c['image']} is not pinned (a version or a digest)")
+            live = ((c.get("livenessProbe") or {}).get("httpGet") or {}).get("path")
+            if live == "/health":
+                out.append(f"{name} {c['name']}: liveness on /health, which depends on the store and Ray")
+    return out
+
+
+def _selects(policy: dict, labels: dict) -> bool:
+    want = policy["spec"]["podSelector"].get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in want.items())
+
+
+def network_problems(objs: list[dict]) -> list[str]:
+    """PostgreSQL admits only the API and Ray's pods on 5432; Ray's pods admit each other,
+    and the API and the submitter on 8265 only; every group is covered by a policy."""
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    api, pg = {"app.kubernetes.io/name": "cifar-sweeps-api"}, {"app.kubernetes.io/name": "cifar-sweeps-postgres"}
+    ray = {"ray.io/cluster": "cifar-sweeps"}
+    out = []
+    for what, labels in (("the API", api), ("PostgreSQL", pg), ("Ray's pods", ray)):
+        if not any(_selects(p, labels) and "Ingress" in p["spec"].get("policyTypes", []) for p in policies):
+            out.append(f"no network policy selects {what}: every pod in the cluster reaches it")
+    for p in policies:
+        for rule in p["spec"].get("ingress", []):
+            sources = [f.get("podSelector", {}).get("matchLabels") for f in rule.get("from", [{}])]
+            ports = sorted(x["port"] for x in rule.get("ports", []))
+            if _selects(p, pg) and (ports != [5432] or any(s not in (api, ray) for s in sources)):
+                out.append(
+                    f"NetworkPolicy/{p['metadata']['name']}: PostgreSQL admits {sources} on {ports or 'any port'}"
+                )
+            if _selects(p, ray) and any(s != ray for s in sources) and ports != [8265]:
+                out.append(f"NetworkPolicy/{p['metadata']['name']}: Ray admits {sources} on {ports or 'any port'}")
+    return out
+
+
 def problems(folder: Path, objs: list[dict], secret: dict) -> list[str]:
     return (
         schema_problems(objs + [secret])
@@ -205,6 +287,8 @@ def problems(folder: Path, objs: list[dict], secret: dict) -> list[str]:
         + image_problems(objs, folder)
         + kuberay_problems(objs)
         + key_problems(objs, secret)
+        + security_problems(objs)
+        + network_problems(objs)
     )
 
 
@@ -232,6 +316,9 @@ def test_the_deployment_renders_and_has_no_problem(folder):
             "Deployment",
             "RayCluster",
             "RayJob",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "NetworkPolicy",
         ]
     ), (how, kinds)
     assert problems(K8S / folder, objs, secret_example()) == [], how
@@ -286,6 +373,50 @@ def test_a_schema_error_and_an_unknown_setting_are_found(base):
     api["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "CIFAR_SWEEPS_NO_SUCH", "value": "1"})
     assert any(p.startswith("Deployment/cifar-sweeps-api") for p in schema_problems(objs))
     assert "variable CIFAR_SWEEPS_NO_SUCH: no such setting" in key_problems(objs, secret_example())
+
+
+def test_a_pod_that_may_run_as_root_or_keeps_privileges_is_found(base):
+    objs = copy.deepcopy(base)
+    (api,) = [o for o in objs if o["kind"] == "Deployment"]
+    pod = api["spec"]["template"]["spec"]
+    del pod["securityContext"]["runAsNonRoot"]
+    pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    pod["containers"][0]["livenessProbe"]["httpGet"]["path"] = "/health"
+    del pod["automountServiceAccountToken"]
+    found = security_problems(objs)
+    assert len(found) == 4, found
+    assert any("may run as root" in p for p in found) and any("privilege escalation" in p for p in found)
+    assert any("liveness on /health" in p for p in found) and any("service-account token" in p for p in found)
+
+
+def test_a_ray_pod_that_cant_read_its_secrets_or_a_moving_image_tag_is_found(base):
+    objs = copy.deepcopy(base)
+    (cluster,) = [o for o in objs if o["kind"] == "RayCluster"]
+    cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["securityContext"] = {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }  # no fsGroup: the secrets mounted 0440 belong to root's group
+    (pg,) = [o for o in objs if o["kind"] == "StatefulSet"]
+    pg["spec"]["template"]["spec"]["containers"][0]["image"] = "postgres:16"
+    found = security_problems(objs)
+    assert any("cpu: mounts secrets 0440 with no fsGroup" in p for p in found), found
+    assert any("image postgres:16 is not pinned" in p for p in found), found
+
+
+def test_a_network_policy_that_opens_gcs_or_postgresql_to_the_cluster_is_found(base):
+    objs = copy.deepcopy(base)
+    (ray_policy,) = [o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "cifar-sweeps-ray"]
+    ray_policy["spec"]["ingress"].append({"from": [{"podSelector": {}}], "ports": [{"port": 6379}]})
+    (pg_policy,) = [
+        o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "cifar-sweeps-postgres"
+    ]
+    del pg_policy["spec"]["ingress"][0]["ports"]
+    found = network_problems(objs)
+    assert any("Ray admits" in p and "[6379]" in p for p in found), found
+    assert any("PostgreSQL admits" in p and "any port" in p for p in found), found
+    objs = [o for o in objs if o["kind"] != "NetworkPolicy"]
+    assert len(network_problems(objs)) == 3
 
 
 # ---------------------------------------------------------------- compose

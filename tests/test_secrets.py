@@ -83,6 +83,22 @@ def test_a_job_runtime_env_carries_no_secret_and_the_driver_still_gets_them(tmp_
     assert WANDB_KEY not in repr(driver)
 
 
+def test_with_the_clusters_own_mounted_secrets_nothing_is_written_to_the_shared_volume(tmp_path):
+    """Kubernetes: the Ray pods mount the Secret (CIFAR_SWEEPS_CLUSTER_SECRETS_DIR); the API
+    tells jobs to read it there and copies no secret onto the results volume."""
+    url = f"postgresql+psycopg://sweeps:{PASSWORD}@db.example:5432/sweeps"
+    settings = Settings(
+        results_dir=tmp_path / "results",
+        store_url=url,
+        cluster_paths="shared",
+        cluster_secrets_dir="/var/run/secrets/cifar-sweeps",
+    )
+    env = Jobs(settings, Store(f"sqlite:///{tmp_path / 's.db'}"))._runtime_env()["env_vars"]
+    _no_secret_in(repr(env), "the runtime env")
+    assert env[SECRETS_DIR_ENV] == "/var/run/secrets/cifar-sweeps"
+    assert not (tmp_path / "results" / ".secrets").exists()
+
+
 def test_every_setting_reaches_the_driver(tmp_path, monkeypatch):
     """The runtime env is built from Settings' own fields: a driver started with it (and the
     secret files) reads the service's settings back, every field, none forgotten."""

@@ -68,7 +68,9 @@ class Jobs:
         # Secrets travel as files of this machine: a driver on it reads them. A cluster apart
         # can't, and gets none: its driver reads the store password and the W&B key from its
         # own environment or a mounted secret (docs/cluster.md), never the job's runtime env.
-        if secrets and shared:
+        if self.settings.cluster_secrets_dir:  # mounted on every Ray pod: no copy is written
+            env[SECRETS_DIR_ENV] = self.settings.cluster_secrets_dir
+        elif secrets and shared:
             env[SECRETS_DIR_ENV] = str(write_secrets(self.settings.results_dir, secrets))
         return {"env_vars": env}
 

@@ -1,4 +1,6 @@
-"""Service health: the store and the Ray cluster."""
+"""Service health: /livez (the process answers: Kubernetes' liveness probe, which must not
+restart the API when PostgreSQL or Ray blips) and /health (the store and the Ray cluster:
+readiness)."""
 
 from __future__ import annotations
 
@@ -30,3 +32,9 @@ def health(state: State) -> JSONResponse:
         version=__version__,
     )
     return JSONResponse(body.model_dump(), status_code=200 if store_ok == "ok" else 503)
+
+
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """The process is up and serving: depends on nothing else (no store, no Ray)."""
+    return {"status": "ok", "version": __version__}
