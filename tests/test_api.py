@@ -130,6 +130,16 @@ def test_ray_down_503_with_real_jobs_client(tmp_path):
     assert r.status_code == 503 and "not reachable" in r.json()["detail"]
     assert client.get("/sweeps").json()["total"] == 0
     assert client.get("/health").json()["ray"] == "unreachable"
+    assert client.get("/livez").json()["status"] == "ok"  # liveness: the process, nothing else
+
+
+def test_livez_answers_while_the_store_is_down(tmp_path):
+    settings = Settings(results_dir=tmp_path, dashboard_url="http://127.0.0.1:9")
+    store = get_store(settings.resolved_store_url())
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    store.ping = lambda: (_ for _ in ()).throw(RuntimeError("the store is down"))  # a PostgreSQL blip
+    assert client.get("/health").status_code == 503
+    assert client.get("/livez").status_code == 200
 
 
 def test_reads(setup):
