@@ -229,6 +229,28 @@ def test_the_model_check_refuses_what_it_cant_check_builds_with_the_datas_classe
         monkeypatch.setattr(modelcheck, "run_torch", lambda *a, **k: pytest.fail("a remembered failure ran again"))
 
 
+def test_an_undeclared_builder_gets_numbers_and_booleans_only_over_http(plugin, tmp_path):
+    """`raises` declares no arguments: a string (a path a loader could open) is refused over
+    HTTP, a number passes; the declared `widenet` is checked against its declaration."""
+    settings = Settings(results_dir=tmp_path)
+    store = get_store(settings.resolved_store_url())
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    for url in ("/sweeps/plan", "/sweeps"):
+        body = _spec(fixed={"model": "raises", "model_args": {"path": "/etc/passwd"}})
+        r = client.post(url, json=body)
+        assert r.status_code == 422 and "declares no arguments, so over HTTP it takes numbers" in r.json()["detail"]
+        body = _spec(
+            fixed={"model": "raises"}, params={"model_args.src": {"type": "choice", "values": ["http://x.example/w"]}}
+        )
+        r = client.post(url, json=body)
+        assert r.status_code == 422 and r.json()["detail"].startswith("params.model_args.src"), r.text
+    assert store.list_sweeps()[1] == 0
+    assert (
+        client.post("/sweeps/plan", json=_spec(fixed={"model": "raises", "model_args": {"depth": 2}})).status_code
+        == 200
+    )
+
+
 def test_get_models_lists_the_zoo_and_the_plugin(plugin, tmp_path):
     settings = Settings(results_dir=tmp_path)
     client = TestClient(create_app(settings, FakeJobs(get_store(settings.resolved_store_url()))))

@@ -104,12 +104,17 @@ def test_the_plan_counts_the_refit_alone_after_the_search_on_every_image():
     without = make_plan(parse_spec({**spec, "refit": False}), "synthetic:1000", None, None, res, throughput=tp)
     assert with_refit.refit_trial_epochs == 10 and without.refit_trial_epochs == 0
     assert with_refit.trial_epochs.expected == without.trial_epochs.expected + 10
-    assert with_refit.refit_s == pytest.approx(8 * 10.0) and without.refit_s == 0  # 8 epochs of the 1,000 images
-    assert with_refit.wall_s_expected == pytest.approx(without.wall_s_expected + 80.0)  # alone: one slot
-    assert with_refit.wall_s_worst == pytest.approx(without.wall_s_worst + 80.0)
+    start = 1.3  # its process, model and checkpoints beyond its epochs (plan.TRIAL_START_S)
+    assert with_refit.refit_s == pytest.approx(8 * 10.0 + start) and without.refit_s == 0  # 8 epochs of 1,000
+    assert with_refit.wall_s_expected == pytest.approx(without.wall_s_expected + 80.0 + start)  # alone: one slot
+    assert with_refit.wall_s_worst == pytest.approx(without.wall_s_worst + 80.0 + start)
     subset = {**spec, "data": {"train_subset": 200}}  # the search sees 200 + 200 images an epoch, the refit 1,000
     plan = make_plan(parse_spec(subset), "synthetic:1000", None, None, res, throughput=tp)
-    assert plan.refit_s == pytest.approx(8 * 10.0 * 1000 / 400)
+    assert plan.refit_s == pytest.approx(8 * 10.0 * 1000 / 400 + start)
+    # A measured training rate (a probe's) counts the refit's training alone: 1,000 images at 0.02 s each
+    measured = Throughput(seconds_per_epoch=10.0, peak_mb=100.0, source="probe", train_s_per_image=0.02)
+    plan = make_plan(parse_spec(subset), "synthetic:1000", None, None, res, throughput=measured)
+    assert plan.refit_s == pytest.approx(8 * 1000 * 0.02 + start)
 
 
 def test_the_refit_trains_on_every_training_and_validation_image_and_is_tested_once_at_its_end():

@@ -73,6 +73,9 @@ ALLOWED_UP = {
     # predict.py's worker functions: the API process itself never imports torch.
     ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.predict"),
     ("cifar_sweeps.service.predict_pool", "cifar_sweeps.training.predict"),
+    # The plan asks whether the data set is decoded at its size already (the cache file's
+    # name, from data.py, which loads no torch): a cold start waits for the decoding.
+    ("cifar_sweeps.analysis.plan", "cifar_sweeps.training.data"),
     # The submit's check that pretrained weights are staged: a file test, no torch.
     ("cifar_sweeps.service.routes.sweeps", "cifar_sweeps.training.weights"),
 }

@@ -27,7 +27,9 @@ from cifar_sweeps.spec.config import TrainConfig
 from cifar_sweeps.spec.spaces import candidates
 from cifar_sweeps.spec.spec import SweepSpec, old_name_warnings
 
-STARTUP_S = 20.0  # stated default: Ray's start, the data load, the first trial's process (seconds)
+STARTUP_S = 20.0  # Ray's start, the driver, the first trial's process, decoded data at hand (s, measured)
+TRIAL_START_S = 1.3  # each trial's process, model and checkpoints beyond its epochs (s, measured)
+DECODE_IMAGES_PER_S = 4000.0  # images decoded and cached when no cache holds the data at its size
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 TRIAL_BASE_MB = 900.0  # stated default peak of a trial process when nothing was probed (MiB)
 STORE_EPOCHS = 50  # the most recent matching epochs the store's estimate reads
@@ -40,6 +42,7 @@ class Throughput:
     seconds_per_epoch: float | None  # of this spec's data
     peak_mb: float | None
     source: str
+    train_s_per_image: float | None = None  # training alone (a refit validates nothing); None: not measured
 
 
 # ------------------------------------------------------------ arithmetic (pure)
@@ -96,10 +99,36 @@ def training_pool(source: str) -> int:
     return int(source.split(":", 1)[1]) if source.startswith("synthetic:") else CIFAR_TRAIN
 
 
-def refit_seconds(spec: SweepSpec, per_epoch: float, n_train: int, n_val: int, pool: int) -> float:
-    """The refit's wall time: its epochs (at most the max), each over the whole pool where
-    a search trial's epoch (`per_epoch`) covers n_train + n_val images."""
-    return spec.max_epochs() * per_epoch * pool / (n_train + n_val) if spec.refit else 0.0
+def refit_seconds(
+    spec: SweepSpec, per_epoch: float, n_train: int, n_val: int, pool: int, train_s_per_image: float | None = None
+) -> float:
+    """The refit's wall time: its epochs (at most the max), each training on the whole pool:
+    at the measured training rate when there is one, else scaled from a search epoch
+    (`per_epoch` covers n_train + n_val images, training and validating)."""
+    if not spec.refit:
+        return 0.0
+    per_refit_epoch = pool * train_s_per_image if train_s_per_image else per_epoch * pool / (n_train + n_val)
+    return spec.max_epochs() * per_refit_epoch + TRIAL_START_S
+
+
+def startup_seconds(spec: SweepSpec, source: str, cache_dir: Path | None) -> tuple[float, str]:
+    """What the user waits for before the first epoch: Ray and the driver (STARTUP_S), and,
+    when no cache holds the data set at the spec's size, its decoding."""
+    if source.startswith(("synthetic:", "torchvision")) or cache_dir is None:
+        return STARTUP_S, f"{STARTUP_S:.0f} s to start (Ray, the driver, the first trial)"
+    from cifar_sweeps.training.data import _cache_file  # torch-free: the cache file's name
+
+    try:
+        cached = _cache_file(source, cache_dir, spec.data.image_size).exists()
+    except OSError:
+        cached = False
+    if cached:
+        return STARTUP_S, f"{STARTUP_S:.0f} s to start (Ray, the driver, the first trial; the data decoded already)"
+    decode = (training_pool(source) + CIFAR_TEST) / DECODE_IMAGES_PER_S
+    return STARTUP_S + decode, (
+        f"{STARTUP_S + decode:.0f} s to start (Ray, the driver, the first trial, and about {decode:.0f} s "
+        "decoding the images: no cache holds them at this size yet)"
+    )
 
 
 def epoch_values(spec: SweepSpec) -> list[float]:
@@ -173,15 +202,18 @@ def slots(spec: SweepSpec, cpus: float, gpus: float) -> int:
     return max(0, min(spec.max_concurrent_trials, fit, spec.total_trials() + (spec.repeat.top if spec.repeat else 0)))
 
 
-def wall_seconds(epochs: EpochRange, per_epoch: float, n_slots: int, spec: SweepSpec) -> tuple[float, float]:
+def wall_seconds(
+    epochs: EpochRange, per_epoch: float, n_slots: int, spec: SweepSpec, startup: float = STARTUP_S
+) -> tuple[float, float]:
     """Best case: the trial-epochs spread over every slot. Worst case: the longest trials in
-    waves of `n_slots`, at the max epochs."""
+    waves of `n_slots`, at the max epochs. Each wave of trials starts its processes."""
     n = spec.total_trials()
-    best = STARTUP_S + epochs.min * per_epoch / n_slots
+    starts = math.ceil(n / n_slots) * TRIAL_START_S
+    best = startup + starts + epochs.min * per_epoch / n_slots
     waves = math.ceil(n / n_slots) * per_trial_epochs(spec).max
     if spec.repeat:
         waves += math.ceil(spec.repeat.top * (spec.repeat.seeds - 1) / n_slots) * spec.max_epochs()
-    worst = STARTUP_S + max(waves, epochs.max / n_slots) * per_epoch
+    worst = startup + starts + max(waves, epochs.max / n_slots) * per_epoch
     return best, worst
 
 
@@ -262,7 +294,8 @@ def from_probe(
     if "error" in hit:
         return Throughput(None, None, f"unknown: the probe of this trial shape {hit['error']}")
     seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
-    return Throughput(seconds, hit["peak_mb"], f"{how} ({hit['train_images_per_s']:.0f} train images/s)")
+    source = f"{how} ({hit['train_images_per_s']:.0f} train images/s)"
+    return Throughput(seconds, hit["peak_mb"], source, 1 / hit["train_images_per_s"])
 
 
 # A failed probe is not run again for this long (seconds): a shape that can't train (too
@@ -386,14 +419,17 @@ def make_plan(
     plan.warnings += old_name_warnings(spec)
     if tp.source.startswith("unknown: the probe"):
         plan.warnings.append(f"wall time {tp.source.removeprefix('unknown: ')}: the sweep can still run")
+    startup, plan.startup = startup_seconds(spec, data_source, cache.parent if cache else None)
     if tp.seconds_per_epoch is not None:
-        plan.refit_s = refit_seconds(spec, tp.seconds_per_epoch, n_train, n_val, training_pool(data_source))
-    _timing(plan, spec, tp, warn_hours)
+        plan.refit_s = refit_seconds(
+            spec, tp.seconds_per_epoch, n_train, n_val, training_pool(data_source), tp.train_s_per_image
+        )
+    _timing(plan, spec, tp, warn_hours, startup)
     _memory(plan, tp, resources, estimated_peak_mb(spec, max(model_params.values(), default=None)))
     return plan
 
 
-def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -> None:
+def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float, startup: float = STARTUP_S) -> None:
     if plan.concurrent_trials == 0:
         plan.warnings.append(
             f"no trial fits the cluster: each asks {spec.resources_per_trial.cpu:g} CPUs and "
@@ -407,11 +443,12 @@ def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -
         update={k: getattr(plan.trial_epochs, k) - plan.refit_trial_epochs for k in ("min", "expected", "max")}
     )
     refit = plan.refit_s or 0.0
-    best, worst = wall_seconds(search, tp.seconds_per_epoch, plan.concurrent_trials, spec)
-    expected = STARTUP_S + search.expected * tp.seconds_per_epoch / plan.concurrent_trials
+    best, worst = wall_seconds(search, tp.seconds_per_epoch, plan.concurrent_trials, spec, startup)
+    starts = math.ceil(spec.total_trials() / plan.concurrent_trials) * TRIAL_START_S
+    expected = startup + starts + search.expected * tp.seconds_per_epoch / plan.concurrent_trials
     plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst = best + refit, expected + refit, worst + refit
     limit = spec.time_budget_s
-    if limit is not None and plan.wall_s_worst > STARTUP_S + limit:
+    if limit is not None and plan.wall_s_worst > startup + limit:
         plan.cuts.append(
             f"time_budget_s stops the sweep at {limit:g} s"
             + (" (the search stops early to leave the refit its time)" if spec.refit else "")
@@ -420,7 +457,7 @@ def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float) -
         plan.warnings.append(f"the worst case ({_hours(plan.wall_s_worst)}) exceeds time_budget_s")
         # The budget bounds the run: the search's trials stop at it, or earlier by the refit's share.
         plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst = (
-            min(x, STARTUP_S + limit) for x in (plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst)
+            min(x, startup + limit) for x in (plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst)
         )
     if plan.wall_s_worst > warn_hours * 3600:
         plan.warnings.append(
@@ -618,6 +655,8 @@ def describe(plan: PlanOut) -> str:
             f"  wall time: {_hours(plan.wall_s_best)} best, {_hours(plan.wall_s_expected)} expected, "
             f"{_hours(plan.wall_s_worst)} worst; {plan.seconds_per_epoch:.1f} s per epoch from {plan.throughput_source}"
         )
+        if plan.startup:
+            lines.append(f"  of which {plan.startup}, and {TRIAL_START_S:g} s to start each wave of trials")
     else:
         lines.append(f"  wall time: unknown ({plan.throughput_source})")
     lines.append(

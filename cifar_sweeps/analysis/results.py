@@ -38,6 +38,7 @@ class PlanOut(BaseModel):
     concurrent_trials: int  # trials at once: resources_per_trial against the cluster, max_concurrent_trials
     seconds_per_epoch: float | None  # one trial's epoch on this spec's data; None: unknown
     throughput_source: str
+    startup: str = ""  # what the wall time counts before the first epoch, and why
     wall_s_best: float | None = None
     wall_s_expected: float | None = None
     wall_s_worst: float | None = None

@@ -51,6 +51,27 @@ def plugin_points(spec) -> list[dict[str, Any]]:
     return out
 
 
+def check_http_model_args(spec) -> None:
+    """Over HTTP, a plug-in builder that declares no arguments (`build.model_args`) gets
+    numbers and booleans only: a string could be a path or a URL that a builder forwarding
+    `**kw` to a loader would open. A declared builder's strings are checked against its
+    declaration (registry.py), so they may pass. The CLI and the Python API, run by the
+    machine's own user, are not limited."""
+    found = registry.plugins()
+    for point in plugin_points(spec):
+        info = found.get(point["model"])
+        if info is None or info.args is not None:
+            continue
+        for name, value in point["args"].items():
+            if not isinstance(value, bool | int | float):
+                where = point["where_args"].get(name, f"model_args.{name}")
+                raise SpecError(
+                    f"{where}: model {point['model']!r} declares no arguments, so over HTTP it takes numbers and "
+                    f"booleans only, not {type(value).__name__} {str(value)[:40]!r} (declare build.model_args: "
+                    "docs/your-model.md)"
+                )
+
+
 def _arg_keys(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k == "model_args" or k.startswith(MODEL_ARG)}
 

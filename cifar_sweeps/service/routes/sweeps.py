@@ -34,6 +34,7 @@ from cifar_sweeps.service.schemas import (
     pareto_out,
 )
 from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
+from cifar_sweeps.spec.modelcheck import check_http_model_args
 from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.store.artifacts import check_results_writable
 from cifar_sweeps.store.lifecycle import reconcile_local_driver
@@ -72,6 +73,7 @@ def writable_results(state: AppState) -> None:
 )
 def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
     spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
+    check_http_model_args(spec)
     queued = state.store.count_sweeps([SweepStatus.QUEUED])
     if queued >= state.settings.max_queued_sweeps:
         raise QueueFull(
@@ -111,6 +113,7 @@ def plan_sweep(
     spec's searcher and scheduler are also replayed on that tabulated task (`replay` in the
     answer: expected best accuracy against simulated seconds)."""
     spec = parse_spec(raw, state.settings)
+    check_http_model_args(spec)
     plan = plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
     return with_replay(plan, spec, state.settings, replay, replay_seeds) if replay else plan
 
