@@ -145,24 +145,24 @@ class SweepSpec(Strict):
             return autospace.expand(raw)  # the service's space, params given winning (autospace.py)
         return raw
 
-    name: str = "sweep"
-    description: str = Field("", max_length=2000)
+    name: str = "sweep"  # shown on the leaderboard and the page; need not be unique
+    description: str = Field("", max_length=2000)  # what the sweep is for, shown with it
     metric: SearchMetric = "val_acc"  # metrics.py: the metrics and each one's direction
-    mode: Literal["max", "min"] = "max"
-    num_samples: int = Field(10, ge=1)
-    max_concurrent_trials: int = Field(4, ge=1)
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    resources_per_trial: Resources = Field(default_factory=Resources)
-    data: DataConfig = Field(default_factory=DataConfig)
-    fixed: dict[str, Any] = Field(default_factory=dict)
-    params: dict[str, Param] = Field(default_factory=dict)
+    mode: Literal["max", "min"] = "max"  # whether `metric` is better higher or lower
+    num_samples: int = Field(10, ge=1)  # configurations tried (grid: each point this many times)
+    max_concurrent_trials: int = Field(4, ge=1)  # trials at once, at most (the cluster may fit fewer)
+    search: SearchConfig = Field(default_factory=SearchConfig)  # the searcher: below
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)  # early stopping: below
+    resources_per_trial: Resources = Field(default_factory=Resources)  # CPUs (torch threads) and GPUs per trial
+    data: DataConfig = Field(default_factory=DataConfig)  # the splits and the image size: below
+    fixed: dict[str, Any] = Field(default_factory=dict)  # trial fields every trial shares ("A trial" below)
+    params: dict[str, Param] = Field(default_factory=dict)  # trial fields searched: uniform, loguniform, choice...
     # The params the service chose (`"params": "auto"`, or none given): autospace.py's rules.
     auto_params: list[str] = Field(default_factory=list, max_length=64)
     keep_checkpoints: int = Field(2, ge=1, le=100)  # best k by val_acc per trial
     max_failures: int = Field(2, ge=0, le=100)  # retries of a failed trial, from its checkpoint
     checkpoint_every: int = Field(1, ge=1)  # epochs; a new best and the last epoch always are
-    wandb: bool = False
+    wandb: bool = False  # log every trial to W&B (offline without a key)
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
     repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
