@@ -100,6 +100,23 @@ EDITS = st.one_of(
     st.tuples(st.sampled_from([("data", "image_size"), ("data", "val_fraction")]), EDGE_NUMBERS),
     st.tuples(st.sampled_from([("resources_per_trial", "cpu"), ("resources_per_trial", "gpu")]), EDGE_NUMBERS),
     st.tuples(st.just(("name",)), st.sampled_from(["x" * 70, "../x", "", "a\x00b"])),
+    # The fields of the refit, the automatic space, model arguments and the data's splits.
+    st.tuples(st.just(("refit",)), PLAIN),
+    st.tuples(st.just(("params",)), st.sampled_from(["auto", None, [], {"auto": True}, {"auto": "yes"}])),
+    st.tuples(
+        st.just(("fixed", "model_args")),
+        st.dictionaries(st.sampled_from(["tag", "num_classes", "_x", "a-b", "w"]), PLAIN | st.just("y" * 300)),
+    ),
+    st.tuples(st.just(("params", "model_args.w")), _param()),
+    st.tuples(
+        st.sampled_from([("data", "train_subset"), ("data", "test_fraction"), ("data", "split_seed")]), EDGE_NUMBERS
+    ),
+    st.tuples(
+        st.just(("search", "points_to_evaluate")),
+        st.lists(st.fixed_dictionaries({}, optional={"epochs": EDGE_NUMBERS, "lr": EDGE_NUMBERS}), max_size=2),
+    ),
+    st.tuples(st.just(("search", "n_initial_points")), EDGE_NUMBERS),
+    st.tuples(st.just(("repeat",)), st.fixed_dictionaries({}, optional={"top": EDGE_NUMBERS, "seeds": EDGE_NUMBERS})),
 )
 
 
