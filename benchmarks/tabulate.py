@@ -209,6 +209,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tables")
     args = p.parse_args()
     say_data(args.data)
+    model = TASKS[args.task]["fixed"]["model"]
+    from cifar_sweeps.spec import registry
+
+    if model not in registry.models():
+        raise SystemExit(f"{args.task}: model {model!r} is not installed (pip install -e examples/tinynet-plugin)")
     args.out.mkdir(parents=True, exist_ok=True)
     table, meta = args.out / f"{args.task}.csv", args.out / f"{args.task}.json"
     space = TASKS[args.task]
