@@ -31,7 +31,16 @@ from cifar_sweeps.settings import child_env, child_memory_mb
 
 TORCH_PROCESS = threading.BoundedSemaphore(1)
 _RUNNING_UNTIL = [0.0]  # monotonic deadline of the running child: what Retry-After says
-CHILD_MEMORY_MB = 6144  # RLIMIT_DATA of a child (MiB): a probe of a large net at its batch fits
+def _half_the_memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**21
+    except (ValueError, OSError):
+        return 8192
+
+
+# RLIMIT_DATA of a child (MiB): half this machine's memory, 4 to 32 GiB: a probe of ResNet-50
+# at its capped batch fits; a plug-in that allocates without end is stopped.
+CHILD_MEMORY_MB = max(4096, min(32768, _half_the_memory_mb()))
 
 
 def busy_error(what: str) -> Busy:
