@@ -174,6 +174,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Trials side by side: what differs in their configurations, their scores."""
+    from cifar_sweeps.analysis.compare import compare, describe_comparison
+
+    out = compare(_store(_settings(args)), args.trial_ids)
+    print(out.model_dump_json(indent=2) if args.json else describe_comparison(out))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cifar_sweeps.sdk import run_spec
 
@@ -595,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _weights_parser(sub)
     _pareto_parser(sub)
+    _compare_parser(sub)
     p = sub.add_parser("analyze", help="parameter importance and best regions of a sweep")
     p.add_argument("sweep_id")
     _common(p)
@@ -652,6 +662,14 @@ def _run_parsers(sub) -> None:
     )
     p.add_argument("--replay-seeds", type=int, default=20, help="seeds of the replay (1-200; default 20)")
     p.set_defaults(fn=cmd_plan, sweep_id=None)
+
+
+def _compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="trials side by side: what differs in their configurations, and their scores")
+    p.add_argument("trial_ids", nargs="+", help="2 to 20 trial ids (the leaderboard's)")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="the API's answer: the diff, the scores and the curves")
+    p.set_defaults(fn=cmd_compare)
 
 
 def _pareto_parser(sub) -> None:

@@ -31,6 +31,8 @@ from cifar_sweeps.settings import child_env, child_memory_mb
 
 TORCH_PROCESS = threading.BoundedSemaphore(1)
 _RUNNING_UNTIL = [0.0]  # monotonic deadline of the running child: what Retry-After says
+
+
 def _half_the_memory_mb() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**21

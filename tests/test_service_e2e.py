@@ -199,6 +199,10 @@ def test_page_in_headless_chromium(service, tmp_path):
         accs = [float(x) for x in page.locator("#board tbody td.val-acc").all_inner_texts()]
         assert accs == sorted(accs, reverse=True)
         page.wait_for_selector("#chart-acc .scatterlayer .trace")  # the learning curves, drawn by plotly
+        # The ticked trials (the best three at first) side by side: scores, then what differs.
+        page.wait_for_selector("#c-table:not([hidden]) tbody tr.differ")
+        assert "lr" in page.locator("#c-table tbody tr.differ th").all_inner_texts()
+        assert page.locator("#c-table thead th").count() == 1 + min(total, 3)
         page.wait_for_selector("#a-parcoords .parcoords")
         page.wait_for_selector("#a-slices .scatterlayer .trace")
         page.locator("#board th[data-key=model]").click()  # sorting works in the page

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
+from cifar_sweeps.analysis.compare import Comparison, compare
 from cifar_sweeps.errors import Busy, ExportFailed, InputError, NotFound
 from cifar_sweeps.service.predict_pool import classify_in_worker
 from cifar_sweeps.service.routes.deps import Auth, State, TrialDep, checkpoint_url
@@ -25,6 +26,17 @@ from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, decode
 router = APIRouter(prefix="/trials", tags=["trials"])
 PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
 EXPORT_TIMEOUT_S = 300  # a ResNet-50's ONNX export takes tens of seconds on 2 cores
+
+
+@router.get("/compare", response_model=Comparison, responses=error_responses(404, 422))
+def compare_trials(
+    state: State,
+    ids: Annotated[list[str], Query(description="2 to 20 trial ids: ids=a,b or ids=a&ids=b", max_length=20)],
+) -> Comparison:
+    """Trials side by side: their configurations as a diff (`differ`: only the keys whose
+    values are not all equal, a value per trial; `same`: the rest), their scores, and their
+    curves (validation accuracy, training loss and lr per epoch)."""
+    return compare(state.store, ids)
 
 
 @router.get("/{trial_id}", response_model=TrialOut, responses=error_responses(404))

@@ -554,6 +554,31 @@ async function loadCurves() {
   }));
   drawCurves("chart-acc", ids, "val_acc", "train_acc", "accuracy", [0, 1]);
   drawCurves("chart-loss", ids, "val_loss", "train_loss", "loss", null);
+  await loadCompare(ids);
+}
+
+// The ticked trials side by side (GET /trials/compare): their scores, then only the
+// configuration keys whose values differ.
+async function loadCompare(ids) {
+  const table = $("#c-table");
+  if (ids.length < 2 || ids.length > 20) { table.hidden = true; $("#c-none").hidden = false; return; }
+  let c;
+  try { c = await getJSON(`/trials/compare?ids=${ids.map(encodeURIComponent).join(",")}`); } catch (e) { return; }
+  const head = el("tr");
+  head.append(el("th", {}, ""), ...c.trials.map((t) => el("th", { title: t.id }, t.id.split("-").pop())));
+  const rows = [["model", c.trials.map((t) => t.model)]];
+  for (const k of ["val_acc", "test_acc", "best_epoch", "epochs", "seconds"]) rows.push([k, c.trials.map((t) => t.scores[k])]);
+  for (const [k, vals] of Object.entries(c.differ)) rows.push([k, vals]);
+  const body = rows.map(([k, vals]) => {
+    const tr = el("tr", { class: k in c.differ ? "differ" : "" });
+    tr.append(el("th", {}, k), ...vals.map((v) => el("td", { class: "num" }, v == null ? "-" :
+      typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : String(v))));
+    return tr;
+  });
+  table.tHead.replaceChildren(head);
+  table.tBodies[0].replaceChildren(...body);
+  table.hidden = false;
+  $("#c-none").hidden = true;
 }
 
 function drawCurves(div, ids, valKey, trainKey, title, yRange) {
