@@ -227,6 +227,35 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Remove a sweep that is not running: its Tune folders, checkpoints, model files,
+    cached exports and rows."""
+    from cifar_sweeps.store.cleanup import delete_sweep
+
+    settings = _settings(args)
+    freed = delete_sweep(settings, _store(settings, writes=True), args.sweep_id)  # refused while it runs
+    print(f"sweep {args.sweep_id}: deleted, {freed / 2**20:.1f} MiB freed")
+    return 0
+
+
+def cmd_du(args: argparse.Namespace) -> int:
+    """The disk each sweep and the data cache use."""
+    from cifar_sweeps.store.cleanup import disk_use
+
+    settings = _settings(args)
+    use = disk_use(settings, _store(settings))
+    if args.json:
+        print(use.model_dump_json(indent=2))
+        return 0
+    mib = lambda b: f"{b / 2**20:10.1f} MiB"  # noqa: E731
+    for s in use.sweeps:
+        print(f"{mib(s.bytes)}  {s.sweep_id}  {s.name} ({s.status})")
+    print(f"{mib(use.data_cache_bytes)}  the data cache (decoded data sets, shared)")
+    print(f"{mib(use.other_bytes)}  the rest (the store's file, logs)")
+    print(f"{mib(use.total_bytes)}  in all")
+    return 0
+
+
 def _fmt(x, spec=".4f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -591,6 +620,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_id")
     _common(p)
     p.set_defaults(fn=cmd_stop)
+
+    p = sub.add_parser("delete", help="remove a sweep that is not running: its files, checkpoints and rows")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.set_defaults(fn=cmd_delete)
+
+    p = sub.add_parser("du", help="the disk each sweep and the data cache use")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_du)
 
     _leaderboard_parser(sub)
 

@@ -37,6 +37,7 @@ from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.spec.modelcheck import check_http_model_args
 from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.store.artifacts import check_results_writable
+from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
 
@@ -151,6 +152,16 @@ def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     if sweep.status not in ACTIVE:
         raise SweepError(f"sweep {sweep.id} is {sweep.status}, not queued or running")
     return sweep_out(state, state.jobs.stop(sweep), request)
+
+
+@router.delete(
+    "/{sweep_id}", status_code=204, dependencies=[Auth, StrictJSON], responses=error_responses(401, 404, 409)
+)
+def delete(sweep: SweepDep, state: State) -> None:
+    """Remove a sweep that is not queued or running (409: stop it first): its Tune folders,
+    checkpoints and model files, cached exports, and its rows. Another sweep's files are
+    never touched."""
+    delete_sweep(state.settings, state.store, sweep.id)
 
 
 @router.post(
