@@ -124,6 +124,21 @@ class Repeat(Strict):
     seeds: int = Field(ge=2, le=10)
 
 
+class Plateau(Strict):
+    """Stop a trial whose metric has stopped moving (Ray Tune's TrialPlateauStopper): after
+    `grace_period` epochs, when the standard deviation of its last `num_results` results of
+    `metric` is under `std`."""
+
+    metric: Literal["val_acc", "val_loss", "train_loss"] = "val_acc"
+    std: float = Field(0.002, gt=0, le=1)  # in the metric's units: 0.002 is 0.2 points of accuracy
+    num_results: int = Field(4, ge=2, le=1000)  # epochs the spread is taken over
+    grace_period: int = Field(4, ge=1, le=10_000)  # epochs before a trial can be stopped so
+
+
+class StopConfig(Strict):
+    plateau: Plateau | None = None
+
+
 class DataConfig(Strict):
     # Images are resized to image_size x image_size (CIFAR-10's own 32 keeps them as they are).
     image_size: int = Field(32, ge=8, le=512)
@@ -166,6 +181,7 @@ class SweepSpec(Strict):
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
     repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
+    stop: StopConfig | None = None  # stop trials early on their own curves too (a plateau), with any scheduler
     # After the search (and the repeats): the best configuration trained again on the training
     # and validation images and tested once, the sweep's model (tuning/refit.py).
     refit: bool = False

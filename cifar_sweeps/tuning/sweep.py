@@ -111,14 +111,33 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings,
         ),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         callbacks=make_callbacks(spec, store, sweep_id, settings),
-        stop=StoreStopper(
-            store.url,
-            sweep_id,
-            **_disk_watch(settings),
-            budget_epochs=spec.search_budget(),
-            refit_reserve=_refit_reserve(spec, refit_images),
+        stop=with_plateau(
+            spec,
+            StoreStopper(
+                store.url,
+                sweep_id,
+                **_disk_watch(settings),
+                budget_epochs=spec.search_budget(),
+                refit_reserve=_refit_reserve(spec, refit_images),
+            ),
         ),
         verbose=1,
+    )
+
+
+def with_plateau(spec: SweepSpec, stopper: Stopper) -> Stopper:
+    """The sweep's stopper, and Ray Tune's TrialPlateauStopper beside it when the spec asks
+    (`stop.plateau`): a trial whose metric no longer moves ends, early-stopped."""
+    plateau = spec.stop.plateau if spec.stop else None
+    if plateau is None:
+        return stopper
+    from ray.tune.stopper import CombinedStopper, TrialPlateauStopper
+
+    return CombinedStopper(
+        stopper,
+        TrialPlateauStopper(
+            metric=plateau.metric, std=plateau.std, num_results=plateau.num_results, grace_period=plateau.grace_period
+        ),
     )
 
 
