@@ -10,8 +10,7 @@ import pytest
 
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.helpers.ray_head import free_port
-from tests.test_service_e2e import _serve
+from tests.helpers.served import loopback_service
 
 pytestmark = pytest.mark.integration
 SPEC = {
@@ -27,24 +26,8 @@ SPEC = {
 def server(tmp_path_factory):
     """A real server whose store URL carries a password-like secret in its path: a 404 must not
     show the store's URL or any local path."""
-    import os
-
-    root = tmp_path_factory.mktemp("hard")
-    results = root / "results-s3cr3t"
-    env = {
-        **os.environ,
-        "CIFAR_SWEEPS_RESULTS_DIR": str(results),
-        "RAY_ADDRESS": f"http://127.0.0.1:{free_port()}",  # no cluster: nothing here needs one
-        "CIFAR_SWEEPS_DATA": "synthetic:500",
-    }
-    env.pop("CIFAR_SWEEPS_STORE_URL", None)
-    env.pop("CIFAR_SWEEPS_API_TOKEN", None)
-    log = open(root / "serve.log", "w")  # noqa: SIM115 (closed below)
-    proc, base = _serve(env, free_port(), log)
-    yield base, results
-    proc.terminate()
-    proc.wait(30)
-    log.close()
+    with loopback_service(tmp_path_factory.mktemp("hard"), "results-s3cr3t") as (base, results):
+        yield base, results
 
 
 def _spec(**over) -> dict:

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
 from cifar_sweeps.service.routes.trials import export_key
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.helpers.ray_head import free_port
-from tests.test_service_e2e import _serve
+from tests.helpers.served import loopback_service
 
 pytestmark = pytest.mark.integration
 TOKEN = "t0ken-for-the-test"
@@ -23,39 +20,18 @@ SPEC = {
 }
 
 
-def _server(root, token: str | None, **extra: str):
-    results = root / "results"
-    env = {
-        **os.environ,
-        "CIFAR_SWEEPS_RESULTS_DIR": str(results),
-        "RAY_ADDRESS": f"http://127.0.0.1:{free_port()}",  # no cluster: nothing here needs one
-        "CIFAR_SWEEPS_DATA": "synthetic:500",
-    }
-    env.pop("CIFAR_SWEEPS_STORE_URL", None)
-    env.pop("CIFAR_SWEEPS_API_TOKEN", None)
-    if token:
-        env["CIFAR_SWEEPS_API_TOKEN"] = token
-    env.update(extra)
-    log = open(root / "serve.log", "w")  # noqa: SIM115 (closed by the fixture)
-    proc, base = _serve(env, free_port(), log)
-    return proc, log, base, results
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """(with a token, without one): each (base URL, results folder)."""
-    # The open one asks more free disk than any has: its submits are a 507.
+    """(with a token, without one): each (base URL, results folder). The open one asks more
+    free disk than any has: its submits are a 507."""
     archive = tmp_path_factory.mktemp("data") / "cifar10-png.tar.xz"  # named as the real one: 60,000 images
     archive.write_bytes(b"never decoded by a plan")
-    started = [
-        _server(tmp_path_factory.mktemp("tok"), TOKEN, CIFAR_SWEEPS_DATA=str(archive)),
-        _server(tmp_path_factory.mktemp("open-s3cr3t"), None, CIFAR_SWEEPS_MIN_FREE_MB="1e12"),
-    ]
-    yield [(base, results) for _, _, base, results in started]
-    for proc, log, _, _ in started:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+    tok = {"CIFAR_SWEEPS_API_TOKEN": TOKEN, "CIFAR_SWEEPS_DATA": str(archive)}
+    with (
+        loopback_service(tmp_path_factory.mktemp("tok"), **tok) as with_token,
+        loopback_service(tmp_path_factory.mktemp("open-s3cr3t"), CIFAR_SWEEPS_MIN_FREE_MB="1e12") as without,
+    ):
+        yield with_token, without
 
 
 def _trial_with_a_model_file(results, content: bytes = b"model bytes") -> tuple[str, str]:
