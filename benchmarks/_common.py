@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# `python benchmarks/X.py` puts this folder first on the import path, where a script's name
+# would shadow a library of the same name (torch imports `tabulate`): the scripts import
+# each other as `benchmarks.X` from the repository's root instead.
+sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(__file__).resolve().parent]
 # The original pixels first (every accuracy figure is measured on them), then the lossy copy.
 ARCHIVES = [ROOT.parent / "shared" / "data" / name for name in ("cifar10-png.tar.xz", "cifar10-jpeg.tar.xz")]
 

@@ -7,6 +7,9 @@ serves it (loopback hosts only, a token set), while a prober asks GET /health ev
   (d) a request with a poisoned Host, then an honest client's links;
   (e) 20 parallel POST /sweeps/plan of distinct trial shapes never probed: at most one
       probe process at a time (the rest: 503 with Retry-After), and a valid cache file after.
+  (f) 8 parallel exports of distinct model files and 8 plans of an installed plug-in model
+      (the example tinynet, when installed: its model check), together: at most one torch
+      child process at a time, no 5xx but 503 with a Retry-After, /health answering.
 
 Prints, for each, the answer, its time, the slowest /health meanwhile and what it shows.
 
@@ -163,16 +166,88 @@ def plan_spec(i: int) -> dict:
     }
 
 
-def probes_now() -> int:
+TORCH_CHILDREN = ("cifar_sweeps.training.probe", "cifar_sweeps.training.export", "cifar_sweeps.training.meta_build")
+
+
+def probes_now(modules: tuple[str, ...] = TORCH_CHILDREN[:1]) -> int:
     import psutil
 
     n = 0
     for c in psutil.Process().children(recursive=True):
         try:
-            n += "cifar_sweeps.training.probe" in " ".join(c.cmdline())
+            line = " ".join(c.cmdline())
         except psutil.Error:
             continue
+        n += any(m in line for m in modules) and "-I" in c.cmdline()
     return n
+
+
+def trained_model_file(folder: Path) -> Path:
+    """A real model file (simple_cnn, one epoch on 200 synthetic images), for the exports."""
+    import torch
+
+    from cifar_sweeps.training.data import load_splits
+    from cifar_sweeps.training.train import TrainConfig, Trainer
+
+    t = Trainer(TrainConfig(model="simple_cnn", epochs=1, batch_size=32, threads=1), load_splits("synthetic:200", None))
+    t.run()
+    path = folder / "model.pt"
+    torch.save(t.best_model_file(), path)
+    return path
+
+
+def exports_and_checks(client: httpx.Client, prober: Prober, store: Store, folder: Path, n: int) -> list:
+    """n exports of distinct model files and n plans of a plug-in model, all at once."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cifar_sweeps.spec import registry
+    from cifar_sweeps.store import lifecycle
+
+    model = trained_model_file(folder)
+    sweep = store.create_sweep({"name": "exports"}, "synthetic:200", "v")
+    trials = []
+    for i in range(n):
+        tid = lifecycle.trial_started(store, sweep.id, f"e{i}", {"model": "simple_cnn"}, 1)
+        copy = folder / f"model-{i}.pt"
+        shutil.copy(model, copy)
+        store.trial_checkpoint(tid, str(copy))
+        trials.append(tid)
+    plugin = "tinynet" in registry.plugins()
+    headers = {"Authorization": "Bearer bench-token"}
+
+    def plan(i: int):
+        spec = {**plan_spec(100 + i), "fixed": {"model": "tinynet", "epochs": 1, "model_args": {"channels": 8 + i}}}
+        return client.post("/sweeps/plan", json=spec, headers=headers)
+
+    calls = [lambda t=t: client.get(f"/trials/{t}/export", headers=headers) for t in trials]
+    calls += [lambda i=i: plan(i) for i in range(n)] if plugin else []
+    prober.reset()
+    most, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            most[0] = max(most[0], probes_now(TORCH_CHILDREN))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(lambda c: c(), calls))
+    ms = (time.perf_counter() - t0) * 1000
+    done.set()
+    watcher.join()
+    counts = {s: sum(a.status_code == s for a in answers) for s in sorted({a.status_code for a in answers})}
+    retry = sorted({a.headers.get("retry-after") for a in answers if a.status_code == 503})
+    what = f"{n} exports" + (f" + {n} plug-in checks" if plugin else " (tinynet not installed: no checks)")
+    return [
+        what,
+        "/".join(map(str, sorted(counts))),
+        f"{ms:,.0f}",
+        prober.slowest(),
+        f"answers {counts}; Retry-After {retry}; at most {most[0]} torch child(ren) at once",
+    ]
 
 
 def parallel_plans(client: httpx.Client, prober: Prober, settings, n: int) -> list:
@@ -219,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv-trials", type=int, default=20000, help="trials in the store for the CSV phase")
     ap.add_argument("--variants", type=int, default=40)
     ap.add_argument("--plans", type=int, default=20, help="parallel plan requests of unprobed shapes")
+    ap.add_argument("--exports", type=int, default=8, help="parallel exports (and as many plug-in checks)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         settings = Settings(results_dir=Path(d), api_token="bench-token", dashboard_url="http://127.0.0.1:9")
@@ -290,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         good = client.get("/leaderboard?limit=1").json()["items"][0]["checkpoint_url"]
         rows.append(["poisoned Host", bad.status_code, f"{ms:,.0f}", prober.slowest(), f"next client's link: {good}"])
         rows.append(parallel_plans(client, prober, settings, args.plans))
+        rows.append(exports_and_checks(client, prober, store, Path(d), args.exports))
         prober.stop.set()
         server.should_exit = True
         print()

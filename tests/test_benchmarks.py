@@ -57,7 +57,7 @@ SMOKE = {
     "memory.py": ["--data", "synthetic:300", "--baseline-data", "synthetic:100", "--concurrency", "1", "2"],
     "api_load.py": ["--sweeps", "3", "--trials-per-sweep", "5", "--clients", "4", "--seconds", "1", "--posts", "2"],
     "report_table.py": ["--run", "mlp-report", "--data", "synthetic:300", "--epochs", "1"],
-    "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3"],
+    "hostile_load.py": ["--trials", "60", "--csv-trials", "120", "--variants", "3", "--plans", "3", "--exports", "2"],
     "cpu_loop.py": ["--widths", "0.25", "--steps", "1", "--repeats", "1", "--batch-size", "16", "--no-compile"],
     "time_to_accuracy.py": [
         # The previous recipe's sweep is the preset's path on a spec file (test_spec loads it).

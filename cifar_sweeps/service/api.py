@@ -232,7 +232,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         # Here, not after uvicorn returns: uvicorn re-raises SIGTERM/SIGINT once it has shut
         # down, so code after server.run() never runs on Ctrl-C.
         for hook in app.state.shutdown_hooks:
-            await asyncio.to_thread(hook)
+            hook()  # each only signals its worker to end (no wait): safe on the loop, and at exit
 
     app = FastAPI(
         title="cifar-sweeps",
