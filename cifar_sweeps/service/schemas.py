@@ -135,6 +135,8 @@ class LeaderboardItem(BaseModel):
     # training and validation images; its val_acc is that trial's (it has no validation images).
     refit_of: str | None = None
     train_images: int | None = None  # how many images it trained on
+    # Its sweep's constraints (spec `constraints`) kept: true or false; None: none were set.
+    feasible: bool | None = None
 
 
 def error_line(text: str | None, limit: int = 300) -> str | None:

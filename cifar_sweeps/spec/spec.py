@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec import autospace, registry, spaces
 from cifar_sweeps.spec.config import MODEL_ARG, OLD_NAMES, PRETRAINABLE, SCALABLE, TrainConfig, inapplicable
+from cifar_sweeps.spec.constraints import MAX_CONSTRAINTS, parse_all
 from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
 from cifar_sweeps.spec.spaces import Param, Strict, candidates, chooses_objects, flatten_config, is_choice
@@ -188,6 +189,9 @@ class SweepSpec(Strict):
     # Two or more objectives: a multi-objective search (Optuna's TPE or NSGA-II), fifo only;
     # `metric`/`mode` stay the primary score (checkpoints, repeats, the leaderboard's rank).
     objectives: list[Objective] | None = Field(None, max_length=4)
+    # Bounds on the trials' stored cost metrics ("params <= 2e6"): Optuna steers away from
+    # trials past them, the refit picks among the feasible ones (constraints.py).
+    constraints: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_CONSTRAINTS)
 
     @field_validator("name")
     @classmethod
@@ -224,6 +228,7 @@ class SweepSpec(Strict):
         _check_bohb(self)
         _check_repeat(self)
         _check_objectives(self)
+        _check_constraints(self)
         if self.search.algorithm == "grid":
             for key, p in self.params.items():
                 if not is_choice(p):
@@ -479,6 +484,17 @@ def _check_bohb(spec: SweepSpec) -> None:
             "and reduction_factor; leave grace_period out with hyperband"
         )
     _check_plain_space(spec, "bohb", "BOHB")
+
+
+def _check_constraints(spec: SweepSpec) -> None:
+    if not spec.constraints:
+        return
+    parse_all(spec.constraints)  # each names a stored metric, an operator and a number
+    if spec.search.algorithm != "optuna":
+        raise ValueError(
+            f"constraints: only Optuna's samplers take constraints (its constraints_func); search.algorithm is "
+            f"{spec.search.algorithm!r}: set it to 'optuna', or leave the constraints out"
+        )
 
 
 def _check_objectives(spec: SweepSpec) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials
 from cifar_sweeps.spec.config import TrainConfig, read_old_names
+from cifar_sweeps.spec.constraints import feasible
 from cifar_sweeps.store.states import TRIAL_COMPLETED, TrialStatus
 
 REFIT_ID = "refit"  # the refit's Tune id: its store row is "<sweep id>-refit", whichever driver runs it
@@ -50,9 +51,11 @@ def refit_epochs(config: dict[str, Any], best_epoch: int | None) -> tuple[int, s
 REFIT_SOURCES = TRIAL_COMPLETED | {TrialStatus.RUNNING}
 
 
-def plan_refit(trials: list, metric: str, mode: str) -> RefitRun | None:
+def plan_refit(trials: list, metric: str, mode: str, constraints: list | None = None) -> RefitRun | None:
     """The refit of the best configuration of the search, or None when no search trial has
-    a score."""
+    a score; with `constraints` (spec/constraints.py), among the trials that keep them."""
+    if constraints:
+        trials = [t for t in trials if feasible(constraints, t)]
     ranked = group_trials(trials, metric, mode, REFIT_SOURCES)  # the search's and its repeats', never a refit
     if not ranked:
         return None

@@ -13,6 +13,7 @@ from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.optuna import OptunaSearch
 
+from cifar_sweeps.spec.constraints import parse_all
 from cifar_sweeps.spec.spaces import Codec, configspace_hyperparameter, hyperopt_space, optuna_distribution
 from cifar_sweeps.spec.spec import OptunaOptions, SweepSpec
 
@@ -78,16 +79,19 @@ def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], Any]]):
     import optuna
 
     options = spec.search.optuna or OptunaOptions()
+    constraints = parse_all(spec.constraints)
+    constrained = constraint_values if constraints else None
     with warnings.catch_warnings():  # multivariate and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if options.sampler == "nsga2":
-            sampler = optuna.samplers.NSGAIISampler(seed=spec.search.seed)
+            sampler = optuna.samplers.NSGAIISampler(seed=spec.search.seed, constraints_func=constrained)
         else:
             sampler = optuna.samplers.TPESampler(
                 seed=spec.search.seed,
                 n_startup_trials=spec.search.n_initial_points,
                 multivariate=options.multivariate,
                 constant_liar=options.constant_liar,
+                constraints_func=constrained,
             )
     points = [dict(p) for p in spec.search.points_to_evaluate] or [dict(v) for v, _ in evaluated] or None
     objectives = spec.objectives or []
@@ -98,12 +102,35 @@ def make_optuna(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], Any]]):
         sampler=sampler,
         points_to_evaluate=points,
         evaluated_rewards=[score for _, score in evaluated] or None,
+        constraints=constraints,
     )
+
+
+CONSTRAINTS_ATTR = "cifar_sweeps_constraints"  # an Optuna trial's violations, set as it completes
+
+
+def constraint_values(trial) -> list[float]:
+    """Optuna's constraints_func: the violations the trial was given as it completed (<= 0:
+    feasible); a trial completed without them (a warm start's) counts as feasible."""
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, [0.0]))
 
 
 class MultiObjectiveOptunaSearch(OptunaSearch):
     """Ray's OptunaSearch, whose evaluated points (a warm start) may carry several objective
-    values: Ray's hands Optuna `value=` always, which a multi-objective study refuses."""
+    values: Ray's hands Optuna `value=` always, which a multi-objective study refuses. With
+    constraints, each trial's violations (from its reported cost metrics) are set on its
+    Optuna trial before it is told, where the sampler's constraints_func reads them."""
+
+    def __init__(self, *args: Any, constraints: list | None = None, **kwargs: Any):
+        self._constraints = constraints or []
+        super().__init__(*args, **kwargs)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if self._constraints and ot_trial is not None and trial_id not in self._completed_trials:
+            values = [c.violation((result or {}).get(c.metric)) for c in self._constraints]
+            ot_trial.set_user_attr(CONSTRAINTS_ATTR, values)
+        super().on_trial_complete(trial_id, result, error)
 
     def add_evaluated_point(self, parameters, value, error=False, pruned=False, intermediate_values=None):
         if not isinstance(value, (list, tuple)):

@@ -24,6 +24,7 @@ from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.cluster import init_ray, process_default
 from cifar_sweeps.errors import NotFound, SweepError, TransitionError
 from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec.constraints import parse_all
 from cifar_sweeps.spec.spaces import flatten_config
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store import lifecycle
@@ -625,9 +626,14 @@ def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
     if tune.Tuner.can_restore(path):
         print(f"refit: resumed from its checkpoint in {path}", flush=True)
         return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    run = plan_refit(trials, spec.metric, spec.mode)
+    run = plan_refit(trials, spec.metric, spec.mode, parse_all(spec.constraints))
     if run is None:
-        print("refit: no search trial completed with a score, so there is nothing to refit", flush=True)
+        print(
+            "refit: no search trial completed with a score"
+            + (" and within the constraints" if spec.constraints else "")
+            + ", so there is nothing to refit",
+            flush=True,
+        )
         return None
     n_images = len(splits.y_train) + len(splits.y_val)
     print(

@@ -68,7 +68,26 @@ def _items(request: Request, state, q: BoardQuery, limit: int) -> tuple[list[Lea
     rows, total, names = state.store.leaderboard_page(
         q.sweep_id, q.model, limit, q.offset, q.filters, [s.value for s in q.status], q.sort, q.dataset
     )
-    return leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t)), total
+    items = leaderboard_items(rows, names, q.offset, lambda t: checkpoint_url(request, t))
+    mark_feasible(state.store, rows, items)
+    return items, total
+
+
+def mark_feasible(store, rows: list, items: list[LeaderboardItem]) -> None:
+    """Each item of a sweep with constraints says whether it keeps them (spec/constraints.py)."""
+    from cifar_sweeps.spec.constraints import feasible, parse_all
+
+    bounds = {}
+    for sid in {t.sweep_id for t in rows}:
+        sweep = store.get_sweep(sid)
+        raw = (sweep.spec or {}).get("constraints") if sweep is not None else None
+        try:
+            bounds[sid] = parse_all(raw or [])
+        except ValueError:  # a stored spec is valid when stored; an edited one is not trusted
+            bounds[sid] = []
+    for t, item in zip(rows, items, strict=True):
+        if bounds.get(t.sweep_id):
+            item.feasible = feasible(bounds[t.sweep_id], t)
 
 
 # Trials grouped at most: a grouped view reads every matching trial to form its groups.
