@@ -127,7 +127,9 @@ def _edited(edits) -> dict:
     for path, value in edits:
         node = spec
         for key in path[:-1]:
-            node = node.setdefault(key, {})
+            if not isinstance(node.get(key), dict):  # an earlier edit made it "auto", a list, None
+                node[key] = {}
+            node = node[key]
         if path[0] == "params" and path[-1] == "space":
             spec["params"] = {"space": value}
         else:
