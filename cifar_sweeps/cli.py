@@ -620,16 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_id")
     _common(p)
     p.set_defaults(fn=cmd_stop)
-
-    p = sub.add_parser("delete", help="remove a sweep that is not running: its files, checkpoints and rows")
-    p.add_argument("sweep_id")
-    _common(p)
-    p.set_defaults(fn=cmd_delete)
-
-    p = sub.add_parser("du", help="the disk each sweep and the data cache use")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=cmd_du)
+    _cleanup_parsers(sub)
 
     _leaderboard_parser(sub)
 
@@ -701,6 +692,18 @@ def _run_parsers(sub) -> None:
     )
     p.add_argument("--replay-seeds", type=int, default=20, help="seeds of the replay (1-200; default 20)")
     p.set_defaults(fn=cmd_plan, sweep_id=None)
+
+
+def _cleanup_parsers(sub) -> None:
+    p = sub.add_parser("delete", help="remove a sweep that is not running: its files, checkpoints and rows")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.set_defaults(fn=cmd_delete)
+
+    p = sub.add_parser("du", help="the disk each sweep and the data cache use")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_du)
 
 
 def _compare_parser(sub) -> None:

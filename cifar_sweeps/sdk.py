@@ -81,7 +81,15 @@ def run_spec(
         return None, plan
     if plan is not None:
         check_fits(plan)
-    return run_sweep(spec, settings, store, settings.data, sweep_id, plan=plan), plan
+    ran = run_sweep(spec, settings, store, settings.data, sweep_id, plan=plan)
+    if not sweep_id:  # no service behind this run: it announces its own end (a service's sync loop would)
+        from cifar_sweeps.service.notify import notify_ended
+
+        notify_ended(store, settings, wait_s=NOTIFY_WAIT_S)
+    return ran, plan
+
+
+NOTIFY_WAIT_S = 20.0  # how long `cifar-sweeps run` waits for its webhooks' deliveries at its end
 
 
 def cluster_url(settings: Settings) -> str | None:

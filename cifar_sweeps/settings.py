@@ -7,8 +7,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Webhook(BaseModel):
+    """One of the operator's webhooks: where a sweep's end is announced, and in which form."""
+
+    url: str = Field(max_length=2048)
+    format: Literal["json", "slack"] = "json"  # slack: an incoming webhook's {"text": ...}
 
 
 class Settings(BaseSettings):
@@ -83,6 +90,13 @@ class Settings(BaseSettings):
     # Seconds a throughput probe may take (plan.py); past it the plan's wall time is
     # "unknown", with a warning, remembered for 10 minutes: a loaded machine never stops a run.
     probe_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # Webhooks told when a sweep ends (succeeded, failed, stopped): a JSON object of name to
+    # {"url", "format"}; a spec may choose among them by name (`notify`), never give a URL.
+    webhooks: dict[str, Webhook] = Field(default_factory=dict, max_length=20)
+    # The hosts a webhook may point at (a JSON list): a URL to any other is refused at start.
+    webhook_hosts: list[str] = Field(default_factory=list)
+    # The key each delivery is signed with (HMAC-SHA256 of the body, in X-Cifar-Sweeps-Signature).
+    webhook_secret: SecretStr | None = None
     # Where `plan --replay TASK` finds tabulated tasks (<task>.csv and .json, written by
     # benchmarks/tabulate.py); empty: the tables committed in the source checkout.
     replay_tables: str = ""
@@ -101,6 +115,21 @@ class Settings(BaseSettings):
         if not v.startswith(("torchvision", "synthetic:")) and Path(v).expanduser().exists():
             return str(Path(v).expanduser().resolve())
         return v
+
+    @model_validator(mode="after")
+    def _webhooks_to_allowed_hosts(self):
+        from urllib.parse import urlsplit
+
+        for name, hook in self.webhooks.items():
+            url = urlsplit(hook.url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"webhooks.{name}: {hook.url[:80]!r} is no http(s) URL")
+            if url.hostname not in self.webhook_hosts:
+                raise ValueError(
+                    f"webhooks.{name}: host {url.hostname!r} is not in CIFAR_SWEEPS_WEBHOOK_HOSTS "
+                    f"({', '.join(self.webhook_hosts) or 'empty'})"
+                )
+        return self
 
     @field_validator("weights_dir")
     @classmethod
@@ -131,6 +160,8 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
 
         out = [self.api_token, os.environ.get("RAY_AUTH_TOKEN", "")]
+        if self.webhook_secret is not None:
+            out.append(self.webhook_secret.get_secret_value())
         if self.wandb_api_key is not None:
             out.append(self.wandb_api_key.get_secret_value())
         try:

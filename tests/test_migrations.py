@@ -131,7 +131,7 @@ def test_the_orm_matches_the_migrations(tmp_path):
     assert diffs == [], diffs
 
 
-@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"])
+@pytest.mark.parametrize("start", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"])
 def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_kept(url, start):
     """A store left at any earlier revision (what each earlier release made) upgrades in one
     step to the head: the newest columns (sweeps.warm_trials, 0005; trials.repeat_of, 0006;
@@ -153,6 +153,8 @@ def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_ke
     sweeps, total = store.list_sweeps()
     assert total == 2 and {s.id: s.status for s in sweeps} == old["sweeps"]
     assert all(s.warm_trials is None and s.plan is None for s in sweeps)
+    # 0011: a sweep that had ended counts as announced (its webhooks are not told old news)
+    assert any(s.finished_at for s in sweeps) and all(s.notified_at == s.finished_at for s in sweeps)
     assert {s.data_source: s.dataset for s in sweeps} == {"synthetic:10": "synthetic", "cifar.tar.xz": "cifar10"}
     assert [len(store.epochs(t)) for t in old["trials"]] == [2, 2, 1]
     assert all(store.get_trial(t).repeat_of is None and store.get_trial(t).params is None for t in old["trials"])

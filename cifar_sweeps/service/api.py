@@ -27,6 +27,7 @@ from cifar_sweeps.cluster.cluster import LocalHead
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.errors import BodyTooLarge, CifarSweepsError, RayUnavailable
 from cifar_sweeps.service.cache import ResponseCache
+from cifar_sweeps.service.notify import notify_ended
 from cifar_sweeps.service.predict_pool import shutdown_worker as shutdown_predict_worker
 from cifar_sweeps.service.routes import ROUTERS
 from cifar_sweeps.service.routes.deps import AppState, is_loopback
@@ -330,6 +331,7 @@ async def _sync_loop(state: AppState) -> None:
 
 
 def _sync_once(state: AppState) -> None:
+    notify_ended(state.store, state.settings)  # sweeps that ended: their webhooks, in threads
     if state.store.count_sweeps(ACTIVE) == 0:
         return
     state.jobs.sync_all()

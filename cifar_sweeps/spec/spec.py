@@ -183,6 +183,8 @@ class SweepSpec(Strict):
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
     repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
     stop: StopConfig | None = None  # stop trials early on their own curves too (a plateau), with any scheduler
+    # The operator's webhooks told when this sweep ends, by name (settings `webhooks`); None: all of them.
+    notify: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=20)
     # After the search (and the repeats): the best configuration trained again on the training
     # and validation images and tested once, the sweep's model (tuning/refit.py).
     refit: bool = False

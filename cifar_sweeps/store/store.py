@@ -81,6 +81,8 @@ class Sweep(Base):
     # Finished trials of earlier sweeps its searcher started from (search.warm_start).
     warm_trials: Mapped[int | None] = mapped_column(Integer)
     plan: Mapped[dict | None] = mapped_column(JSON)  # plan.py's plan made at submit
+    # When the operator's webhooks were told it ended (service/notify.py); None: not yet.
+    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # The data set its models were trained on (data.dataset_name) and its class names, set by
     # the driver once the data is loaded: models are ranked within one data set.
     dataset: Mapped[str | None] = mapped_column(String(128), index=True)
@@ -298,6 +300,26 @@ class Store:
             sweep = s.get(Sweep, sweep_id)
             if sweep is not None:
                 s.delete(sweep)
+
+    def claim_notifications(self, statuses: frozenset, limit: int = 20) -> list[Sweep]:
+        """Ended sweeps (of `statuses`) not announced yet, each claimed for this process by
+        setting notified_at (a conditional update: two service processes never both send)."""
+        with self.sessions() as s:
+            ids = s.scalars(
+                select(Sweep.id)
+                .where(Sweep.notified_at.is_(None), Sweep.status.in_(sorted(statuses)))
+                .order_by(Sweep.finished_at)
+                .limit(limit)
+            ).all()
+        claimed = []
+        for sweep_id in ids:
+            with self.session() as s:
+                done = s.execute(
+                    update(Sweep).where(Sweep.id == sweep_id, Sweep.notified_at.is_(None)).values(notified_at=utcnow())
+                )
+            if done.rowcount == 1:
+                claimed.append(self.sweep(sweep_id))
+        return claimed
 
     def next_queued(self) -> Sweep | None:
         """The oldest queued sweep not yet submitted (first in, first out)."""

@@ -1,6 +1,15 @@
 """The API's routers, one per resource; api.create_app wires them."""
 
-from cifar_sweeps.service.routes import health, leaderboard, models, page, search_spaces, sweeps, trials
+from cifar_sweeps.service.routes import (
+    health,
+    leaderboard,
+    models,
+    notifications,
+    page,
+    search_spaces,
+    sweeps,
+    trials,
+)
 
 ROUTERS = [
     sweeps.router,
@@ -8,6 +17,7 @@ ROUTERS = [
     leaderboard.router,
     search_spaces.router,
     models.router,
+    notifications.router,
     health.router,
     page.router,
 ]

@@ -14,6 +14,7 @@ from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS
 from cifar_sweeps.analysis.results import Importance, PlanOut
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
+from cifar_sweeps.service.notify import check_notify
 from cifar_sweeps.service.routes.deps import (
     MAX_OFFSET,
     AppState,
@@ -75,6 +76,7 @@ def writable_results(state: AppState) -> None:
 def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
     spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
     check_http_model_args(spec)
+    check_notify(spec, state.settings)
     queued = state.store.count_sweeps([SweepStatus.QUEUED])
     if queued >= state.settings.max_queued_sweeps:
         raise QueueFull(
@@ -115,6 +117,7 @@ def plan_sweep(
     answer: expected best accuracy against simulated seconds)."""
     spec = parse_spec(raw, state.settings)
     check_http_model_args(spec)
+    check_notify(spec, state.settings)
     plan = plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
     return with_replay(plan, spec, state.settings, replay, replay_seeds) if replay else plan
 
