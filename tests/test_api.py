@@ -412,3 +412,16 @@ def test_answers_name_a_data_source_never_the_servers_path_to_it(setup):
     assert client.get(f"/sweeps/{sw.id}").json()["data_source"] == "cifar10-png.tar.xz"
     assert client.get("/sweeps").json()["items"][0]["data_source"] == "cifar10-png.tar.xz"
     assert store.sweep(sw.id).data_source == "/srv/secret/datasets/cifar10-png.tar.xz"  # the driver's, kept
+
+
+def test_a_list_of_sweeps_carries_a_class_count_and_the_names_only_when_few(setup):
+    client, store, _ = setup
+    few = client.post("/sweeps", json=GOOD, headers=AUTH).json()["id"]
+    many = client.post("/sweeps", json=GOOD, headers=AUTH).json()["id"]
+    store.update_sweep(few, dataset="shapes", classes=["circle", "square", "triangle"])
+    store.update_sweep(many, dataset="big", classes=[f"c{i}" for i in range(5000)])
+    items = {s["id"]: s for s in client.get("/sweeps").json()["items"]}
+    assert items[few]["classes"] == ["circle", "square", "triangle"] and items[few]["class_count"] == 3
+    assert items[many]["classes"] is None and items[many]["class_count"] == 5000  # not 5,000 names per row
+    one = client.get(f"/sweeps/{many}").json()
+    assert len(one["classes"]) == 5000 and one["class_count"] == 5000  # the sweep itself has them all

@@ -87,7 +87,8 @@ class SweepOut(_Out):
     code_version: str
     data_source: str
     dataset: str | None = None  # its data set, once the driver has loaded it (data.dataset_name)
-    classes: list[str] | None = None  # the data set's class names, label i first
+    classes: list[str] | None = None  # the data set's class names, label i first (a list view: at most 12)
+    class_count: int | None = None  # how many classes it has
     error: str | None
     spec: dict[str, Any]
     warm_trials: int | None = None  # finished trials of earlier sweeps given to the searcher

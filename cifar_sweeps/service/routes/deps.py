@@ -120,6 +120,7 @@ def sweep_out(state: AppState, sweep: Sweep, request: Request) -> SweepOut:
     out = SweepOut.model_validate(sweep)
     out.error = state.settings.redact(out.error)  # a job's log tail: no secret, whoever reads it
     out.data_source = source_name(sweep.data_source)
+    out.class_count = len(sweep.classes) if sweep.classes is not None else None
     out.trial_counts = counts
     out.progress = progress(sweep, trials)
     out.best_trial = (

@@ -132,9 +132,14 @@ def list_sweeps(
 ) -> SweepList:
     rows, total = state.store.list_sweeps(limit, offset, status)
     rows = [reconcile_local_driver(state.store, r) for r in rows]  # a killed terminal run reads interrupted
-    return json_response(
-        SweepList(items=[sweep_out(state, r, request) for r in rows], total=total, limit=limit, offset=offset)
-    )
+    items = [sweep_out(state, r, request) for r in rows]
+    for item in items:  # a list view carries a data set's class count; its names only when few
+        if item.classes is not None and len(item.classes) > LIST_CLASSES:
+            item.classes = None
+    return json_response(SweepList(items=items, total=total, limit=limit, offset=offset))
+
+
+LIST_CLASSES = 12  # class names a list view carries per sweep (a 10,000-class folder: the count only)
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses=error_responses(404))

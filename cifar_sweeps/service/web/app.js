@@ -72,7 +72,7 @@ async function loadSweeps() {
 function datasetText(s) {
   if (!s.dataset) return "-";
   const classes = s.classes || [];
-  const names = classes.length <= 12 ? classes.join(", ") : `${classes.length} classes`;
+  const names = classes.length && classes.length <= 12 ? classes.join(", ") : s.class_count ? `${s.class_count} classes` : "";
   return names ? `${s.dataset}: ${names}` : s.dataset;
 }
 
