@@ -126,6 +126,37 @@ def cli_section() -> list[str]:
     return lines
 
 
+def presets_section() -> list[str]:
+    """Every preset (`cifar-sweeps run NAME`), from its JSON: what it sweeps and how."""
+    import json
+
+    from cifar_sweeps.spec import presets
+    from cifar_sweeps.spec.spec import parse_spec
+
+    rows = []
+    for name in presets.names():
+        raw = json.loads(presets.read(name))
+        spec = parse_spec(raw)
+        budget = f"{spec.time_budget_s:g} s" if spec.time_budget_s else "-"
+        model = spec.fixed.get("model") or "searched"
+        rows.append(
+            f"| `{name}` | {model} | {spec.search.algorithm} | {spec.scheduler.type} | {spec.num_samples} | "
+            f"{spec.max_concurrent_trials} | {budget} | {'yes' if spec.refit else 'no'} | "
+            f"{(raw.get('description') or '').replace('|', '/')} |"
+        )
+    return [
+        "## The presets",
+        "",
+        "`cifar-sweeps run NAME` (or `POST /sweeps` with `search_spaces/NAME.json`); `cifar-sweeps plan NAME`",
+        "says what one costs on this machine first.",
+        "",
+        "| preset | model | search | scheduler | trials | at once | time budget | refit | what it is |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
 def render() -> str:
     from cifar_sweeps.spec.config import TrainConfig
     from cifar_sweeps.spec.spec import SweepSpec
@@ -156,6 +187,7 @@ def render() -> str:
         "",
         *model_table(TrainConfig),
         "",
+        *presets_section(),
         "## The command line",
         "",
         *cli_section(),

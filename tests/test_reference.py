@@ -32,6 +32,7 @@ def test_the_reference_lists_the_defaults_a_user_asks_about():
         "| `scheduler.grace_period` | int | `1` | >= 1, <= 10000 |",
         "| `data.image_size` | int | `32` | >= 8, <= 512 |",
         "### `cifar-sweeps plan`",
+        "| `quickstart` | airbench | optuna | asha | 16 | 1 | 570 s | yes |",  # from search_spaces/quickstart.json
         "| `--replay` |",
     ):
         assert row in text, row
