@@ -355,3 +355,60 @@ def test_bohb_draws_what_the_spec_draws(tmp_path):
     )
     assert restored.trial_to_params["t5"]["batch_size"] == (32, 64, 128).index(configs["t5"]["batch_size"])
     assert len(restored.bohber.configs.get(2, [])) == 1 and len(restored.bohber.configs.get(1, [])) == n
+
+
+def _bounded_trial_fields() -> list[tuple[str, float, float]]:
+    """(field, a value it takes, a value past one of its bounds) for every numeric trial field
+    with a bound, read from TrainConfig's own schema."""
+    from cifar_sweeps.spec.config import TrainConfig
+
+    out = []
+    for name, info in TrainConfig.model_fields.items():
+        ok = info.default
+        if not isinstance(ok, int | float) or isinstance(ok, bool):
+            continue
+        for m in info.metadata:
+            for key, past in (("le", lambda b: b * 2 + 1), ("lt", lambda b: b * 2 + 1), ("ge", lambda b: b - 1),
+                              ("gt", lambda b: b - 1)):  # fmt: skip
+                bound = getattr(m, key, None)
+                if bound is not None:
+                    value = past(bound)
+                    out.append((name, ok, int(value) if isinstance(ok, int) else float(value)))
+    return out
+
+
+BOUNDED = _bounded_trial_fields()
+
+
+@pytest.mark.parametrize(("field", "ok", "past"), BOUNDED, ids=[f"{f}={p}" for f, _, p in BOUNDED])
+def test_every_bounded_trial_field_is_refused_past_its_bound_on_every_path(field, ok, past):
+    """Each bound of the trial schema holds wherever a spec can carry the value: fixed, a
+    choice, a range's end, a choice of objects, and the points to evaluate."""
+    base = {
+        "name": "w",
+        "search": {"algorithm": "random"},
+        "fixed": {"model": "airbench", "epochs": 2},
+        "params": {"seed": {"type": "choice", "values": [0, 1]}},  # no field under test is searched twice
+    }
+    paths = {
+        "fixed": {**base, "fixed": {**base["fixed"], field: past}},
+        "choice": {**base, "params": {**base["params"], field: {"type": "choice", "values": [ok, past]}}},
+        "object": {**base, "params": {**base["params"], "arch": {"type": "choice", "values": [{field: past}]}}},
+        "points": {
+            **base,
+            "params": {**base["params"], field: {"type": "choice", "values": [ok]}},
+            "search": {"algorithm": "random", "points_to_evaluate": [{field: past, "seed": 0}]},
+        },
+    }
+    if isinstance(ok, float):
+        low, high = sorted((ok, past))
+        if low < high:
+            paths["range"] = {
+                **base,
+                "params": {**base["params"], field: {"type": "uniform", "low": low, "high": high}},
+            }
+    assert len(BOUNDED) >= 15
+    for where, raw in paths.items():
+        with pytest.raises(SpecError, match=field):
+            parse_spec(raw)
+        assert where
