@@ -147,7 +147,8 @@ def presets_section() -> list[str]:
     return [
         "## The presets",
         "",
-        "`cifar-sweeps run NAME` (or `POST /sweeps` with `search_spaces/NAME.json`); `cifar-sweeps plan NAME`",
+        "`cifar-sweeps run NAME` (or `POST /sweeps` with the preset's JSON from `GET /search-spaces/NAME`);",
+        "`cifar-sweeps plan NAME`",
         "says what one costs on this machine first.",
         "",
         "| preset | model | search | scheduler | trials | at once | time budget | refit | what it is |",
