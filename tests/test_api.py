@@ -233,7 +233,9 @@ def test_page_assets_are_served_by_the_app(setup):
     assert '<script src="/vendor/plotly.min.js">' in html and "https://" not in html
     js = client.get("/vendor/plotly.min.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
-    assert len(js.content) > 1_000_000 and b"plotly.js" in js.content[:2000]
+    assert len(js.content) > 1_000_000 and b"plotly.js (strict" in js.content[:2000]
+    csp = client.get("/").headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-eval" not in csp  # the strict build needs no eval
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/config.json").json()["token_required"] is True
 

@@ -45,10 +45,11 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- middleware and errors
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
-# The page loads only its own files; plotly's WebGL charts (regl) compile their draw calls
-# with Function(), hence 'unsafe-eval'; its SVG charts set inline styles.
+# The page loads only its own files, and runs no eval: plotly.js's strict build draws its
+# WebGL charts (parallel coordinates) from precompiled shaders; its SVG charts set inline
+# styles, hence style-src 'unsafe-inline'.
 PAGE_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
