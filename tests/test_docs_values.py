@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cifar_sweeps.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +89,7 @@ def benchmark_flag_problems(pages: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+@pytest.mark.integration  # a process per script: seconds each
 def test_every_benchmark_line_in_the_docs_names_real_flags():
     pages = [(p.name, p.read_text()) for p in PAGES]
     assert sum(len(BENCH.findall(t)) for _, t in pages) >= 10
