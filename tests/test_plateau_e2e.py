@@ -20,7 +20,7 @@ def test_flat_trials_stop_on_their_plateau(ray_head, tmp_path):
         params={"lr": {"type": "choice", "values": [1e-7, 2e-7]}},
         stop={"plateau": {"metric": "val_acc", "std": 0.01, "num_results": 3, "grace_period": 3}},
     )
-    p = run_cli(["run", str(spec)], sweep_env(ray_head, results))
+    p = run_cli(["run", str(spec), "--data", "synthetic:600"], sweep_env(ray_head, results))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     store = open_store(results)
     (sweep,), _ = store.list_sweeps()
