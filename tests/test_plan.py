@@ -180,7 +180,8 @@ def test_the_page_shows_a_presets_plan_before_submit(tmp_path):
             page.goto(base)
             page.wait_for_selector("#e-preset option[value=quickstart]", state="attached")
             page.select_option("#e-preset", "quickstart")
-            page.wait_for_function("document.querySelector('#e-plan').innerText.includes('wall time')", timeout=60_000)
+            # a locator, not wait_for_function: the page's CSP forbids the eval that one runs
+            page.locator("#e-plan", has_text="wall time").wait_for(timeout=150_000)
             text = page.inner_text("#e-plan")
             browser.close()
     finally:

@@ -233,7 +233,9 @@ def _page_names_the_classes(base: str, sweep_id: str) -> None:
         assert cell.inner_text() == "shapes-48px: circle, square, triangle"
         page.wait_for_selector("#f-dataset option[value='shapes-48px']", state="attached")
         page.select_option("#f-dataset", "shapes-48px")
-        page.wait_for_function("document.querySelectorAll('#board tbody tr').length === 2")
+        from playwright.sync_api import expect
+
+        expect(page.locator("#board tbody tr")).to_have_count(2)  # no eval: the page's CSP forbids it
         assert set(page.locator("#board tbody tr td:nth-child(9)").all_inner_texts()) == {"shapes-48px"}
         browser.close()
     assert errors == []
