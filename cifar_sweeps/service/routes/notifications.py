@@ -16,7 +16,12 @@ class TestRequest(BaseModel):
     webhook: str = Field(max_length=64)  # a name from the operator's webhooks, never a URL
 
 
-@router.post("/test", response_model=Delivery, dependencies=[Auth, StrictJSON], responses=error_responses(401, 404))
+@router.post(
+    "/test",
+    response_model=Delivery,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 404, 413, 422),
+)
 def test_webhook(body: TestRequest, state: State) -> Delivery:
     """Send one test event to the webhook `webhook`, signed as a sweep's end is, tried once:
     what the receiver answered (`delivered`, its `status`)."""

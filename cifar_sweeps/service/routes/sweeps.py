@@ -101,7 +101,7 @@ def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state
     "/plan",
     response_model=PlanOut,
     dependencies=[Auth, StrictJSON],
-    responses=error_responses(400, 401, 413, 422),
+    responses=error_responses(400, 401, 404, 413, 422, 503),
 )
 def plan_sweep(
     raw: Annotated[dict[str, Any], Body()],
