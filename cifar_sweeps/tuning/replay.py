@@ -135,7 +135,8 @@ def replay_spec(spec, table: Table, name: str, seeds: int = 20) -> ReplayOut:
     if not 1 <= seeds <= MAX_REPLAY_SEEDS:
         raise InputError(f"replay: seeds must be 1..{MAX_REPLAY_SEEDS}, got {seeds}")
     method = {
-        "search": spec.search.model_dump(mode="json", exclude={"seed"}),
+        # the spec's own points and warm start name its space, not the table's: left out
+        "search": spec.search.model_dump(mode="json", exclude={"seed", "points_to_evaluate", "warm_start"}),
         "scheduler": spec.scheduler.model_dump(mode="json"),
         "max_concurrent_trials": spec.max_concurrent_trials,
     }
