@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check on a machine with a GPU, Python and PyTorch, and no package registry
 # (benchmarks/gpu_sweep.py says what it checks). Build the bundle first, on a machine with
-# one, from the project's root (Optuna and Alembic: the preset's searcher and the store's
-# migrations):
-#     EXTRA_PACKAGES="optuna alembic mako colorlog" bash ../shared/device/make-bundle.sh
+# one, from the project's root (the shared builder, plus Optuna and Alembic, plus the parts
+# of Ray it drops that Tune imports):
+#     python benchmarks/gpu_bundle.py
 # then, on the GPU machine, from the checkout's root:
 #     bash benchmarks/gpu_check.sh [--only tests|sweep|resnet] [--log-dir DIR]
 # Everything it writes goes under $OUT when set (else ./gpu-check): the full log, each

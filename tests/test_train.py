@@ -144,3 +144,25 @@ def test_a_run_with_test_epochs_tests_its_best_there_and_at_its_last_epoch_only(
         elif m.best_epoch != tested_best:
             assert m.test_acc is None  # a best newer than the last test point: not tested yet
     assert seen[-1].test_acc is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
+def test_a_state_loaded_onto_the_card_restores(tiny_splits, tmp_path):
+    cfg = _cfg(model="simple_cnn", epochs=2, device="cuda")
+    first = Trainer(cfg, tiny_splits)
+    first.step_epoch()
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    resumed = Trainer(cfg, tiny_splits)
+    # map_location="cuda" puts the RNG states on the card too: load_state_dict takes them back
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", map_location="cuda", weights_only=True))
+    assert resumed.epoch == 1 and resumed.step_epoch().epoch == 2
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels on a CPU: about a minute
+def test_compile_trains_the_same_net_and_saves_plain_names(tiny_splits):
+    eager = Trainer(_cfg(model="simple_cnn", epochs=2), tiny_splits)
+    fast = Trainer(_cfg(model="simple_cnn", epochs=2, compile=True), tiny_splits)
+    a, b = eager.step_epoch(), fast.step_epoch()
+    assert b.train_loss == pytest.approx(a.train_loss, rel=1e-3)
+    assert list(fast.state_dict()["model"]) == list(eager.state_dict()["model"])  # no "_orig_mod." prefix
+    assert fast.step_epoch().train_loss < b.train_loss  # it goes on learning through the compiled net

@@ -103,6 +103,10 @@ class TrainConfig(BaseModel):
     precision: PrecisionName = "auto"  # (`amp` before it: true is auto, false is fp32)
     channels_last: bool = True  # NHWC activations for conv nets (faster on CUDA and on x86 CPUs)
     threads: int | None = Field(None, gt=0)  # torch intra-op threads on CPU
+    # torch.compile the net for its training steps (on CUDA with CUDA graphs: a deep net on
+    # 32x32 images at a small batch is bound by kernel launches, not by the card). Costs a
+    # compile of about a minute per trial: for long runs of deep nets, not short ones.
+    compile: bool = False
     eval_batch_size: int = Field(1024, gt=0, le=65536)
     test_on_best: bool = True  # test_acc: of the best-val weights (a trial tests them at rungs and its end)
 
