@@ -35,4 +35,4 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
 .venv/bin/python -m pytest -q -m unit -n auto   # on every core; fails fast, before any Ray head starts
-.venv/bin/python -m pytest -q -m "not unit" --durations=20
+.venv/bin/python -m pytest -q -m "not unit" --durations=60
