@@ -227,6 +227,29 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    """Change a running sweep's limits; its driver applies them within seconds."""
+    from cifar_sweeps.spec.limits import LIVE_FIELDS, Limits
+    from cifar_sweeps.store.lifecycle import change_limits
+
+    settings = _settings(args)
+    given = {
+        "num_samples": args.num_samples,
+        "max_concurrent_trials": args.max_concurrent,
+        "time_budget_s": args.time_budget,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if args.no_time_budget:
+        changes["time_budget_s"] = None
+    try:
+        limits = Limits.model_validate(changes)
+    except ValidationError as e:  # none given, or a count under 1: names the field
+        raise SpecError(format_validation_error(e)) from None
+    sweep = change_limits(_store(settings), args.sweep_id, limits, settings)
+    print(f"sweep {sweep.id}: " + ", ".join(f"{k} {sweep.spec.get(k)}" for k in LIVE_FIELDS))
+    return 0
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     """Remove a sweep that is not running: its Tune folders, checkpoints, model files,
     cached exports and rows."""
@@ -616,10 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, required=True, help="runs per configuration, the first included (2-10)")
     p.set_defaults(fn=cmd_repeat)
 
-    p = sub.add_parser("stop", help="stop a running sweep; results are kept")
-    p.add_argument("sweep_id")
-    _common(p)
-    p.set_defaults(fn=cmd_stop)
+    _control_parsers(sub)
     _cleanup_parsers(sub)
 
     _leaderboard_parser(sub)
@@ -645,6 +665,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_presets)
     _model_parsers(sub)
     return ap
+
+
+def _control_parsers(sub) -> None:
+    p = sub.add_parser("update", help="change a running sweep's trial count, concurrency or time budget")
+    p.add_argument("sweep_id")
+    p.add_argument("--num-samples", type=int, help="trials in all (those started count)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once")
+    p.add_argument("--time-budget", type=float, help="seconds from the driver's start")
+    p.add_argument("--no-time-budget", action="store_true", help="remove the time budget")
+    _common(p)
+    p.set_defaults(fn=cmd_update)
+    p = sub.add_parser("stop", help="stop a running sweep; results are kept")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.set_defaults(fn=cmd_stop)
 
 
 def _model_parsers(sub) -> None:

@@ -32,7 +32,8 @@ SKIP = [
     ("a weights file", re.compile(r"weights import")),
     ("a compose or Kubernetes deployment", re.compile(r"Authorization: Bearer")),
 ]
-LONG = {"train", "run", "repeat", "resume", "serve", "delete"}  # train, serve or delete the live sweep: parsed only
+# train, serve, delete or change a running sweep (the live one has ended): parsed only
+LONG = {"train", "run", "repeat", "resume", "serve", "delete", "update"}
 SEED_SPEC = {
     "name": "docs",
     "num_samples": 5,  # importance's least

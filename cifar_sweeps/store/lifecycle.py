@@ -262,6 +262,21 @@ def request_stop(store: Store, sweep_id: str) -> str:
     return "stopping"
 
 
+def change_limits(store: Store, sweep_id: str, limits, settings=None):
+    """Set a queued or running sweep's limits (spec/limits.py's Limits): checked as a
+    submitted spec is, written to its stored spec, read by its driver within seconds.
+    Returns the sweep; TransitionError when it is not queued or running (nothing written)."""
+    from cifar_sweeps.spec.limits import with_limits
+
+    sweep = store.sweep(sweep_id)  # NotFound naming it
+    if sweep.status not in ACTIVE:
+        raise TransitionError(f"sweep {sweep_id} is {sweep.status}: only a queued or running sweep's limits change")
+    spec = with_limits(sweep.spec, limits, settings)  # SpecError naming the field
+    if not store.set_active_spec(sweep_id, spec.model_dump(mode="json")):
+        raise TransitionError(f"sweep {sweep_id} ended meanwhile: its limits were not changed")
+    return store.sweep(sweep_id)
+
+
 # ---------------------------------------------------------------- deciding the end
 
 

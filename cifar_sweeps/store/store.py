@@ -295,6 +295,11 @@ class Store:
             )
             return done.rowcount == 1
 
+    def set_active_spec(self, sweep_id: str, spec: dict[str, Any]) -> bool:
+        """Write a queued or running sweep's spec (its live limits: spec/limits.py) in one
+        conditional UPDATE; False when the sweep had ended meanwhile (nothing written)."""
+        return self.transition_sweep(sweep_id, set(ACTIVE), {"spec": spec})
+
     def delete_sweep(self, sweep_id: str) -> None:
         with self.session() as s:
             sweep = s.get(Sweep, sweep_id)

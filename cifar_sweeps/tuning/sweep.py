@@ -32,6 +32,7 @@ from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable, loc
 from cifar_sweeps.store.states import TRIAL_COMPLETED, Reason, TrialStatus
 from cifar_sweeps.store.store import Store, get_store
 from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset, with_validation_in_training
+from cifar_sweeps.tuning.live import LiveLimits, LiveSearch
 from cifar_sweeps.tuning.refit import REFIT_ID, plan_refit, refit_done, refit_seconds, tune_config
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 from cifar_sweeps.tuning.searchers import make_search, param_space
@@ -120,10 +121,15 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings,
                 **_disk_watch(settings),
                 budget_epochs=spec.search_budget(),
                 refit_reserve=_refit_reserve(spec, refit_images),
+                limits=live_limits(spec, store, sweep_id),
             ),
         ),
         verbose=1,
     )
+
+
+def live_limits(spec: SweepSpec, store: Store, sweep_id: str) -> LiveLimits:
+    return LiveLimits(store.url, sweep_id, spec.num_samples, spec.max_concurrent_trials, spec.time_budget_s)
 
 
 def with_plateau(spec: SweepSpec, stopper: Stopper) -> Stopper:
@@ -143,10 +149,11 @@ def with_plateau(spec: SweepSpec, stopper: Stopper) -> Stopper:
 
 
 def _refit_reserve(spec: SweepSpec, refit_images: int) -> RefitReserve | None:
-    """Under a time budget, the refit's share is kept: the search stops that much earlier."""
-    if not spec.refit or spec.time_budget_s is None or not refit_images:
+    """Under a time budget (the one given, or one set while the sweep runs), the refit's
+    share is kept: the search stops that much earlier."""
+    if not spec.refit or not refit_images:
         return None
-    return RefitReserve(spec.time_budget_s, spec.metric, spec.mode, spec.max_epochs(), refit_images)
+    return RefitReserve(spec.metric, spec.mode, spec.max_epochs(), refit_images)
 
 
 def _disk_watch(settings: Settings) -> dict[str, Any]:
@@ -176,17 +183,18 @@ def build_tuner(
 ):
     from ray import tune
 
+    searcher = make_search(spec, evaluated)
     return tune.Tuner(
         make_trainable(spec, splits, weights),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
-            search_alg=make_search(spec, evaluated),
+            # The trial count and concurrency the store holds now (live.py); a grid's are its own.
+            search_alg=None if searcher is None else LiveSearch(searcher, live_limits(spec, store, sweep_id)),
             scheduler=make_scheduler(spec, store.url, sweep_id),
             num_samples=spec.num_samples,
-            max_concurrent_trials=spec.max_concurrent_trials,
+            max_concurrent_trials=spec.max_concurrent_trials if searcher is None else None,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
-            time_budget_s=spec.time_budget_s,
             # A new trial runs in an idle worker of a finished one: no process start and no
             # torch import per trial (seconds each on a small machine).
             reuse_actors=True,
@@ -212,24 +220,25 @@ def _tune_id(trial) -> str:
 class RefitReserve:
     """A time budget's share kept for the refit (refit.refit_seconds estimates it)."""
 
-    budget_s: float
     metric: str
     mode: str
     max_epochs: int
     refit_images: int  # the training and validation images it trains on
 
-    def search_over(self, trials: list, rates: list[float], elapsed_s: float) -> float | None:
+    def search_over(self, trials: list, rates: list[float], elapsed_s: float, budget_s: float) -> float | None:
         """The refit's estimate when the search must stop now to leave it its time, else None."""
         need = refit_seconds(trials, rates, self.metric, self.mode, self.max_epochs, self.refit_images)
-        return need if need is not None and elapsed_s + need >= self.budget_s else None
+        return need if need is not None and elapsed_s + need >= budget_s else None
 
 
 class StoreStopper(Stopper):
     """Stops every trial when `stop` was asked for in the store (CLI or API), when the
     results disk runs low (both checked at most every 2 s so a sweep's hot loop does not
-    hammer the database), when the sweep's epoch budget is spent, or when what is left of its
-    time budget is the refit's share. Holds the store's URL, not a connection, so Tune can
-    pickle it with the experiment state."""
+    hammer the database), when the sweep's epoch budget is spent, when its time budget is
+    (the store's value now: `limits`, changed while it runs), or when what is left of that
+    budget is the refit's share. Holds the store's URL, not a connection, so Tune can
+    pickle it with the experiment state. The time counts from this driver's start, as
+    Tune's own time_budget_s did: a resumed sweep has its budget again."""
 
     def __init__(
         self,
@@ -240,10 +249,11 @@ class StoreStopper(Stopper):
         min_free_mb: float = 0.0,
         budget_epochs: int | None = None,
         refit_reserve: RefitReserve | None = None,
+        limits: LiveLimits | None = None,
     ):
         self.store_url, self.sweep_id, self.every_s = store_url, sweep_id, every_s
         self.storage, self.min_free_mb, self.budget_epochs = storage, min_free_mb, budget_epochs
-        self.refit_reserve = refit_reserve
+        self.refit_reserve, self.limits = refit_reserve, limits
         self._t0: float | None = time.monotonic()  # a restored stopper starts at its first call
         self._last = 0.0
         self._stop = self._interrupted = False
@@ -269,26 +279,35 @@ class StoreStopper(Stopper):
             self._last = now
             self._stop = get_store(self.store_url).stop_requested(self.sweep_id)
             self._disk_low()
-            self._refit_due(now)
+            self._out_of_time(now)
         return self._stop
 
     def __setstate__(self, state: dict) -> None:
         # A stopper pickled in a sweep's Tune state by the code before the refit has no
         # reserve: the resumed sweep runs as it was submitted.
-        self.__dict__.update({"refit_reserve": None, "_t0": None, **state})
+        self.__dict__.update({"refit_reserve": None, "_t0": None, "limits": None, **state})
 
-    def _refit_due(self, now: float) -> None:
-        if self._stop or self.refit_reserve is None:
+    def _out_of_time(self, now: float) -> None:
+        """The time budget as the store holds it now: spent, or down to the refit's share."""
+        budget = self.limits.now()[2] if self.limits is not None else None
+        if self._stop or budget is None:
             return
         if self._t0 is None:
             self._t0 = now
         elapsed = now - self._t0
+        if elapsed >= budget:
+            self._stop = True
+            print(f"search: the time budget of {budget:g} s is spent (time_budget_s)", flush=True)
+            return
+        if self.refit_reserve is None:
+            return
         store = get_store(self.store_url)
-        need = self.refit_reserve.search_over(store.trials(self.sweep_id), store.training_rates(self.sweep_id), elapsed)
+        trials, rates = store.trials(self.sweep_id), store.training_rates(self.sweep_id)
+        need = self.refit_reserve.search_over(trials, rates, elapsed, budget)
         if need is not None:
             self._stop = True
             print(
-                f"search: stopped after {elapsed:.0f} s of the {self.refit_reserve.budget_s:g} s budget, "
+                f"search: stopped after {elapsed:.0f} s of the {budget:g} s budget, "
                 f"leaving the refit its estimated {need:.0f} s",
                 flush=True,
             )

@@ -1,4 +1,4 @@
-"""Sweeps: submit, list, read, stop, resume."""
+"""Sweeps: submit, list, read, change limits, stop, resume, delete."""
 
 from __future__ import annotations
 
@@ -34,12 +34,13 @@ from cifar_sweeps.service.schemas import (
     error_responses,
     pareto_out,
 )
+from cifar_sweeps.spec.limits import Limits
 from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.spec.modelcheck import check_http_model_args
 from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.store.artifacts import check_results_writable
 from cifar_sweeps.store.cleanup import delete_sweep
-from cifar_sweeps.store.lifecycle import reconcile_local_driver
+from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -160,6 +161,19 @@ def stop(sweep: SweepDep, request: Request, state: State) -> SweepOut:
     if sweep.status not in ACTIVE:
         raise SweepError(f"sweep {sweep.id} is {sweep.status}, not queued or running")
     return sweep_out(state, state.jobs.stop(sweep), request)
+
+
+@router.patch(
+    "/{sweep_id}",
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 404, 409, 413, 422),
+)
+def update_limits(sweep: SweepDep, body: Limits, request: Request, state: State) -> SweepOut:
+    """Change a queued or running sweep's `num_samples`, `max_concurrent_trials` or
+    `time_budget_s` (null: none); its driver applies them within seconds. Checked as a
+    submitted spec is (422 naming the field); 409 once the sweep has ended."""
+    return sweep_out(state, change_limits(state.store, sweep.id, body, state.settings), request)
 
 
 @router.delete(

@@ -1,0 +1,135 @@
+"""A running sweep's limits (spec/limits.py, lifecycle.change_limits, PATCH /sweeps/{id}):
+checked as a submitted spec is, written only while the sweep is queued or running, nothing
+changed otherwise. The driver's side runs in test_limits_e2e.py."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cifar_sweeps.errors import SpecError, TransitionError
+from cifar_sweeps.service.api import create_app
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.spec.limits import Limits, live_values, with_limits
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.store import get_store
+from tests.helpers.jobs import FakeJobs
+
+SPEC = {
+    "name": "t",
+    "num_samples": 4,
+    "max_concurrent_trials": 1,
+    "fixed": {"model": "mlp", "epochs": 2},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+}
+AUTH = {"Authorization": "Bearer s3cret-token"}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", max_num_samples=50, max_concurrent_trials=8)
+    store = get_store(settings.resolved_store_url())
+    return TestClient(create_app(settings, FakeJobs(store))), store, settings  # FakeJobs leaves sweeps queued
+
+
+@pytest.mark.parametrize(
+    "body,says",
+    [
+        ({}, "at least one of num_samples, max_concurrent_trials, time_budget_s"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"num_samples": None}, "num_samples: give a number"),
+        ({"max_concurrent_trials": -1}, "max_concurrent_trials"),
+        ({"time_budget_s": 0}, "time_budget_s"),
+        ({"params": {}}, "params"),
+    ],
+)
+def test_bad_limits_are_422_naming_the_field_and_change_nothing(setup, body, says):
+    client, store, _ = setup
+    sweep = store.create_sweep(SPEC, "synthetic:100", "v")
+    r = client.patch(f"/sweeps/{sweep.id}", json=body, headers=AUTH)
+    assert r.status_code == 422 and says in r.text, r.text
+    assert store.sweep(sweep.id).spec == SPEC
+
+
+def test_limits_over_the_services_own_are_422(setup):
+    client, store, _ = setup
+    sweep = store.create_sweep(SPEC, "synthetic:100", "v")
+    r = client.patch(f"/sweeps/{sweep.id}", json={"num_samples": 51}, headers=AUTH)
+    assert r.status_code == 422 and "over the limit of 50" in r.json()["detail"]
+    r = client.patch(f"/sweeps/{sweep.id}", json={"max_concurrent_trials": 9}, headers=AUTH)
+    assert r.status_code == 422 and "over the limit of 8" in r.json()["detail"]
+    assert store.sweep(sweep.id).spec == SPEC
+
+
+def test_a_queued_sweeps_limits_change_and_the_rest_stays(setup):
+    client, store, _ = setup
+    sweep = store.create_sweep({**SPEC, "time_budget_s": 600}, "synthetic:100", "v")
+    r = client.patch(f"/sweeps/{sweep.id}", json={"num_samples": 6, "max_concurrent_trials": 2}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    stored = store.sweep(sweep.id).spec
+    assert live_values(stored) == (6, 2, 600)
+    assert stored["params"] == SPEC["params"] and stored["fixed"] == SPEC["fixed"]
+    r = client.patch(f"/sweeps/{sweep.id}", json={"time_budget_s": None}, headers=AUTH)  # null: no budget
+    assert r.status_code == 200 and live_values(store.sweep(sweep.id).spec) == (6, 2, None)
+
+
+def test_an_ended_sweep_is_409_and_unchanged_and_a_token_is_needed(setup):
+    client, store, _ = setup
+    sweep = store.create_sweep(SPEC, "synthetic:100", "v")
+    assert client.patch(f"/sweeps/{sweep.id}", json={"num_samples": 5}).status_code == 401
+    lifecycle.request_stop(store, sweep.id)  # queued, no job yet: stopped at once
+    r = client.patch(f"/sweeps/{sweep.id}", json={"num_samples": 5}, headers=AUTH)
+    assert r.status_code == 409 and "only a queued or running sweep" in r.json()["detail"]
+    assert store.sweep(sweep.id).spec == SPEC
+    assert client.patch("/sweeps/sw-nope", json={"num_samples": 5}, headers=AUTH).status_code == 404
+
+
+def test_a_grid_keeps_its_trial_count(setup):
+    _, store, settings = setup
+    grid = {**SPEC, "search": {"algorithm": "grid"}, "params": {"lr": {"type": "choice", "values": [0.01, 0.1]}}}
+    sweep = store.create_sweep(grid, "synthetic:100", "v")
+    with pytest.raises(SpecError, match="grid"):
+        lifecycle.change_limits(store, sweep.id, Limits(num_samples=3), settings)
+    assert with_limits(grid, Limits(time_budget_s=60)).time_budget_s == 60
+
+
+def test_change_limits_refuses_a_sweep_that_ended_between_read_and_write(setup, monkeypatch):
+    _, store, settings = setup
+    sweep = store.create_sweep(SPEC, "synthetic:100", "v")
+    monkeypatch.setattr(store, "set_active_spec", lambda *a: False)  # the driver ended it meanwhile
+    with pytest.raises(TransitionError, match="ended meanwhile"):
+        lifecycle.change_limits(store, sweep.id, Limits(num_samples=5), settings)
+
+
+def test_the_cli_changes_a_queued_sweep_and_names_what_it_refuses(tmp_path, capsys):
+    from cifar_sweeps.cli import main
+
+    store = get_store(Settings(results_dir=tmp_path).resolved_store_url())
+    sweep = store.create_sweep(SPEC, "synthetic:100", "v")
+    common = ["--results-dir", str(tmp_path)]
+    assert main(["update", sweep.id, "--max-concurrent", "3", "--time-budget", "900", *common]) == 0
+    assert "max_concurrent_trials 3, time_budget_s 900" in capsys.readouterr().out
+    assert main(["update", sweep.id, "--no-time-budget", *common]) == 0
+    assert live_values(store.sweep(sweep.id).spec) == (4, 3, None)
+    assert main(["update", sweep.id, *common]) != 0  # nothing to change
+    assert "at least one of" in capsys.readouterr().err
+    assert main(["update", sweep.id, "--num-samples", "0", *common]) != 0
+    assert "num_samples" in capsys.readouterr().err
+
+
+def test_the_stopper_and_the_search_follow_the_store(setup):
+    """The driver's side without Ray's loop: the time budget and the trial count the store
+    holds now, read again after each change (LiveLimits reads at most once a second)."""
+    from cifar_sweeps.tuning.live import LiveLimits
+    from cifar_sweeps.tuning.sweep import StoreStopper
+
+    _, store, settings = setup
+    sweep = store.create_sweep({**SPEC, "time_budget_s": 3600}, "synthetic:100", "v")
+    limits = LiveLimits(store.url, sweep.id, 4, 1, 3600)
+    stopper = StoreStopper(store.url, sweep.id, every_s=0.0, limits=limits)
+    assert not stopper.stop_all()
+    lifecycle.change_limits(store, sweep.id, Limits(time_budget_s=0.001, num_samples=7), settings)
+    limits._read_at = float("-inf")  # as if a second had passed
+    assert limits.now() == (7, 1, 0.001)
+    stopper._last = float("-inf")
+    assert stopper.stop_all()  # spent: every trial stops
