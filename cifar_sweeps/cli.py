@@ -218,6 +218,20 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
 
 
+def cmd_extend(args: argparse.Namespace) -> int:
+    """More search trials for an ended sweep, the searcher's state carried; runs them here."""
+    from cifar_sweeps.store.lifecycle import extend
+    from cifar_sweeps.tuning.sweep import resume_sweep
+
+    settings = _settings(args)
+    store = _store(settings, writes=True)
+    sweep = store.sweep(args.sweep_id)  # NotFound naming it
+    extend(store, sweep.id, args.trials, settings)  # refused while it runs, for a grid, over the limits
+    resume_sweep(sweep.id, settings, store)
+    _print_leaderboard(store, sweep.id, 10, False)
+    return 0 if store.get_sweep(sweep.id).status in ENDED_WELL else 1
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from cifar_sweeps.store.lifecycle import request_stop
 
@@ -676,6 +690,11 @@ def _control_parsers(sub) -> None:
     p.add_argument("--no-time-budget", action="store_true", help="remove the time budget")
     _common(p)
     p.set_defaults(fn=cmd_update)
+    p = sub.add_parser("extend", help="add search trials to an ended sweep, the searcher's state carried")
+    p.add_argument("sweep_id")
+    p.add_argument("--trials", type=int, required=True, help="how many search trials to add")
+    _common(p)
+    p.set_defaults(fn=cmd_extend)
     p = sub.add_parser("stop", help="stop a running sweep; results are kept")
     p.add_argument("sweep_id")
     _common(p)

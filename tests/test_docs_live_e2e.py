@@ -31,9 +31,10 @@ SKIP = [
     ("the network", re.compile(r"weights fetch")),
     ("a weights file", re.compile(r"weights import")),
     ("a compose or Kubernetes deployment", re.compile(r"Authorization: Bearer")),
+    ("more trials for the live sweep (test_extend_e2e runs it)", re.compile(r"/extend\b")),
 ]
 # train, serve, delete or change a running sweep (the live one has ended): parsed only
-LONG = {"train", "run", "repeat", "resume", "serve", "delete", "update"}
+LONG = {"train", "run", "repeat", "resume", "serve", "delete", "update", "extend"}
 SEED_SPEC = {
     "name": "docs",
     "num_samples": 5,  # importance's least

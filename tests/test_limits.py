@@ -133,3 +133,65 @@ def test_the_stopper_and_the_search_follow_the_store(setup):
     assert limits.now() == (7, 1, 0.001)
     stopper._last = float("-inf")
     assert stopper.stop_all()  # spent: every trial stops
+
+
+def test_only_a_tune_state_of_the_live_search_can_be_extended(tmp_path):
+    """What lifecycle.extend checks before it queues anything: the pickled Tuner names the
+    class (a Tuner pickles its search algorithm whole)."""
+    from ray import cloudpickle as pickle  # as Tune writes tuner.pkl
+    from ray.tune.search.optuna import OptunaSearch
+
+    from cifar_sweeps.store.artifacts import LIVE_SEARCH, why_not_extendable
+    from cifar_sweeps.tuning.live import LiveLimits, LiveSearch
+
+    live = LiveSearch(OptunaSearch(), LiveLimits("sqlite://", "sw-x", 4, 1, None))
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "tuner.pkl").write_bytes(pickle.dumps({"search_alg": live}))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "tuner.pkl").write_bytes(pickle.dumps({"search_alg": OptunaSearch()}))
+    assert LiveSearch.__name__ == LIVE_SEARCH
+    assert why_not_extendable(str(tmp_path / "new")) is None
+    assert "older version" in why_not_extendable(str(tmp_path / "old"))
+    assert "not at" in why_not_extendable(str(tmp_path / "gone"))
+    assert why_not_extendable("s3://bucket/sw-x") is None  # the driver's to read
+
+
+def _ended_with_state(store, tmp_path, spec, live=True):
+    from ray import cloudpickle as pickle
+    from ray.tune.search.optuna import OptunaSearch
+
+    from cifar_sweeps.tuning.live import LiveLimits, LiveSearch
+
+    sweep = store.create_sweep(spec, "synthetic:100", "v")
+    path = tmp_path / sweep.id
+    path.mkdir()
+    alg = LiveSearch(OptunaSearch(), LiveLimits(store.url, sweep.id, 4, 1, None)) if live else OptunaSearch()
+    (path / "tuner.pkl").write_bytes(pickle.dumps({"search_alg": alg}))
+    lifecycle.claim(store, sweep.id, "here", 1, str(path))
+    lifecycle.stopped(store, sweep.id)
+    return sweep.id
+
+
+def test_extend_queues_an_ended_sweep_and_refuses_what_it_cant(setup, tmp_path):
+    from cifar_sweeps.errors import SweepError
+
+    client, store, settings = setup
+    sweep_id = _ended_with_state(store, tmp_path, SPEC)
+    r = client.post(f"/sweeps/{sweep_id}/extend", json={"trials": 60}, headers=AUTH)
+    assert r.status_code == 422 and "over the limit of 50" in r.json()["detail"]
+    assert store.sweep(sweep_id).status == "stopped"
+    assert lifecycle.extend(store, sweep_id, 6, settings) == "queued"
+    assert store.sweep(sweep_id).spec["num_samples"] == 6  # no search trial yet: 0 + 6
+    with pytest.raises(SweepError, match="extend it once it has ended"):
+        lifecycle.extend(store, sweep_id, 2, settings)
+
+    old = _ended_with_state(store, tmp_path, SPEC, live=False)
+    r = client.post(f"/sweeps/{old}/extend", json={"trials": 2}, headers=AUTH)
+    assert r.status_code == 409 and "older version" in r.json()["detail"]
+    grid = {**SPEC, "search": {"algorithm": "grid"}, "params": {"lr": {"type": "choice", "values": [0.01, 0.1]}}}
+    with pytest.raises(SweepError, match="grid"):
+        lifecycle.extend(store, _ended_with_state(store, tmp_path, grid), 2, settings)
+    never = store.create_sweep(SPEC, "synthetic:100", "v")
+    lifecycle.request_stop(store, never.id)
+    with pytest.raises(SweepError, match="never started"):
+        lifecycle.extend(store, never.id, 2, settings)

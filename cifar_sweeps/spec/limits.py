@@ -44,6 +44,14 @@ class Limits(BaseModel):
         return {k: getattr(self, k) for k in LIVE_FIELDS if k in self.model_fields_set}
 
 
+class Extend(BaseModel):
+    """The body of `POST /sweeps/{id}/extend`: how many search trials to add to an ended sweep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: int = Field(ge=1, le=1000)
+
+
 def with_limits(stored: dict[str, Any], limits: Limits, settings=None) -> SweepSpec:
     """The stored spec with the new limits, checked as a submitted spec (SpecError naming the
     field). A grid walks its own points: its trial count is not the searcher's to change."""

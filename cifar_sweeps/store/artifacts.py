@@ -111,3 +111,25 @@ def check_results_writable(settings: Settings) -> None:
     folders = [str(settings.results_dir.resolve())] + ([] if isinstance(root, str) else [str(root)])
     for folder in dict.fromkeys(folders):
         check_writable(folder, settings.min_free_mb)
+
+
+# The class a sweep's pickled Tuner names when its search follows the store's limits
+# (tuning/live.py): only such a Tune state can be extended.
+LIVE_SEARCH = "LiveSearch"
+
+
+def why_not_extendable(experiment_path: str) -> str | None:
+    """Why a sweep's search can't be extended from its Tune state, or None when it can: a
+    state whose pickled Tuner names LIVE_SEARCH, since Tune's own generator stops at the
+    count it started with. A remote URI is the driver's to read."""
+    if "://" in experiment_path:
+        return None
+    state = Path(experiment_path, "tuner.pkl")
+    if not state.is_file():
+        return f"its Tune state is not at {experiment_path}"
+    if LIVE_SEARCH.encode() not in state.read_bytes():
+        return (
+            "its search ran on an older version, whose Tune state stops at the trial count it started with; "
+            "submit a new sweep with search.warm_start naming it instead"
+        )
+    return None

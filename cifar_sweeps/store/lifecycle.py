@@ -14,6 +14,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from cifar_sweeps.errors import SpecError, SweepError, TransitionError
+from cifar_sweeps.store.artifacts import why_not_extendable
 from cifar_sweeps.store.states import (
     ACTIVE,
     TERMINAL,
@@ -115,6 +116,38 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
         store,
         sweep_id,
         Event.REPEAT,
+        spec=spec.model_dump(mode="json"),
+        ray_job_id=None,
+        stop_requested=False,
+        error=None,
+        reason=None,
+    )
+
+
+def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStatus:
+    """Ask an ended sweep for `trials` more search trials: its num_samples becomes the search
+    trials it has plus `trials`, and it is queued for a driver that restores its Tune state,
+    the searcher's included (tuning/live.py), so the new trials are those the searcher
+    suggests after the old ones. Refused (SweepError, SpecError: nothing changes) while it
+    runs, for a grid, when it never started, or over the service's limits."""
+    from cifar_sweeps.spec.spec import parse_spec
+
+    sweep = store.sweep(sweep_id)  # NotFound naming it
+    if sweep.status not in TERMINAL:
+        raise SweepError(f"sweep {sweep_id} is {sweep.status}; extend it once it has ended (or raise num_samples now)")
+    if not sweep.experiment_path:
+        raise SweepError(f"sweep {sweep_id} never started, so there is no search to extend")
+    if why := why_not_extendable(sweep.experiment_path):
+        raise SweepError(f"sweep {sweep_id} can't be extended: {why}")
+    spec = parse_spec(sweep.spec)
+    if spec.search.algorithm == "grid":
+        raise SweepError(f"sweep {sweep_id} is a grid: it walks its grid, and has no searcher to extend")
+    searched = sum(1 for t in store.trials(sweep_id) if t.refit_of is None and t.repeat_of is None)
+    spec = parse_spec({**spec.model_dump(mode="json"), "num_samples": searched + trials}, settings)
+    return apply(
+        store,
+        sweep_id,
+        Event.EXTEND,
         spec=spec.model_dump(mode="json"),
         ray_job_id=None,
         stop_requested=False,

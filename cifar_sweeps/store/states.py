@@ -67,6 +67,7 @@ class Reason(StrEnum):
 class Event(StrEnum):
     REQUEUE = "requeue"
     REPEAT = "repeat"
+    EXTEND = "extend"
     START = "start"
     FINISH = "finish"
     INTERRUPT = "interrupt"
@@ -86,6 +87,7 @@ ENDED_WELL = frozenset({SweepStatus.SUCCEEDED, SweepStatus.STOPPED})
 TRANSITIONS: dict[Event, tuple[frozenset[SweepStatus], SweepStatus]] = {
     Event.REQUEUE: (RESUMABLE, SweepStatus.QUEUED),
     Event.REPEAT: (TERMINAL, SweepStatus.QUEUED),
+    Event.EXTEND: (TERMINAL, SweepStatus.QUEUED),
     Event.START: (RESUMABLE | {SweepStatus.QUEUED}, SweepStatus.RUNNING),
     Event.FINISH: (frozenset({SweepStatus.RUNNING}), SweepStatus.SUCCEEDED),
     Event.INTERRUPT: (frozenset({SweepStatus.RUNNING}), SweepStatus.INTERRUPTED),

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     exc,
     func,
@@ -299,6 +300,15 @@ class Store:
         """Write a queued or running sweep's spec (its live limits: spec/limits.py) in one
         conditional UPDATE; False when the sweep had ended meanwhile (nothing written)."""
         return self.transition_sweep(sweep_id, set(ACTIVE), {"spec": spec})
+
+    def delete_trial(self, trial_id: str) -> None:
+        """A trial's row and its epochs (a refit replaced by a new one: tuning/sweep.py)."""
+        with self.session() as s:
+            sweep_id = s.scalar(select(Trial.sweep_id).where(Trial.id == trial_id))
+            s.execute(delete(Epoch).where(Epoch.trial_id == trial_id))
+            s.execute(delete(Trial).where(Trial.id == trial_id))
+            if sweep_id is not None:  # the sweep's cached views are stale now
+                s.execute(update(Sweep).where(Sweep.id == sweep_id).values(data_version=_BUMP))
 
     def delete_sweep(self, sweep_id: str) -> None:
         with self.session() as s:

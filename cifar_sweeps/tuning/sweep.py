@@ -33,7 +33,7 @@ from cifar_sweeps.store.states import TRIAL_COMPLETED, Reason, TrialStatus
 from cifar_sweeps.store.store import Store, get_store
 from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset, with_validation_in_training
 from cifar_sweeps.tuning.live import LiveLimits, LiveSearch
-from cifar_sweeps.tuning.refit import REFIT_ID, plan_refit, refit_done, refit_seconds, tune_config
+from cifar_sweeps.tuning.refit import REFIT_ID, plan_refit, refit_done, refit_row, refit_seconds, tune_config
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 from cifar_sweeps.tuning.searchers import make_search, param_space
 from cifar_sweeps.tuning.tracking import wandb_callback
@@ -637,7 +637,7 @@ def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
     if not spec.refit:
         return None
     trials = store.trials(sweep_id)
-    if refit_done(trials):
+    if refit_done(trials) and not _refit_stale(spec, store, sweep_id, settings, trials):
         print("refit: done already", flush=True)
         return None
     trainable = make_trainable(spec, splits, weights, refit=True)
@@ -670,6 +670,30 @@ def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=config,
     )
+
+
+def _refit_stale(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings, trials: list) -> bool:
+    """Whether the refit done trained another configuration than the best one now (an
+    extended search found a better one); if so, it is removed (its row, its Tune folder and
+    cached exports) for a new refit to take its place."""
+    from cifar_sweeps.store.cleanup import export_files
+
+    row = refit_row(trials)
+    run = plan_refit(trials, spec.metric, spec.mode, parse_all(spec.constraints))
+    if run is None or row is None or run.source_id == row.refit_of:
+        return False
+    print(
+        f"refit: the best configuration is now trial {run.source_id}'s (the refit trained {row.refit_of}'s); "
+        "it is refitted again",
+        flush=True,
+    )
+    folder = _experiment_path(settings, f"{sweep_id}-{REFIT_ID}")
+    if "://" not in folder:  # a URI's folder is left to its storage's own cleanup
+        shutil.rmtree(folder, ignore_errors=True)
+    for f in export_files(settings.cache_dir, [row.id]):
+        f.unlink(missing_ok=True)
+    store.delete_trial(row.id)
+    return True
 
 
 def _experiment_path(settings: Settings, sweep_id: str) -> str:

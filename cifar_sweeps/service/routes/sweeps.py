@@ -1,4 +1,4 @@
-"""Sweeps: submit, list, read, change limits, stop, resume, delete."""
+"""Sweeps: submit, list, read, change limits, stop, resume, extend, repeat, delete."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from cifar_sweeps.service.schemas import (
     error_responses,
     pareto_out,
 )
-from cifar_sweeps.spec.limits import Limits
+from cifar_sweeps.spec.limits import Extend, Limits
 from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.spec.modelcheck import check_http_model_args
 from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
@@ -220,6 +220,26 @@ def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> Swe
     writable_results(state)
     state.jobs.client()  # Ray down: 503 before anything changes
     ask_repeat(state.store, sweep.id, body.top, body.seeds)
+    state.jobs.drain()
+    return sweep_out(state, state.store.sweep(sweep.id), request)
+
+
+@router.post(
+    "/{sweep_id}/extend",
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 404, 409, 413, 422, 503, 507),
+)
+def extend(sweep: SweepDep, body: Extend, request: Request, state: State) -> SweepOut:
+    """Add `trials` search trials to an ended sweep, in the same sweep: its Tune state is
+    restored, the searcher's with it, so the new trials are those it suggests after the old
+    ones; the refit follows the best configuration. 409 while it runs or for a grid."""
+    from cifar_sweeps.store.lifecycle import extend as ask_extend
+
+    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
+    writable_results(state)
+    state.jobs.client()  # Ray down: 503 before anything changes
+    ask_extend(state.store, sweep.id, body.trials, state.settings)
     state.jobs.drain()
     return sweep_out(state, state.store.sweep(sweep.id), request)
 

@@ -100,8 +100,29 @@ function sweepRow(s) {
   again.addEventListener("click", () => cloneSweep(s));
   const actions = el("td");
   actions.append(again);
+  const ended = !["queued", "running"].includes(s.status);
+  if (ended && (s.spec.search?.algorithm ?? "hyperopt") !== "grid") {
+    const more = el("button", { type: "button", class: "extend" }, "extend");
+    more.addEventListener("click", () => extendSweep(s));
+    actions.append(more);
+  }
   tr.append(job, actions);
   return tr;
+}
+
+// More search trials for an ended sweep, its searcher's state carried (POST /sweeps/{id}/extend).
+async function extendSweep(s) {
+  const answer = prompt(`How many search trials to add to ${s.name} (${s.id})?`, "5");
+  if (answer === null) return;
+  const r = await fetch(`/sweeps/${encodeURIComponent(s.id)}/extend`,
+    { method: "POST", headers: authHeaders(), body: JSON.stringify({ trials: Number(answer) }) });
+  if (!r.ok) {
+    if (r.status === 401) $("#e-token-label").hidden = false;
+    const body = await r.json().catch(() => ({}));
+    alert(`extend: ${r.status} ${body.detail || r.statusText}`);
+    return;
+  }
+  await refresh();
 }
 
 function fillSelect(sel, sweeps, allLabel) {
