@@ -35,4 +35,6 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
 .venv/bin/python -m pytest -q -m unit -n auto   # on every core; fails fast, before any Ray head starts
-.venv/bin/python -m pytest -q -m "not unit" --durations=60
+# Two workers, a test file each: most of an end-to-end test is waiting (a Ray head, a job, a
+# subprocess starting), so two overlap on two cores; a file's tests share its fixtures.
+.venv/bin/python -m pytest -q -m "not unit" -n 2 --dist loadfile --durations=60
