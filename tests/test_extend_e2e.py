@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cifar_sweeps.tuning.refit import plan_refit
 from tests.test_reliability_e2e import Service
 
 pytestmark = pytest.mark.slow
@@ -46,10 +47,14 @@ def test_an_extended_sweep_carries_its_searchers_state_and_refits_the_best(ray_h
         # The searcher went on where it stopped: HyperOpt's trials and random state restored.
         assert _search_lrs(svc, grown) == pytest.approx(_search_lrs(svc, whole), rel=1e-9)
 
+        # One refit, of the configuration the refit rule picks among all five (ties of val_acc
+        # on synthetic data included): the same as the five-trial sweep's refit.
         trials = svc.store.trials(grown)
         refits = [t for t in trials if t.refit_of is not None]
-        best = max((t for t in trials if t.refit_of is None), key=lambda t: t.val_acc)
-        assert len(refits) == 1 and refits[0].refit_of == best.id and refits[0].test_acc is not None
+        best = plan_refit(trials, "val_acc", "max")
+        assert len(refits) == 1 and refits[0].refit_of == best.source_id and refits[0].test_acc is not None
+        (whole_refit,) = [t for t in svc.store.trials(whole) if t.refit_of is not None]
+        assert refits[0].config["lr"] == pytest.approx(whole_refit.config["lr"], rel=1e-9)
 
         r = httpx.post(f"{svc.base}/sweeps/{grown}/extend", json={"trials": 0}, timeout=60)
         assert r.status_code == 422 and "trials" in r.text

@@ -360,7 +360,9 @@ def test_a_gpu_quarter_preset_packs_four_trials_on_one_gpu(tmp_path):
             scheduler={"type": "fifo"},
             resources_per_trial={"cpu": 1, "gpu": 0.25},
             search={"algorithm": "random", "seed": 0},
-            fixed={"model": "mlp", "epochs": 3, "batch_size": 32},
+            # Trials long enough that the fourth starts before the first ends on a loaded
+            # machine (Tune starts one pending trial at a time).
+            fixed={"model": "mlp", "epochs": 10, "batch_size": 32},
         )
         env = {**sweep_env(head, results), "RAY_DEDUP_LOGS": "0"}  # each trial's line, not "[repeated 3x]"
         p = run_cli(["run", str(spec), "--data", "synthetic:1200"], env)

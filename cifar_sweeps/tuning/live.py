@@ -60,13 +60,25 @@ class LiveSearch(SearchGenerator):
         super().__init__(searcher)
         self.limits = limits
         self._running: set[str] = set()
+        # A searcher that limits its own concurrency (BOHB: its trials paused by HyperBand
+        # don't count) is told the limit, as Tune's ConcurrencyLimiter tells it.
+        self._max_concurrent = limits.values[1]
+        self._searcher_limits = bool(searcher.set_max_concurrency(self._max_concurrent))
 
     def is_finished(self) -> bool:
         return self._finished or self._counter >= self.limits.now()[0]
 
+    def _at_limit(self, max_concurrent: int) -> bool:
+        if not self._searcher_limits:
+            return len(self._running) >= max_concurrent
+        if max_concurrent != self._max_concurrent:
+            self._max_concurrent = max_concurrent
+            self.searcher.set_max_concurrency(max_concurrent)
+        return False  # the searcher answers None itself at its limit
+
     def create_trial_if_possible(self, experiment_spec):
         num_samples, max_concurrent, _ = self.limits.now()
-        if self._counter >= num_samples or len(self._running) >= max_concurrent:
+        if self._counter >= num_samples or self._at_limit(max_concurrent):
             return None
         trial = super().create_trial_if_possible(experiment_spec)
         if trial is not None:

@@ -518,6 +518,10 @@ def _drive(store: Store, sweep_id: str, experiment_path: str, make_tuners, setti
     # and forget one that had started. Half a second bounds that window; the snapshot of a
     # sweep of a few dozen trials takes milliseconds.
     process_default("TUNE_GLOBAL_CHECKPOINT_S", "0.5")
+    # Tune lets one trial at a time wait for its resources unless the searcher sits in its
+    # own ConcurrencyLimiter; LiveSearch bounds the trials itself (to the live limit, which
+    # this setting bounds), so trials start together again, as many as the cluster fits.
+    process_default("TUNE_MAX_PENDING_TRIALS_PG", str(settings.max_concurrent_trials))
     try:
         check_results_writable(settings)  # before Ray starts: a full disk fails in milliseconds
         init_ray()
