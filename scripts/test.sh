@@ -35,6 +35,7 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
 .venv/bin/python -m pytest -q -m unit -n auto   # on every core; fails fast, before any Ray head starts
-# Two workers, a test file each: most of an end-to-end test is waiting (a Ray head, a job, a
-# subprocess starting), so two overlap on two cores; a file's tests share its fixtures.
-.venv/bin/python -m pytest -q -m "not unit" -n 2 --dist loadfile --durations=60
+# One worker by default. CIFAR_SWEEPS_TEST_WORKERS=2 runs two, a test file each: most of an
+# end-to-end test waits (a Ray head, a job, a subprocess), so two overlap on two cores, but
+# a few timing-bound waits (a probe's limit, a page drawing) can then run out.
+.venv/bin/python -m pytest -q -m "not unit" -n "${CIFAR_SWEEPS_TEST_WORKERS:-0}" --dist loadfile --durations=60

@@ -32,6 +32,7 @@ def _check_page(base: str, body: dict) -> None:
     with sync_playwright() as p:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.set_default_timeout(90_000)  # a loaded machine draws the page's plots slowly
         record_page_errors(page, errors, lambda status: status < 500 or status == 503)  # 503: one importance at a time
         page.goto(base)
         page.wait_for_selector("#a-pareto .scatterlayer .trace .points path")
