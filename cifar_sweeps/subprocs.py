@@ -72,6 +72,9 @@ def run_torch(
         TORCH_PROCESS.release()
 
 
+CHILD_NICE = 10  # a torch child's niceness, over the service's own
+
+
 def _run(module: str, request: Any, timeout_s: float, what: str, home: str, memory_mb: int):
     cmd = [sys.executable, "-I", "-m", module]
     p = subprocess.Popen(
@@ -84,6 +87,10 @@ def _run(module: str, request: Any, timeout_s: float, what: str, home: str, memo
         env=child_env(home, memory_mb),  # settings.py: an allow-list, no secret
         start_new_session=True,  # its own process group: killed whole, grandchildren too
     )
+    # Below the service in the CPU's queue: on a small machine a probe or an export (torch's
+    # import alone is seconds of CPU) must not slow the answers to /health and the page.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, p.pid, CHILD_NICE)
     try:
         out, err = p.communicate(json.dumps({"path": import_path(), "request": request}), timeout=timeout_s)
     except subprocess.TimeoutExpired:
