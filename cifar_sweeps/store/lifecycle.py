@@ -112,16 +112,7 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
                 f"repeat: the repeats need up to {spec.repeat_epochs()} trial-epochs, and "
                 f"budget.epochs has {max(left, 0)} left"
             )
-    return apply(
-        store,
-        sweep_id,
-        Event.REPEAT,
-        spec=spec.model_dump(mode="json"),
-        ray_job_id=None,
-        stop_requested=False,
-        error=None,
-        reason=None,
-    )
+    return _queue_with(store, sweep_id, Event.REPEAT, spec)
 
 
 def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStatus:
@@ -144,10 +135,15 @@ def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStat
         raise SweepError(f"sweep {sweep_id} is a grid: it walks its grid, and has no searcher to extend")
     searched = sum(1 for t in store.trials(sweep_id) if t.refit_of is None and t.repeat_of is None)
     spec = parse_spec({**spec.model_dump(mode="json"), "num_samples": searched + trials}, settings)
+    return _queue_with(store, sweep_id, Event.EXTEND, spec)
+
+
+def _queue_with(store: Store, sweep_id: str, event: Event, spec) -> SweepStatus:
+    """An ended sweep queued again with its new spec, for a driver that resumes it."""
     return apply(
         store,
         sweep_id,
-        Event.EXTEND,
+        event,
         spec=spec.model_dump(mode="json"),
         ray_job_id=None,
         stop_requested=False,

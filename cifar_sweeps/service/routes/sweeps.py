@@ -216,12 +216,7 @@ def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> Swe
     409 while the sweep runs or when it has no finished trial; nothing changes then."""
     from cifar_sweeps.store.lifecycle import repeat as ask_repeat
 
-    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
-    writable_results(state)
-    state.jobs.client()  # Ray down: 503 before anything changes
-    ask_repeat(state.store, sweep.id, body.top, body.seeds)
-    state.jobs.drain()
-    return sweep_out(state, state.store.sweep(sweep.id), request)
+    return _queue_again(state, sweep, request, lambda: ask_repeat(state.store, sweep.id, body.top, body.seeds))
 
 
 @router.post(
@@ -236,10 +231,17 @@ def extend(sweep: SweepDep, body: Extend, request: Request, state: State) -> Swe
     ones; the refit follows the best configuration. 409 while it runs or for a grid."""
     from cifar_sweeps.store.lifecycle import extend as ask_extend
 
-    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
+    return _queue_again(state, sweep, request, lambda: ask_extend(state.store, sweep.id, body.trials, state.settings))
+
+
+def _queue_again(state: AppState, sweep, request: Request, ask) -> SweepOut:
+    """An ended sweep queued again by `ask` (a lifecycle event that refuses with nothing
+    changed), then submitted: its status reconciled first, the results folder writable and
+    Ray reachable (503) before anything changes."""
+    reconcile_local_driver(state.store, state.jobs.sync(sweep))
     writable_results(state)
-    state.jobs.client()  # Ray down: 503 before anything changes
-    ask_extend(state.store, sweep.id, body.trials, state.settings)
+    state.jobs.client()
+    ask()
     state.jobs.drain()
     return sweep_out(state, state.store.sweep(sweep.id), request)
 
