@@ -110,6 +110,29 @@ def test_too_few_trials_is_a_409(tmp_path, capsys):
     assert client.get("/sweeps/sw-nope/importance").status_code == 404
 
 
+def test_trials_that_all_scored_the_same_are_a_409_not_a_crash(tmp_path, capsys):
+    """fANOVA raises on zero variance (every trial at chance on a tiny data set): the answer
+    names it instead."""
+    settings, store, sweep = _stored_sweep(tmp_path, 0)
+    rng = random.Random(1)
+    for i in range(6):
+        _add_trial(
+            store,
+            sweep.id,
+            f"t{i}",
+            {"model": "mlp", "epochs": 1, "lr": 10 ** rng.uniform(-4, -1), "batch_size": 32, "momentum": 0.9},
+            0.1,
+        )
+    client = TestClient(create_app(settings, FakeJobs(store)))
+    r = client.get(f"/sweeps/{sweep.id}/importance")
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        f"sweep {sweep.id}'s 6 finished trials all scored val_acc 0.1: no parameter explains a difference"
+    )
+    assert main(["analyze", sweep.id, "--results-dir", str(tmp_path)]) == 1
+    assert "no parameter explains a difference" in capsys.readouterr().err
+
+
 def _add_trial(store, sweep_id: str, name: str, cfg: dict, acc: float) -> str:
     tid = lifecycle.trial_started(store, sweep_id, name, cfg, 1)
     store.trial_epoch(

@@ -259,6 +259,11 @@ def importance(spec: SweepSpec, sweep_id: str, trials: list) -> Importance:
             f"sweep {sweep_id} has {len(used)} finished trial(s) with a {spec.metric}{inside}; "
             f"parameter importance needs at least {MIN_TRIALS}"
         )
+    if len({value for _, value in used}) == 1:  # fANOVA has no variance to split (a RuntimeError)
+        raise NotEnoughTrials(
+            f"sweep {sweep_id}'s {len(used)} finished trials all scored {spec.metric} {used[0][1]:.4g}: "
+            "no parameter explains a difference"
+        )
     scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), normalize=True)
     ranked = sorted(used, key=lambda u: u[1], reverse=spec.mode == "max")
     top = [p for p, _ in ranked[: max(3, round(TOP_FRACTION * len(used)))]]
