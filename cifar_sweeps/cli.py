@@ -218,6 +218,19 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
 
 
+def cmd_continue(args: argparse.Namespace) -> int:
+    """An ended trial trained on from its last checkpoint, a new row of its sweep; runs here."""
+    from cifar_sweeps.store.lifecycle import continue_trial
+    from cifar_sweeps.tuning.sweep import resume_sweep
+
+    settings = _settings(args)
+    store = _store(settings, writes=True)
+    sweep_id = continue_trial(store, args.trial_id, args.epochs, settings)  # refused with nothing changed
+    resume_sweep(sweep_id, settings, store)
+    _print_leaderboard(store, sweep_id, 10, False)
+    return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
+
+
 def cmd_extend(args: argparse.Namespace) -> int:
     """More search trials for an ended sweep, the searcher's state carried; runs them here."""
     from cifar_sweeps.store.lifecycle import extend
@@ -695,6 +708,11 @@ def _control_parsers(sub) -> None:
     p.add_argument("--trials", type=int, required=True, help="how many search trials to add")
     _common(p)
     p.set_defaults(fn=cmd_extend)
+    p = sub.add_parser("continue", help="train an ended trial more epochs from its last checkpoint, as a new row")
+    p.add_argument("trial_id")
+    p.add_argument("--epochs", type=int, required=True, help="how many epochs more")
+    _common(p)
+    p.set_defaults(fn=cmd_continue)
     p = sub.add_parser("stop", help="stop a running sweep; results are kept")
     p.add_argument("sweep_id")
     _common(p)

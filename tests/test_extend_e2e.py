@@ -1,7 +1,8 @@
 """An ended sweep extended through the served API (POST /sweeps/{id}/extend), on a real Ray
 head: the new trials are those its searcher suggests after the old ones (the same as one
 sweep of that many trials from the same seed gives), in the same sweep, and the refit follows
-the best configuration (tuning/live.py, lifecycle.extend)."""
+the best configuration (tuning/live.py, lifecycle.extend). Then a trial of it is trained on
+(POST /trials/{id}/continue, tuning/continued.py) as a new row that counts its epochs on."""
 
 from __future__ import annotations
 
@@ -58,5 +59,20 @@ def test_an_extended_sweep_carries_its_searchers_state_and_refits_the_best(ray_h
 
         r = httpx.post(f"{svc.base}/sweeps/{grown}/extend", json={"trials": 0}, timeout=60)
         assert r.status_code == 422 and "trials" in r.text
+
+        # Train the refit's source 2 epochs more (POST /trials/{id}/continue): a new row that
+        # goes on from its last checkpoint, epochs 3 and 4, and the refit stays as it was.
+        source = svc.store.trial(best.source_id)
+        r = httpx.post(f"{svc.base}/trials/{source.id}/continue", json={"epochs": 2}, timeout=60)
+        assert r.status_code == 200 and r.json()["spec"]["continues"] == [{"trial": source.id, "epochs": 2}], r.text
+        assert svc.wait(grown, ENDED, 400) == "succeeded"
+        (cont,) = [t for t in svc.store.trials(grown) if t.continue_of == source.id]
+        assert cont.status == "terminated" and cont.config["epochs"] == 4 and cont.config["lr"] == source.config["lr"]
+        assert [e.epoch for e in svc.store.epochs(cont.id)] == [3, 4]
+        assert [t.id for t in svc.store.trials(grown) if t.refit_of is not None] == [refits[0].id]
+        r = httpx.get(f"{svc.base}/leaderboard?sweep_id={grown}&limit=20", timeout=60).json()
+        assert any(i["continue_of"] == source.id for i in r["items"])
+        r = httpx.post(f"{svc.base}/trials/{refits[0].id}/continue", json={"epochs": 2}, timeout=60)
+        assert r.status_code == 409 and "refit" in r.json()["detail"]
     finally:
         svc.stop()

@@ -15,7 +15,14 @@ from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.training.data import split_train_val, synthetic, with_validation_in_training
 from cifar_sweeps.training.train import TrainConfig, Trainer
-from cifar_sweeps.tuning.refit import REFIT_MARGIN, plan_refit, refit_epochs, refit_seconds, tune_config
+from cifar_sweeps.tuning.refit import (
+    REFIT_MARGIN,
+    plan_refit,
+    refit_epochs,
+    refit_is_stale,
+    refit_seconds,
+    tune_config,
+)
 
 
 def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of=None, seconds=30.0, epochs=3):
@@ -68,6 +75,18 @@ def test_the_refit_trains_the_best_configuration_of_the_search_never_a_refit_or_
     # A trial a budget cut is still running in the store when the refit is planned: it counts.
     assert plan_refit([*trials, _trial("cut", 0.9, lr=0.5, status="running")], "val_acc", "max").source_id == "cut"
     assert plan_refit(trials, "val_loss", "min").source_id == "b"  # 0.2 is the lowest val_loss usable
+
+
+def test_a_refit_is_stale_for_another_configuration_not_for_another_seed_of_its_own():
+    """Repeats of the refitted configuration that score higher pick a seed's run as the
+    source: the refit done stays; another configuration that wins now refits again."""
+    trials = [_trial("a", 0.80, lr=0.1), _trial("b", 0.70, lr=0.2)]
+    row = _trial("refit", 0.80, refit_of="a")
+    repeat = _trial("a-s2", 0.85, lr=0.1, seed=2)
+    assert plan_refit([*trials, repeat], "val_acc", "max").source_id == "a-s2"
+    assert not refit_is_stale([*trials, repeat, row], row, plan_refit([*trials, repeat], "val_acc", "max"))
+    better = _trial("c", 0.90, lr=0.3)
+    assert refit_is_stale([*trials, better, row], row, plan_refit([*trials, better], "val_acc", "max"))
 
 
 def test_the_refits_time_is_its_images_and_epochs_at_the_searchs_median_training_rate():

@@ -21,7 +21,9 @@ ALPHA = 0.05  # Welch's test: "distinguishable" means p < ALPHA, two-sided
 # varies), the runner's own keys, and the repeat's pointer to its source.
 REPEAT_OF, REPEAT_ID = "repeat_of", "repeat_id"  # in a repeat's Tune config: its source, its own id
 REFIT_OF = "refit_of"  # in a refit's Tune config: the search trial whose configuration it trains again
-NOT_CONFIG = frozenset({"seed", "device", "threads", REPEAT_OF, REPEAT_ID, REFIT_OF})
+# In a continuation's Tune config: the trial it trains on from, and that trial's last state file.
+CONTINUE_OF, CONTINUE_FROM = "continue_of", "continue_from"
+NOT_CONFIG = frozenset({"seed", "device", "threads", REPEAT_OF, REPEAT_ID, REFIT_OF, CONTINUE_OF, CONTINUE_FROM})
 
 
 def searched(trials: Iterable[Any]) -> list[Any]:
@@ -144,7 +146,7 @@ def plan_repeats(trials: Sequence[Any], top: int, seeds: int, metric: str, mode:
     """The runs that bring each of the `top` best configurations of the search to `seeds`
     completed runs: the search trials rank the configurations; repeats already completed
     count, so a resumed repeat phase plans only what is missing."""
-    search = [t for t in searched(trials) if t.repeat_of is None]
+    search = [t for t in searched(trials) if t.repeat_of is None and getattr(t, "continue_of", None) is None]
     ranked = group_trials(search, metric, mode)[:top]
     done = {t.tune_trial_id for t in trials if t.repeat_of is not None and t.status in TRIAL_COMPLETED}
     runs = []

@@ -135,6 +135,8 @@ class LeaderboardItem(BaseModel):
     # A refit (tuning/refit.py): the search trial whose configuration it trained again on the
     # training and validation images; its val_acc is that trial's (it has no validation images).
     refit_of: str | None = None
+    # A continuation (POST /trials/{id}/continue): the trial whose last checkpoint it trained on from.
+    continue_of: str | None = None
     train_images: int | None = None  # how many images it trained on
     # Its sweep's constraints (spec `constraints`) kept: true or false; None: none were set.
     feasible: bool | None = None
@@ -175,6 +177,7 @@ def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) ->
             seconds_to_best=t.seconds_to_best,
             repeat_of=t.repeat_of,
             refit_of=t.refit_of,
+            continue_of=t.continue_of,
             train_images=t.train_images,
         )
         for i, t in enumerate(rows)
@@ -205,6 +208,7 @@ CSV_COLUMNS = [
     "seconds_to_best",
     "repeat_of",
     "refit_of",
+    "continue_of",
     "train_images",
 ]
 
@@ -416,6 +420,7 @@ class TrialOut(_Out):
     seconds_to_best: float | None = None  # training seconds up to the best epoch
     repeat_of: str | None = None
     refit_of: str | None = None  # a refit: the search trial whose configuration it trained again
+    continue_of: str | None = None  # a continuation: the trial whose last checkpoint it trained on from
     train_images: int | None = None  # how many images it trained on
     started_at: UtcTime
     finished_at: UtcTime | None

@@ -53,6 +53,11 @@ OPTIMIZERS: tuple[str, ...] = OptimizerName.__args__  # type: ignore[attr-define
 LR_SCHEDULES: tuple[str, ...] = LrScheduleName.__args__  # type: ignore[attr-defined]
 
 
+# Learning-rate schedules whose every step depends on the run's length (train.make_lr_schedule):
+# a refit trains their full length, a continuation starts them anew.
+LENGTH_SHAPED = frozenset({"onecycle", "linear", "cosine"})
+
+
 class TrainConfig(BaseModel):
     """Everything that defines one training run; the defaults are the report's course code."""
 

@@ -52,6 +52,14 @@ class Extend(BaseModel):
     trials: int = Field(ge=1, le=1000)
 
 
+class Continuation(BaseModel):
+    """The body of `POST /trials/{id}/continue`: how many epochs more to train a trial."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(ge=1, le=10_000)
+
+
 def with_limits(stored: dict[str, Any], limits: Limits, settings=None) -> SweepSpec:
     """The stored spec with the new limits, checked as a submitted spec (SpecError naming the
     field). A grid walks its own points: its trial count is not the searcher's to change."""

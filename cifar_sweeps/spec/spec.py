@@ -125,6 +125,14 @@ class Repeat(Strict):
     seeds: int = Field(ge=2, le=10)
 
 
+class Continue(Strict):
+    # A trial of this sweep trained on from its last checkpoint (`cifar-sweeps continue`):
+    # `epochs` more, as a new row linked to it, after the search and the repeats. The service
+    # writes these; tuning/continued.py says what a learning-rate schedule does then.
+    trial: str = Field(min_length=1, max_length=96)  # the store id of the trial to go on from
+    epochs: int = Field(ge=1, le=10_000)
+
+
 class Plateau(Strict):
     """Stop a trial whose metric has stopped moving (Ray Tune's TrialPlateauStopper): after
     `grace_period` epochs, when the standard deviation of its last `num_results` results of
@@ -182,6 +190,7 @@ class SweepSpec(Strict):
     time_budget_s: float | None = Field(None, gt=0)  # stop starting/running trials after this long
     budget: Budget | None = None  # total trial-epochs; num_samples then defaults to budget.epochs
     repeat: Repeat | None = None  # repeats of the best configurations over seeds, after the search
+    continues: list[Continue] = Field(default_factory=list, max_length=100)  # trials trained on, in order
     stop: StopConfig | None = None  # stop trials early on their own curves too (a plateau), with any scheduler
     # The operator's webhooks told when this sweep ends, by name (settings `webhooks`); None: all of them.
     notify: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=20)

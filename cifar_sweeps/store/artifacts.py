@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cifar_sweeps.errors import NotFound, StorageError
+from cifar_sweeps.errors import NotFound, StorageError, SweepError
 
 # A trial checkpoint's file of its best weights so far, with its config and normalization:
 # what the leaderboard, export and predict read (trainable.py writes it).
 MODEL_FILE = "model.pt"
+# Beside it: the trainer's whole state at that checkpoint (weights, optimizer, epoch, RNG), what
+# a retried or resumed trial, and a continuation of it, start from.
+STATE_FILE = "state.pt"
 
 if TYPE_CHECKING:
     from fastapi.responses import Response
@@ -133,3 +136,16 @@ def why_not_extendable(experiment_path: str) -> str | None:
             "submit a new sweep with search.warm_start naming it instead"
         )
     return None
+
+
+def last_state(checkpoint_path: str | None) -> Path:
+    """The state file of a trial's latest checkpoint (beside the model file the store points
+    to), to train on from: SweepError naming why there is none here."""
+    if not checkpoint_path:
+        raise SweepError("it has no checkpoint to go on from")
+    if "://" in checkpoint_path and not checkpoint_path.startswith("file://"):
+        raise SweepError(f"its checkpoints are in remote storage ({checkpoint_path.split('://')[0]}://), not read here")
+    state = Path(checkpoint_path.removeprefix("file://")).parent / STATE_FILE
+    if not state.is_file():
+        raise SweepError(f"its last state file is gone from {state.parent}")
+    return state

@@ -14,7 +14,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from cifar_sweeps.errors import SpecError, SweepError, TransitionError
-from cifar_sweeps.store.artifacts import why_not_extendable
+from cifar_sweeps.store.artifacts import last_state, why_not_extendable
 from cifar_sweeps.store.states import (
     ACTIVE,
     TERMINAL,
@@ -138,6 +138,53 @@ def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStat
     return _queue_with(store, sweep_id, Event.EXTEND, spec)
 
 
+def continue_id(source_tune_id: str, epochs: int) -> str:
+    """A continuation's Tune id: the same row whichever driver runs it (tuning/continued.py)."""
+    return f"{source_tune_id}-c{epochs}"
+
+
+def continue_trial(store: Store, trial_id: str, epochs: int, settings=None) -> str:
+    """Ask for an ended trial to be trained `epochs` more from its last checkpoint, as a new
+    row of its sweep (tuning/continued.py): the spec gains the request, and the sweep is
+    queued for a driver that resumes it. Returns the sweep's id. Refused (SweepError,
+    SpecError: nothing changes) while the sweep runs, for a refit, for a trial that did not
+    end well or whose last state is gone, twice for the same epochs, and past the service's
+    epoch limit or the sweep's budget."""
+    from cifar_sweeps.spec.spec import parse_spec
+
+    if epochs < 1:
+        raise SpecError(f"epochs: {epochs} more is nothing to train; give at least 1")
+    trial = store.trial(trial_id)  # NotFound naming it
+    sweep = store.sweep(trial.sweep_id)
+    why = f"trial {trial.id} can't be continued"
+    if sweep.status not in TERMINAL:
+        raise SweepError(f"{why}: its sweep {sweep.id} is {sweep.status}; continue it once the sweep has ended")
+    if trial.refit_of is not None:
+        raise SweepError(f"{why}: it is its sweep's refit, trained on every image; continue {trial.refit_of} instead")
+    if trial.status not in TRIAL_COMPLETED:
+        raise SweepError(f"{why}: it is {trial.status}, and only a trial that ended well has a state to go on from")
+    try:
+        last_state(trial.checkpoint_path)
+    except SweepError as e:
+        raise SweepError(f"{why}: {e}") from None
+    limit = settings.max_epochs if settings is not None else None
+    if limit is not None and trial.epochs + epochs > limit:
+        raise SpecError(
+            f"epochs: trial {trial.id} has trained {trial.epochs}; {epochs} more make {trial.epochs + epochs}, "
+            f"over the service's limit of {limit} (CIFAR_SWEEPS_MAX_EPOCHS)"
+        )
+    spec = parse_spec(sweep.spec)
+    same = continue_id(trial.tune_trial_id, epochs)
+    if any(t.tune_trial_id == same for t in store.trials(sweep.id)):
+        raise SweepError(f"{why} by {epochs} epochs again: {sweep.id}-{same} did that; continue that row instead")
+    if spec.budget is not None and epochs > spec.budget.epochs - len(store.epoch_keys(sweep.id)):
+        left = max(spec.budget.epochs - len(store.epoch_keys(sweep.id)), 0)
+        raise SpecError(f"epochs: the sweep's budget.epochs has {left} trial-epochs left, not {epochs}")
+    asked = [*[c.model_dump() for c in spec.continues], {"trial": trial.id, "epochs": epochs}]
+    _queue_with(store, sweep.id, Event.CONTINUE, parse_spec({**spec.model_dump(mode="json"), "continues": asked}))
+    return sweep.id
+
+
 def _queue_with(store: Store, sweep_id: str, event: Event, spec) -> SweepStatus:
     """An ended sweep queued again with its new spec, for a driver that resumes it."""
     return apply(
@@ -216,9 +263,10 @@ def trial_started(
     epochs_budget: int | None,
     repeat_of: str | None = None,
     refit_of: str | None = None,
+    continue_of: str | None = None,
 ) -> str:
     """A trial starts: a new row, running; or a retried or resumed one, running again."""
-    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget, repeat_of, refit_of)
+    tid, created = store.create_trial(sweep_id, tune_trial_id, config, epochs_budget, repeat_of, refit_of, continue_of)
     if not created:
         apply_trials(store, TrialEvent.START, trial_id=tid)
     return tid

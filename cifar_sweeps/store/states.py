@@ -68,6 +68,7 @@ class Event(StrEnum):
     REQUEUE = "requeue"
     REPEAT = "repeat"
     EXTEND = "extend"
+    CONTINUE = "continue"  # a trial of it trained on (cifar-sweeps continue)
     START = "start"
     FINISH = "finish"
     INTERRUPT = "interrupt"
@@ -88,6 +89,7 @@ TRANSITIONS: dict[Event, tuple[frozenset[SweepStatus], SweepStatus]] = {
     Event.REQUEUE: (RESUMABLE, SweepStatus.QUEUED),
     Event.REPEAT: (TERMINAL, SweepStatus.QUEUED),
     Event.EXTEND: (TERMINAL, SweepStatus.QUEUED),
+    Event.CONTINUE: (TERMINAL, SweepStatus.QUEUED),
     Event.START: (RESUMABLE | {SweepStatus.QUEUED}, SweepStatus.RUNNING),
     Event.FINISH: (frozenset({SweepStatus.RUNNING}), SweepStatus.SUCCEEDED),
     Event.INTERRUPT: (frozenset({SweepStatus.RUNNING}), SweepStatus.INTERRUPTED),

@@ -119,6 +119,8 @@ class Trial(Base):
     # The search trial whose configuration this one trains again on the training and
     # validation images (a refit: tuning/refit.py); its val_acc is that trial's.
     refit_of: Mapped[str | None] = mapped_column(String(96))
+    # A continuation (`cifar-sweeps continue`): the trial whose last checkpoint it trained on from.
+    continue_of: Mapped[str | None] = mapped_column(String(96))
     train_images: Mapped[int | None] = mapped_column(Integer)  # how many images it trained on
     # What the model costs (measured once per trial, after its first epoch, on its device).
     params: Mapped[float | None] = mapped_column(Float)  # parameter count
@@ -381,6 +383,7 @@ class Store:
         epochs_budget: int | None,
         repeat_of: str | None = None,
         refit_of: str | None = None,
+        continue_of: str | None = None,
     ) -> tuple[str, bool]:
         """The trial's row, written running if it is new (every later status change goes
         through lifecycle.py); its id, and whether it was new. A refit's row starts with its
@@ -401,6 +404,7 @@ class Store:
                         epochs_budget=epochs_budget,
                         repeat_of=repeat_of,
                         refit_of=refit_of,
+                        continue_of=continue_of,
                         val_acc=source.val_acc if source else None,
                         val_loss=source.val_loss if source else None,
                     )

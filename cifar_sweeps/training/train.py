@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from cifar_sweeps.errors import ModelError, NonFiniteLossError
-from cifar_sweeps.spec.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (re-exported)
+from cifar_sweeps.spec.config import LENGTH_SHAPED, LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.spec.epoch import EpochRecord
 from cifar_sweeps.training import method, precision
 from cifar_sweeps.training.data import Splits
@@ -161,7 +161,9 @@ class Trainer:
         self.precision, self.precision_why = precision.resolve(cfg.precision, self.device.type)
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
         self.opt = make_optimizer(cfg, method.param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bn_bias_lr))
+        self.peak_lrs = [g["lr"] for g in self.opt.param_groups]  # each group's lr before any schedule
         self.sched, self.sched_per_batch = make_lr_schedule(cfg, self.opt, self.steps_per_epoch)
+        self.segment_start = 0  # the epoch this run's schedule began at (continue_from: a later one)
         total = method.total_steps(cfg.epochs, self.steps_per_epoch)
         self.lookahead = method.Lookahead(self.model, total) if cfg.lookahead else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -212,7 +214,7 @@ class Trainer:
             if self.sched_per_batch:
                 self.sched.step()
             if self.lookahead is not None:
-                self.lookahead.after_step(self.epoch * self.steps_per_epoch + step + 1)
+                self.lookahead.after_step((self.epoch - self.segment_start) * self.steps_per_epoch + step + 1)
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             seen += len(y)
@@ -331,14 +333,21 @@ class Trainer:
             "best_state": self.best_state,
             "history": [m.model_dump() for m in self.history],
             "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
+            "segment_start": self.segment_start,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        lrs = [g["lr"] for g in self.opt.param_groups]  # as saved, mid-schedule
+        self.segment_start = state.get("segment_start", 0)
+        if self.segment_start:  # a continuation's own state: its segment's schedule, then its place in it
+            self._start_segment(self.cfg.epochs - self.segment_start)
         schedule = state.get("lr_schedule", state.get("scheduler"))  # its key before the rename
         if self.sched is not None and schedule is not None:
             self.sched.load_state_dict(schedule)
+        for group, lr in zip(self.opt.param_groups, lrs, strict=True):
+            group["lr"] = lr
         self.epoch = state["epoch"]
         # RNG states are CPU byte tensors whatever the device: a state loaded with
         # map_location="cuda" carries them on the card, and set_state refuses that
@@ -353,6 +362,38 @@ class Trainer:
         self.history = [EpochMetrics(**m) for m in state["history"]]
         if self.lookahead is not None and state.get("lookahead") is not None:
             self.lookahead.load_state_dict(state["lookahead"])
+
+    def continue_from(self, state: dict[str, Any]) -> None:
+        """Go on from another run's last state (a continuation: `cifar-sweeps continue`) up to
+        cfg.epochs: its weights, optimizer state (momentum), lookahead, random streams and
+        epoch count. The epochs from here are this run's own, so its best and history start
+        empty. A schedule shaped by the run's length (onecycle, linear, cosine) can't be
+        stretched without changing the epochs already trained, so it starts a new segment
+        over the epochs left, from each group's configured lr (a warm restart); exponential
+        and step go on decaying where they were, and none keeps the lr."""
+        self.load_state_dict(state)
+        self.best_val_acc, self.best_epoch, self.best_test_acc, self.best_state = -1.0, 0, None, None
+        self.history = []
+        left = self.cfg.epochs - self.epoch
+        if left < 1:
+            raise ValueError(f"the state is at epoch {self.epoch}: nothing is left of {self.cfg.epochs} epochs")
+        self.segment_start = self.epoch
+        self._start_segment(left)
+
+    def _start_segment(self, epochs: int) -> None:
+        """A new schedule segment of `epochs` (a length-shaped schedule from each group's
+        configured lr; the lookahead's pull over the segment's steps, its average kept)."""
+        if self.cfg.lr_schedule in LENGTH_SHAPED:
+            for group, peak in zip(self.opt.param_groups, self.peak_lrs, strict=True):
+                for key in ("initial_lr", "max_lr", "min_lr"):  # the schedule before, on the groups
+                    group.pop(key, None)
+                group["lr"] = peak
+            segment = self.cfg.model_copy(update={"epochs": epochs})
+            self.sched, self.sched_per_batch = make_lr_schedule(segment, self.opt, self.steps_per_epoch)
+        if self.lookahead is not None:
+            ema = self.lookahead.state_dict()
+            self.lookahead = method.Lookahead(self.model, method.total_steps(epochs, self.steps_per_epoch))
+            self.lookahead.load_state_dict(ema)
 
     def best_model_file(self) -> dict[str, Any]:
         """What a user downloads: the best weights and what is needed to rebuild the model

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials
-from cifar_sweeps.spec.config import TrainConfig, read_old_names
+from cifar_sweeps.spec.config import LENGTH_SHAPED, TrainConfig, read_old_names
 from cifar_sweeps.spec.constraints import feasible
 from cifar_sweeps.store.states import TRIAL_COMPLETED, TrialStatus
 
 REFIT_ID = "refit"  # the refit's Tune id: its store row is "<sweep id>-refit", whichever driver runs it
-# Learning-rate schedules whose every step depends on the run's length (train.make_lr_schedule).
-LENGTH_SHAPED = frozenset({"onecycle", "linear", "cosine"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,7 @@ REFIT_SOURCES = TRIAL_COMPLETED | {TrialStatus.RUNNING}
 def plan_refit(trials: list, metric: str, mode: str, constraints: list | None = None) -> RefitRun | None:
     """The refit of the best configuration of the search, or None when no search trial has
     a score; with `constraints` (spec/constraints.py), among the trials that keep them."""
+    trials = [t for t in trials if getattr(t, "continue_of", None) is None]  # a continuation is no search trial
     if constraints:
         trials = [t for t in trials if feasible(constraints, t)]
     ranked = group_trials(trials, metric, mode, REFIT_SOURCES)  # the search's and its repeats', never a refit
@@ -64,6 +63,16 @@ def plan_refit(trials: list, metric: str, mode: str, constraints: list | None = 
     seed = (source.config or {}).get("seed")
     config = {**config_of(source.config), **({"seed": seed} if seed is not None else {}), "epochs": epochs}
     return RefitRun(source.id, config, epochs, why)
+
+
+def refit_is_stale(trials: list, row: Any, run: RefitRun) -> bool:
+    """Whether the refit done (`row`) trained another configuration than the one the refit
+    rule picks now (`run`): not when only the seed differs (a repeat of the same
+    configuration that scored higher), since the refit trains with its own run anyway."""
+    if run.source_id == row.refit_of:
+        return False
+    configs = {t.id: config_of(t.config or {}) for t in trials}
+    return configs.get(row.refit_of) != configs.get(run.source_id)
 
 
 def tune_config(run: RefitRun) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from ray.tune import Callback, Stopper
 
 from cifar_sweeps import code_version
-from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, REPEAT_OF, plan_repeats
+from cifar_sweeps.analysis.ranking import CONTINUE_FROM, CONTINUE_OF, REFIT_OF, REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.cluster import init_ray, process_default
 from cifar_sweeps.errors import NotFound, SweepError, TransitionError
@@ -32,8 +32,17 @@ from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable, loc
 from cifar_sweeps.store.states import TRIAL_COMPLETED, Reason, TrialStatus
 from cifar_sweeps.store.store import Store, get_store
 from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset, with_validation_in_training
+from cifar_sweeps.tuning import continued
 from cifar_sweeps.tuning.live import LiveLimits, LiveSearch
-from cifar_sweeps.tuning.refit import REFIT_ID, plan_refit, refit_done, refit_row, refit_seconds, tune_config
+from cifar_sweeps.tuning.refit import (
+    REFIT_ID,
+    plan_refit,
+    refit_done,
+    refit_is_stale,
+    refit_row,
+    refit_seconds,
+    tune_config,
+)
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 from cifar_sweeps.tuning.searchers import make_search, param_space
 from cifar_sweeps.tuning.tracking import wandb_callback
@@ -380,9 +389,11 @@ class StoreCallback(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         config = _trial_config(trial.config)
         repeat_of, refit_of = config.pop(REPEAT_OF, None), config.pop(REFIT_OF, None)
+        continue_of = config.pop(CONTINUE_OF, None)
         config.pop(REPEAT_ID, None)
+        config.pop(CONTINUE_FROM, None)
         lifecycle.trial_started(
-            self.store, self.sweep_id, _tune_id(trial), config, self._budget(trial), repeat_of, refit_of
+            self.store, self.sweep_id, _tune_id(trial), config, self._budget(trial), repeat_of, refit_of, continue_of
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -500,11 +511,12 @@ def run_sweep(
 def after_search(
     spec: SweepSpec, splits: Splits, full: Splits, store: Store, sweep_id: str, settings: Settings, weights
 ) -> list:
-    """What runs once the search has ended, in order: the repeats (on the search's splits),
-    then the refit (on every training image: `full`), each a function that makes its Tuner,
-    or None when there is nothing left to run."""
+    """What runs once the search has ended, in order: the repeats and the continuations (on
+    the search's splits), then the refit (on every training image: `full`), each a function
+    that makes its Tuner, or None when there is nothing left to run."""
     return [
         lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights),
+        lambda: continues_tuner(spec, splits, store, sweep_id, settings, weights),
         lambda: refit_tuner(spec, full, store, sweep_id, settings, weights),
     ]
 
@@ -631,6 +643,40 @@ def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, 
     )
 
 
+def continues_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
+    """A Tuner of the continuations still missing (spec.continues, tuning/continued.py): each
+    asked-for trial trained on from its last state, first in first out; None when none is."""
+    from ray import tune
+
+    trials = store.trials(sweep_id)
+    runs = continued.plan_continues(trials, spec.continues)
+    if not runs:
+        return None
+    configs = {t.id: t.config for t in trials}
+    print(
+        "continues: " + ", ".join(f"trial {r.source_id} {r.epochs} epochs more" for r in runs),
+        flush=True,
+    )
+    runs_config = [continued.tune_config(r, configs[r.source_id], continued.state_epoch(r.state_file)) for r in runs]
+    run = run_config(spec, store, sweep_id, settings)
+    run.name = f"{sweep_id}-continues"
+    run.stop = StoreStopper(
+        store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
+    )
+    return tune.Tuner(
+        make_trainable(spec, splits, weights),
+        param_space={"run": tune.grid_search(runs_config)},
+        tune_config=tune.TuneConfig(
+            num_samples=1,
+            max_concurrent_trials=spec.max_concurrent_trials,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+            reuse_actors=True,
+        ),
+        run_config=run,
+    )
+
+
 def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
     """A Tuner of the sweep's refit (refit.py) on `splits`' training and validation images
     (every one: no `data.train_subset`), or None when the spec asks for none, no search trial
@@ -684,7 +730,7 @@ def _refit_stale(spec: SweepSpec, store: Store, sweep_id: str, settings: Setting
 
     row = refit_row(trials)
     run = plan_refit(trials, spec.metric, spec.mode, parse_all(spec.constraints))
-    if run is None or row is None or run.source_id == row.refit_of:
+    if run is None or row is None or not refit_is_stale(trials, row, run):
         return False
     print(
         f"refit: the best configuration is now trial {run.source_id}'s (the refit trained {row.refit_of}'s); "

@@ -15,17 +15,16 @@ from typing import Any
 
 import torch
 
-from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, REPEAT_OF
+from cifar_sweeps.analysis.ranking import CONTINUE_FROM, CONTINUE_OF, REFIT_OF, REPEAT_ID, REPEAT_OF
 from cifar_sweeps.cluster.cluster import process_default
 from cifar_sweeps.errors import InjectedFault
 from cifar_sweeps.spec.spaces import flatten_config
-from cifar_sweeps.store.artifacts import MODEL_FILE
+from cifar_sweeps.store.artifacts import MODEL_FILE, STATE_FILE
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.train import EpochMetrics, TrainConfig, Trainer, cost_metrics
 
-STATE_FILE = "state.pt"
 # Keys of a trial config that steer the adapter, not the training loop.
-ADAPTER_KEYS = ("fail_at_epoch", "fault", REPEAT_OF, REPEAT_ID, REFIT_OF)
+ADAPTER_KEYS = ("fail_at_epoch", "fault", REPEAT_OF, REPEAT_ID, REFIT_OF, CONTINUE_OF, CONTINUE_FROM)
 
 
 def trial_train_config(config: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
@@ -73,11 +72,15 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def _restore(trainer: Trainer) -> None:
+def _restore(trainer: Trainer, continue_from: str | None = None) -> None:
+    """The trial's own last checkpoint (a retry, a resumed sweep); else, for a continuation,
+    the last state of the trial it goes on from (Trainer.continue_from)."""
     from ray import tune
 
     ckpt = tune.get_checkpoint()
     if ckpt is None:
+        if continue_from:
+            trainer.continue_from(torch.load(continue_from, map_location="cpu", weights_only=True))
         return
     with ckpt.as_directory() as d:
         # weights_only: tensors, numbers, strings and containers only; a checkpoint folder
@@ -139,7 +142,7 @@ def train_trial(
     pretrained = (weights or {}).get(cfg.model) if cfg.pretrained else None
     trainer = Trainer(cfg, splits, pretrained_state=pretrained, test_epochs=test_epochs)
     print(f"precision {trainer.precision} ({trainer.precision_why})", flush=True)
-    _restore(trainer)
+    _restore(trainer, extra.get(CONTINUE_FROM))
     fault = _fault_hook(extra, tune.get_context().get_trial_dir())
 
     cost: dict[str, float] = {}

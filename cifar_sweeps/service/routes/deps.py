@@ -166,3 +166,28 @@ def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
         seconds_per_epoch=e.seconds_per_epoch,
         eta_s=e.eta_s,
     )
+
+
+def writable_results(state: AppState) -> None:
+    from cifar_sweeps.errors import StorageError
+    from cifar_sweeps.store.artifacts import check_results_writable
+
+    try:
+        check_results_writable(state.settings)
+    except StorageError as e:
+        # 507 Insufficient Storage: the server can't store what the sweep will write.
+        raise StorageError(f"{e}; nothing was stored") from None
+
+
+def queue_again(state: AppState, sweep: Sweep, request: Request, ask) -> SweepOut:
+    """An ended sweep queued again by `ask` (a lifecycle event that refuses with nothing
+    changed: repeat, extend, continue), then submitted: its status reconciled first, the
+    results folder writable and Ray reachable (503) before anything changes."""
+    from cifar_sweeps.store.lifecycle import reconcile_local_driver
+
+    reconcile_local_driver(state.store, state.jobs.sync(sweep))
+    writable_results(state)
+    state.jobs.client()
+    ask()
+    state.jobs.drain()
+    return sweep_out(state, state.store.sweep(sweep.id), request)

@@ -13,7 +13,7 @@ from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
 from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS
 from cifar_sweeps.analysis.results import Importance, PlanOut
 from cifar_sweeps.analysis.warm import warm_points
-from cifar_sweeps.errors import QueueFull, RayUnavailable, StorageError, SweepError
+from cifar_sweeps.errors import QueueFull, RayUnavailable, SweepError
 from cifar_sweeps.service.notify import check_notify
 from cifar_sweeps.service.routes.deps import (
     MAX_OFFSET,
@@ -25,7 +25,9 @@ from cifar_sweeps.service.routes.deps import (
     checkpoint_url,
     is_loopback,
     json_response,
+    queue_again,
     sweep_out,
+    writable_results,
 )
 from cifar_sweeps.service.schemas import (
     ParetoOut,
@@ -38,7 +40,6 @@ from cifar_sweeps.spec.limits import Extend, Limits
 from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.spec.modelcheck import check_http_model_args
 from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
-from cifar_sweeps.store.artifacts import check_results_writable
 from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
@@ -54,14 +55,6 @@ def check_local_weights(spec: SweepSpec, state: AppState) -> None:
 
     if is_loopback(urlparse(state.jobs.url).hostname or ""):
         check_staged(needs_pretrained(spec), state.settings.weights_dir)
-
-
-def writable_results(state: AppState) -> None:
-    try:
-        check_results_writable(state.settings)
-    except StorageError as e:
-        # 507 Insufficient Storage: the server can't store what the sweep will write.
-        raise StorageError(f"{e}; nothing was stored") from None
 
 
 # The body is taken as plain JSON and validated in the route, which runs in the thread pool:
@@ -216,7 +209,7 @@ def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> Swe
     409 while the sweep runs or when it has no finished trial; nothing changes then."""
     from cifar_sweeps.store.lifecycle import repeat as ask_repeat
 
-    return _queue_again(state, sweep, request, lambda: ask_repeat(state.store, sweep.id, body.top, body.seeds))
+    return queue_again(state, sweep, request, lambda: ask_repeat(state.store, sweep.id, body.top, body.seeds))
 
 
 @router.post(
@@ -231,19 +224,7 @@ def extend(sweep: SweepDep, body: Extend, request: Request, state: State) -> Swe
     ones; the refit follows the best configuration. 409 while it runs or for a grid."""
     from cifar_sweeps.store.lifecycle import extend as ask_extend
 
-    return _queue_again(state, sweep, request, lambda: ask_extend(state.store, sweep.id, body.trials, state.settings))
-
-
-def _queue_again(state: AppState, sweep, request: Request, ask) -> SweepOut:
-    """An ended sweep queued again by `ask` (a lifecycle event that refuses with nothing
-    changed), then submitted: its status reconciled first, the results folder writable and
-    Ray reachable (503) before anything changes."""
-    reconcile_local_driver(state.store, state.jobs.sync(sweep))
-    writable_results(state)
-    state.jobs.client()
-    ask()
-    state.jobs.drain()
-    return sweep_out(state, state.store.sweep(sweep.id), request)
+    return queue_again(state, sweep, request, lambda: ask_extend(state.store, sweep.id, body.trials, state.settings))
 
 
 @router.get("/{sweep_id}/pareto", response_model=ParetoOut, responses=error_responses(404, 422))

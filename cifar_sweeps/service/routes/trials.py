@@ -17,8 +17,17 @@ from fastapi.responses import FileResponse
 from cifar_sweeps.analysis.compare import Comparison, compare
 from cifar_sweeps.errors import Busy, ExportFailed, InputError, NotFound
 from cifar_sweeps.service.predict_pool import classify_in_worker
-from cifar_sweeps.service.routes.deps import Auth, State, TrialDep, checkpoint_url
-from cifar_sweeps.service.schemas import ClassProb, EpochOut, ImagePrediction, Prediction, TrialOut, error_responses
+from cifar_sweeps.service.routes.deps import Auth, State, StrictJSON, TrialDep, checkpoint_url, queue_again
+from cifar_sweeps.service.schemas import (
+    ClassProb,
+    EpochOut,
+    ImagePrediction,
+    Prediction,
+    SweepOut,
+    TrialOut,
+    error_responses,
+)
+from cifar_sweeps.spec.limits import Continuation
 from cifar_sweeps.store.artifacts import local_model_file
 from cifar_sweeps.subprocs import run_torch
 from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, decode
@@ -46,6 +55,24 @@ def get_trial(t: TrialDep, request: Request, state: State) -> TrialOut:
     out.checkpoint_url = checkpoint_url(request, t)
     out.curves = [EpochOut.model_validate(e) for e in state.store.epochs(t.id)]
     return out
+
+
+@router.post(
+    "/{trial_id}/continue",
+    response_model=SweepOut,
+    dependencies=[Auth, StrictJSON],
+    responses=error_responses(400, 401, 404, 409, 413, 422, 503, 507),
+)
+def continue_trial(t: TrialDep, body: Continuation, request: Request, state: State) -> SweepOut:
+    """Train an ended trial `epochs` more from its last checkpoint, as a new row of its sweep
+    linked to it (`continue_of`); the answer is the sweep, queued again. A learning-rate
+    schedule shaped by the run's length (onecycle, linear, cosine) starts a new segment over
+    the new epochs; exponential and step go on decaying. 409 while the sweep runs, for a
+    refit, a trial that did not end well or whose last state is gone, or the same epochs twice."""
+    from cifar_sweeps.store.lifecycle import continue_trial as ask_continue
+
+    sweep = state.store.sweep(t.sweep_id)
+    return queue_again(state, sweep, request, lambda: ask_continue(state.store, t.id, body.epochs, state.settings))
 
 
 @router.get(

@@ -482,6 +482,11 @@ function boardRow(t) {
     model.append(el("div", { class: "refit-tag", title: `refit of ${t.refit_of}` },
       `refit, ${t.train_images ?? "?"} images`));
   }
+  // A continuation: trained on from another trial's last checkpoint (its epochs count on).
+  if (t.continue_of) {
+    model.append(el("div", { class: "refit-tag", title: `continued from ${t.continue_of}` },
+      `continued from ${t.continue_of.slice(-8)}`));
+  }
   tr.append(el("td", { class: "num" }, t.rank), model);
   tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
   tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
