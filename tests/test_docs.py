@@ -19,8 +19,14 @@ def _anchors(page: Path) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
 
 
-def test_the_readme_is_short():
-    assert len((ROOT / "README.md").read_text().splitlines()) < 220
+README_LINES, README_WIDTH = 220, 100
+
+
+def test_the_readme_is_short_and_narrow():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) < README_LINES
+    wide = [f"{i}: {len(line)}" for i, line in enumerate(lines, 1) if len(line) > README_WIDTH]
+    assert wide == [], f"README lines over {README_WIDTH} characters"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
