@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from cifar_sweeps.training.train import TrainConfig, Trainer
+from tests.helpers.jobs import app_with_token
+from tests.test_limits import AUTH, SPEC
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -90,28 +92,9 @@ def test_nothing_left_to_train_is_refused(tiny_splits):
         Trainer(_cfg(epochs=3), tiny_splits).continue_from(_saved(source))
 
 
-SPEC = {
-    "name": "t",
-    "num_samples": 2,
-    "max_concurrent_trials": 1,
-    "fixed": {"model": "mlp", "epochs": 2},
-    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
-}
-AUTH = {"Authorization": "Bearer s3cret-token"}
-
-
 @pytest.fixture
 def setup(tmp_path):
-    from fastapi.testclient import TestClient
-
-    from cifar_sweeps.service.api import create_app
-    from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store.store import get_store
-    from tests.helpers.jobs import FakeJobs
-
-    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", max_epochs=10)
-    store = get_store(settings.resolved_store_url())
-    return TestClient(create_app(settings, FakeJobs(store))), store, settings  # FakeJobs leaves sweeps queued
+    return app_with_token(tmp_path)
 
 
 def _ended_trial(store, tmp_path, status="terminated", state=True, refit_of=None):
@@ -154,7 +137,7 @@ def test_continue_queues_the_sweep_with_the_request(setup, tmp_path):
     [
         ("ok", {"epochs": 0}, 422, "epochs"),
         ("ok", {"epochs": 3, "lr": 1}, 422, "lr"),
-        ("ok", {"epochs": 9}, 422, "2; 9 more make 11, over the service's limit of 10"),
+        ("ok", {"epochs": 499}, 422, "2; 499 more make 501, over the service's limit of 500"),
         ("errored", {"epochs": 3}, 409, "it is errored, and only a trial that ended well"),
         ("refit", {"epochs": 3}, 409, "it is its sweep's refit"),
         ("no state", {"epochs": 3}, 409, "its last state file is gone"),

@@ -5,15 +5,13 @@ changed otherwise. The driver's side runs in test_limits_e2e.py."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from cifar_sweeps.errors import SpecError, TransitionError
-from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.limits import Limits, live_values, with_limits
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
-from tests.helpers.jobs import FakeJobs
+from tests.helpers.jobs import app_with_token
 
 SPEC = {
     "name": "t",
@@ -27,9 +25,7 @@ AUTH = {"Authorization": "Bearer s3cret-token"}
 
 @pytest.fixture
 def setup(tmp_path):
-    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", max_num_samples=50, max_concurrent_trials=8)
-    store = get_store(settings.resolved_store_url())
-    return TestClient(create_app(settings, FakeJobs(store))), store, settings  # FakeJobs leaves sweeps queued
+    return app_with_token(tmp_path, max_num_samples=50, max_concurrent_trials=8)
 
 
 @pytest.mark.parametrize(

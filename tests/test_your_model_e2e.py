@@ -226,7 +226,9 @@ def _page_names_the_classes(base: str, sweep_id: str) -> None:
     with sync_playwright() as p:
         browser = _browser(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        record_page_errors(page, errors, lambda status: status in (200, 201))
+        # 409: the analysis panel asking the importance of a 2-trial sweep (it needs 5), which
+        # the page shows as a message; it asks only when it gets there before the test ends.
+        record_page_errors(page, errors, lambda status: status in (200, 201, 409))
         page.goto(base)
         cell = page.locator(f"#sweeps tbody tr[data-sweep='{sweep_id}'] td.dataset")
         cell.wait_for()

@@ -611,7 +611,6 @@ def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, 
     with new seeds, to its full epochs, first in first out; None when none is missing. Each
     repeat has a stable id, so a resumed driver replans, skips the finished ones, and runs
     an unfinished one again in its own row."""
-    from ray import tune
 
     if spec.repeat is None:
         return None
@@ -624,29 +623,12 @@ def repeats_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, 
         flush=True,
     )
     configs = [{**r.config, REPEAT_OF: r.source_id, REPEAT_ID: r.tune_trial_id} for r in runs]
-    run = run_config(spec, store, sweep_id, settings)
-    run.name = f"{sweep_id}-repeats"
-    run.stop = StoreStopper(
-        store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
-    )
-    return tune.Tuner(
-        make_trainable(spec, splits, weights),
-        param_space={"run": tune.grid_search(configs)},
-        tune_config=tune.TuneConfig(
-            num_samples=1,
-            max_concurrent_trials=spec.max_concurrent_trials,
-            trial_name_creator=trial_name,
-            trial_dirname_creator=trial_name,
-            reuse_actors=True,
-        ),
-        run_config=run,
-    )
+    return _fifo_tuner(spec, splits, store, sweep_id, settings, weights, f"{sweep_id}-repeats", configs)
 
 
 def continues_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
     """A Tuner of the continuations still missing (spec.continues, tuning/continued.py): each
     asked-for trial trained on from its last state, first in first out; None when none is."""
-    from ray import tune
 
     trials = store.trials(sweep_id)
     runs = continued.plan_continues(trials, spec.continues)
@@ -658,14 +640,24 @@ def continues_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str
         flush=True,
     )
     runs_config = [continued.tune_config(r, configs[r.source_id], continued.state_epoch(r.state_file)) for r in runs]
+    return _fifo_tuner(spec, splits, store, sweep_id, settings, weights, f"{sweep_id}-continues", runs_config)
+
+
+def _fifo_tuner(
+    spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights, name: str, configs: list
+):
+    """A Tuner of given trial configs (each with its stable REPEAT_ID), first in first out, no
+    early stopping, within the sweep's concurrency, disk watch and epoch budget."""
+    from ray import tune
+
     run = run_config(spec, store, sweep_id, settings)
-    run.name = f"{sweep_id}-continues"
+    run.name = name
     run.stop = StoreStopper(
         store.url, sweep_id, **_disk_watch(settings), budget_epochs=spec.budget.epochs if spec.budget else None
     )
     return tune.Tuner(
         make_trainable(spec, splits, weights),
-        param_space={"run": tune.grid_search(runs_config)},
+        param_space={"run": tune.grid_search(configs)},
         tune_config=tune.TuneConfig(
             num_samples=1,
             max_concurrent_trials=spec.max_concurrent_trials,

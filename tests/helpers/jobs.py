@@ -47,3 +47,16 @@ def FakeJobs(store, up: bool = True) -> Jobs:  # noqa: N802 (it stands for a cla
     jobs.resume.side_effect = lambda sweep: Jobs.resume(jobs, sweep)
     jobs.stop.side_effect = lambda sweep: Jobs.stop(jobs, sweep)
     return jobs
+
+
+def app_with_token(tmp_path, **settings):
+    """(TestClient, store, Settings): the app on FakeJobs, a token set ("s3cret-token")."""
+    from fastapi.testclient import TestClient
+
+    from cifar_sweeps.service.api import create_app
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.store.store import get_store
+
+    s = Settings(results_dir=tmp_path, api_token="s3cret-token", **settings)
+    store = get_store(s.resolved_store_url())
+    return TestClient(create_app(s, FakeJobs(store))), store, s  # FakeJobs leaves sweeps queued
