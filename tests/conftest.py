@@ -27,30 +27,21 @@ INTEGRATION_MODULES = {
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        _tier(item)
-        # Under pytest-xdist's `--dist loadgroup` (scripts/test.sh), every test that runs a Ray
-        # head or trains shares one worker, one at a time as in a serial run; the other worker
-        # takes the tests that start PostgreSQL, build a wheel or serve the app meanwhile.
-        if item.get_closest_marker("slow") or "ray_head" in item.fixturenames:
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
-def _tier(item) -> None:
-    if item.get_closest_marker("slow") or item.get_closest_marker("integration"):
-        return
-    if item.get_closest_marker("realdata"):  # decodes 60,000 images: never in the unit tier
-        item.add_marker(pytest.mark.integration)
-        return
-    module = item.module.__name__.rsplit(".", 1)[-1]
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    if (
-        module in INTEGRATION_MODULES
-        or {"postgres", "ray_head"} & set(item.fixturenames)
-        or "postgres" in params.values()
-    ):
-        item.add_marker(pytest.mark.integration)
-    else:
-        item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("slow") or item.get_closest_marker("integration"):
+            continue
+        if item.get_closest_marker("realdata"):  # decodes 60,000 images: never in the unit tier
+            item.add_marker(pytest.mark.integration)
+            continue
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (
+            module in INTEGRATION_MODULES
+            or {"postgres", "ray_head"} & set(item.fixturenames)
+            or "postgres" in params.values()
+        ):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
