@@ -177,8 +177,8 @@ def continue_trial(store: Store, trial_id: str, epochs: int, settings=None) -> s
     same = continue_id(trial.tune_trial_id, epochs)
     if any(t.tune_trial_id == same for t in store.trials(sweep.id)):
         raise SweepError(f"{why} by {epochs} epochs again: {sweep.id}-{same} did that; continue that row instead")
-    if spec.budget is not None and epochs > spec.budget.epochs - len(store.epoch_keys(sweep.id)):
-        left = max(spec.budget.epochs - len(store.epoch_keys(sweep.id)), 0)
+    left = None if spec.budget is None else max(spec.budget.epochs - len(store.epoch_keys(sweep.id)), 0)
+    if left is not None and epochs > left:
         raise SpecError(f"epochs: the sweep's budget.epochs has {left} trial-epochs left, not {epochs}")
     asked = [*[c.model_dump() for c in spec.continues], {"trial": trial.id, "epochs": epochs}]
     _queue_with(store, sweep.id, Event.CONTINUE, parse_spec({**spec.model_dump(mode="json"), "continues": asked}))
