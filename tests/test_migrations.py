@@ -132,13 +132,13 @@ def test_the_orm_matches_the_migrations(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "start", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
+    "start", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"]
 )
 def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_kept(url, start):
     """A store left at any earlier revision (what each earlier release made) upgrades in one
     step to the head: the newest columns (sweeps.warm_trials, 0005; trials.repeat_of, 0006;
     sweeps.plan, 0007; the trials' costs, 0008; trials.refit_of and train_images, 0010;
-    trials.continue_of, 0012) come in
+    trials.continue_of, 0012; trials.exploits, 0013) come in
     empty; the data set (0009) is filled in from each sweep's data source; an epoch without
     validation scores (a refit's, 0010) can be written after it."""
     from alembic import command
@@ -163,6 +163,10 @@ def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_ke
     assert all(store.get_trial(t).repeat_of is None and store.get_trial(t).params is None for t in old["trials"])
     assert all(store.get_trial(t).refit_of is None and store.get_trial(t).train_images is None for t in old["trials"])
     assert all(store.get_trial(t).continue_of is None for t in old["trials"])  # 0012: none was continued
+    assert all(store.get_trial(t).exploits is None for t in old["trials"])  # 0013: no pbt step
+    step = {"at_epoch": 2, "from_epoch": 2, "source": old["trials"][1], "before": {"lr": 0.1}, "after": {"lr": 0.12}}
+    store.trial_exploited(old["trials"][0], step)
+    assert store.get_trial(old["trials"][0]).exploits == [step]
     refit, _ = store.create_trial(old["a"], "refit", {"model": "mlp", "lr": 0.1}, 3, refit_of=old["trials"][0])
     store.trial_epoch(refit, {**_metrics(1, 0.5), "val_acc": float("nan"), "val_loss": float("nan")})
     assert store.epochs(refit)[0].val_acc is None and store.get_trial(refit).best_epoch == 1

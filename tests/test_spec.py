@@ -108,7 +108,7 @@ BAD_SPECS = [
     ("bad name", _with(name="../../etc/passwd"), "name"),
     ("zero concurrency", _with(max_concurrent_trials=0), "max_concurrent_trials"),
     ("negative gpu", _with(resources_per_trial={"cpu": 1, "gpu": -1}), "resources_per_trial.gpu"),
-    ("unknown scheduler", _with(scheduler={"type": "pbt"}), "scheduler.type"),
+    ("unknown scheduler", _with(scheduler={"type": "median"}), "scheduler.type"),
     ("grid with a range", _with(search={"algorithm": "grid"}), "params.lr"),
     ("point missing a param", _with(search={"points_to_evaluate": [{"lr": 0.05}]}), "points_to_evaluate"),
     ("quniform q <= 0", _with(params={"epochs": {"type": "quniform", "low": 10, "high": 100, "q": 0}}), "q"),

@@ -159,6 +159,10 @@ def per_trial_epochs(spec: SweepSpec) -> EpochRange:
     mid = statistics.fmean(values)
     if spec.scheduler.type == "fifo":
         return EpochRange(min=lo, expected=mid, max=hi, assumption="fifo: every trial trains its epochs")
+    if spec.scheduler.type == "pbt":
+        return EpochRange(
+            min=lo, expected=mid, max=hi, assumption="pbt: every trial trains its epochs, some from others' weights"
+        )
     steps = rungs(spec, int(hi))
     rf = spec.scheduler.reduction_factor
     expected = steps[0] + sum((b - a) / rf ** (k + 1) for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)))
@@ -177,7 +181,7 @@ def trial_epochs(spec: SweepSpec) -> tuple[EpochRange, float, list[str]]:
     n = spec.total_trials()
     per = per_trial_epochs(spec)
     lo = (
-        per.max + (n - 1) * per.min if spec.scheduler.type != "fifo" else n * per.min
+        per.max + (n - 1) * per.min if spec.scheduler.type not in ("fifo", "pbt") else n * per.min
     )  # ASHA: one trial goes the distance
     mid, hi = n * per.expected, n * per.max
     cuts = []

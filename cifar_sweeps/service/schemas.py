@@ -5,15 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from cifar_sweeps.analysis.results import PlanActual, PlanOut
 from cifar_sweeps.errors import InputError
 from cifar_sweeps.spec.epoch import EpochRecord
-from cifar_sweeps.store.states import Reason, SweepStatus, TrialStatus
+from cifar_sweeps.store.states import Exploit, Reason, SweepStatus, TrialStatus
 
 # The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
 UtcTime = Annotated[dt.datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=dt.UTC))]
+
+
+# A trial's PBT steps; rows stored before there were any hold None.
+Exploits = Annotated[list[Exploit], BeforeValidator(lambda v: v or [])]
 
 
 class _Out(BaseModel):
@@ -138,6 +142,7 @@ class LeaderboardItem(BaseModel):
     # A continuation (POST /trials/{id}/continue): the trial whose last checkpoint it trained on from.
     continue_of: str | None = None
     train_images: int | None = None  # how many images it trained on
+    exploits: Exploits = []  # population-based training's steps of it (a pbt sweep), in order
     # Its sweep's constraints (spec `constraints`) kept: true or false; None: none were set.
     feasible: bool | None = None
 
@@ -179,6 +184,7 @@ def leaderboard_items(rows: list, names: dict[str, str], offset: int, url_of) ->
             refit_of=t.refit_of,
             continue_of=t.continue_of,
             train_images=t.train_images,
+            exploits=getattr(t, "exploits", None) or [],
         )
         for i, t in enumerate(rows)
     ]
@@ -422,6 +428,7 @@ class TrialOut(_Out):
     refit_of: str | None = None  # a refit: the search trial whose configuration it trained again
     continue_of: str | None = None  # a continuation: the trial whose last checkpoint it trained on from
     train_images: int | None = None  # how many images it trained on
+    exploits: Exploits = []  # population-based training's steps of it (a pbt sweep), in order
     started_at: UtcTime
     finished_at: UtcTime | None
     checkpoint_url: str | None = None

@@ -56,6 +56,10 @@ LR_SCHEDULES: tuple[str, ...] = LrScheduleName.__args__  # type: ignore[attr-def
 # Learning-rate schedules whose every step depends on the run's length (train.make_lr_schedule):
 # a refit trains their full length, a continuation starts them anew.
 LENGTH_SHAPED = frozenset({"onecycle", "linear", "cosine"})
+# What population-based training may change in the middle of a run (Trainer.retune): the
+# optimizer's lr and weight decay in place, the loss's label smoothing. Not the batch size
+# (the schedule counts its steps), nor anything that shapes the net.
+PBT_MUTABLE = ("lr", "weight_decay", "label_smoothing")
 
 
 class TrainConfig(BaseModel):

@@ -67,6 +67,9 @@ def with_limits(stored: dict[str, Any], limits: Limits, settings=None) -> SweepS
     changes = limits.changes()
     if spec.search.algorithm == "grid" and "num_samples" in changes:
         raise SpecError("num_samples: a grid sweep's trials are its grid's points; it cannot change while it runs")
+    live = [k for k in ("num_samples", "max_concurrent_trials") if k in changes]
+    if spec.scheduler.type == "pbt" and live:
+        raise SpecError(f"{live[0]}: a pbt sweep's population is drawn when it starts; it cannot change while it runs")
     return parse_spec({**spec.model_dump(mode="json"), **changes}, settings)
 
 

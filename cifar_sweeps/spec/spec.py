@@ -20,7 +20,15 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec import autospace, registry, spaces
-from cifar_sweeps.spec.config import MODEL_ARG, OLD_NAMES, PRETRAINABLE, SCALABLE, TrainConfig, inapplicable
+from cifar_sweeps.spec.config import (
+    MODEL_ARG,
+    OLD_NAMES,
+    PBT_MUTABLE,
+    PRETRAINABLE,
+    SCALABLE,
+    TrainConfig,
+    inapplicable,
+)
 from cifar_sweeps.spec.constraints import MAX_CONSTRAINTS, parse_all
 from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
@@ -98,12 +106,21 @@ class SearchConfig(Strict):
 class SchedulerConfig(Strict):
     # asha: stops a trial at a rung when it is not in the top 1/reduction_factor there;
     # fifo: every trial trains its epochs; hyperband: BOHB's (search.algorithm bohb only),
-    # brackets of successive halving whose rungs follow from max epochs and reduction_factor.
-    type: Literal["asha", "fifo", "hyperband"] = "asha"
+    # brackets of successive halving whose rungs follow from max epochs and reduction_factor;
+    # pbt: population-based training (tuning/pbt.py): every perturbation_interval epochs, a
+    # trial in the bottom quantile_fraction goes on from the weights of one in the top, with
+    # its `mutate` params changed (x0.8 or x1.2, or drawn afresh from the param), in place.
+    type: Literal["asha", "fifo", "hyperband", "pbt"] = "asha"
     grace_period: int = Field(1, ge=1, le=10_000)  # epochs every trial gets before it can be stopped (asha)
     # 1.1 at the least: the rungs grow by this factor, and a factor near 1 makes thousands of
     # rungs (1.00000001 made 2.3e8 of them) for no scheduler that means anything.
     reduction_factor: float = Field(3.0, ge=1.1, le=100.0)
+    perturbation_interval: int = Field(2, ge=1, le=10_000)  # epochs between a trial's exploit steps (pbt)
+    quantile_fraction: float = Field(0.25, gt=0.0, le=0.5)  # the bottom that copies the top (pbt)
+    resample_probability: float = Field(0.25, ge=0.0, le=1.0)  # a changed value drawn afresh, else scaled (pbt)
+    # The params pbt changes in training (top-level params of the space, among PBT_MUTABLE);
+    # None: each of those the space searches.
+    mutate: list[str] | None = Field(None, max_length=len(PBT_MUTABLE))
 
 
 class Resources(Strict):
@@ -227,6 +244,14 @@ class SweepSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _pbt_search(self):
+        # PBT draws its population at random and changes it in training: a pbt spec that
+        # names no searcher gets random draws.
+        if self.scheduler.type == "pbt" and "algorithm" not in self.search.model_fields_set:
+            self.search.algorithm = "random"
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self):
         if METRIC_MODES[self.metric] != self.mode:
             modes = ", ".join(f"{k}: {v}" for k, v in METRIC_MODES.items())
@@ -237,6 +262,7 @@ class SweepSpec(Strict):
         _check_warm_start(self)
         _check_optuna(self)
         _check_bohb(self)
+        _check_pbt(self)
         _check_repeat(self)
         _check_objectives(self)
         _check_constraints(self)
@@ -495,6 +521,67 @@ def _check_bohb(spec: SweepSpec) -> None:
             "and reduction_factor; leave grace_period out with hyperband"
         )
     _check_plain_space(spec, "bohb", "BOHB")
+
+
+PBT_ONLY = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutate")
+
+
+def _check_pbt(spec: SweepSpec) -> None:
+    sched = spec.scheduler
+    if sched.type != "pbt":
+        # a stored spec carries every default: only a value that differs from one was asked for
+        given = [k for k in PBT_ONLY if getattr(sched, k) != SchedulerConfig.model_fields[k].default]
+        if given:
+            raise ValueError(f"scheduler.{given[0]}: a pbt setting; scheduler.type is {sched.type}, not pbt")
+        return
+    if spec.search.algorithm != "random":
+        raise ValueError(
+            f"search.algorithm: pbt draws its population at random and changes it in training, which a "
+            f"model of finished trials ({spec.search.algorithm}) can't learn from; leave search.algorithm out"
+        )
+    if key := _object_choice(spec):
+        raise ValueError(f"params.{key}: pbt draws its population from choices of plain values, not of objects")
+    for what, given in (("refit", spec.refit), ("repeat", spec.repeat is not None)):
+        if given:
+            raise ValueError(
+                f"{what}: a pbt trial's weights come from a schedule of configurations that changed in training, "
+                f"so training one configuration again is not that model; leave {what} out with pbt"
+            )
+    if spec.search.warm_start is not None:
+        raise ValueError("search.warm_start: pbt draws its first population at random; leave warm_start out")
+    _check_pbt_mutate(spec)
+
+
+def _check_pbt_mutate(spec: SweepSpec) -> None:
+    """What pbt changes and when: mutable top-level params, at checkpoints before the end."""
+    sched = spec.scheduler
+    mutable = [k for k in PBT_MUTABLE if k in spec.params]
+    mutate = mutable if sched.mutate is None else sched.mutate
+    for key in mutate:
+        if key not in PBT_MUTABLE:
+            raise ValueError(
+                f"scheduler.mutate: {key!r} can't change in the middle of training; pbt changes "
+                f"{', '.join(PBT_MUTABLE)}"
+            )
+        if key not in spec.params or chooses_objects(spec.params[key]):
+            raise ValueError(
+                f"scheduler.mutate: {key!r} is not a searched param of the space's top level (params.{key})"
+            )
+    if not mutate:
+        raise ValueError(
+            f"scheduler.mutate: pbt needs a param to change in training; search one of {', '.join(PBT_MUTABLE)} "
+            "(params) or name it in scheduler.mutate"
+        )
+    if sched.perturbation_interval >= spec.max_epochs():
+        raise ValueError(
+            f"scheduler.perturbation_interval: {sched.perturbation_interval} epochs, and trials train at most "
+            f"{spec.max_epochs()}, so pbt would never change one; give a shorter interval"
+        )
+    if sched.perturbation_interval % spec.checkpoint_every:
+        raise ValueError(
+            f"scheduler.perturbation_interval: {sched.perturbation_interval} is not a multiple of checkpoint_every "
+            f"({spec.checkpoint_every}); a trial copies another's checkpoint at each interval"
+        )
 
 
 def _check_constraints(spec: SweepSpec) -> None:

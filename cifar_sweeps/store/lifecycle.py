@@ -133,6 +133,8 @@ def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStat
     spec = parse_spec(sweep.spec)
     if spec.search.algorithm == "grid":
         raise SweepError(f"sweep {sweep_id} is a grid: it walks its grid, and has no searcher to extend")
+    if spec.scheduler.type == "pbt":
+        raise SweepError(f"sweep {sweep_id} is a pbt population: it has no searcher to extend; submit a new sweep")
     searched = sum(1 for t in store.trials(sweep_id) if t.refit_of is None and t.repeat_of is None)
     spec = parse_spec({**spec.model_dump(mode="json"), "num_samples": searched + trials}, settings)
     return _queue_with(store, sweep_id, Event.EXTEND, spec)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import BaseModel
+
 
 class SweepStatus(StrEnum):
     QUEUED = "queued"
@@ -47,6 +49,18 @@ class TrialStatus(StrEnum):
     TERMINATED = "terminated"  # trained its whole budget
     EARLY_STOPPED = "early_stopped"  # stopped by the scheduler, a stop request or the budget
     ERRORED = "errored"
+
+
+class Exploit(BaseModel):
+    """One step of population-based training (tuning/pbt.py): a trial that stood at epoch
+    `at_epoch` went on from `source`'s checkpoint at `from_epoch`, its mutated params
+    changed from `before` to `after`. A trial's row keeps the list, in order."""
+
+    at_epoch: int
+    from_epoch: int
+    source: str  # the trial (store id) whose weights it took
+    before: dict[str, float | int | str | bool | None]
+    after: dict[str, float | int | str | bool | None]
 
 
 class Reason(StrEnum):

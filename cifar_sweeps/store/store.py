@@ -122,6 +122,8 @@ class Trial(Base):
     # A continuation (`cifar-sweeps continue`): the trial whose last checkpoint it trained on from.
     continue_of: Mapped[str | None] = mapped_column(String(96))
     train_images: Mapped[int | None] = mapped_column(Integer)  # how many images it trained on
+    # Population-based training's steps of this trial, in order (states.Exploit as dicts).
+    exploits: Mapped[list | None] = mapped_column(JSON)
     # What the model costs (measured once per trial, after its first epoch, on its device).
     params: Mapped[float | None] = mapped_column(Float)  # parameter count
     latency_ms: Mapped[float | None] = mapped_column(Float)  # inference ms per image, batch 1
@@ -456,6 +458,17 @@ class Store:
     def trial_checkpoint(self, trial_id: str, path: str) -> None:
         with self.session() as s:
             s.execute(update(Trial).where(Trial.id == trial_id).values(checkpoint_path=path))
+            _bump_trial(s, trial_id)
+
+    def trial_exploited(self, trial_id: str, exploit: dict[str, Any]) -> None:
+        """A step of population-based training (states.Exploit as a dict): appended to the
+        trial's list, and its config takes the new values (what it trains with from here)."""
+        with self.session() as s:
+            t = s.get(Trial, trial_id)
+            if t is None:
+                return
+            t.exploits = [*(t.exploits or []), exploit]
+            t.config = {**t.config, **exploit["after"]}
             _bump_trial(s, trial_id)
 
     def transition_trials(

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from cifar_sweeps.errors import ModelError, NonFiniteLossError
-from cifar_sweeps.spec.config import LENGTH_SHAPED, LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401 (re-exported)
+from cifar_sweeps.spec.config import LENGTH_SHAPED, LR_SCHEDULES, OPTIMIZERS, PBT_MUTABLE, TrainConfig  # noqa: F401 (re-exported)
 from cifar_sweeps.spec.epoch import EpochRecord
 from cifar_sweeps.training import method, precision
 from cifar_sweeps.training.data import Splits
@@ -362,6 +362,31 @@ class Trainer:
         self.history = [EpochMetrics(**m) for m in state["history"]]
         if self.lookahead is not None and state.get("lookahead") is not None:
             self.lookahead.load_state_dict(state["lookahead"])
+
+    def retune(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """After load_state_dict of a state trained with config `saved`: what this run's config
+        changes of PBT_MUTABLE takes effect in place, mid-schedule (population-based training).
+        lr: every group's lr and the schedule's base and peak lrs scale by new/old, so the
+        schedule goes on from where it was at the new level; weight decay: each group's, as
+        the new config gives it; label smoothing: the loss is this config's already. Returns
+        what changed, {key: (old, new)}."""
+        changed = {
+            k: (saved[k], getattr(self.cfg, k)) for k in PBT_MUTABLE if k in saved and saved[k] != getattr(self.cfg, k)
+        }
+        if "lr" in changed:
+            ratio = self.cfg.lr / changed["lr"][0]
+            for group in self.opt.param_groups:
+                for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # OneCycleLR keeps its phases' on the group
+                    if key in group:
+                        group[key] *= ratio
+            if self.sched is not None and hasattr(self.sched, "base_lrs"):
+                self.sched.base_lrs = [b * ratio for b in self.sched.base_lrs]
+                self.sched._last_lr = [g["lr"] for g in self.opt.param_groups]
+        if "weight_decay" in changed:
+            fresh = method.param_groups(self.model, self.cfg.lr, self.cfg.weight_decay, self.cfg.bn_bias_lr)
+            for group, new in zip(self.opt.param_groups, fresh, strict=True):
+                group["weight_decay"] = new["weight_decay"]
+        return changed
 
     def continue_from(self, state: dict[str, Any]) -> None:
         """Go on from another run's last state (a continuation: `cifar-sweeps continue`) up to

@@ -134,6 +134,11 @@ def replay_spec(spec, table: Table, name: str, seeds: int = 20) -> ReplayOut:
     over the table's space (its own space may differ: the table is the task's)."""
     if not 1 <= seeds <= MAX_REPLAY_SEEDS:
         raise InputError(f"replay: seeds must be 1..{MAX_REPLAY_SEEDS}, got {seeds}")
+    if spec.scheduler.type == "pbt":
+        raise InputError(
+            "replay: pbt changes a trial's configuration in the middle of training, and a table holds the curves "
+            "of fixed configurations only, so it can't replay pbt"
+        )
     method = {
         # the spec's own points and warm start name its space, not the table's: left out
         "search": spec.search.model_dump(mode="json", exclude={"seed", "points_to_evaluate", "warm_start"}),

@@ -53,6 +53,10 @@ def make_search(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]] |
     s = spec.search
     if s.algorithm == "grid":
         return None
+    if spec.scheduler.type == "pbt":
+        from cifar_sweeps.tuning.pbt import population
+
+        return population(spec)
     if s.algorithm == "optuna":
         return make_optuna(spec, evaluated or [])
     if s.algorithm == "bohb":
@@ -147,9 +151,13 @@ class MultiObjectiveOptunaSearch(OptunaSearch):
 
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:
     """What the Tuner gets as param_space: a grid's axes; the fixed values for Optuna and
-    BOHB; or None (a HyperOpt space carries its fixed values itself)."""
+    BOHB; a pbt population's domains; or None (a HyperOpt space carries its fixed values itself)."""
     if spec.search.algorithm == "grid":
         return grid_space(spec.fixed, spec.params)
+    if spec.scheduler.type == "pbt":
+        from cifar_sweeps.tuning.pbt import population_space
+
+        return population_space(spec)
     if spec.search.algorithm in ("optuna", "bohb"):
         return dict(spec.fixed)
     return None

@@ -116,7 +116,9 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings,
         name=sweep_id,
         storage_path=str(settings.storage_root()),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=spec.keep_checkpoints,
+            # pbt: every checkpoint, as a trial may copy another's from several epochs back,
+            # which keeping the best k by val_acc could have deleted by then.
+            num_to_keep=None if spec.scheduler.type == "pbt" else spec.keep_checkpoints,
             checkpoint_score_attribute="val_acc",
             checkpoint_score_order="max",
         ),
@@ -191,14 +193,18 @@ def build_tuner(
     refit_images: int = 0,
 ):
     from ray import tune
+    from ray.tune.search import BasicVariantGenerator
 
     searcher = make_search(spec, evaluated)
+    if searcher is not None and not isinstance(searcher, BasicVariantGenerator):
+        # The trial count and concurrency the store holds now (live.py); a grid's and a pbt
+        # population's are their own (Tune's draws: no searcher to gate).
+        searcher = LiveSearch(searcher, live_limits(spec, store, sweep_id))
     return tune.Tuner(
         make_trainable(spec, splits, weights),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
-            # The trial count and concurrency the store holds now (live.py); a grid's are its own.
-            search_alg=None if searcher is None else LiveSearch(searcher, live_limits(spec, store, sweep_id)),
+            search_alg=searcher,
             scheduler=make_scheduler(spec, store.url, sweep_id),
             num_samples=spec.num_samples,
             max_concurrent_trials=spec.max_concurrent_trials if searcher is None else None,

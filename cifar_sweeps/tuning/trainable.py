@@ -85,7 +85,11 @@ def _restore(trainer: Trainer, continue_from: str | None = None) -> None:
     with ckpt.as_directory() as d:
         # weights_only: tensors, numbers, strings and containers only; a checkpoint folder
         # written by anything else can't run code in the trial (the state is plain data).
-        trainer.load_state_dict(torch.load(Path(d, STATE_FILE), map_location="cpu", weights_only=True))
+        state = torch.load(Path(d, STATE_FILE), map_location="cpu", weights_only=True)
+        trainer.load_state_dict(state)
+        # Population-based training restarts a trial from another's checkpoint with changed
+        # params: they take effect in the restored optimizer (a plain resume changes nothing).
+        trainer.retune(state.get("config", {}))
 
 
 def _fault_hook(extra: dict[str, Any], trial_dir: str):

@@ -13,6 +13,8 @@ const state = {
 
 const $ = (sel) => document.querySelector(sel);
 const fmt = (x, d = 4) => (x === null || x === undefined ? "-" : Number(x).toFixed(d));
+// A parameter's value: numbers to 3 significant digits (lr 0.001234 -> 0.00123), the rest as they are.
+const fmtValue = (v) => (typeof v === "number" && !Number.isInteger(v) ? Number(v.toPrecision(3)).toString() : String(v));
 function el(tag, attrs = {}, text) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -487,6 +489,13 @@ function boardRow(t) {
     model.append(el("div", { class: "refit-tag", title: `continued from ${t.continue_of}` },
       `continued from ${t.continue_of.slice(-8)}`));
   }
+  // Population-based training: each time it went on from another trial's weights with changed params.
+  if (t.exploits && t.exploits.length) {
+    const steps = t.exploits.map((x) => `epoch ${x.at_epoch}: from ${x.source.slice(-8)} at epoch ${x.from_epoch}, ` +
+      Object.keys(x.after).map((k) => `${k} ${fmtValue(x.before[k])} → ${fmtValue(x.after[k])}`).join(", "));
+    model.append(el("div", { class: "refit-tag pbt-tag", title: steps.join("\n") },
+      `pbt: ${t.exploits.length} exploit${t.exploits.length > 1 ? "s" : ""}`));
+  }
   tr.append(el("td", { class: "num" }, t.rank), model);
   tr.append(el("td", { class: "num val-acc" }, fmt(t.val_acc)), el("td", { class: "num" }, fmt(t.test_acc)));
   tr.append(el("td", { class: "num" }, `${t.epochs}/${t.epochs_budget ?? "?"}`));
@@ -580,6 +589,7 @@ async function loadCurves() {
   }));
   drawCurves("chart-acc", ids, "val_acc", "train_acc", "accuracy", [0, 1]);
   drawCurves("chart-loss", ids, "val_loss", "train_loss", "loss", null);
+  drawLr("chart-lr", ids);
   await loadCompare(ids);
 }
 
@@ -621,6 +631,23 @@ function drawCurves(div, ids, valKey, trainKey, title, yRange) {
   Plotly.react(div, traces, {
     title: { text: `${title} (solid: validation, dashed: train)` }, height: 320,
     xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: title }, ...(yRange ? { range: yRange } : {}) },
+    margin: { l: 60, r: 20, t: 50, b: 50 }, legend: { font: { size: 10 } },
+  }, PLOT_CONFIG);
+}
+
+// The learning rate of each ticked trial, epoch by epoch: its schedule, and where
+// population-based training changed it (a marker at each exploit).
+function drawLr(div, ids) {
+  const traces = [];
+  ids.forEach((id, i) => {
+    const pts = state.curves[id] || [];
+    const color = COLORS[i % COLORS.length];
+    traces.push({ type: "scatter", mode: "lines+markers", name: `${id.split("-").pop()} lr`,
+      x: pts.map((p) => p.epoch), y: pts.map((p) => p.lr), line: { color, width: 2, shape: "hv" }, marker: { size: 4 } });
+  });
+  Plotly.react(div, traces, {
+    title: { text: "learning rate (at each epoch's end)" }, height: 280,
+    xaxis: { title: { text: "epoch" }, dtick: 1 }, yaxis: { title: { text: "lr" }, type: "log" },
     margin: { l: 60, r: 20, t: 50, b: 50 }, legend: { font: { size: 10 } },
   }, PLOT_CONFIG);
 }
