@@ -71,6 +71,9 @@ SMOKE = {
     "replay.py": ["--task", "mlp", "--seeds", "3", "--methods", "optuna TPE (5) + ASHA 1/3"],
     "tabulate.py": ["--task", "mlp", "--configs", "2", "--seeds", "1", "--workers", "1", "--data", "synthetic:300"],
     # The student's run alone: the two sweeps are the service's own path (test_refit_e2e, test_quickstart_e2e).
+    # PBT's path through the SDK (its exploits: test_pbt_e2e)
+    "pbt_vs_asha.py": ["--data", "synthetic:400", "--seeds", "0", "--minutes", "0.2", "--epochs", "2"]
+    + ["--population", "2", "--methods", "pbt"],
     "search_gain.py": [
         "--task",
         "mlp",
@@ -93,8 +96,8 @@ def test_benchmark_runs(script, tmp_path):
         args += ["--port", str(free_port()), "--dashboard-port", str(free_port()), "--gcs-port", str(free_port())]
     if script == "report_table.py":
         args += ["--results-dir", str(tmp_path / "report")]
-    if script == "search_gain.py":
-        args += ["--out", str(tmp_path / "gain.jsonl")]
+    if script in ("search_gain.py", "pbt_vs_asha.py"):
+        args += ["--out", str(tmp_path / "runs.jsonl")]
     if script == "tabulate.py":
         args += ["--out", str(tmp_path / "tables")]
     if script == "replay.py":

@@ -34,12 +34,14 @@ def mutated(spec: SweepSpec) -> list[str]:
 def population(spec: SweepSpec):
     """PBT's first population: Tune's own random draws over the space (Ray's PBT refuses a
     searcher, which would learn from configurations that PBT then changes), seeded, with the
-    spec's points first and its trials at once."""
+    spec's points first. All of it at once: a trial not yet drawn could never join (PBT's
+    trials take turns on the slots, paused at their checkpoints), so how many train at a time
+    is what the cluster fits of resources_per_trial, not max_concurrent_trials."""
     from ray.tune.search import BasicVariantGenerator
 
     return BasicVariantGenerator(
         points_to_evaluate=[dict(p) for p in spec.search.points_to_evaluate] or None,
-        max_concurrent=spec.max_concurrent_trials,
+        max_concurrent=0,
         random_state=spec.search.seed,
     )
 
