@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -57,7 +58,7 @@ PAGE_CSP = (
 
 class SecurityHeaders:
     """No framing and no MIME sniffing for every answer; the page also gets its CSP (the
-    API docs page loads Swagger UI from a CDN, so it gets none)."""
+    API docs pages run their inline start-up scripts, so they get none)."""
 
     def __init__(self, app):
         self.app = app
@@ -220,6 +221,13 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict]]:
 
 # ---------------------------------------------------------------- the app
 
+# Seconds a thread holds the GIL before one waiting for it may take it (CPython's default is
+# 0.005). A light request (/health) gives the GIL up at each socket or database call and
+# waits up to one interval to take it back from a CPU-bound one (a plan, a 100,000-row CSV):
+# dozens of such waits at 5 ms put /health past 200 ms on two cores; at 1 ms they don't,
+# for a few more thread switches in the CPU-bound work.
+SWITCH_INTERVAL_S = 0.001
+
 
 def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> FastAPI:
     settings = settings or load_settings()
@@ -228,6 +236,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         task = asyncio.create_task(_sync_loop(state))
         yield
         task.cancel()
@@ -236,11 +245,16 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         for hook in app.state.shutdown_hooks:
             hook()  # each only signals its worker to end (no wait): safe on the loop, and at exit
 
-    app = FastAPI(
+    # fastapi-offline: /docs (Swagger UI) from files of that package, served here (FastAPI's
+    # own loads them from a CDN: a blank page on a machine with no internet). No ReDoc: its
+    # page still fetches a logo from its CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="cifar-sweeps",
         version=__version__,
         lifespan=lifespan,
         description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
     app.state.s = state
     # The worker processes: importance's (analysis/importance.py) and predict's (predict_pool.py).
