@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cifar_sweeps.training.data import split_train_val, synthetic
+from tests.helpers.plugins import plugin  # noqa: F401 (a fixture: a fake plug-in distribution installed)
 from tests.helpers.ray_head import RayHead
 
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.helpers.ray_head import RayHead, free_port
-from tests.test_service_e2e import _serve, _wait_status
+from tests.helpers.served_process import serve_process, wait_status
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def test_the_sweep_runs_on_the_clusters_paths_and_the_job_carries_none_of_the_ap
             "CIFAR_SWEEPS_MAX_EPOCHS": "50",  # a setting made here on purpose travels
             "RAY_ADDRESS": head.dashboard_url,
         }
-        proc, base = _serve(env, free_port(), open(tmp_path / "serve.log", "w"))  # noqa: SIM115
+        proc, base = serve_process(env, free_port(), open(tmp_path / "serve.log", "w"))  # noqa: SIM115
         try:
             spec = {
                 "name": "apart",
@@ -55,7 +55,7 @@ def test_the_sweep_runs_on_the_clusters_paths_and_the_job_carries_none_of_the_ap
             r = httpx.post(f"{base}/sweeps", json=spec, timeout=60)
             assert r.status_code == 201, r.text
             sweep = r.json()
-            assert _wait_status(base, sweep["id"])[-1] == "succeeded"
+            assert wait_status(base, sweep["id"])[-1] == "succeeded"
             job = JobSubmissionClient(head.dashboard_url).get_job_info(sweep["ray_job_id"])
             job_env = job.runtime_env["env_vars"]
             assert not any(str(api_root) in v for v in job_env.values()), job_env

@@ -13,13 +13,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-
-GOOD = {
-    "name": "t",
-    "num_samples": 2,
-    "fixed": {"model": "mlp", "epochs": 2},
-    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
-}
+from tests.helpers.specs import AUTH, GOOD
 
 
 @pytest.fixture
@@ -28,9 +22,6 @@ def setup(tmp_path):
     store = get_store(settings.resolved_store_url())
     jobs = FakeJobs(store)
     return TestClient(create_app(settings, jobs)), store, jobs
-
-
-AUTH = {"Authorization": "Bearer s3cret-token"}
 
 
 def _count(store):

@@ -20,12 +20,12 @@ pytestmark = [
 def test_the_api_docs_page_draws_the_operations_offline(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tests.test_service_e2e import _browser, record_page_errors
+    from tests.helpers.served_process import launch_chromium, record_page_errors
 
     outside: list[str] = []
     errors: list[str] = []
     with loopback_service(tmp_path) as (base, _), sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page()
 
         def only_this_machine(route):

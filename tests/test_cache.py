@@ -147,7 +147,7 @@ def test_junk_parameters_share_one_entry_and_the_cache_stays_under_its_byte_boun
     from cifar_sweeps.settings import Settings
     from cifar_sweeps.store.store import get_store
     from tests.helpers.jobs import FakeJobs
-    from tests.test_api import GOOD
+    from tests.helpers.specs import GOOD
 
     settings = Settings(results_dir=tmp_path, cache_ttl_s=60)
     store = get_store(settings.resolved_store_url())

@@ -14,7 +14,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH
+from tests.helpers.specs import AUTH
 
 
 def _sweep_with_files(settings, store, name: str, mib: int):

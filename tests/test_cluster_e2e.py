@@ -15,7 +15,7 @@ import pytest
 
 from cifar_sweeps.store.store import Store
 from tests.helpers.ray_head import RayHead, WorkerNode, kill_node
-from tests.test_reliability_e2e import Service
+from tests.helpers.service import Service
 
 pytestmark = pytest.mark.slow
 _db = itertools.count()

@@ -11,7 +11,8 @@ import torch
 
 from cifar_sweeps.training.train import TrainConfig, Trainer
 from tests.helpers.jobs import app_with_token
-from tests.test_limits import AUTH, SPEC
+from tests.helpers.specs import AUTH
+from tests.helpers.specs import ONE_AT_A_TIME as SPEC
 
 
 def _cfg(**kw) -> TrainConfig:

@@ -12,10 +12,8 @@ import argparse
 import importlib
 import importlib.util
 import re
-import shlex
 import typing
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,58 +23,11 @@ from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.config import TrainConfig
 from cifar_sweeps.spec.spec import RESERVED, SweepSpec
+from tests.helpers.docs import PAGES, ROOT, commands, words
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-INLINE = re.compile(r"`((?:cifar-sweeps|curl) [^`]+)`")
 ROUTE = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)")
 FILES = re.compile(r"\b((?:cifar_sweeps|search_spaces|benchmarks|scripts|deploy|docker|tests)/[\w./-]*\w)")
 MODULES = re.compile(r"\bcifar_sweeps(?:\.\w+)+")
-
-
-def code_lines(text: str, inline: bool = True) -> list[str]:
-    """The shell lines of a page: in ``` fences, indented 4 spaces, or (`inline`) inline code
-    spans; a trailing backslash joins the next line."""
-    out, fenced, joined = [], False, ""
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-            continue
-        if fenced or line.startswith("    "):
-            joined += line.strip()
-            if joined.endswith("\\"):
-                joined = joined[:-1] + " "
-                continue
-            out.append(joined)
-            joined = ""
-        elif inline:
-            out += INLINE.findall(line)
-    return [re.sub(r"^\$ ", "", x) for x in out]
-
-
-def commands(text: str, program: str, inline: bool = True) -> list[str]:
-    """The page's `program` lines (a curl line with no URL is a mention, not an example)."""
-    lines = [x for x in code_lines(text, inline) if x.startswith(program + " ")]
-    return [x for x in lines if program != "curl" or "localhost" in x or "://" in x]
-
-
-def words(line: str) -> list[str]:
-    """The words of a synopsis line: comments, `...`, brackets and the other branch of an
-    `a | b` choice dropped."""
-    line = re.sub(r"\s+#.*$", "", line)
-    try:
-        words = shlex.split(line.replace("[", " ").replace("]", " "))
-    except ValueError:  # an unbalanced quote in a synopsis
-        words = line.replace("[", " ").replace("]", " ").split()
-    out, skip = [], False
-    for w in words:
-        if w == "|":
-            skip = True
-        elif skip:
-            skip = False
-        elif w != "...":
-            out.append(w)
-    return out
 
 
 def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

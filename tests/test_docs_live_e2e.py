@@ -21,8 +21,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.helpers.docs import PAGES, commands, words
 from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
-from tests.test_docs_examples import PAGES, commands, words
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from cifar_sweeps.tuning.refit import plan_refit
-from tests.test_reliability_e2e import Service
+from tests.helpers.service import Service
 
 pytestmark = pytest.mark.slow
 

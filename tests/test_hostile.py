@@ -12,7 +12,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import GOOD
+from tests.helpers.specs import GOOD
 
 TOKEN = {"Authorization": "Bearer tok"}
 JSON = {"content-type": "application/json", **TOKEN}

@@ -13,7 +13,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import GOOD
+from tests.helpers.specs import GOOD
 
 
 def _app(tmp_path, **over):

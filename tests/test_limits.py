@@ -12,14 +12,8 @@ from cifar_sweeps.spec.limits import Limits, live_values, with_limits
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import app_with_token
+from tests.helpers.specs import ONE_AT_A_TIME as SPEC
 
-SPEC = {
-    "name": "t",
-    "num_samples": 4,
-    "max_concurrent_trials": 1,
-    "fixed": {"model": "mlp", "epochs": 2},
-    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
-}
 AUTH = {"Authorization": "Bearer s3cret-token"}
 
 

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.test_reliability_e2e import Service
+from tests.helpers.service import Service
 
 pytestmark = pytest.mark.slow
 

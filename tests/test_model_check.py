@@ -11,7 +11,6 @@ from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_plugins import plugin  # noqa: F401 (the fixture: an installed plug-in distribution)
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from cifar_sweeps.store import lifecycle
+from tests.helpers.pareto import brute_front
+from tests.helpers.served_thread import serve_in_thread
 from tests.helpers.sweeps import open_store, run_cli, spawn_run, sweep_env, wait_for, write_spec
-from tests.test_pareto import _brute_front
-from tests.test_repeat_e2e import _serve
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +26,11 @@ def _check_page(base: str, body: dict) -> None:
     a click on a front point selects that trial's row (its curves, its download)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_service_e2e import _browser, record_page_errors
+    from tests.helpers.served_process import launch_chromium, record_page_errors
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.set_default_timeout(90_000)  # a loaded machine draws the page's plots slowly
         record_page_errors(page, errors, lambda status: status < 500 or status == 503)  # 503: one importance at a time
@@ -102,7 +102,7 @@ def test_a_two_objective_sweep_survives_a_kill_and_its_front_is_right(ray_head, 
     sizes = {t.config["model"]: t.params for t in trials}
     assert len(set(sizes.values())) == len(sizes)  # the models differ in size
 
-    server, thread, base = _serve(results)
+    server, thread, base = serve_in_thread(results)
     try:
         body = httpx.get(f"{base}/sweeps/{sweep_id}/pareto").json()
         if shutil.which("chromium"):
@@ -113,4 +113,4 @@ def test_a_two_objective_sweep_survives_a_kill_and_its_front_is_right(ray_head, 
     done = [t for t in every if t.status in ("terminated", "early_stopped")]  # what the front ranks
     points = [(t.val_acc, t.params) for t in done]
     assert (body["x"], body["y"]) == ("best_val_acc", "params")
-    assert set(body["front"]) == {done[i].id for i in _brute_front(points, ["max", "min"])}
+    assert set(body["front"]) == {done[i].id for i in brute_front(points, ["max", "min"])}

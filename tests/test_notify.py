@@ -21,7 +21,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH, GOOD
+from tests.helpers.specs import AUTH, GOOD
 
 SECRET = "hook-secret-for-the-test"
 

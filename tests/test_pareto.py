@@ -17,18 +17,8 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH
-
-
-def _brute_front(points, modes) -> set[int]:
-    def better_or_equal(a, b):
-        return all((x >= y) if m == "max" else (x <= y) for x, y, m in zip(a, b, modes, strict=True))
-
-    return {
-        i
-        for i, p in enumerate(points)
-        if not any(better_or_equal(q, p) and q != p for j, q in enumerate(points) if j != i)
-    }
+from tests.helpers.pareto import brute_front
+from tests.helpers.specs import AUTH
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -43,7 +33,7 @@ def test_pareto_ranks_match_brute_force(seed):
     while left:
         front += 1
         sub = sorted(left)
-        brute = {sub[i] for i in _brute_front([points[k] for k in sub], modes)}
+        brute = {sub[i] for i in brute_front([points[k] for k in sub], modes)}
         assert {i for i in left if ranks[i] == front} == brute
         left -= brute
     for i, p in enumerate(points):  # duplicates share a front
@@ -128,10 +118,10 @@ def test_the_front_and_the_order_over_cost_metrics(tmp_path, capsys):
     assert (body["x"], body["y"]) == ("best_val_acc", "params")  # the spec's objectives
     trials = store.trials(sweep.id)
     points = [(t.val_acc, t.params) for t in trials]
-    assert set(body["front"]) == {trials[i].id for i in _brute_front(points, ["max", "min"])}
+    assert set(body["front"]) == {trials[i].id for i in brute_front(points, ["max", "min"])}
     other = client.get(f"/sweeps/{sweep.id}/pareto", params={"x": "latency_ms", "y": "best_val_acc"}).json()
     points = [(t.latency_ms, t.val_acc) for t in trials]
-    assert set(other["front"]) == {trials[i].id for i in _brute_front(points, ["min", "max"])}
+    assert set(other["front"]) == {trials[i].id for i in brute_front(points, ["min", "max"])}
     assert client.get(f"/sweeps/{sweep.id}/pareto", params={"x": "flops"}).status_code == 422
     rows = client.get("/leaderboard", params={"sort": "params"}).json()["items"]
     assert [r["params"] for r in rows] == sorted(t.params for t in trials)

@@ -11,8 +11,8 @@ import shutil
 import httpx
 import pytest
 
+from tests.helpers.served_thread import serve_in_thread
 from tests.helpers.sweeps import open_store, run_cli, sweep_env, write_spec
-from tests.test_repeat_e2e import _serve
 
 pytestmark = pytest.mark.slow
 SLOW, FAST = 1e-5, 0.1
@@ -22,11 +22,11 @@ def _check_page(base: str, trial_id: str, exploits: int) -> None:
     """The row's pbt tag, and its lr per epoch drawn once the row is ticked."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_service_e2e import _browser, record_page_errors
+    from tests.helpers.served_process import launch_chromium, record_page_errors
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         record_page_errors(page, errors, lambda status: status < 500 or status == 503)
         page.goto(base)
@@ -71,7 +71,7 @@ def test_a_pbt_sweep_records_its_exploits_and_changes_an_lr_mid_run(ray_head, tm
     assert lrs[1] == pytest.approx(first["before"]["lr"])
     assert lrs[6] == pytest.approx(last["after"]["lr"]) and lrs[6] != pytest.approx(lrs[1])
     assert t.config["lr"] == pytest.approx(last["after"]["lr"])  # the row's config: what it ended with
-    server, thread, base = _serve(results)
+    server, thread, base = serve_in_thread(results)
     try:
         got = httpx.get(f"{base}/trials/{t.id}").json()
         assert got["exploits"] == t.exploits and [c["lr"] for c in got["curves"]] == [lrs[e] for e in sorted(lrs)]

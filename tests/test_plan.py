@@ -19,14 +19,9 @@ from cifar_sweeps.spec.spec import load_spec_file, parse_spec
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH
+from tests.helpers.plans import BASE, measured_store
+from tests.helpers.specs import AUTH
 
-BASE = {
-    "name": "p",
-    "fixed": {"model": "mlp", "epochs": 9, "batch_size": 64},
-    "num_samples": 4,
-    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
-}
 TWO_CPUS = PlanResources(cpus=2, gpus=0, memory_mb=24_000, source="test")
 
 
@@ -85,31 +80,8 @@ def test_wall_time_and_a_time_budget_that_cuts():
     assert plan.peak_mb_per_trial == 500.0 and plan.memory_fits
 
 
-def _measured_store(tmp_path):
-    """A store with a finished sweep of mlp at batch 64 on 1 CPU: 2 s per epoch on 1,250 images."""
-    settings = Settings(results_dir=tmp_path, api_token="s3cret-token", cache_ttl_s=0)  # each GET reads anew
-    store = get_store(settings.resolved_store_url())
-    sweep = store.create_sweep(BASE | {"resources_per_trial": {"cpu": 1}}, "synthetic:1250", "v")
-    tid = lifecycle.trial_started(store, sweep.id, "t1", {"model": "mlp", "batch_size": 64, "lr": 0.01}, 3)
-    for e in (1, 2, 3):
-        store.trial_epoch(
-            tid,
-            {
-                "epoch": e,
-                "train_loss": 1,
-                "train_acc": 0.5,
-                "val_loss": 1,
-                "val_acc": 0.5,
-                "lr": 0.01,
-                "seconds": 2.0,
-                "images_per_s": 500,
-            },
-        )
-    return settings, store
-
-
 def test_the_plan_reads_the_store_within_2_s_and_changes_nothing(tmp_path):
-    settings, store = _measured_store(tmp_path)
+    settings, store = measured_store(tmp_path)
     jobs = FakeJobs(store)
     client = TestClient(create_app(settings, jobs))
     before = store.list_sweeps()[1]
@@ -125,7 +97,7 @@ def test_the_plan_reads_the_store_within_2_s_and_changes_nothing(tmp_path):
 
 
 def test_post_sweeps_keeps_its_plan_and_warns(tmp_path):
-    settings, store = _measured_store(tmp_path)
+    settings, store = measured_store(tmp_path)
     client = TestClient(create_app(settings, FakeJobs(store)))
     body = BASE | {"scheduler": {"type": "fifo"}, "resources_per_trial": {"cpu": 1}, "time_budget_s": 30}
     r = client.post("/sweeps", json=body, headers=AUTH)
@@ -166,16 +138,16 @@ def test_the_page_shows_a_presets_plan_before_submit(tmp_path, monkeypatch):
     wall time from a probe, memory) appears under it, nothing is submitted, no page error."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_repeat_e2e import _serve
-    from tests.test_service_e2e import _browser
+    from tests.helpers.served_process import launch_chromium
+    from tests.helpers.served_thread import serve_in_thread
 
     # The probe's own limit is 60 s; a loaded test machine can need more for the first one.
     monkeypatch.setenv("CIFAR_SWEEPS_PROBE_TIMEOUT_S", "240")
-    server, thread, base = _serve(tmp_path / "results")
+    server, thread, base = serve_in_thread(tmp_path / "results")
     errors: list[str] = []
     try:
         with sync_playwright() as p:
-            browser = _browser(p)
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -199,7 +171,7 @@ def test_the_page_shows_a_presets_plan_before_submit(tmp_path, monkeypatch):
 def test_run_dry_run_and_plan_print_the_plan_and_store_nothing(tmp_path, capsys):
     from cifar_sweeps.cli import main
 
-    settings, store = _measured_store(tmp_path)
+    settings, store = measured_store(tmp_path)
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps(BASE | {"scheduler": {"type": "fifo"}, "resources_per_trial": {"cpu": 1}}))
     before = store.list_sweeps()[1]

@@ -13,8 +13,6 @@ import os
 import shutil
 import signal
 import statistics
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -22,27 +20,11 @@ import pytest
 from scipy import stats
 
 from cifar_sweeps.analysis.ranking import group_key
-from tests.helpers.ray_head import free_port
+from tests.helpers.served_thread import serve_in_thread
 from tests.helpers.sweeps import open_store, run_cli, spawn_run, sweep_env, wait_for, write_spec
 
 pytestmark = pytest.mark.slow
 EPOCHS = 8
-
-
-def _serve(results: Path):
-    """The API on a free loopback port, in this process (a real uvicorn server)."""
-    import uvicorn
-
-    from cifar_sweeps.service.api import create_app
-    from cifar_sweeps.settings import Settings
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(results_dir=results)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def _repeat_dirs(results: Path, sweep_id: str) -> dict[str, int]:
@@ -60,11 +42,11 @@ def _check_page(base: str, api: dict) -> None:
     with their error bars drawn by plotly, the verdict on #1 against #2, no page error."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_service_e2e import _browser, record_page_errors
+    from tests.helpers.served_process import launch_chromium, record_page_errors
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         record_page_errors(page, errors, lambda status: status < 500 or status == 503)  # 503: one importance at a time
         page.goto(base)
@@ -137,7 +119,7 @@ def test_repeats_survive_a_kill_and_the_grouped_views_agree(ray_head, tmp_path):
         assert {group_key(sweep_id, t.config) for t in mine} == {group_key(sweep_id, source.config)}
         assert len({t.config.get("seed", 0) for t in [source, *mine]}) == 3
 
-    server, thread, base = _serve(results)
+    server, thread, base = serve_in_thread(results)
     try:
         api = httpx.get(f"{base}/leaderboard", params={"group": "config", "sweep_id": sweep_id}).json()
         api_csv = httpx.get(f"{base}/leaderboard.csv", params={"group": "config", "sweep_id": sweep_id}).text

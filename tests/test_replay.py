@@ -113,9 +113,9 @@ def test_plan_replay_prints_the_expected_best_against_simulated_seconds(tmp_path
     import json as js
 
     from cifar_sweeps.cli import main
-    from tests.test_plan import BASE, _measured_store
+    from tests.helpers.plans import BASE, measured_store
 
-    _measured_store(tmp_path)
+    measured_store(tmp_path)
     table = _write_table(tmp_path / "tables")
     spec = tmp_path / "s.json"
     spec.write_text(
@@ -137,10 +137,10 @@ def test_the_apis_plan_replays_a_named_table_only(tmp_path):
 
     from cifar_sweeps.service.api import create_app
     from tests.helpers.jobs import FakeJobs
-    from tests.test_api import AUTH
-    from tests.test_plan import BASE, _measured_store
+    from tests.helpers.plans import BASE, measured_store
+    from tests.helpers.specs import AUTH
 
-    settings, store = _measured_store(tmp_path)
+    settings, store = measured_store(tmp_path)
     _write_table(tmp_path / "tables")
     settings = settings.model_copy(update={"replay_tables": str(tmp_path / "tables")})
     client = TestClient(create_app(settings, FakeJobs(store)))

@@ -18,7 +18,7 @@ from cifar_sweeps.settings import Settings  # noqa: E402
 from cifar_sweeps.store import lifecycle  # noqa: E402
 from cifar_sweeps.store.store import get_store  # noqa: E402
 from tests.helpers.jobs import FakeJobs  # noqa: E402
-from tests.test_api import GOOD  # noqa: E402
+from tests.helpers.specs import GOOD  # noqa: E402
 
 _SETTINGS = Settings(results_dir=Path(tempfile.mkdtemp(prefix="cifar-sweeps-st-")), api_token="tok")
 _STORE = get_store(_SETTINGS.resolved_store_url())

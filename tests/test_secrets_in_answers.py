@@ -14,7 +14,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import GOOD
+from tests.helpers.specs import GOOD
 
 TOKEN, KEY, PASSWORD = "tok-3f9a8c2e71", "wandb-key-5b6c7d8e9f", "pg-pa55-7a1b2c"
 

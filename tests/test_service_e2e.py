@@ -15,6 +15,7 @@ import pytest
 
 from cifar_sweeps.training.train import load_model_file
 from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
+from tests.helpers.served_process import launch_chromium, record_page_errors, serve_process, wait_status
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -35,45 +36,11 @@ def service(ray_head, tmp_path_factory):
     port = free_port()
     env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA="synthetic:1500")
     log = open(results.parent / "serve.log", "w")  # noqa: SIM115 (closed below)
-    proc, base = _serve(env, port, log)
+    proc, base = serve_process(env, port, log)
     yield base, results, ray_head
     proc.terminate()
     proc.wait(30)
     log.close()
-
-
-def _serve(env: dict, port: int, log=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
-    """`cifar-sweeps serve` on `port`, returned once /health answers 200."""
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "cifar-sweeps"), "serve", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    pytest.fail("the service did not come up within 60 s")
-
-
-def _wait_status(base: str, sweep_id: str, timeout_s: float = 400) -> list[str]:
-    seen: list[str] = []
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        status = httpx.get(f"{base}/sweeps/{sweep_id}", timeout=10).json()["status"]
-        if not seen or seen[-1] != status:
-            seen.append(status)
-        if status not in ("queued", "running"):
-            return seen
-        time.sleep(0.25)
-    return seen
 
 
 def test_post_sweep_runs_as_ray_job(service, tmp_path):
@@ -82,7 +49,7 @@ def test_post_sweep_runs_as_ray_job(service, tmp_path):
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["status"] == "queued" and body["ray_job_id"]
-    seen = ["queued", *_wait_status(base, body["id"])]
+    seen = ["queued", *wait_status(base, body["id"])]
     assert seen[-1] == "succeeded", seen
     assert "running" in seen and seen.index("queued") < seen.index("running")
 
@@ -139,34 +106,6 @@ def _predict_matches_the_cli(base: str, trial_id: str, model_file: Path, tmp: Pa
         assert line == f"{tmp / pred['file']}: {top['label']} ({top['prob']:.3f})", (line, top)
 
 
-def _browser(p):
-    return p.chromium.launch(
-        executable_path=shutil.which("chromium"),
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
-
-
-def record_page_errors(page, errors: list[str], status_ok) -> None:
-    """Page errors, console errors and responses whose status `status_ok` refuses, into
-    `errors`. A 4xx or 503 the page handles is logged by Chromium as a failed load: those are
-    judged by their status instead."""
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
-        ),
-    )
-    page.on("response", lambda r: None if status_ok(r.status) else errors.append(f"{r.status} {r.url}"))
-
-
 def _sweep_count(base: str) -> int:
     return httpx.get(f"{base}/sweeps", params={"limit": 1}).json()["total"]
 
@@ -189,7 +128,7 @@ def test_page_in_headless_chromium(service, tmp_path):
     assert total > 0, "run after a sweep has finished"
     errors, outside = [], []
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         record_page_errors(page, errors, lambda status: status in (200, 201, 409, 422))
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:")) else None)
@@ -235,7 +174,7 @@ def test_page_in_headless_chromium(service, tmp_path):
         new_id = page.inner_text("#e-result").split()[1]
         assert new_id != source and _sweep_count(base) == before + 1
         page.wait_for_selector(f"#sweeps tbody tr[data-sweep='{new_id}']")  # the new sweep appears
-        assert _wait_status(base, new_id)[-1] == "succeeded"
+        assert wait_status(base, new_id)[-1] == "succeeded"
 
         page.select_option("#a-sweep", new_id)
         page.wait_for_selector("#a-importance .barlayer .trace", timeout=60_000)
@@ -271,7 +210,7 @@ def test_an_errored_trial_says_why_in_the_leaderboard_and_on_the_page(service):
     r = httpx.post(f"{base}/sweeps", json=spec, timeout=30)
     assert r.status_code == 201, r.text
     sweep_id = r.json()["id"]
-    _wait_status(base, sweep_id)
+    wait_status(base, sweep_id)
     (item,) = httpx.get(f"{base}/leaderboard", params={"sweep_id": sweep_id}).json()["items"]
     assert item["status"] == "errored"
     assert "NonFiniteLossError" in item["error"]
@@ -279,7 +218,7 @@ def test_an_errored_trial_says_why_in_the_leaderboard_and_on_the_page(service):
     full = httpx.get(f"{base}/trials/{item['trial_id']}").json()["error"]
     assert item["error"] in full and len(full) > len(item["error"])
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(base)
         page.select_option("#f-status", "errored")
@@ -305,12 +244,12 @@ def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
         CIFAR_SWEEPS_STORE_URL=url,
         CIFAR_SWEEPS_STORAGE_PATH=str(storage),
     )
-    proc, base = _serve(env, port)
+    proc, base = serve_process(env, port)
     try:
         spec = {**SPEC, "name": "pg-e2e", "num_samples": 2, "fixed": {"model": "mlp", "epochs": 2, "batch_size": 64}}
         r = httpx.post(f"{base}/sweeps", json=spec, timeout=30)
         assert r.status_code == 201, r.text
-        seen = _wait_status(base, r.json()["id"])
+        seen = wait_status(base, r.json()["id"])
         assert seen[-1] == "succeeded", seen
         board = httpx.get(f"{base}/leaderboard").json()
         assert board["total"] == 2

@@ -23,7 +23,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.artifacts import StorageError, check_writable
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH, GOOD
+from tests.helpers.specs import AUTH, GOOD
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 120  # a hang shows up as this timeout; the check itself takes milliseconds

@@ -21,7 +21,7 @@ from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store.states import SweepStatus, TrialStatus
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH
+from tests.helpers.specs import AUTH
 
 PKG = Path(__file__).resolve().parent.parent / "cifar_sweeps"
 MODULES = {
@@ -312,3 +312,26 @@ def test_every_error_class_lives_in_errors():
         if isinstance(n, ast.ClassDef) and is_error(n)
     ]
     assert found == []
+
+
+def imports_of_other_tests(path: Path) -> list[str]:
+    """The test modules (tests/test_*.py) that `path` imports, itself left out (a child
+    process's script may import its own module's helpers)."""
+    tree = ast.parse(path.read_text())
+    names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    return sorted({m for m in names if m.startswith("tests.test_") and m != f"tests.{path.stem}"})
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/helpers/ (and conftest.py): importing a test module
+    collects its tests' module state and ties two files that change apart."""
+    tests = Path(__file__).resolve().parent
+    found = {p.name: imports_of_other_tests(p) for p in [*tests.glob("*.py"), *tests.glob("helpers/*.py")]}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_test_import_rule_catches_one(tmp_path):
+    planted = tmp_path / "test_planted.py"
+    planted.write_text("from tests.test_api import something\nfrom tests.test_planted import mine\n")
+    assert imports_of_other_tests(planted) == ["tests.test_api"]

@@ -14,7 +14,7 @@ from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spec import SpecError, check_expanded, expand_space, load_spec_file, needs_pretrained, parse_spec
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH
+from tests.helpers.specs import AUTH
 
 PRESETS = sorted(Path(__file__).resolve().parent.parent.joinpath("search_spaces").glob("*.json"))
 LR = {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}

@@ -19,7 +19,7 @@ from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
 from tests.helpers.jobs import FakeJobs
-from tests.test_api import AUTH
+from tests.helpers.specs import AUTH
 
 LR = {"type": "loguniform", "low": 0.001, "high": 0.1}
 

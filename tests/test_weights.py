@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 from cifar_sweeps.cli import main
 from cifar_sweeps.training.loader import NORMALIZATIONS, DeviceSplit
@@ -20,12 +19,7 @@ from cifar_sweeps.training.weights import (
     load_staged,
     staged_path,
 )
-
-
-def stand_in_resnet50(seed: int = 7) -> dict[str, torch.Tensor]:
-    """A state dict shaped exactly like torchvision's ImageNet ResNet-50, with random values."""
-    torch.manual_seed(seed)
-    return torchvision.models.resnet50(weights=None).state_dict()
+from tests.helpers.weights import stand_in_resnet50
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 from cifar_sweeps.training.models import backbone_sha256
 from tests.helpers.ray_head import cli_env
 from tests.helpers.sweeps import open_store, run_cli
-from tests.test_weights import stand_in_resnet50
+from tests.helpers.weights import stand_in_resnet50
 
 pytestmark = pytest.mark.slow
 

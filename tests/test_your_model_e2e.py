@@ -21,7 +21,7 @@ from PIL import Image
 from cifar_sweeps.training.export import read_metadata, with_preprocessing
 from cifar_sweeps.training.train import read_model_file
 from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
-from tests.test_service_e2e import _browser, _serve, _wait_status, record_page_errors
+from tests.helpers.served_process import launch_chromium, record_page_errors, serve_process, wait_status
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def served(ray_head, tmp_path):
         results = tmp_path / "results"
         env = cli_env(ray_head, results, RAY_ADDRESS=ray_head.dashboard_url, CIFAR_SWEEPS_DATA=data)
         log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed below)
-        proc, base = _serve(env, free_port(), log)
+        proc, base = serve_process(env, free_port(), log)
         procs.append((proc, log))
         return base, env
 
@@ -91,7 +91,7 @@ def test_an_installed_plugin_is_listed_swept_with_a_searched_argument_and_export
     r = httpx.post(f"{base}/sweeps", json=spec, timeout=120)
     assert r.status_code == 201, r.text
     sweep_id = r.json()["id"]
-    assert _wait_status(base, sweep_id)[-1] == "succeeded"
+    assert wait_status(base, sweep_id)[-1] == "succeeded"
     board = httpx.get(f"{base}/leaderboard", params={"sweep_id": sweep_id}).json()
     assert board["total"] == spec["num_samples"]
     assert {t["config"]["model_args.channels"] for t in board["items"]} <= {8, 16, 32}
@@ -143,7 +143,7 @@ def test_a_plugin_with_no_params_gets_a_planned_space_and_the_sweep_refits(tinyn
     r = httpx.post(f"{base}/sweeps", json=spec, timeout=120)
     assert r.status_code == 201, r.text
     sweep_id = r.json()["id"]
-    assert _wait_status(base, sweep_id)[-1] == "succeeded"
+    assert wait_status(base, sweep_id)[-1] == "succeeded"
     sweep = httpx.get(f"{base}/sweeps/{sweep_id}").json()
     assert sorted(sweep["spec"]["auto_params"]) == sorted(space) and sweep["spec"]["refit"] is True
     items = httpx.get(f"{base}/leaderboard", params={"sweep_id": sweep_id}).json()["items"]
@@ -191,7 +191,7 @@ def test_an_image_folder_of_three_classes_at_48px_trains_with_three_classes_name
     r = httpx.post(f"{base}/sweeps", json=spec, timeout=60)
     assert r.status_code == 201, r.text
     sweep_id = r.json()["id"]
-    assert _wait_status(base, sweep_id)[-1] == "succeeded"
+    assert wait_status(base, sweep_id)[-1] == "succeeded"
     sweep = httpx.get(f"{base}/sweeps/{sweep_id}").json()
     assert sweep["dataset"] == "shapes-48px" and sweep["classes"] == ["circle", "square", "triangle"]
     board = httpx.get(f"{base}/leaderboard", params={"dataset": "shapes-48px"}).json()
@@ -224,7 +224,7 @@ def _page_names_the_classes(base: str, sweep_id: str) -> None:
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         # 409: the analysis panel asking the importance of a 2-trial sweep (it needs 5), which
         # the page shows as a message; it asks only when it gets there before the test ends.

@@ -229,6 +229,20 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict]]:
 SWITCH_INTERVAL_S = 0.001
 
 
+def _new_app(lifespan) -> FastAPI:
+    """fastapi-offline's FastAPI: /docs (Swagger UI) from files of that package, served here
+    (FastAPI's own loads them from a CDN: a blank page on a machine with no internet). No
+    ReDoc: its page still fetches a logo from its CDN."""
+    return FastAPIOffline(
+        redoc_url=None,
+        title="cifar-sweeps",
+        version=__version__,
+        lifespan=lifespan,
+        description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+    )
+
+
 def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> FastAPI:
     settings = settings or load_settings()
     store = get_store(settings.resolved_store_url())
@@ -245,17 +259,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         for hook in app.state.shutdown_hooks:
             hook()  # each only signals its worker to end (no wait): safe on the loop, and at exit
 
-    # fastapi-offline: /docs (Swagger UI) from files of that package, served here (FastAPI's
-    # own loads them from a CDN: a blank page on a machine with no internet). No ReDoc: its
-    # page still fetches a logo from its CDN.
-    app = FastAPIOffline(
-        redoc_url=None,
-        title="cifar-sweeps",
-        version=__version__,
-        lifespan=lifespan,
-        description="Hyperparameter sweeps for CIFAR-10 classifiers on Ray Tune.",
-        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
-    )
+    app = _new_app(lifespan)
     app.state.s = state
     # The worker processes: importance's (analysis/importance.py) and predict's (predict_pool.py).
     app.state.shutdown_hooks = [shutdown_worker, shutdown_predict_worker]

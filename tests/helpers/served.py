@@ -15,7 +15,7 @@ from tests.helpers.ray_head import free_port
 def loopback_service(root: Path, results_name: str = "results", **settings: str) -> Iterator[tuple[str, Path]]:
     """(base URL, results folder) of a service started with `settings` as its variables; no
     store URL or token of this process's environment leaks in."""
-    from tests.test_service_e2e import _serve
+    from tests.helpers.served_process import serve_process
 
     results = root / results_name
     env = {
@@ -28,7 +28,7 @@ def loopback_service(root: Path, results_name: str = "results", **settings: str)
     env.pop("CIFAR_SWEEPS_API_TOKEN", None)
     env.update(settings)
     with open(root / "serve.log", "w") as log:
-        proc, base = _serve(env, free_port(), log)
+        proc, base = serve_process(env, free_port(), log)
         try:
             yield base, results
         finally:
