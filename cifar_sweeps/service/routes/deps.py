@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import threading
 from pathlib import PurePath
 from typing import Annotated, Any
 
@@ -20,6 +21,12 @@ from cifar_sweeps.service.schemas import BestTrial, Links, Progress, RunningTria
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.states import ACTIVE
 from cifar_sweeps.store.store import Store, Sweep, Trial, utcnow
+
+# One request's CPU-bound checking at a time (a spec's parse and submit-time check, tens of
+# ms of pure Python each). Twenty at once in the thread pool take the GIL in turns with the
+# event loop, and /health waited over 300 ms behind them on two cores; queued here they wait
+# without it. Only the checking: a plan's probe, which waits on a child, runs outside.
+CPU_LANE = threading.BoundedSemaphore(1)
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,96}$"
 MAX_OFFSET = 10**9

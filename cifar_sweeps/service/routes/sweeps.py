@@ -16,6 +16,7 @@ from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.errors import QueueFull, RayUnavailable, SweepError
 from cifar_sweeps.service.notify import check_notify
 from cifar_sweeps.service.routes.deps import (
+    CPU_LANE,
     MAX_OFFSET,
     AppState,
     Auth,
@@ -68,9 +69,10 @@ def check_local_weights(spec: SweepSpec, state: AppState) -> None:
     responses=error_responses(400, 401, 413, 422, 429, 503, 507),
 )
 def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
-    spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
-    check_http_model_args(spec)
-    check_notify(spec, state.settings)
+    with CPU_LANE:
+        spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
+        check_http_model_args(spec)
+        check_notify(spec, state.settings)
     queued = state.store.count_sweeps([SweepStatus.QUEUED])
     if queued >= state.settings.max_queued_sweeps:
         raise QueueFull(
@@ -109,9 +111,10 @@ def plan_sweep(
     (a few batches, in a process of its own) and kept for next time. With `replay`, the
     spec's searcher and scheduler are also replayed on that tabulated task (`replay` in the
     answer: expected best accuracy against simulated seconds)."""
-    spec = parse_spec(raw, state.settings)
-    check_http_model_args(spec)
-    check_notify(spec, state.settings)
+    with CPU_LANE:
+        spec = parse_spec(raw, state.settings)
+        check_http_model_args(spec)
+        check_notify(spec, state.settings)
     plan = plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
     return with_replay(plan, spec, state.settings, replay, replay_seeds) if replay else plan
 
