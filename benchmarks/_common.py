@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -54,6 +55,18 @@ def say_data(data: str) -> None:
         )
     else:
         print(f"data: {data}", flush=True)
+
+
+def read_runs(path: Path) -> list[dict]:
+    """A benchmark's runs so far, one JSON object a line (a killed benchmark goes on from them)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def append_run(path: Path, row: dict) -> None:
+    """One finished run, appended at once: a kill loses only the run in progress."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def cache_dir() -> Path:

@@ -21,7 +21,6 @@ t-interval, and the paired difference pbt - asha, seed by seed.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cpu_model, default_data, print_table, say_data  # noqa: E402
+from benchmarks._common import append_run, cpu_model, default_data, print_table, read_runs, say_data  # noqa: E402
 from benchmarks.search_gain import t_interval  # noqa: E402
 
 METHODS = ("asha", "pbt")
@@ -94,6 +93,9 @@ def table(rows: list[dict]) -> None:
             runs = by[m].values()
             means = [statistics.fmean(r[k] for r in runs) for k in ("configs", "trial_epochs", "exploits")]
             out.append([m, len(accs), mean, lo, hi, *means, statistics.fmean(r["wall_s"] for r in runs) / 60])
+    if not out:
+        print("\nno run has a tested trial yet")
+        return
     print("\nthe best trial's test accuracy (%) over seeds")
     print_table(
         ["method", "seeds", "mean", "95% low", "95% high", "configs", "trial-epochs", "exploits", "wall min"], out
@@ -121,8 +123,7 @@ def main() -> None:
     args = p.parse_args()
     say_data(args.data)
     print(f"cpu: {cpu_model()}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line] if args.out.exists() else []
+    rows = read_runs(args.out)
     setting = {"minutes": args.minutes, "epochs": args.epochs, "population": args.population, "data": args.data}
     done = {(r["method"], r["seed"]) for r in rows if all(r.get(k) == v for k, v in setting.items())}
     for seed in args.seeds:
@@ -132,8 +133,7 @@ def main() -> None:
             result = run(method, args.data, seed, args.minutes * 60, args.epochs, args.population)
             row = {"method": method, "seed": seed, **setting, "cpu": cpu_model(), **result}
             rows.append(row)
-            with args.out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_run(args.out, row)
             print(
                 f"{method} seed {seed}: test {result['test_acc']} from {result['configs']} trials, "
                 f"{result['exploits']} exploits, {result['wall_s']:.0f} s",

@@ -31,7 +31,6 @@ Tasks (the users the service stands for):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import statistics
@@ -42,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import cache_dir, cpu_model, default_data, print_table, say_data  # noqa: E402
+from benchmarks._common import append_run, cache_dir, cpu_model, default_data, print_table, read_runs, say_data  # noqa: E402
 
 METHODS = ("student", "report", "service")
 TASKS = {
@@ -209,8 +208,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/search_gain.jsonl"))
     args = p.parse_args()
     say_data(args.data)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line] if args.out.exists() else []
+    rows = read_runs(args.out)
     done = {(r["task"], r["method"], r["seed"], r["minutes"], r["data"]) for r in rows}
     source, size = task_data(args.task, args.data)
     for seed in args.seeds:
@@ -231,8 +229,7 @@ def main() -> None:
                 **result,
             }
             rows.append(row)
-            with args.out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_run(args.out, row)
             print(
                 f"{args.task} {method} seed {seed}: test {result['test_acc']} after {result['configs']} "
                 f"configurations in {time.perf_counter() - t0:.0f} s",

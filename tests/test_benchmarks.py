@@ -72,7 +72,7 @@ SMOKE = {
     "tabulate.py": ["--task", "mlp", "--configs", "2", "--seeds", "1", "--workers", "1", "--data", "synthetic:300"],
     # The student's run alone: the two sweeps are the service's own path (test_refit_e2e, test_quickstart_e2e).
     # PBT's path through the SDK (its exploits: test_pbt_e2e)
-    "pbt_vs_asha.py": ["--data", "synthetic:400", "--seeds", "0", "--minutes", "0.2", "--epochs", "2"]
+    "pbt_vs_asha.py": ["--data", "synthetic:400", "--seeds", "0", "--minutes", "0.5", "--epochs", "2"]
     + ["--population", "2", "--methods", "pbt"],
     "search_gain.py": [
         "--task",

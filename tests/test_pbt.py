@@ -54,10 +54,11 @@ def _lrs_after_restore(splits, state: dict, **kw) -> tuple[dict, list[float], li
 def test_a_pbt_spec_draws_its_population_at_random_and_mutates_what_it_searches():
     spec = SweepSpec.model_validate(_spec())
     assert spec.search.algorithm == "random"
-    from cifar_sweeps.tuning.pbt import GuardedPBT, mutated
+    from cifar_sweeps.spec.spec import pbt_mutated
+    from cifar_sweeps.tuning.pbt import GuardedPBT
     from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 
-    assert mutated(spec) == ["lr"]  # batch_size is searched but can't change mid-run
+    assert pbt_mutated(spec) == ["lr"]  # batch_size is searched but can't change mid-run
     sched = make_scheduler(spec, "sqlite://", "s")
     assert isinstance(sched, GuardedPBT) and set(sched._hyperparam_mutations) == {"lr"}
     assert sched._perturbation_interval == 2 and sched._quantile_fraction == 0.25

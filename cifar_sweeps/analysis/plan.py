@@ -151,18 +151,21 @@ def rungs(spec: SweepSpec, max_t: int) -> list[int]:
     return [*out, max_t]
 
 
+# The schedulers that stop no trial, and what the plan assumes of them.
+WHOLE_RUNS = {
+    "fifo": "fifo: every trial trains its epochs",
+    "pbt": "pbt: every trial trains its epochs, some from others' weights",
+}
+
+
 def per_trial_epochs(spec: SweepSpec) -> EpochRange:
     """Epochs one trial trains: fifo trains its budget; asha stops it at a rung. Expected
     under ASHA assumes 1/reduction_factor of the trials pass each rung (its design ratio)."""
     values = epoch_values(spec)
     lo, hi = min(values), max(values)
     mid = statistics.fmean(values)
-    if spec.scheduler.type == "fifo":
-        return EpochRange(min=lo, expected=mid, max=hi, assumption="fifo: every trial trains its epochs")
-    if spec.scheduler.type == "pbt":
-        return EpochRange(
-            min=lo, expected=mid, max=hi, assumption="pbt: every trial trains its epochs, some from others' weights"
-        )
+    if spec.scheduler.type in WHOLE_RUNS:
+        return EpochRange(min=lo, expected=mid, max=hi, assumption=WHOLE_RUNS[spec.scheduler.type])
     steps = rungs(spec, int(hi))
     rf = spec.scheduler.reduction_factor
     expected = steps[0] + sum((b - a) / rf ** (k + 1) for k, (a, b) in enumerate(zip(steps, steps[1:], strict=False)))
@@ -181,7 +184,7 @@ def trial_epochs(spec: SweepSpec) -> tuple[EpochRange, float, list[str]]:
     n = spec.total_trials()
     per = per_trial_epochs(spec)
     lo = (
-        per.max + (n - 1) * per.min if spec.scheduler.type not in ("fifo", "pbt") else n * per.min
+        per.max + (n - 1) * per.min if spec.scheduler.type not in WHOLE_RUNS else n * per.min
     )  # ASHA: one trial goes the distance
     mid, hi = n * per.expected, n * per.max
     cuts = []

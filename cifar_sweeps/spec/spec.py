@@ -552,11 +552,16 @@ def _check_pbt(spec: SweepSpec) -> None:
     _check_pbt_mutate(spec)
 
 
+def pbt_mutated(spec: SweepSpec) -> list[str]:
+    """The params pbt changes: the spec's `mutate`, or each mutable one the space searches."""
+    given = spec.scheduler.mutate
+    return list(given) if given is not None else [k for k in PBT_MUTABLE if k in spec.params]
+
+
 def _check_pbt_mutate(spec: SweepSpec) -> None:
     """What pbt changes and when: mutable top-level params, at checkpoints before the end."""
     sched = spec.scheduler
-    mutable = [k for k in PBT_MUTABLE if k in spec.params]
-    mutate = mutable if sched.mutate is None else sched.mutate
+    mutate = pbt_mutated(spec)
     for key in mutate:
         if key not in PBT_MUTABLE:
             raise ValueError(

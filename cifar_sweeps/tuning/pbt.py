@@ -18,17 +18,11 @@ from typing import Any
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from cifar_sweeps.spec import spaces
-from cifar_sweeps.spec.config import PBT_MUTABLE, TrainConfig
+from cifar_sweeps.spec.config import TrainConfig
 from cifar_sweeps.spec.spaces import flatten_config
-from cifar_sweeps.spec.spec import SweepSpec
+from cifar_sweeps.spec.spec import SweepSpec, pbt_mutated
 from cifar_sweeps.store.states import Exploit
 from cifar_sweeps.tuning.guard import StoreGuard
-
-
-def mutated(spec: SweepSpec) -> list[str]:
-    """The params pbt changes: the spec's `mutate`, or each mutable one the space searches."""
-    given = spec.scheduler.mutate
-    return list(given) if given is not None else [k for k in PBT_MUTABLE if k in spec.params]
 
 
 def population(spec: SweepSpec):
@@ -128,7 +122,7 @@ class GuardedPBT(StoreGuard, PopulationBasedTraining):
 
 
 def make_pbt(spec: SweepSpec, guard: dict[str, str]) -> GuardedPBT:
-    keys = mutated(spec)
+    keys = pbt_mutated(spec)
     s = spec.scheduler
     return GuardedPBT(
         time_attr="epoch",
