@@ -35,9 +35,11 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
 .venv/bin/python -m pytest -q -m unit -n auto   # on every core; fails fast, before any Ray head starts
-# One worker by default. CIFAR_SWEEPS_TEST_WORKERS=2 runs two, a test file each: most of an
-# end-to-end test waits (a Ray head, a job, a subprocess), so two overlap on two cores, but
-# a few timing-bound waits (a probe's limit, a page drawing) can then run out. (Grouping the
-# Ray tests on one worker with `--dist loadgroup` has no effect with pytest 9.2: xdist 3.8
-# renames items through `_nodeid`, which pytest 9.2 no longer reads.)
-.venv/bin/python -m pytest -q -m "not unit" -n "${CIFAR_SWEEPS_TEST_WORKERS:-0}" --dist loadfile --durations=60
+# Two workers, a test file each (CIFAR_SWEEPS_TEST_WORKERS=0 runs them one at a time): most of
+# an end-to-end test waits (a Ray head, a job, a subprocess), so two files overlap on two cores
+# and the tiers take about three quarters of the serial time. Each worker is a pytest session
+# of its own, so each starts its own Ray head and PostgreSQL on free ports. The waits that
+# contention stretches are given a loaded machine's time (the page's first probe 240 s).
+# (Grouping the Ray tests on one worker with `--dist loadgroup` has no effect with pytest 9.2:
+# xdist 3.8 renames items through `_nodeid`, which pytest 9.2 no longer reads.)
+.venv/bin/python -m pytest -q -m "not unit" -n "${CIFAR_SWEEPS_TEST_WORKERS:-2}" --dist loadfile --durations=60
