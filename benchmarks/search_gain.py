@@ -13,6 +13,10 @@ seeds, side by side on this CPU:
 - (c) `service`: the service's default sweep for the model: `"params": "auto"`, its default
   searcher (HyperOpt's TPE) and scheduler (ASHA), then the refit, in `time_budget_s`.
 
+(b) and (c) keep the service's default share of the budget for the refit (`refit_share`
+0.5: the refit trains as many epochs as fit in it); `--refit-share 0` runs them as before
+it existed (the refit trains its source's epochs), recorded apart. (a) is the same either way.
+
 (b) and (c) run two one-CPU trials at a time and refit with both CPUs; (a) trains with
 both. Each seed seeds the search, the training and (a)'s run; the split is the same for
 all. Every run is one line of `--out` (JSON lines): a killed benchmark goes on where it
@@ -108,7 +112,7 @@ def student(task: str, source: str, size: int, seed: int, seconds: float) -> dic
     return {"test_acc": test, "epochs": trainer.epoch, "configs": 1, "wall_s": time.perf_counter() - t0}
 
 
-def sweep_spec(task: str, method: str, size: int, seed: int, seconds: float) -> dict:
+def sweep_spec(task: str, method: str, size: int, seed: int, seconds: float, share: float | None = 0.5) -> dict:
     """(b) or (c) as a spec: the automatic space of the task's model, the same resources,
     time budget and refit; the report's method searches it at random with full-length
     trials, the service with its defaults."""
@@ -120,6 +124,7 @@ def sweep_spec(task: str, method: str, size: int, seed: int, seconds: float) -> 
         "fixed": {**TASKS[task], "seed": seed},
         "params": "auto",
         "refit": True,
+        "refit_share": share,  # None: the refit trains its source's epochs
         "time_budget_s": seconds,
         "data": {"image_size": size, "val_fraction": 0.1},
         "search": {"seed": seed},
@@ -130,19 +135,21 @@ def sweep_spec(task: str, method: str, size: int, seed: int, seconds: float) -> 
     return spec
 
 
-def sweep(task: str, method: str, source: str, size: int, seed: int, seconds: float) -> dict:
+def sweep(task: str, method: str, source: str, size: int, seed: int, seconds: float, share: float | None) -> dict:
     import cifar_sweeps as cs
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        run = cs.run(sweep_spec(task, method, size, seed, seconds), data=source, results_dir=d, quiet=True)
+        run = cs.run(sweep_spec(task, method, size, seed, seconds, share), data=source, results_dir=d, quiet=True)
         board = run.leaderboard(top=1000)
         refit = next((t for t in board if t.refit_of), None)
+        source_trial = next((t for t in board if refit and t.trial_id == refit.refit_of), None)
         configs = sum(1 for t in board if not t.refit_of and t.epochs)
         shutil.rmtree(Path(d) / "ray", ignore_errors=True)
     return {
         "test_acc": refit.test_acc if refit else None,
         "epochs": refit.epochs if refit else 0,
+        "source_epochs": source_trial.epochs if source_trial else None,
         "configs": configs,
         "wall_s": time.perf_counter() - t0,
         "refit_config": {k: v for k, v in (refit.config if refit else {}).items() if k not in TASKS[task]},
@@ -181,11 +188,12 @@ def table(rows: list[dict], task: str) -> None:
                 lo,
                 hi,
                 statistics.fmean(r["configs"] for r in runs),
+                statistics.fmean(r["epochs"] for r in runs),  # the model's: the student's run, or the refit
                 statistics.fmean(r["wall_s"] for r in runs) / 60,
             ]
         )
     print(f"\ntask {task}: test accuracy (%) over seeds")
-    print_table(["method", "seeds", "mean", "95% low", "95% high", "configs", "wall min"], out)
+    print_table(["method", "seeds", "mean", "95% low", "95% high", "configs", "model epochs", "wall min"], out)
     diffs = []
     for other in ("student", "report"):
         seeds = sorted(set(by["service"]) & set(by[other]))
@@ -204,11 +212,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--minutes", type=float, default=4.0, help="the wall time of every run")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument(
+        "--refit-share", type=float, default=0.5, help="(b) and (c): the budget's share for the refit; 0: none"
+    )
     p.add_argument("--data", default=default_data(), help="default: the PNG archive beside the checkout")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/search_gain.jsonl"))
     args = p.parse_args()
     say_data(args.data)
-    rows = read_runs(args.out)
+    share = args.refit_share or None
+    rows = [r for r in read_runs(args.out) if r["method"] == "student" or r.get("refit_share") == share]
     done = {(r["task"], r["method"], r["seed"], r["minutes"], r["data"]) for r in rows}
     source, size = task_data(args.task, args.data)
     for seed in args.seeds:
@@ -217,7 +229,7 @@ def main() -> None:
             if key in done:
                 continue
             t0 = time.perf_counter()
-            run = student if method == "student" else lambda *a, m=method: sweep(a[0], m, *a[1:])
+            run = student if method == "student" else lambda *a, m=method: sweep(a[0], m, *a[1:], share)
             result = run(args.task, source, size, seed, args.minutes * 60)
             row = {
                 "task": args.task,
@@ -226,6 +238,7 @@ def main() -> None:
                 "minutes": args.minutes,
                 "data": args.data,
                 "cpu": cpu_model(),
+                **({} if method == "student" else {"refit_share": share}),
                 **result,
             }
             rows.append(row)

@@ -323,13 +323,10 @@ def _print_leaderboard(
     dataset: str | None = None,
 ) -> None:
     from cifar_sweeps.analysis.filters import parse_filters
-    from cifar_sweeps.service.schemas import leaderboard_items, to_csv
+    from cifar_sweeps.usecases.leaderboard import BoardQuery, read_board, to_csv
 
-    order = STORED[sort]
-    rows, total, names = store.leaderboard_page(
-        sweep_id, model, top, 0, parse_filters(filters or []), statuses, order, dataset
-    )
-    items = leaderboard_items(rows, names, 0, lambda t: t.checkpoint_path)
+    query = BoardQuery(sweep_id, model, statuses or [], parse_filters(filters or []), 0, top, sort, dataset)
+    items, total = read_board(store, query, lambda t: t.checkpoint_path)
     if as_csv:
         print(to_csv(items), end="")
         return
@@ -367,18 +364,16 @@ def _print_groups(
     """The grouped leaderboard (one row per configuration over its seeds), as GET
     /leaderboard?group=config gives it."""
     from cifar_sweeps.analysis.filters import parse_filters
-    from cifar_sweeps.analysis.ranking import group_trials
-    from cifar_sweeps.service.schemas import group_items, groups_csv
+    from cifar_sweeps.usecases.leaderboard import BoardQuery, groups_csv, read_groups
 
-    rows, _, names = store.leaderboard_page(sweep_id, model, 100_000, 0, parse_filters(filters or []), statuses)
-    groups = group_trials(rows)
-    items = group_items(groups[:top], names, 0)
+    board = read_groups(store, BoardQuery(sweep_id, model, statuses or [], parse_filters(filters or []), 0, top))
+    items = board.items
     if form == "csv":
         print(groups_csv(items), end="")
         return
     if form == "json":
-        body = {"items": [it.model_dump(mode="json") for it in items], "total": len(groups)}
-        print(json.dumps(body | {"trials": sum(len(g.trials) for g in groups)}, indent=2))
+        body = {"items": [it.model_dump(mode="json") for it in items], "total": board.total}
+        print(json.dumps(body | {"trials": board.trials}, indent=2))
         return
     head = f"{'rank':>4}  {'n':>2} {'val_acc mean [95% interval]':<30} {'test_acc mean':>13}  {'model':<14}"
     print(f"{head} vs next; config")
@@ -393,7 +388,7 @@ def _print_groups(
             f"{it.model:<14} {mark:<6}  {cfg}"
         )
     print(
-        f"({len(items)} of {len(groups)} configurations; TIE?: not distinguishable from the next row, "
+        f"({len(items)} of {board.total} configurations; TIE?: not distinguishable from the next row, "
         "Welch's t-test at 5 %)"
     )
 
@@ -401,7 +396,8 @@ def _print_groups(
 def cmd_pareto(args: argparse.Namespace) -> int:
     """The sweep's trials over two stored metrics, each with its Pareto rank (GET
     /sweeps/{id}/pareto)."""
-    from cifar_sweeps.service.schemas import csv_cell, pareto_out
+    from cifar_sweeps.service.schemas import pareto_out
+    from cifar_sweeps.usecases.leaderboard import csv_cell
 
     store = _store(_settings(args))
     sweep = store.sweep(args.sweep_id)

@@ -26,11 +26,11 @@ from cifar_sweeps.errors import CifarSweepsError, NotFound
 
 if TYPE_CHECKING:
     from cifar_sweeps.analysis.results import PlanOut
-    from cifar_sweeps.service.schemas import LeaderboardItem
     from cifar_sweeps.settings import Settings
     from cifar_sweeps.spec.spec import SweepSpec
     from cifar_sweeps.store.store import Store
     from cifar_sweeps.training.train import ModelFile
+    from cifar_sweeps.usecases.leaderboard import LeaderboardItem
 
 
 def settings_for(data: str | None = None, results_dir: str | Path | None = None, store_url: str | None = None):
@@ -157,11 +157,11 @@ def leaderboard(
     settings: Settings | None = None,
 ) -> list[LeaderboardItem]:
     """The leaderboard's rows, best first (GET /leaderboard's items)."""
-    from cifar_sweeps.service.schemas import leaderboard_items
+    from cifar_sweeps.usecases.leaderboard import BoardQuery, read_board
 
     store = open_store(settings or settings_for())
-    rows, _, names = store.leaderboard_page(sweep, model, top, 0, dataset=dataset)
-    return leaderboard_items(rows, names, 0, lambda t: t.checkpoint_path)
+    query = BoardQuery(sweep_id=sweep, model=model, limit=top, dataset=dataset)
+    return read_board(store, query, lambda t: t.checkpoint_path)[0]
 
 
 def load_model(trial_id: str, settings: Settings | None = None) -> ModelFile:

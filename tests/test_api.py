@@ -232,7 +232,7 @@ def test_page_assets_are_served_by_the_app(setup):
 
 
 def test_an_errored_trial_carries_its_reason_line(setup):
-    from cifar_sweeps.service.schemas import error_line
+    from cifar_sweeps.usecases.leaderboard import error_line
 
     client, store, _ = setup
     sweep = store.create_sweep(GOOD, "synthetic:100", "v")

@@ -78,3 +78,12 @@ def test_a_wrong_auto_is_refused_naming_the_field(raw, says):
 def test_a_grid_with_no_params_is_still_one_configuration():
     spec = parse_spec({"fixed": {"model": "mlp"}, "search": {"algorithm": "grid"}})
     assert spec.params == {} and spec.auto_params == [] and spec.refit is False
+
+
+def test_a_timed_automatic_sweep_keeps_half_its_budget_for_the_refit_unless_told_otherwise():
+    raw = {"fixed": {"model": "mlp"}, "params": "auto", "time_budget_s": 600}
+    assert parse_spec(raw).refit and parse_spec(raw).refit_share == 0.5
+    assert parse_spec({**raw, "refit_share": 0.2}).refit_share == 0.2
+    assert parse_spec({**raw, "refit": False}).refit_share is None
+    untimed = {k: v for k, v in raw.items() if k != "time_budget_s"}
+    assert parse_spec(untimed).refit and parse_spec(untimed).refit_share is None

@@ -204,7 +204,7 @@ def test_hostile_input(app, what, method, url, body, headers, expected):
     ],
 )
 def test_csv_cells_never_run_as_formulas(value, cell):
-    from cifar_sweeps.service.schemas import csv_cell
+    from cifar_sweeps.usecases.leaderboard import csv_cell
 
     assert csv_cell(value) == cell
 

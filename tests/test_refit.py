@@ -21,8 +21,10 @@ from cifar_sweeps.tuning.refit import (
     refit_epochs,
     refit_is_stale,
     refit_seconds,
+    stretched,
     tune_config,
 )
+from cifar_sweeps.tuning.sweep import RefitReserve
 
 
 def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of=None, seconds=30.0, epochs=3):
@@ -113,6 +115,49 @@ def test_a_budget_reserves_the_refits_epochs_and_refuses_one_it_cannot_hold():
     assert parse_spec({**SPEC, "refit": False, "budget": {"epochs": 100}}).search_budget() == 100
     with pytest.raises(SpecError, match=r"refit: up to 8 epochs .* reserve 10 trial-epochs.*budget.epochs \(10\)"):
         parse_spec({**SPEC, "budget": {"epochs": 10}})
+
+
+def test_a_refit_share_stretches_the_refit_to_the_time_left_never_below_its_source_nor_past_the_cap():
+    run = plan_refit([_trial("a", 0.7), _trial("b", 0.8, lr=0.2)], "val_acc", "max")
+    assert run.epochs == 6  # onecycle: the source's full schedule
+    rates = [100.0, 200.0, 400.0]  # images per second: 5,000 images take 25 s, 26.25 s with the margin
+    longer = stretched(run, 300.0, rates, 5000, cap=500)
+    assert longer.epochs == 11 and longer.config["epochs"] == 11  # 300 // 26.25
+    assert longer.config["lr"] == 0.2 and longer.source_id == "b"  # the same configuration, trained longer
+    assert "its 300 s of the time budget" in longer.why and "its source trained 6" in longer.why
+    assert stretched(run, 300.0, rates, 5000, cap=8).epochs == 8  # CIFAR_SWEEPS_MAX_EPOCHS
+    assert stretched(run, 60.0, rates, 5000, cap=500) is run  # 2 epochs fit: never fewer than the source's
+    assert stretched(run, 300.0, [], 5000, cap=500) is run  # no epoch measured: as it was
+    assert stretched(run, -5.0, rates, 5000, cap=500) is run  # the budget already spent
+
+
+def test_a_refit_share_stops_the_search_at_the_rest_of_the_budget():
+    trials, rates = [_trial("a", 0.7)], [200.0]  # the estimate: 6 epochs of 5,000 images, 157.5 s
+    own = RefitReserve("val_acc", "max", 10, 5000)
+    shared = RefitReserve("val_acc", "max", 10, 5000, share=0.5)
+    assert own.search_over(trials, rates, 300.0, 600.0) is None  # 300 + 157.5 < 600: the search goes on
+    assert shared.search_over(trials, rates, 300.0, 600.0) == pytest.approx(300.0)  # half of 600 s is the refit's
+    assert shared.search_over(trials, rates, 299.0, 600.0) is None
+    assert shared.search_over([], [], 300.0, 600.0) == pytest.approx(300.0)  # before any epoch, too
+    assert shared.search_over(trials, rates, 400.0, 1000.0) is None  # a longer budget: the search goes on
+    assert RefitReserve("val_acc", "max", 10, 5000, share=0.1).search_over(trials, rates, 450.0, 600.0) == (
+        pytest.approx(5000 * 6 / 200 * REFIT_MARGIN)  # the estimate when it is more than the share
+    )
+
+
+def test_a_refit_share_needs_a_refit_and_a_time_budget_and_the_plan_keeps_it():
+    with pytest.raises(SpecError, match=r"refit_share: .* needs time_budget_s"):
+        parse_spec({**SPEC, "refit_share": 0.5})
+    with pytest.raises(SpecError, match=r"refit_share: .* needs refit"):
+        parse_spec({**SPEC, "refit": False, "refit_share": 0.5, "time_budget_s": 600})
+    with pytest.raises(SpecError, match="refit_share"):
+        parse_spec({**SPEC, "refit_share": 1.0, "time_budget_s": 600})
+    res = PlanResources(cpus=2, gpus=0, memory_mb=8000, source="test")
+    tp = Throughput(seconds_per_epoch=10.0, peak_mb=100.0, source="given")
+    spec = parse_spec({**SPEC, "num_samples": 4, "time_budget_s": 600, "refit_share": 0.4})
+    plan = make_plan(spec, "synthetic:1000", None, None, res, throughput=tp)
+    assert plan.refit_s == pytest.approx(240.0)  # 40 % of 600 s, more than its own 8 epochs' 81.3 s
+    assert any("refit_share keeps the last 40% of time_budget_s (240 s)" in c for c in plan.cuts)
 
 
 def test_the_plan_counts_the_refit_alone_after_the_search_on_every_image():

@@ -53,7 +53,9 @@ LAYERS: dict[str, set[str]] = {
     "analysis": {"spec", "store"},  # ranking, filters, plans, warm starts, importance
     "cluster": {"spec", "store"},  # the Ray head and the Ray Jobs client
     "tuning": {"spec", "store", "training", "analysis", "cluster"},  # Ray Tune
-    "service": {"spec", "store", "analysis", "cluster"},  # the HTTP API and its page
+    # What the system does, one function each, under the front ends (so far: the leaderboard read).
+    "usecases": {"spec", "store", "analysis", "cluster"},
+    "service": {"spec", "store", "analysis", "cluster", "usecases"},  # the HTTP API and its page
 }
 BOTTOM = {"errors", "settings", "subprocs", "moved", "__init__"}
 TOP = {"cli", "sdk", "__main__"}
@@ -64,6 +66,7 @@ BANNED: dict[str, set[str]] = {
     "analysis": {"torch", "torchvision", "ray"},
     "cluster": {"torch", "torchvision"},
     "training": {"ray"},
+    "usecases": {"torch", "torchvision", "ray"},  # the API process runs them
     "service": {"torch", "torchvision", "ray"},  # Ray only through cluster/
 }
 # The imports that cross the layers upward on purpose, each with its reason.
@@ -279,6 +282,15 @@ def test_parameter_types_are_mapped_in_one_module():
     ladder = re.compile(r"isinstance\(p, \(?(Choice|Uniform|LogUniform|QUniform|QLogUniform|RandInt)\b")
     owners = sorted({p.name for p in MODULES.values() if ladder.search(p.read_text())})
     assert owners == ["spaces.py"]
+
+
+def test_one_leaderboard_read_that_every_front_end_calls():
+    """The leaderboard's query runs in the use case only; the routes, the CLI and the Python
+    API call the use case."""
+    callers = sorted(str(p.relative_to(PKG)) for p in MODULES.values() if ".leaderboard_page(" in p.read_text())
+    assert callers == ["store/store.py", "usecases/leaderboard.py"]  # the store's own thin wrapper, the use case
+    for front in ("cli.py", "sdk.py", "service/routes/leaderboard.py"):
+        assert "read_board(" in (PKG / front).read_text(), front
 
 
 def test_the_environment_is_read_only_by_settings_and_cluster():

@@ -123,7 +123,8 @@ def test_an_installed_plugin_is_listed_swept_with_a_searched_argument_and_export
 
 def test_a_plugin_with_no_params_gets_a_planned_space_and_the_sweep_refits(tinynet, served, tmp_path):
     """No `params`: the service plans a space for the plug-in (the plan shows it), searches it,
-    and ends in a refit, which is the sweep's model (its best trial, first on its board)."""
+    and ends in a refit, which is the sweep's model (its best trial, first on its board). Under
+    a time budget half of it is the refit's, which trains longer than its 2-epoch source."""
     base, env = served("synthetic:600")
     spec = {
         "name": "tinynet-auto",
@@ -132,6 +133,8 @@ def test_a_plugin_with_no_params_gets_a_planned_space_and_the_sweep_refits(tinyn
         "search": {"algorithm": "optuna", "seed": 0, "n_initial_points": 2},
         "resources_per_trial": {"cpu": 1, "gpu": 0},
         "fixed": {"model": "tinynet", "model_args": {"channels": 8, "blocks": 2}, "epochs": 2},
+        # The refit's share, 45 s: tens of epochs of 600 small images even on a loaded machine.
+        "time_budget_s": 90,
     }
     plan = httpx.post(f"{base}/sweeps/plan", json=spec, timeout=120)
     assert plan.status_code == 200, plan.text
@@ -139,6 +142,7 @@ def test_a_plugin_with_no_params_gets_a_planned_space_and_the_sweep_refits(tinyn
     assert set(space) == {"lr", "weight_decay", "batch_size", "label_smoothing"}  # epochs is fixed
     assert space["lr"] == {"type": "loguniform", "low": 0.005, "high": 0.5}  # SGD's range
     assert plan.json()["refit_trial_epochs"] == 3  # 2 epochs on 1 / 0.8 as many images, rounded up
+    assert any(c.startswith("refit_share keeps the last 50% of time_budget_s (45 s)") for c in plan.json()["cuts"])
 
     r = httpx.post(f"{base}/sweeps", json=spec, timeout=120)
     assert r.status_code == 201, r.text
@@ -146,11 +150,13 @@ def test_a_plugin_with_no_params_gets_a_planned_space_and_the_sweep_refits(tinyn
     assert wait_status(base, sweep_id)[-1] == "succeeded"
     sweep = httpx.get(f"{base}/sweeps/{sweep_id}").json()
     assert sorted(sweep["spec"]["auto_params"]) == sorted(space) and sweep["spec"]["refit"] is True
+    assert sweep["spec"]["refit_share"] == 0.5
     items = httpx.get(f"{base}/leaderboard", params={"sweep_id": sweep_id}).json()["items"]
     refit, search = items[0], [it for it in items if not it["refit_of"]]
     assert len(items) == 4 and len(search) == 3
     assert refit["refit_of"] in {it["trial_id"] for it in search} and refit["test_acc"] is not None
     assert refit["train_images"] == 600 and {it["train_images"] for it in search} == {480}
+    assert refit["config"]["epochs"] > 2 and refit["epochs"] == refit["config"]["epochs"]  # stretched, all trained
     assert sweep["best_trial"]["trial_id"] == refit["trial_id"] and sweep["best_trial"]["refit_of"]
     for t in search:  # every trial drew from the planned space
         assert 0.005 <= t["config"]["lr"] <= 0.5 and t["config"]["batch_size"] in (64, 128, 256)

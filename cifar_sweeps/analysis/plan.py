@@ -104,11 +104,15 @@ def refit_seconds(
 ) -> float:
     """The refit's wall time: its epochs (at most the max), each training on the whole pool:
     at the measured training rate when there is one, else scaled from a search epoch
-    (`per_epoch` covers n_train + n_val images, training and validating)."""
+    (`per_epoch` covers n_train + n_val images, training and validating); with `refit_share`,
+    at least that share of the time budget, which it fills."""
     if not spec.refit:
         return 0.0
     per_refit_epoch = pool * train_s_per_image if train_s_per_image else per_epoch * pool / (n_train + n_val)
-    return spec.max_epochs() * per_refit_epoch + TRIAL_START_S
+    own = spec.max_epochs() * per_refit_epoch + TRIAL_START_S
+    if spec.refit_share is not None and spec.time_budget_s is not None:
+        return max(own, spec.refit_share * spec.time_budget_s)
+    return own
 
 
 def startup_seconds(spec: SweepSpec, source: str, cache_dir: Path | None) -> tuple[float, str]:
@@ -455,6 +459,11 @@ def _timing(plan: PlanOut, spec: SweepSpec, tp: Throughput, warn_hours: float, s
     expected = startup + starts + search.expected * tp.seconds_per_epoch / plan.concurrent_trials
     plan.wall_s_best, plan.wall_s_expected, plan.wall_s_worst = best + refit, expected + refit, worst + refit
     limit = spec.time_budget_s
+    if limit is not None and spec.refit_share is not None:
+        plan.cuts.append(
+            f"refit_share keeps the last {spec.refit_share:.0%} of time_budget_s ({spec.refit_share * limit:.0f} s) "
+            "for the refit, which trains as many epochs as fit in it"
+        )
     if limit is not None and plan.wall_s_worst > startup + limit:
         plan.cuts.append(
             f"time_budget_s stops the sweep at {limit:g} s"

@@ -16,6 +16,11 @@ The rules (docs/sweeps-that-end-in-a-model.md):
 - epochs (each trial a complete run of its own length, its schedule included): integers from
   a quarter of the longest to the longest, TrainConfig's default 10 epochs, or under
   `budget.epochs` what lets 8 trials run in full if that is less.
+- the split of a time budget: the refit on (a sweep the service plans ends in a model), and
+  under `time_budget_s` half of the budget kept for it (`refit_share` 0.5): the search
+  compares short complete runs, and the configuration it picks trains as long as the other
+  half allows (a refit as short as the search's trials gives away what training longer
+  gains: docs/performance.md, "Does a sweep pay for itself?").
 Any parameter in `fixed` stays fixed and leaves the space; so does one given in `params`.
 """
 
@@ -47,6 +52,7 @@ WD_RANGES: dict[str, tuple[float, float]] = {
 BATCH_SIZES = [64, 128, 256]
 LABEL_SMOOTHING = (0.0, 0.2)
 FULL_TRIALS_IN_BUDGET = 8  # under budget.epochs, the longest trial lets this many run in full
+REFIT_SHARE = 0.5  # of time_budget_s, kept for the refit
 
 
 def is_auto(params: Any) -> bool:
@@ -104,8 +110,8 @@ def auto_params(
 
 def expand(raw: dict[str, Any]) -> dict[str, Any]:
     """The raw spec with its automatic space filled in (params given win), `auto_params`
-    naming what was chosen, and `refit` on unless it is set: a sweep the service plans ends
-    in a model."""
+    naming what was chosen, `refit` on unless it is set (a sweep the service plans ends in a
+    model), and under a time budget the refit's share of it unless that is set."""
     given = raw.get("params")
     if isinstance(raw.get("search"), dict) and raw["search"].get("algorithm") == "grid":
         raise ValueError('params: "auto" chooses ranges to search; a grid search takes its points as choice params')
@@ -115,4 +121,6 @@ def expand(raw: dict[str, Any]) -> dict[str, Any]:
     chosen = {k: v for k, v in auto_params(fixed, budget, _int_at(raw, "data", "train_subset")).items() if k not in own}
     out = {**raw, "params": {**chosen, **own}, "auto_params": sorted(chosen)}
     out.setdefault("refit", True)
+    if out["refit"] and raw.get("time_budget_s") is not None:
+        out.setdefault("refit_share", REFIT_SHARE)
     return out

@@ -214,6 +214,10 @@ class SweepSpec(Strict):
     # After the search (and the repeats): the best configuration trained again on the training
     # and validation images and tested once, the sweep's model (tuning/refit.py).
     refit: bool = False
+    # Under time_budget_s, the share of the budget kept for the refit, which trains as many
+    # epochs as fit in it (at least its source's): the search explores short trials, the
+    # model trains long. None: the refit trains its source's epochs (refit.py).
+    refit_share: float | None = Field(None, gt=0, lt=1)
     # Two or more objectives: a multi-objective search (Optuna's TPE or NSGA-II), fifo only;
     # `metric`/`mode` stay the primary score (checkpoints, repeats, the leaderboard's rank).
     objectives: list[Objective] | None = Field(None, max_length=4)
@@ -264,6 +268,7 @@ class SweepSpec(Strict):
         _check_bohb(self)
         _check_pbt(self)
         _check_repeat(self)
+        _check_refit_share(self)
         _check_objectives(self)
         _check_constraints(self)
         if self.search.algorithm == "grid":
@@ -648,6 +653,14 @@ def _check_repeat(spec: SweepSpec) -> None:
             f"{spec.refit_epochs()} trial-epochs"
         )
     raise ValueError(f"{'; '.join(parts)}, which leaves nothing of budget.epochs ({spec.budget.epochs}) for the search")
+
+
+def _check_refit_share(spec: SweepSpec) -> None:
+    if spec.refit_share is None:
+        return
+    for what, given in (("refit", spec.refit), ("time_budget_s", spec.time_budget_s is not None)):
+        if not given:
+            raise ValueError(f"refit_share: a share of time_budget_s kept for the refit; it needs {what} too")
 
 
 def _check_warm_start(spec: SweepSpec) -> None:

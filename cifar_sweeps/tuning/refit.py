@@ -7,7 +7,8 @@ configuration's runs over seeds rank by their mean, a single run by itself), its
 config. How long: a schedule shaped by the run's length (onecycle, linear, cosine) trains its
 full schedule, since a shorter run would train at other learning rates at every step; any other
 schedule (none, exponential, step) trains the epochs of its best result, since its first k
-epochs are the same whatever the run's length. It runs as a Tune trial of its own (experiment
+epochs are the same whatever the run's length; with `refit_share`, as many epochs as fit in
+the time budget left, at least those (`stretched`). It runs as a Tune trial of its own (experiment
 `<sweep>-refit`), checkpointed every epoch, so a killed refit resumes from its checkpoint.
 """
 
@@ -42,6 +43,26 @@ def refit_epochs(config: dict[str, Any], best_epoch: int | None) -> tuple[int, s
         f"the {best_epoch} epochs of its best result (a {cfg.lr_schedule} schedule's first epochs "
         "do not depend on the run's length)"
     )
+
+
+def stretched(run: RefitRun, seconds_left: float, rates: list[float], images: int, cap: int) -> RefitRun:
+    """The refit given its share of the time budget (`refit_share`): as many epochs as fit
+    in `seconds_left` at the median training rate of the search's epochs (`rates`, images per
+    second with one trial's resources: the refit has at least those, so it ends early rather
+    than late), with REFIT_MARGIN, never fewer than its source's and at most `cap`
+    (CIFAR_SWEEPS_MAX_EPOCHS). A schedule shaped by the run's length stretches with it."""
+    rates = [r for r in rates if r > 0]
+    if not rates or seconds_left <= 0:
+        return run
+    per_epoch = images / statistics.median(rates) * REFIT_MARGIN
+    epochs = min(cap, int(seconds_left // per_epoch))
+    if epochs <= run.epochs:
+        return run
+    why = (
+        f"{epochs} epochs: what fits in its {seconds_left:.0f} s of the time budget "
+        f"(refit_share) at {per_epoch:.1f} s an epoch; its source trained {run.epochs}"
+    )
+    return RefitRun(run.source_id, {**run.config, "epochs": epochs}, epochs, why)
 
 
 # Trials a refit may come from once the search has ended: completed ones, and those still

@@ -41,6 +41,7 @@ from cifar_sweeps.tuning.refit import (
     refit_is_stale,
     refit_row,
     refit_seconds,
+    stretched,
     tune_config,
 )
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
@@ -164,7 +165,7 @@ def _refit_reserve(spec: SweepSpec, refit_images: int) -> RefitReserve | None:
     share is kept: the search stops that much earlier."""
     if not spec.refit or not refit_images:
         return None
-    return RefitReserve(spec.metric, spec.mode, spec.max_epochs(), refit_images)
+    return RefitReserve(spec.metric, spec.mode, spec.max_epochs(), refit_images, spec.refit_share)
 
 
 def _disk_watch(settings: Settings) -> dict[str, Any]:
@@ -239,10 +240,14 @@ class RefitReserve:
     mode: str
     max_epochs: int
     refit_images: int  # the training and validation images it trains on
+    share: float | None = None  # spec.refit_share: at least this share of the budget is the refit's
 
     def search_over(self, trials: list, rates: list[float], elapsed_s: float, budget_s: float) -> float | None:
-        """The refit's estimate when the search must stop now to leave it its time, else None."""
+        """The refit's time when the search must stop now to leave it that: its estimate, or
+        its share of the budget if more; else None."""
         need = refit_seconds(trials, rates, self.metric, self.mode, self.max_epochs, self.refit_images)
+        if self.share is not None:
+            need = max(need or 0.0, self.share * budget_s)
         return need if need is not None and elapsed_s + need >= budget_s else None
 
 
@@ -520,10 +525,11 @@ def after_search(
     """What runs once the search has ended, in order: the repeats and the continuations (on
     the search's splits), then the refit (on every training image: `full`), each a function
     that makes its Tuner, or None when there is nothing left to run."""
+    started = time.monotonic()  # the time budget counts from here, as the search's stopper does
     return [
         lambda: repeats_tuner(spec, splits, store, sweep_id, settings, weights),
         lambda: continues_tuner(spec, splits, store, sweep_id, settings, weights),
-        lambda: refit_tuner(spec, full, store, sweep_id, settings, weights),
+        lambda: refit_tuner(spec, full, store, sweep_id, settings, weights, started),
     ]
 
 
@@ -675,11 +681,20 @@ def _fifo_tuner(
     )
 
 
-def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, settings: Settings, weights=None):
+def refit_tuner(
+    spec: SweepSpec,
+    splits: Splits,
+    store: Store,
+    sweep_id: str,
+    settings: Settings,
+    weights=None,
+    started: float | None = None,
+):
     """A Tuner of the sweep's refit (refit.py) on `splits`' training and validation images
     (every one: no `data.train_subset`), or None when the spec asks for none, no search trial
-    completed, or it is done. An interrupted refit's Tune state is restored, so it goes on
-    from its last checkpoint (every epoch is one)."""
+    completed, or it is done. With `refit_share`, it trains what fits in the time budget left
+    since `started` (time.monotonic). An interrupted refit's Tune state is restored, so it
+    goes on from its last checkpoint (every epoch is one) with the epochs it was given."""
     from ray import tune
 
     if not spec.refit:
@@ -703,6 +718,7 @@ def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
         )
         return None
     n_images = len(splits.y_train) + len(splits.y_val)
+    run = _stretched(spec, store, sweep_id, settings, run, n_images, started)
     print(
         f"refit: trial {run.source_id}'s configuration on {n_images} training + validation images, {run.why}",
         flush=True,
@@ -718,6 +734,19 @@ def refit_tuner(spec: SweepSpec, splits: Splits, store: Store, sweep_id: str, se
         tune_config=tune.TuneConfig(num_samples=1, trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=config,
     )
+
+
+def _stretched(
+    spec: SweepSpec, store: Store, sweep_id: str, settings: Settings, run, n_images: int, started: float | None
+):
+    """The refit stretched to its share of the time budget (refit.stretched), with
+    `refit_share`: the share, or what is left of the budget if less (a search that ended
+    early leaves the sweep to end early, not a longer refit)."""
+    budget = live_limits(spec, store, sweep_id).now()[2]
+    if spec.refit_share is None or budget is None or started is None:
+        return run
+    left = min(spec.refit_share * budget, budget - (time.monotonic() - started))
+    return stretched(run, left, store.training_rates(sweep_id), n_images, settings.max_epochs)
 
 
 def _refit_stale(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings, trials: list) -> bool:
