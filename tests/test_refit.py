@@ -129,6 +129,36 @@ def test_a_refit_share_stretches_the_refit_to_the_time_left_never_below_its_sour
     assert stretched(run, 60.0, rates, 5000, cap=500) is run  # 2 epochs fit: never fewer than the source's
     assert stretched(run, 300.0, [], 5000, cap=500) is run  # no epoch measured: as it was
     assert stretched(run, -5.0, rates, 5000, cap=500) is run  # the budget already spent
+    faster = stretched(run, 300.0, rates, 5000, cap=500, speedup=(1.5, "1.50x with 2 threads (probed)"))
+    assert faster.epochs == 17 and "1.50x with 2 threads" in faster.why  # 300 // (26.25 / 1.5)
+
+
+def test_the_refits_speedup_comes_from_two_probes_of_its_shape_bounded_by_its_threads(tmp_path):
+    """The refit runs alone with every slot's CPUs: two probes of its shape (kept in the
+    cache, so none runs here) say how much faster than a trial; never below 1, never more
+    than the ratio of threads, and nothing on a GPU or with no more threads."""
+    from cifar_sweeps.analysis.plan import key_of, remember, thread_speedup
+
+    cache = tmp_path / "throughput.json"
+    one = {"model": "tinynet", "batch_size": 64, "threads": 1, "device": "cpu"}
+
+    def kept(images_per_s_1: float, images_per_s_2: float) -> None:
+        for threads, ips in ((1, images_per_s_1), (2, images_per_s_2)):
+            remember(
+                cache,
+                key_of({**one, "threads": threads}),
+                {"train_images_per_s": ips, "eval_images_per_s": 1e4, "peak_mb": 100},
+            )
+
+    kept(1000.0, 1600.0)
+    speedup, why = thread_speedup(one, 2, cache)
+    assert speedup == pytest.approx(1.6) and "with 2 threads instead of 1" in why
+    kept(1000.0, 2600.0)
+    assert thread_speedup(one, 2, cache)[0] == 2.0  # no more than twice the threads
+    kept(1000.0, 900.0)
+    assert thread_speedup(one, 2, cache)[0] == 1.0  # more threads that slow it: the trial's own rate
+    assert thread_speedup({**one, "device": "cuda"}, 2, cache) is None
+    assert thread_speedup(one, 1, cache) is None
 
 
 def test_a_refit_share_stops_the_search_at_the_rest_of_the_budget():

@@ -239,7 +239,13 @@ def trial_config(spec: SweepSpec) -> dict[str, Any]:
         c = candidates(p)
         if c and name in TrainConfig.model_fields:
             cfg[name] = max(c) if name in ("batch_size", "width", "depth") and isinstance(c[0], (int, float)) else c[0]
-    cfg = {k: v for k, v in cfg.items() if k in TrainConfig.model_fields and k != "epochs"}
+    return shape_of(spec, cfg)
+
+
+def shape_of(spec: SweepSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """A probe's shape of one trial's `config` under `spec`: its training fields, the
+    trial's threads and device, the spec's image size."""
+    cfg = {k: v for k, v in config.items() if k in TrainConfig.model_fields and k != "epochs"}
     cfg["threads"] = max(1, int(spec.resources_per_trial.cpu))
     cfg["device"] = "cuda" if spec.resources_per_trial.gpu > 0 else "cpu"
     if spec.data.image_size != 32:  # 32 stays out of the key: throughputs kept before sizes existed hold
@@ -307,6 +313,24 @@ def from_probe(
     seconds = n_train / hit["train_images_per_s"] + n_val / hit["eval_images_per_s"]
     source = f"{how} ({hit['train_images_per_s']:.0f} train images/s)"
     return Throughput(seconds, hit["peak_mb"], source, 1 / hit["train_images_per_s"])
+
+
+def thread_speedup(
+    cfg: dict[str, Any], threads: int, cache: Path, timeout_s: float = PROBE_TIMEOUT_S
+) -> tuple[float, str] | None:
+    """How much faster the CPU trial shape `cfg` trains with `threads` torch threads than
+    with its own, from two probes (kept in `cache` as any probe), bounded to [1, the ratio of
+    threads]; with the reason in words. None on a GPU, with no more threads, or when a probe
+    fails: the caller then keeps the trial's own rate (an underestimate, never an overrun)."""
+    own = int(cfg.get("threads") or 1)
+    if cfg.get("device") != "cpu" or threads <= own:
+        return None
+    base = from_probe(cfg, 1, 0, cache, True, timeout_s)
+    more = from_probe({**cfg, "threads": threads}, 1, 0, cache, True, timeout_s)
+    if base is None or more is None or not base.train_s_per_image or not more.train_s_per_image:
+        return None
+    speedup = min(max(base.train_s_per_image / more.train_s_per_image, 1.0), threads / own)
+    return speedup, f"{speedup:.2f}x the search's rate with {threads} threads instead of {own} (probed)"
 
 
 # A failed probe is not run again for this long (seconds): a shape that can't train (too

@@ -45,22 +45,31 @@ def refit_epochs(config: dict[str, Any], best_epoch: int | None) -> tuple[int, s
     )
 
 
-def stretched(run: RefitRun, seconds_left: float, rates: list[float], images: int, cap: int) -> RefitRun:
+def stretched(
+    run: RefitRun,
+    seconds_left: float,
+    rates: list[float],
+    images: int,
+    cap: int,
+    speedup: tuple[float, str] | None = None,
+) -> RefitRun:
     """The refit given its share of the time budget (`refit_share`): as many epochs as fit
     in `seconds_left` at the median training rate of the search's epochs (`rates`, images per
-    second with one trial's resources: the refit has at least those, so it ends early rather
-    than late), with REFIT_MARGIN, never fewer than its source's and at most `cap`
-    (CIFAR_SWEEPS_MAX_EPOCHS). A schedule shaped by the run's length stretches with it."""
+    second with one trial's resources), times `speedup` (the factor and its reason: the refit
+    runs alone with every slot's CPUs, plan.thread_speedup) when known, with REFIT_MARGIN,
+    never fewer than its source's and at most `cap` (CIFAR_SWEEPS_MAX_EPOCHS). A schedule
+    shaped by the run's length stretches with it."""
     rates = [r for r in rates if r > 0]
     if not rates or seconds_left <= 0:
         return run
-    per_epoch = images / statistics.median(rates) * REFIT_MARGIN
+    factor, how = speedup or (1.0, "the search's rate")
+    per_epoch = images / (statistics.median(rates) * factor) * REFIT_MARGIN
     epochs = min(cap, int(seconds_left // per_epoch))
     if epochs <= run.epochs:
         return run
     why = (
         f"{epochs} epochs: what fits in its {seconds_left:.0f} s of the time budget "
-        f"(refit_share) at {per_epoch:.1f} s an epoch; its source trained {run.epochs}"
+        f"(refit_share) at {per_epoch:.1f} s an epoch ({how}); its source trained {run.epochs}"
     )
     return RefitRun(run.source_id, {**run.config, "epochs": epochs}, epochs, why)
 
