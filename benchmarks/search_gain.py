@@ -17,6 +17,10 @@ seeds, side by side on this CPU:
 0.5: the refit trains as many epochs as fit in it); `--refit-share 0` runs them as before
 it existed (the refit trains its source's epochs), recorded apart. (a) is the same either way.
 
+The refit's epochs in its share count its own CPUs (two probes of its shape: it runs alone
+with both, a search trial with one); rows from before that (no `refit_rate`) are
+and kept apart.
+
 (b) and (c) run two one-CPU trials at a time and refit with both CPUs; (a) trains with
 both. Each seed seeds the search, the training and (a)'s run; the split is the same for
 all. Every run is one line of `--out` (JSON lines): a killed benchmark goes on where it
@@ -48,6 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import append_run, cache_dir, cpu_model, default_data, print_table, read_runs, say_data  # noqa: E402
 
 METHODS = ("student", "report", "service")
+# How the refit's rate is estimated in the code measured: "probed" (its own CPUs, two probes)
+# since refit.stretched took a speedup; rows with none were planned at a trial's rate.
+REFIT_RATE = "probed"
 TASKS = {
     "mlp": {"model": "mlp"},
     "airbench": {"model": "airbench", "width": 0.5},
@@ -220,7 +227,12 @@ def main() -> None:
     args = p.parse_args()
     say_data(args.data)
     share = args.refit_share or None
-    rows = [r for r in read_runs(args.out) if r["method"] == "student" or r.get("refit_share") == share]
+    rows = [
+        r
+        for r in read_runs(args.out)
+        if r["method"] == "student"
+        or (r.get("refit_share") == share and r.get("refit_rate", "search") == (REFIT_RATE if share else "search"))
+    ]
     done = {(r["task"], r["method"], r["seed"], r["minutes"], r["data"]) for r in rows}
     source, size = task_data(args.task, args.data)
     for seed in args.seeds:
@@ -239,6 +251,7 @@ def main() -> None:
                 "data": args.data,
                 "cpu": cpu_model(),
                 **({} if method == "student" else {"refit_share": share}),
+                **({"refit_rate": REFIT_RATE} if method != "student" and share else {}),
                 **result,
             }
             rows.append(row)
