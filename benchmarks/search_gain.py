@@ -19,7 +19,7 @@ it existed (the refit trains its source's epochs), recorded apart. (a) is the sa
 
 The refit's epochs in its share count its own CPUs (two probes of its shape: it runs alone
 with both, a search trial with one); rows from before that (no `refit_rate`) are
-and kept apart.
+kept apart.
 
 (b) and (c) run two one-CPU trials at a time and refit with both CPUs; (a) trains with
 both. Each seed seeds the search, the training and (a)'s run; the split is the same for
