@@ -5,12 +5,12 @@ The Python API (sdk.py): `run`, `open_sweep`, `leaderboard`, `load_model`, `expo
 """
 
 from cifar_sweeps import moved as _moved
+from cifar_sweeps.version import __version__, code_version
 
 _moved.install()  # the modules' old paths, for experiments pickled before the layers (moved.py)
 
-__version__ = "0.1.0"
 API = ("run", "open_sweep", "leaderboard", "load_model", "export_model", "list_models", "SweepRun")
-__all__ = [*API, "code_version"]
+__all__ = [*API, "__version__", "code_version"]
 
 
 def __getattr__(name: str):
@@ -21,21 +21,3 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module("cifar_sweeps.sdk"), name)
     raise AttributeError(f"module 'cifar_sweeps' has no attribute {name!r}")
-
-
-def code_version() -> str:
-    """The package version, plus the git commit when run from a checkout."""
-    import subprocess
-    from pathlib import Path
-
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except Exception:
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__

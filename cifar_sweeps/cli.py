@@ -323,7 +323,7 @@ def _print_leaderboard(
     dataset: str | None = None,
 ) -> None:
     from cifar_sweeps.analysis.filters import parse_filters
-    from cifar_sweeps.usecases.leaderboard import BoardQuery, read_board, to_csv
+    from cifar_sweeps.usecases.leaderboard import BoardQuery, read_board, to_csv, to_table
 
     query = BoardQuery(sweep_id, model, statuses or [], parse_filters(filters or []), 0, top, sort, dataset)
     items, total = read_board(store, query, lambda t: t.checkpoint_path)
@@ -333,23 +333,7 @@ def _print_leaderboard(
     if as_json:
         print(json.dumps({"items": [it.model_dump(mode="json") for it in items], "total": total}, indent=2))
         return
-    print(
-        f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  {'status':<13} config"
-    )
-    shown = None
-    for it in items:
-        if it.dataset != shown and not sweep_id:
-            print(f"-- data set {it.dataset or 'not loaded yet'}")
-            shown = it.dataset
-        cfg = {k: v for k, v in it.config.items() if k != "model"}
-        short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
-        if it.refit_of:  # the sweep's model: its source's configuration on every training image
-            short = f"refit of {it.refit_of} on {it.train_images or '?'} images; {short}"
-        print(
-            f"{it.rank:>4}  {it.trial_id:<28} {it.model:<14} {_fmt(it.val_acc):>7} {_fmt(it.test_acc):>8} "
-            f"{it.epochs:>6}  {it.status:<13} {short}"
-        )
-    print(f"({len(items)} of {total} trials)")
+    print(to_table(items, total, one_sweep=bool(sweep_id)))
 
 
 def _print_groups(

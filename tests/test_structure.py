@@ -53,8 +53,10 @@ LAYERS: dict[str, set[str]] = {
     "analysis": {"spec", "store"},  # ranking, filters, plans, warm starts, importance
     "cluster": {"spec", "store"},  # the Ray head and the Ray Jobs client
     "tuning": {"spec", "store", "training", "analysis", "cluster"},  # Ray Tune
-    # What the system does, one function each, under the front ends (so far: the leaderboard read).
-    "usecases": {"spec", "store", "analysis", "cluster"},
+    # What the system does, one function each, under the front ends (so far: the leaderboard
+    # read, and driving a stored sweep, whose Ray Tune import is lazy: the API process never
+    # runs it, test_the_api_process_loads_neither_torch_nor_ray).
+    "usecases": {"spec", "store", "analysis", "cluster", "tuning"},
     "service": {"spec", "store", "analysis", "cluster", "usecases"},  # the HTTP API and its page
 }
 BOTTOM = {"errors", "settings", "subprocs", "moved", "__init__"}
@@ -84,10 +86,32 @@ ALLOWED_UP = {
 }
 
 
+# Modules named by a string (a child process's `python -m`, the Ray job's entry point, an
+# entry-point string) that sit above the module naming them, each with its reason: a
+# process boundary, not an import, but a dependency all the same.
+ALLOWED_STRINGS = {
+    # The plan's throughput probe and its replay of a search run in children of their own:
+    # the API process stays free of torch and of Ray Tune.
+    ("cifar_sweeps.analysis.plan", "cifar_sweeps.training.probe"),
+    ("cifar_sweeps.analysis.plan", "cifar_sweeps.tuning.replay"),
+    # A sweep's Ray job runs the drive use case; the cluster layer submits it by name.
+    ("cifar_sweeps.cluster.jobs", "cifar_sweeps.usecases.drive"),
+    # An export runs in a child (torch.onnx), started by the route that serves it.
+    ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.export"),
+    # The submit's model check builds plug-in models on the meta device, in a child.
+    ("cifar_sweeps.spec.modelcheck", "cifar_sweeps.training.meta_build"),
+    # The zoo's models are registered as an entry point like a plug-in's (registry.py).
+    ("cifar_sweeps.spec.registry", "cifar_sweeps.training.models"),
+}
+# Strings shaped like a module that name something else.
+NOT_MODULES = {"cifar_sweeps.db", "cifar_sweeps.models"}  # the SQLite file; the plug-ins' entry-point group
+MODULE_STRING = re.compile(r"^cifar_sweeps(\.\w+)+(:\w+)?$")
+
+
 def _part(module: str) -> str:
     bits = module.split(".")
-    if len(bits) == 1:  # the package's __init__
-        return "bottom"
+    if len(bits) == 1:  # the package's __init__: it hands out the Python API, so it is the top
+        return "top"
     if len(bits) > 2 or bits[1] in LAYERS:
         return bits[1]
     return "top" if bits[1] in TOP else "bottom"
@@ -106,6 +130,13 @@ def _all_imports(path: Path) -> list[str]:
     return out
 
 
+def _upward(me: str, other: str) -> bool:
+    """Whether a module of part `me` depending on one of part `other` climbs the layers."""
+    if other == me or me == "top" or other == "bottom" and me != "bottom":
+        return False
+    return me == "bottom" or other == "top" or other not in LAYERS[me]
+
+
 def layer_violations(modules: dict[str, Path]) -> list[str]:
     found = []
     for name, path in modules.items():
@@ -116,13 +147,49 @@ def layer_violations(modules: dict[str, Path]) -> list[str]:
                 if root in BANNED.get(me, ()):
                     found.append(f"{name} ({me}) imports {imported}")
                 continue
-            other = _part(imported) if "." in imported else "bottom"
-            if other == me or me == "top" or other == "bottom" and me != "bottom":
-                continue
-            upward = me == "bottom" or other == "top" or other not in LAYERS[me]
-            if upward and (name, imported) not in ALLOWED_UP:
+            other = _part(imported)
+            if _upward(me, other) and (name, imported) not in ALLOWED_UP:
                 found.append(f"{name} ({me}) imports {imported} ({other})")
     return found
+
+
+def _module_strings(path: Path) -> list[str]:
+    """The package's modules that `path` names in a string constant ("cifar_sweeps.x.y",
+    or "cifar_sweeps.x.y:attr" for an entry point)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_STRING.match(node.value):
+            out.append(node.value.split(":")[0])
+    return out
+
+
+def string_violations(modules: dict[str, Path]) -> list[str]:
+    """Dependencies given as strings: each must name a module that exists (a child process
+    of a renamed module fails only when it starts) and climb no layer but as ALLOWED_STRINGS
+    says."""
+    found = []
+    packages = {m for m, p in modules.items() if p.name == "__init__.py"}
+    for name, path in modules.items():
+        for target in _module_strings(path):
+            if target in packages or target in NOT_MODULES:  # a package's resources; no module
+                continue
+            if target not in modules:
+                found.append(f"{name} names {target}, which is no module")
+            elif _upward(_part(name), _part(target)) and (name, target) not in ALLOWED_STRINGS:
+                found.append(f"{name} ({_part(name)}) names {target} ({_part(target)})")
+    return found
+
+
+def test_dependencies_given_as_strings_name_modules_below_or_say_why(tmp_path):
+    assert string_violations(MODULES) == []
+    upward, missing = tmp_path / "lifecycle.py", tmp_path / "ranking.py"
+    upward.write_text('CHILD = "cifar_sweeps.tuning.sweep"\n')
+    missing.write_text('CHILD = "cifar_sweeps.training.no_such_module"\n')
+    planted = {**MODULES, "cifar_sweeps.store.lifecycle": upward, "cifar_sweeps.analysis.ranking": missing}
+    assert sorted(string_violations(planted)) == [
+        "cifar_sweeps.analysis.ranking names cifar_sweeps.training.no_such_module, which is no module",
+        "cifar_sweeps.store.lifecycle (store) names cifar_sweeps.tuning.sweep (tuning)",
+    ]
 
 
 def test_the_layers_import_downward_only():
@@ -135,6 +202,10 @@ def test_the_layer_rule_catches_a_wrong_way_import(tmp_path):
     planted.write_text(PKG.joinpath("spec", "config.py").read_text() + "\nfrom cifar_sweeps.tuning import sweep\n")
     found = layer_violations({**MODULES, "cifar_sweeps.spec.config": planted})
     assert found == ["cifar_sweeps.spec.config (spec) imports cifar_sweeps.tuning.sweep (tuning)"]
+    planted.write_text("from cifar_sweeps import code_version\n")  # the package's root hands out the Python API
+    assert layer_violations({"cifar_sweeps.store.records": planted}) == [
+        "cifar_sweeps.store.records (store) imports cifar_sweeps (top)"
+    ]
     planted.write_text("def f():\n    import torch\n")
     assert layer_violations({"cifar_sweeps.service.cache": planted}) == [
         "cifar_sweeps.service.cache (service) imports torch"

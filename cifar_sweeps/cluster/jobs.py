@@ -1,12 +1,14 @@
 """Ray Jobs: submit, stop and follow sweeps (cluster.py finds or starts the cluster).
 
-A sweep submitted through the API runs as the Ray job `cifar-sweeps run --sweep-id ID`:
-the same entry point as the terminal path. The driver reads its spec from the store, so
-nothing but the sweep id has to travel to the cluster.
+A sweep submitted through the API runs as the Ray job `python -m cifar_sweeps.usecases.drive
+run ID` (the drive use case; `resume ID` to resume it). The driver reads its spec from the
+store, so nothing but the sweep id has to travel to the cluster.
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
 import threading
 import time
 
@@ -16,6 +18,17 @@ from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, write_secrets
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.states import ACTIVE, SweepStatus
 from cifar_sweeps.store.store import Store, Sweep
+
+# The module a sweep's Ray job runs (usecases/drive.py): named, never imported, by this layer.
+DRIVER_MODULE = "cifar_sweeps.usecases.drive"
+
+
+def entrypoint(verb: str, sweep_id: str, shared: bool) -> str:
+    """The Ray job's command line: this interpreter where the cluster shares this machine's
+    paths (its Python has this package), the cluster's `python` otherwise."""
+    python = shlex.quote(sys.executable) if shared else "python"
+    return f"{python} -m {DRIVER_MODULE} {verb} {shlex.quote(sweep_id)}"
+
 
 # Seconds a job must stay unknown to a cluster that answers before its sweep is reconciled.
 UNKNOWN_CONFIRM_S = 3.0
@@ -82,7 +95,7 @@ class Jobs:
         return is_local_url(self.url)
 
     def _submit(self, sweep_id: str, verb: str) -> str:
-        entry = f"cifar-sweeps run --sweep-id {sweep_id}" if verb == "run" else f"cifar-sweeps resume {sweep_id}"
+        entry = entrypoint(verb, sweep_id, self.shares_paths())
         try:
             return self.client().submit_job(
                 entrypoint=entry, runtime_env=self._runtime_env(), metadata={"cifar_sweeps_sweep": sweep_id}

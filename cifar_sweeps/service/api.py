@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from cifar_sweeps import __version__
 from cifar_sweeps.analysis.importance import shutdown_worker
 from cifar_sweeps.cluster.cluster import LocalHead
 from cifar_sweeps.cluster.jobs import Jobs
@@ -37,6 +36,7 @@ from cifar_sweeps.settings import Settings, load_settings
 from cifar_sweeps.spec.spec import TEST_HOOKS
 from cifar_sweeps.store.states import ACTIVE
 from cifar_sweeps.store.store import db_error_cause, get_store
+from cifar_sweeps.version import __version__
 
 SYNC_EVERY_S = 3.0
 
@@ -370,8 +370,8 @@ def check_bind(host: str, settings: Settings) -> None:
 
 
 def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -> None:
-    from cifar_sweeps import code_version
     from cifar_sweeps.spec.spec import load_spec_file
+    from cifar_sweeps.version import code_version
 
     while not server.started:
         time.sleep(0.2)

@@ -18,7 +18,6 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from cifar_sweeps import code_version
 from cifar_sweeps.analysis.ranking import CONTINUE_FROM, CONTINUE_OF, REFIT_OF, REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.cluster import init_ray, process_default
@@ -47,6 +46,7 @@ from cifar_sweeps.tuning.refit import (
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 from cifar_sweeps.tuning.searchers import make_search, param_space
 from cifar_sweeps.tuning.tracking import wandb_callback
+from cifar_sweeps.version import code_version
 
 # ---------------------------------------------------------------- Ray runtime
 

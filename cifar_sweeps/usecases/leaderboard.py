@@ -198,6 +198,33 @@ def to_csv(items: list[LeaderboardItem]) -> str:
     return _csv(CSV_COLUMNS, [(it.model_dump(mode="json"), it.config) for it in items])
 
 
+def to_table(items: list[LeaderboardItem], total: int, one_sweep: bool) -> str:
+    """The leaderboard as the terminal shows it (the CLI, a driver's log): a line per
+    trial, the data set named above its trials when they come from several sweeps."""
+    lines = [
+        f"{'rank':>4}  {'trial':<28} {'model':<14} {'val_acc':>7} {'test_acc':>8} {'epochs':>6}  {'status':<13} config"
+    ]
+    shown = None
+    for it in items:
+        if it.dataset != shown and not one_sweep:
+            lines.append(f"-- data set {it.dataset or 'not loaded yet'}")
+            shown = it.dataset
+        cfg = {k: v for k, v in it.config.items() if k != "model"}
+        short = ", ".join(f"{k}={_fmt(v, '.4g') if isinstance(v, float) else v}" for k, v in cfg.items())
+        if it.refit_of:  # the sweep's model: its source's configuration on every training image
+            short = f"refit of {it.refit_of} on {it.train_images or '?'} images; {short}"
+        lines.append(
+            f"{it.rank:>4}  {it.trial_id:<28} {it.model:<14} {_fmt(it.val_acc):>7} {_fmt(it.test_acc):>8} "
+            f"{it.epochs:>6}  {it.status:<13} {short}"
+        )
+    lines.append(f"({len(items)} of {total} trials)")
+    return "\n".join(lines)
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
 def _csv(columns: list[str], rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     """The one CSV writer: each (row, config) as `columns`, then `config.NAME` for every key
     of any row's config; every cell through csv_cell."""

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from cifar_sweeps import __version__
 from cifar_sweeps.errors import NotFound
 from cifar_sweeps.service.routes.deps import State, public_dashboard
 from cifar_sweeps.spec.metrics import METRICS
+from cifar_sweeps.version import __version__
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 router = APIRouter(include_in_schema=False)

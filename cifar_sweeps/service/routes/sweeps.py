@@ -8,7 +8,6 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, Body, Query, Request
 
-from cifar_sweeps import code_version
 from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
 from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS
 from cifar_sweeps.analysis.results import Importance, PlanOut
@@ -44,6 +43,7 @@ from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_sp
 from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
+from cifar_sweeps.version import code_version
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
