@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import autospace, registry, spaces
+from cifar_sweeps.spec import autospace, registry, searchers, spaces
 from cifar_sweeps.spec.config import (
     MODEL_ARG,
     OLD_NAMES,
@@ -32,6 +32,7 @@ from cifar_sweeps.spec.config import (
 from cifar_sweeps.spec.constraints import MAX_CONSTRAINTS, parse_all
 from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
+from cifar_sweeps.spec.searchers import DEFAULT_SEARCHER, SEARCHERS, SearcherName
 from cifar_sweeps.spec.spaces import Param, Strict, candidates, chooses_objects, flatten_config, is_choice
 
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
@@ -95,7 +96,7 @@ class SearchConfig(Strict):
     # optuna: Optuna's TPE (options in `optuna`), also after n_initial_points random trials.
     # bohb: BOHB's kernel-density model per budget (its first n_initial_points configs at a
     # budget are random), with BOHB's own HyperBand scheduler (scheduler.type hyperband).
-    algorithm: Literal["hyperopt", "random", "grid", "optuna", "bohb"] = "hyperopt"
+    algorithm: SearcherName = DEFAULT_SEARCHER  # the entries of searchers.py
     seed: int | None = 0
     n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
@@ -486,12 +487,16 @@ def _check_optuna(spec: SweepSpec) -> None:
             f"search.optuna: options of the optuna algorithm, but search.algorithm is {spec.search.algorithm}"
         )
     if spec.search.algorithm == "optuna":
-        _check_plain_space(spec, "optuna", "Optuna")
+        _check_plain_space(spec)
 
 
-def _check_plain_space(spec: SweepSpec, algorithm: str, name: str) -> None:
-    """Optuna and BOHB take flat spaces: no choices among objects, and a log scale that
-    steps by 1 only."""
+def _check_plain_space(spec: SweepSpec) -> None:
+    """A searcher of flat spaces (Optuna, BOHB: `flat_space` in searchers.py): no choices
+    among objects, and a log scale that steps by 1 only."""
+    algorithm = spec.search.algorithm
+    if not SEARCHERS[algorithm].flat_space:
+        return
+    name = SEARCHERS[algorithm].title
     key = _object_choice(spec)
     if key:
         raise ValueError(
@@ -525,7 +530,7 @@ def _check_bohb(spec: SweepSpec) -> None:
             "scheduler.grace_period: HyperBand sets each bracket's first rung from the max epochs "
             "and reduction_factor; leave grace_period out with hyperband"
         )
-    _check_plain_space(spec, "bohb", "BOHB")
+    _check_plain_space(spec)
 
 
 PBT_ONLY = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutate")
@@ -598,10 +603,10 @@ def _check_constraints(spec: SweepSpec) -> None:
     if not spec.constraints:
         return
     parse_all(spec.constraints)  # each names a stored metric, an operator and a number
-    if spec.search.algorithm != "optuna":
+    if not SEARCHERS[spec.search.algorithm].constraints:
         raise ValueError(
             f"constraints: only Optuna's samplers take constraints (its constraints_func); search.algorithm is "
-            f"{spec.search.algorithm!r}: set it to 'optuna', or leave the constraints out"
+            f"{spec.search.algorithm!r}: set it to {searchers.names('constraints')!r}, or leave the constraints out"
         )
 
 
@@ -623,10 +628,10 @@ def _check_objectives(spec: SweepSpec) -> None:
             raise ValueError(
                 f"objectives[{i}].mode: {o.metric} is {OBJECTIVE_MODES[o.metric]}imized, not {o.mode}imized"
             )
-    if spec.search.algorithm != "optuna":
+    if not SEARCHERS[spec.search.algorithm].multi_objective:
         raise ValueError(
-            f"search.algorithm: several objectives need optuna (its multi-objective TPE, or NSGA-II with "
-            f"search.optuna.sampler nsga2), not {spec.search.algorithm}"
+            f"search.algorithm: several objectives need {searchers.names('multi_objective')} (its "
+            f"multi-objective TPE, or NSGA-II with search.optuna.sampler nsga2), not {spec.search.algorithm}"
         )
     if spec.scheduler.type != "fifo":
         raise ValueError(
@@ -666,9 +671,9 @@ def _check_refit_share(spec: SweepSpec) -> None:
 def _check_warm_start(spec: SweepSpec) -> None:
     if spec.search.warm_start is None:
         return
-    if spec.search.algorithm not in ("hyperopt", "optuna"):
+    if not SEARCHERS[spec.search.algorithm].warm_start:
         raise ValueError(
-            f"search.warm_start: needs search.algorithm hyperopt or optuna (TPE learns from the "
+            f"search.warm_start: needs search.algorithm {searchers.names('warm_start')} (TPE learns from the "
             f"earlier trials), got {spec.search.algorithm}"
         )
     if spec.search.points_to_evaluate:

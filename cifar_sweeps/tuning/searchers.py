@@ -5,7 +5,7 @@ earlier sweeps (warm.py)."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.optuna import OptunaSearch
 
 from cifar_sweeps.spec.constraints import parse_all
+from cifar_sweeps.spec.searchers import SEARCHERS
 from cifar_sweeps.spec.spaces import Codec, configspace_hyperparameter, hyperopt_space, optuna_distribution
 from cifar_sweeps.spec.spec import OptunaOptions, SweepSpec
 
@@ -49,24 +50,24 @@ class WarmHyperOptSearch(HyperOptSearch):
 
 
 def make_search(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]] | None = None):
-    """The Tune searcher for the spec (None for a grid: Tune walks `param_space` itself)."""
-    s = spec.search
-    if s.algorithm == "grid":
-        return None
-    if spec.scheduler.type == "pbt":
+    """The Tune searcher for the spec: its algorithm's factory (FACTORIES), or a pbt
+    population's random draws; None for a grid (Tune walks `param_space` itself)."""
+    if spec.scheduler.type == "pbt" and not SEARCHERS[spec.search.algorithm].grid:
         from cifar_sweeps.tuning.pbt import population
 
         return population(spec)
-    if s.algorithm == "optuna":
-        return make_optuna(spec, evaluated or [])
-    if s.algorithm == "bohb":
-        return make_bohb(spec)
-    n_initial = spec.num_samples if s.algorithm == "random" else s.n_initial_points
+    return FACTORIES[spec.search.algorithm](spec, evaluated or [])
+
+
+def make_hyperopt(spec: SweepSpec, evaluated: list[tuple[dict[str, Any], float]], n_initial: int | None = None):
+    """HyperOpt's TPE after `n_initial` random trials (the spec's n_initial_points), warm
+    started with earlier sweeps' trials when given."""
+    s = spec.search
     kwargs = dict(
         space=hyperopt_space(spec.fixed, spec.params),
         metric=spec.metric,
         mode=spec.mode,
-        n_initial_points=n_initial,
+        n_initial_points=n_initial or s.n_initial_points,
         random_state_seed=s.seed,
     )
     if evaluated:
@@ -152,15 +153,14 @@ class MultiObjectiveOptunaSearch(OptunaSearch):
 def param_space(spec: SweepSpec) -> dict[str, Any] | None:
     """What the Tuner gets as param_space: a grid's axes; the fixed values for Optuna and
     BOHB; a pbt population's domains; or None (a HyperOpt space carries its fixed values itself)."""
-    if spec.search.algorithm == "grid":
+    searcher = SEARCHERS[spec.search.algorithm]
+    if searcher.grid:
         return grid_space(spec.fixed, spec.params)
     if spec.scheduler.type == "pbt":
         from cifar_sweeps.tuning.pbt import population_space
 
         return population_space(spec)
-    if spec.search.algorithm in ("optuna", "bohb"):
-        return dict(spec.fixed)
-    return None
+    return dict(spec.fixed) if searcher.fixed_in_param_space else None
 
 
 def make_bohb(spec: SweepSpec):
@@ -253,3 +253,14 @@ def grid_space(fixed: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     from ray import tune
 
     return {**fixed, **{name: tune.grid_search(list(p.values)) for name, p in params.items()}}
+
+
+# Each searcher of the registry (spec/searchers.py) and what builds it: (spec, the evaluated
+# trials of a warm start) -> a Tune searcher, or None where Tune walks the space itself.
+FACTORIES: dict[str, Callable[[SweepSpec, list], Any]] = {
+    "hyperopt": make_hyperopt,
+    "random": lambda spec, evaluated: make_hyperopt(spec, evaluated, n_initial=spec.num_samples),
+    "grid": lambda spec, evaluated: None,
+    "optuna": make_optuna,
+    "bohb": lambda spec, evaluated: make_bohb(spec),
+}

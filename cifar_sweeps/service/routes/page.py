@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 
 from cifar_sweeps.errors import NotFound
 from cifar_sweeps.service.routes.deps import State, public_dashboard
+from cifar_sweeps.spec import searchers
 from cifar_sweeps.spec.metrics import METRICS
 from cifar_sweeps.version import __version__
 
@@ -31,6 +32,9 @@ def page_config(state: State) -> dict[str, Any]:
         "token_required": bool(state.settings.api_token),
         # the Pareto plot's axes: every stored metric, in the registry's order (metrics.py)
         "metrics": [{"name": k, "mode": m.mode, "log": m.log_axis} for k, m in METRICS.items() if m.stored],
+        # what each searcher can do (searchers.py): the editor offers warm start where it can
+        "searchers": searchers.as_json(),
+        "default_searcher": searchers.DEFAULT_SEARCHER,
     }
 
 

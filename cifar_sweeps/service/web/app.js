@@ -103,7 +103,7 @@ function sweepRow(s) {
   const actions = el("td");
   actions.append(again);
   const ended = !["queued", "running"].includes(s.status);
-  if (ended && (s.spec.search?.algorithm ?? "hyperopt") !== "grid") {
+  if (ended && !searcherCan(s.spec, "grid")) {
     const more = el("button", { type: "button", class: "extend" }, "extend");
     more.addEventListener("click", () => extendSweep(s));
     actions.append(more);
@@ -157,11 +157,18 @@ function cloneSweep(s) {
   $("#editor").scrollIntoView();
 }
 
+// Whether a spec's searcher can do `what` (warm_start, grid...), as the API's registry says
+// (/config.json): the page keeps no list of its own.
+function searcherCan(spec, what) {
+  const name = spec.search?.algorithm ?? state.cfg.default_searcher;
+  return state.cfg.searchers.some((x) => x.name === name && x[what]);
+}
+
 function editSpec(spec, source, cloneOf) {
   $("#e-spec").value = JSON.stringify(spec, null, 2);
   $("#e-source").textContent = source;
   state.cloneOf = cloneOf;
-  const warmable = cloneOf && (spec.search?.algorithm ?? "hyperopt") === "hyperopt";
+  const warmable = cloneOf && searcherCan(spec, "warm_start");
   $("#e-warm-label").hidden = !warmable;
   $("#e-warm").checked = false;
   if (cloneOf) $("#e-warm-id").textContent = cloneOf.id;

@@ -1,0 +1,62 @@
+"""The searchers' registry (spec/searchers.py) is the one list: the spec's field, its
+checks, the tuning factories and the page's choices are derived from its entries."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from cifar_sweeps.errors import SpecError
+from cifar_sweeps.spec import searchers
+from cifar_sweeps.spec.searchers import SEARCHERS
+from cifar_sweeps.spec.spec import SearchConfig, parse_spec
+
+BASE = {
+    "name": "reg",
+    "num_samples": 2,
+    "fixed": {"model": "mlp", "epochs": 1},
+    "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
+}
+
+
+def test_the_specs_field_and_the_factories_are_the_registrys_entries():
+    from cifar_sweeps.tuning.searchers import FACTORIES
+
+    assert typing.get_args(SearchConfig.model_fields["algorithm"].annotation) == tuple(SEARCHERS)
+    assert set(FACTORIES) == set(SEARCHERS)
+    with pytest.raises(SpecError, match="search.algorithm"):
+        parse_spec({**BASE, "search": {"algorithm": "cmaes"}})
+
+
+def test_each_capability_check_reads_the_registry(monkeypatch):
+    """Turn warm start off for hyperopt in the registry: the spec check refuses it and names
+    the one left; nothing else had to change."""
+    warm = {**BASE, "search": {"algorithm": "hyperopt", "warm_start": {"sweeps": ["sw-x"]}}}
+    assert searchers.names("warm_start") == "hyperopt or optuna"
+    parse_spec(warm)  # today hyperopt learns from earlier sweeps
+    monkeypatch.setitem(
+        SEARCHERS, "hyperopt", SEARCHERS["hyperopt"].__class__(**{**vars(SEARCHERS["hyperopt"]), "warm_start": False})
+    )
+    with pytest.raises(SpecError, match="search.warm_start: needs search.algorithm optuna"):
+        parse_spec(warm)
+    with pytest.raises(SpecError, match="several objectives need optuna"):
+        parse_spec(
+            {**BASE, "objectives": [{"metric": "best_val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}]}
+        )
+
+
+def test_the_page_reads_what_each_searcher_can_do_from_the_api(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from cifar_sweeps.service.api import create_app
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.store.store import get_store
+    from tests.helpers.jobs import FakeJobs
+
+    settings = Settings(results_dir=tmp_path, data="synthetic:100")
+    with TestClient(create_app(settings, FakeJobs(get_store(settings.resolved_store_url())))) as c:
+        cfg = c.get("/config.json").json()
+    assert [s["name"] for s in cfg["searchers"]] == list(SEARCHERS)
+    assert {s["name"] for s in cfg["searchers"] if s["warm_start"]} == {"hyperopt", "optuna"}
+    assert cfg["default_searcher"] == SearchConfig().algorithm
