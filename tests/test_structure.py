@@ -82,7 +82,7 @@ ALLOWED_UP = {
     # name, from data.py, which loads no torch): a cold start waits for the decoding.
     ("cifar_sweeps.analysis.plan", "cifar_sweeps.training.data"),
     # The submit's check that pretrained weights are staged: a file test, no torch.
-    ("cifar_sweeps.service.routes.sweeps", "cifar_sweeps.training.weights"),
+    ("cifar_sweeps.usecases.submit", "cifar_sweeps.training.weights"),
 }
 
 
@@ -362,6 +362,15 @@ def test_one_leaderboard_read_that_every_front_end_calls():
     assert callers == ["store/store.py", "usecases/leaderboard.py"]  # the store's own thin wrapper, the use case
     for front in ("cli.py", "sdk.py", "service/routes/leaderboard.py"):
         assert "read_board(" in (PKG / front).read_text(), front
+
+
+def test_one_submit_that_the_routes_call():
+    """A sweep is stored and queued by the submit use case only; POST /sweeps and POST
+    /sweeps/plan check the body through it too."""
+    creators = sorted(str(p.relative_to(PKG)) for p in MODULES.values() if "jobs.create(" in p.read_text())
+    assert creators == ["usecases/submit.py"]
+    routes = (PKG / "service" / "routes" / "sweeps.py").read_text()
+    assert "submit_sweep(" in routes and "plan_spec(" in routes and "plan_for(" not in routes
 
 
 def test_the_environment_is_read_only_by_settings_and_cluster():

@@ -371,22 +371,21 @@ def check_bind(host: str, settings: Settings) -> None:
 
 def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -> None:
     from cifar_sweeps.spec.spec import load_spec_file
-    from cifar_sweeps.version import code_version
+    from cifar_sweeps.usecases.submit import submit_sweep
 
     while not server.started:
         time.sleep(0.2)
     state: AppState = app.state.s
     base = f"http://{host}:{port}"
     try:
-        from cifar_sweeps.analysis.plan import describe, plan_for
+        from cifar_sweeps.analysis.plan import describe
 
         spec = load_spec_file(spec_arg, state.settings)
         # The first sweep of a fresh store has a plan too: the probe runs here (seconds) when
         # no epoch of its trial shape is measured yet.
-        plan = plan_for(spec, state.settings, state.store, run_probe=True, cluster_url=state.jobs.url)
-        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
-        print(f"\nsubmitted sweep {sweep.id} ({spec.name}) as Ray job {sweep.ray_job_id}", flush=True)
-        print(describe(plan), flush=True)
+        done = submit_sweep(spec, state.settings, state.store, state.jobs, run_probe=True)
+        print(f"\nsubmitted sweep {done.sweep.id} ({spec.name}) as Ray job {done.sweep.ray_job_id}", flush=True)
+        print(describe(done.plan), flush=True)
     except Exception as e:
         print(f"\ncould not submit {spec_arg}: {e}", file=sys.stderr, flush=True)
     print(

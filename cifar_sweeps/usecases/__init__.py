@@ -1,5 +1,11 @@
 """The use cases: what the system does, one function each, under the front ends (the HTTP
-routes, the CLI, the Python API), which parse their input, call one and present its answer."""
+routes, the CLI, the Python API), which parse their input, call one and present its answer.
+
+- leaderboard.py: the leaderboard read (ranked trials, configurations over seeds, CSV);
+- submit.py: a sweep checked, planned, stored and queued on the cluster; a plan alone;
+- drive.py: a stored sweep run or resumed to its end, what a sweep's Ray job runs
+  (`python -m cifar_sweeps.usecases.drive`; not imported here: it loads Ray Tune).
+"""
 
 from cifar_sweeps.usecases.leaderboard import (
     BoardQuery,
@@ -10,6 +16,7 @@ from cifar_sweeps.usecases.leaderboard import (
     read_board,
     read_groups,
 )
+from cifar_sweeps.usecases.submit import Submitted, check_spec, plan_spec, submit_sweep
 
 __all__ = [
     "BoardQuery",
@@ -19,4 +26,8 @@ __all__ = [
     "LeaderboardItem",
     "read_board",
     "read_groups",
+    "Submitted",
+    "check_spec",
+    "plan_spec",
+    "submit_sweep",
 ]

@@ -176,14 +176,10 @@ def progress(sweep: Sweep, trials: list[tuple]) -> Progress:
 
 
 def writable_results(state: AppState) -> None:
-    from cifar_sweeps.errors import StorageError
-    from cifar_sweeps.store.artifacts import check_results_writable
+    """507 when the results folder can't take what a sweep will write (usecases/submit.py)."""
+    from cifar_sweeps.usecases.submit import writable_results as check
 
-    try:
-        check_results_writable(state.settings)
-    except StorageError as e:
-        # 507 Insufficient Storage: the server can't store what the sweep will write.
-        raise StorageError(f"{e}; nothing was stored") from None
+    check(state.settings)
 
 
 def queue_again(state: AppState, sweep: Sweep, request: Request, ask) -> SweepOut:

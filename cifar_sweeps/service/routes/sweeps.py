@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
-from urllib.parse import urlparse
 
 from fastapi import APIRouter, Body, Query, Request
 
-from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
 from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS
 from cifar_sweeps.analysis.results import Importance, PlanOut
-from cifar_sweeps.analysis.warm import warm_points
-from cifar_sweeps.errors import QueueFull, RayUnavailable, SweepError
-from cifar_sweeps.service.notify import check_notify
+from cifar_sweeps.errors import SweepError
 from cifar_sweeps.service.routes.deps import (
     CPU_LANE,
     MAX_OFFSET,
@@ -23,7 +19,6 @@ from cifar_sweeps.service.routes.deps import (
     StrictJSON,
     SweepDep,
     checkpoint_url,
-    is_loopback,
     json_response,
     queue_again,
     sweep_out,
@@ -38,24 +33,13 @@ from cifar_sweeps.service.schemas import (
 )
 from cifar_sweeps.spec.limits import Extend, Limits
 from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
-from cifar_sweeps.spec.modelcheck import check_http_model_args
-from cifar_sweeps.spec.spec import Repeat, SweepSpec, needs_pretrained, parse_spec
+from cifar_sweeps.spec.spec import Repeat, parse_spec
 from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
-from cifar_sweeps.version import code_version
+from cifar_sweeps.usecases.submit import check_spec, plan_spec, submit_sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
-
-
-def check_local_weights(spec: SweepSpec, state: AppState) -> None:
-    """On a cluster on this machine (the service's own local head) the driver reads the same
-    weights folder as this process: weights it would not find are a 422 now, not a failed
-    sweep later. A remote cluster's driver checks its own folder before any trial starts."""
-    from cifar_sweeps.training.weights import check_staged
-
-    if is_loopback(urlparse(state.jobs.url).hostname or ""):
-        check_staged(needs_pretrained(spec), state.settings.weights_dir)
 
 
 # The body is taken as plain JSON and validated in the route, which runs in the thread pool:
@@ -70,26 +54,10 @@ def check_local_weights(spec: SweepSpec, state: AppState) -> None:
 )
 def create_sweep(raw: Annotated[dict[str, Any], Body()], request: Request, state: State) -> SweepOut:
     with CPU_LANE:
-        spec = parse_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
-        check_http_model_args(spec)
-        check_notify(spec, state.settings)
-    queued = state.store.count_sweeps([SweepStatus.QUEUED])
-    if queued >= state.settings.max_queued_sweeps:
-        raise QueueFull(
-            f"{queued} sweeps are already queued (CIFAR_SWEEPS_MAX_QUEUED_SWEEPS); submit again once some have started"
-        )
-    check_local_weights(spec, state)
-    warm_points(spec, state.store)  # an unknown or unrelated warm-start sweep: 422 now
-    writable_results(state)
-    # From the store and earlier probes only: a submit never waits on a probe (POST /sweeps/plan runs one).
-    plan = plan_for(spec, state.settings, state.store, run_probe=False, cluster_url=state.jobs.url)
-    check_fits(plan)  # 422 with the figures: trials that can't fit the node's memory
-    try:
-        sweep = state.jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
-    except RayUnavailable as e:
-        raise RayUnavailable(f"{e}; nothing was stored, submit again once Ray is up") from None
-    out = sweep_out(state, sweep, request)
-    out.warnings = plan.warnings
+        spec = check_spec(raw, state.settings)  # SpecError (422) naming the field; the limits too
+    done = submit_sweep(spec, state.settings, state.store, state.jobs)
+    out = sweep_out(state, done.sweep, request)
+    out.warnings = done.plan.warnings
     return out
 
 
@@ -112,11 +80,8 @@ def plan_sweep(
     spec's searcher and scheduler are also replayed on that tabulated task (`replay` in the
     answer: expected best accuracy against simulated seconds)."""
     with CPU_LANE:
-        spec = parse_spec(raw, state.settings)
-        check_http_model_args(spec)
-        check_notify(spec, state.settings)
-    plan = plan_for(spec, state.settings, state.store, cluster_url=state.jobs.url)
-    return with_replay(plan, spec, state.settings, replay, replay_seeds) if replay else plan
+        spec = check_spec(raw, state.settings)
+    return plan_spec(spec, state.settings, state.store, state.jobs.url, replay, replay_seeds)
 
 
 @router.get("", response_model=SweepList, responses=error_responses(422))
