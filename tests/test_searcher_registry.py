@@ -60,3 +60,23 @@ def test_the_page_reads_what_each_searcher_can_do_from_the_api(tmp_path):
     assert [s["name"] for s in cfg["searchers"]] == list(SEARCHERS)
     assert {s["name"] for s in cfg["searchers"] if s["warm_start"]} == {"hyperopt", "optuna"}
     assert cfg["default_searcher"] == SearchConfig().algorithm
+
+
+def test_the_schedulers_field_checks_plan_and_factories_are_the_registrys_entries(monkeypatch):
+    from cifar_sweeps.analysis.plan import WHOLE_RUNS
+    from cifar_sweeps.spec.schedulers import SCHEDULERS, Scheduler
+    from cifar_sweeps.spec.spec import SchedulerConfig
+    from cifar_sweeps.tuning.schedulers import FACTORIES, decision_epochs
+
+    assert typing.get_args(SchedulerConfig.model_fields["type"].annotation) == tuple(SCHEDULERS)
+    assert set(FACTORIES) == set(SCHEDULERS)
+    assert set(WHOLE_RUNS) == {"fifo", "pbt"}  # the two that stop no trial
+    assert parse_spec({**BASE, "search": {"algorithm": "bohb"}}).scheduler.type == "hyperband"  # its pair
+    two = {**BASE, "objectives": [{"metric": "best_val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}]}
+    two["search"] = {"algorithm": "optuna"}
+    with pytest.raises(SpecError, match="scheduler.type: asha stops trials by one metric"):
+        parse_spec({**two, "scheduler": {"type": "asha"}})
+    parse_spec({**two, "scheduler": {"type": "fifo"}})
+    # asha said to stop none: a trial then tests at no rung
+    monkeypatch.setitem(SCHEDULERS, "asha", Scheduler("asha", "", stops_trials=False))
+    assert decision_epochs(parse_spec({**BASE, "scheduler": {"type": "asha"}})) == frozenset()

@@ -24,6 +24,7 @@ from typing import Any
 
 from cifar_sweeps.analysis.results import EpochRange, PlanOut, PlanResources
 from cifar_sweeps.spec.config import TrainConfig
+from cifar_sweeps.spec.schedulers import SCHEDULERS
 from cifar_sweeps.spec.spaces import candidates
 from cifar_sweeps.spec.spec import SweepSpec, old_name_warnings
 
@@ -155,11 +156,8 @@ def rungs(spec: SweepSpec, max_t: int) -> list[int]:
     return [*out, max_t]
 
 
-# The schedulers that stop no trial, and what the plan assumes of them.
-WHOLE_RUNS = {
-    "fifo": "fifo: every trial trains its epochs",
-    "pbt": "pbt: every trial trains its epochs, some from others' weights",
-}
+# The schedulers that stop no trial, and what the plan assumes of them (schedulers.py).
+WHOLE_RUNS = {s.name: s.whole_run for s in SCHEDULERS.values() if s.whole_run}
 
 
 def per_trial_epochs(spec: SweepSpec) -> EpochRange:

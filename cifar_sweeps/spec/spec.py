@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import autospace, registry, searchers, spaces
+from cifar_sweeps.spec import autospace, registry, schedulers, searchers, spaces
 from cifar_sweeps.spec.config import (
     MODEL_ARG,
     OLD_NAMES,
@@ -32,6 +32,7 @@ from cifar_sweeps.spec.config import (
 from cifar_sweeps.spec.constraints import MAX_CONSTRAINTS, parse_all
 from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
 from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
+from cifar_sweeps.spec.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, SchedulerName
 from cifar_sweeps.spec.searchers import DEFAULT_SEARCHER, SEARCHERS, SearcherName
 from cifar_sweeps.spec.spaces import Param, Strict, candidates, chooses_objects, flatten_config, is_choice
 
@@ -111,7 +112,7 @@ class SchedulerConfig(Strict):
     # pbt: population-based training (tuning/pbt.py): every perturbation_interval epochs, a
     # trial in the bottom quantile_fraction goes on from the weights of one in the top, with
     # its `mutate` params changed (x0.8 or x1.2, or drawn afresh from the param), in place.
-    type: Literal["asha", "fifo", "hyperband", "pbt"] = "asha"
+    type: SchedulerName = DEFAULT_SCHEDULER  # the entries of schedulers.py
     grace_period: int = Field(1, ge=1, le=10_000)  # epochs every trial gets before it can be stopped (asha)
     # 1.1 at the least: the rungs grow by this factor, and a factor near 1 makes thousands of
     # rungs (1.00000001 made 2.3e8 of them) for no scheduler that means anything.
@@ -244,8 +245,9 @@ class SweepSpec(Strict):
     @model_validator(mode="after")
     def _bohb_scheduler(self):
         # BOHB comes with its own scheduler: a bohb spec that names none gets it.
-        if self.search.algorithm == "bohb" and "type" not in self.scheduler.model_fields_set:
-            self.scheduler.type = "hyperband"
+        paired = schedulers.paired_with(self.search.algorithm)
+        if paired and "type" not in self.scheduler.model_fields_set:
+            self.scheduler.type = paired
         return self
 
     @model_validator(mode="after")
@@ -633,7 +635,7 @@ def _check_objectives(spec: SweepSpec) -> None:
             f"search.algorithm: several objectives need {searchers.names('multi_objective')} (its "
             f"multi-objective TPE, or NSGA-II with search.optuna.sampler nsga2), not {spec.search.algorithm}"
         )
-    if spec.scheduler.type != "fifo":
+    if not SCHEDULERS[spec.scheduler.type].several_objectives:
         raise ValueError(
             f"scheduler.type: {spec.scheduler.type} stops trials by one metric and can't rank by several "
             "objectives; use fifo"

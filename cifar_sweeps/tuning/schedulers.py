@@ -4,10 +4,13 @@ guarded by the store (guard.py): none runs again a trial that the store holds as
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB
 
+from cifar_sweeps.spec.schedulers import SCHEDULERS
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.tuning.guard import StoreGuard
 
@@ -44,7 +47,7 @@ def decision_epochs(spec: SweepSpec) -> frozenset[int] | None:
     sweep on it). FIFO: none. ASHA: its rungs, grace_period x reduction_factor^k below
     max_t, as Ray's bracket 0 places them. HyperBand: None, each new best (its brackets
     place rungs per trial)."""
-    if spec.scheduler.type in ("fifo", "pbt"):  # pbt pauses and copies trials, it stops none
+    if not SCHEDULERS[spec.scheduler.type].stops_trials:  # pbt pauses and copies trials, it stops none
         return frozenset()
     if spec.scheduler.type == "hyperband":
         return None
@@ -55,25 +58,31 @@ def decision_epochs(spec: SweepSpec) -> frozenset[int] | None:
 
 
 def make_scheduler(spec: SweepSpec, store_url: str, sweep_id: str):
-    guard = {"store_url": store_url, "sweep_id": sweep_id}
-    if spec.scheduler.type == "fifo":
-        return GuardedFIFO(**guard)
-    if spec.scheduler.type == "pbt":
-        from cifar_sweeps.tuning.pbt import make_pbt
+    """The spec's scheduler (FACTORIES), guarded by the store."""
+    return FACTORIES[spec.scheduler.type](spec, {"store_url": store_url, "sweep_id": sweep_id})
 
-        return make_pbt(spec, guard)
+
+def make_pbt(spec: SweepSpec, guard: dict):
+    from cifar_sweeps.tuning.pbt import make_pbt as pbt
+
+    return pbt(spec, guard)
+
+
+def make_hyperband(spec: SweepSpec, guard: dict) -> ResumableHyperBandForBOHB:
+    """BOHB's HyperBand: brackets of successive halving over epochs, trials paused at each
+    rung (from their checkpoint) until the rung is judged; stop_last_trials ends them at max_t."""
+    return ResumableHyperBandForBOHB(
+        time_attr="epoch",
+        metric=spec.metric,
+        mode=spec.mode,
+        max_t=spec.max_epochs(),
+        reduction_factor=spec.scheduler.reduction_factor,
+        **guard,
+    )
+
+
+def make_asha(spec: SweepSpec, guard: dict) -> GuardedASHA:
     max_t = spec.max_epochs()
-    if spec.scheduler.type == "hyperband":
-        # BOHB's HyperBand: brackets of successive halving over epochs, trials paused at each
-        # rung (from their checkpoint) until the rung is judged; stop_last_trials ends them at max_t.
-        return ResumableHyperBandForBOHB(
-            time_attr="epoch",
-            metric=spec.metric,
-            mode=spec.mode,
-            max_t=max_t,
-            reduction_factor=spec.scheduler.reduction_factor,
-            **guard,
-        )
     return GuardedASHA(
         time_attr="epoch",
         metric=spec.metric,
@@ -83,3 +92,13 @@ def make_scheduler(spec: SweepSpec, store_url: str, sweep_id: str):
         reduction_factor=spec.scheduler.reduction_factor,
         **guard,
     )
+
+
+# Each scheduler of the registry (spec/schedulers.py) and what builds it: (spec, the store
+# guard's arguments) -> a Tune scheduler.
+FACTORIES: dict[str, Callable[[SweepSpec, dict], Any]] = {
+    "asha": make_asha,
+    "fifo": lambda spec, guard: GuardedFIFO(**guard),
+    "hyperband": make_hyperband,
+    "pbt": make_pbt,
+}

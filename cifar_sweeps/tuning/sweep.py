@@ -24,6 +24,7 @@ from cifar_sweeps.cluster.cluster import init_ray, process_default
 from cifar_sweeps.errors import NotFound, SweepError, TransitionError
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.constraints import parse_all
+from cifar_sweeps.spec.schedulers import SCHEDULERS
 from cifar_sweeps.spec.spaces import flatten_config
 from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store import lifecycle
@@ -119,7 +120,7 @@ def run_config(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings,
         checkpoint_config=tune.CheckpointConfig(
             # pbt: every checkpoint, as a trial may copy another's from several epochs back,
             # which keeping the best k by val_acc could have deleted by then.
-            num_to_keep=None if spec.scheduler.type == "pbt" else spec.keep_checkpoints,
+            num_to_keep=None if SCHEDULERS[spec.scheduler.type].keeps_every_checkpoint else spec.keep_checkpoints,
             checkpoint_score_attribute="val_acc",
             checkpoint_score_order="max",
         ),
