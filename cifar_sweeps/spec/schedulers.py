@@ -23,7 +23,7 @@ class Scheduler:
 SCHEDULERS: dict[str, Scheduler] = {
     s.name: s
     for s in (
-        Scheduler("asha", "asynchronous successive halving: the top 1/reduction_factor of each rung go on"),
+        Scheduler("asha", "stops a trial at a rung when it is not in the top 1/reduction_factor there"),
         Scheduler(
             "fifo",
             "every trial trains its epochs",
@@ -31,10 +31,17 @@ SCHEDULERS: dict[str, Scheduler] = {
             whole_run="fifo: every trial trains its epochs",
             several_objectives=True,
         ),
-        Scheduler("hyperband", "BOHB's brackets of successive halving", searcher="bohb"),
+        Scheduler(
+            "hyperband",
+            "BOHB's (search.algorithm bohb only): brackets of successive halving whose rungs follow "
+            "from max epochs and reduction_factor",
+            searcher="bohb",
+        ),
         Scheduler(
             "pbt",
-            "population-based training: the bottom goes on from the top's weights, its params changed",
+            "population-based training (tuning/pbt.py): every perturbation_interval epochs, a trial in "
+            "the bottom quantile_fraction goes on from the weights of one in the top, with its `mutate` "
+            "params changed (x0.8 or x1.2, or drawn afresh from the param), in place",
             stops_trials=False,
             whole_run="pbt: every trial trains its epochs, some from others' weights",
             keeps_every_checkpoint=True,
@@ -43,6 +50,11 @@ SCHEDULERS: dict[str, Scheduler] = {
 }
 SchedulerName = Literal[tuple(SCHEDULERS)]  # type: ignore[valid-type]  # the spec's field, from the entries
 DEFAULT_SCHEDULER = "asha"
+
+
+def describe() -> str:
+    """Each scheduler and what it does, in one line (the spec's field description)."""
+    return "; ".join(f"{s.name}: {s.what}" for s in SCHEDULERS.values())
 
 
 def paired_with(searcher: str) -> str | None:

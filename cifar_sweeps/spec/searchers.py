@@ -26,13 +26,19 @@ class Searcher:
 SEARCHERS: dict[str, Searcher] = {
     s.name: s
     for s in (
-        Searcher("hyperopt", "HyperOpt", "HyperOpt's TPE, after n_initial_points random trials", warm_start=True),
-        Searcher("random", "random search", "random draws from the space (HyperOpt's sampler)"),
-        Searcher("grid", "grid search", "every point of a grid of choices", grid=True),
+        Searcher("hyperopt", "HyperOpt", "HyperOpt's TPE after n_initial_points random trials", warm_start=True),
+        Searcher("random", "random search", "HyperOpt's random draws"),
+        Searcher(
+            "grid",
+            "grid search",
+            "every combination of the choice params (the report's ladders), num_samples times",
+            grid=True,
+        ),
         Searcher(
             "optuna",
             "Optuna",
-            "Optuna's TPE (or NSGA-II), after n_initial_points random trials",
+            "Optuna's TPE (options in `optuna`; NSGA-II for several objectives), also after "
+            "n_initial_points random trials",
             warm_start=True,
             multi_objective=True,
             constraints=True,
@@ -42,7 +48,8 @@ SEARCHERS: dict[str, Searcher] = {
         Searcher(
             "bohb",
             "BOHB",
-            "BOHB's kernel-density model per budget, with its own HyperBand scheduler",
+            "BOHB's kernel-density model per budget (its first n_initial_points configs at a budget are "
+            "random), with its own HyperBand scheduler (scheduler.type hyperband)",
             flat_space=True,
             fixed_in_param_space=True,
         ),
@@ -50,6 +57,11 @@ SEARCHERS: dict[str, Searcher] = {
 }
 SearcherName = Literal[tuple(SEARCHERS)]  # type: ignore[valid-type]  # the spec's field, from the entries
 DEFAULT_SEARCHER = "hyperopt"
+
+
+def describe() -> str:
+    """Each searcher and what it does, in one line (the spec's field description)."""
+    return "; ".join(f"{s.name}: {s.what}" for s in SEARCHERS.values())
 
 
 def names(what: str) -> str:

@@ -92,12 +92,7 @@ class Objective(Strict):
 
 
 class SearchConfig(Strict):
-    # hyperopt: TPE after n_initial_points random trials; random: hyperopt's random draws;
-    # grid: every combination of the choice params (the report's ladders), num_samples times;
-    # optuna: Optuna's TPE (options in `optuna`), also after n_initial_points random trials.
-    # bohb: BOHB's kernel-density model per budget (its first n_initial_points configs at a
-    # budget are random), with BOHB's own HyperBand scheduler (scheduler.type hyperband).
-    algorithm: SearcherName = DEFAULT_SEARCHER  # the entries of searchers.py
+    algorithm: SearcherName = Field(DEFAULT_SEARCHER, description=searchers.describe())
     seed: int | None = 0
     n_initial_points: int = Field(5, ge=1)  # random trials before TPE takes over
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
@@ -106,13 +101,7 @@ class SearchConfig(Strict):
 
 
 class SchedulerConfig(Strict):
-    # asha: stops a trial at a rung when it is not in the top 1/reduction_factor there;
-    # fifo: every trial trains its epochs; hyperband: BOHB's (search.algorithm bohb only),
-    # brackets of successive halving whose rungs follow from max epochs and reduction_factor;
-    # pbt: population-based training (tuning/pbt.py): every perturbation_interval epochs, a
-    # trial in the bottom quantile_fraction goes on from the weights of one in the top, with
-    # its `mutate` params changed (x0.8 or x1.2, or drawn afresh from the param), in place.
-    type: SchedulerName = DEFAULT_SCHEDULER  # the entries of schedulers.py
+    type: SchedulerName = Field(DEFAULT_SCHEDULER, description=schedulers.describe())
     grace_period: int = Field(1, ge=1, le=10_000)  # epochs every trial gets before it can be stopped (asha)
     # 1.1 at the least: the rungs grow by this factor, and a factor near 1 makes thousands of
     # rungs (1.00000001 made 2.3e8 of them) for no scheduler that means anything.
