@@ -11,8 +11,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.analysis.plan import Throughput, make_plan, per_trial_epochs, slots, trial_epochs
+from cifar_sweeps.analysis.plan import make_plan, per_trial_epochs, slots, trial_epochs
 from cifar_sweeps.analysis.results import PlanResources
+from cifar_sweeps.analysis.throughput import Throughput
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spec import load_spec_file, parse_spec

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from cifar_sweeps.analysis.plan import Throughput, make_plan
+from cifar_sweeps.analysis.plan import make_plan
 from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, searched
 from cifar_sweeps.analysis.results import PlanResources
+from cifar_sweeps.analysis.throughput import Throughput
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.training.data import split_train_val, synthetic, with_validation_in_training
@@ -137,7 +138,7 @@ def test_the_refits_speedup_comes_from_two_probes_of_its_shape_bounded_by_its_th
     """The refit runs alone with every slot's CPUs: two probes of its shape (kept in the
     cache, so none runs here) say how much faster than a trial; never below 1, never more
     than the ratio of threads, and nothing on a GPU or with no more threads."""
-    from cifar_sweeps.analysis.plan import key_of, remember, thread_speedup
+    from cifar_sweeps.analysis.throughput import key_of, remember, thread_speedup
 
     cache = tmp_path / "throughput.json"
     one = {"model": "tinynet", "batch_size": 64, "threads": 1, "device": "cpu"}

@@ -92,7 +92,7 @@ ALLOWED_UP = {
 ALLOWED_STRINGS = {
     # The plan's throughput probe and its replay of a search run in children of their own:
     # the API process stays free of torch and of Ray Tune.
-    ("cifar_sweeps.analysis.plan", "cifar_sweeps.training.probe"),
+    ("cifar_sweeps.analysis.throughput", "cifar_sweeps.training.probe"),
     ("cifar_sweeps.analysis.plan", "cifar_sweeps.tuning.replay"),
     # A sweep's Ray job runs the drive use case; the cluster layer submits it by name.
     ("cifar_sweeps.cluster.jobs", "cifar_sweeps.usecases.drive"),
