@@ -423,7 +423,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cifar_sweeps.service.api import serve
+    from cifar_sweeps.service.serve import serve
 
     return serve(_settings(args), args.host, args.port, submit=args.submit, access_log=args.access_log)
 

@@ -8,7 +8,8 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.service.api import check_bind, create_app
+from cifar_sweeps.service.api import create_app
+from cifar_sweeps.service.serve import check_bind
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store

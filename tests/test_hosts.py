@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from cifar_sweeps.service.api import LOOPBACK_HOSTS, create_app, serving_settings
+from cifar_sweeps.service.api import create_app
+from cifar_sweeps.service.middleware import LOOPBACK_HOSTS
+from cifar_sweeps.service.serve import serving_settings
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.store import get_store
