@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
-from cifar_sweeps.store.store import Epoch, Store, Sweep, Trial, utcnow  # noqa: E402
+from cifar_sweeps.store.store import Store  # noqa: E402
+from cifar_sweeps.store.tables import Epoch, Sweep, Trial, utcnow  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 MODELS = ["mlp", "simple_cnn", "resnet18", "airbench", "resnet50"]

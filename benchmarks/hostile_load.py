@@ -33,7 +33,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
-from cifar_sweeps.store.store import Store, Sweep, Trial, utcnow  # noqa: E402
+from cifar_sweeps.store.store import Store  # noqa: E402
+from cifar_sweeps.store.tables import Sweep, Trial, utcnow  # noqa: E402
 
 SPEC = {
     "name": "imp",

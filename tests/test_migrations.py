@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from cifar_sweeps.store.migrations import current_revision, head_revision
-from cifar_sweeps.store.store import Base, Store
+from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.tables import Base
 from tests.fixtures import store_v0
 
 REPO = Path(__file__).resolve().parent.parent

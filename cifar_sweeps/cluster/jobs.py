@@ -17,7 +17,8 @@ from cifar_sweeps.errors import RayUnavailable
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, write_secrets
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.states import ACTIVE, SweepStatus
-from cifar_sweeps.store.store import Store, Sweep
+from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.tables import Sweep
 
 # The module a sweep's Ray job runs (usecases/drive.py): named, never imported, by this layer.
 DRIVER_MODULE = "cifar_sweeps.usecases.drive"

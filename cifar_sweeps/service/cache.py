@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -223,3 +224,38 @@ def cache_key(path: str, query: bytes) -> bytes:
 async def _send(entry: Entry, send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
     await send({"type": "http.response.body", "body": entry.body})
+
+
+class ViewVersions:
+    """The version a cached GET view depends on (ResponseCache's `version`): one sweep's
+    data_version for a view of one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`),
+    the store's otherwise. On SQLite this costs a PRAGMA (microseconds) while nothing is
+    committed, and one query for all sweeps' versions after each commit."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._sweeps: tuple[str | None, dict[str, int]] = (None, {})  # as of the store version in [0]
+
+    def __call__(self, key: bytes) -> str | None:
+        store_version = self.store.data_version()
+        sweep_id = sweep_of_view(key.decode("latin-1"))
+        if sweep_id is None:
+            return store_version
+        if store_version is None:
+            return f"{sweep_id}:{self.store.sweep_version(sweep_id)}"
+        with self._lock:
+            if self._sweeps[0] != store_version:  # something was committed: read all at once
+                self._sweeps = (store_version, self.store.sweep_versions())
+            return f"{sweep_id}:{self._sweeps[1].get(sweep_id)}"
+
+
+def sweep_of_view(key: str) -> str | None:
+    """The sweep a GET view shows alone, from its cache key (path?query), or None."""
+    path, _, query = key.partition("?")
+    if path.startswith("/sweeps/") and path.count("/") == 2:
+        return path.removeprefix("/sweeps/")
+    if path == "/leaderboard":
+        ids = [v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "sweep_id"]
+        return ids[0] if len(ids) == 1 and ids[0] else None
+    return None

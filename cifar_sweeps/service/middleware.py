@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cifar_sweeps.errors import BodyTooLarge
-from cifar_sweeps.service.cache import ResponseCache
+from cifar_sweeps.service.cache import ResponseCache, ViewVersions
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.spec.spec import TEST_HOOKS
 
@@ -159,7 +159,7 @@ def add_middleware(app: FastAPI, settings: Settings, store) -> None:
     """Innermost first: the cache, the body limit, the cross-site guard (a refusal reaches no
     route and clears nothing), security headers, then the Host check (outermost)."""
     app.add_middleware(
-        ResponseCache, ttl_s=settings.cache_ttl_s, version=store.view_version, cheap_version=store.cheap_versions
+        ResponseCache, ttl_s=settings.cache_ttl_s, version=ViewVersions(store), cheap_version=store.cheap_versions
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CrossSite, token_set=bool(settings.api_token))

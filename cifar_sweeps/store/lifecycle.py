@@ -28,10 +28,11 @@ from cifar_sweeps.store.states import (
     TrialEvent,
     TrialStatus,
 )
-from cifar_sweeps.store.store import utcnow
+from cifar_sweeps.store.tables import utcnow
 
 if TYPE_CHECKING:
-    from cifar_sweeps.store.store import Store, Sweep
+    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.tables import Sweep
 
 
 # Trials still running when their sweep is interrupted: continue from their checkpoints on

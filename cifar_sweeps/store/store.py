@@ -1,4 +1,5 @@
-"""The SQL store: sweeps, trials, per-epoch metrics, and the leaderboard query.
+"""The SQL store's queries: sweeps, trials, per-epoch metrics, and the leaderboard query
+(the tables are tables.py's).
 
 SQLAlchemy 2 on any URL; SQLite by default (WAL, so the API reads while a driver writes).
 The schema is Alembic's (migrations/): opening a store upgrades it in place.
@@ -8,9 +9,7 @@ Every write is one short transaction, so a killed writer leaves no half-written 
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,16 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -38,115 +27,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from cifar_sweeps.errors import NotFound, StoreUnavailable
 from cifar_sweeps.spec.epoch import MEASURED
 from cifar_sweeps.spec.metrics import STORED
 from cifar_sweeps.store.states import ACTIVE, SweepStatus, TrialStatus
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def new_sweep_id() -> str:
-    return "sw-" + secrets.token_hex(5)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Sweep(Base):
-    __tablename__ = "sweeps"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), index=True)
-    spec: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=SweepStatus.QUEUED.value)
-    data_source: Mapped[str] = mapped_column(String(1024), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    ray_job_id: Mapped[str | None] = mapped_column(String(128))
-    code_version: Mapped[str] = mapped_column(String(64), default="")
-    experiment_path: Mapped[str | None] = mapped_column(String(2048))
-    driver_host: Mapped[str | None] = mapped_column(String(256))
-    driver_pid: Mapped[int | None] = mapped_column(Integer)
-    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    error: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str | None] = mapped_column(String(32))  # lifecycle.Reason: why it ended so
-    # Bumped by every write to this sweep or its trials: cached views of one sweep are
-    # revalidated against it, so writes to other sweeps leave them valid.
-    data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Finished trials of earlier sweeps its searcher started from (search.warm_start).
-    warm_trials: Mapped[int | None] = mapped_column(Integer)
-    plan: Mapped[dict | None] = mapped_column(JSON)  # plan.py's plan made at submit
-    # When the operator's webhooks were told it ended (service/notify.py); None: not yet.
-    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    # The data set its models were trained on (data.dataset_name) and its class names, set by
-    # the driver once the data is loaded: models are ranked within one data set.
-    dataset: Mapped[str | None] = mapped_column(String(128), index=True)
-    classes: Mapped[list | None] = mapped_column(JSON)
-
-
-class Trial(Base):
-    __tablename__ = "trials"
-    # The leaderboard's orders: best first, across sweeps, within one, or for one model.
-    __table_args__ = (
-        Index("ix_trials_rank", text("val_acc DESC"), "id"),
-        Index("ix_trials_sweep_rank", "sweep_id", text("val_acc DESC"), "id"),
-        Index("ix_trials_model_rank", "model", text("val_acc DESC"), "id"),
-    )
-    id: Mapped[str] = mapped_column(String(96), primary_key=True)  # "<sweep id>-<tune trial id>"
-    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
-    tune_trial_id: Mapped[str] = mapped_column(String(64))
-    model: Mapped[str] = mapped_column(String(64), index=True, default="")
-    config: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.RUNNING.value)
-    val_acc: Mapped[float | None] = mapped_column(Float, index=True)  # best over epochs
-    val_loss: Mapped[float | None] = mapped_column(Float)
-    test_acc: Mapped[float | None] = mapped_column(Float)  # of the best-validation weights
-    best_epoch: Mapped[int | None] = mapped_column(Integer)
-    epochs: Mapped[int] = mapped_column(Integer, default=0)  # epochs run
-    epochs_budget: Mapped[int | None] = mapped_column(Integer)
-    seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    checkpoint_path: Mapped[str | None] = mapped_column(String(2048))  # best model file
-    error: Mapped[str | None] = mapped_column(Text)
-    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node of its latest epoch
-    # The search trial whose configuration this one trains again with another seed (a repeat).
-    repeat_of: Mapped[str | None] = mapped_column(String(96))
-    # The search trial whose configuration this one trains again on the training and
-    # validation images (a refit: tuning/refit.py); its val_acc is that trial's.
-    refit_of: Mapped[str | None] = mapped_column(String(96))
-    # A continuation (`cifar-sweeps continue`): the trial whose last checkpoint it trained on from.
-    continue_of: Mapped[str | None] = mapped_column(String(96))
-    train_images: Mapped[int | None] = mapped_column(Integer)  # how many images it trained on
-    # Population-based training's steps of this trial, in order (states.Exploit as dicts).
-    exploits: Mapped[list | None] = mapped_column(JSON)
-    # What the model costs (measured once per trial, after its first epoch, on its device).
-    params: Mapped[float | None] = mapped_column(Float)  # parameter count
-    latency_ms: Mapped[float | None] = mapped_column(Float)  # inference ms per image, batch 1
-    latency_ms_batch: Mapped[float | None] = mapped_column(Float)  # ms per image at train.LATENCY_BATCH
-    seconds_to_best: Mapped[float | None] = mapped_column(Float)  # epoch seconds up to its best epoch
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-
-
-class Epoch(Base):
-    __tablename__ = "epochs"
-    __table_args__ = (UniqueConstraint("trial_id", "epoch"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
-    epoch: Mapped[int] = mapped_column(Integer)
-    train_loss: Mapped[float] = mapped_column(Float)
-    train_acc: Mapped[float] = mapped_column(Float)
-    val_loss: Mapped[float | None] = mapped_column(Float)  # None: no validation images (a refit)
-    val_acc: Mapped[float | None] = mapped_column(Float)
-    lr: Mapped[float] = mapped_column(Float)
-    seconds: Mapped[float] = mapped_column(Float)
-    images_per_s: Mapped[float] = mapped_column(Float)
-    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node it ran on
+from cifar_sweeps.store.tables import Epoch, Sweep, Trial, new_sweep_id, utcnow
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -186,8 +73,6 @@ class Store:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._version_conn = None
         self._version_lock = threading.Lock()
-        # every sweep's data_version, read in one query, as of the store version in [0]
-        self._sweep_versions: tuple[str | None, dict[str, int]] = (None, {})
 
     def data_version(self) -> str | None:
         """A value that changes whenever anything is committed (by any process), cheap to
@@ -211,28 +96,20 @@ class Store:
             return None
         return None
 
-    def view_version(self, key: bytes) -> str | None:
-        """The version a cached GET view depends on: one sweep's data_version for a view of
-        one sweep (`/sweeps/<id>`, `/leaderboard?...sweep_id=<id>`), the store's otherwise.
-        On SQLite this costs a PRAGMA (microseconds) while nothing is committed, and one
-        query for all sweeps' versions (about 1 ms per 1,000 sweeps) after each commit."""
-        store_version = self.data_version()
-        sweep_id = _sweep_of_view(key.decode("latin-1"))
-        if sweep_id is None:
-            return store_version
-        if store_version is None:
-            with self.sessions() as s:
-                return f"{sweep_id}:{s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))}"
-        with self._version_lock:
-            if self._sweep_versions[0] != store_version:  # something was committed: read all at once
-                with self.sessions() as s:
-                    self._sweep_versions = (store_version, dict(s.execute(select(Sweep.id, Sweep.data_version)).all()))
-            return f"{sweep_id}:{self._sweep_versions[1].get(sweep_id)}"
+    def sweep_versions(self) -> dict[str, int]:
+        """Every sweep's data_version, in one query (about 1 ms per 1,000 sweeps on SQLite)."""
+        with self.sessions() as s:
+            return dict(s.execute(select(Sweep.id, Sweep.data_version)).all())
+
+    def sweep_version(self, sweep_id: str) -> int | None:
+        """One sweep's data_version (None for no such sweep)."""
+        with self.sessions() as s:
+            return s.scalar(select(Sweep.data_version).where(Sweep.id == sweep_id))
 
     @property
     def cheap_versions(self) -> bool:
-        """Whether view_version answers without a network round trip (SQLite file): the
-        response cache then asks it on the event loop instead of in a thread."""
+        """Whether data_version answers without a network round trip (SQLite file): the
+        response cache then asks a view's version on the event loop instead of in a thread."""
         return self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
 
     @staticmethod
@@ -685,17 +562,6 @@ def _config_clause(f):
         else:
             alternatives.append(field.as_string() == v)
     return or_(*alternatives)
-
-
-def _sweep_of_view(key: str) -> str | None:
-    """The sweep a GET view shows alone, from its cache key (path?query), or None."""
-    path, _, query = key.partition("?")
-    if path.startswith("/sweeps/") and path.count("/") == 2:
-        return path.removeprefix("/sweeps/")
-    if path == "/leaderboard":
-        ids = [v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "sweep_id"]
-        return ids[0] if len(ids) == 1 and ids[0] else None
-    return None
 
 
 @lru_cache(maxsize=8)

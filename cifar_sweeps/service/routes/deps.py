@@ -20,7 +20,8 @@ from cifar_sweeps.errors import InputError, Unauthorized
 from cifar_sweeps.service.schemas import BestTrial, Links, Progress, RunningTrial, SweepOut
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.states import ACTIVE
-from cifar_sweeps.store.store import Store, Sweep, Trial, utcnow
+from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.tables import Sweep, Trial, utcnow
 
 # One request's CPU-bound checking at a time (a spec's parse and submit-time check, tens of
 # ms of pure Python each). Twenty at once in the thread pool take the GIL in turns with the

@@ -3,7 +3,7 @@ migrations/__init__.py), never on a URL of their own."""
 
 from alembic import context
 
-from cifar_sweeps.store.store import Base
+from cifar_sweeps.store.tables import Base
 
 connection = context.config.attributes["connection"]
 # render_as_batch: SQLite alters a table by copying it, which Alembic's batch mode does.
