@@ -87,3 +87,19 @@ def test_a_timed_automatic_sweep_keeps_half_its_budget_for_the_refit_unless_told
     assert parse_spec({**raw, "refit": False}).refit_share is None
     untimed = {k: v for k, v in raw.items() if k != "time_budget_s"}
     assert parse_spec(untimed).refit and parse_spec(untimed).refit_share is None
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "linear"])
+def test_a_searched_length_that_shapes_the_lr_runs_whole_trials_unless_a_scheduler_is_named(schedule):
+    """The replay's finding: ASHA's rungs judge a short trial whose lr has decayed against a
+    long one whose lr has not; where the space searches epochs and the schedule follows the
+    length, trials run whole (fifo)."""
+    raw = {"fixed": {"model": "mlp", "lr_schedule": schedule}, "params": "auto"}
+    assert parse_spec(raw).scheduler.type == "fifo"
+    assert parse_spec({**raw, "scheduler": {"type": "asha"}}).scheduler.type == "asha"  # named: kept
+    assert parse_spec({**raw, "scheduler": {"grace_period": 2}}).scheduler.type == "asha"  # asha's setting
+    assert parse_spec({**raw, "search": {"algorithm": "bohb"}}).scheduler.type == "hyperband"  # its own
+    constant = {"fixed": {"model": "mlp"}, "params": "auto"}  # a constant lr: rungs rank well
+    assert parse_spec(constant).scheduler.type == "asha"
+    fixed_length = {"fixed": {"model": "mlp", "lr_schedule": schedule, "epochs": 6}, "params": "auto"}
+    assert parse_spec(fixed_length).scheduler.type == "asha"  # every trial the same length

@@ -21,6 +21,14 @@ The rules (docs/sweeps-that-end-in-a-model.md):
   compares short complete runs, and the configuration it picks trains as long as the other
   half allows (a refit as short as the search's trials gives away what training longer
   gains: docs/performance.md, "Does a sweep pay for itself?").
+- the scheduler, where the spec names none: fifo when the space searches the epoch count and
+  the lr schedule is shaped by the run's length (onecycle, linear, cosine), ASHA otherwise.
+  Measured by replaying the service's searchers on tabulated learning curves
+  (docs/performance.md, "Searchers chosen by replay"): on the plug-in CNN with a cosine
+  schedule and 2-10 epochs, every ASHA setting fell below random search with full-length
+  trials and TPE with fifo rose above it; at a rung, a short trial's lr has decayed and a
+  long one's has not, so the rungs favour the short ones. With a constant lr (the MLP),
+  ASHA led.
 Any parameter in `fixed` stays fixed and leaves the space; so does one given in `params`.
 """
 
@@ -29,7 +37,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cifar_sweeps.spec.config import TrainConfig
+from cifar_sweeps.spec.config import LENGTH_SHAPED, TrainConfig
+from cifar_sweeps.spec.schedulers import paired_with
 
 AUTO = "auto"
 # (low, high) of the lr's log-uniform range, per optimizer; "sgd+method": airbench's method.
@@ -123,4 +132,13 @@ def expand(raw: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("refit", True)
     if out["refit"] and raw.get("time_budget_s") is not None:
         out.setdefault("refit_share", REFIT_SHARE)
+    if "epochs" in out["params"] and fixed.get("lr_schedule") in LENGTH_SHAPED and not _names_scheduler(raw):
+        out["scheduler"] = {"type": "fifo"}  # rungs would judge unlike runs
     return out
+
+
+def _names_scheduler(raw: dict[str, Any]) -> bool:
+    """Whether the spec chose its scheduler: any scheduler setting, or a searcher that brings
+    its own (BOHB's HyperBand)."""
+    search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+    return "scheduler" in raw or paired_with(search.get("algorithm") or "") is not None
