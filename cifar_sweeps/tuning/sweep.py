@@ -753,8 +753,8 @@ def _stretched(
 
 def _refit_speedup(spec: SweepSpec, settings: Settings, run) -> tuple[float, str] | None:
     """How much faster the refit trains than a search trial did: it runs alone with every
-    slot's CPUs (refit_resources), which one trial's measured rate does not show (a small
-    CNN: 1.6x on 2 threads of a Zen 4). Probed on this machine, once per shape."""
+    slot's CPUs (refit_resources), which one trial's measured rate does not show. Probed on
+    this machine, once per shape."""
     from cifar_sweeps.analysis.throughput import shape_of, thread_speedup
 
     cpu, _ = refit_resources(spec)
