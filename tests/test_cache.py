@@ -180,12 +180,16 @@ def _middlewares(app):
 
 def test_every_query_parameter_of_a_cached_route_is_in_the_cache_key(tmp_path):
     """A query parameter left out of the key would answer ?group=config with the ungrouped
-    page cached for the same path (read from the app's own OpenAPI document)."""
+    page cached for the same path: the key is what the routes declare, read from the app's
+    routes, so it matches the app's own OpenAPI document; junk parameters stay out."""
+    from fastapi.testclient import TestClient
+
     from cifar_sweeps.service.api import create_app
-    from cifar_sweeps.service.cache import CACHED_PREFIXES, KEY_PARAMS
+    from cifar_sweeps.service.cache import CACHED_PREFIXES, ResponseCache, cache_key, key_params
     from cifar_sweeps.settings import Settings
 
-    paths = create_app(Settings(results_dir=tmp_path)).openapi()["paths"]
+    app = create_app(Settings(results_dir=tmp_path))
+    paths = app.openapi()["paths"]
     names = {
         p["name"]
         for path, ops in paths.items()
@@ -193,8 +197,15 @@ def test_every_query_parameter_of_a_cached_route_is_in_the_cache_key(tmp_path):
         for p in ops["get"].get("parameters", [])
         if p["in"] == "query"
     }
-    assert {"group", "sort", "x", "y", "limit"} <= names
-    assert names <= KEY_PARAMS, names - KEY_PARAMS
+    assert {"group", "sort", "x", "y", "limit", "sweep_id", "filter"} <= names
+    assert key_params(app) == names
+    assert cache_key("/leaderboard", b"limit=5&junk=1&group=config", key_params(app)) == (
+        b"/leaderboard?group=config&limit=5"
+    )
+    with TestClient(app) as client:
+        client.get("/leaderboard?limit=5")
+    cache = next(m for m in _middlewares(app) if isinstance(m, ResponseCache))
+    assert cache._key_params == names  # what the live middleware keys by
 
 
 def test_only_a_mutation_that_succeeded_clears_it():

@@ -16,7 +16,7 @@ served without touching the database or the thread pool:
 - a mutating request (POST, PUT, PATCH, DELETE) through this process that succeeded clears
   it; a refused one, HEAD, OPTIONS or any other method leaves it as it is. Writes by sweep
   drivers show up within 2 * ttl_s;
-- it is keyed by the path and the query parameters the cached routes read (others change
+- it is keyed by the path and the query parameters the cached routes declare (others change
   no answer, so junk parameters can't make a new entry), and bounded in bytes: least
   recently used answers go first, and one answer over an eighth of the bound is never kept.
 """
@@ -33,10 +33,6 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 
 CACHED_PREFIXES = ("/leaderboard", "/sweeps")
-# The query parameters of the cached routes (leaderboard.py, sweeps.py): the cache key.
-KEY_PARAMS = frozenset(
-    {"sweep_id", "model", "status", "filter", "offset", "limit", "group", "sort", "x", "y", "objective", "dataset"}
-)
 MAX_BYTES = 64 * 2**20  # bytes of cached answers, over every entry
 MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POSTs that read and change nothing (a plan, a prediction): they leave the cache as it is.
@@ -68,6 +64,15 @@ class ResponseCache:
         self.inflight: dict[bytes, asyncio.Future] = {}
         self.generation = 0  # bumped by every mutation: answers computed before it are dropped
         self._tasks: set[asyncio.Task] = set()
+        self._key_params: frozenset[str] | None = None  # from the routes, on the first GET
+
+    def key_params(self, scope) -> frozenset[str] | None:
+        """The cache key's query parameters: those the cached GET routes declare (key_params),
+        read from the app once its routes are all in; None (every parameter) under an app
+        that declares none (a bare ASGI app)."""
+        if self._key_params is None and hasattr(scope.get("app"), "openapi"):
+            self._key_params = key_params(scope["app"])
+        return self._key_params
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or self.ttl_s <= 0:
@@ -80,7 +85,7 @@ class ResponseCache:
             return await self.app(scope, receive, send)
         if not scope["path"].startswith(CACHED_PREFIXES):
             return await self.app(scope, receive, send)
-        key = cache_key(scope["path"], scope.get("query_string", b""))
+        key = cache_key(scope["path"], scope.get("query_string", b""), self.key_params(scope))
         entry = self.entries.get(key)
         if entry is not None:
             self.entries.move_to_end(key)
@@ -215,10 +220,24 @@ class ResponseCache:
         task.add_done_callback(self._tasks.discard)
 
 
-def cache_key(path: str, query: bytes) -> bytes:
-    """The path and the known query parameters, in a canonical order."""
-    pairs = sorted((k, v) for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k in KEY_PARAMS)
+def cache_key(path: str, query: bytes, known: frozenset[str] | None) -> bytes:
+    """The path and the `known` query parameters (None: all), in a canonical order."""
+    given = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    pairs = sorted((k, v) for k, v in given if known is None or k in known)
     return path.encode() + b"?" + urlencode(pairs).encode()
+
+
+def key_params(app) -> frozenset[str]:
+    """Every query parameter a cached GET route declares, as the app's OpenAPI document lists
+    them (its dependencies' included): a new parameter is in the key as soon as its route
+    declares it, with no list to keep."""
+    return frozenset(
+        q["name"]
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith(CACHED_PREFIXES) and "get" in ops
+        for q in ops["get"].get("parameters", [])
+        if q["in"] == "query"
+    )
 
 
 async def _send(entry: Entry, send) -> None:
