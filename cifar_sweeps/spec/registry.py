@@ -18,38 +18,53 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-# The model zoo (models.py): the report's MLPs and CNNs, then two fast nets.
-MLP_MODELS = (
-    "mlp",
-    "relu_layer_div2",
-    "relu_layer_div4",
-    "relu_div4_div2",
-    "relu_6_layer_divrand",
-    "relu_4_layer_divrand",
-)
-MODEL_NAMES: tuple[str, ...] = (
-    *MLP_MODELS,
-    "default_conv",
-    "simple_cnn",
-    "simple_cnn_arq_2",
-    "simple_cnn_arq_4",
-    "resnet50",
-    "resnet18",
-    "airbench",
-)
-PRETRAINABLE = frozenset({"resnet50"})  # models with ImageNet weights (weights.py)
-SCALABLE = frozenset({"airbench"})  # models whose width and depth are trial parameters
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One model of the zoo: what a spec and the API know of it (its builder is models.py's,
+    under the same name; a test holds the two lists equal)."""
+
+    name: str
+    mlp: bool = False  # one of the report's MLPs
+    fixed_size_32: bool = False  # its layers assume 32x32 inputs (a fixed flatten size); else any size
+    scalable: bool = False  # its width and depth are trial parameters
+    pretrainable: bool = False  # it has ImageNet weights (weights.py)
+
+
+_MLP = {"mlp": True, "fixed_size_32": True}
+# The model zoo (models.py): the report's MLPs and CNNs, then three nets that pool globally.
+ZOO_MODELS: dict[str, ZooModel] = {
+    m.name: m
+    for m in (
+        ZooModel("mlp", **_MLP),
+        ZooModel("relu_layer_div2", **_MLP),
+        ZooModel("relu_layer_div4", **_MLP),
+        ZooModel("relu_div4_div2", **_MLP),
+        ZooModel("relu_6_layer_divrand", **_MLP),
+        ZooModel("relu_4_layer_divrand", **_MLP),
+        ZooModel("default_conv", fixed_size_32=True),
+        ZooModel("simple_cnn", fixed_size_32=True),
+        ZooModel("simple_cnn_arq_2", fixed_size_32=True),
+        ZooModel("simple_cnn_arq_4", fixed_size_32=True),
+        ZooModel("resnet50", pretrainable=True),
+        ZooModel("resnet18"),
+        ZooModel("airbench", scalable=True),
+    )
+}
+MLP_MODELS = tuple(m.name for m in ZOO_MODELS.values() if m.mlp)
+MODEL_NAMES: tuple[str, ...] = tuple(ZOO_MODELS)
+PRETRAINABLE = frozenset(m.name for m in ZOO_MODELS.values() if m.pretrainable)
+SCALABLE = frozenset(m.name for m in ZOO_MODELS.values() if m.scalable)
+FIXED_SIZE_32 = frozenset(m.name for m in ZOO_MODELS.values() if m.fixed_size_32)
 
 GROUP = "cifar_sweeps.models"
 ZOO_SOURCE = "cifar-sweeps"
-# Zoo models whose layers assume 32x32 inputs (their flatten sizes are fixed): the MLPs and
-# the report's CNN heads. The others pool globally and take any size.
-FIXED_SIZE_32 = frozenset({*MLP_MODELS, "default_conv", "simple_cnn", "simple_cnn_arq_2", "simple_cnn_arq_4"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # Entry points are read again after this long (seconds): a package installed while the
