@@ -192,6 +192,53 @@ def test_dependencies_given_as_strings_name_modules_below_or_say_why(tmp_path):
     ]
 
 
+def faces() -> dict[str, set[str]]:
+    """Each layer's face: the `__all__` of its `__init__.py` (the modules it offers, and for
+    the use cases the names they re-export)."""
+    out = {}
+    for layer in LAYERS:
+        tree = ast.parse((PKG / layer / "__init__.py").read_text())
+        names = next(
+            (n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "__all__"), None
+        )
+        out[layer] = set(ast.literal_eval(names)) if names is not None else set()
+    return out
+
+
+def face_violations(modules: dict[str, Path], offered: dict[str, set[str]]) -> list[str]:
+    """Imports of another layer's module that its face does not offer (the front ends at the
+    top count as another layer)."""
+    found = []
+    for name, path in modules.items():
+        me = _part(name)
+        for imported in _all_imports(path):
+            bits = imported.split(".")
+            if bits[0] != "cifar_sweeps" or len(bits) < 3 or bits[1] not in LAYERS or bits[1] == me:
+                continue
+            if bits[2] not in offered[bits[1]]:
+                found.append(f"{name} imports {imported}, which {bits[1]}/__init__.py's __all__ does not offer")
+    return found
+
+
+def test_each_layer_offers_a_face_and_no_other_layer_reaches_past_it(tmp_path):
+    offered = faces()
+    assert all(offered.values()), [layer for layer, names in offered.items() if not names]
+    for layer, names in offered.items():  # a face names modules that exist
+        for n in names:
+            assert (PKG / layer / f"{n}.py").exists() or (PKG / layer / n).is_dir() or layer == "usecases", (layer, n)
+    assert face_violations(MODULES, offered) == []
+    planted = tmp_path / "ranking.py"
+    planted.write_text(
+        "from cifar_sweeps.training.models import build_model\nfrom cifar_sweeps.spec import autospace\n"
+    )
+    assert face_violations({"cifar_sweeps.analysis.ranking": planted}, offered) == [
+        "cifar_sweeps.analysis.ranking imports cifar_sweeps.training.models, which training/__init__.py's __all__ "
+        "does not offer",
+        "cifar_sweeps.analysis.ranking imports cifar_sweeps.spec.autospace, which spec/__init__.py's __all__ "
+        "does not offer",
+    ]
+
+
 def test_the_layers_import_downward_only():
     assert {_part(m) for m in MODULES} == {*LAYERS, "top", "bottom"}
     assert layer_violations(MODULES) == []

@@ -1,0 +1,8 @@
+"""Reading what sweeps measured, and planning the next: rankings and intervals, filters,
+comparisons, importance, progress, warm starts, plans and throughput, replays on tables,
+and the response models of these reads. Torch- and Ray-free.
+
+The face: the modules other layers may import (tests/test_structure.py holds it).
+"""
+
+__all__ = ["compare", "filters", "importance", "plan", "progress", "ranking", "replay", "results", "throughput", "warm"]
