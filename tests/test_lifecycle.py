@@ -252,18 +252,19 @@ def test_request_stop(store):
 
 
 def test_a_silent_cluster_interrupts_its_sweeps_after_the_grace(store, tmp_path):
-    import time
-
     from cifar_sweeps.cluster.jobs import Jobs
     from cifar_sweeps.settings import Settings
 
-    settings = Settings(results_dir=tmp_path, dashboard_url="http://127.0.0.1:9", cluster_lost_after_s=0.3)
-    jobs = Jobs(settings, store)
+    now = [100.0]  # the Jobs' clock, in seconds: moved by the test, not slept through
+    settings = Settings(results_dir=tmp_path, dashboard_url="http://127.0.0.1:9", cluster_lost_after_s=30)
+    jobs = Jobs(settings, store, clock=lambda: now[0])
     running, queued = _sweep_in(store, R), _sweep_in(store, Q)
     for sid in (running, queued):
         store.update_sweep(sid, ray_job_id=f"raysubmit_{sid}")
     assert jobs.sync(store.get_sweep(running)).status == R  # within the grace: a head may be restarting
-    time.sleep(0.4)
+    now[0] += 29.0
+    assert jobs.sync(store.get_sweep(running)).status == R  # still within it
+    now[0] += 2.0
     lost = jobs.sync(store.get_sweep(running))
     assert (lost.status, lost.reason) == (INT, "cluster_lost") and "http://127.0.0.1:9" in lost.error
     never = jobs.sync(store.get_sweep(queued))

@@ -11,6 +11,7 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from cifar_sweeps.cluster.cluster import dashboard_up, dashboard_url, is_local_url, use_token_auth_if_needed
 from cifar_sweeps.errors import RayUnavailable
@@ -46,13 +47,14 @@ def job_not_found(e: Exception) -> bool:
 class Jobs:
     """Submits sweeps as Ray jobs and keeps the store's sweep status in step with them."""
 
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.monotonic):
         self.settings, self.store = settings, store
+        self.clock = clock  # seconds, for the graces below (a test passes its own)
         self.url = dashboard_url(settings)
         self._client = None
         self._lock = threading.Lock()  # one submitter at a time: the running-sweeps cap holds
-        self._unreachable_since: float | None = None  # time.monotonic() of the first failed sync
-        self._unknown_since: dict[str, float] = {}  # job id -> time.monotonic() the cluster first denied it
+        self._unreachable_since: float | None = None  # clock() of the first failed sync
+        self._unknown_since: dict[str, float] = {}  # job id -> clock() when the cluster first denied it
 
     # ------------------------------------------------------------ Ray client
 
@@ -179,7 +181,7 @@ class Jobs:
         """A job the cluster says it does not know, still unknown UNKNOWN_CONFIRM_S later with
         the dashboard up. A head that is dying answers "no such job" for a moment before it
         stops answering at all: that is a lost cluster, not an unknown job."""
-        now = time.monotonic()
+        now = self.clock()
         first = self._unknown_since.setdefault(job_id, now)
         return now - first >= UNKNOWN_CONFIRM_S and dashboard_up(self.url)
 
@@ -187,7 +189,7 @@ class Jobs:
         """The cluster does not answer. A head that is gone takes its job drivers with it:
         past `cluster_lost_after_s` of silence the sweep is interrupted, naming the cluster,
         rather than left `running` for ever (resume it once a head is up)."""
-        now = time.monotonic()
+        now = self.clock()
         self._client = None
         if self._unreachable_since is None:
             self._unreachable_since = now
