@@ -131,7 +131,8 @@ class Prober(threading.Thread):
 def serve(settings, port: int):
     import uvicorn
 
-    from cifar_sweeps.service.api import create_app, serving_settings
+    from cifar_sweeps.service.api import create_app
+    from cifar_sweeps.service.serve import serving_settings
 
     app = create_app(serving_settings(settings, "127.0.0.1"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
