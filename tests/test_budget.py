@@ -151,9 +151,11 @@ def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head
         tmp_path,
         num_samples=4,
         max_concurrent_trials=2,
-        time_budget_s=12,
+        # 30 s: on a loaded 2-core machine a trial's start (a Ray actor, torch, the data) takes
+        # 10-15 s, and the test needs cut trials that finished an epoch first.
+        time_budget_s=30,
         scheduler={"type": "fifo"},
-        fixed={"model": "mlp", "epochs": 200, "batch_size": 32},
+        fixed={"model": "mlp", "epochs": 500, "batch_size": 32},
         params=LR,
     )
     p = run_cli(["run", str(spec), "--data", "synthetic:3000"], sweep_env(ray_head, results))
@@ -163,7 +165,7 @@ def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head
     assert sweep.status == "succeeded", (sweep.status, sweep.error)
     trials = store.trials(sweep.id)
     assert trials and all(t.status != "running" for t in trials), [(t.id, t.status) for t in trials]
-    cut = [t for t in trials if t.epochs < 200]
+    cut = [t for t in trials if t.epochs < 500]
     assert cut and all(t.status == "early_stopped" and "time_budget_s" in (t.error or "") for t in cut)
     # FIFO stops a trial only at its last epoch, where it would test its best weights; the
     # budget cut them before, so the driver tested them after the sweep.
