@@ -19,6 +19,7 @@ method's mean at 1x.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import statistics
@@ -134,6 +135,15 @@ def main() -> None:
         f"\n{args.seeds} seeds per method in {time.perf_counter() - t0:.0f} s on {cpu_model()}; 1x = {budget:.0f} "
         f"simulated s (the report's method's 10 full-length trials, two at a time, on average)"
     )
+    print(f"simulated seconds: the table's, measured on {table_cpus(args.tables / f'{args.task}.json')}")
+
+
+def table_cpus(meta: Path) -> str:
+    """The CPU(s) a table's seconds were measured on (a resumed table lists each sitting's)."""
+    if not meta.exists():
+        return "an unknown CPU (no metadata)"
+    m = json.loads(meta.read_text())
+    return ", ".join(sorted({s["cpu"] for s in m.get("sittings", [])} or {m.get("cpu", "an unknown CPU")}))
 
 
 if __name__ == "__main__":

@@ -198,6 +198,27 @@ def commit() -> str:
         return "unknown"
 
 
+def metadata(args: argparse.Namespace, space: dict[str, Any], meta: Path, done: int) -> dict[str, Any]:
+    """The table's metadata, with one entry per sitting: a resumed table may have been measured
+    on another CPU, and its seconds are that CPU's (the replay's clock says which)."""
+    sitting = {"command": " ".join(sys.argv), "commit": commit(), "cpu": cpu_model(), "runs_before": done}
+    sittings = json.loads(meta.read_text()).get("sittings", []) if meta.exists() and done else []
+    cpus = {s["cpu"] for s in sittings} | {sitting["cpu"]}
+    if len(cpus) > 1:
+        print(f"note: this table's runs were measured on {len(cpus)} CPUs ({', '.join(sorted(cpus))})", flush=True)
+    return {
+        "task": args.task,
+        "space": space,
+        "configs": args.configs,
+        "seeds": args.seeds,
+        "sample_seed": args.sample_seed,
+        "data": Path(args.data).name,
+        "workers": args.workers,
+        **{k: sitting[k] for k in ("command", "commit", "cpu")},  # the latest sitting's
+        "sittings": [*sittings, sitting],
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=list(TASKS), required=True)
@@ -218,25 +239,8 @@ def main() -> None:
     table, meta = args.out / f"{args.task}.csv", args.out / f"{args.task}.json"
     space = TASKS[args.task]
     configs = sample(space["params"], args.configs, args.sample_seed)
-    meta.write_text(
-        json.dumps(
-            {
-                "task": args.task,
-                "space": space,
-                "configs": args.configs,
-                "seeds": args.seeds,
-                "sample_seed": args.sample_seed,
-                "data": Path(args.data).name,
-                "command": " ".join(sys.argv),
-                "commit": commit(),
-                "cpu": cpu_model(),
-                "workers": args.workers,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
     done = done_jobs(table)
+    meta.write_text(json.dumps(metadata(args, space, meta, len(done)), indent=2) + "\n")
     jobs = [(args.task, i, c, s) for i, c in enumerate(configs) for s in range(args.seeds) if (i, s) not in done]
     print(
         f"{args.task}: {len(configs)} configurations x {args.seeds} seeds; {len(done)} runs done, {len(jobs)} to go "
