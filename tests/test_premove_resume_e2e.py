@@ -1,7 +1,8 @@
-"""A sweep interrupted under the flat package layout (cifar_sweeps/*.py) resumes under the
-layered one. Tune pickled its scheduler, callbacks and stopper by their old module paths;
-`cifar-sweeps resume` must unpickle them and finish the sweep. The fixture is the results
-folder that tests/fixtures/make_premove_sweep.py left at commit 556105b's tree."""
+"""A sweep interrupted under an earlier package layout resumes under this one: the flat
+layout (cifar_sweeps/*.py) and the layer folders before their renames. Tune pickled its
+scheduler, callbacks and stopper by their old module paths; `cifar-sweeps resume` must
+unpickle them and finish the sweep. Each fixture is the results folder that
+tests/fixtures/make_premove_sweep.py left at that layout's commit."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ from tests.helpers.ray_head import VENV_BIN, cli_env
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "tests" / "fixtures" / "premove-sweep.tar.gz"
+FIXTURES = REPO / "tests" / "fixtures"
+# The flat layout (556105b), and the layer folders before their renames (d9663a4: spec/,
+# tuning/sweep.py, whose StoreCallback and StoreStopper Tune pickled).
+LAYOUTS = {"flat": "premove-sweep.tar.gz", "before-renames": "renamed-sweep.tar.gz"}
 ROOT = Path("/tmp/cifar-sweeps-premove-fixture")  # the store holds absolute paths under it
 
 
-@pytest.fixture
-def premove_results():
+@pytest.fixture(params=list(LAYOUTS))
+def premove_results(request):
     shutil.rmtree(ROOT, ignore_errors=True)
     ROOT.mkdir(parents=True)
-    with tarfile.open(FIXTURE) as tar:
+    with tarfile.open(FIXTURES / LAYOUTS[request.param]) as tar:
         tar.extractall(ROOT, filter="data")
     yield ROOT / "results"
     shutil.rmtree(ROOT, ignore_errors=True)
