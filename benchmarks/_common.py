@@ -103,9 +103,9 @@ def fit_sweep(spec, splits, callbacks: list | None = None, with_epochs: bool = F
     from sqlalchemy import select
 
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.queries import Store
     from cifar_sweeps.store.tables import Epoch, Trial
-    from cifar_sweeps.tuning.sweep import build_tuner
+    from cifar_sweeps.tuning.driver import build_tuner
 
     with tempfile.TemporaryDirectory() as d:
         settings = Settings(results_dir=Path(d))

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
-from cifar_sweeps.store.store import Store  # noqa: E402
+from cifar_sweeps.store.queries import Store  # noqa: E402
 from cifar_sweeps.store.tables import Epoch, Sweep, Trial, utcnow  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     head = None
     if args.posts:
-        from cifar_sweeps.cluster.cluster import start_head
+        from cifar_sweeps.cluster.connection import start_head
 
         head = start_head(args.dashboard_port, port=args.gcs_port, num_cpus=1, env=env)
     server = subprocess.Popen(
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(30)
         if head:
-            from cifar_sweeps.cluster.cluster import stop_head
+            from cifar_sweeps.cluster.connection import stop_head
 
             stop_head(head)
     return 0

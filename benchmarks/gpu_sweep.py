@@ -122,9 +122,9 @@ class GpuBusy:
 
 def run_sweep(args, data: str) -> dict:
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.spec.spec import load_spec_file, parse_spec
-    from cifar_sweeps.store.store import Store
-    from cifar_sweeps.tuning.sweep import run_sweep as run
+    from cifar_sweeps.store.queries import Store
+    from cifar_sweeps.sweepspec.schema import load_spec_file, parse_spec
+    from cifar_sweeps.tuning.driver import run_sweep as run
 
     spec = load_spec_file(args.spec)
     over = json.loads(args.spec_override) if args.spec_override else {}
@@ -162,7 +162,7 @@ def check_models(device: str, batch: int = 4) -> list[list]:
     """Forward and backward of every zoo model on `device`, bf16 autocast where the device
     takes it and channels_last for the conv nets (as a trial runs them): finite loss, a
     gradient on every trainable parameter. One row per model."""
-    from cifar_sweeps.spec.registry import MLP_MODELS
+    from cifar_sweeps.sweepspec.registry import MLP_MODELS
     from cifar_sweeps.training.models import BUILDERS, build_model
 
     rows = []

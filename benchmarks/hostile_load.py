@@ -33,7 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import print_table  # noqa: E402
-from cifar_sweeps.store.store import Store  # noqa: E402
+from cifar_sweeps.store.queries import Store  # noqa: E402
 from cifar_sweeps.store.tables import Sweep, Trial, utcnow  # noqa: E402
 
 SPEC = {
@@ -203,8 +203,8 @@ def exports_and_checks(client: httpx.Client, prober: Prober, store: Store, folde
     import shutil
     from concurrent.futures import ThreadPoolExecutor
 
-    from cifar_sweeps.spec import registry
     from cifar_sweeps.store import lifecycle
+    from cifar_sweeps.sweepspec import registry
 
     model = trained_model_file(folder)
     sweep = store.create_sweep({"name": "exports"}, "synthetic:200", "v")

@@ -49,8 +49,8 @@ def at_quality(splits, quality: int):
 
 def recipe(name: str, width: float, epochs: int, seed: int, threads: int) -> dict:
     """The preset's fixed config and first point (what `cifar-sweeps train --recipe` takes)."""
-    from cifar_sweeps.spec.presets import read
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.presets import read
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     spec = parse_spec(read(name))
     points = spec.search.points_to_evaluate

@@ -63,7 +63,7 @@ class Sampler:
 
 
 def run(splits, concurrency: int, args) -> dict:
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     spec = parse_spec(
         {

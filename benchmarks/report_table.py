@@ -89,7 +89,7 @@ def run(name: str, args) -> None:
 
 
 def table(results_dir: Path) -> None:
-    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.queries import Store
 
     store = Store(f"sqlite:///{(results_dir / 'cifar_sweeps.db').resolve()}")
     rows = []

@@ -53,7 +53,7 @@ SHORT = dict(zip(("report", "hyperopt", "optuna", "bohb"), METHODS, strict=True)
 
 
 def make_spec(args, name: str, seed: int, budget: int | None):
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     method = METHODS[name]
     epochs = {"type": "quniform", "low": args.min_epochs, "high": args.max_epochs, "q": 1}

@@ -60,7 +60,7 @@ def run_bare(base: dict, lrs: list[float], splits: Splits, concurrency: int, thr
 def run_tune(base: dict, lrs: list[float], splits: Splits, concurrency: int, threads: int) -> tuple[float, float]:
     from ray.tune import Callback
 
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     class FirstResult(Callback):
         first: float | None = None

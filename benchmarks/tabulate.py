@@ -238,7 +238,7 @@ def main() -> None:
     args = p.parse_args()
     say_data(args.data)
     model = TASKS[args.task]["fixed"]["model"]
-    from cifar_sweeps.spec import registry
+    from cifar_sweeps.sweepspec import registry
 
     if model not in registry.models():
         raise SystemExit(f"{args.task}: model {model!r} is not installed (pip install -e examples/tinynet-plugin)")

@@ -64,9 +64,9 @@ def run_preset(name: str, data: str, budget_s: float, curve: Curve) -> str:
     a summary line."""
     from ray.tune import Callback
 
-    from cifar_sweeps.cluster.cluster import init_ray
-    from cifar_sweeps.spec import presets
-    from cifar_sweeps.spec.spec import SweepSpec
+    from cifar_sweeps.cluster.connection import init_ray
+    from cifar_sweeps.sweepspec import presets
+    from cifar_sweeps.sweepspec.schema import SweepSpec
     from cifar_sweeps.training.data import load_splits, train_subset
 
     raw = json.loads(presets.spec_text(name))

@@ -15,7 +15,7 @@ __all__ = [*API, "__version__", "code_version"]
 
 def __getattr__(name: str):
     # Loaded on first use, after every module has loaded: the package itself imports nothing,
-    # so `from cifar_sweeps.spec import spaces` anywhere never pulls in the Python API's imports.
+    # so `from cifar_sweeps.sweepspec import spaces` anywhere never pulls in the Python API's imports.
     if name in API:
         import importlib
 

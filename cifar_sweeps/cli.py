@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from cifar_sweeps.errors import CifarSweepsError, SpecError
 from cifar_sweeps.settings import Settings, load_settings
-from cifar_sweeps.spec.metrics import DEFAULT_ORDER, STORED
-from cifar_sweeps.spec.spec import apply_overrides, format_validation_error
 from cifar_sweeps.store.states import ENDED_WELL
+from cifar_sweeps.sweepspec.metrics import DEFAULT_ORDER, STORED
+from cifar_sweeps.sweepspec.schema import apply_overrides, format_validation_error
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,13 +29,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _store(settings: Settings, writes: bool = False):
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
 
     if writes and not settings.store_url:
         from cifar_sweeps.store.artifacts import check_writable
 
         # The SQLite file lives in the results folder: say so plainly if it can't be
-        # written (sweep.py checks the free space, and records a failure in the store).
+        # written (tuning/driver.py checks the free space, and records a failure in the store).
         check_writable(settings.results_dir, 0)
     return get_store(settings.resolved_store_url())
 
@@ -102,8 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _recipe(name: str) -> tuple[dict, dict]:
     """A preset's training recipe: its fixed config with its first point to evaluate (its
     known-good point), and its data options."""
-    from cifar_sweeps.spec.presets import read
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.presets import read
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     spec = parse_spec(read(name))
     points = spec.search.points_to_evaluate
@@ -130,7 +130,7 @@ def _model_args(items: list[str]) -> dict:
 def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
     """The spec file named on the command line, or the stored spec of --sweep-id (the path
     the API takes: only the id travels to the cluster)."""
-    from cifar_sweeps.spec.spec import load_spec_file, parse_spec
+    from cifar_sweeps.sweepspec.schema import load_spec_file, parse_spec
 
     if args.spec:
         return load_spec_file(args.spec, settings)
@@ -140,7 +140,7 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
 
 
 def _edited_spec(args: argparse.Namespace, settings, store):
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     spec = _spec_for_run(args, settings, store)
     update = {}
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from cifar_sweeps.tuning.sweep import resume_sweep
+    from cifar_sweeps.tuning.driver import resume_sweep
 
     settings = _settings(args)
     store = _store(settings, writes=True)
@@ -208,7 +208,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_repeat(args: argparse.Namespace) -> int:
     from cifar_sweeps.store.lifecycle import repeat
-    from cifar_sweeps.tuning.sweep import resume_sweep
+    from cifar_sweeps.tuning.driver import resume_sweep
 
     settings = _settings(args)
     store = _store(settings, writes=True)
@@ -221,7 +221,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
 def cmd_continue(args: argparse.Namespace) -> int:
     """An ended trial trained on from its last checkpoint, a new row of its sweep; runs here."""
     from cifar_sweeps.store.lifecycle import continue_trial
-    from cifar_sweeps.tuning.sweep import resume_sweep
+    from cifar_sweeps.tuning.driver import resume_sweep
 
     settings = _settings(args)
     store = _store(settings, writes=True)
@@ -234,7 +234,7 @@ def cmd_continue(args: argparse.Namespace) -> int:
 def cmd_extend(args: argparse.Namespace) -> int:
     """More search trials for an ended sweep, the searcher's state carried; runs them here."""
     from cifar_sweeps.store.lifecycle import extend
-    from cifar_sweeps.tuning.sweep import resume_sweep
+    from cifar_sweeps.tuning.driver import resume_sweep
 
     settings = _settings(args)
     store = _store(settings, writes=True)
@@ -256,8 +256,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_update(args: argparse.Namespace) -> int:
     """Change a running sweep's limits; its driver applies them within seconds."""
-    from cifar_sweeps.spec.limits import LIVE_FIELDS, Limits
     from cifar_sweeps.store.lifecycle import change_limits
+    from cifar_sweeps.sweepspec.limits import LIVE_FIELDS, Limits
 
     settings = _settings(args)
     given = {
@@ -450,7 +450,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Every model a spec may name: the zoo's, then installed plug-ins' (registry.py)."""
-    from cifar_sweeps.spec import registry
+    from cifar_sweeps.sweepspec import registry
 
     items = list(registry.models().values())
     if args.json:
@@ -467,7 +467,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from cifar_sweeps.analysis.importance import importance
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     store = _store(_settings(args))
     sweep = store.sweep(args.sweep_id)
@@ -491,8 +491,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from cifar_sweeps.spec import presets
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec import presets
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     if args.name:
         print(presets.read(args.name), end="")
@@ -534,7 +534,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from cifar_sweeps.spec.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS
+    from cifar_sweeps.sweepspec.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS
 
     p.add_argument("--model", help="a model name (`cifar-sweeps models` lists them; default simple_cnn)")
     p.add_argument(
@@ -591,8 +591,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _method_args(p: argparse.ArgumentParser) -> None:
-    """airbench's method (method.py) and the arithmetic, each a TrainConfig field."""
-    from cifar_sweeps.spec.config import PRECISIONS
+    """airbench's method (airbench_method.py) and the arithmetic, each a TrainConfig field."""
+    from cifar_sweeps.sweepspec.config import PRECISIONS
 
     p.add_argument(
         "--tta",

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from cifar_sweeps.errors import CifarSweepsError, NotFound
 
 if TYPE_CHECKING:
-    from cifar_sweeps.analysis.results import PlanOut
+    from cifar_sweeps.analysis.schemas import PlanOut
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.spec.spec import SweepSpec
-    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.queries import Store
+    from cifar_sweeps.sweepspec.schema import SweepSpec
     from cifar_sweeps.training.train import ModelFile
     from cifar_sweeps.usecases.leaderboard import LeaderboardItem
 
@@ -42,7 +42,7 @@ def settings_for(data: str | None = None, results_dir: str | Path | None = None,
 
 
 def open_store(settings: Settings) -> Store:
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
 
     return get_store(settings.resolved_store_url())
 
@@ -50,7 +50,7 @@ def open_store(settings: Settings) -> Store:
 def load_spec(spec: str | Path | dict[str, Any], settings: Settings, edits: dict[str, Any] | None = None) -> SweepSpec:
     """A spec from a dict, a JSON file, or a preset's name; `edits` as `run --set`
     (dotted keys into the spec: {"fixed.epochs": 2})."""
-    from cifar_sweeps.spec.spec import apply_overrides, load_spec_file, parse_spec
+    from cifar_sweeps.sweepspec.schema import apply_overrides, load_spec_file, parse_spec
 
     base = parse_spec(spec, settings) if isinstance(spec, dict) else load_spec_file(spec, settings)
     if not edits:
@@ -71,7 +71,7 @@ def run_spec(
     end in this process; (sweep id, plan). A sweep the API created (`sweep_id`) was planned
     at submit. With dry_run, only the plan: nothing runs or is stored."""
     from cifar_sweeps.analysis.plan import check_fits, describe, plan_for
-    from cifar_sweeps.tuning.sweep import run_sweep
+    from cifar_sweeps.tuning.driver import run_sweep
 
     plan = None
     if not sweep_id:
@@ -94,7 +94,7 @@ NOTIFY_WAIT_S = 20.0  # how long `cifar-sweeps run` waits for its webhooks' deli
 
 def cluster_url(settings: Settings) -> str | None:
     """The dashboard of the cluster RAY_ADDRESS names, whose resources a plan counts."""
-    from cifar_sweeps.cluster.cluster import dashboard_url, ray_address
+    from cifar_sweeps.cluster.connection import dashboard_url, ray_address
 
     return dashboard_url(settings) if ray_address() else None
 
@@ -191,6 +191,6 @@ def export_model(trial_id: str, path: str | Path, format: str = "onnx", settings
 
 def list_models() -> list[dict[str, Any]]:
     """Every model a spec may name (registry.py), as dicts."""
-    from cifar_sweeps.spec import registry
+    from cifar_sweeps.sweepspec import registry
 
     return [m.model_dump() for m in registry.models().values()]

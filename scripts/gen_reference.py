@@ -130,8 +130,8 @@ def presets_section() -> list[str]:
     """Every preset (`cifar-sweeps run NAME`), from its JSON: what it sweeps and how."""
     import json
 
-    from cifar_sweeps.spec import presets
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec import presets
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     rows = []
     for name in presets.names():
@@ -159,8 +159,8 @@ def presets_section() -> list[str]:
 
 
 def render() -> str:
-    from cifar_sweeps.spec.config import TrainConfig
-    from cifar_sweeps.spec.spec import SweepSpec
+    from cifar_sweeps.sweepspec.config import TrainConfig
+    from cifar_sweeps.sweepspec.schema import SweepSpec
 
     lines = [
         "# Reference",

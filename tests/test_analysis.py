@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from cifar_sweeps.cli import main
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.schema import parse_spec
 from tests.helpers.jobs import FakeJobs
 
 SPEC = {
@@ -208,7 +208,7 @@ def test_analysis_judges_the_space_the_sampler_drew_from():
     from optuna.distributions import FloatDistribution, IntDistribution
 
     from cifar_sweeps.analysis.importance import distribution
-    from cifar_sweeps.spec.spaces import optuna_distribution
+    from cifar_sweeps.sweepspec.spaces import optuna_distribution
 
     spec = parse_spec(
         {
@@ -244,7 +244,7 @@ sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 from pathlib import Path
 from tests.test_analysis import _stored_sweep
 from cifar_sweeps.analysis import importance
-from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.sweepspec.schema import parse_spec
 settings, store, sweep = _stored_sweep(Path({str(tmp_path)!r}), 8)
 importance.cached_importance(parse_spec(sweep.spec), sweep.id, 0, lambda: store.trials(sweep.id))
 import psutil

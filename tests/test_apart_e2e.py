@@ -61,7 +61,7 @@ def test_the_sweep_runs_on_the_clusters_paths_and_the_job_carries_none_of_the_ap
             assert not any(str(api_root) in v for v in job_env.values()), job_env
             assert "CIFAR_SWEEPS_RESULTS_DIR" not in job_env and "CIFAR_SWEEPS_DATA" not in job_env
             assert job_env["CIFAR_SWEEPS_MAX_EPOCHS"] == "50" and "CIFAR_SWEEPS_SECRETS_DIR" not in job_env
-            from cifar_sweeps.store.store import get_store
+            from cifar_sweeps.store.queries import get_store
 
             row = get_store(store).sweep(sweep["id"])
             assert row.experiment_path.startswith(str(cluster_root / "results")), row.experiment_path

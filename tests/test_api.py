@@ -12,7 +12,7 @@ from cifar_sweeps.service.api import create_app
 from cifar_sweeps.service.serve import check_bind
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH, GOOD
 
@@ -266,7 +266,7 @@ def test_a_spec_is_expanded_off_the_event_loop(setup, monkeypatch):
     answers every other request."""
     import asyncio
 
-    from cifar_sweeps.spec import spec as spec_module
+    from cifar_sweeps.sweepspec import schema as spec_module
 
     client, _, _ = setup
     on_loop = []

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec.autospace import LR_RANGES, WD_RANGES
-from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.sweepspec.autospace import LR_RANGES, WD_RANGES
+from cifar_sweeps.sweepspec.schema import parse_spec
 
 
 def _range(spec, name):

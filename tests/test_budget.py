@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
-from cifar_sweeps.tuning.sweep import StoreStopper
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.schema import parse_spec
+from cifar_sweeps.tuning.driver import StoreStopper
 from tests.helpers.ray_head import VENV_BIN
 
 LR = {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}
@@ -132,7 +132,7 @@ def test_a_budgeted_sweep_killed_and_resumed_spends_its_budget_once(ray_head, tm
 def test_an_open_num_samples_over_the_limit_says_why():
     from cifar_sweeps.errors import SpecError
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.spec.spec import check_limits
+    from cifar_sweeps.sweepspec.schema import check_limits
 
     spec = parse_spec({"name": "b", "budget": {"epochs": 5000}, "fixed": {"model": "mlp"}, "params": LR})
     with pytest.raises(SpecError, match="under a budget num_samples defaults to budget.epochs"):

@@ -145,7 +145,7 @@ def test_junk_parameters_share_one_entry_and_the_cache_stays_under_its_byte_boun
     from cifar_sweeps.service.api import create_app
     from cifar_sweeps.service.cache import ResponseCache
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
     from tests.helpers.jobs import FakeJobs
     from tests.helpers.specs import GOOD
 

@@ -12,7 +12,7 @@ from cifar_sweeps.cli import main
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.queries import Store
 from tests.helpers.ray_head import RayHead, WorkerNode, kill_node
 from tests.helpers.service import Service
 

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.constraints import Constraint, feasible, parse_all
-from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.constraints import Constraint, feasible, parse_all
+from cifar_sweeps.sweepspec.schema import parse_spec
 from cifar_sweeps.tuning.refit import plan_refit
 from tests.helpers.jobs import FakeJobs
 

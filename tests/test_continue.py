@@ -181,7 +181,7 @@ def test_continuing_by_the_same_epochs_twice_is_refused(setup, tmp_path):
 def test_the_cli_refuses_with_the_message(tmp_path, capsys):
     from cifar_sweeps.cli import main
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
 
     store = get_store(Settings(results_dir=tmp_path).resolved_store_url())
     _, tid = _ended_trial(store, tmp_path, status="errored")

@@ -137,7 +137,7 @@ def image_problems(objs: list[dict], folder: Path) -> list[str]:
 
 
 def kuberay_problems(objs: list[dict]) -> list[str]:
-    from cifar_sweeps.spec import presets
+    from cifar_sweeps.sweepspec import presets
 
     out = []
     (cluster,) = [o for o in objs if o["kind"] == "RayCluster"]

@@ -21,8 +21,8 @@ import pytest
 from cifar_sweeps.cli import build_parser
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.config import TrainConfig
-from cifar_sweeps.spec.spec import RESERVED, SweepSpec
+from cifar_sweeps.sweepspec.config import TrainConfig
+from cifar_sweeps.sweepspec.schema import RESERVED, SweepSpec
 from tests.helpers.docs import PAGES, ROOT, commands, words
 
 ROUTE = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)")
@@ -161,9 +161,9 @@ def test_a_wrong_flag_a_wrong_route_and_a_bare_post_are_caught(ops):
     assert "takes no query key 'order'" in curl_problems("curl 'localhost:8000/leaderboard?order=x'", ops)[0]
     assert "no route GET /sweep/x" in curl_problems("curl localhost:8000/sweep/x", ops)[0]
     assert "without -H" in curl_problems("curl -X POST localhost:8000/sweeps -d @s.json", ops)[0]
-    assert path_problems("see cifar_sweeps/spec/nothing.py and cifar_sweeps.spec.nothing") == [
-        "cifar_sweeps/spec/nothing.py: no such file",
-        "cifar_sweeps.spec.nothing: no such module",
+    assert path_problems("see cifar_sweeps/sweepspec/nothing.py and cifar_sweeps.sweepspec.nothing") == [
+        "cifar_sweeps/sweepspec/nothing.py: no such file",
+        "cifar_sweeps.sweepspec.nothing: no such module",
     ]
 
 

@@ -182,9 +182,9 @@ def test_a_planted_false_kubernetes_name_is_found():
 
 def metric_problems(text: str) -> list[str]:
     """Metric names the docs write where a metric goes (a spec's `"metric"`, a leaderboard's
-    `sort=`, a constraint's left side) that the metric registry (spec/metrics.py) does not
+    `sort=`, a constraint's left side) that the metric registry (sweepspec/metrics.py) does not
     take there."""
-    from cifar_sweeps.spec.metrics import METRIC_MODES, STORED
+    from cifar_sweeps.sweepspec.metrics import METRIC_MODES, STORED
 
     out = [
         f"metric {m}: not a searchable metric" for m in re.findall(r'"metric": "(\w+)"', text) if m not in METRIC_MODES

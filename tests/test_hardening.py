@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.served import loopback_service
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 
 from cifar_sweeps.service.routes.trials import export_key
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.served import loopback_service
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from cifar_sweeps.service.middleware import LOOPBACK_HOSTS
 from cifar_sweeps.service.serve import serving_settings
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import GOOD
 

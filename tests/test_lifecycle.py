@@ -14,8 +14,8 @@ import pytest
 
 from cifar_sweeps.errors import NotFound, TransitionError
 from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.queries import Store
 from cifar_sweeps.store.states import Event, Reason, SweepStatus, TrialEvent, TrialStatus
-from cifar_sweeps.store.store import Store
 
 Q, R, OK, F, S, INT = (
     SweepStatus.QUEUED,

@@ -1,4 +1,4 @@
-"""A running sweep's limits (spec/limits.py, lifecycle.change_limits, PATCH /sweeps/{id}):
+"""A running sweep's limits (sweepspec/limits.py, lifecycle.change_limits, PATCH /sweeps/{id}):
 checked as a submitted spec is, written only while the sweep is queued or running, nothing
 changed otherwise. The driver's side runs in test_limits_e2e.py."""
 
@@ -8,9 +8,9 @@ import pytest
 
 from cifar_sweeps.errors import SpecError, TransitionError
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.limits import Limits, live_values, with_limits
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.limits import Limits, live_values, with_limits
 from tests.helpers.jobs import app_with_token
 from tests.helpers.specs import ONE_AT_A_TIME as SPEC
 
@@ -110,8 +110,8 @@ def test_the_cli_changes_a_queued_sweep_and_names_what_it_refuses(tmp_path, caps
 def test_the_stopper_and_the_search_follow_the_store(setup):
     """The driver's side without Ray's loop: the time budget and the trial count the store
     holds now, read again after each change (LiveLimits reads at most once a second)."""
+    from cifar_sweeps.tuning.driver import StoreStopper
     from cifar_sweeps.tuning.live import LiveLimits
-    from cifar_sweeps.tuning.sweep import StoreStopper
 
     _, store, settings = setup
     sweep = store.create_sweep({**SPEC, "time_budget_s": 3600}, "synthetic:100", "v")

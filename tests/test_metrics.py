@@ -1,4 +1,4 @@
-"""The one registry of metrics (spec/metrics.py) is what the spec, the store, the API's
+"""The one registry of metrics (sweepspec/metrics.py) is what the spec, the store, the API's
 queries and the CLI's flags take."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from cifar_sweeps.cli import build_parser
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.metrics import METRICS, STORED, ObjectiveMetric, SearchMetric, StoredMetric, stored_name
-from cifar_sweeps.spec.spec import Objective, SweepSpec
-from cifar_sweeps.store.store import SORTABLE
+from cifar_sweeps.store.queries import SORTABLE
 from cifar_sweeps.store.tables import Trial
+from cifar_sweeps.sweepspec.metrics import METRICS, STORED, ObjectiveMetric, SearchMetric, StoredMetric, stored_name
+from cifar_sweeps.sweepspec.schema import Objective, SweepSpec
 
 
 def test_every_metric_reads_a_column_of_the_trials_table():
@@ -48,8 +48,8 @@ def test_the_spec_the_api_and_the_cli_take_the_registrys_names(tmp_path):
 
 def test_an_epoch_is_one_record_for_the_trainer_the_store_and_the_api():
     from cifar_sweeps.service.schemas import EpochOut
-    from cifar_sweeps.spec.epoch import MEASURED, EpochRecord
     from cifar_sweeps.store.tables import Epoch
+    from cifar_sweeps.sweepspec.epoch import MEASURED, EpochRecord
     from cifar_sweeps.training.train import EpochMetrics
 
     assert set(MEASURED) <= set(Epoch.__table__.columns.keys())

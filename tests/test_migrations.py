@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from cifar_sweeps.store.migrations import current_revision, head_revision
-from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.queries import Store
 from cifar_sweeps.store.tables import Base
 from tests.fixtures import store_v0
 
@@ -93,7 +93,7 @@ def test_an_old_store_upgrades_in_place_with_every_row_kept(url):
 
 OPEN = textwrap.dedent("""
     import sys
-    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.queries import Store
     s = Store(sys.argv[1])
     print("up", s.list_sweeps()[1])
 """)

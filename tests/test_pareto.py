@@ -15,7 +15,7 @@ from cifar_sweeps.cli import main
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.pareto import brute_front
 from tests.helpers.specs import AUTH
@@ -133,7 +133,7 @@ def test_the_front_and_the_order_over_cost_metrics(tmp_path, capsys):
 def test_a_multi_objective_searcher_takes_a_warm_start_with_several_values():
     """Earlier trials go to Optuna's multi-objective study as evaluated, one value per
     objective (Ray's OptunaSearch would hand Optuna a single value, which it refuses)."""
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
     from cifar_sweeps.tuning.searchers import make_search
 
     spec = parse_spec({**GOOD, "search": {"algorithm": "optuna", "seed": 0, "warm_start": {"sweeps": ["sw-x"]}}})

@@ -11,7 +11,7 @@ import torch
 
 from cifar_sweeps.analysis.plan import per_trial_epochs
 from cifar_sweeps.errors import InputError
-from cifar_sweeps.spec.spec import SweepSpec
+from cifar_sweeps.sweepspec.schema import SweepSpec
 from cifar_sweeps.training.train import TrainConfig, Trainer
 
 LR = {"type": "loguniform", "low": 1e-3, "high": 0.5}
@@ -54,7 +54,7 @@ def _lrs_after_restore(splits, state: dict, **kw) -> tuple[dict, list[float], li
 def test_a_pbt_spec_draws_its_population_at_random_and_mutates_what_it_searches():
     spec = SweepSpec.model_validate(_spec())
     assert spec.search.algorithm == "random"
-    from cifar_sweeps.spec.spec import pbt_mutated
+    from cifar_sweeps.sweepspec.schema import pbt_mutated
     from cifar_sweeps.tuning.pbt import GuardedPBT
     from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 

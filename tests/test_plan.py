@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cifar_sweeps.analysis.plan import make_plan, per_trial_epochs, slots, trial_epochs
-from cifar_sweeps.analysis.results import PlanResources
+from cifar_sweeps.analysis.schemas import PlanResources
 from cifar_sweeps.analysis.throughput import Throughput
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spec import load_spec_file, parse_spec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.schema import load_spec_file, parse_spec
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.plans import BASE, measured_store
 from tests.helpers.specs import AUTH

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.ray_head import VENV_BIN, RayHead, WorkerNode
 
 pytestmark = pytest.mark.slow

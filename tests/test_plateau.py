@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec.spec import parse_spec
-from cifar_sweeps.tuning.sweep import StoreStopper, with_plateau
+from cifar_sweeps.sweepspec.schema import parse_spec
+from cifar_sweeps.tuning.driver import StoreStopper, with_plateau
 
 BASE = {
     "name": "p",

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from cifar_sweeps.errors import ModelError
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec import registry
-from cifar_sweeps.spec.spec import parse_spec
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec import registry
+from cifar_sweeps.sweepspec.schema import parse_spec
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.models import build_model, check_on_meta, count_parameters
 from cifar_sweeps.training.train import TrainConfig, Trainer, read_model_file
@@ -112,8 +112,8 @@ def test_the_model_check_runs_plugin_code_isolated(plugin, tmp_path, monkeypatch
     import json as js
 
     from cifar_sweeps.errors import SpecError
-    from cifar_sweeps.spec.modelcheck import check_models
     from cifar_sweeps.subprocs import CHILD_MEMORY_MB
+    from cifar_sweeps.sweepspec.modelcheck import check_models
 
     for k in ("CIFAR_SWEEPS_API_TOKEN", "WANDB_API_KEY", "CIFAR_SWEEPS_STORE_URL"):
         monkeypatch.setenv(k, "a-secret-value")
@@ -132,7 +132,7 @@ def test_the_model_check_refuses_what_it_cant_check_builds_with_the_datas_classe
 ):
     from cifar_sweeps.analysis.plan import class_count
     from cifar_sweeps.errors import SpecError
-    from cifar_sweeps.spec import modelcheck
+    from cifar_sweeps.sweepspec import modelcheck
 
     many = {"model_args.channels": {"type": "choice", "values": list(range(4, 64))}}  # 60 values
     many["model_args.extra"] = {"type": "choice", "values": [1, 2]}  # 120 builds: past the 64 checked

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 # The flat layout (556105b), and the layer folders before their renames (d9663a4: spec/,
-# tuning/sweep.py, whose StoreCallback and StoreStopper Tune pickled).
+# tuning/driver.py, whose StoreCallback and StoreStopper Tune pickled).
 LAYOUTS = {"flat": "premove-sweep.tar.gz", "before-renames": "renamed-sweep.tar.gz"}
 ROOT = Path("/tmp/cifar-sweeps-premove-fixture")  # the store holds absolute paths under it
 

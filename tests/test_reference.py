@@ -39,7 +39,7 @@ def test_the_reference_lists_the_defaults_a_user_asks_about():
 
 
 def test_a_planted_stale_default_is_found(monkeypatch):
-    from cifar_sweeps.spec.spec import SweepSpec
+    from cifar_sweeps.sweepspec.schema import SweepSpec
 
     gen = _gen()
     current = gen.render()

@@ -10,12 +10,13 @@ import pytest
 
 from cifar_sweeps.analysis.plan import make_plan
 from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, searched
-from cifar_sweeps.analysis.results import PlanResources
+from cifar_sweeps.analysis.schemas import PlanResources
 from cifar_sweeps.analysis.throughput import Throughput
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.sweepspec.schema import parse_spec
 from cifar_sweeps.training.data import split_train_val, synthetic, with_validation_in_training
 from cifar_sweeps.training.train import TrainConfig, Trainer
+from cifar_sweeps.tuning.driver import RefitReserve
 from cifar_sweeps.tuning.refit import (
     REFIT_MARGIN,
     plan_refit,
@@ -25,7 +26,6 @@ from cifar_sweeps.tuning.refit import (
     stretched,
     tune_config,
 )
-from cifar_sweeps.tuning.sweep import RefitReserve
 
 
 def _trial(tid, acc, lr=0.1, seed=0, status="terminated", best_epoch=3, refit_of=None, seconds=30.0, epochs=3):

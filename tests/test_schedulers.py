@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cifar_sweeps.spec.spec import SweepSpec
+from cifar_sweeps.sweepspec.schema import SweepSpec
 from cifar_sweeps.tuning.schedulers import decision_epochs, make_scheduler
 
 LR = {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}}

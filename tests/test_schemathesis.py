@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: 
 from cifar_sweeps.service.api import create_app  # noqa: E402
 from cifar_sweeps.settings import Settings  # noqa: E402
 from cifar_sweeps.store import lifecycle  # noqa: E402
-from cifar_sweeps.store.store import get_store  # noqa: E402
+from cifar_sweeps.store.queries import get_store  # noqa: E402
 from tests.helpers.jobs import FakeJobs  # noqa: E402
 from tests.helpers.specs import GOOD  # noqa: E402
 

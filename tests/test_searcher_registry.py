@@ -1,4 +1,4 @@
-"""The searchers' registry (spec/searchers.py) is the one list: the spec's field, its
+"""The searchers' registry (sweepspec/searchers.py) is the one list: the spec's field, its
 checks, the tuning factories and the page's choices are derived from its entries."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import typing
 import pytest
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import searchers
-from cifar_sweeps.spec.searchers import SEARCHERS
-from cifar_sweeps.spec.spec import SearchConfig, parse_spec
+from cifar_sweeps.sweepspec import searchers
+from cifar_sweeps.sweepspec.schema import SearchConfig, parse_spec
+from cifar_sweeps.sweepspec.searchers import SEARCHERS
 
 BASE = {
     "name": "reg",
@@ -51,7 +51,7 @@ def test_the_page_reads_what_each_searcher_can_do_from_the_api(tmp_path):
 
     from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
     from tests.helpers.jobs import FakeJobs
 
     settings = Settings(results_dir=tmp_path, data="synthetic:100")
@@ -64,8 +64,8 @@ def test_the_page_reads_what_each_searcher_can_do_from_the_api(tmp_path):
 
 def test_the_schedulers_field_checks_plan_and_factories_are_the_registrys_entries(monkeypatch):
     from cifar_sweeps.analysis.plan import WHOLE_RUNS
-    from cifar_sweeps.spec.schedulers import SCHEDULERS, Scheduler
-    from cifar_sweeps.spec.spec import SchedulerConfig
+    from cifar_sweeps.sweepspec.schedulers import SCHEDULERS, Scheduler
+    from cifar_sweeps.sweepspec.schema import SchedulerConfig
     from cifar_sweeps.tuning.schedulers import FACTORIES, decision_epochs
 
     assert typing.get_args(SchedulerConfig.model_fields["type"].annotation) == tuple(SCHEDULERS)

@@ -16,10 +16,10 @@ import httpx
 import psutil
 import pytest
 
-from cifar_sweeps.cluster.cluster import HEAD_MARKER, head_environment
+from cifar_sweeps.cluster.connection import HEAD_MARKER, head_environment
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, load_settings
-from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.queries import Store
 from tests.helpers.ray_head import VENV_BIN, free_port
 
 REPO = Path(__file__).resolve().parent.parent

@@ -253,7 +253,7 @@ def test_postgres_store_and_second_storage_folder(ray_head, postgres, tmp_path):
         assert seen[-1] == "succeeded", seen
         board = httpx.get(f"{base}/leaderboard").json()
         assert board["total"] == 2
-        from cifar_sweeps.store.store import Store
+        from cifar_sweeps.store.queries import Store
 
         for item in board["items"]:
             trial = Store(url).get_trial(item["trial_id"])

@@ -14,8 +14,8 @@ from pydantic import TypeAdapter
 
 from cifar_sweeps.analysis.importance import distribution
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import spaces
-from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.sweepspec import spaces
+from cifar_sweeps.sweepspec.schema import parse_spec
 
 DRAWS = 300
 PARAMS = {

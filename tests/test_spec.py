@@ -7,8 +7,8 @@ import pytest
 from hyperopt.pyll.stochastic import sample
 
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spaces import flatten_config, hyperopt_space
-from cifar_sweeps.spec.spec import SpecError, load_spec_file, parse_spec
+from cifar_sweeps.sweepspec.schema import SpecError, load_spec_file, parse_spec
+from cifar_sweeps.sweepspec.spaces import flatten_config, hyperopt_space
 
 PRESETS = sorted(Path(__file__).resolve().parent.parent.joinpath("search_spaces").glob("*.json"))
 REPORT_TPE = {
@@ -360,7 +360,7 @@ def test_bohb_draws_what_the_spec_draws(tmp_path):
 def _bounded_trial_fields() -> list[tuple[str, float, float]]:
     """(field, a value it takes, a value past one of its bounds) for every numeric trial field
     with a bound, read from TrainConfig's own schema."""
-    from cifar_sweeps.spec.config import TrainConfig
+    from cifar_sweeps.sweepspec.config import TrainConfig
 
     out = []
     for name, info in TrainConfig.model_fields.items():

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.artifacts import StorageError, check_writable
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH, GOOD
 
@@ -304,7 +304,7 @@ def test_disk_filling_mid_sweep_interrupts_it_resumable(ray_head, tmp_path):
 
 
 def _wait_for_epochs(results: Path, n: int, driver: subprocess.Popen, timeout_s: float = 180):
-    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.queries import Store
 
     deadline = time.time() + timeout_s
     while time.time() < deadline:

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.queries import Store
 
 _db_counter = itertools.count()
 

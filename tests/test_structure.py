@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.store.queries import get_store
 from cifar_sweeps.store.states import SweepStatus, TrialStatus
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.sweepspec.schema import parse_spec
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH
 
@@ -47,23 +47,23 @@ def _imports(path: Path) -> set[str]:
 # The layers, bottom to top: each part and the parts it may import. The package's root
 # holds the bottom (errors, settings, subprocs, moved) and the top (cli, sdk, __main__).
 LAYERS: dict[str, set[str]] = {
-    "spec": set(),  # sweep specs, trial configs, search spaces, presets, the plug-in registry
-    "store": {"spec"},  # the SQL store, statuses, lifecycle, artifact files, migrations
-    "training": {"spec"},  # data, models, the training loop (torch)
-    "analysis": {"spec", "store"},  # ranking, filters, plans, warm starts, importance
-    "cluster": {"spec", "store"},  # the Ray head and the Ray Jobs client
-    "tuning": {"spec", "store", "training", "analysis", "cluster"},  # Ray Tune
+    "sweepspec": set(),  # sweep specs, trial configs, search spaces, presets, the plug-in registry
+    "store": {"sweepspec"},  # the SQL store, statuses, lifecycle, artifact files, migrations
+    "training": {"sweepspec"},  # data, models, the training loop (torch)
+    "analysis": {"sweepspec", "store"},  # ranking, filters, plans, warm starts, importance
+    "cluster": {"sweepspec", "store"},  # the Ray head and the Ray Jobs client
+    "tuning": {"sweepspec", "store", "training", "analysis", "cluster"},  # Ray Tune
     # What the system does, one function each, under the front ends (so far: the leaderboard
     # read, and driving a stored sweep, whose Ray Tune import is lazy: the API process never
     # runs it, test_the_api_process_loads_neither_torch_nor_ray).
-    "usecases": {"spec", "store", "analysis", "cluster", "tuning"},
-    "service": {"spec", "store", "analysis", "cluster", "usecases"},  # the HTTP API and its page
+    "usecases": {"sweepspec", "store", "analysis", "cluster", "tuning"},
+    "service": {"sweepspec", "store", "analysis", "cluster", "usecases"},  # the HTTP API and its page
 }
 BOTTOM = {"errors", "settings", "subprocs", "moved", "__init__"}
 TOP = {"cli", "sdk", "__main__"}
 # Libraries a part must not import (at any depth: a lazy import is an import too).
 BANNED: dict[str, set[str]] = {
-    "spec": {"torch", "torchvision", "ray", "fastapi", "sqlalchemy"},
+    "sweepspec": {"torch", "torchvision", "ray", "fastapi", "sqlalchemy"},
     "store": {"torch", "torchvision", "ray"},
     "analysis": {"torch", "torchvision", "ray"},
     "cluster": {"torch", "torchvision"},
@@ -99,9 +99,9 @@ ALLOWED_STRINGS = {
     # An export runs in a child (torch.onnx), started by the route that serves it.
     ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.export"),
     # The submit's model check builds plug-in models on the meta device, in a child.
-    ("cifar_sweeps.spec.modelcheck", "cifar_sweeps.training.meta_build"),
+    ("cifar_sweeps.sweepspec.modelcheck", "cifar_sweeps.training.meta_build"),
     # The zoo's models are registered as an entry point like a plug-in's (registry.py).
-    ("cifar_sweeps.spec.registry", "cifar_sweeps.training.models"),
+    ("cifar_sweeps.sweepspec.registry", "cifar_sweeps.training.models"),
 }
 # Strings shaped like a module that name something else.
 NOT_MODULES = {"cifar_sweeps.db", "cifar_sweeps.models"}  # the SQLite file; the plug-ins' entry-point group
@@ -183,12 +183,12 @@ def string_violations(modules: dict[str, Path]) -> list[str]:
 def test_dependencies_given_as_strings_name_modules_below_or_say_why(tmp_path):
     assert string_violations(MODULES) == []
     upward, missing = tmp_path / "lifecycle.py", tmp_path / "ranking.py"
-    upward.write_text('CHILD = "cifar_sweeps.tuning.sweep"\n')
+    upward.write_text('CHILD = "cifar_sweeps.tuning.driver"\n')
     missing.write_text('CHILD = "cifar_sweeps.training.no_such_module"\n')
     planted = {**MODULES, "cifar_sweeps.store.lifecycle": upward, "cifar_sweeps.analysis.ranking": missing}
     assert sorted(string_violations(planted)) == [
         "cifar_sweeps.analysis.ranking names cifar_sweeps.training.no_such_module, which is no module",
-        "cifar_sweeps.store.lifecycle (store) names cifar_sweeps.tuning.sweep (tuning)",
+        "cifar_sweeps.store.lifecycle (store) names cifar_sweeps.tuning.driver (tuning)",
     ]
 
 
@@ -229,12 +229,12 @@ def test_each_layer_offers_a_face_and_no_other_layer_reaches_past_it(tmp_path):
     assert face_violations(MODULES, offered) == []
     planted = tmp_path / "ranking.py"
     planted.write_text(
-        "from cifar_sweeps.training.models import build_model\nfrom cifar_sweeps.spec import autospace\n"
+        "from cifar_sweeps.training.models import build_model\nfrom cifar_sweeps.sweepspec import autospace\n"
     )
     assert face_violations({"cifar_sweeps.analysis.ranking": planted}, offered) == [
         "cifar_sweeps.analysis.ranking imports cifar_sweeps.training.models, which training/__init__.py's __all__ "
         "does not offer",
-        "cifar_sweeps.analysis.ranking imports cifar_sweeps.spec.autospace, which spec/__init__.py's __all__ "
+        "cifar_sweeps.analysis.ranking imports cifar_sweeps.sweepspec.autospace, which sweepspec/__init__.py's __all__ "
         "does not offer",
     ]
 
@@ -246,9 +246,11 @@ def test_the_layers_import_downward_only():
 
 def test_the_layer_rule_catches_a_wrong_way_import(tmp_path):
     planted = tmp_path / "config.py"
-    planted.write_text(PKG.joinpath("spec", "config.py").read_text() + "\nfrom cifar_sweeps.tuning import sweep\n")
-    found = layer_violations({**MODULES, "cifar_sweeps.spec.config": planted})
-    assert found == ["cifar_sweeps.spec.config (spec) imports cifar_sweeps.tuning.sweep (tuning)"]
+    planted.write_text(
+        PKG.joinpath("sweepspec", "config.py").read_text() + "\nfrom cifar_sweeps.tuning import driver\n"
+    )
+    found = layer_violations({**MODULES, "cifar_sweeps.sweepspec.config": planted})
+    assert found == ["cifar_sweeps.sweepspec.config (sweepspec) imports cifar_sweeps.tuning.driver (tuning)"]
     planted.write_text("from cifar_sweeps import code_version\n")  # the package's root hands out the Python API
     assert layer_violations({"cifar_sweeps.store.records": planted}) == [
         "cifar_sweeps.store.records (store) imports cifar_sweeps (top)"
@@ -389,7 +391,7 @@ def test_no_status_written_outside_the_lifecycle():
     """Sweep and trial status change only through lifecycle.py (guarded by states.py's tables);
     the store writes a new row's first status (create_sweep, create_trial) and nothing else."""
     found = [w for p in MODULES.values() if p.name != "lifecycle.py" for w in _status_writes(p)]
-    first_rows = [w for w in found if w.startswith("store.py:")]
+    first_rows = [w for w in found if w.startswith("queries.py:")]
     assert [w for w in found if w not in first_rows] == []
     assert len(first_rows) == 2, first_rows  # create_sweep's queued, create_trial's running
     with pytest.raises(ValueError, match="lifecycle"):
@@ -406,7 +408,7 @@ def test_one_leaderboard_read_that_every_front_end_calls():
     """The leaderboard's query runs in the use case only; the routes, the CLI and the Python
     API call the use case."""
     callers = sorted(str(p.relative_to(PKG)) for p in MODULES.values() if ".leaderboard_page(" in p.read_text())
-    assert callers == ["store/store.py", "usecases/leaderboard.py"]  # the store's own thin wrapper, the use case
+    assert callers == ["store/queries.py", "usecases/leaderboard.py"]  # the store's own thin wrapper, the use case
     for front in ("cli.py", "sdk.py", "service/routes/leaderboard.py"):
         assert "read_board(" in (PKG / front).read_text(), front
 
@@ -424,7 +426,7 @@ def test_the_environment_is_read_only_by_settings_and_cluster():
     found = [
         f"{p.relative_to(PKG)}:{i}"
         for p in MODULES.values()
-        if p.name not in ("settings.py", "cluster.py")
+        if p.name not in ("settings.py", "connection.py")
         for i, line in enumerate(p.read_text().splitlines(), 1)
         if "os.environ" in line or "getenv(" in line
     ]

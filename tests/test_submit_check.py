@@ -11,8 +11,15 @@ from fastapi.testclient import TestClient
 
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spec import SpecError, check_expanded, expand_space, load_spec_file, needs_pretrained, parse_spec
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.schema import (
+    SpecError,
+    check_expanded,
+    expand_space,
+    load_spec_file,
+    needs_pretrained,
+    parse_spec,
+)
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH
 

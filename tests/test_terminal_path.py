@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar_sweeps.cluster.cluster import start_head, stop_head
+from cifar_sweeps.cluster.connection import start_head, stop_head
 from tests.helpers.ray_head import VENV_BIN, free_port
 
 pytestmark = pytest.mark.slow

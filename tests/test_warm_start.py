@@ -15,9 +15,9 @@ from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.errors import SpecError
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spec import parse_spec
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.schema import parse_spec
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH
 

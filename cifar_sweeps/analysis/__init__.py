@@ -5,4 +5,4 @@ and the response models of these reads. Torch- and Ray-free.
 The face: the modules other layers may import (tests/test_structure.py holds it).
 """
 
-__all__ = ["compare", "filters", "importance", "plan", "progress", "ranking", "replay", "results", "throughput", "warm"]
+__all__ = ["compare", "filters", "importance", "plan", "progress", "ranking", "replay", "schemas", "throughput", "warm"]

@@ -24,12 +24,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from cifar_sweeps.analysis.ranking import searched
-from cifar_sweeps.analysis.results import Importance, ParamImportance
+from cifar_sweeps.analysis.schemas import Importance, ParamImportance
 from cifar_sweeps.errors import AnalysisBusy, NotEnoughTrials
-from cifar_sweeps.spec.metrics import METRICS, OBJECTIVE_MODES, stored_value
-from cifar_sweeps.spec.spaces import chooses_objects, optuna_distribution
-from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store.states import TRIAL_COMPLETED
+from cifar_sweeps.sweepspec.metrics import METRICS, OBJECTIVE_MODES, stored_value
+from cifar_sweeps.sweepspec.schema import SweepSpec
+from cifar_sweeps.sweepspec.spaces import chooses_objects, optuna_distribution
 
 MIN_TRIALS = 5  # fewer trials than this say nothing about importance
 MAX_TRIALS = 200  # fANOVA's cost grows faster than the trials: above this, a seeded sample

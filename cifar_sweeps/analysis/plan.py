@@ -18,12 +18,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cifar_sweeps.analysis.results import EpochRange, PlanOut, PlanResources
+from cifar_sweeps.analysis.schemas import EpochRange, PlanOut, PlanResources
 from cifar_sweeps.analysis.throughput import PROBE_TIMEOUT_S, Throughput, from_probe, key_of, trial_config
-from cifar_sweeps.spec.config import TrainConfig
-from cifar_sweeps.spec.schedulers import SCHEDULERS
-from cifar_sweeps.spec.spaces import candidates
-from cifar_sweeps.spec.spec import SweepSpec, old_name_warnings
+from cifar_sweeps.sweepspec.config import TrainConfig
+from cifar_sweeps.sweepspec.schedulers import SCHEDULERS
+from cifar_sweeps.sweepspec.schema import SweepSpec, old_name_warnings
+from cifar_sweeps.sweepspec.spaces import candidates
 
 STARTUP_S = 20.0  # Ray's start, the driver, the first trial's process, decoded data at hand (s, measured)
 TRIAL_START_S = 1.3  # each trial's process, model and checkpoints beyond its epochs (s, measured)
@@ -452,7 +452,7 @@ def plan_for(
     `cluster_url` (its nodes' CPUs, GPUs and memory, when it answers) or on this machine.
     Its plug-in models are built first (modelcheck.py: SpecError for one that can't be),
     their parameter counts in the plan."""
-    from cifar_sweeps.spec.modelcheck import check_models
+    from cifar_sweeps.sweepspec.modelcheck import check_models
 
     check_data_size(spec, data_source or settings.data, settings.max_data_mb)
     params = check_models(spec, class_count(data_source or settings.data))
@@ -498,7 +498,7 @@ def with_replay(
 
 def actual(plan: dict, sweep, epochs_done: int):
     """A finished sweep's plan against what it took (None while it runs or without a plan)."""
-    from cifar_sweeps.analysis.results import PlanActual
+    from cifar_sweeps.analysis.schemas import PlanActual
 
     if not plan or sweep.finished_at is None:
         return None

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cifar_sweeps.spec.metrics import stored_value
 from cifar_sweeps.store.states import TRIAL_COMPLETED
+from cifar_sweeps.sweepspec.metrics import stored_value
 
 CONFIDENCE = 0.95
 ALPHA = 0.05  # Welch's test: "distinguishable" means p < ALPHA, two-sided
@@ -165,7 +165,7 @@ def plan_repeats(trials: Sequence[Any], top: int, seeds: int, metric: str, mode:
 
 # ------------------------------------------------------------ Pareto fronts
 
-# The stored metrics a front can be drawn over (and a leaderboard ordered by): spec/metrics.py.
+# The stored metrics a front can be drawn over (and a leaderboard ordered by): sweepspec/metrics.py.
 
 
 def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> bool:

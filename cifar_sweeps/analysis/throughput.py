@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifar_sweeps.spec.config import TrainConfig
-from cifar_sweeps.spec.spaces import candidates
-from cifar_sweeps.spec.spec import SweepSpec
+from cifar_sweeps.sweepspec.config import TrainConfig
+from cifar_sweeps.sweepspec.schema import SweepSpec
+from cifar_sweeps.sweepspec.spaces import candidates
 
 PROBE_TIMEOUT_S = 60
 

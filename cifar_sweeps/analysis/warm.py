@@ -15,11 +15,11 @@ from typing import Any
 
 from cifar_sweeps.analysis.ranking import searched
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec.config import TrainConfig, read_old_names
-from cifar_sweeps.spec.metrics import METRICS, stored_value
-from cifar_sweeps.spec.spaces import flatten_config, in_domain
-from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store.states import TrialStatus
+from cifar_sweeps.sweepspec.config import TrainConfig, read_old_names
+from cifar_sweeps.sweepspec.metrics import METRICS, stored_value
+from cifar_sweeps.sweepspec.schema import SweepSpec
+from cifar_sweeps.sweepspec.spaces import flatten_config, in_domain
 
 # Trials whose score means something: trained to the end, or stopped early by the
 # scheduler (the searcher of their own sweep saw that score too). Errored ones have none.

@@ -4,4 +4,4 @@ client that submits, stops and follows sweeps.
 The face: the modules other layers may import (tests/test_structure.py holds it).
 """
 
-__all__ = ["cluster", "jobs"]
+__all__ = ["connection", "jobs"]

@@ -1,4 +1,4 @@
-"""Ray Jobs: submit, stop and follow sweeps (cluster.py finds or starts the cluster).
+"""Ray Jobs: submit, stop and follow sweeps (connection.py finds or starts the cluster).
 
 A sweep submitted through the API runs as the Ray job `python -m cifar_sweeps.usecases.drive
 run ID` (the drive use case; `resume ID` to resume it). The driver reads its spec from the
@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from cifar_sweeps.cluster.cluster import dashboard_up, dashboard_url, is_local_url, use_token_auth_if_needed
+from cifar_sweeps.cluster.connection import dashboard_up, dashboard_url, is_local_url, use_token_auth_if_needed
 from cifar_sweeps.errors import RayUnavailable
 from cifar_sweeps.settings import SECRETS_DIR_ENV, Settings, write_secrets
 from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.queries import Store
 from cifar_sweeps.store.states import ACTIVE, SweepStatus
-from cifar_sweeps.store.store import Store
 from cifar_sweeps.store.tables import Sweep
 
 # The module a sweep's Ray job runs (usecases/drive.py): named, never imported, by this layer.

@@ -28,8 +28,8 @@ from cifar_sweeps.service.routes import ROUTERS
 from cifar_sweeps.service.routes.deps import AppState
 from cifar_sweeps.service.routes.page import WEB_DIR
 from cifar_sweeps.settings import Settings, load_settings
+from cifar_sweeps.store.queries import db_error_cause, get_store
 from cifar_sweeps.store.states import ACTIVE
-from cifar_sweeps.store.store import db_error_cause, get_store
 from cifar_sweeps.version import __version__
 
 SYNC_EVERY_S = 3.0
@@ -176,7 +176,7 @@ def _sync_once(state: AppState) -> None:
 def _document_spec_body(app: FastAPI) -> None:
     """POST /sweeps validates its body in the route (routes/sweeps.py), so FastAPI does not
     see the model: the document names SweepSpec as its body, with the model's own schema."""
-    from cifar_sweeps.spec.spec import SweepSpec
+    from cifar_sweeps.sweepspec.schema import SweepSpec
 
     generate = app.openapi
 

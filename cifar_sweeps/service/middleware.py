@@ -11,7 +11,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from cifar_sweeps.errors import BodyTooLarge
 from cifar_sweeps.service.cache import ResponseCache, ViewVersions
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.spec import TEST_HOOKS
+from cifar_sweeps.sweepspec.schema import TEST_HOOKS
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from cifar_sweeps.analysis.results import PlanActual, PlanOut
+from cifar_sweeps.analysis.schemas import PlanActual, PlanOut
 from cifar_sweeps.errors import InputError
-from cifar_sweeps.spec.epoch import EpochRecord
 from cifar_sweeps.store.states import Reason, SweepStatus, TrialStatus
+from cifar_sweeps.sweepspec.epoch import EpochRecord
 from cifar_sweeps.usecases.leaderboard import Exploits  # a trial's PBT steps, as the leaderboard gives them
 
 # The store keeps naive UTC times; the API says so (RFC 3339 with an offset).
@@ -137,8 +137,8 @@ def pareto_out(sweep_id: str, spec: dict, trials: list, x: str | None, y: str | 
     """The front over stored metrics x and y (metrics.STORED; by default the spec's first two
     objectives, else params and best_val_acc) of the sweep's completed trials."""
     from cifar_sweeps.analysis.ranking import pareto_ranks, searched
-    from cifar_sweeps.spec.metrics import DEFAULT_FRONT, STORED, stored_name
     from cifar_sweeps.store.states import TRIAL_COMPLETED
+    from cifar_sweeps.sweepspec.metrics import DEFAULT_FRONT, STORED, stored_name
 
     named = [stored_name(o["metric"]) for o in spec.get("objectives") or []]
     default = named[:2] if len(named) >= 2 else DEFAULT_FRONT

@@ -9,12 +9,12 @@ import time
 
 from fastapi import FastAPI
 
-from cifar_sweeps.cluster.cluster import LocalHead
+from cifar_sweeps.cluster.connection import LocalHead
 from cifar_sweeps.service.api import create_app
 from cifar_sweeps.service.middleware import LOOPBACK_HOSTS
 from cifar_sweeps.service.routes.deps import AppState, is_loopback
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 
 
 def check_bind(host: str, settings: Settings) -> None:
@@ -26,7 +26,7 @@ def check_bind(host: str, settings: Settings) -> None:
 
 
 def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -> None:
-    from cifar_sweeps.spec.spec import load_spec_file
+    from cifar_sweeps.sweepspec.schema import load_spec_file
     from cifar_sweeps.usecases.submit import submit_sweep
 
     while not server.started:
@@ -54,7 +54,7 @@ def _submit_when_up(server, app: FastAPI, spec_arg: str, host: str, port: int) -
 def print_token_hint(url: str) -> None:
     """A dashboard with Ray's token authentication on opens on a token prompt: say where the
     token is."""
-    from cifar_sweeps.cluster.cluster import needs_token, token_path_hint
+    from cifar_sweeps.cluster.connection import needs_token, token_path_hint
 
     if needs_token(url):
         print(
@@ -79,7 +79,7 @@ def serve(
     page polls every few seconds, which would flood the terminal)."""
     import uvicorn
 
-    from cifar_sweeps.cluster.cluster import dashboard_url, ray_address, use_token_auth_if_needed
+    from cifar_sweeps.cluster.connection import dashboard_url, ray_address, use_token_auth_if_needed
 
     check_bind(host, settings)
     settings = serving_settings(settings, host)

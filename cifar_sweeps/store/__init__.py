@@ -4,4 +4,4 @@ writer (lifecycle), artifact files, cleanup. Migrations run on open.
 The face: the modules other layers may import (tests/test_structure.py holds it).
 """
 
-__all__ = ["artifacts", "cleanup", "lifecycle", "states", "store", "tables"]
+__all__ = ["artifacts", "cleanup", "lifecycle", "queries", "states", "tables"]

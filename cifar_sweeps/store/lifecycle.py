@@ -31,7 +31,7 @@ from cifar_sweeps.store.states import (
 from cifar_sweeps.store.tables import utcnow
 
 if TYPE_CHECKING:
-    from cifar_sweeps.store.store import Store
+    from cifar_sweeps.store.queries import Store
     from cifar_sweeps.store.tables import Sweep
 
 
@@ -95,7 +95,7 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
     the spec gains its repeat section, and the sweep is queued for a driver that resumes it
     (the search is over: only the repeats run). Refused (SweepError, SpecError: nothing
     changes) while it runs, when it has no finished trial, or when its budget can't pay."""
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     sweep = store.sweep(sweep_id)
     if sweep.status not in TERMINAL:
@@ -122,7 +122,7 @@ def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStat
     the searcher's included (tuning/live.py), so the new trials are those the searcher
     suggests after the old ones. Refused (SweepError, SpecError: nothing changes) while it
     runs, for a grid, when it never started, or over the service's limits."""
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     sweep = store.sweep(sweep_id)  # NotFound naming it
     if sweep.status not in TERMINAL:
@@ -153,7 +153,7 @@ def continue_trial(store: Store, trial_id: str, epochs: int, settings=None) -> s
     SpecError: nothing changes) while the sweep runs, for a refit, for a trial that did not
     end well or whose last state is gone, twice for the same epochs, and past the service's
     epoch limit or the sweep's budget."""
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     if epochs < 1:
         raise SpecError(f"epochs: {epochs} more is nothing to train; give at least 1")
@@ -343,10 +343,10 @@ def request_stop(store: Store, sweep_id: str) -> str:
 
 
 def change_limits(store: Store, sweep_id: str, limits, settings=None):
-    """Set a queued or running sweep's limits (spec/limits.py's Limits): checked as a
+    """Set a queued or running sweep's limits (sweepspec/limits.py's Limits): checked as a
     submitted spec is, written to its stored spec, read by its driver within seconds.
     Returns the sweep; TransitionError when it is not queued or running (nothing written)."""
-    from cifar_sweeps.spec.limits import with_limits
+    from cifar_sweeps.sweepspec.limits import with_limits
 
     sweep = store.sweep(sweep_id)  # NotFound naming it
     if sweep.status not in ACTIVE:

@@ -1,5 +1,5 @@
 """The states of sweeps and trials, and the only transitions between them: plain data below
-the store and the lifecycle (lifecycle.py applies them; store.py writes them guarded).
+the store and the lifecycle (lifecycle.py applies them; queries.py writes them guarded).
 
 Sweeps:
 

@@ -1,6 +1,6 @@
 """The SQL store's tables (SQLAlchemy's declarative models): sweeps, trials, epochs. Their
 schema changes only through a migration (migrations/versions/), which a test upgrades a
-store of the previous code through; store.py holds the queries."""
+store of the previous code through; queries.py holds the queries."""
 
 from __future__ import annotations
 

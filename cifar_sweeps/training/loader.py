@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cifar_sweeps.spec.config import TrainConfig
+from cifar_sweeps.sweepspec.config import TrainConfig
 
 # Per-channel (RGB) mean and std, in [0, 1] units, that inputs are standardized with:
 # - cifar: CIFAR-10 training-set statistics (zero mean, unit variance per channel);

@@ -1,4 +1,4 @@
-"""The child process of the submit-time model check (spec/modelcheck.py): builds each
+"""The child process of the submit-time model check (sweepspec/modelcheck.py): builds each
 plug-in model it is asked for on the meta device, checks its logits and counts its
 parameters; prints one JSON line: {"params": {model: count}, "error": message or null}."""
 

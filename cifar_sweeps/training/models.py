@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from cifar_sweeps.errors import ModelError
-from cifar_sweeps.spec.config import ACTIVATIONS as ACTIVATION_NAMES
-from cifar_sweeps.spec.config import MODEL_NAMES, PRETRAINABLE, SCALABLE, STAGE_HINT, WHITENABLE  # noqa: F401 (re-exported)
+from cifar_sweeps.sweepspec.config import ACTIVATIONS as ACTIVATION_NAMES
+from cifar_sweeps.sweepspec.config import MODEL_NAMES, PRETRAINABLE, SCALABLE, STAGE_HINT, WHITENABLE  # noqa: F401 (re-exported)
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -210,7 +210,7 @@ WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2  # the patch covariance's 12 eigenvector
 class AirbenchNet(nn.Module):
     """A stem, then three conv groups, each: conv, 2x2 max-pool, BN, GELU, then `depth`
     times conv, BN, GELU. The stem is a 3x3 conv, BN, GELU; with `whiten`, airbench's
-    instead: a 2x2 conv (no padding, so 31x31 out) whose frozen weights method.py fits to
+    instead: a 2x2 conv (no padding, so 31x31 out) whose frozen weights airbench_method.py fits to
     the training images' patches, with a trained bias, then GELU."""
 
     def __init__(
@@ -369,7 +369,7 @@ def _check_arg(name: str, key: str, d: dict[str, Any], value: Any) -> None:
 def build_plugin(name: str, num_classes: int, model_args: dict[str, Any]) -> nn.Module:
     """A plug-in's model: `build(num_classes=..., **model_args)` after its declared
     arguments are checked (defaults filled in by the builder itself)."""
-    from cifar_sweeps.spec import registry
+    from cifar_sweeps.sweepspec import registry
 
     try:
         builder = registry.load_builder(name)

@@ -19,7 +19,7 @@ EVAL_IMAGES_PER_BATCH = 2  # evaluation images per training batch (a fifth of an
 def probe(config: dict) -> dict:
     import numpy as np
 
-    from cifar_sweeps.spec.config import TrainConfig
+    from cifar_sweeps.sweepspec.config import TrainConfig
     from cifar_sweeps.training.data import Splits
     from cifar_sweeps.training.train import Trainer
 

@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from torch import nn
 
 from cifar_sweeps.errors import ModelError, NonFiniteLossError
-from cifar_sweeps.spec.config import LENGTH_SHAPED, LR_SCHEDULES, OPTIMIZERS, PBT_MUTABLE, TrainConfig  # noqa: F401 (re-exported)
-from cifar_sweeps.spec.epoch import EpochRecord
-from cifar_sweeps.training import method, precision
+from cifar_sweeps.sweepspec.config import LENGTH_SHAPED, LR_SCHEDULES, OPTIMIZERS, PBT_MUTABLE, TrainConfig  # noqa: F401 (re-exported)
+from cifar_sweeps.sweepspec.epoch import EpochRecord
+from cifar_sweeps.training import airbench_method, precision
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.loader import Augment, DeviceSplit, Stats, resolve_stats
 from cifar_sweeps.training.models import MLP_WIDTHS, backbone_sha256, build_model
@@ -104,7 +104,7 @@ def make_lr_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epo
     if s == "none":
         return None, False
     if s == "linear":
-        factor = method.linear_schedule(method.total_steps(cfg.epochs, steps_per_epoch))
+        factor = airbench_method.linear_schedule(airbench_method.total_steps(cfg.epochs, steps_per_epoch))
         return torch.optim.lr_scheduler.LambdaLR(opt, factor), True
     if s == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma), False
@@ -145,7 +145,7 @@ class Trainer:
         self.model = build_net(cfg, pretrained_state, len(self.classes))
         # Which weights the backbone started from (sha256 of its tensors; None: random init).
         self.init_weights = backbone_digest(self.model) if cfg.pretrained else None
-        method.initialize(self.model, cfg)
+        airbench_method.initialize(self.model, cfg)
         self.model.to(self.device, memory_format=self.memory_format)
         # The compiled net shares self.model's parameters; self.model stays the module that
         # is saved, evaluated and exported (a compiled one's state names gain a prefix).
@@ -156,16 +156,20 @@ class Trainer:
         self.val = DeviceSplit(splits.x_val, splits.y_val, self.device, self.stats)
         self.test = DeviceSplit(splits.x_test, splits.y_test, self.device, self.stats)
         if cfg.whiten:
-            method.fit_whitening(self.model.whitening, self.train.normalize(self.train.x[: method.WHITEN_IMAGES]))
+            airbench_method.fit_whitening(
+                self.model.whitening, self.train.normalize(self.train.x[: airbench_method.WHITEN_IMAGES])
+            )
         # bf16 autocast where the hardware runs it natively (precision.py); said in the log.
         self.precision, self.precision_why = precision.resolve(cfg.precision, self.device.type)
         self.steps_per_epoch = math.ceil(len(self.train) / cfg.batch_size)
-        self.opt = make_optimizer(cfg, method.param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bn_bias_lr))
+        self.opt = make_optimizer(
+            cfg, airbench_method.param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.bn_bias_lr)
+        )
         self.peak_lrs = [g["lr"] for g in self.opt.param_groups]  # each group's lr before any schedule
         self.sched, self.sched_per_batch = make_lr_schedule(cfg, self.opt, self.steps_per_epoch)
         self.segment_start = 0  # the epoch this run's schedule began at (continue_from: a later one)
-        total = method.total_steps(cfg.epochs, self.steps_per_epoch)
-        self.lookahead = method.Lookahead(self.model, total) if cfg.lookahead else None
+        total = airbench_method.total_steps(cfg.epochs, self.steps_per_epoch)
+        self.lookahead = airbench_method.Lookahead(self.model, total) if cfg.lookahead else None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
@@ -186,7 +190,7 @@ class Trainer:
         if self.cfg.whiten:
             self.model.whitening.bias.requires_grad_(self.epoch < self.cfg.whiten_bias_epochs)
         if self.cfg.flip and self.cfg.alternate_flip:
-            return method.alternate_flip_mask(len(self.train), self.epoch, self.cfg.seed)
+            return airbench_method.alternate_flip_mask(len(self.train), self.epoch, self.cfg.seed)
         return None
 
     def train_epoch(self) -> tuple[float, float, float]:
@@ -240,13 +244,13 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: DeviceSplit) -> tuple[float, float]:
         """(mean loss, accuracy) without training augmentation; with TTA, the weighted mean
-        of the logits of the level's views (method.tta_views)."""
+        of the logits of the level's views (airbench_method.tta_views)."""
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for x, y in split.batches(self.cfg.eval_batch_size, memory_format=self.memory_format):
             with self._autocast():
-                out = method.tta_logits(self.model, x, self.cfg.tta)
+                out = airbench_method.tta_logits(self.model, x, self.cfg.tta)
             loss_sum += nn.functional.cross_entropy(out, y, reduction="sum")
             correct += (out.argmax(1) == y).sum()
         return loss_sum.item() / len(split), correct.item() / len(split)
@@ -383,7 +387,7 @@ class Trainer:
                 self.sched.base_lrs = [b * ratio for b in self.sched.base_lrs]
                 self.sched._last_lr = [g["lr"] for g in self.opt.param_groups]
         if "weight_decay" in changed:
-            fresh = method.param_groups(self.model, self.cfg.lr, self.cfg.weight_decay, self.cfg.bn_bias_lr)
+            fresh = airbench_method.param_groups(self.model, self.cfg.lr, self.cfg.weight_decay, self.cfg.bn_bias_lr)
             for group, new in zip(self.opt.param_groups, fresh, strict=True):
                 group["weight_decay"] = new["weight_decay"]
         return changed
@@ -417,7 +421,9 @@ class Trainer:
             self.sched, self.sched_per_batch = make_lr_schedule(segment, self.opt, self.steps_per_epoch)
         if self.lookahead is not None:
             ema = self.lookahead.state_dict()
-            self.lookahead = method.Lookahead(self.model, method.total_steps(epochs, self.steps_per_epoch))
+            self.lookahead = airbench_method.Lookahead(
+                self.model, airbench_method.total_steps(epochs, self.steps_per_epoch)
+            )
             self.lookahead.load_state_dict(ema)
 
     def best_model_file(self) -> dict[str, Any]:
@@ -494,7 +500,7 @@ def _check_model_file(blob: dict[str, Any], classes: tuple) -> None:
     them, an image size a spec may ask for, and a sane class list."""
     from pydantic import ValidationError
 
-    from cifar_sweeps.spec.spec import DataConfig
+    from cifar_sweeps.sweepspec.schema import DataConfig
 
     fields = {k: blob[k] for k in ("model", "activation", "dropout", "width", "depth", "model_args") if k in blob}
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cifar_sweeps.errors import WeightsError
-from cifar_sweeps.spec.config import STAGE_HINT
+from cifar_sweeps.sweepspec.config import STAGE_HINT
 
 if TYPE_CHECKING:  # torch loads only where weights are read or written (not in the API)
     import torch

@@ -1,9 +1,9 @@
-"""A sweep as a Ray Tune run: the driver (sweep.py) and this layer's own pieces (the
+"""A sweep as a Ray Tune run: the driver (driver.py) and this layer's own pieces (the
 trainable, searchers' and schedulers' factories, the refit, PBT, continuations, live
 limits, tracking, the replay's child process).
 
 The face: the modules other layers may import (tests/test_structure.py holds it); the use
-cases drive a sweep through sweep.py alone.
+cases drive a sweep through driver.py alone.
 """
 
-__all__ = ["sweep"]
+__all__ = ["driver"]

@@ -1,7 +1,7 @@
 """A trial that the store holds as ended is never run again, whatever the scheduler.
 
 Why the store decides: Tune restores a sweep from its last experiment snapshot (every
-0.5 s, sweep.py). A trial that a scheduler stopped between that snapshot and a driver kill
+0.5 s, driver.py). A trial that a scheduler stopped between that snapshot and a driver kill
 is `early_stopped` in the store but unfinished in the snapshot, and the restored run would
 train it again. The store is the record the API, the page and the leaderboard read, so a
 trial it holds as ended stays ended."""
@@ -29,7 +29,7 @@ class StoreGuard:
         """Tune ids of the trials that had ended when this driver started (read once: a
         trial that ends during this run is finished in Tune's own state too)."""
         if self._ended_ids is None:
-            from cifar_sweeps.store.store import get_store
+            from cifar_sweeps.store.queries import get_store
 
             trials = get_store(self.store_url).trials(self.sweep_id)
             self._ended_ids = {t.tune_trial_id for t in trials if t.status in TRIAL_COMPLETED}

@@ -1,4 +1,4 @@
-"""The limits a running sweep reads from the store (spec/limits.py): how many trials, how
+"""The limits a running sweep reads from the store (sweepspec/limits.py): how many trials, how
 many at once, and how long.
 
 Tune fixes `num_samples` and `max_concurrent_trials` when a Tuner is built (a
@@ -6,7 +6,7 @@ ConcurrencyLimiter around the searcher, a SearchGenerator that counts to num_sam
 ignores a change after (Ray #36080). `LiveSearch` is the SearchGenerator Tune is given
 instead: it counts the trials it created, and the trials still running, against the values
 the store holds now, read at most once a second. The time budget is the StoreStopper's
-(sweep.py), read on its own 2 s beat.
+(driver.py), read on its own 2 s beat.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 
 from ray.tune.search.search_generator import SearchGenerator
 
-from cifar_sweeps.spec.limits import live_values
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.sweepspec.limits import live_values
 
 READ_EVERY_S = 1.0  # how stale a limit may be; one indexed row read each time
 

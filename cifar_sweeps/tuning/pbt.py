@@ -17,11 +17,11 @@ from typing import Any
 
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-from cifar_sweeps.spec import spaces
-from cifar_sweeps.spec.config import TrainConfig
-from cifar_sweeps.spec.spaces import flatten_config
-from cifar_sweeps.spec.spec import SweepSpec, pbt_mutated
 from cifar_sweeps.store.states import Exploit
+from cifar_sweeps.sweepspec import spaces
+from cifar_sweeps.sweepspec.config import TrainConfig
+from cifar_sweeps.sweepspec.schema import SweepSpec, pbt_mutated
+from cifar_sweeps.sweepspec.spaces import flatten_config
 from cifar_sweeps.tuning.guard import StoreGuard
 
 
@@ -109,7 +109,7 @@ class GuardedPBT(StoreGuard, PopulationBasedTraining):
         at_epoch = int(self._trial_state[trial].last_train_time)
         before = {k: trial.config.get(k) for k in keys}
         super()._exploit(tune_controller, trial, trial_to_clone)
-        from cifar_sweeps.store.store import get_store
+        from cifar_sweeps.store.queries import get_store
 
         record = Exploit(
             at_epoch=at_epoch,

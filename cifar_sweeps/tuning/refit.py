@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cifar_sweeps.analysis.ranking import REFIT_OF, REPEAT_ID, best_trial, config_of, group_trials
-from cifar_sweeps.spec.config import LENGTH_SHAPED, TrainConfig, read_old_names
-from cifar_sweeps.spec.constraints import feasible
 from cifar_sweeps.store.states import TRIAL_COMPLETED, TrialStatus
+from cifar_sweeps.sweepspec.config import LENGTH_SHAPED, TrainConfig, read_old_names
+from cifar_sweeps.sweepspec.constraints import feasible
 
 REFIT_ID = "refit"  # the refit's Tune id: its store row is "<sweep id>-refit", whichever driver runs it
 
@@ -81,7 +81,7 @@ REFIT_SOURCES = TRIAL_COMPLETED | {TrialStatus.RUNNING}
 
 def plan_refit(trials: list, metric: str, mode: str, constraints: list | None = None) -> RefitRun | None:
     """The refit of the best configuration of the search, or None when no search trial has
-    a score; with `constraints` (spec/constraints.py), among the trials that keep them."""
+    a score; with `constraints` (sweepspec/constraints.py), among the trials that keep them."""
     trials = [t for t in trials if getattr(t, "continue_of", None) is None]  # a continuation is no search trial
     if constraints:
         trials = [t for t in trials if feasible(constraints, t)]

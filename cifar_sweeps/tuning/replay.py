@@ -45,7 +45,7 @@ class ReplayTrial:
 
 def table_spec(table: Table, method: dict[str, Any], seed: int, num_samples: int = 100_000):
     """A spec over the table's space with `method`'s searcher, scheduler and limits."""
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     raw = {
         "name": "replay",
@@ -71,7 +71,7 @@ def replay(table: Table, spec, seed: int, budget_s: float, stats: dict[str, floa
     the `trials` started."""
     import numpy as np
 
-    from cifar_sweeps.spec.spaces import flatten_config
+    from cifar_sweeps.sweepspec.spaces import flatten_config
     from cifar_sweeps.tuning.schedulers import make_scheduler
     from cifar_sweeps.tuning.searchers import make_search
 
@@ -177,8 +177,8 @@ def replay_spec(spec, table: Table, name: str, seeds: int = 20) -> ReplayOut:
 
 
 def main() -> int:
-    from cifar_sweeps.spec.spec import parse_spec
     from cifar_sweeps.subprocs import read_request
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     request = read_request()
     path = Path(request["table"])

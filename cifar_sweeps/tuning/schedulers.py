@@ -10,8 +10,8 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB
 
-from cifar_sweeps.spec.schedulers import SCHEDULERS
-from cifar_sweeps.spec.spec import SweepSpec
+from cifar_sweeps.sweepspec.schedulers import SCHEDULERS
+from cifar_sweeps.sweepspec.schema import SweepSpec
 from cifar_sweeps.tuning.guard import StoreGuard
 
 
@@ -94,7 +94,7 @@ def make_asha(spec: SweepSpec, guard: dict) -> GuardedASHA:
     )
 
 
-# Each scheduler of the registry (spec/schedulers.py) and what builds it: (spec, the store
+# Each scheduler of the registry (sweepspec/schedulers.py) and what builds it: (spec, the store
 # guard's arguments) -> a Tune scheduler.
 FACTORIES: dict[str, Callable[[SweepSpec, dict], Any]] = {
     "asha": make_asha,

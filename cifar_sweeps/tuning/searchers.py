@@ -13,10 +13,10 @@ from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.optuna import OptunaSearch
 
-from cifar_sweeps.spec.constraints import parse_all
-from cifar_sweeps.spec.searchers import SEARCHERS
-from cifar_sweeps.spec.spaces import Codec, configspace_hyperparameter, hyperopt_space, optuna_distribution
-from cifar_sweeps.spec.spec import OptunaOptions, SweepSpec
+from cifar_sweeps.sweepspec.constraints import parse_all
+from cifar_sweeps.sweepspec.schema import OptunaOptions, SweepSpec
+from cifar_sweeps.sweepspec.searchers import SEARCHERS
+from cifar_sweeps.sweepspec.spaces import Codec, configspace_hyperparameter, hyperopt_space, optuna_distribution
 
 
 class WarmHyperOptSearch(HyperOptSearch):
@@ -249,13 +249,13 @@ def _quiet_kde() -> Iterator[None]:
 
 def grid_space(fixed: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """A Tune param space for the grid algorithm: fixed values plus grid_search axes (a grid
-    takes choice params only: spec.py)."""
+    takes choice params only: sweepspec/schema.py)."""
     from ray import tune
 
     return {**fixed, **{name: tune.grid_search(list(p.values)) for name, p in params.items()}}
 
 
-# Each searcher of the registry (spec/searchers.py) and what builds it: (spec, the evaluated
+# Each searcher of the registry (sweepspec/searchers.py) and what builds it: (spec, the evaluated
 # trials of a warm start) -> a Tune searcher, or None where Tune walks the space itself.
 FACTORIES: dict[str, Callable[[SweepSpec, list], Any]] = {
     "hyperopt": make_hyperopt,

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from cifar_sweeps.analysis.ranking import CONTINUE_FROM, CONTINUE_OF, REFIT_OF, REPEAT_ID, REPEAT_OF
-from cifar_sweeps.cluster.cluster import process_default
+from cifar_sweeps.cluster.connection import process_default
 from cifar_sweeps.errors import InjectedFault
-from cifar_sweeps.spec.spaces import flatten_config
 from cifar_sweeps.store.artifacts import MODEL_FILE, STATE_FILE
+from cifar_sweeps.sweepspec.spaces import flatten_config
 from cifar_sweeps.training.data import Splits
 from cifar_sweeps.training.train import EpochMetrics, TrainConfig, Trainer, cost_metrics
 

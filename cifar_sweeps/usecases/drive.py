@@ -30,8 +30,8 @@ LOG_TOP = 10  # trials of the leaderboard a driver's log ends with
 def drive(sweep_id: str, settings: Settings, store, verb: Verb = "run") -> bool:
     """Run (or resume) the stored sweep `sweep_id` to its end in this process; whether it
     ended well. NotFound for an unknown id, SpecError for a spec these settings refuse."""
-    from cifar_sweeps.spec.spec import parse_spec
-    from cifar_sweeps.tuning.sweep import resume_sweep, run_sweep
+    from cifar_sweeps.sweepspec.schema import parse_spec
+    from cifar_sweeps.tuning.driver import resume_sweep, run_sweep
 
     sweep = store.sweep(sweep_id)  # NotFound naming it
     if verb == "resume":
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("verb", choices=VERBS)
     p.add_argument("sweep_id")
     args = p.parse_args(argv)
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
 
     try:
         settings = load_settings()

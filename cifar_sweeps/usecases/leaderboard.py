@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator
 
 from cifar_sweeps.analysis.filters import ConfigFilter
-from cifar_sweeps.spec.metrics import DEFAULT_ORDER, STORED
 from cifar_sweeps.store.states import Exploit, TrialStatus
+from cifar_sweeps.sweepspec.metrics import DEFAULT_ORDER, STORED
 
 # A trial's PBT steps; rows stored before there were any hold None.
 Exploits = Annotated[list[Exploit], BeforeValidator(lambda v: v or [])]
@@ -67,8 +67,8 @@ def read_groups(store, q: BoardQuery) -> GroupedLeaderboard:
 
 
 def mark_feasible(store, rows: list, items: list[LeaderboardItem]) -> None:
-    """Each item of a sweep with constraints says whether it keeps them (spec/constraints.py)."""
-    from cifar_sweeps.spec.constraints import feasible, parse_all
+    """Each item of a sweep with constraints says whether it keeps them (sweepspec/constraints.py)."""
+    from cifar_sweeps.sweepspec.constraints import feasible, parse_all
 
     bounds = {}
     for sid in {t.sweep_id for t in rows}:

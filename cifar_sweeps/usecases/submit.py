@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
-from cifar_sweeps.analysis.results import PlanOut
+from cifar_sweeps.analysis.schemas import PlanOut
 from cifar_sweeps.analysis.warm import warm_points
-from cifar_sweeps.cluster.cluster import is_local_url
+from cifar_sweeps.cluster.connection import is_local_url
 from cifar_sweeps.errors import QueueFull, RayUnavailable, SpecError, StorageError
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.modelcheck import check_http_model_args
-from cifar_sweeps.spec.spec import SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.store.artifacts import check_results_writable
 from cifar_sweeps.store.states import SweepStatus
+from cifar_sweeps.sweepspec.modelcheck import check_http_model_args
+from cifar_sweeps.sweepspec.schema import SweepSpec, needs_pretrained, parse_spec
 from cifar_sweeps.version import code_version
 
 

@@ -55,7 +55,7 @@ def app_with_token(tmp_path, **settings):
 
     from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
-    from cifar_sweeps.store.store import get_store
+    from cifar_sweeps.store.queries import get_store
 
     s = Settings(results_dir=tmp_path, api_token="s3cret-token", **settings)
     store = get_store(s.resolved_store_url())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
-from cifar_sweeps.store.store import get_store
+from cifar_sweeps.store.queries import get_store
 
 BASE = {
     "name": "p",

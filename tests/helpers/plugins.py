@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from cifar_sweeps.spec import registry
+from cifar_sweeps.sweepspec import registry
 
 FAKENETS = """
 from torch import nn

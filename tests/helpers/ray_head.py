@@ -37,7 +37,7 @@ class RayHead:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start(self) -> RayHead:
-        from cifar_sweeps.cluster.cluster import start_head
+        from cifar_sweeps.cluster.connection import start_head
 
         self.temp_dir = start_head(
             self.dashboard_port,
@@ -72,7 +72,7 @@ class RayHead:
         raise RuntimeError("Ray dashboard did not come up")
 
     def stop(self) -> None:
-        from cifar_sweeps.cluster.cluster import stop_head
+        from cifar_sweeps.cluster.connection import stop_head
 
         stop_head(self.temp_dir)
 
@@ -98,7 +98,7 @@ class WorkerNode:
         import subprocess
         import tempfile
 
-        from cifar_sweeps.cluster.cluster import agent_ports
+        from cifar_sweeps.cluster.connection import agent_ports
 
         self.temp_dir = tempfile.mkdtemp(prefix="rw-", dir="/tmp")
         cmd = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.queries import Store
 from tests.helpers.ray_head import VENV_BIN, cli_env, free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent

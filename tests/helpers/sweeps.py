@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cifar_sweeps.store.store import Store
+from cifar_sweeps.store.queries import Store
 from tests.helpers.ray_head import VENV_BIN, RayHead, cli_env
 
 REPO = Path(__file__).resolve().parents[2]

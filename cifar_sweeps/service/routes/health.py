@@ -7,7 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from cifar_sweeps.service.routes.deps import State, public_dashboard
+from cifar_sweeps.service.routes.deps import State
+from cifar_sweeps.service.routes.presenters import public_dashboard
 from cifar_sweeps.service.schemas import Health
 from cifar_sweeps.version import __version__
 

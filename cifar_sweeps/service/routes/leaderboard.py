@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cifar_sweeps.analysis.filters import ConfigFilter, parse_filters
-from cifar_sweeps.service.routes.deps import ID_PATTERN, MAX_OFFSET, State, checkpoint_url, json_response
+from cifar_sweeps.service.routes.deps import ID_PATTERN, MAX_OFFSET, State
+from cifar_sweeps.service.routes.presenters import checkpoint_url, json_response
 from cifar_sweeps.service.schemas import error_responses
-from cifar_sweeps.spec.metrics import DEFAULT_ORDER, StoredMetric
-from cifar_sweeps.spec.registry import NAME_RE as MODEL_NAME_RE
 from cifar_sweeps.store.states import TrialStatus
+from cifar_sweeps.sweepspec.metrics import DEFAULT_ORDER, StoredMetric
+from cifar_sweeps.sweepspec.registry import NAME_RE as MODEL_NAME_RE
 from cifar_sweeps.usecases.leaderboard import (
     BoardQuery,
     GroupedLeaderboard,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from cifar_sweeps.spec import registry
-from cifar_sweeps.spec.registry import ModelInfo
+from cifar_sweeps.sweepspec import registry
+from cifar_sweeps.sweepspec.registry import ModelInfo
 
 router = APIRouter(prefix="/models", tags=["models"])
 

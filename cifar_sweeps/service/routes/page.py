@@ -10,9 +10,10 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from cifar_sweeps.errors import NotFound
-from cifar_sweeps.service.routes.deps import State, public_dashboard
-from cifar_sweeps.spec import searchers
-from cifar_sweeps.spec.metrics import METRICS
+from cifar_sweeps.service.routes.deps import State
+from cifar_sweeps.service.routes.presenters import public_dashboard
+from cifar_sweeps.sweepspec import searchers
+from cifar_sweeps.sweepspec.metrics import METRICS
 from cifar_sweeps.version import __version__
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"

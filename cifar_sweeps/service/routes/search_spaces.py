@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from cifar_sweeps.errors import NotFound, SpecError
-from cifar_sweeps.service.routes.deps import base_url
+from cifar_sweeps.service.routes.presenters import base_url
 from cifar_sweeps.service.schemas import SearchSpaceInfo, SearchSpaceList, error_responses
-from cifar_sweeps.spec import presets
-from cifar_sweeps.spec.spec import parse_spec
+from cifar_sweeps.sweepspec import presets
+from cifar_sweeps.sweepspec.schema import parse_spec
 
 router = APIRouter(prefix="/search-spaces", tags=["search spaces"])
 

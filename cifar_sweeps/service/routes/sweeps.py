@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 
 from cifar_sweeps.analysis.replay import MAX_REPLAY_SEEDS
-from cifar_sweeps.analysis.results import Importance, PlanOut
+from cifar_sweeps.analysis.schemas import Importance, PlanOut
 from cifar_sweeps.errors import SweepError
 from cifar_sweeps.service.routes.deps import (
     CPU_LANE,
@@ -18,12 +18,10 @@ from cifar_sweeps.service.routes.deps import (
     State,
     StrictJSON,
     SweepDep,
-    checkpoint_url,
-    json_response,
     queue_again,
-    sweep_out,
     writable_results,
 )
+from cifar_sweeps.service.routes.presenters import checkpoint_url, json_response, sweep_out
 from cifar_sweeps.service.schemas import (
     ParetoOut,
     SweepList,
@@ -31,12 +29,12 @@ from cifar_sweeps.service.schemas import (
     error_responses,
     pareto_out,
 )
-from cifar_sweeps.spec.limits import Extend, Limits
-from cifar_sweeps.spec.metrics import ObjectiveMetric, StoredMetric
-from cifar_sweeps.spec.spec import Repeat, parse_spec
 from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
+from cifar_sweeps.sweepspec.limits import Extend, Limits
+from cifar_sweeps.sweepspec.metrics import ObjectiveMetric, StoredMetric
+from cifar_sweeps.sweepspec.schema import Repeat, parse_spec
 from cifar_sweeps.usecases.submit import check_spec, plan_spec, submit_sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])

@@ -17,7 +17,8 @@ from fastapi.responses import FileResponse
 from cifar_sweeps.analysis.compare import Comparison, compare
 from cifar_sweeps.errors import Busy, ExportFailed, InputError, NotFound
 from cifar_sweeps.service.predict_pool import classify_in_worker
-from cifar_sweeps.service.routes.deps import Auth, State, StrictJSON, TrialDep, checkpoint_url, queue_again
+from cifar_sweeps.service.routes.deps import Auth, State, StrictJSON, TrialDep, queue_again
+from cifar_sweeps.service.routes.presenters import checkpoint_url
 from cifar_sweeps.service.schemas import (
     ClassProb,
     EpochOut,
@@ -27,9 +28,9 @@ from cifar_sweeps.service.schemas import (
     TrialOut,
     error_responses,
 )
-from cifar_sweeps.spec.limits import Continuation
 from cifar_sweeps.store.artifacts import local_model_file
 from cifar_sweeps.subprocs import run_torch
+from cifar_sweeps.sweepspec.limits import Continuation
 from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, decode
 
 router = APIRouter(prefix="/trials", tags=["trials"])

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec.spec import SweepSpec, parse_spec
+from cifar_sweeps.sweepspec.schema import SweepSpec, parse_spec
 
 LIVE_FIELDS = ("num_samples", "max_concurrent_trials", "time_budget_s")
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from cifar_sweeps.spec.config import TrainConfig
+    from cifar_sweeps.sweepspec.config import TrainConfig
 
 WHITEN_IMAGES = 5000  # training images the patch covariance is estimated from (airbench's)
 WHITEN_EPS = 5e-4  # added to the eigenvalues: caps the gain of near-constant directions

@@ -1,5 +1,5 @@
 """The presets: the sweep specs of search_spaces/, which ship inside the package as
-cifar_sweeps/spec/presets (a link to that folder in a checkout, its files in a wheel), found
+cifar_sweeps/sweepspec/presets (a link to that folder in a checkout, its files in a wheel), found
 through importlib.resources here and nowhere else."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from cifar_sweeps.errors import SpecError
 
 
 def _folder() -> Traversable:
-    return files("cifar_sweeps.spec").joinpath("presets")
+    return files("cifar_sweeps.sweepspec").joinpath("presets")
 
 
 def names() -> list[str]:

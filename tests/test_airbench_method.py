@@ -1,4 +1,4 @@
-"""airbench's method (method.py) and the precision choice (precision.py): each part does what
+"""airbench's method (airbench_method.py) and the precision choice (precision.py): each part does what
 it says, on small tensors; the trainer wires them in; the spec refuses them where they
 don't apply."""
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec.spec import old_name_warnings, parse_spec
-from cifar_sweeps.training import method, precision
+from cifar_sweeps.sweepspec.schema import old_name_warnings, parse_spec
+from cifar_sweeps.training import airbench_method, precision
 from cifar_sweeps.training.loader import Augment, DeviceSplit
 from cifar_sweeps.training.models import build_model
 from cifar_sweeps.training.train import TrainConfig, Trainer, load_model_file
@@ -29,11 +29,11 @@ def _smooth_images(n: int = 400, seed: int = 0) -> torch.Tensor:
 
 def test_the_whitening_layer_whitens_the_patches_it_was_fitted_to():
     x = _smooth_images()
-    raw = method.patches(x, 2)
+    raw = airbench_method.patches(x, 2)
     corr = torch.corrcoef(raw.T)
     assert corr[0, 1] > 0.5 and corr[0, 4] > 0.5  # neighbours and channels correlate: far from white
     conv = nn.Conv2d(3, 24, 2, bias=False)
-    method.fit_whitening(conv, x, eps=1e-9)
+    airbench_method.fit_whitening(conv, x, eps=1e-9)
     out = conv(x).detach()  # N, 24, 15, 15
     flat = out.permute(0, 2, 3, 1).reshape(-1, 24)
     cov = flat[:, :12].T @ flat[:, :12] / len(flat)
@@ -68,7 +68,7 @@ def test_the_whitening_bias_trains_for_its_epochs_then_freezes(tiny_splits):
 def test_dirac_init_makes_each_width_keeping_conv_the_identity():
     torch.manual_seed(0)
     net = build_model("airbench", width=0.25)
-    assert method.dirac_init(net) == 7  # the stem and every 3x3 conv of the three groups
+    assert airbench_method.dirac_init(net) == 7  # the stem and every 3x3 conv of the three groups
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     x = torch.randn(2, 64, 8, 8)
     keeping = [c for c in convs if c.in_channels == c.out_channels]
@@ -91,7 +91,7 @@ def _numbered_split(n: int = 64) -> DeviceSplit:
 
 def _flipped_labels(split: DeviceSplit, epoch: int, seed: int) -> set[int]:
     g = torch.Generator().manual_seed(epoch)
-    mask = method.alternate_flip_mask(len(split), epoch, seed)
+    mask = airbench_method.alternate_flip_mask(len(split), epoch, seed)
     out = set()
     for x, y in split.batches(16, g, Augment(flip=True, alternate=True), flip_mask=mask):
         out |= {int(label) for img, label in zip(x, y, strict=True) if img[0, 0, 0] == 255}  # left half white
@@ -111,17 +111,17 @@ def test_lookahead_pulls_the_weights_to_their_ema_on_its_schedule():
     lin = nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         lin.weight.fill_(0.0)
-    la = method.Lookahead(lin, total_steps=20)
+    la = airbench_method.Lookahead(lin, total_steps=20)
     with torch.no_grad():
         lin.weight.fill_(1.0)
     la.after_step(4)  # not a multiple of 5: nothing moves
     assert lin.weight.item() == 1.0
-    d = method.LOOKAHEAD_BASE * (5 / 20) ** 3
+    d = airbench_method.LOOKAHEAD_BASE * (5 / 20) ** 3
     la.after_step(5)  # ema = 0 + (1 - d)(1 - 0); the weights become it
     assert lin.weight.item() == pytest.approx(1 - d) and la.ema["weight"].item() == pytest.approx(1 - d)
     with torch.no_grad():
         lin.weight.fill_(3.0)
-    d15 = method.LOOKAHEAD_BASE * (15 / 20) ** 3
+    d15 = airbench_method.LOOKAHEAD_BASE * (15 / 20) ** 3
     la.after_step(15)  # a later pull is weaker: the EMA moves (1 - d15) of the way
     ema = (1 - d) + (1 - d15) * (3.0 - (1 - d))
     assert lin.weight.item() == pytest.approx(ema)
@@ -134,7 +134,7 @@ def test_lookahead_pulls_the_weights_to_their_ema_on_its_schedule():
 @pytest.mark.parametrize(("level", "views"), [(0, 1), (1, 2), (2, 6)])
 def test_tta_levels_give_their_number_of_views_weighted_to_one(level, views):
     x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
-    out = method.tta_views(x, level)
+    out = airbench_method.tta_views(x, level)
     assert len(out) == views and sum(w for w, _ in out) == pytest.approx(1.0)
     assert all(v.shape == x.shape for _, v in out)
     if level == 2:
@@ -145,8 +145,8 @@ def test_tta_levels_give_their_number_of_views_weighted_to_one(level, views):
 def test_tta_logits_average_the_views():
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
     x = torch.randn(2, 3, 5, 5)
-    want = sum(w * net(v) for w, v in method.tta_views(x, 2))
-    assert torch.allclose(method.tta_logits(net, x, 2), want, atol=1e-6)
+    want = sum(w * net(v) for w, v in airbench_method.tta_views(x, 2))
+    assert torch.allclose(airbench_method.tta_logits(net, x, 2), want, atol=1e-6)
 
 
 @pytest.mark.parametrize(

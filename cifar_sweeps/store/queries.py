@@ -3,7 +3,7 @@
 
 SQLAlchemy 2 on any URL; SQLite by default (WAL, so the API reads while a driver writes).
 The schema is Alembic's (migrations/): opening a store upgrades it in place.
-The sweep's driver writes through `StoreCallback` (in sweep.py); the API and CLI read.
+The sweep's driver writes through `StoreCallback` (in tuning/driver.py); the API and CLI read.
 Every write is one short transaction, so a killed writer leaves no half-written sweep.
 """
 
@@ -30,10 +30,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cifar_sweeps.errors import NotFound, StoreUnavailable
-from cifar_sweeps.spec.epoch import MEASURED
-from cifar_sweeps.spec.metrics import STORED
 from cifar_sweeps.store.states import ACTIVE, SweepStatus, TrialStatus
 from cifar_sweeps.store.tables import Epoch, Sweep, Trial, new_sweep_id, utcnow
+from cifar_sweeps.sweepspec.epoch import MEASURED
+from cifar_sweeps.sweepspec.metrics import STORED
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -178,12 +178,12 @@ class Store:
             return done.rowcount == 1
 
     def set_active_spec(self, sweep_id: str, spec: dict[str, Any]) -> bool:
-        """Write a queued or running sweep's spec (its live limits: spec/limits.py) in one
+        """Write a queued or running sweep's spec (its live limits: sweepspec/limits.py) in one
         conditional UPDATE; False when the sweep had ended meanwhile (nothing written)."""
         return self.transition_sweep(sweep_id, set(ACTIVE), {"spec": spec})
 
     def delete_trial(self, trial_id: str) -> None:
-        """A trial's row and its epochs (a refit replaced by a new one: tuning/sweep.py)."""
+        """A trial's row and its epochs (a refit replaced by a new one: tuning/driver.py)."""
         with self.session() as s:
             sweep_id = s.scalar(select(Trial.sweep_id).where(Trial.id == trial_id))
             s.execute(delete(Epoch).where(Epoch.trial_id == trial_id))

@@ -19,8 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from cifar_sweeps.spec import registry
-from cifar_sweeps.spec.registry import (  # noqa: F401 (re-exported: the zoo's names live with the registry)
+from cifar_sweeps.sweepspec import registry
+from cifar_sweeps.sweepspec.registry import (  # noqa: F401 (re-exported: the zoo's names live with the registry)
     ARG_RE,
     MLP_MODELS,
     MODEL_NAMES,

@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.spec import autospace, registry, schedulers, searchers, spaces
-from cifar_sweeps.spec.config import (
+from cifar_sweeps.sweepspec import autospace, registry, schedulers, searchers, spaces
+from cifar_sweeps.sweepspec.config import (
     MODEL_ARG,
     OLD_NAMES,
     PBT_MUTABLE,
@@ -29,12 +29,12 @@ from cifar_sweeps.spec.config import (
     TrainConfig,
     inapplicable,
 )
-from cifar_sweeps.spec.constraints import MAX_CONSTRAINTS, parse_all
-from cifar_sweeps.spec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
-from cifar_sweeps.spec.registry import ARG_RE, FIXED_SIZE_32
-from cifar_sweeps.spec.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, SchedulerName
-from cifar_sweeps.spec.searchers import DEFAULT_SEARCHER, SEARCHERS, SearcherName
-from cifar_sweeps.spec.spaces import Param, Strict, candidates, chooses_objects, flatten_config, is_choice
+from cifar_sweeps.sweepspec.constraints import MAX_CONSTRAINTS, parse_all
+from cifar_sweeps.sweepspec.metrics import METRIC_MODES, OBJECTIVE_MODES, ObjectiveMetric, SearchMetric
+from cifar_sweeps.sweepspec.registry import ARG_RE, FIXED_SIZE_32
+from cifar_sweeps.sweepspec.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, SchedulerName
+from cifar_sweeps.sweepspec.searchers import DEFAULT_SEARCHER, SEARCHERS, SearcherName
+from cifar_sweeps.sweepspec.spaces import Param, Strict, candidates, chooses_objects, flatten_config, is_choice
 
 # Keys of the trial config that the sweep runner sets itself, not the user. (`seed` is the
 # user's: a choice of seeds repeats one config.)
@@ -902,6 +902,6 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def load_spec_file(path, settings=None) -> SweepSpec:
     """A spec file, or a preset by name (presets.py)."""
-    from cifar_sweeps.spec.presets import spec_text
+    from cifar_sweeps.sweepspec.presets import spec_text
 
     return parse_spec(spec_text(str(path)), settings)

@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from cifar_sweeps.errors import ChildTimeout, SpecError
-from cifar_sweeps.spec import registry
-from cifar_sweeps.spec.config import MODEL_ARG, TrainConfig
 from cifar_sweeps.subprocs import run_torch
+from cifar_sweeps.sweepspec import registry
+from cifar_sweeps.sweepspec.config import MODEL_ARG, TrainConfig
 
 CHECK_TIMEOUT_S = 120  # a torch import and a few builds on the meta device take seconds
 MAX_BUILDS = 64  # distinct (model, model_args) built per check
@@ -28,7 +28,7 @@ MAX_BUILDS = 64  # distinct (model, model_args) built per check
 def plugin_points(spec) -> list[dict[str, Any]]:
     """The distinct plug-in builds a spec's trials can ask for, each with where its model and
     arguments come from in the spec (for the error message)."""
-    from cifar_sweeps.spec.spec import expand_space
+    from cifar_sweeps.sweepspec.schema import expand_space
 
     seen: set[str] = set()
     out: list[dict[str, Any]] = []

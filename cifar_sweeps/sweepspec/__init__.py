@@ -16,7 +16,7 @@ __all__ = [
     "presets",
     "registry",
     "schedulers",
+    "schema",
     "searchers",
     "spaces",
-    "spec",
 ]

@@ -1,5 +1,5 @@
 """What each epoch of a trial reports, once: the trainer's result (training/train.py), the
-metrics Tune passes on, the store's epoch row (store/store.py) and the API's epoch item
+metrics Tune passes on, the store's epoch row (store/queries.py) and the API's epoch item
 (service/schemas.py) all extend or read this model."""
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def optuna_distribution(p: Any, label=lambda v: v):
             else FloatDistribution(p.low, p.high, step=p.q)
         )
     if isinstance(p, QLogUniform):
-        # Optuna's log scale steps by 1 only (spec.py refuses q != 1 for its searcher): a
+        # Optuna's log scale steps by 1 only (schema.py refuses q != 1 for its searcher): a
         # hyperopt sweep's q != 1 is judged on the log scale without its step, as the ints
         # (or floats) it drew.
         return (
@@ -291,7 +291,7 @@ def configspace_hyperparameter(name: str, p: Any) -> tuple[Any, Codec]:
     if isinstance(p, QUniform):  # hyperopt's round(uniform(low, high) / q) * q, as steps of q
         lo, hi = round(p.low / p.q), round(p.high / p.q)
         return CS.UniformIntegerHyperparameter(name, lower=lo, upper=hi), Codec(q=p.q, integral=integral(p))
-    if isinstance(p, QLogUniform) and integral(p):  # q == 1 (spec.py)
+    if isinstance(p, QLogUniform) and integral(p):  # q == 1 (schema.py)
         return CS.UniformIntegerHyperparameter(name, lower=int(p.low), upper=int(p.high), log=True), Codec()
     log = isinstance(p, (LogUniform, QLogUniform))
     return CS.UniformFloatHyperparameter(name, lower=p.low, upper=p.high, log=log), Codec()

@@ -20,17 +20,17 @@ from ray.tune import Callback, Stopper
 
 from cifar_sweeps.analysis.ranking import CONTINUE_FROM, CONTINUE_OF, REFIT_OF, REPEAT_ID, REPEAT_OF, plan_repeats
 from cifar_sweeps.analysis.warm import warm_points
-from cifar_sweeps.cluster.cluster import init_ray, process_default
+from cifar_sweeps.cluster.connection import init_ray, process_default
 from cifar_sweeps.errors import NotFound, SweepError, TransitionError
 from cifar_sweeps.settings import Settings
-from cifar_sweeps.spec.constraints import parse_all
-from cifar_sweeps.spec.schedulers import SCHEDULERS
-from cifar_sweeps.spec.spaces import flatten_config
-from cifar_sweeps.spec.spec import SweepSpec
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.artifacts import MODEL_FILE, check_results_writable, local_model_file
+from cifar_sweeps.store.queries import Store, get_store
 from cifar_sweeps.store.states import TRIAL_COMPLETED, Reason, TrialStatus
-from cifar_sweeps.store.store import Store, get_store
+from cifar_sweeps.sweepspec.constraints import parse_all
+from cifar_sweeps.sweepspec.schedulers import SCHEDULERS
+from cifar_sweeps.sweepspec.schema import SweepSpec
+from cifar_sweeps.sweepspec.spaces import flatten_config
 from cifar_sweeps.training.data import Splits, dataset_name, load_splits, train_subset, with_validation_in_training
 from cifar_sweeps.tuning import continued
 from cifar_sweeps.tuning.live import LiveLimits, LiveSearch
@@ -430,7 +430,7 @@ class StoreCallback(Callback):
 def load_weights(spec: SweepSpec, settings: Settings) -> dict:
     """The pretrained weights the sweep's trials start from, loaded once here (a sweep that
     needs weights the driver can't find fails before any trial starts, saying how to stage them)."""
-    from cifar_sweeps.spec.spec import needs_pretrained
+    from cifar_sweeps.sweepspec.schema import needs_pretrained
     from cifar_sweeps.training.weights import load_for
 
     models = needs_pretrained(spec)
@@ -807,7 +807,7 @@ def resume_sweep(sweep_id: str, settings: Settings, store: Store, retry_errored:
     ones continue from their last checkpoint, the searcher keeps its history."""
     from ray import tune
 
-    from cifar_sweeps.spec.spec import parse_spec
+    from cifar_sweeps.sweepspec.schema import parse_spec
 
     # A killed terminal run is interrupted, not running.
     sweep = lifecycle.reconcile_local_driver(store, store.sweep(sweep_id))

@@ -37,8 +37,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cifar_sweeps.spec.config import LENGTH_SHAPED, TrainConfig
-from cifar_sweeps.spec.schedulers import paired_with
+from cifar_sweeps.sweepspec.config import LENGTH_SHAPED, TrainConfig
+from cifar_sweeps.sweepspec.schedulers import paired_with
 
 AUTO = "auto"
 # (low, high) of the lr's log-uniform range, per optimizer; "sgd+method": airbench's method.
