@@ -476,3 +476,29 @@ def test_the_test_import_rule_catches_one(tmp_path):
     planted = tmp_path / "test_planted.py"
     planted.write_text("from tests.test_api import something\nfrom tests.test_planted import mine\n")
     assert imports_of_other_tests(planted) == ["tests.test_api"]
+
+
+# Folder names a reader from another ecosystem takes for something else (RSpec's and
+# pytest's test folders).
+MISLEADING_FOLDERS = {"spec", "specs", "test", "tests"}
+
+
+def naming_violations(modules: dict[str, Path]) -> list[str]:
+    """Modules named like their folder (store/store.py says nothing the path didn't), and
+    folders named like tests."""
+    found = []
+    for name in sorted(modules):
+        bits = name.split(".")
+        if len(bits) > 2 and bits[-1] == bits[-2]:
+            found.append(f"{name}: a module named like its folder")
+        found += [f"{name}: the folder {b!r} reads as tests" for b in bits[1:-1] if b in MISLEADING_FOLDERS]
+    return found
+
+
+def test_no_module_is_named_like_its_folder_and_no_folder_like_tests():
+    assert naming_violations(MODULES) == []
+    planted = {"cifar_sweeps.store.store": Path("store.py"), "cifar_sweeps.spec.config": Path("config.py")}
+    assert naming_violations(planted) == [
+        "cifar_sweeps.spec.config: the folder 'spec' reads as tests",
+        "cifar_sweeps.store.store: a module named like its folder",
+    ]
