@@ -27,4 +27,5 @@ def test_a_walk_that_goes_down_and_back_up_counts_each_climb():
 def test_old_folder_names_rank_as_their_layers_and_the_bottom_has_none():
     assert walk.rank("cifar_sweeps.spec.spec") == walk.rank("cifar_sweeps.sweepspec.schema")
     assert walk.rank("cifar_sweeps.settings") is None and walk.rank("cifar_sweeps") is None
-    assert walk.rank("cifar_sweeps.cli") > walk.rank("cifar_sweeps.usecases.submit") > walk.rank("cifar_sweeps.tuning.x")
+    cli, usecase, tuning = (walk.rank(f"cifar_sweeps.{m}") for m in ("cli", "usecases.submit", "tuning.x"))
+    assert cli > usecase > tuning
