@@ -1,4 +1,4 @@
-"""The spec fuzzer at length: tests/test_schemathesis.py's spec-aware strategies (specs near
+"""The spec fuzzer at length: tests/integration/test_schemathesis.py's spec-aware strategies (specs near
 their edges) against POST /sweeps/plan and POST /sweeps of the in-process app, many more
 examples than CI runs. Each answer must be a 2xx or a 4xx within 30 s, and a 4xx stores
 nothing; the table counts answers by status, with the slowest request.

@@ -1,6 +1,6 @@
 """Write docs/reference.md from the code: every field of a sweep spec and of a trial (from the
 pydantic models: type, default, bounds, and the comment the code gives it), and every
-command of the CLI (from its parser). `tests/test_reference.py` fails when the file is not
+command of the CLI (from its parser). `tests/unit/project/test_reference.py` fails when the file is not
 what this writes.
 
     python scripts/gen_reference.py            # rewrite docs/reference.md
@@ -166,7 +166,7 @@ def render() -> str:
         "# Reference",
         "",
         "Written by `python scripts/gen_reference.py` from the code (the pydantic models and the CLI's",
-        "parser); `tests/test_reference.py` fails when it is stale. The guides explain; this lists.",
+        "parser); `tests/unit/project/test_reference.py` fails when it is stale. The guides explain; this lists.",
         "",
         "## A sweep spec",
         "",

@@ -3,7 +3,7 @@
 # ruff, the unit tier (about a minute: pure functions and the in-process app), then the
 # integration and end-to-end tiers (PostgreSQL, a wheel, real Ray heads). `--fast` runs ruff
 # and the unit tier alone; other arguments go to one pytest run instead
-# (`bash scripts/test.sh tests/test_spec.py -k bohb`).
+# (`bash scripts/test.sh tests/unit/sweepspec/test_spec.py -k bohb`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,37 +13,35 @@ from tests.helpers.ray_head import RayHead
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
 
 
-# The tiers (pyproject.toml's markers): `slow` tests run a real Ray head; `integration`
-# tests start PostgreSQL, build a wheel, mount a filesystem or run a process of the
-# project; every other test is `unit` (pure functions and the in-process app: seconds).
-INTEGRATION_MODULES = {
-    "test_wheel",
-    "test_docker",
-    "test_deploy",
-    "test_storage_faults",
-    "test_schemathesis",
-    "test_migrations",
-    "test_hardening",  # a served process, and answers in time
-}
+# The tiers are folders (pyproject.toml's markers follow them): tests/unit/<layer>/ holds pure
+# functions and the in-process app (seconds, no process started); tests/integration/ starts
+# PostgreSQL, builds a wheel, mounts a filesystem or runs a process of the project;
+# tests/e2e/ runs real Ray heads (`slow`). A unit test that needs more is refused at
+# collection, so the unit tier stays fast by construction.
+TESTS = Path(__file__).resolve().parent
+HEAVY_FIXTURES = {"postgres", "ray_head"}
+
+
+def tier_of(item: pytest.Item) -> str:
+    return Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.get_closest_marker("slow") or item.get_closest_marker("integration"):
-            continue
-        if item.get_closest_marker("realdata"):  # decodes 60,000 images: never in the unit tier
-            item.add_marker(pytest.mark.integration)
-            continue
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if (
-            module in INTEGRATION_MODULES
-            or {"postgres", "ray_head"} & set(item.fixturenames)
-            or "postgres" in params.values()
-        ):
-            item.add_marker(pytest.mark.integration)
-        else:
+        tier = tier_of(item)
+        heavy = HEAVY_FIXTURES & set(item.fixturenames) or "postgres" in _params(item)
+        if tier == "unit":
+            if heavy or any(item.get_closest_marker(m) for m in ("slow", "integration", "realdata")):
+                raise pytest.UsageError(
+                    f"{item.nodeid} starts a process or a server: it belongs in tests/integration or tests/e2e"
+                )
             item.add_marker(pytest.mark.unit)
+        elif not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.integration)
+
+
+def _params(item: pytest.Item) -> list:
+    return list(getattr(getattr(item, "callspec", None), "params", {}).values())
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 presets, the model registry (the zoo and plug-ins), metrics, searchers and schedulers.
 Torch-, Ray- and SQL-free.
 
-The face: the modules other layers may import (tests/test_structure.py holds it); the rest
+The face: the modules other layers may import (tests/unit/project/test_structure.py holds it); the rest
 (autospace) is this layer's own.
 """
 

@@ -2,7 +2,7 @@
 trainable, searchers' and schedulers' factories, the refit, PBT, continuations, live
 limits, tracking, the replay's child process).
 
-The face: the modules other layers may import (tests/test_structure.py holds it); the use
+The face: the modules other layers may import (tests/unit/project/test_structure.py holds it); the use
 cases drive a sweep through driver.py alone.
 """
 

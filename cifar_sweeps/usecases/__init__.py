@@ -19,7 +19,7 @@ from cifar_sweeps.usecases.leaderboard import (
 from cifar_sweeps.usecases.submit import Submitted, check_spec, plan_spec, submit_sweep
 
 __all__ = [
-    "leaderboard",  # the modules other layers may import (tests/test_structure.py holds it)
+    "leaderboard",  # the modules other layers may import (tests/unit/project/test_structure.py holds it)
     "submit",
     "BoardQuery",
     "GroupItem",

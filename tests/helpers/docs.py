@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -57,4 +59,30 @@ def words(line: str) -> list[str]:
             skip = False
         elif w != "...":
             out.append(w)
+    return out
+
+
+BENCH = re.compile(r"python (benchmarks/\w+\.py)((?: --?[\w-]+(?: [^\s`|]+)?)*)")
+
+
+def benchmark_flag_problems(pages: list[tuple[str, str]]) -> list[str]:
+    """Each `python benchmarks/X.py --flag ...` line's flags against the script's --help."""
+    helps: dict[str, str] = {}
+    out = []
+    for name, text in pages:
+        for script, flags in BENCH.findall(text):
+            if script not in helps:
+                p = subprocess.run(
+                    [sys.executable, str(ROOT / script), "--help"],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    timeout=120,
+                )
+                helps[script] = p.stdout if p.returncode == 0 else ""
+                if p.returncode != 0:
+                    out.append(f"{name}: {script} --help failed: {p.stderr[-200:]}")
+            for flag in [t for t in flags.split() if re.fullmatch(r"--?[A-Za-z][\w-]*", t)]:
+                if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", helps[script]):
+                    out.append(f"{name}: {script} has no flag {flag}")
     return out

@@ -21,3 +21,22 @@ ONE_AT_A_TIME = {
     "fixed": {"model": "mlp", "epochs": 2},
     "params": {"lr": {"type": "loguniform", "low": 0.001, "high": 0.1}},
 }
+
+
+# A learning rate searched on a log scale: the one searched parameter most tests need.
+LR_PARAM = {"type": "loguniform", "low": 0.001, "high": 0.1}
+LR_PARAMS = {"lr": LR_PARAM}
+
+
+def warm_spec(**over) -> dict:
+    """A small hyperopt sweep of lr and batch size (the warm-start tests' spec), edited by `over`."""
+    spec = {
+        "name": "warm",
+        "num_samples": 4,
+        "search": {"algorithm": "hyperopt", "seed": 0, "n_initial_points": 3},
+        "scheduler": {"type": "fifo"},
+        "fixed": {"model": "mlp", "epochs": 2},
+        "params": {"lr": LR_PARAM, "batch_size": {"type": "choice", "values": [32, 64]}},
+    }
+    spec.update(over)
+    return spec
