@@ -207,42 +207,35 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_repeat(args: argparse.Namespace) -> int:
-    from cifar_sweeps.store.lifecycle import repeat
-    from cifar_sweeps.tuning.driver import resume_sweep
+    from cifar_sweeps.usecases import again
 
     settings = _settings(args)
     store = _store(settings, writes=True)
-    repeat(store, args.sweep_id, args.top, args.seeds)  # refused while it runs, or with nothing to repeat
-    resume_sweep(args.sweep_id, settings, store)  # the search is over: only the repeats run
+    again.run_here(store, settings, again.repeat(store, args.sweep_id, args.top, args.seeds))
     _print_groups(store, args.sweep_id, 10, "table")
     return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
 
 
 def cmd_continue(args: argparse.Namespace) -> int:
     """An ended trial trained on from its last checkpoint, a new row of its sweep; runs here."""
-    from cifar_sweeps.store.lifecycle import continue_trial
-    from cifar_sweeps.tuning.driver import resume_sweep
+    from cifar_sweeps.usecases import again
 
     settings = _settings(args)
     store = _store(settings, writes=True)
-    sweep_id = continue_trial(store, args.trial_id, args.epochs, settings)  # refused with nothing changed
-    resume_sweep(sweep_id, settings, store)
+    sweep_id = again.run_here(store, settings, again.continue_trial(store, args.trial_id, args.epochs, settings))
     _print_leaderboard(store, sweep_id, 10, False)
     return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
     """More search trials for an ended sweep, the searcher's state carried; runs them here."""
-    from cifar_sweeps.store.lifecycle import extend
-    from cifar_sweeps.tuning.driver import resume_sweep
+    from cifar_sweeps.usecases import again
 
     settings = _settings(args)
     store = _store(settings, writes=True)
-    sweep = store.sweep(args.sweep_id)  # NotFound naming it
-    extend(store, sweep.id, args.trials, settings)  # refused while it runs, for a grid, over the limits
-    resume_sweep(sweep.id, settings, store)
-    _print_leaderboard(store, sweep.id, 10, False)
-    return 0 if store.get_sweep(sweep.id).status in ENDED_WELL else 1
+    sweep_id = again.run_here(store, settings, again.extend(store, args.sweep_id, args.trials, settings))
+    _print_leaderboard(store, sweep_id, 10, False)
+    return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ routes, the CLI, the Python API), which parse their input, call one and present 
 - leaderboard.py: the leaderboard read (ranked trials, configurations over seeds, CSV);
 - submit.py: a sweep checked, planned, stored and queued on the cluster; a plan alone;
 - drive.py: a stored sweep run or resumed to its end, what a sweep's Ray job runs
-  (`python -m cifar_sweeps.usecases.drive`; not imported here: it loads Ray Tune).
+  (`python -m cifar_sweeps.usecases.drive`; not imported here: it loads Ray Tune);
+- again.py: an ended sweep asked for more (repeat, extend, continue), queued as a Ray job
+  or run in this process.
 """
 
 from cifar_sweeps.usecases.leaderboard import (
@@ -19,6 +21,7 @@ from cifar_sweeps.usecases.leaderboard import (
 from cifar_sweeps.usecases.submit import Submitted, check_spec, plan_spec, submit_sweep
 
 __all__ = [
+    "again",
     "leaderboard",  # the modules other layers may import (tests/unit/project/test_structure.py holds it)
     "submit",
     "BoardQuery",

@@ -17,6 +17,7 @@ from cifar_sweeps.service.routes.presenters import sweep_out
 from cifar_sweeps.service.routes.state import AppState, State, get_state  # noqa: F401 (the routes import them from here)
 from cifar_sweeps.service.schemas import SweepOut
 from cifar_sweeps.store.tables import Sweep, Trial
+from cifar_sweeps.usecases import again
 
 # One request's CPU-bound checking at a time (a spec's parse and submit-time check, tens of
 # ms of pure Python each). Twenty at once in the thread pool take the GIL in turns with the
@@ -89,15 +90,7 @@ def writable_results(state: AppState) -> None:
     check(state.settings)
 
 
-def queue_again(state: AppState, sweep: Sweep, request: Request, ask) -> SweepOut:
-    """An ended sweep queued again by `ask` (a lifecycle event that refuses with nothing
-    changed: repeat, extend, continue), then submitted: its status reconciled first, the
-    results folder writable and Ray reachable (503) before anything changes."""
-    from cifar_sweeps.store.lifecycle import reconcile_local_driver
-
-    reconcile_local_driver(state.store, state.jobs.sync(sweep))
-    writable_results(state)
-    state.jobs.client()
-    ask()
-    state.jobs.drain()
-    return sweep_out(state, state.store.sweep(sweep.id), request)
+def queue_again(state: AppState, sweep: Sweep, request: Request, ask: again.Ask) -> SweepOut:
+    """An ended sweep asked for more (usecases/again.py: repeat, extend, continue), queued
+    as a Ray job; the answer is the sweep."""
+    return sweep_out(state, again.queue(state.store, state.jobs, state.settings, sweep, ask), request)

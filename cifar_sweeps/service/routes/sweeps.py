@@ -35,6 +35,7 @@ from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
 from cifar_sweeps.sweepspec.limits import Extend, Limits
 from cifar_sweeps.sweepspec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.sweepspec.schema import Repeat, parse_spec
+from cifar_sweeps.usecases import again
 from cifar_sweeps.usecases.submit import check_spec, plan_spec, submit_sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -173,9 +174,7 @@ def repeat(sweep: SweepDep, body: Repeat, request: Request, state: State) -> Swe
     """Train the sweep's `top` best configurations again until each has `seeds` runs (new
     seeds, full epochs, no early stopping); the grouped leaderboard then ranks them by mean.
     409 while the sweep runs or when it has no finished trial; nothing changes then."""
-    from cifar_sweeps.store.lifecycle import repeat as ask_repeat
-
-    return queue_again(state, sweep, request, lambda: ask_repeat(state.store, sweep.id, body.top, body.seeds))
+    return queue_again(state, sweep, request, again.repeat(state.store, sweep.id, body.top, body.seeds))
 
 
 @router.post(
@@ -188,9 +187,7 @@ def extend(sweep: SweepDep, body: Extend, request: Request, state: State) -> Swe
     """Add `trials` search trials to an ended sweep, in the same sweep: its Tune state is
     restored, the searcher's with it, so the new trials are those it suggests after the old
     ones; the refit follows the best configuration. 409 while it runs or for a grid."""
-    from cifar_sweeps.store.lifecycle import extend as ask_extend
-
-    return queue_again(state, sweep, request, lambda: ask_extend(state.store, sweep.id, body.trials, state.settings))
+    return queue_again(state, sweep, request, again.extend(state.store, sweep.id, body.trials, state.settings))
 
 
 @router.get("/{sweep_id}/pareto", response_model=ParetoOut, responses=error_responses(404, 422))

@@ -32,6 +32,7 @@ from cifar_sweeps.store.artifacts import local_model_file
 from cifar_sweeps.subprocs import run_torch
 from cifar_sweeps.sweepspec.limits import Continuation
 from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, decode
+from cifar_sweeps.usecases import again
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
@@ -70,10 +71,8 @@ def continue_trial(t: TrialDep, body: Continuation, request: Request, state: Sta
     schedule shaped by the run's length (onecycle, linear, cosine) starts a new segment over
     the new epochs; exponential and step go on decaying. 409 while the sweep runs, for a
     refit, a trial that did not end well or whose last state is gone, or the same epochs twice."""
-    from cifar_sweeps.store.lifecycle import continue_trial as ask_continue
-
     sweep = state.store.sweep(t.sweep_id)
-    return queue_again(state, sweep, request, lambda: ask_continue(state.store, t.id, body.epochs, state.settings))
+    return queue_again(state, sweep, request, again.continue_trial(state.store, t.id, body.epochs, state.settings))
 
 
 @router.get(

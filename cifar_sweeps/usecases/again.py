@@ -1,0 +1,67 @@
+"""An ended sweep asked for more: repeats of its best configurations (`repeat`), more search
+trials (`extend`), a trial trained on from its last checkpoint (`continue`). Each ask goes
+through the lifecycle, which refuses with nothing changed (while the sweep runs, for a grid,
+over the limits, with nothing to repeat); then the sweep runs again, as a Ray job
+(`queue`: POST /sweeps/{id}/repeat, /extend, /trials/{id}/continue) or in this process
+(`run_here`: `cifar-sweeps repeat`, `extend`, `continue`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cifar_sweeps.cluster.jobs import Jobs
+from cifar_sweeps.settings import Settings
+from cifar_sweeps.store import lifecycle
+from cifar_sweeps.store.queries import Store
+from cifar_sweeps.store.tables import Sweep
+
+Ask = Callable[[], str]  # asks the lifecycle; the id of the sweep queued again
+
+
+def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> Ask:
+    """The `top` best configurations trained again until each has `seeds` runs."""
+
+    def ask() -> str:
+        lifecycle.repeat(store, sweep_id, top, seeds)
+        return sweep_id
+
+    return ask
+
+
+def extend(store: Store, sweep_id: str, trials: int, settings: Settings) -> Ask:
+    """`trials` more search trials, the searcher's state carried (a grid refuses)."""
+
+    def ask() -> str:
+        lifecycle.extend(store, store.sweep(sweep_id).id, trials, settings)  # NotFound naming it
+        return sweep_id
+
+    return ask
+
+
+def continue_trial(store: Store, trial_id: str, epochs: int, settings: Settings) -> Ask:
+    """An ended trial trained `epochs` more, a new row of its sweep."""
+    return lambda: lifecycle.continue_trial(store, trial_id, epochs, settings)
+
+
+def queue(store: Store, jobs: Jobs, settings: Settings, sweep: Sweep, ask: Ask) -> Sweep:
+    """Ask, then submit the sweep as a Ray job: its status reconciled first, the results
+    folder writable (507) and Ray reachable (503) before anything changes."""
+    from cifar_sweeps.usecases.submit import writable_results
+
+    lifecycle.reconcile_local_driver(store, jobs.sync(sweep))
+    writable_results(settings)
+    jobs.client()
+    sweep_id = ask()
+    jobs.drain()
+    return store.sweep(sweep_id)
+
+
+def run_here(store: Store, settings: Settings, ask: Ask) -> str:
+    """Ask, then run the sweep to its end in this process (the search is over: only what
+    was asked for runs); the sweep's id."""
+    from cifar_sweeps.usecases.drive import drive
+
+    sweep_id = ask()
+    drive(sweep_id, settings, store, "resume")
+    return sweep_id
