@@ -18,8 +18,8 @@ seeds, side by side on this CPU:
 it existed (the refit trains its source's epochs), recorded apart. (a) is the same either way.
 
 The refit's epochs in its share count its own CPUs (two probes of its shape: it runs alone
-with both, a search trial with one); rows from before that (no `refit_rate`) are
-kept apart.
+with both, a search trial with one; the square root of their ratio); rows from before that
+(another `refit_rate`, or none) are kept apart, and so are rows from another CPU.
 
 (b) and (c) run two one-CPU trials at a time and refit with both CPUs; (a) trains with
 both. Each seed seeds the search, the training and (a)'s run; the split is the same for
@@ -52,9 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import append_run, cache_dir, cpu_model, default_data, print_table, read_runs, say_data  # noqa: E402
 
 METHODS = ("student", "report", "service")
-# How the refit's rate is estimated in the code measured: "probed" (its own CPUs, two probes)
-# since refit.stretched took a speedup; rows with none were planned at a trial's rate.
-REFIT_RATE = "probed"
+# How the refit's rate is estimated in the code measured: "probed-sqrt" (its own CPUs, two
+# probes, the square root of their ratio) since the refit ran past its share at the probed
+# ratio; "probed" rows are from before, rows with none were planned at a trial's rate.
+REFIT_RATE = "probed-sqrt"
 TASKS = {
     "mlp": {"model": "mlp"},
     "airbench": {"model": "airbench", "width": 0.5},
@@ -227,11 +228,15 @@ def main() -> None:
     args = p.parse_args()
     say_data(args.data)
     share = args.refit_share or None
+    cpu = cpu_model()  # a time budget buys another CPU other epochs: rows compare on one CPU only
     rows = [
         r
         for r in read_runs(args.out)
-        if r["method"] == "student"
-        or (r.get("refit_share") == share and r.get("refit_rate", "search") == (REFIT_RATE if share else "search"))
+        if r["cpu"] == cpu
+        and (
+            r["method"] == "student"
+            or (r.get("refit_share") == share and r.get("refit_rate", "search") == (REFIT_RATE if share else "search"))
+        )
     ]
     done = {(r["task"], r["method"], r["seed"], r["minutes"], r["data"]) for r in rows}
     source, size = task_data(args.task, args.data)
@@ -249,7 +254,7 @@ def main() -> None:
                 "seed": seed,
                 "minutes": args.minutes,
                 "data": args.data,
-                "cpu": cpu_model(),
+                "cpu": cpu,
                 **({} if method == "student" else {"refit_share": share}),
                 **({"refit_rate": REFIT_RATE} if method != "student" and share else {}),
                 **result,
