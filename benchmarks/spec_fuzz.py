@@ -28,7 +28,7 @@ def main() -> int:
 
     from hypothesis import HealthCheck, given, seed, settings
 
-    from tests import test_schemathesis as t
+    from tests.integration import test_schemathesis as t
 
     statuses: collections.Counter = collections.Counter()
     slowest = [0.0]
