@@ -17,6 +17,7 @@ import os
 import pickle
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -571,7 +572,9 @@ def _listing_digest(folder: Path) -> str:
 
 def _write_npz(path: Path, data: Cifar) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    # One temporary name per writer: two trials that decode the same archive at once must not
+    # replace each other's half-written file (the second rename would find nothing).
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")
     val = {} if data.x_val is None else {"x_val": data.x_val, "y_val": data.y_val}
     classes = np.asarray(data.classes, dtype=str)
     np.savez(

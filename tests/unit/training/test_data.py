@@ -341,3 +341,23 @@ def test_the_data_cache_keeps_its_cap_least_recently_used_first(tmp_path):
     os.utime(files[0], (5000, 5000))  # read just now: the most recent
     gone = evict(tmp_path, 2.5, keep=files[3])
     assert gone == [files[1], files[2]] and files[0].exists() and files[3].exists()
+
+
+def test_two_writers_of_one_cache_entry_at_once_both_succeed(tmp_path, monkeypatch):
+    # Two trials decoding the same archive at once: the second writer saves and renames while
+    # the first is between its save and its rename. Neither may lose its file to the other.
+    from cifar_sweeps.training import data as data_mod
+
+    entry = tmp_path / "cache" / "cifar10-0123.npz"
+    real_savez, nested = np.savez, []
+
+    def savez_with_a_second_writer_inside(file, **arrays):
+        real_savez(file, **arrays)
+        if not nested:
+            nested.append(file)
+            data_mod._write_npz(entry, synthetic(2, 1, seed=1))
+
+    monkeypatch.setattr(data_mod.np, "savez", savez_with_a_second_writer_inside)
+    data_mod._write_npz(entry, synthetic(2, 1, seed=0))
+    assert data_mod._read_npz(entry).x_train.shape[0] > 0
+    assert sorted(p.name for p in entry.parent.iterdir()) == [entry.name]  # no temporary left behind
