@@ -35,6 +35,7 @@ import csv
 import json
 import math
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -188,6 +189,25 @@ def run_job(job: tuple[str, int, dict[str, Any], int]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------ the run
 
 
+def hold_lock(path: Path):
+    """The table's lock, held for the process's life (the OS lets it go when the process
+    ends, however it ends): a second sitting on the same table would train the same runs
+    and append them twice. SystemExit naming the holder when another sitting has it."""
+    import fcntl
+
+    f = path.open("a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        raise SystemExit(f"{path.with_suffix('.csv')} is being written by {holder}: wait for it, or stop it") from None
+    f.truncate(0)
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    return f
+
+
 def done_jobs(path: Path) -> set[tuple[int, int]]:
     if not path.exists():
         return set()
@@ -244,6 +264,7 @@ def main() -> None:
         raise SystemExit(f"{args.task}: model {model!r} is not installed (pip install -e examples/tinynet-plugin)")
     args.out.mkdir(parents=True, exist_ok=True)
     table, meta = args.out / f"{args.task}.csv", args.out / f"{args.task}.json"
+    lock = hold_lock(args.out / f"{args.task}.lock")  # noqa: F841 (held until the process ends)
     space = TASKS[args.task]
     configs = sample(space["params"], args.configs, args.sample_seed)
     done = done_jobs(table)
@@ -255,6 +276,7 @@ def main() -> None:
         flush=True,
     )
     new = not table.exists()
+    _load(args.task, args.data)  # decoded and cached here, once: the workers read the cache, and a bad source stops now
     t0, finished = time.perf_counter(), 0
     ctx = multiprocessing.get_context("spawn")
     with table.open("a", newline="") as f, ctx.Pool(args.workers, _init, (args.task, args.data)) as pool:

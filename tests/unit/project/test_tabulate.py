@@ -39,3 +39,16 @@ def test_the_sample_covers_a_log_axis_evenly():
     logs = sorted(math.log10(c["lr"]) for c in sample(lr, 64))
     low_half = sum(x < -2 for x in logs)
     assert low_half == 32  # a balanced Sobol sample: exactly half below the log midpoint
+
+
+def test_a_second_sitting_on_the_same_table_is_refused_naming_the_first(tmp_path):
+    import os
+
+    from benchmarks.tabulate import hold_lock
+
+    lock = tmp_path / "airbench.lock"
+    first = hold_lock(lock)
+    with pytest.raises(SystemExit, match=rf"airbench.csv is being written by pid {os.getpid()}"):
+        hold_lock(lock)
+    first.close()  # the first sitting ends: the next may start
+    hold_lock(lock).close()
