@@ -128,15 +128,12 @@ def _model_args(items: list[str]) -> dict:
 
 
 def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
-    """The spec file named on the command line, or the stored spec of --sweep-id (the path
-    the API takes: only the id travels to the cluster)."""
-    from cifar_sweeps.sweepspec.schema import load_spec_file, parse_spec
+    """The spec file (or preset) named on the command line."""
+    from cifar_sweeps.sweepspec.schema import load_spec_file
 
-    if args.spec:
-        return load_spec_file(args.spec, settings)
-    if not args.sweep_id:
+    if not args.spec:
         raise SpecError("give a spec file (or preset name), or --sweep-id of a stored sweep")
-    return parse_spec(store.sweep(args.sweep_id).spec, settings)
+    return load_spec_file(args.spec, settings)
 
 
 def _edited_spec(args: argparse.Namespace, settings, store):
@@ -156,12 +153,11 @@ def _edited_spec(args: argparse.Namespace, settings, store):
 
 
 def _plan(spec, settings, store, as_json: bool = False, replay: str | None = None, replay_seeds: int = 20):
-    from cifar_sweeps.analysis.plan import describe, plan_for, with_replay
-    from cifar_sweeps.sdk import cluster_url
+    from cifar_sweeps.analysis.plan import describe
+    from cifar_sweeps.cluster.resources import named_cluster_url
+    from cifar_sweeps.usecases.submit import plan_spec
 
-    plan = plan_for(spec, settings, store, cluster_url=cluster_url(settings))
-    if replay:
-        plan = with_replay(plan, spec, settings, replay, replay_seeds, allow_path=True)
+    plan = plan_spec(spec, settings, store, named_cluster_url(settings), replay, replay_seeds, allow_path=True)
     print(plan.model_dump_json(indent=2) if as_json else describe(plan), flush=True)
     return plan
 
@@ -184,12 +180,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cifar_sweeps.sdk import run_spec
+    from cifar_sweeps.usecases.drive import drive, run_local
 
     settings = _settings(args)
     store = _store(settings, writes=not args.dry_run)
-    spec = _edited_spec(args, settings, store)
-    sweep_id, _ = run_spec(spec, settings, store, args.sweep_id, args.dry_run)  # the Python API's run too
+    if args.sweep_id:  # a sweep the API stored and planned (a job of an earlier version names it so)
+        if args.spec or args.set or args.name or args.num_samples or args.dry_run:
+            raise SpecError("--sweep-id runs the stored sweep's own spec: give no spec, --set, --name or --dry-run")
+        ended_well = drive(args.sweep_id, settings, store, "run")
+        _print_leaderboard(store, args.sweep_id, 10, False)
+        return 0 if ended_well else 1
+    sweep_id, _ = run_local(_edited_spec(args, settings, store), settings, store, args.dry_run)
     if sweep_id is None:
         return 0
     _print_leaderboard(store, sweep_id, 10, False)
@@ -197,13 +198,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from cifar_sweeps.tuning.driver import resume_sweep
+    from cifar_sweeps.usecases.drive import drive
 
     settings = _settings(args)
     store = _store(settings, writes=True)
-    resume_sweep(args.sweep_id, settings, store, retry_errored=not args.no_retry_errored)
+    ended_well = drive(args.sweep_id, settings, store, "resume", retry_errored=not args.no_retry_errored)
     _print_leaderboard(store, args.sweep_id, 10, False)
-    return 0 if store.get_sweep(args.sweep_id).status in ENDED_WELL else 1
+    return 0 if ended_well else 1
 
 
 def cmd_repeat(args: argparse.Namespace) -> int:
@@ -234,6 +235,17 @@ def cmd_extend(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings, writes=True)
     sweep_id = again.run_here(store, settings, again.extend(store, args.sweep_id, args.trials, settings))
+    _print_leaderboard(store, sweep_id, 10, False)
+    return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
+
+
+def cmd_refit(args: argparse.Namespace) -> int:
+    """An ended sweep's best configuration refit on every training image; runs here."""
+    from cifar_sweeps.usecases import again
+
+    settings = _settings(args)
+    store = _store(settings, writes=True)
+    sweep_id = again.run_here(store, settings, again.refit(store, args.sweep_id, settings))
     _print_leaderboard(store, sweep_id, 10, False)
     return 0 if store.get_sweep(sweep_id).status in ENDED_WELL else 1
 
@@ -681,6 +693,10 @@ def _control_parsers(sub) -> None:
     p.add_argument("--trials", type=int, required=True, help="how many search trials to add")
     _common(p)
     p.set_defaults(fn=cmd_extend)
+    p = sub.add_parser("refit", help="train an ended sweep's best configuration again on every training image")
+    p.add_argument("sweep_id")
+    _common(p)
+    p.set_defaults(fn=cmd_refit)
     p = sub.add_parser("continue", help="train an ended trial more epochs from its last checkpoint, as a new row")
     p.add_argument("trial_id")
     p.add_argument("--epochs", type=int, required=True, help="how many epochs more")
@@ -714,7 +730,7 @@ def _run_parsers(sub) -> None:
     _common(p)
     p.add_argument("--name")
     p.add_argument("--num-samples", type=int)
-    p.add_argument("--sweep-id", help="use this sweep row (created by the API)")
+    p.add_argument("--sweep-id", help="run this stored sweep (created by the API) with its own spec")
     p.add_argument(
         "--set",
         action="append",

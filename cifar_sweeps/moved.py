@@ -46,6 +46,7 @@ RENAMED: dict[str, str] = {
     "tuning.sweep": "tuning.driver",
     "analysis.results": "analysis.schemas",
     "training.method": "training.airbench_method",
+    "service.notify": "usecases.notify",
 }
 
 

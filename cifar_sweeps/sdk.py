@@ -1,6 +1,7 @@
 """The Python API, for notebooks and scripts: run a spec, read its leaderboard, load or
 export its best model. The same spec, settings and store as the command line, through the
-same functions (`cifar-sweeps run` calls `run_spec` below): nothing here is a second way.
+same use cases (`run` below and `cifar-sweeps run` both call usecases/drive.py's `run_local`):
+nothing here is a second way.
 
     import cifar_sweeps as cs
 
@@ -17,7 +18,6 @@ modules, so the functions are export_model, list_models and open_sweep).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from cifar_sweeps.errors import CifarSweepsError, NotFound
 
 if TYPE_CHECKING:
-    from cifar_sweeps.analysis.schemas import PlanOut
     from cifar_sweeps.settings import Settings
     from cifar_sweeps.store.queries import Store
     from cifar_sweeps.sweepspec.schema import SweepSpec
@@ -57,46 +56,6 @@ def load_spec(spec: str | Path | dict[str, Any], settings: Settings, edits: dict
         return base
     raw = base.model_dump(mode="json", exclude_unset=True)
     return parse_spec(apply_overrides(raw, [f"{k}={json.dumps(v)}" for k, v in edits.items()]), settings)
-
-
-def run_spec(
-    spec: SweepSpec,
-    settings: Settings,
-    store: Store,
-    sweep_id: str | None = None,
-    dry_run: bool = False,
-    echo: Callable[[str], None] = print,
-) -> tuple[str | None, PlanOut | None]:
-    """Plan the spec (its plug-in models built on the meta device first), then run it to the
-    end in this process; (sweep id, plan). A sweep the API created (`sweep_id`) was planned
-    at submit. With dry_run, only the plan: nothing runs or is stored."""
-    from cifar_sweeps.analysis.plan import check_fits, describe, plan_for
-    from cifar_sweeps.tuning.driver import run_sweep
-
-    plan = None
-    if not sweep_id:
-        plan = plan_for(spec, settings, store, cluster_url=cluster_url(settings))
-        echo(describe(plan))
-    if dry_run:
-        return None, plan
-    if plan is not None:
-        check_fits(plan)
-    ran = run_sweep(spec, settings, store, settings.data, sweep_id, plan=plan)
-    if not sweep_id:  # no service behind this run: it announces its own end (a service's sync loop would)
-        from cifar_sweeps.service.notify import notify_ended
-
-        notify_ended(store, settings, wait_s=NOTIFY_WAIT_S)
-    return ran, plan
-
-
-NOTIFY_WAIT_S = 20.0  # how long `cifar-sweeps run` waits for its webhooks' deliveries at its end
-
-
-def cluster_url(settings: Settings) -> str | None:
-    """The dashboard of the cluster RAY_ADDRESS names, whose resources a plan counts."""
-    from cifar_sweeps.cluster.connection import dashboard_url, ray_address
-
-    return dashboard_url(settings) if ray_address() else None
 
 
 @dataclass(frozen=True)
@@ -136,9 +95,11 @@ def run(
 ) -> SweepRun:
     """Run a sweep to its end here (a local Ray runtime, or RAY_ADDRESS's cluster) and return
     it; the spec is a dict, a JSON file or a preset name, as `cifar-sweeps run` takes."""
+    from cifar_sweeps.usecases.drive import run_local
+
     settings = settings_for(data, results_dir, store_url)
     store = open_store(settings)
-    sweep_id, _ = run_spec(load_spec(spec, settings, set), settings, store, echo=(lambda _: None) if quiet else print)
+    sweep_id, _ = run_local(load_spec(spec, settings, set), settings, store, echo=(lambda _: None) if quiet else print)
     return SweepRun(sweep_id, settings)
 
 
@@ -178,15 +139,11 @@ def load_model(trial_id: str, settings: Settings | None = None) -> ModelFile:
 
 
 def export_model(trial_id: str, path: str | Path, format: str = "onnx", settings: Settings | None = None) -> Path:  # noqa: A002
-    """A trial's best model as ONNX or TorchScript (export.py), preprocessing inside."""
-    from cifar_sweeps.store.artifacts import local_model_file
-    from cifar_sweeps.training.export import export_file
+    """A trial's best model as ONNX or TorchScript (usecases/export.py), preprocessing inside."""
+    from cifar_sweeps.usecases.export import export_to
 
-    trial = open_store(settings or settings_for()).trial(trial_id)
-    if not trial.checkpoint_path:
-        raise CifarSweepsError(f"trial {trial_id} has no checkpoint yet")
-    with local_model_file(trial.checkpoint_path, trial_id) as model_file:
-        return export_file(model_file, path, format, trial_id)  # type: ignore[arg-type]
+    settings = settings or settings_for()
+    return export_to(open_store(settings), trial_id, format, settings.cache_dir / "exports", path)  # type: ignore[arg-type]
 
 
 def list_models() -> list[dict[str, Any]]:

@@ -10,11 +10,8 @@ for next time; else the plan says it is unknown. Torch- and Ray-free: the API pl
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -401,62 +398,23 @@ def _hours(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min"
 
 
-def local_resources() -> PlanResources:
-    """This machine's CPUs, GPUs and memory: the cluster the service starts (a local head)."""
-    import shutil
-
-    import psutil
-
-    gpus = 0
-    if shutil.which("nvidia-smi"):
-        p = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-        gpus = sum(1 for line in p.stdout.splitlines() if line.startswith("GPU "))
-    return PlanResources(
-        cpus=float(os.cpu_count() or 1),
-        gpus=float(gpus),
-        memory_mb=psutil.virtual_memory().total / 2**20,
-        source="this machine (the local Ray head's resources)",
-    )
-
-
-def cluster_resources(url: str, timeout_s: float = 5.0) -> PlanResources | None:
-    """The Ray cluster's alive nodes, CPUs, GPUs and memory, from its dashboard's state API
-    (GET /api/v0/nodes), or None when it does not answer."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/api/v0/nodes?limit=10000", timeout=timeout_s) as r:
-            nodes = json.loads(r.read())["data"]["result"]["result"]
-    except Exception:
-        return None
-    alive = [n.get("resources_total") or {} for n in nodes if n.get("state") == "ALIVE"]
-    if not alive:
-        return None
-    return PlanResources(
-        cpus=sum(float(n.get("CPU", 0)) for n in alive),
-        gpus=sum(float(n.get("GPU", 0)) for n in alive),
-        memory_mb=sum(float(n.get("memory", 0)) for n in alive) / 2**20,
-        source=f"the Ray cluster at {url}: {len(alive)} node(s), from its dashboard's state API",
-    )
-
-
 def plan_for(
     spec: SweepSpec,
     settings,
     store,
+    resources: PlanResources,
     run_probe: bool = True,
     data_source: str | None = None,
-    cluster_url: str | None = None,
+    notes: tuple[str, ...] = (),
 ) -> PlanOut:
-    """The plan of `spec` on this service's data and store, counted on the cluster at
-    `cluster_url` (its nodes' CPUs, GPUs and memory, when it answers) or on this machine.
-    Its plug-in models are built first (modelcheck.py: SpecError for one that can't be),
-    their parameter counts in the plan."""
+    """The plan of `spec` on this service's data and store, counted on `resources` (the
+    cluster's CPUs, GPUs and memory, cluster/resources.py: the use case that plans reads
+    them), with `notes` about them among its warnings. Its plug-in models are built first
+    (modelcheck.py: SpecError for one that can't be), their parameter counts in the plan."""
     from cifar_sweeps.sweepspec.modelcheck import check_models
 
     check_data_size(spec, data_source or settings.data, settings.max_data_mb)
     params = check_models(spec, class_count(data_source or settings.data))
-    resources = (cluster_url and cluster_resources(cluster_url)) or local_resources()
     plan = make_plan(
         spec,
         data_source or settings.data,
@@ -468,8 +426,7 @@ def plan_for(
         model_params=params,
         probe_timeout_s=settings.probe_timeout_s,
     )
-    if cluster_url and resources.source.startswith("this machine"):
-        plan.warnings.append(f"the Ray cluster at {cluster_url} did not answer: counted on this machine instead")
+    plan.warnings.extend(notes)
     return plan
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cifar_sweeps.analysis.replay import ReplayOut
+from cifar_sweeps.cluster.resources import Resources as PlanResources  # the cluster's, as a plan counts them
 
 
 class EpochRange(BaseModel):
@@ -16,13 +17,6 @@ class EpochRange(BaseModel):
     expected: float
     max: float
     assumption: str  # what `expected` (and the range) assume
-
-
-class PlanResources(BaseModel):
-    cpus: float
-    gpus: float
-    memory_mb: float  # of the cluster's alive nodes together (this machine's, for a local plan)
-    source: str
 
 
 class PlanOut(BaseModel):

@@ -5,4 +5,4 @@ The face: the modules other layers and the front ends may import (tests/unit/pro
 holds it).
 """
 
-__all__ = ["notify", "schemas", "serve"]
+__all__ = ["schemas", "serve"]

@@ -22,7 +22,6 @@ from cifar_sweeps.analysis.importance import shutdown_worker
 from cifar_sweeps.cluster.jobs import Jobs
 from cifar_sweeps.errors import CifarSweepsError, RayUnavailable
 from cifar_sweeps.service.middleware import FaultHooks, add_middleware
-from cifar_sweeps.service.notify import notify_ended
 from cifar_sweeps.service.predict_pool import shutdown_worker as shutdown_predict_worker
 from cifar_sweeps.service.routes import ROUTERS
 from cifar_sweeps.service.routes.deps import AppState
@@ -30,6 +29,7 @@ from cifar_sweeps.service.routes.page import WEB_DIR
 from cifar_sweeps.settings import Settings, load_settings
 from cifar_sweeps.store.queries import db_error_cause, get_store
 from cifar_sweeps.store.states import ACTIVE
+from cifar_sweeps.usecases.notify import notify_ended
 from cifar_sweeps.version import __version__
 
 SYNC_EVERY_S = 3.0

@@ -141,6 +141,38 @@ def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStat
     return _queue_with(store, sweep_id, Event.EXTEND, spec)
 
 
+def refit(store: Store, sweep_id: str, settings=None) -> SweepStatus:
+    """Ask an ended sweep for the refit its spec did not ask for, or that did not end well:
+    its best configuration trained again on every training image and tested once
+    (tuning/refit.py). The spec gains `"refit": true`, and the sweep is queued for a driver
+    that resumes it (the search is over: only the refit runs). Refused (SweepError,
+    SpecError: nothing changes) while it runs, when it never started, with no finished
+    search trial with a score, when its refit is done, or when its epoch budget can't pay."""
+    from cifar_sweeps.sweepspec.schema import parse_spec
+
+    sweep = store.sweep(sweep_id)  # NotFound naming it
+    if sweep.status not in TERMINAL:
+        raise SweepError(f"sweep {sweep_id} is {sweep.status}; refit it once it has ended")
+    if not sweep.experiment_path:
+        raise SweepError(f"sweep {sweep_id} never started, so there is nothing to refit")
+    trials = store.trials(sweep_id)
+    searched = [t for t in trials if t.refit_of is None]
+    if not any(t.status in TRIAL_COMPLETED and t.val_acc is not None for t in searched):
+        raise SweepError(f"sweep {sweep_id} has no finished trial with a score: there is nothing to refit")
+    done = next((t for t in trials if t.refit_of is not None and t.status in TRIAL_COMPLETED), None)
+    if done is not None:
+        raise SweepError(f"sweep {sweep_id} has its refit already: trial {done.id}, of {done.refit_of}")
+    spec = parse_spec({**sweep.spec, "refit": True}, settings)  # SpecError naming the field
+    if spec.budget is not None:
+        left = spec.budget.epochs - len(store.epoch_keys(sweep_id))
+        if spec.refit_epochs() > left:
+            raise SpecError(
+                f"refit: the refit needs up to {spec.refit_epochs()} trial-epochs, and budget.epochs has "
+                f"{max(left, 0)} left"
+            )
+    return _queue_with(store, sweep_id, Event.REFIT, spec)
+
+
 def continue_id(source_tune_id: str, epochs: int) -> str:
     """A continuation's Tune id: the same row whichever driver runs it (tuning/continued.py)."""
     return f"{source_tune_id}-c{epochs}"

@@ -83,6 +83,7 @@ class Event(StrEnum):
     REPEAT = "repeat"
     EXTEND = "extend"
     CONTINUE = "continue"  # a trial of it trained on (cifar-sweeps continue)
+    REFIT = "refit"  # its best configuration refit on every training image (cifar-sweeps refit)
     START = "start"
     FINISH = "finish"
     INTERRUPT = "interrupt"
@@ -104,6 +105,7 @@ TRANSITIONS: dict[Event, tuple[frozenset[SweepStatus], SweepStatus]] = {
     Event.REPEAT: (TERMINAL, SweepStatus.QUEUED),
     Event.EXTEND: (TERMINAL, SweepStatus.QUEUED),
     Event.CONTINUE: (TERMINAL, SweepStatus.QUEUED),
+    Event.REFIT: (TERMINAL, SweepStatus.QUEUED),
     Event.START: (RESUMABLE | {SweepStatus.QUEUED}, SweepStatus.RUNNING),
     Event.FINISH: (frozenset({SweepStatus.RUNNING}), SweepStatus.SUCCEEDED),
     Event.INTERRUPT: (frozenset({SweepStatus.RUNNING}), SweepStatus.INTERRUPTED),

@@ -61,7 +61,7 @@ class Sweep(Base):
     # Finished trials of earlier sweeps its searcher started from (search.warm_start).
     warm_trials: Mapped[int | None] = mapped_column(Integer)
     plan: Mapped[dict | None] = mapped_column(JSON)  # plan.py's plan made at submit
-    # When the operator's webhooks were told it ended (service/notify.py); None: not yet.
+    # When the operator's webhooks were told it ended (usecases/notify.py); None: not yet.
     notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # The data set its models were trained on (data.dataset_name) and its class names, set by
     # the driver once the data is loaded: models are ranked within one data set.

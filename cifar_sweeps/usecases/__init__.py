@@ -4,7 +4,10 @@ routes, the CLI, the Python API), which parse their input, call one and present 
 - leaderboard.py: the leaderboard read (ranked trials, configurations over seeds, CSV);
 - submit.py: a sweep checked, planned, stored and queued on the cluster; a plan alone;
 - drive.py: a stored sweep run or resumed to its end, what a sweep's Ray job runs
-  (`python -m cifar_sweeps.usecases.drive`; not imported here: it loads Ray Tune);
+  (`python -m cifar_sweeps.usecases.drive`), and a spec planned and run in this process
+  (`cifar-sweeps run`, the Python API's `run`); not imported here: it loads Ray Tune;
+- notify.py: the operator's webhooks told when a sweep ends;
+- export.py: a trial's best model as ONNX or TorchScript, made in a child and cached;
 - again.py: an ended sweep asked for more (repeat, extend, continue), queued as a Ray job
   or run in this process.
 """
@@ -22,7 +25,10 @@ from cifar_sweeps.usecases.submit import Submitted, check_spec, plan_spec, submi
 
 __all__ = [
     "again",
-    "leaderboard",  # the modules other layers may import (tests/unit/project/test_structure.py holds it)
+    "drive",
+    "export",
+    "leaderboard",
+    "notify",  # the modules other layers may import (tests/unit/project/test_structure.py holds it)
     "submit",
     "BoardQuery",
     "GroupItem",

@@ -1,9 +1,10 @@
 """An ended sweep asked for more: repeats of its best configurations (`repeat`), more search
-trials (`extend`), a trial trained on from its last checkpoint (`continue`). Each ask goes
+trials (`extend`), a trial trained on from its last checkpoint (`continue`), the refit of its
+best configuration on every training image (`refit`). Each ask goes
 through the lifecycle, which refuses with nothing changed (while the sweep runs, for a grid,
 over the limits, with nothing to repeat); then the sweep runs again, as a Ray job
-(`queue`: POST /sweeps/{id}/repeat, /extend, /trials/{id}/continue) or in this process
-(`run_here`: `cifar-sweeps repeat`, `extend`, `continue`).
+(`queue`: POST /sweeps/{id}/repeat, /extend, /refit, /trials/{id}/continue) or in this
+process (`run_here`: `cifar-sweeps repeat`, `extend`, `refit`, `continue`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def extend(store: Store, sweep_id: str, trials: int, settings: Settings) -> Ask:
 
     def ask() -> str:
         lifecycle.extend(store, store.sweep(sweep_id).id, trials, settings)  # NotFound naming it
+        return sweep_id
+
+    return ask
+
+
+def refit(store: Store, sweep_id: str, settings: Settings) -> Ask:
+    """Its best configuration refit on every training image (a spec that had no refit)."""
+
+    def ask() -> str:
+        lifecycle.refit(store, sweep_id, settings)
         return sweep_id
 
     return ask

@@ -18,6 +18,7 @@ from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
 from cifar_sweeps.analysis.schemas import PlanOut
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.connection import is_local_url
+from cifar_sweeps.cluster.resources import resources_at
 from cifar_sweeps.errors import QueueFull, RayUnavailable, SpecError, StorageError
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.artifacts import check_results_writable
@@ -64,7 +65,7 @@ def submit_sweep(spec: SweepSpec, settings: Settings, store, jobs, run_probe: bo
     check_local_weights(spec, settings, jobs.url)
     warm_points(spec, store)  # an unknown or unrelated warm-start sweep: 422 now
     writable_results(settings)
-    plan = plan_for(spec, settings, store, run_probe=run_probe, cluster_url=jobs.url)
+    plan = plan_on(spec, settings, store, jobs.url, run_probe=run_probe)
     check_fits(plan)  # 422 with the figures: trials that can't fit the node's memory
     try:
         sweep = jobs.create(spec.model_dump(mode="json"), code_version(), plan=plan.model_dump(mode="json"))
@@ -74,13 +75,27 @@ def submit_sweep(spec: SweepSpec, settings: Settings, store, jobs, run_probe: bo
 
 
 def plan_spec(
-    spec: SweepSpec, settings: Settings, store, cluster_url: str, replay: str | None = None, replay_seeds: int = 20
+    spec: SweepSpec,
+    settings: Settings,
+    store,
+    cluster_url: str | None,
+    replay: str | None = None,
+    replay_seeds: int = 20,
+    allow_path: bool = False,
 ) -> PlanOut:
     """What `spec` will cost on the cluster at `cluster_url`, a trial shape never measured
     probed (a few batches, in a process of its own); with `replay`, its search replayed on
-    that tabulated task. Nothing is stored or submitted."""
-    out = plan_for(spec, settings, store, cluster_url=cluster_url)
-    return with_replay(out, spec, settings, replay, replay_seeds) if replay else out
+    that tabulated task (`allow_path`: or a table file, for the CLI on its own machine).
+    Nothing is stored or submitted."""
+    out = plan_on(spec, settings, store, cluster_url)
+    return with_replay(out, spec, settings, replay, replay_seeds, allow_path) if replay else out
+
+
+def plan_on(spec: SweepSpec, settings: Settings, store, cluster_url: str | None, run_probe: bool = True) -> PlanOut:
+    """The plan of `spec` counted on the cluster at `cluster_url` (None: this machine, whose
+    head a run starts), a cluster that does not answer counted as this machine, and said."""
+    resources, notes = resources_at(cluster_url)
+    return plan_for(spec, settings, store, resources, run_probe=run_probe, notes=tuple(notes))
 
 
 def check_local_weights(spec: SweepSpec, settings: Settings, cluster_url: str) -> None:

@@ -2,7 +2,7 @@
 `repeat: {top: 2, seeds: 3}`, its driver SIGKILLed in the repeat phase, `cifar-sweeps resume`;
 then the grouped leaderboard from a real HTTP server, its CSV and the CLI, each group's
 mean and interval recomputed here from its members; then `cifar-sweeps repeat` on the ended
-sweep."""
+sweep, and `cifar-sweeps refit` (the sweep had none)."""
 
 from __future__ import annotations
 
@@ -153,3 +153,17 @@ def test_repeats_survive_a_kill_and_the_grouped_views_agree(ray_head, tmp_path):
     assert len(after) == len(trials) + 1 and store.get_sweep(sweep_id).status == "succeeded"
     for tid, (at, _, _) in before.items():
         assert store.get_trial(tid).finished_at == at
+
+    # The sweep had no refit: `cifar-sweeps refit` trains its best configuration on every
+    # training image, a row of its own linked to its source; the rows before it stand.
+    before_refit = {t.id: t.finished_at for t in store.trials(sweep_id)}
+    p = run_cli(["refit", sweep_id], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    rows = store.trials(sweep_id)
+    (refit,) = [t for t in rows if t.refit_of]
+    assert len(rows) == len(before_refit) + 1 and store.get_sweep(sweep_id).spec["refit"] is True
+    assert refit.status == "terminated" and refit.test_acc is not None and refit.refit_of in before_refit
+    assert all(store.get_trial(tid).finished_at == at for tid, at in before_refit.items())
+    p = run_cli(["refit", sweep_id], env)  # asked twice: refused, nothing changes
+    assert p.returncode != 0 and "has its refit already" in p.stderr, p.stderr[-2000:]
+    assert len(store.trials(sweep_id)) == len(rows) and store.get_sweep(sweep_id).status == "succeeded"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from cifar_sweeps.service.routes.trials import export_key
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.usecases.export import export_key
 from tests.helpers.served import loopback_service
 
 pytestmark = pytest.mark.integration

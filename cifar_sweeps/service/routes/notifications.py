@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from cifar_sweeps.service.notify import Delivery, send_test
 from cifar_sweeps.service.routes.deps import Auth, State, StrictJSON
 from cifar_sweeps.service.schemas import error_responses
+from cifar_sweeps.usecases.notify import Delivery, send_test
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 

@@ -190,6 +190,20 @@ def extend(sweep: SweepDep, body: Extend, request: Request, state: State) -> Swe
     return queue_again(state, sweep, request, again.extend(state.store, sweep.id, body.trials, state.settings))
 
 
+@router.post(
+    "/{sweep_id}/refit",
+    response_model=SweepOut,
+    dependencies=[Auth],
+    responses=error_responses(401, 404, 409, 422, 503, 507),
+)
+def refit(sweep: SweepDep, request: Request, state: State) -> SweepOut:
+    """Refit an ended sweep whose spec had no refit (or whose refit did not end well): its
+    best configuration trained again on every training image and tested once, a row of its
+    own marked as the refit, then the sweep's model. 409 while it runs, with no finished
+    trial or with its refit done; 422 when its epoch budget can't pay; nothing changes then."""
+    return queue_again(state, sweep, request, again.refit(state.store, sweep.id, state.settings))
+
+
 @router.get("/{sweep_id}/pareto", response_model=ParetoOut, responses=error_responses(404, 422))
 def sweep_pareto(
     sweep: SweepDep,

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import shutil
-import tempfile
 import threading
-import time
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from cifar_sweeps.analysis.compare import Comparison, compare
-from cifar_sweeps.errors import Busy, ExportFailed, InputError, NotFound
+from cifar_sweeps.errors import Busy, InputError, NotFound
 from cifar_sweeps.service.predict_pool import classify_in_worker
 from cifar_sweeps.service.routes.deps import Auth, State, StrictJSON, TrialDep, queue_again
 from cifar_sweeps.service.routes.presenters import checkpoint_url
@@ -29,14 +23,13 @@ from cifar_sweeps.service.schemas import (
     error_responses,
 )
 from cifar_sweeps.store.artifacts import local_model_file
-from cifar_sweeps.subprocs import run_torch
 from cifar_sweeps.sweepspec.limits import Continuation
 from cifar_sweeps.training.predict import MAX_CONCURRENT, MAX_IMAGES, decode
 from cifar_sweeps.usecases import again
+from cifar_sweeps.usecases.export import export_trial
 
 router = APIRouter(prefix="/trials", tags=["trials"])
 PREDICTING = threading.BoundedSemaphore(MAX_CONCURRENT)
-EXPORT_TIMEOUT_S = 300  # a ResNet-50's ONNX export takes tens of seconds on 2 cores
 
 
 @router.get("/compare", response_model=Comparison, responses=error_responses(404, 422))
@@ -112,54 +105,8 @@ def export(t: TrialDep, state: State, format: Literal["onnx", "torchscript"] = Q
     config and scores in the file's metadata. Made in a process of its own, one at a time,
     and kept by trial, model file and format: asking again answers from the cache. Behind the
     API token when one is set; refused to a page of another site (it starts work)."""
-    if not t.checkpoint_path:
-        raise NotFound(f"trial {t.id} has no checkpoint yet")
-    path = _export(t, format, state.settings.cache_dir / "exports")
+    path = export_trial(state.store, t.id, format, state.settings.cache_dir / "exports")
     return FileResponse(path, filename=f"{t.id}{path.suffix}", media_type="application/octet-stream")
-
-
-EXPORT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-
-
-def export_key(trial_id: str, checkpoint_path: str, fmt: str) -> str:
-    """A cached export's file name: the trial, a digest of its model file's path (a trial
-    trained on writes a new one) and the format."""
-    digest = hashlib.sha256(checkpoint_path.encode()).hexdigest()[:16]
-    return f"{trial_id}-{digest}{EXPORT_SUFFIX[fmt]}"
-
-
-def _export(t, fmt: str, cache: Path) -> Path:
-    """Run export.py on the trial's model file in a child process (the API loads no torch),
-    into a folder of its own under the cache; the file it writes (model.onnx or model.pt,
-    by its exact name) moves into the cache. Leftover folders of a crashed export are
-    removed by the next one."""
-    cache.mkdir(parents=True, exist_ok=True)
-    kept = cache / export_key(t.id, t.checkpoint_path, fmt)
-    if kept.is_file():
-        return kept
-    _sweep_leftovers(cache)
-    out_dir = Path(tempfile.mkdtemp(prefix="partial-", dir=cache))
-    try:
-        with local_model_file(t.checkpoint_path, t.id) as model_file:
-            request = {"model_file": str(model_file), "out_dir": str(out_dir), "format": fmt, "trial_id": t.id}
-            p = run_torch("cifar_sweeps.training.export", request, EXPORT_TIMEOUT_S, f"the export of trial {t.id}")
-        out = out_dir / f"model{EXPORT_SUFFIX[fmt]}"
-        if p.returncode != 0 or not out.is_file():
-            last = (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            raise ExportFailed(f"the export of trial {t.id} to {fmt} failed: {last}")
-        out.replace(kept)  # atomic: a concurrent reader sees the whole file or none
-        return kept
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-
-
-def _sweep_leftovers(cache: Path, older_than_s: float = 2 * EXPORT_TIMEOUT_S) -> None:
-    """Remove the folders of exports that died mid-way (older than any export can run)."""
-    now = time.time()
-    for d in cache.glob("partial-*"):
-        with contextlib.suppress(OSError):
-            if now - d.stat().st_mtime > older_than_s:
-                shutil.rmtree(d, ignore_errors=True)
 
 
 @router.post(

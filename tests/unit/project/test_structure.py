@@ -48,8 +48,10 @@ LAYERS: dict[str, set[str]] = {
     "sweepspec": set(),  # sweep specs, trial configs, search spaces, presets, the plug-in registry
     "store": {"sweepspec"},  # the SQL store, statuses, lifecycle, artifact files, migrations
     "training": {"sweepspec"},  # data, models, the training loop (torch)
-    "analysis": {"sweepspec", "store"},  # ranking, filters, plans, warm starts, importance
-    "cluster": {"sweepspec", "store"},  # the Ray head and the Ray Jobs client
+    "cluster": {"sweepspec", "store"},  # the Ray head, its resources, the Ray Jobs client
+    # Ranking, filters, plans, warm starts, importance; a plan counts the cluster's resources
+    # as cluster/resources.py gives them (the use case that plans reads them).
+    "analysis": {"sweepspec", "store", "cluster"},
     "tuning": {"sweepspec", "store", "training", "analysis", "cluster"},  # Ray Tune
     # What the system does, one function each, under the front ends (so far: the leaderboard
     # read, and driving a stored sweep, whose Ray Tune import is lazy: the API process never
@@ -94,8 +96,8 @@ ALLOWED_STRINGS = {
     ("cifar_sweeps.analysis.plan", "cifar_sweeps.tuning.replay"),
     # A sweep's Ray job runs the drive use case; the cluster layer submits it by name.
     ("cifar_sweeps.cluster.jobs", "cifar_sweeps.usecases.drive"),
-    # An export runs in a child (torch.onnx), started by the route that serves it.
-    ("cifar_sweeps.service.routes.trials", "cifar_sweeps.training.export"),
+    # An export runs in a child (torch.onnx), started by the export use case.
+    ("cifar_sweeps.usecases.export", "cifar_sweeps.training.export"),
     # The submit's model check builds plug-in models on the meta device, in a child.
     ("cifar_sweeps.sweepspec.modelcheck", "cifar_sweeps.training.meta_build"),
     # The zoo's models are registered as an entry point like a plug-in's (registry.py).

@@ -337,6 +337,24 @@ def test_repeat_refuses_a_running_sweep_one_with_nothing_to_repeat_and_unknown_o
     assert store.get_sweep(done.id).spec["repeat"] == {"top": 1, "seeds": 3} and jobs.drained == 1
 
 
+def test_refit_queues_an_ended_sweep_and_refuses_a_running_one_an_empty_one_and_unknown_ones(setup):
+    client, store, jobs = setup
+    running = store.create_sweep(GOOD, "synthetic:100", "v")
+    lifecycle.claim(store, running.id, "host", 1, "/exp/r")
+    empty = _ended_sweep(store, finished=False)
+    for sweep, words in ((running, "refit it once it has ended"), (empty, "nothing to refit")):
+        before = _row(store, sweep.id)
+        r = client.post(f"/sweeps/{sweep.id}/refit", headers=AUTH)
+        assert r.status_code == 409 and words in r.json()["detail"], r.text
+        assert _row(store, sweep.id) == before
+    assert client.post("/sweeps/sw-0000000000/refit", headers=AUTH).status_code == 404
+    done = _ended_sweep(store, finished=True)
+    assert client.post(f"/sweeps/{done.id}/refit").status_code == 401
+    r = client.post(f"/sweeps/{done.id}/refit", headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    assert store.get_sweep(done.id).spec["refit"] is True and jobs.drained == 1
+
+
 def test_the_leaderboard_takes_a_plugin_name_with_a_hyphen_or_a_dot_and_ranks_a_refit_first(setup):
     client, store, _ = setup
     sw = store.create_sweep({"name": "p"}, "synthetic:10", "v")

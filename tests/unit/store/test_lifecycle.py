@@ -51,6 +51,12 @@ EXPECTED = {
     (F, Event.CONTINUE): Q,
     (S, Event.CONTINUE): Q,
     (INT, Event.CONTINUE): Q,
+    (Q, Event.REFIT): None,
+    (R, Event.REFIT): None,
+    (OK, Event.REFIT): Q,
+    (F, Event.REFIT): Q,
+    (S, Event.REFIT): Q,
+    (INT, Event.REFIT): Q,
     (Q, Event.START): R,
     (R, Event.START): None,
     (OK, Event.START): None,
@@ -370,3 +376,48 @@ def test_a_head_whose_port_holds_404_is_not_taken_for_an_unknown_job():
     assert "404" in str(refused.value) and not job_not_found(refused.value)
     # Ray's Jobs SDK on an unknown job (SubmissionClient._raise_error's wording):
     assert job_not_found(RuntimeError("Request failed with status code 404: Job raysubmit_1 does not exist."))
+
+
+def test_refit_queues_an_ended_sweep_with_refit_on_and_refuses_what_it_cant(store, tmp_path):
+    from cifar_sweeps.errors import SpecError, SweepError
+    from tests.helpers.importance import add_trial
+    from tests.helpers.specs import GOOD
+
+    def ended(spec: dict, trials: int = 1) -> str:
+        sweep = store.create_sweep(spec, "synthetic:100", "v")
+        lifecycle.claim(store, sweep.id, "here", 1, str(tmp_path / sweep.id))
+        for i in range(trials):
+            add_trial(store, sweep.id, f"t{i}", {"model": "mlp", "epochs": 2, "lr": 0.01}, 0.5 + i / 10)
+        lifecycle.finish(store, sweep.id)
+        return sweep.id
+
+    sweep_id = ended(GOOD)
+    assert "refit" not in store.sweep(sweep_id).spec
+    assert lifecycle.refit(store, sweep_id) == SweepStatus.QUEUED
+    assert store.sweep(sweep_id).spec["refit"] is True and store.sweep(sweep_id).spec["num_samples"] == 2
+    with pytest.raises(SweepError, match="refit it once it has ended"):
+        lifecycle.refit(store, sweep_id)
+
+    refused = {
+        "no finished trial": ended(GOOD, trials=0),
+        "budget.epochs has 2 left": ended({**GOOD, "budget": {"epochs": 4}}, trials=2),
+    }
+    with pytest.raises(SweepError, match="nothing to refit"):
+        lifecycle.refit(store, refused["no finished trial"])
+    with pytest.raises(SpecError, match="needs up to 3 trial-epochs, and budget.epochs has 2 left"):
+        lifecycle.refit(store, refused["budget.epochs has 2 left"])
+    never = store.create_sweep(GOOD, "synthetic:100", "v")
+    lifecycle.request_stop(store, never.id)
+    with pytest.raises(SweepError, match="never started"):
+        lifecycle.refit(store, never.id)
+    for sweep_id in [*refused.values(), never.id]:  # a refusal changes nothing
+        assert "refit" not in store.sweep(sweep_id).spec and store.sweep(sweep_id).status != SweepStatus.QUEUED
+
+    done = ended({**GOOD, "refit": True})
+    source = store.trials(done)[0]
+    row = lifecycle.trial_started(
+        store, done, "refit", {"model": "mlp", "epochs": 2, "lr": 0.01}, 1, refit_of=source.id
+    )
+    lifecycle.trial_ended(store, row, "terminated")
+    with pytest.raises(SweepError, match=f"has its refit already: trial {row}, of {source.id}"):
+        lifecycle.refit(store, done)

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from cifar_sweeps.service.api import create_app
-from cifar_sweeps.service.notify import SIGNATURE, notify_ended
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.queries import get_store
+from cifar_sweeps.usecases.notify import SIGNATURE, notify_ended
 from tests.helpers.jobs import FakeJobs
 from tests.helpers.specs import AUTH, GOOD
 

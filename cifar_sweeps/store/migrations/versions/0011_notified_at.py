@@ -1,7 +1,7 @@
 """sweeps.notified_at: when the operator's webhooks were told the sweep ended.
 
 A sweep that ends (succeeded, failed, stopped) is announced once to the configured webhooks
-(service/notify.py); this column records that it was, so a restart or a second service
+(usecases/notify.py); this column records that it was, so a restart or a second service
 process never announces it again. Sweeps that ended before this revision are marked as
 announced (at their end: every sweep with a finished_at): upgrading must not flood a
 receiver with old news.
