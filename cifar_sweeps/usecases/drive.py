@@ -61,12 +61,11 @@ def run_local(
     `dry_run`, only the plan: nothing runs or is stored. At its end the sweep announces
     itself to the operator's webhooks, as a service's sync loop would."""
     from cifar_sweeps.analysis.plan import check_fits, describe
-    from cifar_sweeps.cluster.resources import named_cluster_url
     from cifar_sweeps.tuning.driver import run_sweep
     from cifar_sweeps.usecases.notify import notify_ended
-    from cifar_sweeps.usecases.submit import plan_on
+    from cifar_sweeps.usecases.submit import plan_here
 
-    plan = plan_on(spec, settings, store, named_cluster_url(settings))
+    plan = plan_here(spec, settings, store)
     echo(describe(plan))
     if dry_run:
         return None, plan

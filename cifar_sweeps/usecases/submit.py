@@ -18,7 +18,7 @@ from cifar_sweeps.analysis.plan import check_fits, plan_for, with_replay
 from cifar_sweeps.analysis.schemas import PlanOut
 from cifar_sweeps.analysis.warm import warm_points
 from cifar_sweeps.cluster.connection import is_local_url
-from cifar_sweeps.cluster.resources import resources_at
+from cifar_sweeps.cluster.resources import named_cluster_url, resources_at
 from cifar_sweeps.errors import QueueFull, RayUnavailable, SpecError, StorageError
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store.artifacts import check_results_writable
@@ -89,6 +89,12 @@ def plan_spec(
     Nothing is stored or submitted."""
     out = plan_on(spec, settings, store, cluster_url)
     return with_replay(out, spec, settings, replay, replay_seeds, allow_path) if replay else out
+
+
+def plan_here(spec: SweepSpec, settings: Settings, store) -> PlanOut:
+    """The plan of a run in this process (`cifar-sweeps run`): counted on the cluster
+    RAY_ADDRESS names, or on this machine, whose head the run starts."""
+    return plan_on(spec, settings, store, named_cluster_url(settings))
 
 
 def plan_on(spec: SweepSpec, settings: Settings, store, cluster_url: str | None, run_probe: bool = True) -> PlanOut:
