@@ -2,6 +2,7 @@
 given the same total trial-epochs, on real CIFAR-10, several seeds.
 
     python benchmarks/search_efficiency.py --seeds 0 1 2 3 4 5 6 7 8 9
+    python benchmarks/search_efficiency.py --task mlp --seeds $(seq 0 19)   # the replay's live check
 
 Fixed before comparing (the space, the seeds, the budget rule):
 - The space is the report's shape: lr U(0.001, 0.1), batch {32, 64, 128}, SGD momentum
@@ -17,6 +18,12 @@ Fixed before comparing (the space, the seeds, the budget rule):
   metric: HyperOpt TPE and Optuna's multivariate TPE, 5 random trials first; and BOHB
   with its own HyperBand (reduction 3; its model per budget after 5 results there).
 
+With `--task` (mlp, airbench, tinynet), the space, images and methods are a tabulated task's
+and the replay's (tabulate.py, replay.py): the report's method is 10 random draws of the
+task's space, each trained in full; a candidate (`--methods hyperopt`, by default) searches
+the same space, epochs included, until it has spent what the report's method spent on that
+seed. It is the replay checked live: the same comparison, trained.
+
 Prints per method the best val_acc at 25/50/75/100 % of the budget (an anytime curve
 from every epoch in the order it was recorded), the test_acc of the final best trial,
 and the fraction of the budget it needed to reach the report method's final best; then
@@ -30,6 +37,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,9 +60,52 @@ METHODS = {
 SHORT = dict(zip(("report", "hyperopt", "optuna", "bohb"), METHODS, strict=True))  # --methods names
 
 
+# The replay's methods (benchmarks/replay.py) run live on a tabulated task's space: the
+# live check of the replay, the same searcher and scheduler on the same space and images.
+FIFO = {"type": "fifo"}
+TPE5 = {name: {"algorithm": name, "n_initial_points": 5} for name in ("hyperopt", "optuna")}
+TASK_METHODS: dict[str, dict[str, Any]] = {
+    REPORT_NAME: {"search": {"algorithm": "random"}, "scheduler": FIFO},
+    "hyperopt TPE (5) + ASHA 1/3": {"search": TPE5["hyperopt"]},
+    "hyperopt TPE (5) + fifo": {"search": TPE5["hyperopt"], "scheduler": FIFO},
+    "optuna TPE (5) + ASHA 1/3": {"search": TPE5["optuna"]},
+    "optuna TPE (5) + fifo": {"search": TPE5["optuna"], "scheduler": FIFO},
+}
+TASK_SHORT = dict(zip(("report", "hyperopt", "hyperopt-fifo", "optuna", "optuna-fifo"), TASK_METHODS, strict=True))
+
+
+def task_spec(args, name: str, seed: int, budget: int | None):
+    """A method on a tabulated task's space (tabulate.py's TASKS): the report's method is 10
+    random trials, each its full sampled epochs; a candidate searches the same space (epochs
+    included, as the replay does) until it has spent `budget` trial-epochs."""
+    from benchmarks.tabulate import TASKS
+    from cifar_sweeps.sweepspec.schema import parse_spec
+
+    task = TASKS[args.task]
+    spec = {
+        "name": f"eff-{args.task}-{seed}",
+        "metric": "best_val_acc",
+        "mode": "max",
+        "max_concurrent_trials": args.concurrency,
+        "search": {**TASK_METHODS[name]["search"], "seed": seed},
+        "scheduler": TASK_METHODS[name].get("scheduler", {"type": "asha"}),
+        "resources_per_trial": {"cpu": args.threads},
+        "checkpoint_every": 100,
+        "fixed": dict(task["fixed"]),
+        "params": task["params"],
+    }
+    if budget is None:
+        spec["num_samples"] = args.num_samples
+    else:
+        spec["budget"] = {"epochs": budget}
+    return parse_spec(spec)
+
+
 def make_spec(args, name: str, seed: int, budget: int | None):
     from cifar_sweeps.sweepspec.schema import parse_spec
 
+    if args.task:
+        return task_spec(args, name, seed, budget)
     method = METHODS[name]
     epochs = {"type": "quniform", "low": args.min_epochs, "high": args.max_epochs, "q": 1}
     spec = {
@@ -117,6 +168,10 @@ def run_one(args, name: str, seed: int, splits: Splits, budget: int | None) -> d
 
 
 def load(args) -> Splits:
+    if args.task:  # the table's own images: its training subset, validation and test prefixes
+        from benchmarks.tabulate import _load
+
+        return _load(args.task, args.data)
     s = train_subset(load_splits(args.data, cache_dir()), args.train_images)
     # Random, not leading, evaluation images: an image-folder test set is in class order.
     rng = np.random.default_rng(0)
@@ -165,13 +220,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--methods",
         nargs="+",
-        choices=list(SHORT),
-        default=list(SHORT),
-        help="the candidates to run (the report's method always runs: it sets the budget)",
+        choices=sorted({*SHORT, *TASK_SHORT}),
+        default=None,
+        help="the candidates to run (the report's method always runs: it sets the budget); "
+        f"without --task: {', '.join(SHORT)} (all by default); with it: {', '.join(TASK_SHORT)} "
+        "(hyperopt by default)",
+    )
+    ap.add_argument(
+        "--task",
+        choices=["mlp", "airbench", "tinynet"],
+        help="a tabulated task's space and images (tabulate.py), with the replay's methods: the replay's live check",
     )
     args = ap.parse_args(argv)
     say_data(args.data)
-    args.methods = [REPORT_NAME] + [SHORT[m] for m in args.methods if m != "report"]
+    short = TASK_SHORT if args.task else SHORT
+    chosen = args.methods or (["hyperopt"] if args.task else list(SHORT))
+    if unknown := [m for m in chosen if m not in short]:
+        ap.error(f"--methods {' '.join(unknown)}: not a method {'with' if args.task else 'without'} --task")
+    args.methods = [REPORT_NAME] + [short[m] for m in chosen if m != "report"]
 
     import ray
 
