@@ -385,8 +385,8 @@ def _print_groups(
 def cmd_pareto(args: argparse.Namespace) -> int:
     """The sweep's trials over two stored metrics, each with its Pareto rank (GET
     /sweeps/{id}/pareto)."""
-    from cifar_sweeps.service.schemas import pareto_out
     from cifar_sweeps.usecases.leaderboard import csv_cell
+    from cifar_sweeps.usecases.pareto import pareto_out
 
     store = _store(_settings(args))
     sweep = store.sweep(args.sweep_id)

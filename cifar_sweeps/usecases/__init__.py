@@ -7,6 +7,7 @@ routes, the CLI, the Python API), which parse their input, call one and present 
   (`python -m cifar_sweeps.usecases.drive`), and a spec planned and run in this process
   (`cifar-sweeps run`, the Python API's `run`); not imported here: it loads Ray Tune;
 - notify.py: the operator's webhooks told when a sweep ends;
+- pareto.py: a sweep's Pareto front over two stored metrics;
 - export.py: a trial's best model as ONNX or TorchScript, made in a child and cached;
 - again.py: an ended sweep asked for more (repeat, extend, continue), queued as a Ray job
   or run in this process.
@@ -28,7 +29,8 @@ __all__ = [
     "drive",
     "export",
     "leaderboard",
-    "notify",  # the modules other layers may import (tests/unit/project/test_structure.py holds it)
+    "notify",
+    "pareto",  # the modules other layers may import (tests/unit/project/test_structure.py holds it)
     "submit",
     "BoardQuery",
     "GroupItem",

@@ -22,13 +22,7 @@ from cifar_sweeps.service.routes.deps import (
     writable_results,
 )
 from cifar_sweeps.service.routes.presenters import checkpoint_url, json_response, sweep_out
-from cifar_sweeps.service.schemas import (
-    ParetoOut,
-    SweepList,
-    SweepOut,
-    error_responses,
-    pareto_out,
-)
+from cifar_sweeps.service.schemas import SweepList, SweepOut, error_responses
 from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
 from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
@@ -36,6 +30,7 @@ from cifar_sweeps.sweepspec.limits import Extend, Limits
 from cifar_sweeps.sweepspec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.sweepspec.schema import Repeat, parse_spec
 from cifar_sweeps.usecases import again
+from cifar_sweeps.usecases.pareto import ParetoOut, pareto_out
 from cifar_sweeps.usecases.submit import check_spec, plan_spec, submit_sweep
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
