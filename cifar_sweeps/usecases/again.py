@@ -1,6 +1,7 @@
 """An ended sweep asked for more: repeats of its best configurations (`repeat`), more search
 trials (`extend`), a trial trained on from its last checkpoint (`continue`), the refit of its
-best configuration on every training image (`refit`). Each ask goes
+best configuration on every training image (`refit`); and an interrupted one resumed
+(`queue_resume`). Each ask goes
 through the lifecycle, which refuses with nothing changed (while the sweep runs, for a grid,
 over the limits, with nothing to repeat); then the sweep runs again, as a Ray job
 (`queue`: POST /sweeps/{id}/repeat, /extend, /refit, /trials/{id}/continue) or in this
@@ -12,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cifar_sweeps.cluster.jobs import Jobs
+from cifar_sweeps.errors import SweepError
 from cifar_sweeps.settings import Settings
 from cifar_sweeps.store import lifecycle
 from cifar_sweeps.store.queries import Store
+from cifar_sweeps.store.states import RESUMABLE
 from cifar_sweeps.store.tables import Sweep
 
 Ask = Callable[[], str]  # asks the lifecycle; the id of the sweep queued again
@@ -66,6 +69,23 @@ def queue(store: Store, jobs: Jobs, settings: Settings, sweep: Sweep, ask: Ask) 
     sweep_id = ask()
     jobs.drain()
     return store.sweep(sweep_id)
+
+
+def queue_resume(store: Store, jobs: Jobs, settings: Settings, sweep: Sweep) -> Sweep:
+    """An interrupted, stopped or failed sweep resubmitted as a Ray job that resumes it
+    (POST /sweeps/{id}/resume): its status reconciled first; SweepError (409) for one that is
+    not resumable or never started, 507 and 503 as `queue`, with nothing changed."""
+    from cifar_sweeps.usecases.submit import writable_results
+
+    sweep = lifecycle.reconcile_local_driver(store, jobs.sync(sweep))
+    if sweep.status not in RESUMABLE:
+        raise SweepError(
+            f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} sweeps can be resumed"
+        )
+    if not sweep.experiment_path:
+        raise SweepError(f"sweep {sweep.id} never started, so there is nothing to resume")
+    writable_results(settings)
+    return jobs.resume(sweep)
 
 
 def run_here(store: Store, settings: Settings, ask: Ask) -> str:

@@ -19,13 +19,12 @@ from cifar_sweeps.service.routes.deps import (
     StrictJSON,
     SweepDep,
     queue_again,
-    writable_results,
 )
 from cifar_sweeps.service.routes.presenters import checkpoint_url, json_response, sweep_out
 from cifar_sweeps.service.schemas import SweepList, SweepOut, error_responses
 from cifar_sweeps.store.cleanup import delete_sweep
 from cifar_sweeps.store.lifecycle import change_limits, reconcile_local_driver
-from cifar_sweeps.store.states import ACTIVE, RESUMABLE, SweepStatus
+from cifar_sweeps.store.states import ACTIVE, SweepStatus
 from cifar_sweeps.sweepspec.limits import Extend, Limits
 from cifar_sweeps.sweepspec.metrics import ObjectiveMetric, StoredMetric
 from cifar_sweeps.sweepspec.schema import Repeat, parse_spec
@@ -148,15 +147,9 @@ def delete(sweep: SweepDep, state: State) -> None:
     responses=error_responses(401, 404, 409, 503, 507),
 )
 def resume(sweep: SweepDep, request: Request, state: State) -> SweepOut:
-    sweep = reconcile_local_driver(state.store, state.jobs.sync(sweep))
-    if sweep.status not in RESUMABLE:
-        raise SweepError(
-            f"sweep {sweep.id} is {sweep.status}; only {', '.join(sorted(RESUMABLE))} sweeps can be resumed"
-        )
-    if not sweep.experiment_path:
-        raise SweepError(f"sweep {sweep.id} never started, so there is nothing to resume")
-    writable_results(state)
-    return sweep_out(state, state.jobs.resume(sweep), request)
+    """Resubmit an interrupted, stopped or failed sweep; its finished trials stand, its
+    unfinished ones go on from their checkpoints. 409 for any other status."""
+    return sweep_out(state, again.queue_resume(state.store, state.jobs, state.settings, sweep), request)
 
 
 @router.post(
