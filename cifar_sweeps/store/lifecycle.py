@@ -106,13 +106,7 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
     if not sweep.experiment_path:
         raise SweepError(f"sweep {sweep_id} never started, so there is nothing to repeat")
     spec = parse_spec({**sweep.spec, "repeat": {"top": top, "seeds": seeds}})  # SpecError naming the field
-    if spec.budget is not None:
-        left = spec.budget.epochs - len(store.epoch_keys(sweep_id))
-        if spec.repeat_epochs() > left:
-            raise SpecError(
-                f"repeat: the repeats need up to {spec.repeat_epochs()} trial-epochs, and "
-                f"budget.epochs has {max(left, 0)} left"
-            )
+    _budget_pays(store, sweep_id, spec, spec.repeat_epochs(), "repeat: the repeats need")
     return _queue_with(store, sweep_id, Event.REPEAT, spec)
 
 
@@ -163,14 +157,17 @@ def refit(store: Store, sweep_id: str, settings=None) -> SweepStatus:
     if done is not None:
         raise SweepError(f"sweep {sweep_id} has its refit already: trial {done.id}, of {done.refit_of}")
     spec = parse_spec({**sweep.spec, "refit": True}, settings)  # SpecError naming the field
-    if spec.budget is not None:
-        left = spec.budget.epochs - len(store.epoch_keys(sweep_id))
-        if spec.refit_epochs() > left:
-            raise SpecError(
-                f"refit: the refit needs up to {spec.refit_epochs()} trial-epochs, and budget.epochs has "
-                f"{max(left, 0)} left"
-            )
+    _budget_pays(store, sweep_id, spec, spec.refit_epochs(), "refit: the refit needs")
     return _queue_with(store, sweep_id, Event.REFIT, spec)
+
+
+def _budget_pays(store: Store, sweep_id: str, spec, need: int, what: str) -> None:
+    """SpecError (422) when the sweep's budget.epochs has fewer trial-epochs left than `need`."""
+    if spec.budget is None:
+        return
+    left = spec.budget.epochs - len(store.epoch_keys(sweep_id))
+    if need > left:
+        raise SpecError(f"{what} up to {need} trial-epochs, and budget.epochs has {max(left, 0)} left")
 
 
 def continue_id(source_tune_id: str, epochs: int) -> str:
