@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cifar_sweeps.analysis.replay import ReplayOut
-from cifar_sweeps.cluster.resources import Resources as PlanResources  # the cluster's, as a plan counts them
+from cifar_sweeps.cluster.resources import PlanResources  # the cluster's, as a plan counts them
 
 
 class EpochRange(BaseModel):

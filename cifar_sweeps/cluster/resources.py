@@ -19,14 +19,14 @@ from cifar_sweeps.settings import Settings
 STATE_API_TIMEOUT_S = 5.0  # a dashboard that doesn't answer in this long is counted as absent
 
 
-class Resources(BaseModel):
+class PlanResources(BaseModel):
     cpus: float
     gpus: float
     memory_mb: float  # of the cluster's alive nodes together (this machine's, for a local plan)
     source: str  # where the figures came from, in words
 
 
-def local_resources() -> Resources:
+def local_resources() -> PlanResources:
     """This machine's CPUs, GPUs and memory: the cluster the service starts (a local head)."""
     import psutil
 
@@ -34,7 +34,7 @@ def local_resources() -> Resources:
     if shutil.which("nvidia-smi"):
         p = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
         gpus = sum(1 for line in p.stdout.splitlines() if line.startswith("GPU "))
-    return Resources(
+    return PlanResources(
         cpus=float(os.cpu_count() or 1),
         gpus=float(gpus),
         memory_mb=psutil.virtual_memory().total / 2**20,
@@ -42,7 +42,7 @@ def local_resources() -> Resources:
     )
 
 
-def cluster_resources(url: str, timeout_s: float = STATE_API_TIMEOUT_S) -> Resources | None:
+def cluster_resources(url: str, timeout_s: float = STATE_API_TIMEOUT_S) -> PlanResources | None:
     """The Ray cluster's alive nodes, CPUs, GPUs and memory, from its dashboard's state API
     (GET /api/v0/nodes), or None when it does not answer."""
     import urllib.request
@@ -55,7 +55,7 @@ def cluster_resources(url: str, timeout_s: float = STATE_API_TIMEOUT_S) -> Resou
     alive = [n.get("resources_total") or {} for n in nodes if n.get("state") == "ALIVE"]
     if not alive:
         return None
-    return Resources(
+    return PlanResources(
         cpus=sum(float(n.get("CPU", 0)) for n in alive),
         gpus=sum(float(n.get("GPU", 0)) for n in alive),
         memory_mb=sum(float(n.get("memory", 0)) for n in alive) / 2**20,
@@ -63,7 +63,7 @@ def cluster_resources(url: str, timeout_s: float = STATE_API_TIMEOUT_S) -> Resou
     )
 
 
-def resources_at(url: str | None) -> tuple[Resources, list[str]]:
+def resources_at(url: str | None) -> tuple[PlanResources, list[str]]:
     """The resources of the cluster at `url` (None: this machine), and the warnings a plan
     shows: a cluster that did not answer is counted as this machine, and says so."""
     if not url:

@@ -34,8 +34,8 @@ SKIP = [
     ("more trials for the live sweep (test_extend_e2e runs it)", re.compile(r"/extend\b")),
     ("a trial of the live sweep trained on (test_extend_e2e runs it)", re.compile(r"/continue\b")),
 ]
-# train, serve, delete or change a running sweep (the live one has ended): parsed only
-LONG = {"train", "run", "repeat", "resume", "serve", "delete", "update", "extend", "continue"}
+# train, serve, delete, refit or change a running sweep (the live one has ended): parsed only
+LONG = {"train", "run", "repeat", "resume", "serve", "delete", "update", "extend", "continue", "refit"}
 SEED_SPEC = {
     "name": "docs",
     "num_samples": 5,  # importance's least
