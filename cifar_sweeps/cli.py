@@ -127,7 +127,7 @@ def _model_args(items: list[str]) -> dict:
 # ---------------------------------------------------------------- sweeps
 
 
-def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
+def _spec_for_run(args: argparse.Namespace, settings: Settings):
     """The spec file (or preset) named on the command line."""
     from cifar_sweeps.sweepspec.schema import load_spec_file
 
@@ -139,7 +139,7 @@ def _spec_for_run(args: argparse.Namespace, settings: Settings, store):
 def _edited_spec(args: argparse.Namespace, settings, store):
     from cifar_sweeps.sweepspec.schema import parse_spec
 
-    spec = _spec_for_run(args, settings, store)
+    spec = _spec_for_run(args, settings)
     update = {}
     if getattr(args, "name", None):
         update["name"] = args.name
