@@ -69,6 +69,9 @@ def apply(store: Store, sweep_id: str, event: Event, **values: Any) -> SweepStat
 
 
 def claim(store: Store, sweep_id: str, host: str, pid: int, experiment_path: str) -> SweepStatus:
+    # A sweep queued for this driver may have been asked to stop meanwhile (request_stop):
+    # its driver's stopper ends it at once. One resumed from stopped starts unasked.
+    queued = store.sweep(sweep_id).status == SweepStatus.QUEUED
     return apply(
         store,
         sweep_id,
@@ -76,7 +79,7 @@ def claim(store: Store, sweep_id: str, host: str, pid: int, experiment_path: str
         driver_host=host,
         driver_pid=pid,
         experiment_path=experiment_path,
-        stop_requested=False,
+        **({} if queued else {"stop_requested": False}),
         started_at=utcnow(),
         finished_at=None,
         error=None,
@@ -85,12 +88,21 @@ def claim(store: Store, sweep_id: str, host: str, pid: int, experiment_path: str
 
 
 def requeue(store: Store, sweep_id: str) -> SweepStatus:
+    """A resumable sweep queued for the service to submit (as a Ray job that resumes it)."""
     return apply(
-        store, sweep_id, Event.REQUEUE, ray_job_id=None, stop_requested=False, finished_at=None, error=None, reason=None
+        store,
+        sweep_id,
+        Event.REQUEUE,
+        ray_job_id=None,
+        stop_requested=False,
+        finished_at=None,
+        error=None,
+        reason=None,
+        **NO_DRIVER,
     )
 
 
-def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
+def repeat(store: Store, sweep_id: str, top: int, seeds: int, held: bool = False) -> SweepStatus:
     """Ask an ended sweep for repeats of its `top` best configurations to `seeds` runs each:
     the spec gains its repeat section, and the sweep is queued for a driver that resumes it
     (the search is over: only the repeats run). Refused (SweepError, SpecError: nothing
@@ -107,10 +119,10 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> SweepStatus:
         raise SweepError(f"sweep {sweep_id} never started, so there is nothing to repeat")
     spec = parse_spec({**sweep.spec, "repeat": {"top": top, "seeds": seeds}})  # SpecError naming the field
     _budget_pays(store, sweep_id, spec, spec.repeat_epochs(), "repeat: the repeats need")
-    return _queue_with(store, sweep_id, Event.REPEAT, spec)
+    return _queue_with(store, sweep_id, Event.REPEAT, spec, held)
 
 
-def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStatus:
+def extend(store: Store, sweep_id: str, trials: int, settings=None, held: bool = False) -> SweepStatus:
     """Ask an ended sweep for `trials` more search trials: its num_samples becomes the search
     trials it has plus `trials`, and it is queued for a driver that restores its Tune state,
     the searcher's included (tuning/live.py), so the new trials are those the searcher
@@ -132,10 +144,10 @@ def extend(store: Store, sweep_id: str, trials: int, settings=None) -> SweepStat
         raise SweepError(f"sweep {sweep_id} is a pbt population: it has no searcher to extend; submit a new sweep")
     searched = sum(1 for t in store.trials(sweep_id) if t.refit_of is None and t.repeat_of is None)
     spec = parse_spec({**spec.model_dump(mode="json"), "num_samples": searched + trials}, settings)
-    return _queue_with(store, sweep_id, Event.EXTEND, spec)
+    return _queue_with(store, sweep_id, Event.EXTEND, spec, held)
 
 
-def refit(store: Store, sweep_id: str, settings=None) -> SweepStatus:
+def refit(store: Store, sweep_id: str, settings=None, held: bool = False) -> SweepStatus:
     """Ask an ended sweep for the refit its spec did not ask for, or that did not end well:
     its best configuration trained again on every training image and tested once
     (tuning/refit.py). The spec gains `"refit": true`, and the sweep is queued for a driver
@@ -158,7 +170,7 @@ def refit(store: Store, sweep_id: str, settings=None) -> SweepStatus:
         raise SweepError(f"sweep {sweep_id} has its refit already: trial {done.id}, of {done.refit_of}")
     spec = parse_spec({**sweep.spec, "refit": True}, settings)  # SpecError naming the field
     _budget_pays(store, sweep_id, spec, spec.refit_epochs(), "refit: the refit needs")
-    return _queue_with(store, sweep_id, Event.REFIT, spec)
+    return _queue_with(store, sweep_id, Event.REFIT, spec, held)
 
 
 def _budget_pays(store: Store, sweep_id: str, spec, need: int, what: str) -> None:
@@ -175,7 +187,7 @@ def continue_id(source_tune_id: str, epochs: int) -> str:
     return f"{source_tune_id}-c{epochs}"
 
 
-def continue_trial(store: Store, trial_id: str, epochs: int, settings=None) -> str:
+def continue_trial(store: Store, trial_id: str, epochs: int, settings=None, held: bool = False) -> str:
     """Ask for an ended trial to be trained `epochs` more from its last checkpoint, as a new
     row of its sweep (tuning/continued.py): the spec gains the request, and the sweep is
     queued for a driver that resumes it. Returns the sweep's id. Refused (SweepError,
@@ -213,12 +225,13 @@ def continue_trial(store: Store, trial_id: str, epochs: int, settings=None) -> s
     if left is not None and epochs > left:
         raise SpecError(f"epochs: the sweep's budget.epochs has {left} trial-epochs left, not {epochs}")
     asked = [*[c.model_dump() for c in spec.continues], {"trial": trial.id, "epochs": epochs}]
-    _queue_with(store, sweep.id, Event.CONTINUE, parse_spec({**spec.model_dump(mode="json"), "continues": asked}))
+    _queue_with(store, sweep.id, Event.CONTINUE, parse_spec({**spec.model_dump(mode="json"), "continues": asked}), held)
     return sweep.id
 
 
-def _queue_with(store: Store, sweep_id: str, event: Event, spec) -> SweepStatus:
-    """An ended sweep queued again with its new spec, for a driver that resumes it."""
+def _queue_with(store: Store, sweep_id: str, event: Event, spec, held: bool = False) -> SweepStatus:
+    """An ended sweep queued again with its new spec, for a driver that resumes it: a Ray
+    job the service submits, or (`held`) the driver of this process (`holder`)."""
     return apply(
         store,
         sweep_id,
@@ -228,7 +241,22 @@ def _queue_with(store: Store, sweep_id: str, event: Event, spec) -> SweepStatus:
         stop_requested=False,
         error=None,
         reason=None,
+        **holder(held),
     )
+
+
+def holder(held: bool) -> dict[str, Any]:
+    """The driver columns of a sweep queued for this process's driver (`held`), or of one
+    queued for the service to submit (none). A queued sweep with a driver is not the
+    service's to submit (Store.next_queued): a `cifar-sweeps refit` in a terminal and a
+    service on the same store would otherwise both run it."""
+    import os
+    import socket
+
+    return {"driver_host": socket.gethostname(), "driver_pid": os.getpid()} if held else NO_DRIVER
+
+
+NO_DRIVER: dict[str, Any] = {"driver_host": None, "driver_pid": None}
 
 
 CUT_BY_THE_SWEEP = (
@@ -366,8 +394,8 @@ def request_stop(store: Store, sweep_id: str) -> str:
     if sweep.status not in ACTIVE:
         return sweep.status
     store.update_sweep(sweep_id, stop_requested=True)
-    if sweep.status == SweepStatus.QUEUED and not sweep.ray_job_id:
-        return stopped(store, sweep_id)
+    if sweep.status == SweepStatus.QUEUED and not sweep.ray_job_id and not sweep.driver_pid:
+        return stopped(store, sweep_id)  # no driver has it yet: none will
     return "stopping"
 
 
@@ -413,36 +441,39 @@ def driver_ended(
 
 
 def reconcile_local_driver(store: Store, sweep: Sweep) -> Sweep:
-    """A running sweep whose driver ran on this host from a terminal (`cifar-sweeps run`,
-    or `ray job submit` of it: no job id of ours) and is gone (SIGKILL, the OOM killer, a
-    machine that lost power) is interrupted, so that `resume` can continue it. Every reader
-    that judges a sweep's status calls this first. Job-path sweeps are judged by the Ray
-    Jobs API instead (`Jobs.sync`)."""
+    """A sweep whose driver ran on this host from a terminal (`cifar-sweeps run`, `refit`,
+    ..., or `ray job submit` of it: no job id of ours) and is gone (SIGKILL, the OOM killer,
+    a machine that lost power): one that was running is interrupted, so that `resume` can
+    continue it; one still queued for it (killed while it started) failed to start. Every
+    reader that judges a sweep's status calls this first. Job-path sweeps are judged by the
+    Ray Jobs API instead (`Jobs.sync`)."""
     import socket
 
     if (
-        sweep.status != SweepStatus.RUNNING
+        sweep.status not in ACTIVE
         or sweep.ray_job_id
         or not sweep.driver_pid
         or sweep.driver_host != socket.gethostname()
-        or driver_alive(sweep.driver_pid, sweep.started_at)
+        # A queued sweep's started_at is an earlier run's (if any): its driver came later.
+        or driver_alive(sweep.driver_pid, sweep.started_at if sweep.status == SweepStatus.RUNNING else None)
     ):
         return sweep
+    gone = f"the driver (pid {sweep.driver_pid} on {sweep.driver_host}) is gone"
     with contextlib.suppress(TransitionError):  # the driver wrote its own end meanwhile: that one stands
-        interrupt(
-            store,
-            sweep.id,
-            Reason.DRIVER_LOST,
-            f"the driver (pid {sweep.driver_pid} on {sweep.driver_host}) is gone; resume the sweep",
-        )
+        if sweep.status == SweepStatus.RUNNING:
+            interrupt(store, sweep.id, Reason.DRIVER_LOST, f"{gone}; resume the sweep")
+        else:
+            again = "resume the sweep" if sweep.experiment_path else "submit it again"
+            fail(store, sweep.id, Reason.DRIVER_LOST, f"{gone} before it started the sweep; {again}")
     return store.get_sweep(sweep.id)
 
 
 def reconcile_local_drivers(store: Store) -> None:
-    """`reconcile_local_driver` for every running sweep (what the CLI's readers call first)."""
-    rows, _ = store.list_sweeps(limit=1000, status=SweepStatus.RUNNING)
-    for sweep in rows:
-        reconcile_local_driver(store, sweep)
+    """`reconcile_local_driver` for every active sweep (what the CLI's readers call first)."""
+    for status in ACTIVE:
+        rows, _ = store.list_sweeps(limit=1000, status=status)
+        for sweep in rows:
+            reconcile_local_driver(store, sweep)
 
 
 def driver_alive(pid: int, started_at: dt.datetime | None) -> bool:

@@ -132,9 +132,16 @@ class Store:
     # ------------------------------------------------------------ sweeps
 
     def create_sweep(
-        self, spec: dict, data_source: str, code_version: str, sweep_id: str | None = None, plan: dict | None = None
+        self,
+        spec: dict,
+        data_source: str,
+        code_version: str,
+        sweep_id: str | None = None,
+        plan: dict | None = None,
+        driver: dict | None = None,
     ) -> Sweep:
-        """A new sweep, queued (every later status change goes through lifecycle.py)."""
+        """A new sweep, queued (every later status change goes through lifecycle.py): for
+        the service to submit, or for the driver `driver` names (lifecycle.holder)."""
         sweep = Sweep(
             id=sweep_id or new_sweep_id(),
             name=spec.get("name", "sweep"),
@@ -143,6 +150,7 @@ class Store:
             data_source=data_source,
             code_version=code_version,
             plan=plan,
+            **(driver or {}),
         )
         with self.session() as s:
             s.add(sweep)
@@ -218,11 +226,17 @@ class Store:
         return claimed
 
     def next_queued(self) -> Sweep | None:
-        """The oldest queued sweep not yet submitted (first in, first out)."""
+        """The oldest queued sweep not yet submitted (first in, first out); not one queued
+        for a driver of its own (a terminal's `cifar-sweeps run`, `refit`, ...: driver_pid)."""
         with self.sessions() as s:
             return s.scalars(
                 select(Sweep)
-                .where(Sweep.status == SweepStatus.QUEUED, Sweep.ray_job_id.is_(None), Sweep.stop_requested.is_(False))
+                .where(
+                    Sweep.status == SweepStatus.QUEUED,
+                    Sweep.ray_job_id.is_(None),
+                    Sweep.driver_pid.is_(None),
+                    Sweep.stop_requested.is_(False),
+                )
                 .order_by(Sweep.created_at, Sweep.id)
                 .limit(1)
             ).first()

@@ -500,7 +500,11 @@ def run_sweep(
     sweep = store.get_sweep(sweep_id) if sweep_id else None
     if sweep is None:
         plan_json = plan.model_dump(mode="json") if plan is not None else None
-        sweep = store.create_sweep(spec.model_dump(mode="json"), data_source, code_version(), sweep_id, plan=plan_json)
+        # This process drives it: held from the start, so no service on the store submits it too.
+        held = lifecycle.holder(True)
+        sweep = store.create_sweep(
+            spec.model_dump(mode="json"), data_source, code_version(), sweep_id, plan=plan_json, driver=held
+        )
     if spec.search.warm_start:
         store.update_sweep(sweep.id, warm_trials=len(warm.points))
         print(

@@ -20,14 +20,16 @@ from cifar_sweeps.store.queries import Store
 from cifar_sweeps.store.states import RESUMABLE
 from cifar_sweeps.store.tables import Sweep
 
-Ask = Callable[[], str]  # asks the lifecycle; the id of the sweep queued again
+# Asks the lifecycle; the id of the sweep queued again. Its argument, `held`: for the driver of
+# this process (run_here), not for the service to submit (queue).
+Ask = Callable[[bool], str]
 
 
 def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> Ask:
     """The `top` best configurations trained again until each has `seeds` runs."""
 
-    def ask() -> str:
-        lifecycle.repeat(store, sweep_id, top, seeds)
+    def ask(held: bool) -> str:
+        lifecycle.repeat(store, sweep_id, top, seeds, held=held)
         return sweep_id
 
     return ask
@@ -36,8 +38,8 @@ def repeat(store: Store, sweep_id: str, top: int, seeds: int) -> Ask:
 def extend(store: Store, sweep_id: str, trials: int, settings: Settings) -> Ask:
     """`trials` more search trials, the searcher's state carried (a grid refuses)."""
 
-    def ask() -> str:
-        lifecycle.extend(store, store.sweep(sweep_id).id, trials, settings)  # NotFound naming it
+    def ask(held: bool) -> str:
+        lifecycle.extend(store, store.sweep(sweep_id).id, trials, settings, held=held)  # NotFound naming it
         return sweep_id
 
     return ask
@@ -46,8 +48,8 @@ def extend(store: Store, sweep_id: str, trials: int, settings: Settings) -> Ask:
 def refit(store: Store, sweep_id: str, settings: Settings) -> Ask:
     """Its best configuration refit on every training image (a spec that had no refit)."""
 
-    def ask() -> str:
-        lifecycle.refit(store, sweep_id, settings)
+    def ask(held: bool) -> str:
+        lifecycle.refit(store, sweep_id, settings, held=held)
         return sweep_id
 
     return ask
@@ -55,7 +57,7 @@ def refit(store: Store, sweep_id: str, settings: Settings) -> Ask:
 
 def continue_trial(store: Store, trial_id: str, epochs: int, settings: Settings) -> Ask:
     """An ended trial trained `epochs` more, a new row of its sweep."""
-    return lambda: lifecycle.continue_trial(store, trial_id, epochs, settings)
+    return lambda held: lifecycle.continue_trial(store, trial_id, epochs, settings, held=held)
 
 
 def queue(store: Store, jobs: Jobs, settings: Settings, sweep: Sweep, ask: Ask) -> Sweep:
@@ -66,7 +68,7 @@ def queue(store: Store, jobs: Jobs, settings: Settings, sweep: Sweep, ask: Ask) 
     lifecycle.reconcile_local_driver(store, jobs.sync(sweep))
     writable_results(settings)
     jobs.client()
-    sweep_id = ask()
+    sweep_id = ask(False)
     jobs.drain()
     return store.sweep(sweep_id)
 
@@ -90,9 +92,10 @@ def queue_resume(store: Store, jobs: Jobs, settings: Settings, sweep: Sweep) -> 
 
 def run_here(store: Store, settings: Settings, ask: Ask) -> str:
     """Ask, then run the sweep to its end in this process (the search is over: only what
-    was asked for runs); the sweep's id."""
+    was asked for runs); the sweep's id. It is queued held by this process, so a service
+    on the same store leaves it to this driver."""
     from cifar_sweeps.usecases.drive import drive
 
-    sweep_id = ask()
+    sweep_id = ask(True)
     drive(sweep_id, settings, store, "resume")
     return sweep_id

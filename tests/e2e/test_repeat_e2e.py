@@ -146,7 +146,19 @@ def test_repeats_survive_a_kill_and_the_grouped_views_agree(ray_head, tmp_path):
     p = run_cli(["leaderboard", "--group", "--sweep", sweep_id], env)
     assert "[" in p.stdout and "configurations" in p.stdout
 
-    # The ended sweep, asked for one more seed of its best configuration: one new repeat.
+    # The ended sweep, asked for one more seed of its best configuration: one new repeat; then
+    # its refit. Each runs in the terminal's process while a service on the same store drains
+    # its queue into the Ray head every 3 s: the sweep is the terminal's, and no job runs it.
+    server, thread, base = serve_in_thread(results, dashboard_url=ray_head.dashboard_url)
+    try:
+        _repeat_and_refit(sweep_id, trials, before, store, env)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert store.get_sweep(sweep_id).ray_job_id is None
+
+
+def _repeat_and_refit(sweep_id: str, trials: list, before: dict, store, env: dict) -> None:
     p = run_cli(["repeat", sweep_id, "--top", "1", "--seeds", "4"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     after = store.trials(sweep_id)

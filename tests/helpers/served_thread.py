@@ -9,15 +9,18 @@ from pathlib import Path
 from tests.helpers.ray_head import free_port
 
 
-def serve_in_thread(results: Path):
-    """The API on a free loopback port, in this process (a real uvicorn server)."""
+def serve_in_thread(results: Path, **settings):
+    """The API on a free loopback port, in this process (a real uvicorn server); `settings`
+    beside the results folder (its dashboard_url: a Ray head its queue submits to)."""
     import uvicorn
 
     from cifar_sweeps.service.api import create_app
     from cifar_sweeps.settings import Settings
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(results_dir=results)), port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(Settings(results_dir=results, **settings)), port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -132,7 +132,8 @@ def test_the_orm_matches_the_migrations(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "start", ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012"]
+    "start",
+    ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012", "0013"],
 )
 def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_kept(url, start):
     """A store left at any earlier revision (what each earlier release made) upgrades in one
@@ -173,3 +174,29 @@ def test_a_store_at_each_earlier_revision_upgrades_to_the_head_with_every_row_ke
     assert store.get_trial(refit).val_acc == store.get_trial(old["trials"][0]).val_acc  # its source's
     store.update_sweep(old["b"], warm_trials=3)
     assert store.get_sweep(old["b"]).warm_trials == 3
+
+
+def test_a_sweep_the_old_code_queued_again_is_still_the_services_to_submit(url):
+    """0014: the code before it left a sweep queued again (POST /sweeps/{id}/resume, refit,
+    ...) with its earlier run's driver in driver_host and driver_pid; the service now leaves
+    a queued sweep with a driver to that driver. The upgrade clears them on queued sweeps
+    only, so the service still submits it, and an ended sweep keeps the driver that ran it."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from cifar_sweeps.store.migrations import _config
+
+    old = make_old_store(url)
+    with create_engine(url).connect() as c:
+        command.upgrade(_config(c), "0013")
+        c.execute(
+            text("UPDATE sweeps SET status = 'queued', driver_host = 'h', driver_pid = 42 WHERE id = :b"),
+            {"b": old["b"]},
+        )
+        c.execute(text("UPDATE sweeps SET driver_host = 'h', driver_pid = 41 WHERE id = :a"), {"a": old["a"]})
+        c.commit()
+    store = Store(url)
+    b, a = store.get_sweep(old["b"]), store.get_sweep(old["a"])
+    assert (b.status, b.driver_host, b.driver_pid) == ("queued", None, None)
+    assert (a.status, a.driver_host, a.driver_pid) == ("succeeded", "h", 41)
+    assert store.next_queued().id == old["b"]

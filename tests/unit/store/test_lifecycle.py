@@ -421,3 +421,42 @@ def test_refit_queues_an_ended_sweep_with_refit_on_and_refuses_what_it_cant(stor
     lifecycle.trial_ended(store, row, "terminated")
     with pytest.raises(SweepError, match=f"has its refit already: trial {row}, of {source.id}"):
         lifecycle.refit(store, done)
+
+
+def test_a_sweep_queued_for_a_driver_of_its_own_is_not_the_services_to_submit(store, tmp_path):
+    """`cifar-sweeps refit` (repeat, extend, continue, run) in a terminal queues the sweep held
+    by its own process: a service on the same store (Store.next_queued, what its queue
+    drains) leaves it alone, a stop asked meanwhile reaches the driver, and a driver killed
+    before it started leaves the sweep failed, naming it, not queued for ever."""
+    from tests.helpers.importance import add_trial
+    from tests.helpers.specs import GOOD
+
+    def ended() -> str:
+        sweep = store.create_sweep(GOOD, "synthetic:100", "v")
+        lifecycle.claim(store, sweep.id, socket.gethostname(), os.getpid(), str(tmp_path / sweep.id))
+        add_trial(store, sweep.id, "t0", {"model": "mlp", "epochs": 2, "lr": 0.01}, 0.5)
+        lifecycle.finish(store, sweep.id)
+        return sweep.id
+
+    held, served = ended(), ended()
+    lifecycle.refit(store, held, held=True)
+    lifecycle.refit(store, served)  # POST /sweeps/{id}/refit: for the service's queue
+    assert store.get_sweep(held).driver_pid == os.getpid()
+    assert store.get_sweep(served).driver_pid is None  # the earlier run's driver is not kept
+    assert store.next_queued().id == served
+    assert lifecycle.reconcile_local_driver(store, store.get_sweep(held)).status == Q  # its driver lives
+
+    assert lifecycle.request_stop(store, held) == "stopping"  # its driver is starting: it stops it
+    lifecycle.claim(store, held, socket.gethostname(), os.getpid(), str(tmp_path / held))
+    assert store.get_sweep(held).stop_requested  # the claim keeps the ask
+
+    gone = subprocess.Popen(["sleep", "30"])
+    gone.kill()
+    gone.wait()
+    for sid, path in ((ended(), "resume the sweep"), (store.create_sweep(GOOD, "s", "v").id, "submit it again")):
+        if store.get_sweep(sid).status == OK:
+            lifecycle.refit(store, sid, held=True)
+        store.update_sweep(sid, driver_host=socket.gethostname(), driver_pid=gone.pid)
+        lifecycle.reconcile_local_drivers(store)
+        s = store.get_sweep(sid)
+        assert (s.status, s.reason) == (F, "driver_lost") and f"pid {gone.pid}" in s.error and path in s.error
