@@ -67,7 +67,10 @@ def room_of(filename: str, root: Path) -> str | None:
         return None
     if rel.suffix != ".py":
         return None
-    return ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+    room = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+    # The schema's revisions, which Alembic runs as the store opens, are the migrations' room:
+    # one more revision is not one more step of the walk.
+    return room.partition(".versions.")[0] if ".migrations.versions." in room else room
 
 
 def rank(room: str) -> int | None:
