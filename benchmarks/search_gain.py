@@ -19,7 +19,8 @@ it existed (the refit trains its source's epochs), recorded apart. (a) is the sa
 
 The refit's epochs in its share count its own CPUs (two probes of its shape: it runs alone
 with both, a search trial with one; the square root of their ratio); rows from before that
-(another `refit_rate`, or none) are kept apart, and so are rows from another CPU.
+(another `refit_rate`, or none) are kept apart, and so are rows from another CPU, and rows
+of (b) and (c) from before the automatic space decayed the lr (no `lr_schedule`).
 
 (b) and (c) run two one-CPU trials at a time and refit with both CPUs; (a) trains with
 both. Each seed seeds the search, the training and (a)'s run; the split is the same for
@@ -50,6 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import append_run, cache_dir, cpu_model, default_data, print_table, read_runs, say_data  # noqa: E402
+from cifar_sweeps.sweepspec.autospace import AUTO_SCHEDULE  # noqa: E402  (b)'s and (c)'s lr schedule: rows apart
 
 METHODS = ("student", "report", "service")
 # How the refit's rate is estimated in the code measured: "probed-sqrt" (its own CPUs, two
@@ -235,7 +237,11 @@ def main() -> None:
         if r["cpu"] == cpu
         and (
             r["method"] == "student"
-            or (r.get("refit_share") == share and r.get("refit_rate", "search") == (REFIT_RATE if share else "search"))
+            or (
+                r.get("refit_share") == share
+                and r.get("refit_rate", "search") == (REFIT_RATE if share else "search")
+                and r.get("lr_schedule", "none") == AUTO_SCHEDULE
+            )
         )
     ]
     done = {(r["task"], r["method"], r["seed"], r["minutes"], r["data"]) for r in rows}
@@ -257,6 +263,7 @@ def main() -> None:
                 "cpu": cpu,
                 **({} if method == "student" else {"refit_share": share}),
                 **({"refit_rate": REFIT_RATE} if method != "student" and share else {}),
+                **({} if method == "student" else {"lr_schedule": AUTO_SCHEDULE}),
                 **result,
             }
             rows.append(row)

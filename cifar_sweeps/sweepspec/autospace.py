@@ -21,6 +21,11 @@ The rules (docs/sweeps-that-end-in-a-model.md):
   compares short complete runs, and the configuration it picks trains as long as the other
   half allows (a refit as short as the search's trials gives away what training longer
   gains: docs/performance.md, "Does a sweep pay for itself?").
+- lr_schedule, where `fixed` names none: linear decay to zero over the run (AUTO_SCHEDULE),
+  as the presets that end in a model have. The refit has no validation images to pick an
+  epoch from: it is tested at its last one, and at a constant lr that is wherever SGD's noise
+  left it (the plug-in CNN, one configuration refit twice with a constant lr: 85.5 % and
+  64.2 % test, 14 and 13 epochs; docs/performance.md, "Does a sweep pay for itself?").
 - the scheduler, where the spec names none: fifo when the space searches the epoch count and
   the lr schedule is shaped by the run's length (onecycle, linear, cosine), ASHA otherwise.
   Measured by replaying the service's searchers on tabulated learning curves
@@ -62,6 +67,7 @@ BATCH_SIZES = [64, 128, 256]
 LABEL_SMOOTHING = (0.0, 0.2)
 FULL_TRIALS_IN_BUDGET = 8  # under budget.epochs, the longest trial lets this many run in full
 REFIT_SHARE = 0.5  # of time_budget_s, kept for the refit
+AUTO_SCHEDULE = "linear"  # the lr schedule of an automatic space whose spec fixes none
 
 
 def is_auto(params: Any) -> bool:
@@ -128,7 +134,8 @@ def expand(raw: dict[str, Any]) -> dict[str, Any]:
     fixed = raw.get("fixed") if isinstance(raw.get("fixed"), dict) else {}
     budget = _int_at(raw, "budget", "epochs")
     chosen = {k: v for k, v in auto_params(fixed, budget, _int_at(raw, "data", "train_subset")).items() if k not in own}
-    out = {**raw, "params": {**chosen, **own}, "auto_params": sorted(chosen)}
+    fixed = {"lr_schedule": AUTO_SCHEDULE, **fixed}  # its last epoch is the refit's model: settled
+    out = {**raw, "fixed": fixed, "params": {**chosen, **own}, "auto_params": sorted(chosen)}
     out.setdefault("refit", True)
     if out["refit"] and raw.get("time_budget_s") is not None:
         out.setdefault("refit_share", REFIT_SHARE)

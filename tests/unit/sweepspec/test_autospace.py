@@ -99,7 +99,19 @@ def test_a_searched_length_that_shapes_the_lr_runs_whole_trials_unless_a_schedul
     assert parse_spec({**raw, "scheduler": {"type": "asha"}}).scheduler.type == "asha"  # named: kept
     assert parse_spec({**raw, "scheduler": {"grace_period": 2}}).scheduler.type == "asha"  # asha's setting
     assert parse_spec({**raw, "search": {"algorithm": "bohb"}}).scheduler.type == "hyperband"  # its own
-    constant = {"fixed": {"model": "mlp"}, "params": "auto"}  # a constant lr: rungs rank well
+    constant = {"fixed": {"model": "mlp", "lr_schedule": "none"}, "params": "auto"}  # rungs rank well
     assert parse_spec(constant).scheduler.type == "asha"
     fixed_length = {"fixed": {"model": "mlp", "lr_schedule": schedule, "epochs": 6}, "params": "auto"}
     assert parse_spec(fixed_length).scheduler.type == "asha"  # every trial the same length
+
+
+def test_an_automatic_space_decays_the_lr_over_the_run_unless_the_spec_fixes_a_schedule():
+    """The refit is tested at its last epoch (it has no validation images to choose one): the
+    automatic space ends each run at a settled lr, linear decay to zero, and so runs its
+    trials whole (fifo) when it searches their length. A schedule in `fixed` stays."""
+    spec = parse_spec({"fixed": {"model": "mlp"}, "params": "auto"})
+    assert spec.fixed["lr_schedule"] == "linear" and spec.scheduler.type == "fifo"
+    kept = parse_spec({"fixed": {"model": "mlp", "lr_schedule": "cosine"}, "params": "auto"})
+    assert kept.fixed["lr_schedule"] == "cosine"
+    own = parse_spec({"fixed": {"model": "mlp"}, "params": {"lr": {"type": "uniform", "low": 0.01, "high": 0.1}}})
+    assert "lr_schedule" not in own.fixed  # a space of one's own: nothing chosen for it
