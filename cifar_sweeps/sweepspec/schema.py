@@ -109,6 +109,10 @@ class SchedulerConfig(Strict):
     perturbation_interval: int = Field(2, ge=1, le=10_000)  # epochs between a trial's exploit steps (pbt)
     quantile_fraction: float = Field(0.25, gt=0.0, le=0.5)  # the bottom that copies the top (pbt)
     resample_probability: float = Field(0.25, ge=0.0, le=1.0)  # a changed value drawn afresh, else scaled (pbt)
+    # pbt: true waits at each perturbation point for the whole population and ranks it there
+    # (like with like, and the same ranking whatever the trials' speeds); false ranks a trial
+    # as it arrives among the scores the others last reported (no slot idles).
+    synch: bool = False
     # The params pbt changes in training (top-level params of the space, among PBT_MUTABLE);
     # None: each of those the space searches.
     mutate: list[str] | None = Field(None, max_length=len(PBT_MUTABLE))
@@ -524,7 +528,7 @@ def _check_bohb(spec: SweepSpec) -> None:
     _check_plain_space(spec)
 
 
-PBT_ONLY = ("perturbation_interval", "quantile_fraction", "resample_probability", "mutate")
+PBT_ONLY = ("perturbation_interval", "quantile_fraction", "resample_probability", "synch", "mutate")
 
 
 def _check_pbt(spec: SweepSpec) -> None:

@@ -132,6 +132,7 @@ def make_pbt(spec: SweepSpec, guard: dict[str, str]) -> GuardedPBT:
         hyperparam_mutations={k: tune_domain(spec.params[k]) for k in keys},
         quantile_fraction=s.quantile_fraction,
         resample_probability=s.resample_probability,
+        synch=s.synch,
         custom_explore_fn=KeepInRange(_bounds(spec, keys)),
         # Ray's log of every exploit goes to the Tune folder; the store holds them.
         log_config=False,

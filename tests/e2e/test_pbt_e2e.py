@@ -49,7 +49,16 @@ def test_a_pbt_sweep_records_its_exploits_and_changes_an_lr_mid_run(ray_head, tm
         max_concurrent_trials=4,
         resources_per_trial={"cpu": 0.5, "gpu": 0},
         search={"algorithm": "random", "seed": 0, "points_to_evaluate": [{"lr": x} for x in (SLOW, FAST, SLOW, FAST)]},
-        scheduler={"type": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5, "resample_probability": 0.0},
+        # synch: ranked when all four stand at epoch 2 (and 4), so the slow pair exploits however
+        # the trials' starts fall on a busy machine (asynchronous PBT skips an exploit when no
+        # fast trial has been checkpointed at a perturbation point yet).
+        scheduler={
+            "type": "pbt",
+            "perturbation_interval": 2,
+            "quantile_fraction": 0.5,
+            "resample_probability": 0.0,
+            "synch": True,
+        },
         fixed={"model": "mlp", "epochs": 6, "batch_size": 64, "lr_schedule": "none"},
         params={"lr": {"type": "loguniform", "low": 1e-6, "high": 0.5}},
     )

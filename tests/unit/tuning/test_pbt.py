@@ -62,6 +62,9 @@ def test_a_pbt_spec_draws_its_population_at_random_and_mutates_what_it_searches(
     sched = make_scheduler(spec, "sqlite://", "s")
     assert isinstance(sched, GuardedPBT) and set(sched._hyperparam_mutations) == {"lr"}
     assert sched._perturbation_interval == 2 and sched._quantile_fraction == 0.25
+    assert sched._synch is False  # Ray's asynchronous PBT unless the spec asks
+    synch = SweepSpec.model_validate(_spec(scheduler={"type": "pbt", "synch": True}))
+    assert make_scheduler(synch, "sqlite://", "s")._synch is True
     assert decision_epochs(spec) == frozenset()  # it stops no trial: each is tested at its end
 
 
@@ -77,6 +80,7 @@ def test_a_pbt_spec_draws_its_population_at_random_and_mutates_what_it_searches(
         ({"scheduler": {"type": "pbt", "perturbation_interval": 6}}, "never change one"),
         ({"scheduler": {"type": "pbt"}, "checkpoint_every": 4}, "not a multiple of checkpoint_every"),
         ({"scheduler": {"type": "asha", "perturbation_interval": 3}}, "a pbt setting"),
+        ({"scheduler": {"type": "asha", "synch": True}}, "scheduler.synch: a pbt setting"),
         ({"scheduler": {"type": "pbt", "quantile_fraction": 0.7}}, "quantile_fraction"),
     ],
 )
