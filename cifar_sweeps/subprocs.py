@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from cifar_sweeps.errors import Busy, ChildTimeout
@@ -114,6 +115,17 @@ def kill_group(p: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(p.pid, signal.SIGKILL)
     p.communicate()
+
+
+def end_pool(pool: ProcessPoolExecutor) -> None:
+    """End a worker pool now and wait for its management thread. Its workers are killed (they
+    hold nothing a later request can't remake); the wait matters: on Python 3.11 a pool shut
+    down without it leaves that thread closing its wake-up pipe while the interpreter's exit
+    hook (`_python_exit`, which takes no lock) writes to it: a race that printed
+    `OSError: [Errno 9] Bad file descriptor` after a clean Ctrl-C."""
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        p.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read_request() -> Any:

@@ -27,6 +27,7 @@ from cifar_sweeps.analysis.ranking import searched
 from cifar_sweeps.analysis.schemas import Importance, ParamImportance
 from cifar_sweeps.errors import AnalysisBusy, NotEnoughTrials
 from cifar_sweeps.store.states import TRIAL_COMPLETED
+from cifar_sweeps.subprocs import end_pool
 from cifar_sweeps.sweepspec.metrics import METRICS, OBJECTIVE_MODES, stored_value
 from cifar_sweeps.sweepspec.schema import SweepSpec
 from cifar_sweeps.sweepspec.spaces import chooses_objects, optuna_distribution
@@ -115,9 +116,9 @@ def _compute(spec: SweepSpec, sweep_id: str, rows: list[TrialRow]) -> Importance
 def shutdown_worker() -> None:
     """End the worker process (the service's shutdown calls this)."""
     global _pool
-    if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
-        _pool = None
+    pool, _pool = _pool, None
+    if pool is not None:
+        end_pool(pool)
 
 
 def _end_with_parent(parent: int) -> None:

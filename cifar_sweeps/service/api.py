@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fa
         # Here, not after uvicorn returns: uvicorn re-raises SIGTERM/SIGINT once it has shut
         # down, so code after server.run() never runs on Ctrl-C.
         for hook in app.state.shutdown_hooks:
-            hook()  # each only signals its worker to end (no wait): safe on the loop, and at exit
+            hook()  # each kills its worker and waits for its pool's thread (well under a second)
 
     app = _new_app(lifespan)
     app.state.s = state

@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from cifar_sweeps.errors import ChildTimeout
-from cifar_sweeps.subprocs import CHILD_MEMORY_MB
+from cifar_sweeps.subprocs import CHILD_MEMORY_MB, end_pool
 from cifar_sweeps.training.predict import held_models, init_worker, work
 
 PREDICT_TIMEOUT_S = 60.0  # a request's classification (the model's first load included)
@@ -38,7 +38,7 @@ def classify_in_worker(key: tuple[str, str], model_file: str, images: list, top_
     try:
         return future.result(timeout=PREDICT_TIMEOUT_S)
     except FutureTimeout:
-        shutdown_worker(kill=True)
+        shutdown_worker()
         raise ChildTimeout(f"the prediction took over {PREDICT_TIMEOUT_S:g} s and was stopped", 1) from None
 
 
@@ -60,13 +60,9 @@ def _start() -> ProcessPoolExecutor:
     return _pool
 
 
-def shutdown_worker(kill: bool = False) -> None:
-    """End the worker (the service's shutdown; a request past its time kills it)."""
+def shutdown_worker() -> None:
+    """End the worker (the service's shutdown; a request past its time ends it too)."""
     global _pool
     pool, _pool = _pool, None
-    if pool is None:
-        return
-    if kill:
-        for p in list(getattr(pool, "_processes", {}).values()):
-            p.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+    if pool is not None:
+        end_pool(pool)
