@@ -315,8 +315,11 @@ def test_channel_statistics_copy_a_chunk_not_the_sample():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 100 * 2**20, peak / 2**20  # the whole sample in float64 was 245 MiB (and 393 before its cap)
-    sample = x[: STATS_PIXELS // (64 * 64)].reshape(-1, 3) / 255
-    assert np.allclose(mean, sample.mean(0), atol=3e-3) and np.allclose(std, sample.std(0), atol=3e-3)
+    # Uniform integers 0..255: mean 127.5 and std sqrt((256^2 - 1) / 12), over 255; a sample
+    # of STATS_PIXELS (10 M) pixels lands within 2e-4 of them (computing them from the sample
+    # itself took 7 s).
+    assert len(x) > STATS_PIXELS // (64 * 64)  # a sample, not every image
+    assert np.allclose(mean, 127.5 / 255, atol=1e-3) and np.allclose(std, (65535 / 12) ** 0.5 / 255, atol=1e-3)
 
 
 def test_loader_chunks_are_sized_by_pixels():
