@@ -55,6 +55,15 @@ METHODS: dict[str, dict[str, Any]] = {
         "search": {"algorithm": "hyperopt", "n_initial_points": 5},
         "scheduler": {"type": "fifo"},
     },
+    # Fewer random points: a budget of a few trials never gets past a random start of 5.
+    "hyperopt TPE (2) + fifo": {
+        "search": {"algorithm": "hyperopt", "n_initial_points": 2},
+        "scheduler": {"type": "fifo"},
+    },
+    "hyperopt TPE (3) + fifo": {
+        "search": {"algorithm": "hyperopt", "n_initial_points": 3},
+        "scheduler": {"type": "fifo"},
+    },
 }
 
 
