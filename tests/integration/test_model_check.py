@@ -130,12 +130,10 @@ def test_the_model_check_refuses_what_it_cant_check_builds_with_the_datas_classe
         monkeypatch.setattr(modelcheck, "run_torch", lambda *a, **k: pytest.fail("a remembered failure ran again"))
 
 
-def test_an_undeclared_builder_gets_numbers_and_booleans_only_over_http(plugin, tmp_path):
+def test_an_undeclared_builder_gets_numbers_and_booleans_only_over_http(api):
     """`raises` declares no arguments: a string (a path a loader could open) is refused over
     HTTP, a number passes; the declared `widenet` is checked against its declaration."""
-    settings = Settings(results_dir=tmp_path)
-    store = get_store(settings.resolved_store_url())
-    client = TestClient(create_app(settings, FakeJobs(store)))
+    client, store = api
     for url in ("/sweeps/plan", "/sweeps"):
         body = _spec("raises", model_args={"path": "/etc/passwd"})
         r = client.post(url, json=body)
