@@ -9,14 +9,9 @@ seeds, side by side on this CPU:
   training image, as many epochs as the time allows (an epoch starts only if the last one's
   time still fits), tested once.
 - (b) `report`: the report's method: random search, full-length trials (fifo), then the
-  same refit as (c), in the same space as (c) but for the trials' length, the same time
-  budget. Its trials are as long as the automatic space makes them with no budget to fit
-  (3-10 epochs): the report searched the epochs among its params (10-100) and trained each
-  trial in full, with no plan of how many fit.
+  same refit as (c), in the same space as (c) and the same time budget.
 - (c) `service`: the service's default sweep for the model: `"params": "auto"`, its default
-  searcher (HyperOpt's TPE) and scheduler, the epochs fitted to the time budget (what lets 8
-  trials run in full in the search's half), then the refit, in `time_budget_s`. Rows from
-  before the fit (no `search_epochs`) are kept apart.
+  searcher (HyperOpt's TPE) and scheduler (ASHA), then the refit, in `time_budget_s`.
 
 (b) and (c) keep the service's default share of the budget for the refit (`refit_share`
 0.5: the refit trains as many epochs as fit in it); `--refit-share 0` runs them as before
@@ -56,16 +51,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import append_run, cache_dir, cpu_model, default_data, print_table, read_runs, say_data  # noqa: E402
-from cifar_sweeps.sweepspec.autospace import AUTO_SCHEDULE, auto_params  # noqa: E402  (b)'s and (c)'s lr schedule: rows apart
+from cifar_sweeps.sweepspec.autospace import AUTO_SCHEDULE  # noqa: E402  (b)'s and (c)'s lr schedule: rows apart
 
 METHODS = ("student", "report", "service")
+# Rows of (c) with "search_epochs": "fitted" are from an experiment since reverted (b0ac51b: the
+# service's epochs fitted to the time budget so that 8 trials run in full; docs/performance.md):
+# they are kept apart.
 # How the refit's rate is estimated in the code measured: "probed-sqrt" (its own CPUs, two
 # probes, the square root of their ratio) since the refit ran past its share at the probed
 # ratio; "probed" rows are from before, rows with none were planned at a trial's rate.
 REFIT_RATE = "probed-sqrt"
-# (c)'s trial length: "fitted" to the time budget (SweepSpec.fitted_to_time); rows of (c)
-# without it searched 3-10 epochs whatever the budget, as (b) still does.
-SEARCH_EPOCHS = "fitted"
 TASKS = {
     "mlp": {"model": "mlp"},
     "airbench": {"model": "airbench", "width": 0.5},
@@ -150,8 +145,6 @@ def sweep_spec(task: str, method: str, size: int, seed: int, seconds: float, sha
     if method == "report":
         spec["search"] = {"algorithm": "random", "seed": seed}
         spec["scheduler"] = {"type": "fifo"}
-        # The automatic space's epochs with no budget to fit, given: the service fits only its own.
-        spec["params"] = {"auto": True, "epochs": auto_params(TASKS[task])["epochs"]}
     return spec
 
 
@@ -249,7 +242,7 @@ def main() -> None:
             r["method"] == "student"
             or (
                 r.get("refit_share") == share
-                and (r["method"] == "report" or r.get("search_epochs") == SEARCH_EPOCHS)
+                and "search_epochs" not in r
                 and r.get("refit_rate", "search") == (REFIT_RATE if share else "search")
                 and r.get("lr_schedule", "none") == AUTO_SCHEDULE
             )
@@ -275,7 +268,6 @@ def main() -> None:
                 **({} if method == "student" else {"refit_share": share}),
                 **({"refit_rate": REFIT_RATE} if method != "student" and share else {}),
                 **({} if method == "student" else {"lr_schedule": AUTO_SCHEDULE}),
-                **({"search_epochs": SEARCH_EPOCHS} if method == "service" else {}),
                 **result,
             }
             rows.append(row)

@@ -254,6 +254,7 @@ def make_plan(
 ) -> PlanOut:
     """The plan; `throughput` given, neither the store nor a probe is asked."""
     n_train, n_val = data_sizes(spec, data_source)
+    epochs, after, cuts = trial_epochs(spec)
     cfg = trial_config(spec)
     tp = (
         throughput
@@ -263,10 +264,6 @@ def make_plan(
     )
     model_params = model_params or {}
     n_slots = slots(spec, resources.cpus, resources.gpus)
-    spec, fitted = spec.fitted_to_time(tp.seconds_per_epoch, n_slots)  # what the driver will search
-    epochs, after, cuts = trial_epochs(spec)
-    if fitted:
-        cuts.append(f"time_budget_s: the search's {fitted}")
     plan = PlanOut(
         trials=spec.total_trials(),
         repeat_trial_epochs=float(spec.repeat_epochs()),

@@ -15,13 +15,7 @@ The rules (docs/sweeps-that-end-in-a-model.md):
 - label_smoothing: uniform on [0, 0.2] (0.1-0.2 is what image classifiers use).
 - epochs (each trial a complete run of its own length, its schedule included): integers from
   a quarter of the longest to the longest, TrainConfig's default 10 epochs, or under
-  `budget.epochs` what lets 8 trials run in full if that is less; under `time_budget_s`,
-  once an epoch's seconds are known (the store's epochs of the trial shape, or a probe), the
-  same: the longest is what lets 8 trials run in full, two or more at a time, in the search's
-  part of the budget (`fitted_to_time`; one epoch, fixed, if even that is too long), so a
-  small budget compares many short complete runs instead of cutting a few long ones at a
-  high lr (the airbench net at half width, 6 minutes on 2 cores: trials of 3-10 epochs, a
-  minute each, were cut after 1-3 by the budget; docs/performance.md).
+  `budget.epochs` what lets 8 trials run in full if that is less.
 - the split of a time budget: the refit on (a sweep the service plans ends in a model), and
   under `time_budget_s` half of the budget kept for it (`refit_share` 0.5): the search
   compares short complete runs, and the configuration it picks trains as long as the other
@@ -127,40 +121,6 @@ def auto_params(
     if key == "sgd+method" or not batches:
         space.pop("batch_size")
     return {k: v for k, v in space.items() if k not in fixed}
-
-
-def epochs_for_time(search_s: float, slots: int, epoch_s: float) -> int:
-    """The longest trial (epochs) that lets FULL_TRIALS_IN_BUDGET trials run in full in
-    `search_s` seconds, `slots` at a time, at `epoch_s` seconds an epoch; at least 1."""
-    if epoch_s <= 0 or search_s <= 0:
-        return 1
-    return max(1, math.floor(search_s * max(1, slots) / (FULL_TRIALS_IN_BUDGET * epoch_s)))
-
-
-def fitted_to_time(spec: Any, epoch_s: float | None, slots: int) -> tuple[Any, str | None]:
-    """A SweepSpec whose epochs the service chose (`auto_params`), under `time_budget_s`,
-    with the epoch range cut to what lets 8 trials run in full in the search's part of the
-    budget (the rest is the refit's, `refit_share`); and why, in words. The spec as it is,
-    and None, when its epochs are not the service's, there is no time budget, the epoch's
-    seconds are unknown, or the range fits already."""
-    from cifar_sweeps.sweepspec.spaces import QUniform
-
-    param = spec.params.get("epochs")
-    if "epochs" not in spec.auto_params or param is None or spec.time_budget_s is None or not epoch_s:
-        return spec, None
-    search_s = spec.time_budget_s * (1 - (spec.refit_share or 0))
-    top = epochs_for_time(search_s, slots, epoch_s)
-    if top >= param.high:
-        return spec, None
-    why = (
-        f"what lets {FULL_TRIALS_IN_BUDGET} trials run in full, {slots} at a time, in the search's "
-        f"{search_s:.0f} s at {epoch_s:.1f} s an epoch (was {param.low:g}-{param.high:g})"
-    )
-    params = {k: v for k, v in spec.params.items() if k != "epochs"}
-    if top < 2:
-        return spec.model_copy(update={"params": params, "fixed": {**spec.fixed, "epochs": 1}}), f"epochs 1, {why}"
-    params["epochs"] = QUniform(type="quniform", low=max(1, math.ceil(top / 4)), high=top, q=1)
-    return spec.model_copy(update={"params": params}), f"epochs {params['epochs'].low:g}-{top}, {why}"
 
 
 def expand(raw: dict[str, Any]) -> dict[str, Any]:

@@ -302,11 +302,6 @@ class SweepSpec(Strict):
         """The trial-epochs the search may spend: the budget less the repeats' and the refit's reserve."""
         return None if self.budget is None else self.budget.epochs - self.repeat_epochs() - self.refit_epochs()
 
-    def fitted_to_time(self, epoch_s: float | None, slots: int) -> tuple[SweepSpec, str | None]:
-        """Under time_budget_s, the service's epochs cut to what lets 8 trials run in full in
-        the search's part of the budget, and why (autospace.fitted_to_time)."""
-        return autospace.fitted_to_time(self, epoch_s, slots)
-
     def max_epochs(self) -> int:
         """The longest a trial can train: ASHA's max_t, the refit's reserve, and the limit
         checked on submit; from every place a spec can give epochs (fixed, params, a choice's

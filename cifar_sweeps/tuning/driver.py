@@ -518,47 +518,10 @@ def run_sweep(
         weights = load_weights(spec, settings)
         splits, full = _load_data(spec, data_source, settings, store, sweep.id)
         refit_images = len(full.y_train) + len(full.y_val)
-        run = fitted_to_time(spec, settings, store, sweep.id, splits, cluster_slots(spec))
-        tuner = build_tuner(run, splits, store, sweep.id, settings, weights, warm.points, refit_images)
-        return tuner, after_search(run, splits, full, store, sweep.id, settings, weights), splits
+        tuner = build_tuner(spec, splits, store, sweep.id, settings, weights, warm.points, refit_images)
+        return tuner, after_search(spec, splits, full, store, sweep.id, settings, weights), splits
 
     return _drive(store, sweep.id, _experiment_path(settings, sweep.id), make_tuners, settings)
-
-
-def cluster_slots(spec: SweepSpec) -> int:
-    """How many of the spec's trials the running Ray cluster fits at once."""
-    from ray import cluster_resources
-
-    from cifar_sweeps.analysis.plan import slots
-
-    res = cluster_resources()
-    return slots(spec, res.get("CPU", 1), res.get("GPU", 0))
-
-
-def fitted_to_time(
-    spec: SweepSpec, settings: Settings, store: Store, sweep_id: str, splits: Splits, n_slots: int
-) -> SweepSpec:
-    """The spec whose search runs: under `time_budget_s`, epochs the service chose cut to what
-    lets 8 trials run in full, `n_slots` at a time, in the search's part of the budget
-    (SweepSpec.fitted_to_time), at an epoch's seconds from the store's epochs of the trial
-    shape or a probe (cached). A spec cut is stored as the sweep's, so a resume, an extension
-    and the page see the space searched."""
-    from cifar_sweeps.analysis.plan import from_store
-    from cifar_sweeps.analysis.throughput import from_probe, trial_config
-
-    if spec.time_budget_s is None or "epochs" not in spec.auto_params or "epochs" not in spec.params:
-        return spec
-    n_train, n_val = len(splits.y_train), len(splits.y_val)
-    cfg = trial_config(spec)
-    cache = settings.cache_dir / "throughput.json"
-    timeout = settings.probe_timeout_s
-    tp = from_store(store, cfg, n_train + n_val) or from_probe(cfg, n_train, n_val, cache, True, timeout)
-    fitted, why = spec.fitted_to_time(tp.seconds_per_epoch if tp else None, n_slots)
-    if why is None:
-        return spec
-    store.update_sweep(sweep_id, spec=fitted.model_dump(mode="json"))
-    print(f"search: {why} ({tp.source})", flush=True)
-    return fitted
 
 
 def after_search(

@@ -142,13 +142,3 @@ def test_a_cold_start_counts_the_decoding_of_the_images(tmp_path):
     warm = make_plan(spec, str(archive), None, cache / "throughput.json", TWO_CPUS, throughput=tp)
     assert "the data decoded already" in warm.startup
     assert cold.wall_s_expected == pytest.approx(warm.wall_s_expected + 60_000 / 4000)
-
-
-def test_the_plan_shows_the_epochs_a_time_budget_leaves_the_services_space():
-    # 600 s, half for the refit: 300 s x 2 slots / (8 trials x 25 s an epoch) = 3 epochs at most
-    raw = {"fixed": {"model": "mlp"}, "params": "auto", "time_budget_s": 600, "max_concurrent_trials": 2}
-    plan = make_plan(parse_spec(raw), "synthetic:1000", None, None, TWO_CPUS, throughput=Throughput(25.0, None, "t"))
-    assert plan.auto_space["epochs"] == {"type": "quniform", "low": 1.0, "high": 3.0, "q": 1.0}
-    assert any("time_budget_s: the search's epochs 1-3, what lets 8 trials run in full" in c for c in plan.cuts)
-    quick = make_plan(parse_spec(raw), "synthetic:1000", None, None, TWO_CPUS, throughput=Throughput(1.0, None, "t"))
-    assert quick.auto_space["epochs"]["high"] == 10  # 75 epochs would fit: the range as chosen

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cifar_sweeps.errors import SpecError
-from cifar_sweeps.sweepspec.autospace import LR_RANGES, WD_RANGES, fitted_to_time
+from cifar_sweeps.sweepspec.autospace import LR_RANGES, WD_RANGES
 from cifar_sweeps.sweepspec.schema import parse_spec
 
 
@@ -49,48 +49,6 @@ def test_fixed_values_leave_the_space_and_given_params_win():
 def test_a_budget_sets_the_longest_trial_so_that_eight_run_in_full():
     spec = parse_spec({"fixed": {"model": "mlp"}, "params": "auto", "budget": {"epochs": 60}, "refit": False})
     assert _range(spec, "epochs") == ("quniform", 2, 7)  # 60 // 8 = 7
-
-
-TIMED = {"fixed": {"model": "mlp"}, "params": "auto", "time_budget_s": 360}  # 180 s of search, 180 for the refit
-
-
-@pytest.mark.parametrize(
-    ("epoch_s", "slots", "epochs"),
-    [
-        (4.0, 2, "as given"),  # 180 s x 2 / (8 x 4 s) = 11.25: 3-10 fits already
-        (9.0, 2, ("quniform", 2, 5)),  # 360 / 72 = 5: a quarter of 5 to 5
-        (9.0, 1, ("quniform", 1, 2)),  # one slot: half as many epochs
-        (30.0, 2, None),  # 360 / 240 = 1.5: one epoch, fixed
-    ],
-)
-def test_a_time_budget_sets_the_longest_trial_so_that_eight_run_in_full(epoch_s, slots, epochs):
-    spec = parse_spec(TIMED)
-    fitted, why = fitted_to_time(spec, epoch_s, slots)
-    if epochs == "as given":
-        assert fitted is spec and why is None and _range(spec, "epochs") == ("quniform", 3, 10)
-        return
-    assert why is not None and "8 trials" in why and f"{epoch_s:.1f} s an epoch" in why
-    if epochs is None:
-        assert "epochs" not in fitted.params and fitted.fixed["epochs"] == 1
-    else:
-        assert _range(fitted, "epochs") == epochs
-    assert spec.params["epochs"].high == 10  # the spec given is left as it was
-    again = parse_spec(fitted.model_dump(mode="json"))  # stored and read back: the same space
-    assert again.params == fitted.params and again.fixed == fitted.fixed
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        {k: v for k, v in TIMED.items() if k != "time_budget_s"},  # no time budget
-        {**TIMED, "params": {"auto": True, "epochs": {"type": "quniform", "low": 2, "high": 20, "q": 1}}},  # the user's
-        {**TIMED, "fixed": {"model": "mlp", "epochs": 12}},  # fixed by the user
-    ],
-)
-def test_epochs_the_service_did_not_choose_under_a_time_budget_are_left_alone(raw):
-    spec = parse_spec(raw)
-    assert fitted_to_time(spec, 60.0, 2) == (spec, None)
-    assert fitted_to_time(parse_spec(TIMED), None, 2)[1] is None  # an epoch's seconds unknown
 
 
 def test_a_small_training_subset_drops_the_batches_it_cannot_fill():

@@ -59,31 +59,3 @@ def test_an_open_num_samples_over_the_limit_says_why():
     spec = parse_spec({"name": "b", "budget": {"epochs": 5000}, "fixed": {"model": "mlp"}, "params": LR})
     with pytest.raises(SpecError, match="under a budget num_samples defaults to budget.epochs"):
         check_limits(spec, Settings(max_num_samples=1000))
-
-
-def test_a_time_budget_fits_the_services_epochs_from_measured_epochs_and_stores_the_space(tmp_path):
-    """The driver's step before the search: the store measured 2 s an epoch of 1,250 images
-    for this shape (mlp, batch 64, 1 CPU); 40 s, half for the refit, 2 at a time: 20 x 2 /
-    (8 x 2) = 2.5, so trials of 1-2 epochs, and the sweep's stored spec says so."""
-    from cifar_sweeps.training.data import split_train_val, synthetic
-    from cifar_sweeps.tuning.driver import fitted_to_time
-    from tests.helpers.plans import measured_store
-
-    settings, store = measured_store(tmp_path)
-    raw = {
-        "fixed": {"model": "mlp", "batch_size": 64},
-        "params": "auto",
-        "time_budget_s": 40,
-        "resources_per_trial": {"cpu": 1},
-    }
-    spec = parse_spec(raw)
-    sweep = store.create_sweep(spec.model_dump(mode="json"), "synthetic:1250", "v")
-    splits = split_train_val(synthetic(1250, 100), 0.2, test_fraction=0.0)
-    assert len(splits.y_train) + len(splits.y_val) == 1250
-    run = fitted_to_time(spec, settings, store, sweep.id, splits, n_slots=2)
-    assert (run.params["epochs"].low, run.params["epochs"].high) == (1, 2)
-    stored = parse_spec(store.get_sweep(sweep.id).spec)
-    assert stored.params == run.params and stored.auto_params == spec.auto_params
-    assert fitted_to_time(spec, settings, store, sweep.id, splits, n_slots=16).params == spec.params  # 20 fit
-    untimed = parse_spec({k: v for k, v in raw.items() if k != "time_budget_s"})
-    assert fitted_to_time(untimed, settings, store, sweep.id, splits, n_slots=2) is untimed
