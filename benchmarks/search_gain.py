@@ -54,9 +54,6 @@ from benchmarks._common import append_run, cache_dir, cpu_model, default_data, p
 from cifar_sweeps.sweepspec.autospace import AUTO_SCHEDULE  # noqa: E402  (b)'s and (c)'s lr schedule: rows apart
 
 METHODS = ("student", "report", "service")
-# Rows of (c) with "search_epochs": "fitted" are from an experiment since reverted (b0ac51b: the
-# service's epochs fitted to the time budget so that 8 trials run in full; docs/performance.md):
-# they are kept apart.
 # How the refit's rate is estimated in the code measured: "probed-sqrt" (its own CPUs, two
 # probes, the square root of their ratio) since the refit ran past its share at the probed
 # ratio; "probed" rows are from before, rows with none were planned at a trial's rate.
@@ -242,6 +239,8 @@ def main() -> None:
             r["method"] == "student"
             or (
                 r.get("refit_share") == share
+                # "search_epochs": rows of an experiment since reverted (b0ac51b: the service's
+                # epochs fitted to the time budget; docs/performance.md), kept apart
                 and "search_epochs" not in r
                 and r.get("refit_rate", "search") == (REFIT_RATE if share else "search")
                 and r.get("lr_schedule", "none") == AUTO_SCHEDULE
