@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from benchmarks.replay import METHODS, REPORT
+from benchmarks.replay import METHODS, REPORT, centre, method_on
 from cifar_sweeps.analysis.replay import Table, at, nearest
 from cifar_sweeps.tuning.replay import replay, reseeded, table_spec
 
@@ -71,6 +71,23 @@ def test_a_suggestion_maps_to_the_nearest_configuration():
     assert nearest(table, {"lr": 0.012, "batch_size": 64}) == 1
     assert nearest(table, {"lr": 0.012, "batch_size": 32}) in (0, 2)  # a choice weighs as the whole log range
     assert nearest(table, {"lr": 0.05, "batch_size": 32}) == 2
+
+
+def test_a_centre_first_method_starts_every_seed_at_the_tables_centre():
+    """The centre of a log range is its geometric mean; of a choice, its middle value: here
+    lr 0.04 or 0.05 of 0.01-0.08 (geometric mean 0.028 maps to 0.03); the first result of
+    every seed is that configuration's, whatever the seed draws after it."""
+    table = _table()
+    table.space["params"]["lr"] = {"type": "choice", "values": [0.01 * (i + 1) for i in range(N)]}
+    assert centre(table.space) == {"lr": 0.05}
+    log_space = {"params": {"lr": {"type": "loguniform", "low": 0.01, "high": 0.08}}}
+    assert centre(log_space)["lr"] == pytest.approx(math.sqrt(0.01 * 0.08))
+    name = "random + fifo, centre first"
+    spec = table_spec(table, {**method_on(table, name), "max_concurrent_trials": 1}, 0, num_samples=3)
+    firsts = {replay(table, reseeded(spec, s), s, 1e9)[0][1] for s in range(20)}
+    assert firsts == {VALS[4]}  # lr 0.05 is configuration 4
+    plain = table_spec(table, {**METHODS[REPORT], "max_concurrent_trials": 1}, 0, num_samples=3)
+    assert len({replay(table, reseeded(plain, s), s, 1e9)[0][1] for s in range(20)}) > 1
 
 
 # ------------------------------------------------------------ plan --replay (CLI and API)
