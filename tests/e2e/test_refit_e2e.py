@@ -35,10 +35,10 @@ def test_a_refit_is_linked_trained_on_every_image_tested_once_and_resumes_after_
     results = tmp_path / "results"
     spec = write_spec(
         tmp_path,
-        num_samples=4,
+        num_samples=2,  # one round of two concurrent trials: the refit's source is the better
         refit=True,
         # cosine: a schedule shaped by the run's length, so the refit trains its full EPOCHS
-        fixed={"model": "mlp", "epochs": EPOCHS, "batch_size": 8, "lr_schedule": "cosine"},
+        fixed={"model": "mlp", "epochs": EPOCHS, "batch_size": 16, "lr_schedule": "cosine"},
     )
     env = sweep_env(ray_head, results)
     store = open_store(results)
