@@ -13,7 +13,11 @@ Every method searches on past the report's 10 trials (random search goes on at r
 Prints per method, over the seeds: the best validation accuracy at 0.25, 0.5, 1 and 2 times
 the budget with 95 % intervals, its trial's test accuracy at 1x and 2x, and the budget (as
 a fraction of 1x, median over the seeds that got there) it needed to match the report's
-method's mean at 1x.
+method's mean at 1x. Then each method against the report's method seed by seed (a seed draws
+the same random start for both) at 0.5, 1 and 2 times the budget: the mean difference with
+its 95 % interval, and how many seeds a live benchmark (benchmarks/search_gain.py) would
+need for its interval to exclude 0 at that difference and spread (a lower bound: a live
+run's seeds also differ in training).
 """
 
 from __future__ import annotations
@@ -145,6 +149,36 @@ def row_of(name: str, curves: list, budget: float, target: float) -> list[object
     return row
 
 
+PAIRED_POINTS = (0.5, 1.0, 2.0)  # of the budget, for the paired differences
+POWER = 0.8  # of a live benchmark's paired test at 5 %, for the seeds it needs
+
+
+def seeds_needed(diffs: list[float]) -> str:
+    """Seeds a paired comparison needs for its 95 % interval to exclude 0 with POWER, at this
+    mean and spread: ((z_0.975 + z_POWER) * sd / |mean|)^2 (the normal approximation), or
+    "never" past 10,000. A live benchmark's seeds also differ in training, so it needs more."""
+    from scipy import stats
+
+    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+    if sd == 0:
+        return "1" if mean else "never"
+    n = ((stats.norm.ppf(0.975) + stats.norm.ppf(POWER)) * sd / abs(mean)) ** 2 if mean else math.inf
+    return f"{math.ceil(n)}" if n <= 10_000 else "never"
+
+
+def paired_row(name: str, curves: list, report: list, budget: float) -> list[object]:
+    """A method against the report's method, seed by seed (a seed draws the same random
+    start for both): the mean difference of the best validation accuracy (points) with its
+    95 % interval, and the seeds a live comparison would need, at each of PAIRED_POINTS."""
+    row: list[object] = [name]
+    for f in PAIRED_POINTS:
+        pairs = [(at(c, f * budget)[0], at(r, f * budget)[0]) for c, r in zip(curves, report, strict=True)]
+        diffs = [(a - b) * 100 for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
+        m, lo, hi = interval(diffs)
+        row.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}] ({seeds_needed(diffs)})")
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", required=True, help="a table in --tables: <task>.csv and <task>.json")
@@ -176,6 +210,9 @@ def main() -> None:
     print()
     heads = [f"val @{f:g}x (95% CI)" for f in POINTS]
     print_table(["method", *heads, "test of best @1x", f"test @{POINTS[-1]:g}x", "budget to match the report"], rows)
+    print(f"\nagainst the report's method, seed by seed: points [95 % CI] (seeds a live run needs, {POWER:.0%} power)")
+    paired = [paired_row(n, results[n], results[REPORT], budget) for n in names if n != REPORT]
+    print_table(["method", *(f"- report @{f:g}x" for f in PAIRED_POINTS)], paired)
     print(
         f"\n{args.seeds} seeds per method in {time.perf_counter() - t0:.0f} s on {cpu_model()}; 1x = {budget:.0f} "
         f"simulated s (the report's method's 10 full-length trials, two at a time, on average)"

@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from benchmarks.replay import METHODS, REPORT, centre, method_on
+from benchmarks.replay import METHODS, REPORT, centre, method_on, seeds_needed
 from cifar_sweeps.analysis.replay import Table, at, nearest
 from cifar_sweeps.tuning.replay import replay, reseeded, table_spec
 
@@ -88,6 +88,16 @@ def test_a_centre_first_method_starts_every_seed_at_the_tables_centre():
     assert firsts == {VALS[4]}  # lr 0.05 is configuration 4
     plain = table_spec(table, {**METHODS[REPORT], "max_concurrent_trials": 1}, 0, num_samples=3)
     assert len({replay(table, reseeded(plain, s), s, 1e9)[0][1] for s in range(20)}) > 1
+
+
+def test_the_seeds_a_live_comparison_needs():
+    """((1.96 + 0.84) * sd / mean)^2: a one-sd gain needs 8 seeds, a tenth of it 785; no
+    gain, never; differences all alike, one."""
+    assert seeds_needed([0.0, 1.0, 2.0]) == "8"  # mean 1, sd 1: 7.85
+    assert seeds_needed([-0.9, 0.1, 1.1]) == "785"  # mean 0.1, sd 1
+    assert seeds_needed([-1.0, 0.0, 1.0]) == "never"
+    assert seeds_needed([-0.1, 0.0, 0.1001]) == "never"  # past 10,000
+    assert seeds_needed([0.5, 0.5]) == "1" and seeds_needed([0.0, 0.0]) == "never"
 
 
 # ------------------------------------------------------------ plan --replay (CLI and API)
