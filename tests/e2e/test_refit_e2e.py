@@ -35,7 +35,7 @@ def test_a_refit_is_linked_trained_on_every_image_tested_once_and_resumes_after_
     results = tmp_path / "results"
     spec = write_spec(
         tmp_path,
-        num_samples=2,  # one round of two concurrent trials: the refit's source is the better
+        num_samples=2,  # one round of two concurrent trials; the refit trains the better one again
         refit=True,
         # cosine: a schedule shaped by the run's length, so the refit trains its full EPOCHS
         fixed={"model": "mlp", "epochs": EPOCHS, "batch_size": 16, "lr_schedule": "cosine"},
