@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # Seconds a throughput probe may take (plan.py); past it the plan's wall time is
     # "unknown", with a warning, remembered for 10 minutes: a loaded machine never stops a run.
     probe_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    # The file of probed throughputs (images/s per trial shape, analysis/throughput.py): a
+    # property of this machine and its software, not of one results folder, so several
+    # results folders on one machine may share one (a probe costs 5-20 s of CPU); empty:
+    # <results_dir>/cache/throughput.json.
+    throughput_file: Path | None = None
     # Webhooks told when a sweep ends (succeeded, failed, stopped): a JSON object of name to
     # {"url", "format"}; a spec may choose among them by name (`notify`), never give a URL.
     webhooks: dict[str, Webhook] = Field(default_factory=dict, max_length=20)
@@ -136,9 +141,20 @@ class Settings(BaseSettings):
     def _absolute_weights_dir(cls, v: Path) -> Path:
         return v.expanduser().resolve()
 
+    @field_validator("throughput_file", mode="before")
+    @classmethod
+    def _absolute_throughput_file(cls, v: object) -> Path | None:
+        # Empty: the default; a relative path is resolved here, since a job's driver runs elsewhere.
+        return Path(str(v)).expanduser().resolve() if v not in (None, "") else None
+
     @property
     def cache_dir(self) -> Path:
         return self.results_dir / "cache"
+
+    @property
+    def throughputs(self) -> Path:
+        """Where probed throughputs are kept (`throughput_file`, or the results folder's)."""
+        return self.throughput_file or self.cache_dir / "throughput.json"
 
     def storage_root(self) -> Path | str:
         """Tune's storage: a URI as given, or an absolute local path."""
@@ -217,7 +233,9 @@ class Settings(BaseSettings):
 
 # What a cluster apart from the API keeps its own of: paths on its nodes, and the API's own
 # serving settings.
-CLUSTER_OWN = frozenset({"results_dir", "data", "weights_dir", "storage_path", "cluster_paths", "api_token"})
+CLUSTER_OWN = frozenset(
+    {"results_dir", "data", "weights_dir", "storage_path", "cluster_paths", "api_token", "throughput_file"}
+)
 
 # scheme://user:PASSWORD@host, and NAME=VALUE where the name says token, key, password or secret.
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@")

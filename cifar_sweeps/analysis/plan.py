@@ -419,7 +419,7 @@ def plan_for(
         spec,
         data_source or settings.data,
         store,
-        settings.cache_dir / "throughput.json",
+        settings.throughputs,
         resources,
         run_probe=run_probe,
         warn_hours=settings.plan_warn_hours,

@@ -763,7 +763,7 @@ def _refit_speedup(spec: SweepSpec, settings: Settings, run) -> tuple[float, str
 
     cpu, _ = refit_resources(spec)
     cfg = shape_of(spec, run.config)
-    return thread_speedup(cfg, max(1, int(cpu)), settings.cache_dir / "throughput.json", settings.probe_timeout_s)
+    return thread_speedup(cfg, max(1, int(cpu)), settings.throughputs, settings.probe_timeout_s)
 
 
 def _refit_stale(spec: SweepSpec, store: Store, sweep_id: str, settings: Settings, trials: list) -> bool:

@@ -97,9 +97,9 @@ def test_a_sweep_that_runs_into_its_time_budget_leaves_no_trial_running(ray_head
         tmp_path,
         num_samples=4,
         max_concurrent_trials=2,
-        # 30 s: on a loaded 2-core machine a trial's start (a Ray actor, torch, the data) takes
-        # 10-15 s, and the test needs cut trials that finished an epoch first.
-        time_budget_s=30,
+        # 50 s: the test needs cut trials that finished an epoch first, and on a loaded 2-core
+        # machine a trial's start (a Ray actor, torch, the data) took 10-15 s, once over 30.
+        time_budget_s=50,
         scheduler={"type": "fifo"},
         fixed={"model": "mlp", "epochs": 500, "batch_size": 32},
         params=LR,

@@ -98,8 +98,9 @@ def test_twenty_concurrent_posts_queue_under_the_running_cap(ray_head, tmp_path)
         for r in answers:  # each stored with its own spec
             body = r.json()
             assert svc.store.get_sweep(body["id"]).spec["description"] == body["spec"]["description"]
-        # The queue drains under the cap: watched until 6 have succeeded (three rounds of
-        # two), then the rest is stopped, queued or running, which ends them too.
+        # The queue drains under the cap: watched until 4 have succeeded (two rounds of two:
+        # a slot freed is taken by a queued sweep), then the rest is stopped, queued or
+        # running, which ends them too.
         peak, stopped, deadline = 0, False, time.time() + 600
         while time.time() < deadline:
             rows, _ = svc.store.list_sweeps(limit=100)
@@ -107,7 +108,7 @@ def test_twenty_concurrent_posts_queue_under_the_running_cap(ray_head, tmp_path)
             peak = max(peak, len(active))
             if all(s.status not in ("queued", "running") for s in rows):
                 break
-            if not stopped and sum(s.status == "succeeded" for s in rows) >= 6:
+            if not stopped and sum(s.status == "succeeded" for s in rows) >= 4:
                 for s in rows:
                     if s.status in ("queued", "running"):
                         httpx.post(f"{svc.base}/sweeps/{s.id}/stop", timeout=30)
@@ -115,7 +116,7 @@ def test_twenty_concurrent_posts_queue_under_the_running_cap(ray_head, tmp_path)
             time.sleep(0.2)
         assert peak <= 2, f"{peak} sweeps ran at once with a cap of 2"
         statuses = [s.status for s in rows]
-        assert statuses.count("succeeded") >= 6 and set(statuses) <= {"succeeded", "stopped"}, statuses
+        assert statuses.count("succeeded") >= 4 and set(statuses) <= {"succeeded", "stopped"}, statuses
     finally:
         svc.stop()
 

@@ -6,10 +6,21 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+_RUN = uuid.uuid4().hex[:12]
+
+
+def shared_throughputs() -> Path:
+    """One throughput file for every test of this pytest run (its xdist workers included): a
+    shape is probed once a run, not once per results folder (tests/integration/test_plan_probe.py
+    probes afresh)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", _RUN)
+    return Path(tempfile.gettempdir()) / f"cifar-sweeps-tests-{run}" / "throughput.json"
 
 
 def free_port() -> int:
@@ -54,6 +65,7 @@ class RayHead:
         env = dict(os.environ)
         env["RAY_AUTH_MODE"] = "disabled"
         env.pop("RAY_AUTH_TOKEN", None)
+        env["CIFAR_SWEEPS_THROUGHPUT_FILE"] = str(shared_throughputs())
         # Job drivers inherit the head's PATH: the venv's console scripts must be on it.
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
         return env

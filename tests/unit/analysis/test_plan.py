@@ -142,3 +142,26 @@ def test_a_cold_start_counts_the_decoding_of_the_images(tmp_path):
     warm = make_plan(spec, str(archive), None, cache / "throughput.json", TWO_CPUS, throughput=tp)
     assert "the data decoded already" in warm.startup
     assert cold.wall_s_expected == pytest.approx(warm.wall_s_expected + 60_000 / 4000)
+
+
+def test_a_throughput_file_shared_by_two_results_folders_spares_the_second_its_probe(tmp_path):
+    """CIFAR_SWEEPS_THROUGHPUT_FILE: a shape probed for one results folder is read for
+    another on the same machine; without it each folder keeps its own (and has no figure)."""
+    from cifar_sweeps.analysis.plan import plan_for
+    from cifar_sweeps.analysis.throughput import key_of, remember, trial_config
+    from cifar_sweeps.settings import Settings
+    from cifar_sweeps.store.queries import get_store
+
+    spec = _spec(scheduler={"type": "fifo"}, resources_per_trial={"cpu": 1})
+    shared = tmp_path / "machine" / "throughput.json"
+    remember(
+        shared, key_of(trial_config(spec)), {"train_images_per_s": 500.0, "eval_images_per_s": 2000.0, "peak_mb": 300}
+    )
+    for folder, source in (("a", "a probe kept from an earlier plan (500 train images/s)"), ("b", None)):
+        over = {"throughput_file": str(shared)} if source else {}
+        settings = Settings(results_dir=tmp_path / folder, data="synthetic:1200", **over)
+        store = get_store(settings.resolved_store_url())  # empty: nothing measured
+        plan = plan_for(spec, settings, store, TWO_CPUS, run_probe=False)
+        assert plan.throughput_source == source if source else not plan.throughput_source.startswith("a probe"), plan
+    assert Settings(throughput_file="").throughputs == Settings().cache_dir / "throughput.json"  # empty: the default
+    assert Settings(throughput_file="t.json").throughputs.is_absolute()  # a job's driver runs elsewhere
