@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.helpers.paths import REPO
-from tests.helpers.ray_head import free_port
+from tests.helpers.ray_head import free_port, shared_throughputs
 
 pytestmark = pytest.mark.slow
 ROOT = REPO
@@ -112,6 +112,7 @@ def test_benchmark_runs(script, tmp_path):
         )
         args += ["--tables", str(tmp_path / "tables")]
     env = dict(os.environ, CIFAR_SWEEPS_RESULTS_DIR=str(tmp_path), RAY_AUTH_MODE="disabled")
+    env.update(CIFAR_SWEEPS_THROUGHPUT_FILE=str(shared_throughputs()))  # a shape probed once a run
     env.pop("RAY_ADDRESS", None)
     p = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],

@@ -22,6 +22,7 @@ SPEC = {
     "name": "pretrained-grid",
     "metric": "best_val_acc",
     "mode": "max",
+    "num_samples": 1,  # the grid once: two trials
     "max_concurrent_trials": 2,
     "search": {"algorithm": "grid"},
     "scheduler": {"type": "fifo"},
@@ -44,8 +45,9 @@ def test_imported_weights_reach_the_trial_through_the_object_store(ray_head, tmp
 
     store = open_store(tmp_path / "results")
     (sweep,), _ = store.list_sweeps()
-    trials = {t.model: t for t in store.trials(sweep.id)}
-    assert sweep.status == "succeeded" and set(trials) == {"simple_cnn", "resnet50"}
+    rows = store.trials(sweep.id)
+    trials = {t.model: t for t in rows}
+    assert sweep.status == "succeeded" and set(trials) == {"simple_cnn", "resnet50"} and len(rows) == 2
     assert all(t.status == "terminated" and t.epochs == 1 for t in trials.values())
     assert trials["resnet50"].config["pretrained"] is True and "pretrained" not in trials["simple_cnn"].config
     rn = torch.load(trials["resnet50"].checkpoint_path, weights_only=True)
