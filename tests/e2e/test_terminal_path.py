@@ -14,7 +14,7 @@ import pytest
 
 from cifar_sweeps.cluster.connection import start_head, stop_head
 from tests.helpers.paths import REPO
-from tests.helpers.ray_head import VENV_BIN, free_port
+from tests.helpers.ray_head import VENV_BIN, free_port, shared_throughputs
 
 pytestmark = pytest.mark.slow
 SMALL = [
@@ -41,6 +41,7 @@ def _env(home: Path, results: Path) -> dict[str, str]:
         CIFAR_SWEEPS_RESULTS_DIR=str(results),
         RAY_USAGE_STATS_ENABLED="0",
         PYTHONUNBUFFERED="1",
+        CIFAR_SWEEPS_THROUGHPUT_FILE=str(shared_throughputs()),  # a shape probed once a test run
     )
     return env
 
