@@ -8,7 +8,7 @@ import torch
 
 from cifar_sweeps.training.data import split_train_val, synthetic
 from tests.helpers.plugins import plugin  # noqa: F401 (a fixture: a fake plug-in distribution installed)
-from tests.helpers.ray_head import RayHead
+from tests.helpers.ray_head import THROUGHPUTS_ENV, RayHead
 
 torch.set_num_threads(1)  # tests run beside Ray workers on 2 cores
 
@@ -69,6 +69,15 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ.pop("RAY_AUTH_TOKEN", None)
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.pop("RAY_ADDRESS", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _throughputs_of_this_run(tmp_path_factory):
+    """The run's shared throughput file (helpers/ray_head.shared_throughputs) in pytest's own
+    temp root of this run, which every xdist worker shares and pytest cleans up later."""
+    base = tmp_path_factory.getbasetemp()
+    base = base.parent if base.name.startswith("popen-gw") else base
+    os.environ[THROUGHPUTS_ENV] = str(base / "throughput.json")
 
 
 @pytest.fixture(scope="session")

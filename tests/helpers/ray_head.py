@@ -8,19 +8,18 @@ import socket
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
-_RUN = uuid.uuid4().hex[:12]
+THROUGHPUTS_ENV = "CIFAR_SWEEPS_TEST_THROUGHPUTS"  # set by conftest.py for the whole run
 
 
 def shared_throughputs() -> Path:
     """One throughput file for every test of this pytest run (its xdist workers included): a
     shape is probed once a run, not once per results folder (tests/integration/test_plan_probe.py
     probes afresh)."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", _RUN)
-    return Path(tempfile.gettempdir()) / f"cifar-sweeps-tests-{run}" / "throughput.json"
+    here = os.environ.get(THROUGHPUTS_ENV)
+    return Path(here) if here else Path(tempfile.mkdtemp(prefix="cifar-sweeps-tests-")) / "throughput.json"
 
 
 def free_port() -> int:

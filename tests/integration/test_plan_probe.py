@@ -47,11 +47,14 @@ def test_the_page_shows_a_presets_plan_before_submit(tmp_path, monkeypatch):
     wall time from a probe, memory) appears under it, nothing is submitted, no page error."""
     from playwright.sync_api import sync_playwright
 
+    from tests.helpers.ray_head import shared_throughputs
     from tests.helpers.served_process import launch_chromium
     from tests.helpers.served_thread import serve_in_thread
 
     # The probe's own limit is 60 s; a loaded test machine can need more for the first one.
     monkeypatch.setenv("CIFAR_SWEEPS_PROBE_TIMEOUT_S", "240")
+    # The preset's shape probed once a test run (the docs' `plan quickstart` probes it too).
+    monkeypatch.setenv("CIFAR_SWEEPS_THROUGHPUT_FILE", str(shared_throughputs()))
     server, thread, base = serve_in_thread(tmp_path / "results")
     errors: list[str] = []
     try:
