@@ -1,8 +1,9 @@
 """What a trial shape trains at, before the store has measured it: a probe (training/probe.py:
 the real training loop for a few batches, in a process of its own), kept per shape (model,
 batch size, width, depth, threads, device, image size, precision) in
-<results>/cache/throughput.json for the next plan; and how much faster a shape trains with
-more threads (the refit's, which runs alone). Torch-free: the API plans too.
+<results>/cache/throughput.json, or the file CIFAR_SWEEPS_THROUGHPUT_FILE names (results
+folders on one machine may share one), for the next plan; and how much faster a shape
+trains with more threads (the refit's, which runs alone). Torch-free: the API plans too.
 """
 
 from __future__ import annotations
