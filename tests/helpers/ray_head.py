@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -19,7 +20,13 @@ def shared_throughputs() -> Path:
     shape is probed once a run, not once per results folder (tests/integration/test_plan_probe.py
     probes afresh)."""
     here = os.environ.get(THROUGHPUTS_ENV)
-    return Path(here) if here else Path(tempfile.mkdtemp(prefix="cifar-sweeps-tests-")) / "throughput.json"
+    return Path(here) if here else _outside_pytest()
+
+
+@functools.cache
+def _outside_pytest() -> Path:
+    """A script that uses these helpers without conftest.py: one file for its process."""
+    return Path(tempfile.mkdtemp(prefix="cifar-sweeps-tests-")) / "throughput.json"
 
 
 def free_port() -> int:
